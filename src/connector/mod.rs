@@ -1,0 +1,126 @@
+//! Backends behind one trait. The planner and the executor only ever see this trait, so
+//! adding a vendor never touches them.
+//!
+//! Contract for implementors:
+//! - every HTTP request goes through [`Gate::ready`] first (one rate limiter per tenant,
+//!   reads included), and a 429 calls [`Gate::pause`] with its Retry-After before the error
+//!   is returned, so the whole tenant waits, not only the caller;
+//! - `send` makes exactly one HTTP request (one attempt, no retry: the executor owns
+//!   retries and the job's retry budget);
+//! - `snapshot` and `read_user` are idempotent reads and retry on their own with
+//!   [`retry::RetryPolicy`].
+
+pub mod gate;
+pub mod retry;
+
+use crate::model::{Snapshot, TenantUser, Upn};
+use crate::plan::model::UserPlan;
+use async_trait::async_trait;
+use serde::Serialize;
+use std::time::Duration;
+
+pub use gate::Gate;
+
+/// What a backend can do; shown by `teamsync backends`, checked before anything is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    pub read: bool,
+    pub write: bool,
+    pub create: bool,
+    pub delete: bool,
+    pub groups: bool,
+    pub licenses: bool,
+    pub vrp: bool,
+    pub customer_licenses: bool,
+    pub resource_accounts: bool,
+    pub number_ranges: bool,
+}
+
+/// Why a request failed, in the terms the executor decides on.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConnectorError {
+    /// Worth another try later: 429, 500/502/503/504, connection errors, timeouts,
+    /// malformed answers to reads.
+    #[error("temporary failure{}: {message}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    Retryable {
+        status: Option<u16>,
+        retry_after: Option<Duration>,
+        message: String,
+    },
+    /// The server refused this item (other 4xx): kept as the item's error.
+    #[error("HTTP {status}{}: {reason}", code.as_ref().map(|c| format!(" code {c}")).unwrap_or_default())]
+    Rejected {
+        status: u16,
+        code: Option<String>,
+        reason: String,
+    },
+    /// 401/403 (after a token refresh where one is configured): the job aborts.
+    #[error("authentication failed (HTTP {status}): {message}")]
+    Auth { status: u16, message: String },
+    /// The backend cannot do this at all (read-only backend, unsupported field).
+    #[error("not supported by this backend: {0}")]
+    Unsupported(String),
+    /// Local problem: bad configuration, token command failed, invalid URL.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl ConnectorError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ConnectorError::Rejected { status: 404, .. })
+    }
+    /// Stable code kept in the history's `error_code`.
+    pub fn code(&self) -> String {
+        match self {
+            ConnectorError::Retryable { status, .. } => {
+                status.map(|s| s.to_string()).unwrap_or_else(|| "network".into())
+            }
+            ConnectorError::Rejected { status, code, .. } => match code {
+                Some(c) => c.clone(),
+                None => status.to_string(),
+            },
+            ConnectorError::Auth { status, .. } => status.to_string(),
+            ConnectorError::Unsupported(_) => "unsupported".into(),
+            ConnectorError::Config(_) => "config".into(),
+        }
+    }
+}
+
+/// A connector's unit of sending: one HTTP request carrying one or more of a user's
+/// planned operations (indices into `UserPlan::ops`, consecutive and in order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub ops: Vec<usize>,
+    /// e.g. `PUT users/{id}`, for logs and the history.
+    pub label: String,
+}
+
+/// What the tenant answered to the status check made at job start.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantStatus {
+    pub ok: bool,
+    /// Backend-specific details, shown by `tenant status`.
+    pub details: serde_json::Value,
+}
+
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// Backend name: fusion, liveplatform, ump, portsip.
+    fn backend(&self) -> &'static str;
+    fn capabilities(&self) -> Capabilities;
+    /// Checks the tenant path exists and credentials work (Fusion: `msteams/status`).
+    async fn check(&self) -> Result<TenantStatus, ConnectorError>;
+    /// Every user plus catalogs; details (groups, VRP) only for `detail_upns`
+    /// (or all users when `all_details`).
+    async fn snapshot(&self, detail_upns: &[Upn], all_details: bool) -> Result<Snapshot, ConnectorError>;
+    /// One user with details, by backend id. `Ok(None)` when the tenant says 404.
+    async fn read_user(&self, id: &str) -> Result<Option<TenantUser>, ConnectorError>;
+    /// Finds a user by UPN (used when a create is answered "already exists").
+    async fn find_user(&self, upn: &Upn, display_name_hint: Option<&str>) -> Result<Option<TenantUser>, ConnectorError>;
+    /// Groups a user's planned operations into the fewest requests the API allows.
+    /// Never merges across an op with `after` dependencies or past an `awaited` op.
+    fn steps(&self, user: &UserPlan) -> Vec<Step>;
+    /// Sends one step (exactly one HTTP request, one attempt). `user_id` is the target's
+    /// backend id; a create step fills it in.
+    async fn send(&self, user: &UserPlan, user_id: &mut Option<String>, step: &Step) -> Result<(), ConnectorError>;
+}
