@@ -1,0 +1,73 @@
+//! `teamsync backends`: the capability matrix, so a user sees what a backend can do
+//! before trying.
+
+use super::{print_json, CmdResult, Ctx};
+use crate::connector::Capabilities;
+
+struct Row {
+    name: &'static str,
+    note: &'static str,
+    caps: Option<Capabilities>,
+}
+
+fn rows() -> Vec<Row> {
+    vec![
+        Row {
+            name: "fusion",
+            note: "Netaxis Fusion MS Teams API (also the embedded `sim` tenant)",
+            caps: Some(crate::connector::fusion::CAPABILITIES),
+        },
+        Row {
+            name: "liveplatform",
+            note: "AudioCodes Live Platform: not available in this build yet",
+            caps: None,
+        },
+        Row {
+            name: "ump",
+            note: "AudioCodes UMP 365: not available in this build yet",
+            caps: None,
+        },
+        Row {
+            name: "portsip",
+            note: "PortSIP PBX: not available in this build yet",
+            caps: None,
+        },
+    ]
+}
+
+pub fn run(ctx: &Ctx) -> CmdResult {
+    let rows = rows();
+    if ctx.json() {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|r| serde_json::json!({"backend": r.name, "available": r.caps.is_some(), "capabilities": r.caps, "note": r.note}))
+            .collect();
+        print_json(&serde_json::Value::Array(v));
+        return Ok(0);
+    }
+    let yn = |b: bool| if b { "yes" } else { "-" };
+    println!(
+        "{:<13} {:<5} {:<5} {:<6} {:<6} {:<6} {:<8} {:<4} {:<9} {:<9} {:<7}",
+        "BACKEND", "READ", "WRITE", "CREATE", "DELETE", "GROUPS", "LICENSES", "VRP", "CUST.LIC", "RES.ACCT", "RANGES"
+    );
+    for r in &rows {
+        match r.caps {
+            Some(c) => println!(
+                "{:<13} {:<5} {:<5} {:<6} {:<6} {:<6} {:<8} {:<4} {:<9} {:<9} {:<7}",
+                r.name,
+                yn(c.read),
+                yn(c.write),
+                yn(c.create),
+                yn(c.delete),
+                yn(c.groups),
+                yn(c.licenses),
+                yn(c.vrp),
+                yn(c.customer_licenses),
+                yn(c.resource_accounts),
+                yn(c.number_ranges)
+            ),
+            None => println!("{:<13} {}", r.name, r.note),
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,216 @@
+//! `teamsync tenant …`: read the tenant as it is now, or export it as an input sheet.
+
+use super::plan::{connector_failure, open_tenant};
+use super::{print_json, CliError, CmdResult, Ctx};
+use crate::cli::{ExportFormat, TenantCommand};
+use crate::connect::Tenant;
+use crate::model::{Catalogs, Snapshot, TenantUser};
+use crate::report::sheet_out;
+
+pub async fn run(ctx: &Ctx, cmd: TenantCommand) -> CmdResult {
+    let name = match &cmd {
+        TenantCommand::Status { tenant }
+        | TenantCommand::Users { tenant }
+        | TenantCommand::Groups { tenant }
+        | TenantCommand::Licenses { tenant }
+        | TenantCommand::Vrps { tenant }
+        | TenantCommand::Export { tenant, .. } => tenant.clone(),
+    };
+    let tenant = open_tenant(ctx, name.as_deref(), None).await?;
+    let result = dispatch(ctx, &tenant, cmd).await;
+    tenant.close().await;
+    result
+}
+
+async fn full_snapshot(tenant: &Tenant, details: bool) -> Result<Snapshot, CliError> {
+    tenant
+        .connector
+        .snapshot(&[], details)
+        .await
+        .map_err(|e| connector_failure(&tenant.name, e))
+}
+
+async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
+    match cmd {
+        TenantCommand::Status { .. } => {
+            let st = tenant
+                .connector
+                .check()
+                .await
+                .map_err(|e| connector_failure(&tenant.name, e))?;
+            if ctx.json() {
+                print_json(&serde_json::json!({"tenant": tenant.name, "backend": tenant.connector.backend(), "ok": st.ok, "details": st.details}));
+            } else {
+                println!("tenant   {} ({})", tenant.name, tenant.connector.backend());
+                println!("status   {}", if st.ok { "ok" } else { "NOT READY" });
+                if let Some(m) = st.details.as_object() {
+                    for (k, v) in m {
+                        println!("{k:<8} {}", v);
+                    }
+                }
+            }
+            Ok(if st.ok { 0 } else { super::exit::ABORTED })
+        }
+        TenantCommand::Users { .. } => {
+            let snap = full_snapshot(tenant, false).await?;
+            if ctx.json() {
+                print_json(&serde_json::to_value(&snap.users).unwrap_or_default());
+            } else {
+                println!("{:<44} {:<28} {:<3} {:<16} LICENSES", "UPN", "DISPLAY NAME", "CC", "NUMBER");
+                for u in &snap.users {
+                    println!(
+                        "{:<44} {:<28} {:<3} {:<16} {}",
+                        u.upn,
+                        truncate(&u.display_name, 28),
+                        u.country.as_ref().map(|c| c.as_str()).unwrap_or(""),
+                        u.number.as_ref().map(|n| n.to_string()).unwrap_or_default(),
+                        license_names(&snap.catalogs, u).join(";")
+                    );
+                }
+                eprintln!("{} users ({} requests)", snap.users.len(), snap.requests);
+            }
+            Ok(0)
+        }
+        TenantCommand::Groups { .. } => {
+            let snap = full_snapshot(tenant, false).await?;
+            if ctx.json() {
+                print_json(&serde_json::to_value(&snap.catalogs.groups).unwrap_or_default());
+            } else {
+                println!("{:<38} DISPLAY NAME", "ID");
+                for g in &snap.catalogs.groups {
+                    println!("{:<38} {}", g.id, g.display_name);
+                }
+            }
+            Ok(0)
+        }
+        TenantCommand::Licenses { .. } => {
+            let snap = full_snapshot(tenant, false).await?;
+            if ctx.json() {
+                print_json(&serde_json::to_value(&snap.catalogs.licenses).unwrap_or_default());
+            } else {
+                println!("{:<26} {:>7} {:>7}  {:<38} DESCRIPTION", "SKU", "FREE", "TOTAL", "SKU ID");
+                for l in &snap.catalogs.licenses {
+                    println!(
+                        "{:<26} {:>7} {:>7}  {:<38} {}",
+                        l.sku_part_number,
+                        l.free,
+                        l.total,
+                        l.sku_id,
+                        l.sku_description.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            Ok(0)
+        }
+        TenantCommand::Vrps { .. } => {
+            let snap = full_snapshot(tenant, false).await?;
+            if ctx.json() {
+                print_json(&serde_json::to_value(&snap.catalogs.vrps).unwrap_or_default());
+            } else {
+                for v in &snap.catalogs.vrps {
+                    println!("{:<28} {}", v.identity, v.description.as_deref().unwrap_or(""));
+                }
+            }
+            Ok(0)
+        }
+        TenantCommand::Export { format, out, .. } => {
+            let snap = full_snapshot(tenant, true).await?;
+            let (header, rows) = export_rows(&snap);
+            let bytes = match format {
+                ExportFormat::Csv => sheet_out::to_csv(&header, &rows),
+                ExportFormat::Xlsx => {
+                    if out.is_none() {
+                        return Err(CliError::Invalid("--format xlsx needs --out FILE".into()));
+                    }
+                    sheet_out::to_xlsx(&header, &rows).map_err(|e| CliError::Other(e.into()))?
+                }
+                other => {
+                    return Err(CliError::Invalid(format!(
+                        "tenant export writes csv or xlsx, not {other:?}"
+                    )))
+                }
+            };
+            sheet_out::write_out(out.as_deref(), &bytes).map_err(|e| CliError::Other(e.into()))?;
+            if let Some(o) = &out {
+                eprintln!("{} users written to {}", rows.len(), o.display());
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn license_names(c: &Catalogs, u: &TenantUser) -> Vec<String> {
+    u.licenses
+        .iter()
+        .map(|id| {
+            c.licenses
+                .iter()
+                .find(|l| l.sku_id.eq_ignore_ascii_case(id))
+                .map(|l| l.sku_part_number.clone())
+                .unwrap_or_else(|| id.clone())
+        })
+        .collect()
+}
+
+/// The tenant as an input sheet: names rather than ids where the catalog knows them, so
+/// the sheet is readable and plans to zero changes against the same tenant.
+pub(crate) fn export_rows(snap: &Snapshot) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let header = vec![
+        "upn",
+        "displayName",
+        "number",
+        "country",
+        "vrp",
+        "groups",
+        "licenses",
+        "customerLicenses",
+    ];
+    let group_name = |id: &str| {
+        let matches: Vec<_> = snap.catalogs.groups.iter().filter(|g| g.id == id).collect();
+        match matches.first() {
+            // Display names may be ambiguous; fall back to the id then.
+            Some(g)
+                if snap
+                    .catalogs
+                    .groups
+                    .iter()
+                    .filter(|o| o.display_name.eq_ignore_ascii_case(&g.display_name))
+                    .count()
+                    == 1 =>
+            {
+                g.display_name.clone()
+            }
+            _ => id.to_string(),
+        }
+    };
+    let rows = snap
+        .users
+        .iter()
+        .filter(|u| u.account_type.is_none())
+        .map(|u| {
+            let d = u.details.as_ref();
+            vec![
+                u.upn.to_string(),
+                u.display_name.clone(),
+                u.number.as_ref().map(|n| n.to_string()).unwrap_or_default(),
+                u.country.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+                d.and_then(|d| d.vrp.clone()).unwrap_or_default(),
+                d.map(|d| d.groups.iter().map(|g| group_name(g)).collect::<Vec<_>>().join(";"))
+                    .unwrap_or_default(),
+                license_names(&snap.catalogs, u).join(";"),
+                u.customer_licenses.join(";"),
+            ]
+        })
+        .collect();
+    (header, rows)
+}

@@ -1,0 +1,129 @@
+//! Turns a configured tenant into a live connector. A `sim` tenant starts the embedded
+//! simulator in-process on a loopback port with a random token of its own, so the
+//! README's first command works on a fresh clone with no server to set up.
+
+use crate::config::{BackendKind, TenantConfig};
+use crate::connector::fusion::{FusionConnector, FusionSettings, TokenSource};
+use crate::connector::{Connector, ConnectorError, Gate};
+use crate::sim::fusion::{self as fsim, FusionSim, RunningSim, SimOptions};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A connected tenant. Keeps the embedded simulator alive as long as it lives.
+pub struct Tenant {
+    pub name: String,
+    pub config: TenantConfig,
+    pub connector: Arc<dyn Connector>,
+    pub gate: Arc<Gate>,
+    sim: Option<RunningSim>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("tenant {tenant:?}: {message}")]
+    Setup { tenant: String, message: String },
+    #[error("tenant {tenant:?}: {source}")]
+    Connector {
+        tenant: String,
+        source: ConnectorError,
+    },
+}
+
+impl Tenant {
+    /// `rate` overrides the tenant's `rate_per_second` (the `--rate` flag).
+    pub async fn open(name: &str, cfg: &TenantConfig, rate: Option<f64>) -> Result<Tenant, ConnectError> {
+        let rate = rate.unwrap_or(cfg.rate_per_second);
+        let gate = Arc::new(Gate::new(rate, cfg.burst));
+        let setup = |message: String| ConnectError::Setup {
+            tenant: name.to_string(),
+            message,
+        };
+        let timeout = Duration::from_secs(cfg.request_timeout_s.max(1));
+        match cfg.backend {
+            BackendKind::Sim => {
+                let which = cfg.sim_backend.as_deref().unwrap_or("fusion");
+                if which != "fusion" {
+                    return Err(setup(format!(
+                        "sim_backend {which:?} is not available as an embedded tenant (available: fusion)"
+                    )));
+                }
+                if let Some(state) = &cfg.state {
+                    if let Some(dir) = state.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(dir)
+                            .map_err(|e| setup(format!("cannot create {}: {e}", dir.display())))?;
+                    }
+                }
+                let token = random_token();
+                let opts = SimOptions {
+                    token: Some(token.clone()),
+                    rate_limit: cfg.sim_rate_limit,
+                    latency_ms: cfg.sim_latency_ms.unwrap_or(0),
+                    fault_rate: cfg.sim_fault_rate.unwrap_or(0.0),
+                    ..SimOptions::default()
+                };
+                let sim = FusionSim::open(cfg.state.as_deref(), cfg.seed.as_deref(), opts)
+                    .map_err(|e| setup(format!("embedded simulator: {e}")))?;
+                let running = fsim::start(sim)
+                    .await
+                    .map_err(|e| setup(format!("embedded simulator: {e}")))?;
+                let t = &running.tenant;
+                let settings = FusionSettings {
+                    base_url: running.base_url(),
+                    draas_instance: t.draas_instance.clone(),
+                    tenant_uuid: t.tenant_uuid.clone(),
+                    subscription_id: t.subscription_id,
+                    token: TokenSource::Static(token),
+                    request_timeout: timeout,
+                    ca_file: None,
+                    allow_insecure_http: false,
+                    page_size: 100,
+                };
+                let connector = FusionConnector::new(settings, gate.clone()).map_err(|source| {
+                    ConnectError::Connector {
+                        tenant: name.to_string(),
+                        source,
+                    }
+                })?;
+                Ok(Tenant {
+                    name: name.to_string(),
+                    config: cfg.clone(),
+                    connector: Arc::new(connector),
+                    gate,
+                    sim: Some(running),
+                })
+            }
+            BackendKind::Fusion => {
+                let connector = FusionConnector::from_tenant_config(cfg, gate.clone()).map_err(|source| {
+                    ConnectError::Connector {
+                        tenant: name.to_string(),
+                        source,
+                    }
+                })?;
+                Ok(Tenant {
+                    name: name.to_string(),
+                    config: cfg.clone(),
+                    connector: Arc::new(connector),
+                    gate,
+                    sim: None,
+                })
+            }
+            other => Err(setup(format!(
+                "backend {:?} is not available in this build yet",
+                other.as_str()
+            ))),
+        }
+    }
+
+    /// Stops the embedded simulator (if any) cleanly, so its state file is complete.
+    pub async fn close(self) {
+        if let Some(sim) = self.sim {
+            sim.shutdown().await;
+        }
+    }
+}
+
+fn random_token() -> String {
+    use rand::Rng;
+    let bytes: [u8; 24] = rand::rng().random();
+    hex::encode(bytes)
+}
