@@ -1,0 +1,5 @@
+//! One integration-test binary (each test binary links the whole crate; one keeps builds fast).
+
+mod support;
+
+mod cli;
