@@ -3,4 +3,5 @@
 mod support;
 
 mod cli;
+mod cli_auth;
 mod cli_jobs;
