@@ -34,12 +34,24 @@ pub(crate) struct Report {
 }
 
 impl Report {
-    pub(crate) fn error(&mut self, ctx: &Ctx, spec: &UserSpec, column: Option<&str>, message: String) {
-        self.errors.push(diagnostic(&ctx.default_file, spec, column, message));
+    pub(crate) fn error(
+        &mut self,
+        ctx: &Ctx,
+        spec: &UserSpec,
+        column: Option<&str>,
+        message: String,
+    ) {
+        self.errors
+            .push(diagnostic(&ctx.default_file, spec, column, message));
     }
 }
 
-pub(crate) fn diagnostic(default_file: &str, spec: &UserSpec, column: Option<&str>, message: String) -> Diagnostic {
+pub(crate) fn diagnostic(
+    default_file: &str,
+    spec: &UserSpec,
+    column: Option<&str>,
+    message: String,
+) -> Diagnostic {
     Diagnostic {
         file: spec
             .origin
@@ -105,11 +117,19 @@ fn list_change(
 }
 
 fn scalar_change(field: &str, old: Value, new: Value) -> FieldChange {
-    FieldChange { field: field.into(), old, new, added: vec![], removed: vec![] }
+    FieldChange {
+        field: field.into(),
+        old,
+        new,
+        added: vec![],
+        removed: vec![],
+    }
 }
 
 fn num_json(n: &Option<E164>) -> Value {
-    n.as_ref().map(|n| json!(n.to_string())).unwrap_or(Value::Null)
+    n.as_ref()
+        .map(|n| json!(n.to_string()))
+        .unwrap_or(Value::Null)
 }
 
 /// Names resolved against the catalogs; `None` for a field the row leaves alone
@@ -125,10 +145,28 @@ struct Resolved<'a> {
 fn resolve<'a>(ctx: &Ctx<'a>, spec: &UserSpec, rep: &mut Report) -> Resolved<'a> {
     let mut out = Resolved::default();
     if ctx.caps.groups && ctx.kind == JobKind::MsUsers {
-        out.groups = resolve_list(ctx, spec, rep, &spec.groups, "groups", "group", &|n| ctx.resolver.group(n), &|g| g.id.clone());
+        out.groups = resolve_list(
+            ctx,
+            spec,
+            rep,
+            &spec.groups,
+            "groups",
+            "group",
+            &|n| ctx.resolver.group(n),
+            &|g| g.id.clone(),
+        );
     }
     if ctx.caps.licenses && ctx.kind == JobKind::MsUsers {
-        out.licenses = resolve_list(ctx, spec, rep, &spec.licenses, "licenses", "license", &|n| ctx.resolver.license(n), &|l| l.sku_id.to_lowercase());
+        out.licenses = resolve_list(
+            ctx,
+            spec,
+            rep,
+            &spec.licenses,
+            "licenses",
+            "license",
+            &|n| ctx.resolver.license(n),
+            &|l| l.sku_id.to_lowercase(),
+        );
     }
     if ctx.caps.vrp {
         match &spec.vrp {
@@ -136,7 +174,12 @@ fn resolve<'a>(ctx: &Ctx<'a>, spec: &UserSpec, rep: &mut Report) -> Resolved<'a>
             Field::Clear => out.vrp = Some(None),
             Field::Set(name) => match ctx.resolver.vrp(name) {
                 Ok(v) => out.vrp = Some(Some(v)),
-                Err(e) => rep.error(ctx, spec, Some("vrp"), e.describe("voice routing policy", name)),
+                Err(e) => rep.error(
+                    ctx,
+                    spec,
+                    Some("vrp"),
+                    e.describe("voice routing policy", name),
+                ),
             },
         }
     }
@@ -185,7 +228,11 @@ fn check_capabilities(ctx: &Ctx, spec: &UserSpec, rep: &mut Report) {
         ("groups", !spec.groups.is_keep(), ctx.caps.groups),
         ("licenses", !spec.licenses.is_keep(), ctx.caps.licenses),
         ("vrp", !spec.vrp.is_keep(), ctx.caps.vrp),
-        ("customerLicenses", !spec.customer_licenses.is_keep(), ctx.caps.customer_licenses),
+        (
+            "customerLicenses",
+            !spec.customer_licenses.is_keep(),
+            ctx.caps.customer_licenses,
+        ),
     ];
     for (col, touched, can) in fields {
         if touched && !can {
@@ -193,12 +240,18 @@ fn check_capabilities(ctx: &Ctx, spec: &UserSpec, rep: &mut Report) {
                 ctx,
                 spec,
                 Some(col),
-                format!("the {} backend cannot set {col}; leave the column empty for this tenant", ctx.backend),
+                format!(
+                    "the {} backend cannot set {col}; leave the column empty for this tenant",
+                    ctx.backend
+                ),
             );
         }
     }
     if ctx.kind == JobKind::MsResourceAccounts {
-        for (col, touched) in [("groups", !spec.groups.is_keep()), ("licenses", !spec.licenses.is_keep())] {
+        for (col, touched) in [
+            ("groups", !spec.groups.is_keep()),
+            ("licenses", !spec.licenses.is_keep()),
+        ] {
             if touched {
                 rep.error(
                     ctx,
@@ -209,12 +262,22 @@ fn check_capabilities(ctx: &Ctx, spec: &UserSpec, rep: &mut Report) {
             }
         }
     } else if spec.account_type.is_some() {
-        rep.error(ctx, spec, Some("accountType"), "accountType belongs in resource-account sheets only".into());
+        rep.error(
+            ctx,
+            spec,
+            Some("accountType"),
+            "accountType belongs in resource-account sheets only".into(),
+        );
     }
 }
 
 /// Diffs one sheet row against the tenant's record of that UPN (`None`: not in the tenant).
-pub(crate) fn diff_user(ctx: &Ctx, spec: &UserSpec, current: Option<&TenantUser>, rep: &mut Report) -> UserPlan {
+pub(crate) fn diff_user(
+    ctx: &Ctx,
+    spec: &UserSpec,
+    current: Option<&TenantUser>,
+    rep: &mut Report,
+) -> UserPlan {
     let errors_before = rep.errors.len();
     check_capabilities(ctx, spec, rep);
     if let Some(cur) = current {
@@ -253,7 +316,11 @@ pub(crate) fn diff_user(ctx: &Ctx, spec: &UserSpec, current: Option<&TenantUser>
             rep.warnings.push(format!(
                 "{}: {} requested but the user is not in the tenant; nothing to do",
                 spec.upn,
-                if spec.action == RowAction::Delete { "delete" } else { "disable" }
+                if spec.action == RowAction::Delete {
+                    "delete"
+                } else {
+                    "disable"
+                }
             ));
         }
         (RowAction::Delete, Some(cur)) => plan_delete(ctx, spec, cur, &mut up, rep),
@@ -263,7 +330,11 @@ pub(crate) fn diff_user(ctx: &Ctx, spec: &UserSpec, current: Option<&TenantUser>
     }
     up.action = if up.ops.is_empty() {
         UserAction::Unchanged
-    } else if up.ops.iter().any(|o| matches!(o.op, Operation::Create { .. })) {
+    } else if up
+        .ops
+        .iter()
+        .any(|o| matches!(o.op, Operation::Create { .. }))
+    {
         UserAction::Create
     } else if up.ops.iter().any(|o| matches!(o.op, Operation::Delete)) {
         UserAction::Delete
@@ -276,7 +347,11 @@ pub(crate) fn diff_user(ctx: &Ctx, spec: &UserSpec, current: Option<&TenantUser>
 }
 
 fn push(up: &mut UserPlan, op: Operation) {
-    up.ops.push(PlannedOp { op, after: vec![], awaited: false });
+    up.ops.push(PlannedOp {
+        op,
+        after: vec![],
+        awaited: false,
+    });
 }
 
 /// Everything known about a user, for reverting a delete.
@@ -299,12 +374,18 @@ fn full_before(cur: &TenantUser) -> Map<String, Value> {
 
 fn plan_delete(ctx: &Ctx, spec: &UserSpec, cur: &TenantUser, up: &mut UserPlan, rep: &mut Report) {
     if !ctx.caps.delete {
-        rep.error(ctx, spec, Some("action"), format!("the {} backend cannot delete users", ctx.backend));
+        rep.error(
+            ctx,
+            spec,
+            Some("action"),
+            format!("the {} backend cannot delete users", ctx.backend),
+        );
         return;
     }
     push(up, Operation::Delete);
     if cur.number.is_some() {
-        up.changes.push(scalar_change("number", num_json(&cur.number), Value::Null));
+        up.changes
+            .push(scalar_change("number", num_json(&cur.number), Value::Null));
     }
     up.before = full_before(cur);
 }
@@ -323,7 +404,8 @@ pub(crate) fn disable_ops(
 ) {
     if cur.number.is_some() {
         push(up, Operation::SetNumber { number: None });
-        up.changes.push(scalar_change("number", num_json(&cur.number), Value::Null));
+        up.changes
+            .push(scalar_change("number", num_json(&cur.number), Value::Null));
         up.before.insert("number".into(), num_json(&cur.number));
     }
     if !ctx.caps.vrp {
@@ -346,7 +428,8 @@ pub(crate) fn disable_ops(
         }
         None => {
             push(up, Operation::SetVrp { vrp: None });
-            up.changes.push(scalar_change("vrp", json!("(not read)"), Value::Null));
+            up.changes
+                .push(scalar_change("vrp", json!("(not read)"), Value::Null));
         }
     }
 }
@@ -374,11 +457,15 @@ fn plan_disable(ctx: &Ctx, spec: &UserSpec, cur: &TenantUser, up: &mut UserPlan,
 
 fn license_pairs(ctx: &Ctx, ls: &[&LicenseInfo]) -> Vec<(String, String)> {
     let _ = ctx;
-    ls.iter().map(|l| (l.sku_id.clone(), l.sku_part_number.clone())).collect()
+    ls.iter()
+        .map(|l| (l.sku_id.clone(), l.sku_part_number.clone()))
+        .collect()
 }
 
 fn group_pairs(gs: &[&GroupInfo]) -> Vec<(String, String)> {
-    gs.iter().map(|g| (g.id.clone(), g.display_name.clone())).collect()
+    gs.iter()
+        .map(|g| (g.id.clone(), g.display_name.clone()))
+        .collect()
 }
 
 fn dedup_ci(items: &[String]) -> Vec<String> {
@@ -391,7 +478,13 @@ fn dedup_ci(items: &[String]) -> Vec<String> {
 }
 
 /// Teams assigns a number only to a user holding a Phone System license.
-fn check_phone_system(ctx: &Ctx, spec: &UserSpec, end_number: &Option<E164>, end_licenses: &[String], rep: &mut Report) {
+fn check_phone_system(
+    ctx: &Ctx,
+    spec: &UserSpec,
+    end_number: &Option<E164>,
+    end_licenses: &[String],
+    rep: &mut Report,
+) {
     if ctx.kind != JobKind::MsUsers || end_number.is_none() || !ctx.caps.licenses {
         return;
     }
@@ -401,7 +494,10 @@ fn check_phone_system(ctx: &Ctx, spec: &UserSpec, end_number: &Option<E164>, end
             .is_some_and(|l| carries_phone_system(&l.sku_part_number))
     });
     if !ok {
-        let have: Vec<String> = end_licenses.iter().map(|id| ctx.resolver.license_name(id)).collect();
+        let have: Vec<String> = end_licenses
+            .iter()
+            .map(|id| ctx.resolver.license_name(id))
+            .collect();
         rep.error(
             ctx,
             spec,
@@ -438,7 +534,10 @@ fn plan_create(ctx: &Ctx, spec: &UserSpec, res: &Resolved, up: &mut UserPlan, re
             ctx,
             spec,
             Some("upn"),
-            format!("not in the tenant, and the {} backend cannot create users", ctx.backend),
+            format!(
+                "not in the tenant, and the {} backend cannot create users",
+                ctx.backend
+            ),
         );
         return;
     }
@@ -455,16 +554,32 @@ fn plan_create(ctx: &Ctx, spec: &UserSpec, res: &Resolved, up: &mut UserPlan, re
         return;
     };
     if !missing.is_empty() {
-        rep.error(ctx, spec, Some("accountType"), "a new resource account needs accountType (call-queue or auto-attendant)".into());
+        rep.error(
+            ctx,
+            spec,
+            Some("accountType"),
+            "a new resource account needs accountType (call-queue or auto-attendant)".into(),
+        );
         return;
     }
-    push(up, Operation::Create { display_name: dn.clone(), country: country.clone(), customer_licenses: vec![] });
-    up.changes.push(scalar_change("displayName", Value::Null, json!(dn)));
-    up.changes.push(scalar_change("country", Value::Null, json!(country)));
+    push(
+        up,
+        Operation::Create {
+            display_name: dn.clone(),
+            country: country.clone(),
+            customer_licenses: vec![],
+        },
+    );
+    up.changes
+        .push(scalar_change("displayName", Value::Null, json!(dn)));
+    up.changes
+        .push(scalar_change("country", Value::Null, json!(country)));
     let mut end_licenses: Vec<String> = vec![];
     if let Some(ls) = &res.licenses {
         if !ls.is_empty() {
-            let lc = list_change("licenses", &license_pairs(ctx, ls), &[], &|id| ctx.resolver.license_name(id));
+            let lc = list_change("licenses", &license_pairs(ctx, ls), &[], &|id| {
+                ctx.resolver.license_name(id)
+            });
             if let Some(lc) = lc {
                 end_licenses = lc.ids.clone();
                 push(up, Operation::SetLicenses { sku_ids: lc.ids });
@@ -475,20 +590,35 @@ fn plan_create(ctx: &Ctx, spec: &UserSpec, res: &Resolved, up: &mut UserPlan, re
     let end_number = spec.number.as_set().cloned();
     check_phone_system(ctx, spec, &end_number, &end_licenses, rep);
     if let Some(n) = &end_number {
-        push(up, Operation::SetNumber { number: Some(n.clone()) });
-        up.changes.push(scalar_change("number", Value::Null, json!(n.to_string())));
+        push(
+            up,
+            Operation::SetNumber {
+                number: Some(n.clone()),
+            },
+        );
+        up.changes
+            .push(scalar_change("number", Value::Null, json!(n.to_string())));
     }
     if let Some(Some(v)) = res.vrp {
-        push(up, Operation::SetVrp { vrp: Some(v.identity.clone()) });
-        up.changes.push(scalar_change("vrp", Value::Null, json!(v.identity)));
+        push(
+            up,
+            Operation::SetVrp {
+                vrp: Some(v.identity.clone()),
+            },
+        );
+        up.changes
+            .push(scalar_change("vrp", Value::Null, json!(v.identity)));
     }
     if let Some(gs) = &res.groups {
-        if let Some(lc) = list_change("groups", &group_pairs(gs), &[], &|id| ctx.resolver.group_name(id)) {
+        if let Some(lc) = list_change("groups", &group_pairs(gs), &[], &|id| {
+            ctx.resolver.group_name(id)
+        }) {
             push(up, Operation::SetGroups { group_ids: lc.ids });
             up.changes.push(lc.change);
         }
     }
     customer_licenses(ctx, spec, &end_number, &[], up, rep);
+    up.before.clear(); // nothing to revert to: the user did not exist
 }
 
 /// customerLicenses live in Fusion's `draas` object, which only users with a number have.
@@ -527,7 +657,14 @@ fn customer_licenses(
     }
 }
 
-fn plan_update(ctx: &Ctx, spec: &UserSpec, cur: &TenantUser, res: &Resolved, up: &mut UserPlan, rep: &mut Report) {
+fn plan_update(
+    ctx: &Ctx,
+    spec: &UserSpec,
+    cur: &TenantUser,
+    res: &Resolved,
+    up: &mut UserPlan,
+    rep: &mut Report,
+) {
     // Properties.
     let mut props_dn = None;
     let mut props_country = None;
@@ -535,12 +672,22 @@ fn plan_update(ctx: &Ctx, spec: &UserSpec, cur: &TenantUser, res: &Resolved, up:
         Field::Set(d) if d.trim() != cur.display_name.trim() && !d.trim().is_empty() => {
             props_dn = Some(d.trim().to_string());
         }
-        Field::Clear => rep.error(ctx, spec, Some("displayName"), "displayName cannot be cleared".into()),
+        Field::Clear => rep.error(
+            ctx,
+            spec,
+            Some("displayName"),
+            "displayName cannot be cleared".into(),
+        ),
         _ => {}
     }
     match &spec.country {
         Field::Set(c) if cur.country.as_ref() != Some(c) => props_country = Some(c.clone()),
-        Field::Clear => rep.error(ctx, spec, Some("country"), "country cannot be cleared".into()),
+        Field::Clear => rep.error(
+            ctx,
+            spec,
+            Some("country"),
+            "country cannot be cleared".into(),
+        ),
         _ => {}
     }
     if ctx.kind == JobKind::MsResourceAccounts {
@@ -556,22 +703,36 @@ fn plan_update(ctx: &Ctx, spec: &UserSpec, cur: &TenantUser, res: &Resolved, up:
         }
     }
     if let Some(d) = &props_dn {
-        up.changes.push(scalar_change("displayName", json!(cur.display_name), json!(d)));
-        up.before.insert("displayName".into(), json!(cur.display_name));
+        up.changes.push(scalar_change(
+            "displayName",
+            json!(cur.display_name),
+            json!(d),
+        ));
+        up.before
+            .insert("displayName".into(), json!(cur.display_name));
     }
     if let Some(c) = &props_country {
-        up.changes.push(scalar_change("country", json!(cur.country), json!(c)));
+        up.changes
+            .push(scalar_change("country", json!(cur.country), json!(c)));
         up.before.insert("country".into(), json!(cur.country));
     }
     if props_dn.is_some() || props_country.is_some() {
-        push(up, Operation::SetProperties { display_name: props_dn, country: props_country });
+        push(
+            up,
+            Operation::SetProperties {
+                display_name: props_dn,
+                country: props_country,
+            },
+        );
     }
 
     // Licenses.
     let mut end_licenses = cur.licenses.clone();
     let mut licenses_changed = false;
     if let Some(ls) = &res.licenses {
-        if let Some(lc) = list_change("licenses", &license_pairs(ctx, ls), &cur.licenses, &|id| ctx.resolver.license_name(id)) {
+        if let Some(lc) = list_change("licenses", &license_pairs(ctx, ls), &cur.licenses, &|id| {
+            ctx.resolver.license_name(id)
+        }) {
             end_licenses = lc.ids.clone();
             licenses_changed = true;
             up.before.insert("licenses".into(), json!(cur.licenses));
@@ -592,8 +753,17 @@ fn plan_update(ctx: &Ctx, spec: &UserSpec, cur: &TenantUser, res: &Resolved, up:
     }
     if number_changed {
         up.before.insert("number".into(), num_json(&cur.number));
-        up.changes.push(scalar_change("number", num_json(&cur.number), num_json(&end_number)));
-        push(up, Operation::SetNumber { number: end_number.clone() });
+        up.changes.push(scalar_change(
+            "number",
+            num_json(&cur.number),
+            num_json(&end_number),
+        ));
+        push(
+            up,
+            Operation::SetNumber {
+                number: end_number.clone(),
+            },
+        );
     }
 
     // VRP and groups need the single-user read.
@@ -601,7 +771,16 @@ fn plan_update(ctx: &Ctx, spec: &UserSpec, cur: &TenantUser, res: &Resolved, up:
     let details = match (&cur.details, needs_details) {
         (Some(d), _) => Some(d),
         (None, true) => {
-            rep.error(ctx, spec, Some(if res.groups.is_some() { "groups" } else { "vrp" }), details_not_read());
+            rep.error(
+                ctx,
+                spec,
+                Some(if res.groups.is_some() {
+                    "groups"
+                } else {
+                    "vrp"
+                }),
+                details_not_read(),
+            );
             None
         }
         (None, false) => None,
@@ -615,12 +794,15 @@ fn plan_update(ctx: &Ctx, spec: &UserSpec, cur: &TenantUser, res: &Resolved, up:
         };
         if !same {
             up.before.insert("vrp".into(), json!(d.vrp));
-            up.changes.push(scalar_change("vrp", json!(d.vrp), json!(want_id)));
+            up.changes
+                .push(scalar_change("vrp", json!(d.vrp), json!(want_id)));
             push(up, Operation::SetVrp { vrp: want_id });
         }
     }
     if let (Some(gs), Some(d)) = (&res.groups, details) {
-        if let Some(lc) = list_change("groups", &group_pairs(gs), &d.groups, &|id| ctx.resolver.group_name(id)) {
+        if let Some(lc) = list_change("groups", &group_pairs(gs), &d.groups, &|id| {
+            ctx.resolver.group_name(id)
+        }) {
             up.before.insert("groups".into(), json!(d.groups));
             push(up, Operation::SetGroups { group_ids: lc.ids });
             up.changes.push(lc.change);
@@ -628,6 +810,10 @@ fn plan_update(ctx: &Ctx, spec: &UserSpec, cur: &TenantUser, res: &Resolved, up:
     }
 
     // A user whose number goes away loses its draas object, customer licenses included.
-    let current_cl = if cur.number.is_some() { cur.customer_licenses.clone() } else { vec![] };
+    let current_cl = if cur.number.is_some() {
+        cur.customer_licenses.clone()
+    } else {
+        vec![]
+    };
     customer_licenses(ctx, spec, &end_number, &current_cl, up, rep);
 }

@@ -26,8 +26,8 @@
 //! - The Phone System check applies only to users whose number or licenses the plan
 //!   changes, so an odd tenant record that the sheet leaves alone never blocks a plan.
 
-pub mod model;
 mod diff;
+pub mod model;
 mod numbers;
 mod preflight;
 mod render;
@@ -127,7 +127,12 @@ pub fn make_plan(input: PlanInput) -> Result<Plan, PlanErrors> {
         default_file: default_file.clone(),
     };
     let mut rep = Report::default();
-    let file_error = |message: String| Diagnostic { file: default_file.clone(), row: None, column: None, message };
+    let file_error = |message: String| Diagnostic {
+        file: default_file.clone(),
+        row: None,
+        column: None,
+        message,
+    };
 
     if input.kind == JobKind::MsResourceAccounts && !input.capabilities.resource_accounts {
         rep.errors.push(file_error(format!(
@@ -136,7 +141,9 @@ pub fn make_plan(input: PlanInput) -> Result<Plan, PlanErrors> {
         )));
     }
     if input.specs.is_empty() {
-        rep.errors.push(file_error("the sheet has no user rows; refusing to plan from an empty sheet".into()));
+        rep.errors.push(file_error(
+            "the sheet has no user rows; refusing to plan from an empty sheet".into(),
+        ));
     }
 
     let by_upn: HashMap<&Upn, &TenantUser> = snapshot.users.iter().map(|u| (&u.upn, u)).collect();
@@ -148,12 +155,20 @@ pub fn make_plan(input: PlanInput) -> Result<Plan, PlanErrors> {
                 &ctx,
                 spec,
                 Some("upn"),
-                format!("appears twice in the sheet: {}", diff::row_label(&default_file, prev)),
+                format!(
+                    "appears twice in the sheet: {}",
+                    diff::row_label(&default_file, prev)
+                ),
             );
             continue;
         }
         first_row.insert(&spec.upn, spec);
-        users.push(diff::diff_user(&ctx, spec, by_upn.get(&spec.upn).copied(), &mut rep));
+        users.push(diff::diff_user(
+            &ctx,
+            spec,
+            by_upn.get(&spec.upn).copied(),
+            &mut rep,
+        ));
     }
 
     match (input.mode, input.kind) {

@@ -61,7 +61,12 @@ fn moves_of(up: &UserPlan, current: Option<&E164>) -> (NumberMoves, Option<E164>
 }
 
 /// Checks number conflicts and links claims to releases; see the module doc.
-pub(crate) fn link_numbers(users: &mut [UserPlan], snapshot: &Snapshot, default_file: &str, rep: &mut Report) {
+pub(crate) fn link_numbers(
+    users: &mut [UserPlan],
+    snapshot: &Snapshot,
+    default_file: &str,
+    rep: &mut Report,
+) {
     let by_upn: HashMap<&Upn, &TenantUser> = snapshot.users.iter().map(|u| (&u.upn, u)).collect();
     let mut holder: HashMap<&E164, &TenantUser> = HashMap::new();
     for u in &snapshot.users {
@@ -70,10 +75,16 @@ pub(crate) fn link_numbers(users: &mut [UserPlan], snapshot: &Snapshot, default_
         }
     }
     let current = |up: &UserPlan| by_upn.get(&up.upn).and_then(|t| t.number.as_ref()).cloned();
-    let index: HashMap<Upn, usize> = users.iter().enumerate().map(|(i, u)| (u.upn.clone(), i)).collect();
+    let index: HashMap<Upn, usize> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.upn.clone(), i))
+        .collect();
 
-    let analysed: Vec<(NumberMoves, Option<E164>)> =
-        users.iter().map(|u| moves_of(u, current(u).as_ref())).collect();
+    let analysed: Vec<(NumberMoves, Option<E164>)> = users
+        .iter()
+        .map(|u| moves_of(u, current(u).as_ref()))
+        .collect();
 
     // Who ends with which number: two claimants, or a claimant and a keeper, conflict.
     let mut end_holders: BTreeMap<&E164, Vec<usize>> = BTreeMap::new();
@@ -91,13 +102,19 @@ pub(crate) fn link_numbers(users: &mut [UserPlan], snapshot: &Snapshot, default_
             idx.iter().partition(|&&i| analysed[i].0.claim.is_some());
         if claimants.len() >= 2 {
             conflicted = true;
-            let rows: Vec<String> = claimants.iter().map(|&i| row_label(default_file, &users[i].desired)).collect();
+            let rows: Vec<String> = claimants
+                .iter()
+                .map(|&i| row_label(default_file, &users[i].desired))
+                .collect();
             for &i in &claimants {
                 rep.errors.push(diagnostic(
                     default_file,
                     &users[i].desired,
                     Some("number"),
-                    format!("number {n} is claimed twice in one sheet: {}", rows.join(" and ")),
+                    format!(
+                        "number {n} is claimed twice in one sheet: {}",
+                        rows.join(" and ")
+                    ),
                 ));
             }
         }
@@ -134,7 +151,11 @@ pub(crate) fn link_numbers(users: &mut [UserPlan], snapshot: &Snapshot, default_
                 continue; // a keeper in the plan: reported above
             }
             conflicted = true;
-            let what = if h.account_type.is_some() { "resource account" } else { "user" };
+            let what = if h.account_type.is_some() {
+                "resource account"
+            } else {
+                "user"
+            };
             rep.errors.push(diagnostic(
                 default_file,
                 &users[i].desired,
@@ -151,7 +172,9 @@ pub(crate) fn link_numbers(users: &mut [UserPlan], snapshot: &Snapshot, default_
     }
 
     // Break cycles of claim-releases (swaps, rotations).
-    let waits_on = |analysed: &[(NumberMoves, Option<E164>)], releaser: &HashMap<E164, (usize, usize)>, c: usize| {
+    let waits_on = |analysed: &[(NumberMoves, Option<E164>)],
+                    releaser: &HashMap<E164, (usize, usize)>,
+                    c: usize| {
         let (n, _) = analysed[c].0.claim.as_ref()?;
         let &(r, rop) = releaser.get(n)?;
         let r_claim = analysed[r].0.claim.as_ref().map(|(_, op)| *op);
@@ -183,14 +206,22 @@ pub(crate) fn link_numbers(users: &mut [UserPlan], snapshot: &Snapshot, default_
     }
     for b in breakers {
         if let Some((_, claim_op)) = analysed[b].0.claim.clone() {
-            users[b]
-                .ops
-                .insert(claim_op, PlannedOp { op: Operation::SetNumber { number: None }, after: vec![], awaited: false });
+            users[b].ops.insert(
+                claim_op,
+                PlannedOp {
+                    op: Operation::SetNumber { number: None },
+                    after: vec![],
+                    awaited: false,
+                },
+            );
         }
     }
 
     // Link every claim to its release, with indices after the insertions.
-    let analysed: Vec<NumberMoves> = users.iter().map(|u| moves_of(u, current(u).as_ref()).0).collect();
+    let analysed: Vec<NumberMoves> = users
+        .iter()
+        .map(|u| moves_of(u, current(u).as_ref()).0)
+        .collect();
     let mut releaser: HashMap<E164, (usize, usize)> = HashMap::new();
     for (i, m) in analysed.iter().enumerate() {
         if let Some((n, op)) = &m.release {
@@ -199,11 +230,16 @@ pub(crate) fn link_numbers(users: &mut [UserPlan], snapshot: &Snapshot, default_
     }
     for (c, m) in analysed.iter().enumerate() {
         let Some((n, cop)) = &m.claim else { continue };
-        let Some(&(r, rop)) = releaser.get(n) else { continue };
+        let Some(&(r, rop)) = releaser.get(n) else {
+            continue;
+        };
         if r == c {
             continue;
         }
-        let dep = OpRef { upn: users[r].upn.clone(), index: rop };
+        let dep = OpRef {
+            upn: users[r].upn.clone(),
+            index: rop,
+        };
         if !users[c].ops[*cop].after.contains(&dep) {
             users[c].ops[*cop].after.push(dep);
         }
@@ -238,7 +274,10 @@ pub(crate) fn check_acyclic(users: &[UserPlan]) -> Result<(), Vec<String>> {
                         out[from].push(me);
                         indeg[me] += 1;
                     }
-                    None => dangling.push(format!("{} waits on missing {}#{}", names[me], a.upn, a.index)),
+                    None => dangling.push(format!(
+                        "{} waits on missing {}#{}",
+                        names[me], a.upn, a.index
+                    )),
                 }
             }
         }
@@ -257,7 +296,10 @@ pub(crate) fn check_acyclic(users: &[UserPlan]) -> Result<(), Vec<String>> {
     if seen == names.len() && dangling.is_empty() {
         return Ok(());
     }
-    let mut left: Vec<String> = (0..names.len()).filter(|&n| indeg[n] > 0).map(|n| names[n].clone()).collect();
+    let mut left: Vec<String> = (0..names.len())
+        .filter(|&n| indeg[n] > 0)
+        .map(|n| names[n].clone())
+        .collect();
     left.extend(dangling);
     Err(left)
 }

@@ -16,7 +16,13 @@ use std::collections::{BTreeMap, HashMap};
 /// The SKU Fusion gives every resource account it creates.
 const VIRTUAL_USER_SKU: &str = "PHONESYSTEM_VIRTUALUSER";
 
-pub(crate) fn check_licenses(users: &[UserPlan], snapshot: &Snapshot, kind: JobKind, file: &str, rep: &mut Report) {
+pub(crate) fn check_licenses(
+    users: &[UserPlan],
+    snapshot: &Snapshot,
+    kind: JobKind,
+    file: &str,
+    rep: &mut Report,
+) {
     let by_upn: HashMap<&Upn, &TenantUser> = snapshot.users.iter().map(|u| (&u.upn, u)).collect();
     let key = |s: &str| s.trim().to_lowercase();
     // skuId (lowercase) → (net change, users gaining it)
@@ -68,11 +74,21 @@ pub(crate) fn check_licenses(users: &[UserPlan], snapshot: &Snapshot, kind: JobK
         if n <= 0 {
             continue;
         }
-        let Some(info) = snapshot.catalogs.licenses.iter().find(|l| key(&l.sku_id) == sku) else {
+        let Some(info) = snapshot
+            .catalogs
+            .licenses
+            .iter()
+            .find(|l| key(&l.sku_id) == sku)
+        else {
             continue; // unresolvable names are reported by the resolver
         };
         if n > info.free {
-            let mut who = gainers.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            let mut who = gainers
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
             if gainers.len() > 5 {
                 who.push_str(&format!(" and {} more", gainers.len() - 5));
             }

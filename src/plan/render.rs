@@ -31,7 +31,10 @@ pub struct PlanSummary {
 }
 
 pub fn summary(plan: &Plan) -> PlanSummary {
-    let mut s = PlanSummary { users: plan.users.len(), ..Default::default() };
+    let mut s = PlanSummary {
+        users: plan.users.len(),
+        ..Default::default()
+    };
     for u in &plan.users {
         match u.action {
             UserAction::Create => s.creates += 1,
@@ -121,9 +124,22 @@ fn change_lines(out: &mut String, p: &Paint, c: &FieldChange, created: bool, wai
         '~'
     };
     if created {
-        let _ = writeln!(out, "  {} {}: {}{waits}", p.sym(sym), c.field, scalar(&c.new));
+        let _ = writeln!(
+            out,
+            "  {} {}: {}{waits}",
+            p.sym(sym),
+            c.field,
+            scalar(&c.new)
+        );
     } else {
-        let _ = writeln!(out, "  {} {}: {} → {}{waits}", p.sym(sym), c.field, scalar(&c.old), scalar(&c.new));
+        let _ = writeln!(
+            out,
+            "  {} {}: {} → {}{waits}",
+            p.sym(sym),
+            c.field,
+            scalar(&c.old),
+            scalar(&c.new)
+        );
     }
 }
 
@@ -166,15 +182,32 @@ pub fn render_human(plan: &Plan, color: bool) -> String {
             UserAction::Delete => " (delete)",
             _ => "",
         };
-        let mirror = if u.origin.is_none() && plan.mode == super::model::Mode::Mirror && u.action == UserAction::Disable {
-            ", not in the sheet"
+        let mirror = if u.origin.is_none()
+            && plan.mode == super::model::Mode::Mirror
+            && u.action == UserAction::Disable
+        {
+            ": not in the sheet"
         } else {
             ""
         };
-        let _ = writeln!(out, "\n{} {}{label}{mirror}", p.sym(u.action.symbol()), p.bold(u.upn.as_str()));
+        let label = if mirror.is_empty() {
+            label.to_string()
+        } else {
+            " (disable: not in the sheet)".to_string()
+        };
+        let _ = writeln!(
+            out,
+            "\n{} {}{label}",
+            p.sym(u.action.symbol()),
+            p.bold(u.upn.as_str())
+        );
         let created = u.action == UserAction::Create;
         for c in &u.changes {
-            let waits = if c.field == "number" { number_waits(u) } else { String::new() };
+            let waits = if c.field == "number" {
+                number_waits(u)
+            } else {
+                String::new()
+            };
             change_lines(&mut out, &p, c, created, &waits);
         }
     }
@@ -191,7 +224,11 @@ pub fn render_human(plan: &Plan, color: bool) -> String {
         s.creates, s.updates, s.disables, s.deletes, s.unchanged
     );
     let kinds = kind_counts(&s);
-    let listed: Vec<String> = kinds.iter().filter(|(_, n)| *n > 0).map(|(k, n)| format!("{k} {n}")).collect();
+    let listed: Vec<String> = kinds
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
     if listed.is_empty() {
         let _ = writeln!(out, "No changes: the tenant matches the sheet.");
     } else {

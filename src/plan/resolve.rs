@@ -39,11 +39,14 @@ fn eq(a: &str, b: &str) -> bool {
     a.trim().to_lowercase() == b.trim().to_lowercase()
 }
 
+/// A key of a catalog entry that a name may match (None: the entry lacks that key).
+type KeyFn<'k, T> = &'k dyn Fn(&T) -> Option<&str>;
+
 /// Picks from the first tier that matches; several matches in that tier are ambiguous.
 fn tiered<'a, T>(
     items: &'a [T],
     name: &str,
-    tiers: &[&dyn Fn(&T) -> Option<&str>],
+    tiers: &[KeyFn<'_, T>],
     describe: &dyn Fn(&T) -> String,
 ) -> Result<&'a T, ResolveError> {
     for tier in tiers {
@@ -54,7 +57,11 @@ fn tiered<'a, T>(
         match hits.len() {
             0 => continue,
             1 => return Ok(hits[0]),
-            _ => return Err(ResolveError::Ambiguous(hits.iter().map(|h| describe(h)).collect())),
+            _ => {
+                return Err(ResolveError::Ambiguous(
+                    hits.iter().map(|h| describe(h)).collect(),
+                ))
+            }
         }
     }
     // Near misses: substring either way, at most five, for the error message only.
@@ -91,7 +98,9 @@ impl<'a> Resolver<'a> {
         tiered(
             &self.catalogs.groups,
             name,
-            &[&|g: &GroupInfo| Some(g.id.as_str()), &|g: &GroupInfo| Some(g.display_name.as_str())],
+            &[&|g: &GroupInfo| Some(g.id.as_str()), &|g: &GroupInfo| {
+                Some(g.display_name.as_str())
+            }],
             &|g| format!("{} ({})", g.display_name, g.id),
         )
     }
@@ -115,7 +124,9 @@ impl<'a> Resolver<'a> {
         tiered(
             &self.catalogs.vrps,
             name,
-            &[&|v: &VrpInfo| Some(v.identity.as_str()), &|v: &VrpInfo| v.description.as_deref()],
+            &[&|v: &VrpInfo| Some(v.identity.as_str()), &|v: &VrpInfo| {
+                v.description.as_deref()
+            }],
             &|v| match &v.description {
                 Some(d) => format!("{} ({d})", v.identity),
                 None => v.identity.clone(),
@@ -141,7 +152,10 @@ impl<'a> Resolver<'a> {
     }
 
     pub(crate) fn license_by_id(&self, sku_id: &str) -> Option<&'a LicenseInfo> {
-        self.catalogs.licenses.iter().find(|l| eq(&l.sku_id, sku_id))
+        self.catalogs
+            .licenses
+            .iter()
+            .find(|l| eq(&l.sku_id, sku_id))
     }
 }
 
@@ -168,9 +182,18 @@ mod tests {
     fn cats() -> Catalogs {
         Catalogs {
             groups: vec![
-                GroupInfo { id: "g1".into(), display_name: "Project X".into() },
-                GroupInfo { id: "g2".into(), display_name: "project x".into() },
-                GroupInfo { id: "g3".into(), display_name: "Sales".into() },
+                GroupInfo {
+                    id: "g1".into(),
+                    display_name: "Project X".into(),
+                },
+                GroupInfo {
+                    id: "g2".into(),
+                    display_name: "project x".into(),
+                },
+                GroupInfo {
+                    id: "g3".into(),
+                    display_name: "Sales".into(),
+                },
             ],
             licenses: vec![LicenseInfo {
                 sku_id: "AAAA-1".into(),
@@ -179,7 +202,10 @@ mod tests {
                 total: 10,
                 free: 3,
             }],
-            vrps: vec![VrpInfo { identity: "BE-National".into(), description: Some("Belgium".into()) }],
+            vrps: vec![VrpInfo {
+                identity: "BE-National".into(),
+                description: Some("Belgium".into()),
+            }],
         }
     }
 
@@ -191,7 +217,10 @@ mod tests {
         assert_eq!(r.group("G1").unwrap().id, "g1");
         match r.group("Project X") {
             Err(ResolveError::Ambiguous(c)) => {
-                assert_eq!(c, vec!["Project X (g1)".to_string(), "project x (g2)".to_string()])
+                assert_eq!(
+                    c,
+                    vec!["Project X (g1)".to_string(), "project x (g2)".to_string()]
+                )
             }
             other => panic!("expected ambiguity, got {other:?}"),
         }
@@ -207,7 +236,10 @@ mod tests {
         let r = Resolver::new(&c);
         assert_eq!(r.license("mcoev").unwrap().sku_id, "AAAA-1");
         assert_eq!(r.license("aaaa-1").unwrap().sku_id, "AAAA-1");
-        assert_eq!(r.license("microsoft teams phone standard").unwrap().sku_id, "AAAA-1");
+        assert_eq!(
+            r.license("microsoft teams phone standard").unwrap().sku_id,
+            "AAAA-1"
+        );
         assert!(r.license("E3").is_err());
         assert_eq!(r.license_name("aaaa-1"), "MCOEV");
         assert_eq!(r.license_name("zzz"), "zzz");
@@ -224,7 +256,13 @@ mod tests {
 
     #[test]
     fn phone_system_skus() {
-        for p in ["MCOEV", "mcoev_gov", "PHONESYSTEM_VIRTUALUSER", "ENTERPRISEPREMIUM", "SPE_E5"] {
+        for p in [
+            "MCOEV",
+            "mcoev_gov",
+            "PHONESYSTEM_VIRTUALUSER",
+            "ENTERPRISEPREMIUM",
+            "SPE_E5",
+        ] {
             assert!(carries_phone_system(p), "{p}");
         }
         for p in ["STANDARDPACK", "MCOPSTNC", "ENTERPRISEPACK", "FLOW_FREE"] {

@@ -24,8 +24,14 @@ pub enum SavedPlanError {
     Io { path: String, source: io::Error },
     #[error("{path} is not a teamsync plan: {message}")]
     Invalid { path: String, message: String },
-    #[error("{path} is a plan of format {found}; this teamsync reads format {expected} (re-run `plan`)")]
-    Format { path: String, found: u64, expected: u32 },
+    #[error(
+        "{path} is a plan of format {found}; this teamsync reads format {expected} (re-run `plan`)"
+    )]
+    Format {
+        path: String,
+        found: u64,
+        expected: u32,
+    },
 }
 
 /// Writes the plan as pretty JSON (reviewable, diffable), via a temporary file so an
@@ -41,17 +47,34 @@ pub fn save(plan: &Plan, path: &Path) -> io::Result<()> {
 /// a clear message rather than a serde error.
 pub fn load(path: &Path) -> Result<Plan, SavedPlanError> {
     let p = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| SavedPlanError::Io { path: p.clone(), source })?;
-    let value: Value = serde_json::from_str(&text)
-        .map_err(|e| SavedPlanError::Invalid { path: p.clone(), message: e.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|source| SavedPlanError::Io {
+        path: p.clone(),
+        source,
+    })?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| SavedPlanError::Invalid {
+        path: p.clone(),
+        message: e.to_string(),
+    })?;
     match value.get("format").and_then(Value::as_u64) {
         Some(f) if f == u64::from(PLAN_FORMAT) => {}
-        Some(found) => return Err(SavedPlanError::Format { path: p, found, expected: PLAN_FORMAT }),
+        Some(found) => {
+            return Err(SavedPlanError::Format {
+                path: p,
+                found,
+                expected: PLAN_FORMAT,
+            })
+        }
         None => {
-            return Err(SavedPlanError::Invalid { path: p, message: "no \"format\" version field".into() });
+            return Err(SavedPlanError::Invalid {
+                path: p,
+                message: "no \"format\" version field".into(),
+            });
         }
     }
-    serde_json::from_value(value).map_err(|e| SavedPlanError::Invalid { path: p, message: e.to_string() })
+    serde_json::from_value(value).map_err(|e| SavedPlanError::Invalid {
+        path: p,
+        message: e.to_string(),
+    })
 }
 
 fn sorted_lower(v: &[String]) -> Vec<String> {
@@ -59,30 +82,43 @@ fn sorted_lower(v: &[String]) -> Vec<String> {
     s.into_iter().collect()
 }
 
-/// The part of a tenant record a plan for this user depends on. Groups/VRP count only
-/// when the row touches them (or the plan released a known VRP), so a fresh snapshot that
-/// happens to read more details than the original does not look like drift.
+/// The part of a tenant record a plan for this user depends on: its identity, its number
+/// (claims and customer licenses hinge on it), and the fields its row touches (all of them
+/// for a delete, whose `before` keeps everything). Groups/VRP count only when the row
+/// touches them or the plan released a known VRP, so a fresh snapshot that happens to read
+/// more details than the original does not look like drift.
 fn user_record(up: &UserPlan, tu: Option<&TenantUser>) -> Value {
     let Some(t) = tu else {
         return json!({"upn": up.upn, "absent": true});
     };
+    let d = &up.desired;
+    let all = d.action == RowAction::Delete;
     let mut r = json!({
         "upn": t.upn,
         "id": t.id,
-        "displayName": t.display_name,
-        "country": t.country,
         "number": t.number.as_ref().map(|n| n.to_string()),
-        "licenses": sorted_lower(&t.licenses),
-        "customerLicenses": sorted_lower(&t.customer_licenses),
         "accountType": t.account_type,
     });
-    let groups = !up.desired.groups.is_keep() || up.before.contains_key("groups");
-    let vrp = !up.desired.vrp.is_keep() || up.before.contains_key("vrp");
-    if groups {
-        r["groups"] = json!(t.details.as_ref().map(|d| sorted_lower(&d.groups)));
+    if all || !d.display_name.is_keep() {
+        r["displayName"] = json!(t.display_name);
     }
-    if vrp {
-        r["vrp"] = json!(t.details.as_ref().map(|d| d.vrp.as_ref().map(|v| v.to_lowercase())));
+    if all || !d.country.is_keep() {
+        r["country"] = json!(t.country);
+    }
+    if all || !d.licenses.is_keep() || !d.number.is_keep() {
+        r["licenses"] = json!(sorted_lower(&t.licenses));
+    }
+    if all || !d.customer_licenses.is_keep() {
+        r["customerLicenses"] = json!(sorted_lower(&t.customer_licenses));
+    }
+    if !d.groups.is_keep() || up.before.contains_key("groups") {
+        r["groups"] = json!(t.details.as_ref().map(|x| sorted_lower(&x.groups)));
+    }
+    if !d.vrp.is_keep() || up.before.contains_key("vrp") {
+        r["vrp"] = json!(t
+            .details
+            .as_ref()
+            .map(|x| x.vrp.as_ref().map(|v| v.to_lowercase())));
     }
     r
 }
@@ -111,8 +147,13 @@ fn catalog_records(snapshot: &Snapshot, users: &[UserPlan]) -> BTreeSet<String> 
         }
     }
     for l in &c.licenses {
-        if hit(&l.sku_id) || hit(&l.sku_part_number) || l.sku_description.as_deref().is_some_and(hit) {
-            out.insert(json!(["license", l.sku_id, l.sku_part_number, l.sku_description]).to_string());
+        if hit(&l.sku_id)
+            || hit(&l.sku_part_number)
+            || l.sku_description.as_deref().is_some_and(hit)
+        {
+            out.insert(
+                json!(["license", l.sku_id, l.sku_part_number, l.sku_description]).to_string(),
+            );
         }
     }
     for v in &c.vrps {
@@ -141,7 +182,10 @@ pub fn fingerprint(snapshot: &Snapshot, plan_users: &[UserPlan]) -> String {
     let mut holders: HashMap<String, BTreeSet<String>> = HashMap::new();
     for u in &snapshot.users {
         if let Some(n) = &u.number {
-            holders.entry(n.to_string()).or_default().insert(u.upn.to_string());
+            holders
+                .entry(n.to_string())
+                .or_default()
+                .insert(u.upn.to_string());
         }
     }
     let mut h = Sha256::new();
@@ -180,12 +224,14 @@ fn all_capabilities() -> Capabilities {
 
 /// A user only a mirror run touches: no sheet row, the synthesised disable row.
 fn is_mirror_user(plan: &Plan, up: &UserPlan) -> bool {
-    plan.mode == Mode::Mirror && up.origin.is_none() && up.desired == {
-        let mut s = UserSpec::new(up.upn.clone());
-        s.number = Field::Clear;
-        s.action = RowAction::Disable;
-        s
-    }
+    plan.mode == Mode::Mirror
+        && up.origin.is_none()
+        && up.desired == {
+            let mut s = UserSpec::new(up.upn.clone());
+            s.number = Field::Clear;
+            s.action = RowAction::Disable;
+            s
+        }
 }
 
 fn change_key(c: &FieldChange) -> String {
@@ -211,7 +257,10 @@ pub fn check_drift(plan: &Plan, fresh: &Snapshot) -> Result<(), Vec<String>> {
         let tu = by_upn.get(&up.upn).copied();
         match (&up.user_id, tu) {
             (None, Some(_)) => {
-                found.push(format!("{}: now exists in the tenant (the plan creates it)", up.upn));
+                found.push(format!(
+                    "{}: now exists in the tenant (the plan creates it)",
+                    up.upn
+                ));
                 continue;
             }
             (Some(_), None) => {
@@ -219,7 +268,10 @@ pub fn check_drift(plan: &Plan, fresh: &Snapshot) -> Result<(), Vec<String>> {
                 continue;
             }
             (Some(id), Some(t)) if *id != t.id => {
-                found.push(format!("{}: is a different tenant object now (id {} → {})", up.upn, id, t.id));
+                found.push(format!(
+                    "{}: is a different tenant object now (id {} → {})",
+                    up.upn, id, t.id
+                ));
                 continue;
             }
             _ => {}
@@ -245,25 +297,42 @@ pub fn check_drift(plan: &Plan, fresh: &Snapshot) -> Result<(), Vec<String>> {
         let old: Vec<String> = up.changes.iter().map(change_key).collect();
         let new: Vec<String> = fresh_plan.changes.iter().map(change_key).collect();
         if old != new {
-            let show = |v: &[String]| if v.is_empty() { "no change".to_string() } else { v.join("; ") };
-            found.push(format!("{}: planned [{}], the tenant now needs [{}]", up.upn, show(&old), show(&new)));
+            let show = |v: &[String]| {
+                if v.is_empty() {
+                    "no change".to_string()
+                } else {
+                    v.join("; ")
+                }
+            };
+            found.push(format!(
+                "{}: planned [{}], the tenant now needs [{}]",
+                up.upn,
+                show(&old),
+                show(&new)
+            ));
         }
     }
     // Holders of the numbers the plan claims.
     let planned_upns: BTreeSet<&Upn> = plan.users.iter().map(|u| &u.upn).collect();
     for up in &plan.users {
         for op in &up.ops {
-            let Operation::SetNumber { number: Some(n) } = &op.op else { continue };
+            let Operation::SetNumber { number: Some(n) } = &op.op else {
+                continue;
+            };
             for t in &fresh.users {
-                if t.number.as_ref() == Some(n) && t.upn != up.upn && !planned_upns.contains(&t.upn) {
-                    found.push(format!("number {n} (claimed for {}) is now held by {}", up.upn, t.upn));
+                if t.number.as_ref() == Some(n) && t.upn != up.upn && !planned_upns.contains(&t.upn)
+                {
+                    found.push(format!(
+                        "number {n} (claimed for {}) is now held by {}",
+                        up.upn, t.upn
+                    ));
                 }
             }
         }
     }
     if found.is_empty() {
         found.push(
-            "the catalog entries (groups, licenses, VRPs) the plan's names resolve against changed".into(),
+            "the tenant state this plan depends on changed (the catalog entries its names resolve against, or fields it does not change)".into(),
         );
     }
     Err(found)
