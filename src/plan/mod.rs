@@ -23,6 +23,7 @@
 //!   reads a new account's type from `UserPlan::desired.account_type`. Changing the type of
 //!   an existing account, groups and licenses are plan errors. Mirror mode never touches
 //!   resource accounts, so a mirror resource-account plan acts as upsert (with a warning).
+//! - No rows at all: an empty plan in upsert mode, a plan error in mirror mode.
 //! - The Phone System check applies only to users whose number or licenses the plan
 //!   changes, so an odd tenant record that the sheet leaves alone never blocks a plan.
 
@@ -140,9 +141,11 @@ pub fn make_plan(input: PlanInput) -> Result<Plan, PlanErrors> {
             input.backend
         )));
     }
-    if input.specs.is_empty() {
+    // An empty export must never read as "remove everyone". In upsert mode no rows
+    // simply means nothing to do (e.g. a resumed job with no pending items).
+    if input.specs.is_empty() && input.mode == Mode::Mirror {
         rep.errors.push(file_error(
-            "the sheet has no user rows; refusing to plan from an empty sheet".into(),
+            "the sheet has no user rows; refusing to mirror an empty sheet (it would disable every user)".into(),
         ));
     }
 

@@ -6,6 +6,7 @@
 //! disambiguate by pasting the ID the error lists.
 
 use crate::model::{Catalogs, GroupInfo, LicenseInfo, VrpInfo};
+use std::collections::HashMap;
 
 /// Why a name did not resolve to exactly one catalog entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,112 +36,130 @@ impl ResolveError {
     }
 }
 
-fn eq(a: &str, b: &str) -> bool {
-    a.trim().to_lowercase() == b.trim().to_lowercase()
+fn norm(s: &str) -> String {
+    s.trim().to_lowercase()
 }
 
 /// A key of a catalog entry that a name may match (None: the entry lacks that key).
-type KeyFn<'k, T> = &'k dyn Fn(&T) -> Option<&str>;
+type KeyFn<T> = fn(&T) -> Option<&str>;
 
-/// Picks from the first tier that matches; several matches in that tier are ambiguous.
-fn tiered<'a, T>(
-    items: &'a [T],
-    name: &str,
-    tiers: &[KeyFn<'_, T>],
-    describe: &dyn Fn(&T) -> String,
-) -> Result<&'a T, ResolveError> {
-    for tier in tiers {
-        let hits: Vec<&T> = items
+const GROUP_KEYS: [KeyFn<GroupInfo>; 2] = [|g| Some(&g.id), |g| Some(&g.display_name)];
+const LICENSE_KEYS: [KeyFn<LicenseInfo>; 3] = [
+    |l| Some(&l.sku_id),
+    |l| Some(&l.sku_part_number),
+    |l| l.sku_description.as_deref(),
+];
+const VRP_KEYS: [KeyFn<VrpInfo>; 2] = [|v| Some(&v.identity), |v| v.description.as_deref()];
+
+/// Normalised key → entry positions, one map per tier, built once per snapshot so that
+/// resolving 100k rows does not scan the catalogs for every cell.
+struct Index {
+    tiers: Vec<HashMap<String, Vec<usize>>>,
+}
+
+impl Index {
+    fn build<T>(items: &[T], keys: &[KeyFn<T>]) -> Index {
+        let tiers = keys
             .iter()
-            .filter(|it| tier(it).is_some_and(|k| eq(k, name)))
+            .map(|key| {
+                let mut m: HashMap<String, Vec<usize>> = HashMap::new();
+                for (i, it) in items.iter().enumerate() {
+                    if let Some(k) = key(it) {
+                        m.entry(norm(k)).or_default().push(i);
+                    }
+                }
+                m
+            })
             .collect();
-        match hits.len() {
-            0 => continue,
-            1 => return Ok(hits[0]),
-            _ => {
-                return Err(ResolveError::Ambiguous(
-                    hits.iter().map(|h| describe(h)).collect(),
-                ))
+        Index { tiers }
+    }
+
+    /// Picks from the first tier that matches; several matches in that tier are ambiguous.
+    fn find<'a, T>(
+        &self,
+        items: &'a [T],
+        name: &str,
+        keys: &[KeyFn<T>],
+        describe: fn(&T) -> String,
+    ) -> Result<&'a T, ResolveError> {
+        let needle = norm(name);
+        for tier in &self.tiers {
+            match tier.get(&needle).map(Vec::as_slice) {
+                None | Some([]) => continue,
+                Some([one]) => return Ok(&items[*one]),
+                Some(many) => {
+                    return Err(ResolveError::Ambiguous(
+                        many.iter().map(|&i| describe(&items[i])).collect(),
+                    ))
+                }
             }
         }
-    }
-    // Near misses: substring either way, at most five, for the error message only.
-    let needle = name.trim().to_lowercase();
-    let mut near: Vec<String> = Vec::new();
-    if !needle.is_empty() {
-        for it in items {
-            let hit = tiers.iter().any(|t| {
-                t(it).is_some_and(|k| {
-                    let k = k.to_lowercase();
-                    !k.is_empty() && (k.contains(&needle) || needle.contains(&k))
-                })
-            });
-            if hit && near.len() < 5 {
-                near.push(describe(it));
+        // Near misses: substring either way, at most five, for the error message only.
+        let mut near: Vec<String> = Vec::new();
+        if !needle.is_empty() {
+            for it in items {
+                let hit = keys.iter().any(|key| {
+                    key(it).is_some_and(|k| {
+                        let k = norm(k);
+                        !k.is_empty() && (k.contains(&needle) || needle.contains(&k))
+                    })
+                });
+                if hit && near.len() < 5 {
+                    near.push(describe(it));
+                }
             }
         }
+        Err(ResolveError::Unknown(near))
     }
-    Err(ResolveError::Unknown(near))
 }
 
 /// Resolves names against one snapshot's catalogs.
 pub(crate) struct Resolver<'a> {
     pub catalogs: &'a Catalogs,
+    groups: Index,
+    licenses: Index,
+    vrps: Index,
 }
 
 impl<'a> Resolver<'a> {
     pub(crate) fn new(catalogs: &'a Catalogs) -> Self {
-        Resolver { catalogs }
+        Resolver {
+            catalogs,
+            groups: Index::build(&catalogs.groups, &GROUP_KEYS),
+            licenses: Index::build(&catalogs.licenses, &LICENSE_KEYS),
+            vrps: Index::build(&catalogs.vrps, &VRP_KEYS),
+        }
     }
 
     /// Groups by object ID, then displayName.
     pub(crate) fn group(&self, name: &str) -> Result<&'a GroupInfo, ResolveError> {
-        tiered(
-            &self.catalogs.groups,
-            name,
-            &[&|g: &GroupInfo| Some(g.id.as_str()), &|g: &GroupInfo| {
-                Some(g.display_name.as_str())
-            }],
-            &|g| format!("{} ({})", g.display_name, g.id),
-        )
+        self.groups.find(&self.catalogs.groups, name, &GROUP_KEYS, |g| {
+            format!("{} ({})", g.display_name, g.id)
+        })
     }
 
     /// Licenses by skuId, then skuPartNumber, then skuDescription.
     pub(crate) fn license(&self, name: &str) -> Result<&'a LicenseInfo, ResolveError> {
-        tiered(
-            &self.catalogs.licenses,
-            name,
-            &[
-                &|l: &LicenseInfo| Some(l.sku_id.as_str()),
-                &|l: &LicenseInfo| Some(l.sku_part_number.as_str()),
-                &|l: &LicenseInfo| l.sku_description.as_deref(),
-            ],
-            &|l| format!("{} ({})", l.sku_part_number, l.sku_id),
-        )
+        self.licenses.find(&self.catalogs.licenses, name, &LICENSE_KEYS, |l| {
+            format!("{} ({})", l.sku_part_number, l.sku_id)
+        })
     }
 
     /// VRPs by identity, then description.
     pub(crate) fn vrp(&self, name: &str) -> Result<&'a VrpInfo, ResolveError> {
-        tiered(
-            &self.catalogs.vrps,
-            name,
-            &[&|v: &VrpInfo| Some(v.identity.as_str()), &|v: &VrpInfo| {
-                v.description.as_deref()
-            }],
-            &|v| match &v.description {
+        self.vrps
+            .find(&self.catalogs.vrps, name, &VRP_KEYS, |v| match &v.description {
                 Some(d) => format!("{} ({d})", v.identity),
                 None => v.identity.clone(),
-            },
-        )
+            })
     }
 
     /// Display name of a group ID, falling back to the ID for groups the catalog lacks.
     pub(crate) fn group_name(&self, id: &str) -> String {
-        self.catalogs
-            .groups
-            .iter()
-            .find(|g| eq(&g.id, id))
-            .map(|g| g.display_name.clone())
+        self.groups.tiers[0]
+            .get(&norm(id))
+            .and_then(|v| v.first())
+            .map(|&i| self.catalogs.groups[i].display_name.clone())
             .unwrap_or_else(|| id.to_string())
     }
 
@@ -152,10 +171,10 @@ impl<'a> Resolver<'a> {
     }
 
     pub(crate) fn license_by_id(&self, sku_id: &str) -> Option<&'a LicenseInfo> {
-        self.catalogs
-            .licenses
-            .iter()
-            .find(|l| eq(&l.sku_id, sku_id))
+        self.licenses.tiers[0]
+            .get(&norm(sku_id))
+            .and_then(|v| v.first())
+            .map(|&i| &self.catalogs.licenses[i])
     }
 }
 

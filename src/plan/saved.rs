@@ -314,18 +314,20 @@ pub fn check_drift(plan: &Plan, fresh: &Snapshot) -> Result<(), Vec<String>> {
     }
     // Holders of the numbers the plan claims.
     let planned_upns: BTreeSet<&Upn> = plan.users.iter().map(|u| &u.upn).collect();
+    let mut holders: HashMap<&crate::model::E164, Vec<&Upn>> = HashMap::new();
+    for t in &fresh.users {
+        if let Some(n) = &t.number {
+            holders.entry(n).or_default().push(&t.upn);
+        }
+    }
     for up in &plan.users {
         for op in &up.ops {
             let Operation::SetNumber { number: Some(n) } = &op.op else {
                 continue;
             };
-            for t in &fresh.users {
-                if t.number.as_ref() == Some(n) && t.upn != up.upn && !planned_upns.contains(&t.upn)
-                {
-                    found.push(format!(
-                        "number {n} (claimed for {}) is now held by {}",
-                        up.upn, t.upn
-                    ));
+            for h in holders.get(n).into_iter().flatten() {
+                if **h != up.upn && !planned_upns.contains(h) {
+                    found.push(format!("number {n} (claimed for {}) is now held by {h}", up.upn));
                 }
             }
         }

@@ -723,6 +723,19 @@ fn mirror_refuses_too_many_removals_unless_allowed() {
 }
 
 #[test]
+fn an_empty_sheet_never_mirrors() {
+    let snap = snapshot();
+    let mut i = input(&[], &snap);
+    i.mode = Mode::Mirror;
+    i.allow_removals = Some(1000);
+    let errs = errors(make_plan(i));
+    assert!(errs[0].message.contains("no user rows"), "{}", errs[0].message);
+    // Upsert with nothing to do is simply an empty plan.
+    let p = plan(&[], &snap).unwrap();
+    assert!(p.users.is_empty());
+}
+
+#[test]
 fn mirror_within_the_threshold_needs_no_flag() {
     let snap = snapshot();
     let specs = [alice_full(2)];
@@ -1147,4 +1160,37 @@ fn render_json_summary_shape() {
     assert_eq!(users[3]["action"], "unchanged");
     assert_eq!(users[4]["upn"], "dave@contoso.com");
     assert_eq!(users[4]["action"], "disable");
+}
+
+#[test]
+fn planning_scales_linearly() {
+    // 20k users with numbers, groups and licenses, half of them changing number (moves
+    // into free numbers) — a quadratic step would take minutes here, not milliseconds.
+    let n = 20_000;
+    let mut snap = snapshot();
+    for i in 0..n {
+        snap.users.push(tuser(&format!("s{i}@contoso.com"), Some(&format!("+3227{i:06}"))));
+    }
+    for i in 0..2000 {
+        snap.catalogs.groups.push(GroupInfo { id: format!("gx{i}"), display_name: format!("Team {i}") });
+    }
+    snap.catalogs.licenses[1].free = n as i64;
+    let specs: Vec<UserSpec> = (0..n)
+        .map(|i| {
+            let mut s = spec(&format!("s{i}@contoso.com"), i as u64 + 2);
+            s.groups = Field::Set(strs(&["All Company", &format!("Team {}", i % 2000)]));
+            s.licenses = Field::Set(strs(&["MCOEV", "STANDARDPACK"]));
+            if i % 2 == 0 {
+                s.number = Field::Set(num(&format!("+3228{i:06}")));
+            }
+            s
+        })
+        .collect();
+    let t = std::time::Instant::now();
+    let p = plan(&specs, &snap).unwrap();
+    let took = t.elapsed();
+    assert_eq!(summary(&p).set_number, n / 2);
+    assert_eq!(summary(&p).set_groups, n);
+    assert!(took.as_secs() < 20, "planning {n} users took {took:?}");
+    eprintln!("planned {n} users in {took:?}");
 }
