@@ -429,10 +429,13 @@ pub(crate) fn disable_ops(
         None => {
             push(up, Operation::SetVrp { vrp: None });
             up.changes
-                .push(scalar_change("vrp", json!("(not read)"), Value::Null));
+                .push(scalar_change("vrp", json!(VRP_NOT_READ), Value::Null));
         }
     }
 }
+
+/// The old VRP shown for a mirror removal whose details were never read.
+pub(crate) const VRP_NOT_READ: &str = "(not read)";
 
 fn details_not_read() -> String {
     "groups/VRP details were not read for this user (the snapshot must read details for plan::detail_upns); refusing to guess".into()

@@ -133,25 +133,28 @@ impl<'a> Resolver<'a> {
 
     /// Groups by object ID, then displayName.
     pub(crate) fn group(&self, name: &str) -> Result<&'a GroupInfo, ResolveError> {
-        self.groups.find(&self.catalogs.groups, name, &GROUP_KEYS, |g| {
-            format!("{} ({})", g.display_name, g.id)
-        })
+        self.groups
+            .find(&self.catalogs.groups, name, &GROUP_KEYS, |g| {
+                format!("{} ({})", g.display_name, g.id)
+            })
     }
 
     /// Licenses by skuId, then skuPartNumber, then skuDescription.
     pub(crate) fn license(&self, name: &str) -> Result<&'a LicenseInfo, ResolveError> {
-        self.licenses.find(&self.catalogs.licenses, name, &LICENSE_KEYS, |l| {
-            format!("{} ({})", l.sku_part_number, l.sku_id)
-        })
+        self.licenses
+            .find(&self.catalogs.licenses, name, &LICENSE_KEYS, |l| {
+                format!("{} ({})", l.sku_part_number, l.sku_id)
+            })
     }
 
     /// VRPs by identity, then description.
     pub(crate) fn vrp(&self, name: &str) -> Result<&'a VrpInfo, ResolveError> {
-        self.vrps
-            .find(&self.catalogs.vrps, name, &VRP_KEYS, |v| match &v.description {
+        self.vrps.find(&self.catalogs.vrps, name, &VRP_KEYS, |v| {
+            match &v.description {
                 Some(d) => format!("{} ({d})", v.identity),
                 None => v.identity.clone(),
-            })
+            }
+        })
     }
 
     /// Display name of a group ID, falling back to the ID for groups the catalog lacks.

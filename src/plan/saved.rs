@@ -294,8 +294,20 @@ pub fn check_drift(plan: &Plan, fresh: &Snapshot) -> Result<(), Vec<String>> {
         if !rep.errors.is_empty() {
             continue;
         }
-        let old: Vec<String> = up.changes.iter().map(change_key).collect();
-        let new: Vec<String> = fresh_plan.changes.iter().map(change_key).collect();
+        // A mirror removal planned without details releases the VRP blind; a fresh read
+        // that now knows the VRP is not drift.
+        let blind_vrp = up
+            .changes
+            .iter()
+            .any(|c| c.field == "vrp" && c.old == json!(diff::VRP_NOT_READ));
+        let keep = |c: &&FieldChange| !(blind_vrp && c.field == "vrp");
+        let old: Vec<String> = up.changes.iter().filter(keep).map(change_key).collect();
+        let new: Vec<String> = fresh_plan
+            .changes
+            .iter()
+            .filter(keep)
+            .map(change_key)
+            .collect();
         if old != new {
             let show = |v: &[String]| {
                 if v.is_empty() {
@@ -327,7 +339,10 @@ pub fn check_drift(plan: &Plan, fresh: &Snapshot) -> Result<(), Vec<String>> {
             };
             for h in holders.get(n).into_iter().flatten() {
                 if **h != up.upn && !planned_upns.contains(h) {
-                    found.push(format!("number {n} (claimed for {}) is now held by {h}", up.upn));
+                    found.push(format!(
+                        "number {n} (claimed for {}) is now held by {h}",
+                        up.upn
+                    ));
                 }
             }
         }

@@ -729,7 +729,11 @@ fn an_empty_sheet_never_mirrors() {
     i.mode = Mode::Mirror;
     i.allow_removals = Some(1000);
     let errs = errors(make_plan(i));
-    assert!(errs[0].message.contains("no user rows"), "{}", errs[0].message);
+    assert!(
+        errs[0].message.contains("no user rows"),
+        "{}",
+        errs[0].message
+    );
     // Upsert with nothing to do is simply an empty plan.
     let p = plan(&[], &snap).unwrap();
     assert!(p.users.is_empty());
@@ -1066,6 +1070,49 @@ fn drift_is_detected_and_described() {
 }
 
 #[test]
+fn mirror_removals_survive_a_drift_check_that_reads_their_details() {
+    // The plan was made without details for dave (not in the sheet); `apply --plan`
+    // snapshots with detail_upns of every planned row, mirror rows included.
+    let mut snap = snapshot();
+    let dave = snap
+        .users
+        .iter_mut()
+        .find(|u| u.upn.as_str() == "dave@contoso.com")
+        .unwrap();
+    dave.details = None;
+    let mut a = spec("alice@contoso.com", 2);
+    a.display_name = Field::Set("Alice Smith".into());
+    let specs = [a, spec("bob@contoso.com", 3)];
+    let mut i = input(&specs, &snap);
+    i.mode = Mode::Mirror;
+    let p = make_plan(i).unwrap();
+    assert_eq!(
+        kinds(user(&p, "dave@contoso.com")),
+        ["set_number", "set_vrp"]
+    );
+    let desired: Vec<UserSpec> = p.users.iter().map(|u| u.desired.clone()).collect();
+    assert!(detail_upns(&desired).contains(&upn("dave@contoso.com")));
+
+    let fresh = snapshot(); // dave's details read this time
+    assert_eq!(check_drift(&p, &fresh), Ok(()));
+    let mut moved = snapshot();
+    moved.users[0].display_name = "Alicia".into();
+    let found = check_drift(&p, &moved).unwrap_err();
+    assert_eq!(found.len(), 1, "only alice drifted: {found:?}");
+    let mut gone = snapshot();
+    gone.users
+        .iter_mut()
+        .find(|u| u.upn.as_str() == "dave@contoso.com")
+        .unwrap()
+        .number = None;
+    let found = check_drift(&p, &gone).unwrap_err();
+    assert!(
+        found[0].starts_with("dave@contoso.com: planned [number: \"+3225405203\" → null"),
+        "{found:?}"
+    );
+}
+
+#[test]
 fn saved_plans_round_trip_and_check_their_format() {
     let snap = snapshot();
     let mut a = spec("alice@contoso.com", 2);
@@ -1169,10 +1216,16 @@ fn planning_scales_linearly() {
     let n = 20_000;
     let mut snap = snapshot();
     for i in 0..n {
-        snap.users.push(tuser(&format!("s{i}@contoso.com"), Some(&format!("+3227{i:06}"))));
+        snap.users.push(tuser(
+            &format!("s{i}@contoso.com"),
+            Some(&format!("+3227{i:06}")),
+        ));
     }
     for i in 0..2000 {
-        snap.catalogs.groups.push(GroupInfo { id: format!("gx{i}"), display_name: format!("Team {i}") });
+        snap.catalogs.groups.push(GroupInfo {
+            id: format!("gx{i}"),
+            display_name: format!("Team {i}"),
+        });
     }
     snap.catalogs.licenses[1].free = n as i64;
     let specs: Vec<UserSpec> = (0..n)
