@@ -4,6 +4,7 @@ use super::*;
 use crate::model::{
     AccountType, Catalogs, Country, GroupInfo, LicenseInfo, RowOrigin, UserDetails, VrpInfo, E164,
 };
+use std::collections::HashMap;
 
 fn upn(s: &str) -> Upn {
     Upn::parse(s).unwrap()
@@ -1246,4 +1247,132 @@ fn planning_scales_linearly() {
     assert_eq!(summary(&p).set_groups, n);
     assert!(took.as_secs() < 20, "planning {n} users took {took:?}");
     eprintln!("planned {n} users in {took:?}");
+}
+
+#[test]
+fn resource_account_creates_count_virtual_user_licenses() {
+    let mut snap = snapshot();
+    snap.catalogs.licenses[3].free = 1;
+    let mk = |u: &str, row| {
+        let mut s = spec(u, row);
+        s.display_name = Field::Set("Queue".into());
+        s.country = Field::Set(be());
+        s.account_type = Some(AccountType::CallQueue);
+        s
+    };
+    let specs = [mk("q1@contoso.com", 2), mk("q2@contoso.com", 3)];
+    let mut i = input(&specs, &snap);
+    i.kind = JobKind::MsResourceAccounts;
+    let errs = errors(make_plan(i));
+    assert!(
+        errs[0]
+            .message
+            .contains("not enough PHONESYSTEM_VIRTUALUSER"),
+        "{}",
+        errs[0].message
+    );
+}
+
+/// Runs a plan the way a concurrent executor may: any op whose predecessor and `after`
+/// dependencies are done can go next, in an order `pick` chooses. Fails if a claim ever
+/// meets a number still linked to someone else (the tenant's "already linked" error) or
+/// if the plan deadlocks.
+fn run_adversarially(
+    snap: &Snapshot,
+    p: &Plan,
+    mut pick: impl FnMut(usize) -> usize,
+) -> Result<(), String> {
+    let mut holder: HashMap<E164, Upn> = snap
+        .users
+        .iter()
+        .filter_map(|u| u.number.clone().map(|n| (n, u.upn.clone())))
+        .collect();
+    let mut next: Vec<usize> = vec![0; p.users.len()];
+    let mut done: std::collections::HashSet<(Upn, usize)> = Default::default();
+    let total: usize = p.users.iter().map(|u| u.ops.len()).sum();
+    while done.len() < total {
+        let ready: Vec<usize> = (0..p.users.len())
+            .filter(|&i| {
+                let u = &p.users[i];
+                next[i] < u.ops.len()
+                    && u.ops[next[i]]
+                        .after
+                        .iter()
+                        .all(|a| done.contains(&(a.upn.clone(), a.index)))
+            })
+            .collect();
+        if ready.is_empty() {
+            return Err(format!("deadlock after {} of {total} ops", done.len()));
+        }
+        let i = ready[pick(ready.len()) % ready.len()];
+        let u = &p.users[i];
+        let release = |holder: &mut HashMap<E164, Upn>| holder.retain(|_, h| *h != u.upn);
+        match &u.ops[next[i]].op {
+            Operation::SetNumber { number: Some(n) } => {
+                if let Some(h) = holder.get(n) {
+                    if *h != u.upn {
+                        return Err(format!("{} claims {n} still linked to {h}", u.upn));
+                    }
+                }
+                release(&mut holder);
+                holder.insert(n.clone(), u.upn.clone());
+            }
+            Operation::SetNumber { number: None } | Operation::Delete => release(&mut holder),
+            _ => {}
+        }
+        done.insert((u.upn.clone(), next[i]));
+        next[i] += 1;
+    }
+    Ok(())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+    /// Random reshuffles of numbers among users (moves, swaps, rotations, releases) plan
+    /// acyclically and run without ever claiming a linked number, in any execution order.
+    #[test]
+    fn random_number_reshuffles_never_claim_a_linked_number(
+        current in proptest::collection::vec(proptest::option::of(0usize..10), 2..8),
+        wanted in proptest::collection::vec(0usize..12, 8),
+        picks in proptest::collection::vec(0usize..64, 64),
+    ) {
+        let pool: Vec<String> = (0..10).map(|i| format!("+32254070{i:02}")).collect();
+        let mut snap = snapshot();
+        snap.users.clear();
+        let mut taken = std::collections::HashSet::new();
+        for (i, c) in current.iter().enumerate() {
+            let n = c.filter(|&k| taken.insert(k)).map(|k| pool[k].as_str());
+            snap.users.push(tuser(&format!("p{i}@contoso.com"), n));
+        }
+        // wanted: 0..10 a pool number, 10 clear, 11 keep.
+        let specs: Vec<UserSpec> = (0..current.len())
+            .map(|i| {
+                let mut s = spec(&format!("p{i}@contoso.com"), i as u64 + 2);
+                s.number = match wanted[i] {
+                    k @ 0..=9 => Field::Set(num(&pool[k])),
+                    10 => Field::Clear,
+                    _ => Field::Keep,
+                };
+                s
+            })
+            .collect();
+        match plan(&specs, &snap) {
+            Err(e) => {
+                for d in &e.0 {
+                    proptest::prop_assert!(
+                        d.message.contains("claimed twice") || d.message.contains("keeps it"),
+                        "unexpected error {}", d
+                    );
+                }
+            }
+            Ok(p) => {
+                numbers::check_acyclic(&p.users).map_err(|e| proptest::test_runner::TestCaseError::fail(e.join(", ")))?;
+                let mut k = 0;
+                let r = run_adversarially(&snap, &p, |_| { k += 1; picks[k % picks.len()] });
+                proptest::prop_assert!(r.is_ok(), "{:?}\n{}", r, render_human(&p, false));
+                let after = apply_to(&snap, &p);
+                proptest::prop_assert_eq!(ops_total(&plan(&specs, &after).unwrap()), 0);
+            }
+        }
+    }
 }
