@@ -234,7 +234,12 @@ fn check_capabilities(ctx: &Ctx, spec: &UserSpec, rep: &mut Report) {
             ctx.caps.customer_licenses,
         ),
     ];
+    let ra = ctx.kind == JobKind::MsResourceAccounts;
     for (col, touched, can) in fields {
+        // Resource accounts get the more specific message below for these two.
+        if ra && (col == "groups" || col == "licenses") {
+            continue;
+        }
         if touched && !can {
             rep.error(
                 ctx,
