@@ -1,0 +1,278 @@
+//! How a plan reads: to a person reviewing it before `apply`, and to scripts (`--output
+//! json`). The human form follows Terraform's: a `+`/`~`/`-` line per user with field
+//! lines beneath (old → new, list members added/removed by name); unchanged users are only
+//! counted, since a nightly sync of 5,000 users would otherwise bury the three that change.
+
+use super::model::{FieldChange, Operation, Plan, UserAction, UserPlan};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+
+/// Counts of a plan: users by action and operations by kind. Field names are the JSON
+/// keys of `summary` (issue 5): `users`, `unchanged`, `operations` and one key per
+/// operation kind, plus per-action user counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanSummary {
+    pub users: usize,
+    pub unchanged: usize,
+    pub operations: usize,
+    pub create: usize,
+    pub set_properties: usize,
+    pub set_licenses: usize,
+    pub set_number: usize,
+    pub set_vrp: usize,
+    pub set_groups: usize,
+    pub set_customer_licenses: usize,
+    pub delete: usize,
+    pub creates: usize,
+    pub updates: usize,
+    pub disables: usize,
+    pub deletes: usize,
+}
+
+pub fn summary(plan: &Plan) -> PlanSummary {
+    let mut s = PlanSummary {
+        users: plan.users.len(),
+        ..Default::default()
+    };
+    for u in &plan.users {
+        match u.action {
+            UserAction::Create => s.creates += 1,
+            UserAction::Update => s.updates += 1,
+            UserAction::Disable => s.disables += 1,
+            UserAction::Delete => s.deletes += 1,
+            UserAction::Unchanged => {}
+        }
+        if u.ops.is_empty() {
+            s.unchanged += 1;
+        }
+        for op in &u.ops {
+            s.operations += 1;
+            match op.op {
+                Operation::Create { .. } => s.create += 1,
+                Operation::SetProperties { .. } => s.set_properties += 1,
+                Operation::SetLicenses { .. } => s.set_licenses += 1,
+                Operation::SetNumber { .. } => s.set_number += 1,
+                Operation::SetVrp { .. } => s.set_vrp += 1,
+                Operation::SetGroups { .. } => s.set_groups += 1,
+                Operation::SetCustomerLicenses { .. } => s.set_customer_licenses += 1,
+                Operation::Delete => s.delete += 1,
+            }
+        }
+    }
+    s
+}
+
+struct Paint {
+    on: bool,
+}
+
+impl Paint {
+    fn sym(&self, sym: char) -> String {
+        let code = match sym {
+            '+' => "32",
+            '~' => "33",
+            '-' => "31",
+            _ => return sym.to_string(),
+        };
+        if self.on {
+            format!("\x1b[{code}m{sym}\x1b[0m")
+        } else {
+            sym.to_string()
+        }
+    }
+    fn bold(&self, s: &str) -> String {
+        if self.on {
+            format!("\x1b[1m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::Null => "(none)".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) if a.is_empty() => "(none)".into(),
+        Value::Array(a) => a.iter().map(scalar).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
+fn change_lines(out: &mut String, p: &Paint, c: &FieldChange, created: bool, waits: &str) {
+    let is_list = c.new.is_array() || c.old.is_array();
+    if is_list {
+        let sym = if created { '+' } else { '~' };
+        let _ = writeln!(out, "  {} {}:", p.sym(sym), c.field);
+        for a in &c.added {
+            let _ = writeln!(out, "      {} {a}", p.sym('+'));
+        }
+        for r in &c.removed {
+            let _ = writeln!(out, "      {} {r}", p.sym('-'));
+        }
+        if c.added.is_empty() && c.removed.is_empty() {
+            let _ = writeln!(out, "      {} → {}", scalar(&c.old), scalar(&c.new));
+        }
+        return;
+    }
+    let sym = if created || c.old.is_null() {
+        '+'
+    } else if c.new.is_null() {
+        '-'
+    } else {
+        '~'
+    };
+    if created {
+        let _ = writeln!(
+            out,
+            "  {} {}: {}{waits}",
+            p.sym(sym),
+            c.field,
+            scalar(&c.new)
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  {} {}: {} → {}{waits}",
+            p.sym(sym),
+            c.field,
+            scalar(&c.old),
+            scalar(&c.new)
+        );
+    }
+}
+
+/// "(after bob@x.com releases it)" for a number claim that waits on another user.
+fn number_waits(u: &UserPlan) -> String {
+    let mut who: Vec<String> = vec![];
+    for op in &u.ops {
+        if let Operation::SetNumber { number: Some(_) } = op.op {
+            who.extend(op.after.iter().map(|a| a.upn.to_string()));
+        }
+    }
+    if who.is_empty() {
+        String::new()
+    } else {
+        format!("  (after {} releases it)", who.join(", "))
+    }
+}
+
+pub fn render_human(plan: &Plan, color: bool) -> String {
+    let p = Paint { on: color };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Plan for tenant {} ({}, {} mode, {} users):",
+        plan.tenant,
+        plan.backend,
+        match plan.mode {
+            super::model::Mode::Upsert => "upsert",
+            super::model::Mode::Mirror => "mirror",
+        },
+        plan.users.len()
+    );
+    for u in &plan.users {
+        if u.ops.is_empty() {
+            continue;
+        }
+        let label = match u.action {
+            UserAction::Create => " (create)",
+            UserAction::Disable => " (disable)",
+            UserAction::Delete => " (delete)",
+            _ => "",
+        };
+        let mirror = if u.origin.is_none()
+            && plan.mode == super::model::Mode::Mirror
+            && u.action == UserAction::Disable
+        {
+            ": not in the sheet"
+        } else {
+            ""
+        };
+        let label = if mirror.is_empty() {
+            label.to_string()
+        } else {
+            " (disable: not in the sheet)".to_string()
+        };
+        let _ = writeln!(
+            out,
+            "\n{} {}{label}",
+            p.sym(u.action.symbol()),
+            p.bold(u.upn.as_str())
+        );
+        let created = u.action == UserAction::Create;
+        for c in &u.changes {
+            let waits = if c.field == "number" {
+                number_waits(u)
+            } else {
+                String::new()
+            };
+            change_lines(&mut out, &p, c, created, &waits);
+        }
+    }
+    let s = summary(plan);
+    if !plan.warnings.is_empty() {
+        let _ = writeln!(out, "\nWarnings:");
+        for w in &plan.warnings {
+            let _ = writeln!(out, "  ! {w}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nPlan: {} to create, {} to update, {} to disable, {} to delete, {} unchanged.",
+        s.creates, s.updates, s.disables, s.deletes, s.unchanged
+    );
+    let kinds = kind_counts(&s);
+    let listed: Vec<String> = kinds
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    if listed.is_empty() {
+        let _ = writeln!(out, "No changes: the tenant matches the sheet.");
+    } else {
+        let _ = writeln!(out, "Operations: {} ({}).", s.operations, listed.join(", "));
+    }
+    out
+}
+
+fn kind_counts(s: &PlanSummary) -> [(&'static str, usize); 8] {
+    [
+        ("create", s.create),
+        ("set_properties", s.set_properties),
+        ("set_licenses", s.set_licenses),
+        ("set_number", s.set_number),
+        ("set_vrp", s.set_vrp),
+        ("set_groups", s.set_groups),
+        ("set_customer_licenses", s.set_customer_licenses),
+        ("delete", s.delete),
+    ]
+}
+
+/// `{"summary": {...}, "users": [{upn, action, changes, operations}]}` plus the plan's
+/// identity (tenant, backend, mode, kind, fingerprint) and warnings.
+pub fn render_json(plan: &Plan) -> Value {
+    let users: Vec<Value> = plan
+        .users
+        .iter()
+        .map(|u| {
+            json!({
+                "upn": u.upn,
+                "action": u.action,
+                "changes": u.changes,
+                "operations": u.ops,
+            })
+        })
+        .collect();
+    json!({
+        "summary": summary(plan),
+        "tenant": plan.tenant,
+        "backend": plan.backend,
+        "mode": plan.mode,
+        "kind": plan.kind,
+        "snapshot_fingerprint": plan.snapshot_fingerprint,
+        "warnings": plan.warnings,
+        "users": users,
+    })
+}
