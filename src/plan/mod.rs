@@ -33,6 +33,7 @@ mod numbers;
 mod preflight;
 mod render;
 mod resolve;
+pub mod revert;
 mod saved;
 
 pub use model::*;
