@@ -14,7 +14,7 @@
 //! `phonenumber` crate, called under `catch_unwind` since it parses text from outside).
 
 use super::Cell;
-use crate::model::{AccountType, Country, E164, Field, RowAction, Upn};
+use crate::model::{AccountType, Country, Field, RowAction, Upn, E164};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// A cell after apostrophe stripping and trimming.
@@ -152,7 +152,9 @@ pub fn action(cell: &Cell) -> Result<RowAction, String> {
 /// The `accountType` cell of a resource-account sheet: required there.
 pub fn account_type(cell: &Cell) -> Result<AccountType, String> {
     match text(cell)? {
-        Field::Keep => Err("accountType is empty: resource accounts need call-queue or auto-attendant".into()),
+        Field::Keep => {
+            Err("accountType is empty: resource accounts need call-queue or auto-attendant".into())
+        }
         Field::Clear => Err(no_clear("accountType")),
         Field::Set(t) => {
             let folded: String = t
@@ -222,9 +224,8 @@ fn numeric_cell(f: f64, country: Option<&Country>) -> Result<E164, String> {
         ));
     }
     let digits = format!("{}", f as u64);
-    validate_e164(&format!("+{digits}"), None, country).map_err(|e| {
-        format!("numeric cell {digits} read as +{digits}: {e}")
-    })
+    validate_e164(&format!("+{digits}"), None, country)
+        .map_err(|e| format!("numeric cell {digits} read as +{digits}: {e}"))
 }
 
 /// True for `3.2254052E+09`, `3,2254E+09`, `32254052e9`: what Excel shows for a number
@@ -266,9 +267,7 @@ fn parse_number_text(
                 .get(..4)
                 .filter(|p| p.eq_ignore_ascii_case("ext="))
                 .map(|_| rest[4..].trim())
-                .ok_or_else(|| {
-                    format!("{raw:?}: only ;ext=NNN may follow the number")
-                })?;
+                .ok_or_else(|| format!("{raw:?}: only ;ext=NNN may follow the number"))?;
             if ext.is_empty() || ext.len() > 10 || !ext.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(format!("{raw:?}: the extension must be 1-10 digits"));
             }
@@ -393,7 +392,9 @@ fn check_parsed(
         if let Some(want) = phone_id(c) {
             let got = guarded(|| parsed.country().id())?;
             if got != Some(want) {
-                let got = got.map(|g| g.as_ref().to_string()).unwrap_or_else(|| "?".into());
+                let got = got
+                    .map(|g| g.as_ref().to_string())
+                    .unwrap_or_else(|| "?".into());
                 return Err(format!(
                     "{shown} is a {got} number, not valid for the row's country {c}"
                 ));
@@ -428,12 +429,18 @@ mod tests {
         assert_eq!(text(&Cell::Empty).unwrap(), Field::Keep);
         assert_eq!(text(&t(" - ")).unwrap(), Field::Clear);
         assert_eq!(text(&t("'-")).unwrap(), Field::Clear);
-        assert_eq!(text(&t("'=SUM(A1)")).unwrap(), Field::Set("=SUM(A1)".into()));
+        assert_eq!(
+            text(&t("'=SUM(A1)")).unwrap(),
+            Field::Set("=SUM(A1)".into())
+        );
         assert_eq!(text(&Cell::Int(42)).unwrap(), Field::Set("42".into()));
         assert!(display_name(&t("-")).is_err());
         assert!(upn(&t("-")).is_err());
         assert!(upn(&t("")).is_err());
-        assert_eq!(upn(&t("'Ann@Contoso.onmicrosoft.com")).unwrap().as_str(), "ann@contoso.onmicrosoft.com");
+        assert_eq!(
+            upn(&t("'Ann@Contoso.onmicrosoft.com")).unwrap().as_str(),
+            "ann@contoso.onmicrosoft.com"
+        );
     }
 
     #[test]
@@ -453,7 +460,9 @@ mod tests {
         }
         // national form needs a country
         assert_eq!(num(&t("02 540 52 01"), Some(&be())).as_deref(), Ok(want));
-        assert!(num(&t("02 540 52 01"), None).unwrap_err().contains("no country code"));
+        assert!(num(&t("02 540 52 01"), None)
+            .unwrap_err()
+            .contains("no country code"));
         assert_eq!(
             num(&t("+32 2 540 52 01;ext=123"), Some(&be())).as_deref(),
             Ok("+3225405201;ext=123")
@@ -463,18 +472,33 @@ mod tests {
 
     #[test]
     fn excel_numeric_cells() {
-        assert_eq!(num(&Cell::Number(3225405201.0), None).as_deref(), Ok("+3225405201"));
-        assert_eq!(num(&Cell::Int(31302861201), None).as_deref(), Ok("+31302861201"));
-        assert!(num(&Cell::Number(3225405201.5), None).unwrap_err().contains("not a whole number"));
-        assert!(num(&Cell::Number(1e17), None).unwrap_err().contains("too large"));
-        assert!(num(&Cell::DateTime("2021-01-01".into()), None).unwrap_err().contains("date"));
+        assert_eq!(
+            num(&Cell::Number(3225405201.0), None).as_deref(),
+            Ok("+3225405201")
+        );
+        assert_eq!(
+            num(&Cell::Int(31302861201), None).as_deref(),
+            Ok("+31302861201")
+        );
+        assert!(num(&Cell::Number(3225405201.5), None)
+            .unwrap_err()
+            .contains("not a whole number"));
+        assert!(num(&Cell::Number(1e17), None)
+            .unwrap_err()
+            .contains("too large"));
+        assert!(num(&Cell::DateTime("2021-01-01".into()), None)
+            .unwrap_err()
+            .contains("date"));
     }
 
     #[test]
     fn scientific_notation_is_excel_damage() {
         for s in ["3.2254052E+09", "3,2254052E+09", "3E9", "+3.2254052e+09"] {
             assert!(is_scientific(s), "{s}");
-            assert!(num(&t(s), Some(&be())).unwrap_err().contains("scientific"), "{s}");
+            assert!(
+                num(&t(s), Some(&be())).unwrap_err().contains("scientific"),
+                "{s}"
+            );
         }
         assert!(!is_scientific("+3225405201"));
         assert!(!is_scientific("E9"));
@@ -485,7 +509,11 @@ mod tests {
         let err = num(&t("+33140201234"), Some(&be())).unwrap_err();
         assert!(err.contains("not valid for the row's country BE"), "{err}");
         assert_eq!(
-            num(&t("+33 1 40 20 12 34"), Some(&Country::parse("FR").unwrap())).as_deref(),
+            num(
+                &t("+33 1 40 20 12 34"),
+                Some(&Country::parse("FR").unwrap())
+            )
+            .as_deref(),
             Ok("+33140201234")
         );
         assert!(num(&t("+32 2 540"), None).is_err());
@@ -508,14 +536,25 @@ mod tests {
         let mut w = Vec::new();
         assert_eq!(country(&t("be"), &mut w).unwrap(), Field::Set(be()));
         assert!(w.is_empty());
-        assert_eq!(country(&t("UK"), &mut w).unwrap().as_set().unwrap().as_str(), "GB");
+        assert_eq!(
+            country(&t("UK"), &mut w)
+                .unwrap()
+                .as_set()
+                .unwrap()
+                .as_str(),
+            "GB"
+        );
         assert_eq!(w.len(), 1);
         assert!(country(&t("XX"), &mut w).is_err());
         assert!(country(&t("Belgium"), &mut w).is_err());
         assert!(country(&t("-"), &mut w).is_err());
         assert_eq!(
             list(&t(" Sales ; ;all company;ALL COMPANY; BE Office;")).unwrap(),
-            Field::Set(vec!["Sales".into(), "all company".into(), "BE Office".into()])
+            Field::Set(vec![
+                "Sales".into(),
+                "all company".into(),
+                "BE Office".into()
+            ])
         );
         assert_eq!(list(&t("-")).unwrap(), Field::Clear);
         assert!(list(&t(" ; ; ")).is_err());
@@ -527,8 +566,14 @@ mod tests {
         assert_eq!(action(&t("Disable")).unwrap(), RowAction::Disable);
         assert_eq!(action(&t("DELETE")).unwrap(), RowAction::Delete);
         assert!(action(&t("remove")).is_err());
-        assert_eq!(account_type(&t("call-queue")).unwrap(), AccountType::CallQueue);
-        assert_eq!(account_type(&t("Auto Attendant")).unwrap(), AccountType::AutoAttendant);
+        assert_eq!(
+            account_type(&t("call-queue")).unwrap(),
+            AccountType::CallQueue
+        );
+        assert_eq!(
+            account_type(&t("Auto Attendant")).unwrap(),
+            AccountType::AutoAttendant
+        );
         assert!(account_type(&Cell::Empty).is_err());
         assert!(account_type(&t("queue")).is_err());
     }

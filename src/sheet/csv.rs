@@ -49,41 +49,47 @@ pub(super) fn open(
     prefix.truncate(n);
     let mut warnings = Vec::new();
 
-    let (mut prefix, rest): (Vec<u8>, Box<dyn Read + Send>) =
-        if let Some(enc) = utf16_bom(&prefix) {
-            // Excel "Unicode text": decode the whole file (bounded by max_file_bytes).
-            let mut all = prefix;
-            file.take(limits.max_file_bytes)
-                .read_to_end(&mut all)
-                .map_err(io)?;
-            let (text, _, had_errors) = enc.decode(&all);
-            if had_errors {
-                return Err(SheetError::Encoding(format!(
-                    "file starts with a {} byte order mark but is not valid {}",
-                    enc.name(),
-                    enc.name()
-                )));
-            }
-            warnings.push(format!("read as {} text (Excel \"Unicode text\")", enc.name()));
-            (text.into_owned().into_bytes(), Box::new(std::io::empty()))
-        } else {
-            if let Some(stripped) = prefix.strip_prefix(b"\xEF\xBB\xBF") {
-                prefix = stripped.to_vec();
-            }
-            if prefix.contains(&0) {
-                return Err(SheetError::Encoding(
-                    "file contains NUL bytes: it is UTF-16 without a byte order mark or a \
+    let (mut prefix, rest): (Vec<u8>, Box<dyn Read + Send>) = if let Some(enc) = utf16_bom(&prefix)
+    {
+        // Excel "Unicode text": decode the whole file (bounded by max_file_bytes).
+        let mut all = prefix;
+        file.take(limits.max_file_bytes)
+            .read_to_end(&mut all)
+            .map_err(io)?;
+        let (text, _, had_errors) = enc.decode(&all);
+        if had_errors {
+            return Err(SheetError::Encoding(format!(
+                "file starts with a {} byte order mark but is not valid {}",
+                enc.name(),
+                enc.name()
+            )));
+        }
+        warnings.push(format!(
+            "read as {} text (Excel \"Unicode text\")",
+            enc.name()
+        ));
+        (text.into_owned().into_bytes(), Box::new(std::io::empty()))
+    } else {
+        if let Some(stripped) = prefix.strip_prefix(b"\xEF\xBB\xBF") {
+            prefix = stripped.to_vec();
+        }
+        if prefix.contains(&0) {
+            return Err(SheetError::Encoding(
+                "file contains NUL bytes: it is UTF-16 without a byte order mark or a \
                      binary file; save it as \"CSV UTF-8\""
-                        .into(),
-                ));
-            }
-            (prefix, Box::new(file.take(limits.max_file_bytes)))
-        };
+                    .into(),
+            ));
+        }
+        (prefix, Box::new(file.take(limits.max_file_bytes)))
+    };
 
     // Excel's `sep=;` hint line.
     let mut delimiter = None;
     if prefix.len() >= 5 && prefix[..4].eq_ignore_ascii_case(b"sep=") {
-        let line_end = prefix.iter().position(|&b| b == b'\n').unwrap_or(prefix.len());
+        let line_end = prefix
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap_or(prefix.len());
         let line = String::from_utf8_lossy(&prefix[4..line_end]);
         let line = line.trim_end_matches('\r');
         let mut chars = line.chars();
@@ -343,13 +349,24 @@ mod tests {
     fn utf16_le_and_be() {
         for enc in ["le", "be"] {
             let text = "upn\tname\r\nj\u{e9}r\u{f4}me@x.com\tJ\u{e9}r\u{f4}me\r\n";
-            let mut bytes = if enc == "le" { vec![0xFF, 0xFE] } else { vec![0xFE, 0xFF] };
+            let mut bytes = if enc == "le" {
+                vec![0xFF, 0xFE]
+            } else {
+                vec![0xFE, 0xFF]
+            };
             for u in text.encode_utf16() {
-                let b = if enc == "le" { u.to_le_bytes() } else { u.to_be_bytes() };
+                let b = if enc == "le" {
+                    u.to_le_bytes()
+                } else {
+                    u.to_be_bytes()
+                };
                 bytes.extend_from_slice(&b);
             }
             let r = rows(&bytes).unwrap();
-            assert_eq!(texts(&r[1]), vec!["j\u{e9}r\u{f4}me@x.com", "J\u{e9}r\u{f4}me"]);
+            assert_eq!(
+                texts(&r[1]),
+                vec!["j\u{e9}r\u{f4}me@x.com", "J\u{e9}r\u{f4}me"]
+            );
         }
     }
 

@@ -202,6 +202,12 @@ impl HeaderMap {
         self.fields.get(index).copied().flatten()
     }
 
+    /// True for a column index with no header text (empty header cell or beyond the
+    /// header's width).
+    pub fn is_unnamed(&self, index: usize) -> bool {
+        self.names.get(index).is_none_or(|n| n.is_empty())
+    }
+
     /// Number of header columns.
     pub fn width(&self) -> usize {
         self.fields.len()
@@ -245,8 +251,14 @@ mod tests {
 
     #[test]
     fn aliases_case_and_spaces() {
-        assert_eq!(Column::from_header("User Principal Name"), Some(Column::Upn));
-        assert_eq!(Column::from_header(" DISPLAYNAME "), Some(Column::DisplayName));
+        assert_eq!(
+            Column::from_header("User Principal Name"),
+            Some(Column::Upn)
+        );
+        assert_eq!(
+            Column::from_header(" DISPLAYNAME "),
+            Some(Column::DisplayName)
+        );
         assert_eq!(Column::from_header("LineURI"), Some(Column::Number));
         assert_eq!(Column::from_header("Usage Location"), Some(Column::Country));
         assert_eq!(
@@ -257,7 +269,10 @@ mod tests {
             Column::from_header("customer licenses"),
             Some(Column::CustomerLicenses)
         );
-        assert_eq!(Column::from_header("Account Type"), Some(Column::AccountType));
+        assert_eq!(
+            Column::from_header("Account Type"),
+            Some(Column::AccountType)
+        );
         assert_eq!(Column::from_header("numbr"), None);
     }
 
@@ -275,8 +290,7 @@ mod tests {
 
     #[test]
     fn ignored_unknown_and_empty_headers() {
-        let (map, errs, warns) =
-            HeaderMap::map(&header(&["upn", "Notes", "", "phone"]), true);
+        let (map, errs, warns) = HeaderMap::map(&header(&["upn", "Notes", "", "phone"]), true);
         assert!(errs.is_empty());
         assert_eq!(warns.len(), 1);
         assert_eq!(map.index_of(Column::Number), Some(3));

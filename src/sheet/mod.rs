@@ -283,9 +283,7 @@ impl SheetReader {
                          (XLS) file, nor text"
                     )));
                 }
-                warnings.push(format!(
-                    "named .{ext} but it holds CSV text; read as CSV"
-                ));
+                warnings.push(format!("named .{ext} but it holds CSV text; read as CSV"));
             }
             let (rows, mut w) = csv::open(path, &limits)?;
             warnings.append(&mut w);

@@ -149,11 +149,7 @@ fn xlsx_rows(
         .worksheet_cells_reader(&name)
         .map_err(|e| corrupt(Format::Xlsx)(&e))?;
     let dims = cells.dimensions();
-    check_declared(
-        u64::from(dims.end.0) + 1,
-        u64::from(dims.end.1) + 1,
-        limits,
-    )?;
+    check_declared(u64::from(dims.end.0) + 1, u64::from(dims.end.1) + 1, limits)?;
 
     let mut current: Option<Row> = None;
     while let Some(cell) = cells.next_cell().map_err(|e| corrupt(Format::Xlsx)(&e))? {
@@ -230,9 +226,7 @@ where
         let file = File::open(path).map_err(|e| SheetError::Io(e.to_string()))?;
         let mut wb = R::new(BufReader::new(file)).map_err(|e| corrupt(format)(&e))?;
         let name = pick_sheet(wb.sheets_metadata(), opts.sheet_name.as_deref())?;
-        let range = wb
-            .worksheet_range(&name)
-            .map_err(|e| corrupt(format)(&e))?;
+        let range = wb.worksheet_range(&name).map_err(|e| corrupt(format)(&e))?;
         let Some((r0, c0)) = range.start() else {
             return Ok(Vec::new());
         };
@@ -302,7 +296,12 @@ pub(super) fn render_datetime(dt: &ExcelDateTime) -> String {
         let secs = (v * 86_400.0).round() as i64;
         let sign = if secs < 0 { "-" } else { "" };
         let secs = secs.abs();
-        return format!("{sign}{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+        return format!(
+            "{sign}{}:{:02}:{:02}",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        );
     }
     let (y, mo, d, h, mi, s, ms) = dt.to_ymd_hms_milli();
     let has_time = (h, mi, s, ms) != (0, 0, 0, 0);
