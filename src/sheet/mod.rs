@@ -174,6 +174,8 @@ pub enum SheetError {
     Encoding(String),
     #[error("not a spreadsheet: {0}")]
     NotASpreadsheet(String),
+    #[error("unsupported {format} content: {0}", format = Format::Xlsx)]
+    Unsupported(String),
     #[error("corrupt {format} file: {message}")]
     Corrupt { format: Format, message: String },
     #[error("no sheet named {name:?}; the workbook has: {available}")]

@@ -30,20 +30,30 @@ pub(super) fn zip_format(path: &Path, limits: &Limits) -> Result<Format, SheetEr
         format: Format::Xlsx,
         message: format!("not a readable zip archive ({e})"),
     })?;
+    let mut zip = zip;
     let max = u128::from(limits.max_file_bytes) * u128::from(super::MAX_ZIP_RATIO);
-    match zip.decompressed_size() {
-        Some(size) if size <= max => {}
-        Some(size) => {
-            return Err(SheetError::TooBig(format!(
-                "the workbook inflates to {size} bytes, more than {} times the file-size \
-                 limit (zip bomb guard)",
-                super::MAX_ZIP_RATIO
-            )))
-        }
-        None => {
-            return Err(SheetError::TooBig(
-                "the workbook's inflated size cannot be determined (zip bomb guard)".into(),
-            ))
+    let mut inflated = 0u128;
+    for i in 0..zip.len() {
+        // Sizes come from the central directory, also for entries with data descriptors.
+        let size = zip
+            .by_index_raw(i)
+            .map_err(|e| SheetError::Corrupt {
+                format: Format::Xlsx,
+                message: format!("unreadable zip entry ({e})"),
+            })?
+            .size();
+        inflated += u128::from(size);
+    }
+    if inflated > max {
+        return Err(SheetError::TooBig(format!(
+            "the workbook inflates to {inflated} bytes, more than {} times the file-size limit \
+             (zip bomb guard, limits.max_file_bytes)",
+            super::MAX_ZIP_RATIO
+        )));
+    }
+    if zip.index_for_name("xl/workbook.xml").is_some() {
+        if let Ok(entry) = zip.by_name("xl/sharedStrings.xml") {
+            check_shared_strings(BufReader::new(entry))?;
         }
     }
     let has = |n: &str| zip.index_for_name(n).is_some();
@@ -57,6 +67,85 @@ pub(super) fn zip_format(path: &Path, limits: &Limits) -> Result<Format, SheetEr
         Err(SheetError::NotASpreadsheet(
             "a zip archive without a workbook (no xl/workbook.xml or content.xml)".into(),
         ))
+    }
+}
+
+/// Refuses shared-string tables that calamine 0.31 misreads, rather than let it put the
+/// wrong text in a cell:
+/// - an `<si>` whose text is not a `<t>…</t>` element or rich runs (`<si></si>`, `<si><t/></si>`)
+///   is skipped by calamine, so every later shared string shifts by one (or its index runs
+///   past the table and it panics);
+/// - an `<si>` with plain `<t>` text followed by rich `<r>` runs is truncated to the plain part.
+fn check_shared_strings(mut r: impl std::io::BufRead) -> Result<(), SheetError> {
+    let refuse = |index: u64, what: &str| {
+        Err(SheetError::Unsupported(format!(
+            "shared string #{index} {what}, which the XLSX reader (calamine 0.31) would read \
+             wrongly; re-save the workbook from Excel or LibreOffice, or export it as CSV UTF-8"
+        )))
+    };
+    let io = |e: std::io::Error| SheetError::Corrupt {
+        format: Format::Xlsx,
+        message: format!("xl/sharedStrings.xml: {e}"),
+    };
+    let mut depth = 0usize;
+    // (depth of the open <si>, saw a <t> start, saw an <r> start) for the current string.
+    let mut si: Option<(usize, bool, bool)> = None;
+    let mut index = 0u64;
+    let mut tag = Vec::with_capacity(64);
+    loop {
+        let mut skip = Vec::new();
+        if r.read_until(b'<', &mut skip).map_err(io)? == 0 {
+            return Ok(());
+        }
+        tag.clear();
+        if r.read_until(b'>', &mut tag).map_err(io)? == 0 {
+            return Ok(());
+        }
+        if tag.first().is_some_and(|b| *b == b'?' || *b == b'!') {
+            continue;
+        }
+        let closing = tag.first() == Some(&b'/');
+        let body = if closing { &tag[1..] } else { &tag[..] };
+        let self_closing = tag.ends_with(b"/>");
+        let name_end = body
+            .iter()
+            .position(|b| b.is_ascii_whitespace() || *b == b'/' || *b == b'>')
+            .unwrap_or(body.len());
+        let name = &body[..name_end];
+        let local = match name.iter().position(|b| *b == b':') {
+            Some(i) => &name[i + 1..],
+            None => name,
+        };
+        if closing {
+            depth = depth.saturating_sub(1);
+            if local == b"si" {
+                if let Some((_, t, r)) = si.take() {
+                    if !t && !r {
+                        return refuse(index, "is empty");
+                    }
+                    index += 1;
+                }
+            }
+            continue;
+        }
+        if self_closing {
+            if local == b"si" && si.is_none() {
+                return refuse(index, "is empty");
+            }
+            continue;
+        }
+        depth += 1;
+        match (local, si.as_mut()) {
+            (b"si", None) => si = Some((depth, false, false)),
+            (b"t", Some((d, t, _))) if depth == *d + 1 => *t = true,
+            (b"r", Some((d, t, r))) if depth == *d + 1 => {
+                if *t {
+                    return refuse(index, "mixes plain text and rich-text runs");
+                }
+                *r = true;
+            }
+            _ => {}
+        }
     }
 }
 
@@ -152,9 +241,14 @@ fn xlsx_rows(
     check_declared(u64::from(dims.end.0) + 1, u64::from(dims.end.1) + 1, limits)?;
 
     let mut current: Option<Row> = None;
-    while let Some(cell) = cells.next_cell().map_err(|e| corrupt(Format::Xlsx)(&e))? {
+    let mut last_row = 0u64;
+    while let Some(cell) = cells.next_cell().map_err(|e| SheetError::Corrupt {
+        format: Format::Xlsx,
+        message: format!("near row {last_row}: {e}"),
+    })? {
         let (r, c) = cell.get_position();
         let row_no = u64::from(r) + 1;
+        last_row = row_no;
         if row_no > limits.max_rows {
             return Err(SheetError::TooBig(format!(
                 "more than {} rows (limits.max_rows)",
@@ -331,6 +425,21 @@ mod tests {
         assert_eq!(render_datetime(&d), "255:10:10");
         let d = ExcelDateTime::new(0.25, ExcelDateTimeType::DateTime, false);
         assert_eq!(render_datetime(&d), "06:00:00");
+    }
+
+    #[test]
+    fn shared_strings_calamine_misreads_are_refused() {
+        let ok = br#"<?xml version="1.0"?><sst xmlns="x"><si><t>abc</t></si><si><r><t>a</t></r><r><rPr/><t>b</t></r></si><si><t xml:space="preserve"> </t><rPh sb="0"><t>x</t></rPh></si><x:si><x:t>p</x:t></x:si></sst>"#;
+        assert!(check_shared_strings(&ok[..]).is_ok());
+        for bad in [
+            &br#"<sst><si><t>abc</t></si><si></si></sst>"#[..],
+            br#"<sst><si><t>abc</t></si><si/></sst>"#,
+            br#"<sst><si><t>abc</t></si><si><t/></si></sst>"#,
+            br#"<sst><si><t>tval</t><r><t>rval1</t></r></si></sst>"#,
+        ] {
+            let e = check_shared_strings(bad).unwrap_err().to_string();
+            assert!(e.contains("shared string #1") || e.contains("#0"), "{e}");
+        }
     }
 
     #[test]
