@@ -1,1 +1,446 @@
-//! Being written; see DESIGN.md.
+//! Sheet readers: turn a CSV / XLSX / XLS / ODS file into rows of typed cells that know
+//! where they came from.
+//!
+//! This layer exists so that everything downstream (header mapping, normalisation,
+//! validation) sees one shape whatever the file format, and so that every later message
+//! can point at the cell a spreadsheet user has to fix: file, row as the spreadsheet shows
+//! it (the header is row 1 when it is the first line), column letter and header name.
+//!
+//! Choices made here (see also the submodules):
+//! - The format is detected from the content, not the extension: a zip holding
+//!   `xl/workbook.xml` is XLSX, `xl/workbook.bin` XLSB, `content.xml` ODS; an OLE2 file is
+//!   XLS; anything else that is text is read as CSV. A file named `.xlsx`/`.xls`/`.ods` that
+//!   is really CSV text is read as CSV **with a warning** (people rename exports); one that is
+//!   neither text nor a spreadsheet is refused.
+//! - XLSX is streamed cell by cell (calamine's `worksheet_cells_reader` on a producer thread
+//!   with a bounded channel), so memory stays flat as rows grow. XLS, XLSB and ODS have no
+//!   streaming reader in calamine and are loaded whole (bounded by [`Limits::max_file_bytes`]).
+//! - Every calamine call runs under `catch_unwind`: a panic on a hostile file becomes a
+//!   rejected-file error, never a crash.
+//! - Blank rows (every cell empty or whitespace) are skipped but still counted, so row
+//!   numbers match what the user sees. The header is the first non-blank row.
+
+pub mod cell;
+mod csv;
+pub mod header;
+mod xlsx;
+
+use std::fmt;
+use std::io::Read;
+use std::path::Path;
+
+/// Caps that keep a hostile or broken file from exhausting memory or time.
+/// The lead maps config `[limits]` onto this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest input file accepted, in bytes. A zip-based file (XLSX/ODS) may also not
+    /// declare more than 16 times this in uncompressed content (zip-bomb guard).
+    pub max_file_bytes: u64,
+    /// Most rows (header included, blank rows included) a sheet may have or declare.
+    pub max_rows: u64,
+    /// Most columns a sheet may have or declare.
+    pub max_columns: u32,
+    /// Longest cell, in characters. Excel's own cap is 32,767.
+    pub max_cell_chars: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: 64 * 1024 * 1024,
+            max_rows: 1_048_576,
+            max_columns: 256,
+            max_cell_chars: 32_767,
+        }
+    }
+}
+
+/// How much bigger than the file its zip entries may claim to be once inflated.
+pub const MAX_ZIP_RATIO: u64 = 16;
+
+/// One cell value, typed as the file stores it, so number normalisation can tell an Excel
+/// numeric cell (exact digits) from text that Excel already damaged.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Empty,
+    Text(String),
+    Int(i64),
+    Number(f64),
+    Bool(bool),
+    /// A date/time cell, rendered as ISO 8601 (`2021-01-01`, `2021-01-01T10:30:00`).
+    DateTime(String),
+    /// An Excel error value such as `#N/A`.
+    Error(String),
+}
+
+impl Cell {
+    /// True for cells a user would call empty (also whitespace-only text).
+    pub fn is_blank(&self) -> bool {
+        match self {
+            Cell::Empty => true,
+            Cell::Text(s) => s.trim().is_empty(),
+            _ => false,
+        }
+    }
+
+    /// The cell as text, as a user would read it in the sheet.
+    pub fn display(&self) -> String {
+        match self {
+            Cell::Empty => String::new(),
+            Cell::Text(s) | Cell::DateTime(s) | Cell::Error(s) => s.clone(),
+            Cell::Int(i) => i.to_string(),
+            Cell::Number(f) => format_f64(*f),
+            Cell::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_string(),
+        }
+    }
+
+    /// Characters in the cell's text (for the cell-length cap).
+    fn char_len(&self) -> usize {
+        match self {
+            Cell::Text(s) | Cell::DateTime(s) | Cell::Error(s) => s.chars().count(),
+            _ => 0,
+        }
+    }
+}
+
+/// Renders a float the way a spreadsheet shows a general-format number: integers without
+/// a fraction.
+pub fn format_f64(f: f64) -> String {
+    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e15 {
+        format!("{}", f as i64)
+    } else {
+        format!("{f}")
+    }
+}
+
+/// A non-blank row with its spreadsheet row number (1-based; header = row 1 when first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub row: u64,
+    /// Cells by 0-based column index (A = 0). May be shorter or longer than the header.
+    pub cells: Vec<Cell>,
+}
+
+impl Row {
+    fn is_blank(&self) -> bool {
+        self.cells.iter().all(Cell::is_blank)
+    }
+}
+
+/// Spreadsheet column letter for a 0-based index: 0 → `A`, 25 → `Z`, 26 → `AA`.
+pub fn column_letter(index: usize) -> String {
+    let mut n = index + 1;
+    let mut out = Vec::new();
+    while n > 0 {
+        let rem = (n - 1) % 26;
+        out.push(b'A' + rem as u8);
+        n = (n - 1) / 26;
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// What was detected from the file's first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Xlsx,
+    Xlsb,
+    Xls,
+    Ods,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Csv => "CSV",
+            Format::Xlsx => "XLSX",
+            Format::Xlsb => "XLSB",
+            Format::Xls => "XLS",
+            Format::Ods => "ODS",
+        })
+    }
+}
+
+/// Why a file (or part of it) cannot be read. `row`/`column` locate the problem when it is
+/// inside the sheet; otherwise the whole file is rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SheetError {
+    #[error("cannot read file: {0}")]
+    Io(String),
+    #[error("file is {size} bytes, more than the limit of {max} bytes (limits.max_file_bytes)")]
+    FileTooLarge { size: u64, max: u64 },
+    #[error("{0}")]
+    Encoding(String),
+    #[error("not a spreadsheet: {0}")]
+    NotASpreadsheet(String),
+    #[error("unsupported {format} content: {0}", format = Format::Xlsx)]
+    Unsupported(String),
+    #[error("corrupt {format} file: {message}")]
+    Corrupt { format: Format, message: String },
+    #[error("no sheet named {name:?}; the workbook has: {available}")]
+    SheetNotFound { name: String, available: String },
+    #[error("the workbook has no sheets")]
+    NoSheets,
+    #[error("{0}")]
+    TooBig(String),
+    #[error("cell is {len} characters long, more than the limit of {max} (limits.max_cell_chars)")]
+    CellTooLong {
+        row: u64,
+        column: usize,
+        len: usize,
+        max: u32,
+    },
+    #[error("CSV syntax error: {message}")]
+    Syntax { row: Option<u64>, message: String },
+    #[error("the spreadsheet library crashed on this file ({0}); the file is rejected")]
+    Panicked(String),
+}
+
+impl SheetError {
+    /// Row (1-based, as the spreadsheet shows it) the error is about, if any.
+    pub fn row(&self) -> Option<u64> {
+        match self {
+            SheetError::CellTooLong { row, .. } => Some(*row),
+            SheetError::Syntax { row, .. } => *row,
+            _ => None,
+        }
+    }
+    /// 0-based column the error is about, if any.
+    pub fn column(&self) -> Option<usize> {
+        match self {
+            SheetError::CellTooLong { column, .. } => Some(*column),
+            _ => None,
+        }
+    }
+}
+
+/// Options for reading one file.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Which worksheet of a workbook; the first one when `None`. Ignored for CSV.
+    pub sheet_name: Option<String>,
+    pub limits: Limits,
+}
+
+type RowIter = Box<dyn Iterator<Item = Result<Row, SheetError>> + Send>;
+
+/// An open sheet: its header row, then its non-blank data rows in order.
+pub struct SheetReader {
+    format: Format,
+    header: Option<Row>,
+    rows: RowIter,
+    warnings: Vec<String>,
+    limits: Limits,
+    failed: bool,
+}
+
+impl fmt::Debug for SheetReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SheetReader")
+            .field("format", &self.format)
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SheetReader {
+    /// Opens a file, detects its format and reads up to its header row.
+    pub fn open(path: &Path, opts: &ReadOptions) -> Result<SheetReader, SheetError> {
+        let limits = opts.limits.clone();
+        let meta = std::fs::metadata(path).map_err(|e| SheetError::Io(e.to_string()))?;
+        if meta.is_dir() {
+            return Err(SheetError::Io("is a directory".into()));
+        }
+        if meta.len() > limits.max_file_bytes {
+            return Err(SheetError::FileTooLarge {
+                size: meta.len(),
+                max: limits.max_file_bytes,
+            });
+        }
+        let mut head = [0u8; 8];
+        let n = {
+            let mut f = std::fs::File::open(path).map_err(|e| SheetError::Io(e.to_string()))?;
+            read_up_to(&mut f, &mut head).map_err(|e| SheetError::Io(e.to_string()))?
+        };
+        let head = &head[..n];
+        let mut warnings = Vec::new();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        let spreadsheet_ext = matches!(ext.as_str(), "xlsx" | "xlsm" | "xls" | "xlsb" | "ods");
+
+        let (format, rows): (Format, RowIter) = if head.starts_with(b"PK\x03\x04") {
+            let format = xlsx::zip_format(path, &limits)?;
+            (format, xlsx::open(path, format, opts)?)
+        } else if head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+            (Format::Xls, xlsx::open(path, Format::Xls, opts)?)
+        } else {
+            if spreadsheet_ext {
+                if !csv::looks_like_text(path)? {
+                    return Err(SheetError::NotASpreadsheet(format!(
+                        "named .{ext} but it is neither a zip-based workbook nor an OLE2 \
+                         (XLS) file, nor text"
+                    )));
+                }
+                warnings.push(format!("named .{ext} but it holds CSV text; read as CSV"));
+            }
+            let (rows, mut w) = csv::open(path, &limits)?;
+            warnings.append(&mut w);
+            (Format::Csv, rows)
+        };
+
+        let mut reader = SheetReader {
+            format,
+            header: None,
+            rows,
+            warnings,
+            limits,
+            failed: false,
+        };
+        // The header is the first non-blank row; an error before it fails the open.
+        if let Some(first) = reader.next() {
+            let header = first?;
+            if header.cells.len() > reader.limits.max_columns as usize {
+                return Err(SheetError::TooBig(format!(
+                    "header has {} columns, more than the limit of {} (limits.max_columns)",
+                    header.cells.len(),
+                    reader.limits.max_columns
+                )));
+            }
+            reader.header = Some(header);
+        }
+        Ok(reader)
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+    /// The header row; `None` for a file with no non-blank row at all.
+    pub fn header(&self) -> Option<&Row> {
+        self.header.as_ref()
+    }
+    /// Notes about how the file was read (e.g. renamed CSV).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+}
+
+impl Iterator for SheetReader {
+    type Item = Result<Row, SheetError>;
+
+    /// Next non-blank row. After an error the iterator ends: a file is not read past
+    /// the point where it stopped making sense.
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            match self.rows.next()? {
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+                Ok(row) => {
+                    if row.row > self.limits.max_rows {
+                        self.failed = true;
+                        return Some(Err(SheetError::TooBig(format!(
+                            "more than {} rows (limits.max_rows)",
+                            self.limits.max_rows
+                        ))));
+                    }
+                    if let Some(e) = check_row(&row, &self.limits) {
+                        self.failed = true;
+                        return Some(Err(e));
+                    }
+                    if row.is_blank() {
+                        continue;
+                    }
+                    return Some(Ok(row));
+                }
+            }
+        }
+    }
+}
+
+/// Column and cell-length caps, applied to every row whatever the format.
+fn check_row(row: &Row, limits: &Limits) -> Option<SheetError> {
+    if row.cells.len() > limits.max_columns as usize
+        && row.cells[limits.max_columns as usize..]
+            .iter()
+            .any(|c| !c.is_blank())
+    {
+        return Some(SheetError::TooBig(format!(
+            "row {} has a value in column {}, beyond the limit of {} columns (limits.max_columns)",
+            row.row,
+            column_letter(row.cells.len() - 1),
+            limits.max_columns
+        )));
+    }
+    for (i, c) in row.cells.iter().enumerate() {
+        let len = c.char_len();
+        if len > limits.max_cell_chars as usize {
+            return Some(SheetError::CellTooLong {
+                row: row.row,
+                column: i,
+                len,
+                max: limits.max_cell_chars,
+            });
+        }
+    }
+    None
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Message of a caught panic payload.
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_letters() {
+        assert_eq!(column_letter(0), "A");
+        assert_eq!(column_letter(25), "Z");
+        assert_eq!(column_letter(26), "AA");
+        assert_eq!(column_letter(27), "AB");
+        assert_eq!(column_letter(701), "ZZ");
+        assert_eq!(column_letter(702), "AAA");
+    }
+
+    #[test]
+    fn blank_cells() {
+        assert!(Cell::Empty.is_blank());
+        assert!(Cell::Text(" \t".into()).is_blank());
+        assert!(!Cell::Int(0).is_blank());
+        assert!(!Cell::Text("-".into()).is_blank());
+    }
+
+    #[test]
+    fn number_display() {
+        assert_eq!(Cell::Number(3225405200.0).display(), "3225405200");
+        assert_eq!(Cell::Number(1.5).display(), "1.5");
+        assert_eq!(Cell::Bool(true).display(), "TRUE");
+    }
+}
