@@ -213,6 +213,11 @@ impl LockGuard {
         Ok(ours)
     }
 
+    /// The flag behind [`LockGuard::is_lost`], for a monitor that outlives a borrow.
+    pub fn lost_flag(&self) -> Arc<AtomicBool> {
+        self.lost.clone()
+    }
+
     /// Records which job holds the lock (shown in "lock held" errors' details).
     pub async fn set_job(&self, bulk_id: i64) -> Result<(), HistoryError> {
         let (t, k) = (self.tenant.clone(), self.token.clone());
