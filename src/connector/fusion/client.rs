@@ -216,7 +216,15 @@ impl Client {
                 refreshed = true;
                 continue;
             }
-            return Err(self.status_error(r, status, &headers, &body));
+            // Scrubbed before any excerpt is cut, so no part of the token survives.
+            let body = match token.as_deref().filter(|t| !t.is_empty()) {
+                Some(t) => String::from_utf8_lossy(&body)
+                    .replace(t, "<redacted>")
+                    .into_bytes(),
+                None => body.to_vec(),
+            };
+            let err = self.status_error(r, status, &headers, &body);
+            return Err(scrub(err, token.as_deref()));
         }
     }
 
@@ -309,6 +317,46 @@ async fn resolve(src: &TokenSource) -> Result<Option<String>, ConnectorError> {
                 .map(Some)
                 .map_err(|e| cfg(e.to_string()))
         }
+    }
+}
+
+/// A server that echoes request headers into its error body must not carry the token
+/// into our errors (and from there into logs and the history).
+fn scrub(e: ConnectorError, token: Option<&str>) -> ConnectorError {
+    let Some(t) = token.filter(|t| !t.is_empty()) else {
+        return e;
+    };
+    let clean = |s: String| {
+        if s.contains(t) {
+            s.replace(t, "<redacted>")
+        } else {
+            s
+        }
+    };
+    match e {
+        ConnectorError::Rejected {
+            status,
+            code,
+            reason,
+        } => ConnectorError::Rejected {
+            status,
+            code: code.map(clean),
+            reason: clean(reason),
+        },
+        ConnectorError::Retryable {
+            status,
+            retry_after,
+            message,
+        } => ConnectorError::Retryable {
+            status,
+            retry_after,
+            message: clean(message),
+        },
+        ConnectorError::Auth { status, message } => ConnectorError::Auth {
+            status,
+            message: clean(message),
+        },
+        other => other,
     }
 }
 
