@@ -836,3 +836,367 @@ async fn path_parameters_and_ids_are_escaped() {
         .await;
     assert_eq!(c.read_user("a/b?").await.unwrap(), None);
 }
+
+/// The connector against the real Fusion simulator over HTTP: the two sides read the
+/// document independently (no shared serde types), so these tests catch a misreading.
+mod against_sim {
+    use super::*;
+    use teamsync::sim::fusion::{start, FusionSim, RunningSim, SimOptions};
+
+    const SIM_TOKEN: &str = "sim-token-1";
+    const MCOEV: &str = "4828c8ec-dc2e-4779-b502-87ac9ce28ab7";
+    const E1: &str = "18181a46-0d4e-45cd-891e-60aabd171b4e";
+
+    /// A tenant of `n` users: every third has a number (and customer licenses), groups and
+    /// a VRP; numbers +3225400000.. are the inventory, twice as many as linked.
+    fn seed(n: usize) -> serde_json::Value {
+        let users: Vec<_> = (0..n)
+            .map(|i| {
+                let mut u = json!({"msTeams": {
+                    "id": format!("00000000-0000-4000-8000-{i:012}"),
+                    "userPrincipalName": format!("user{i:05}@contoso.com"),
+                    "displayName": format!("User {i:05}"),
+                    "location": "BE",
+                    "licenses": [{"skuId": MCOEV, "skuPartNumber": "MCOEV"}],
+                    "voiceEnabled": "yes",
+                    "groups": [],
+                    "vrp": null
+                }});
+                if i % 3 == 0 {
+                    u["msTeams"]["groups"] = json!([{"displayName": "All Company", "id": "g-all"}]);
+                    u["msTeams"]["vrp"] = json!("World-DRaaS");
+                    u["draas"] = json!({"id": i + 1, "customerLicenses": ["Call-Bundle"],
+                        "phoneNumber": format!("+32254{i:05}"), "status": "active"});
+                }
+                u
+            })
+            .collect();
+        let numbers: Vec<String> = (0..2 * n.max(4)).map(|i| format!("+32254{i:05}")).collect();
+        json!({
+            "draas_instance": "prod", "tenant_uuid": "8d5c-uuid", "subscription_id": 12,
+            "msTenantId": "27b418d0-b197-483d-a0b8-da90407a92c4",
+            "domains": ["contoso.com"],
+            "users": users,
+            "groups": [
+                {"displayName": "All Company", "id": "g-all", "description": "All Company", "filter": true, "teamsEnabled": false},
+                {"displayName": "BE Office", "id": "g-be", "filter": true, "teamsEnabled": true}
+            ],
+            "licenses": [
+                {"free": 100000, "skuDescription": "Microsoft Teams Phone Standard", "skuId": MCOEV, "skuPartNumber": "MCOEV", "total": 200000},
+                {"free": 5, "skuDescription": "Office 365 E1", "skuId": E1, "skuPartNumber": "STANDARDPACK", "total": 5}
+            ],
+            "vrps": [{"description": "Global", "identity": "Global"}, {"description": "World-DRaaS", "identity": "World-DRaaS"}],
+            "numbers": numbers
+        })
+    }
+
+    async fn sim(n: usize, opts: SimOptions) -> (tempfile::TempDir, RunningSim) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seed.json");
+        std::fs::write(&path, serde_json::to_vec(&seed(n)).unwrap()).unwrap();
+        let s = FusionSim::open(None, Some(&path), opts).expect("seed loads");
+        (dir, start(s).await.expect("sim starts"))
+    }
+
+    fn sim_opts() -> SimOptions {
+        SimOptions {
+            token: Some(SIM_TOKEN.into()),
+            ..SimOptions::default()
+        }
+    }
+
+    fn connect(s: &RunningSim, page_size: u32) -> FusionConnector {
+        let mut st = FusionSettings::new(
+            s.base_url(),
+            s.tenant.draas_instance.clone(),
+            s.tenant.tenant_uuid.clone(),
+            s.tenant.subscription_id,
+            TokenSource::Static(SIM_TOKEN.into()),
+        );
+        st.page_size = page_size;
+        st.retry = RetryPolicy {
+            max_attempts: 4,
+            base: Duration::from_millis(5),
+            cap: Duration::from_millis(50),
+        };
+        FusionConnector::new(st, Arc::new(Gate::unlimited())).unwrap()
+    }
+
+    fn upn(s: &str) -> Upn {
+        Upn::parse(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn status_and_snapshot_with_details_for_the_asked_users() {
+        let (_dir, s) = sim(7, sim_opts()).await;
+        let c = connect(&s, 999);
+        assert!(c.check().await.unwrap().ok);
+        let snap = c
+            .snapshot(
+                &[upn("user00003@contoso.com"), upn("user00004@contoso.com")],
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(snap.users.len(), 7);
+        assert_eq!(snap.requests, 1 + 3 + 2);
+        let by = |u: &str| snap.users.iter().find(|x| x.upn.as_str() == u).unwrap();
+        let u3 = by("user00003@contoso.com");
+        assert_eq!(u3.number.as_ref().unwrap().to_string(), "+3225400003");
+        assert_eq!(u3.customer_licenses, ["Call-Bundle"]);
+        assert_eq!(u3.licenses, [MCOEV]);
+        assert_eq!(u3.country.as_ref().unwrap().as_str(), "BE");
+        assert!(u3.voice_enabled);
+        let d = u3.details.as_ref().unwrap();
+        assert_eq!(
+            (d.groups.as_slice(), d.vrp.as_deref()),
+            (&["g-all".to_string()][..], Some("World-DRaaS"))
+        );
+        let d = by("user00004@contoso.com").details.as_ref().unwrap();
+        assert!(d.groups.is_empty() && d.vrp.is_none());
+        assert!(by("user00000@contoso.com").details.is_none());
+        assert!(by("user00001@contoso.com").number.is_none());
+        assert_eq!(snap.catalogs.groups.len(), 2);
+        assert_eq!(
+            snap.catalogs
+                .licenses
+                .iter()
+                .find(|l| l.sku_id == E1)
+                .unwrap()
+                .free,
+            5
+        );
+        assert_eq!(snap.catalogs.vrps.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn paging_through_thousands_of_users() {
+        let (_dir, s) = sim(2500, sim_opts()).await;
+        let c = connect(&s, 999);
+        let snap = c.snapshot(&[], false).await.unwrap();
+        assert_eq!(snap.users.len(), 2500);
+        assert_eq!(snap.requests, 3 + 3, "3 pages of 999 + 3 catalogs");
+        let ids: std::collections::HashSet<&str> =
+            snap.users.iter().map(|u| u.id.as_str()).collect();
+        assert_eq!(ids.len(), 2500);
+        // A smaller page: the sim refuses a `next` sent with another page_size, so this
+        // passing shows the same page_size went with every token.
+        let c = connect(&s, 300);
+        let snap = c.snapshot(&[], false).await.unwrap();
+        assert_eq!(snap.users.len(), 2500);
+        assert_eq!(snap.requests, 9 + 3);
+        // all_details: one GET per user, concurrently.
+        let (_dir2, small) = sim(40, sim_opts()).await;
+        let snap = connect(&small, 999).snapshot(&[], true).await.unwrap();
+        assert!(snap.users.iter().all(|u| u.details.is_some()));
+        assert_eq!(snap.requests, 1 + 3 + 40);
+    }
+
+    #[tokio::test]
+    async fn create_then_one_put_then_read_user() {
+        let (_dir, s) = sim(3, sim_opts()).await;
+        let c = connect(&s, 999);
+        let mut u = plan(
+            None,
+            vec![
+                Operation::Create {
+                    display_name: "Jane Doe".into(),
+                    country: Country::parse("BE").unwrap(),
+                    customer_licenses: vec![],
+                },
+                Operation::SetLicenses {
+                    sku_ids: vec![MCOEV.into(), E1.into()],
+                },
+                Operation::SetNumber {
+                    number: Some(E164::parse_canonical("+3225400001").unwrap()),
+                },
+                Operation::SetVrp {
+                    vrp: Some("Global".into()),
+                },
+                Operation::SetGroups {
+                    group_ids: vec!["g-all".into(), "g-be".into()],
+                },
+                Operation::SetCustomerLicenses {
+                    skus: vec!["Call-Bundle".into()],
+                },
+            ],
+        );
+        u.action = UserAction::Create;
+        let steps = c.steps(&u);
+        assert_eq!(
+            steps.iter().map(|s| s.ops.clone()).collect::<Vec<_>>(),
+            vec![vec![0], vec![1, 2, 3, 4, 5]]
+        );
+        let mut id = None;
+        for st in &steps {
+            c.send(&u, &mut id, st)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", st.label));
+        }
+        let id = id.expect("create filled the id");
+        let got = c.read_user(&id).await.unwrap().expect("user exists");
+        assert_eq!(got.upn.as_str(), "jane.doe@contoso.com");
+        assert_eq!(got.display_name, "Jane Doe");
+        assert_eq!(got.number.unwrap().to_string(), "+3225400001");
+        let mut lic = got.licenses.clone();
+        lic.sort();
+        assert_eq!(lic, [E1, MCOEV]);
+        assert_eq!(got.customer_licenses, ["Call-Bundle"]);
+        let d = got.details.unwrap();
+        assert_eq!(d.vrp.as_deref(), Some("Global"));
+        let mut g = d.groups;
+        g.sort();
+        assert_eq!(g, ["g-all", "g-be"]);
+        // The same create again: "already exists" is a Rejected the executor resolves
+        // with find_user.
+        let mut again = None;
+        let e = c.send(&u, &mut again, &steps[0]).await.unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                ConnectorError::Rejected {
+                    status: 400,
+                    code: Some(_),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let found = c
+            .find_user(&upn("Jane.Doe@contoso.com"), Some("Jane Doe"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.id, id);
+    }
+
+    #[tokio::test]
+    async fn dedicated_endpoints_then_delete() {
+        let (_dir, s) = sim(4, sim_opts()).await;
+        let c = connect(&s, 999);
+        let id = "00000000-0000-4000-8000-000000000003".to_string();
+        let u = plan(
+            Some(&id),
+            vec![
+                Operation::SetProperties {
+                    display_name: Some("Renamed".into()),
+                    country: Some(Country::parse("NL").unwrap()),
+                },
+                Operation::SetLicenses {
+                    sku_ids: vec![MCOEV.into(), E1.into()],
+                },
+                Operation::SetNumber { number: None },
+                Operation::SetVrp { vrp: None },
+                Operation::SetGroups {
+                    group_ids: vec!["g-be".into()],
+                },
+                Operation::Delete,
+            ],
+        );
+        let mut uid = Some(id.clone());
+        // Each op alone: one request per dedicated endpoint.
+        for i in 0..5 {
+            let st = Step {
+                ops: vec![i],
+                label: String::new(),
+            };
+            c.send(&u, &mut uid, &st)
+                .await
+                .unwrap_or_else(|e| panic!("op {i}: {e}"));
+        }
+        let got = c.read_user(&id).await.unwrap().unwrap();
+        assert_eq!(got.display_name, "Renamed");
+        assert_eq!(got.country.unwrap().as_str(), "NL");
+        assert_eq!(got.licenses.len(), 2);
+        assert!(got.number.is_none());
+        let d = got.details.unwrap();
+        assert_eq!((d.groups, d.vrp), (vec!["g-be".to_string()], None));
+        c.send(
+            &u,
+            &mut uid,
+            &Step {
+                ops: vec![5],
+                label: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(c.read_user(&id).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn the_sims_refusals_map_to_rejected_and_auth() {
+        let (_dir, s) = sim(4, sim_opts()).await;
+        let c = connect(&s, 999);
+        // user 1 has no number; +3225400000 belongs to user 0.
+        let u = plan(
+            Some("00000000-0000-4000-8000-000000000001"),
+            vec![Operation::SetNumber {
+                number: Some(E164::parse_canonical("+3225400000").unwrap()),
+            }],
+        );
+        let mut uid = u.user_id.clone();
+        let e = c.send(&u, &mut uid, &c.steps(&u)[0]).await.unwrap_err();
+        let ConnectorError::Rejected {
+            status: 400,
+            code: Some(code),
+            reason,
+        } = &e
+        else {
+            panic!("{e:?}")
+        };
+        assert!(!code.is_empty() && !reason.is_empty(), "{e}");
+        // Unknown user on a write: 404, which the executor reads as "not replicated yet".
+        let u = plan(Some("no-such-user"), vec![Operation::SetVrp { vrp: None }]);
+        let mut uid = u.user_id.clone();
+        let e = c.send(&u, &mut uid, &c.steps(&u)[0]).await.unwrap_err();
+        assert!(e.is_not_found(), "{e:?}");
+        // Wrong token: auth error, no secret in it.
+        let mut st = FusionSettings::new(
+            s.base_url(),
+            "prod",
+            "8d5c-uuid",
+            12,
+            TokenSource::Static("wrong-SECRET".into()),
+        );
+        st.retry.max_attempts = 1;
+        let bad = FusionConnector::new(st, Arc::new(Gate::unlimited())).unwrap();
+        let e = bad.check().await.unwrap_err();
+        assert!(matches!(e, ConnectorError::Auth { .. }), "{e:?}");
+        assert!(!e.to_string().contains("SECRET"));
+    }
+
+    #[tokio::test]
+    async fn the_sims_429s_pause_the_gate_and_reads_still_complete() {
+        let (_dir, s) = sim(
+            6,
+            SimOptions {
+                rate_limit: Some(5),
+                ..sim_opts()
+            },
+        )
+        .await;
+        let gate = Arc::new(Gate::unlimited());
+        let mut st = FusionSettings::new(
+            s.base_url(),
+            "prod",
+            "8d5c-uuid",
+            12,
+            TokenSource::Static(SIM_TOKEN.into()),
+        );
+        st.retry = RetryPolicy {
+            max_attempts: 6,
+            base: Duration::from_millis(5),
+            cap: Duration::from_millis(50),
+        };
+        let c = FusionConnector::new(st, gate).unwrap();
+        let snap = c.snapshot(&[], true).await.unwrap();
+        assert_eq!(snap.users.len(), 6);
+        assert!(snap.users.iter().all(|u| u.details.is_some()));
+        assert!(
+            snap.requests > 1 + 3 + 6,
+            "some requests were throttled and retried: {}",
+            snap.requests
+        );
+    }
+}
