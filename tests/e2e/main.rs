@@ -1,0 +1,3 @@
+//! The one end-to-end test binary; each area is a module.
+
+mod sim_fusion;
