@@ -1,1 +1,5 @@
+//! The one end-to-end test binary; each area is a module.
+
+mod apply_exec;
 mod connector_fusion;
+mod sim_fusion;

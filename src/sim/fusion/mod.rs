@@ -9,8 +9,8 @@
 //! Layout: `wire` (serde types, field for field as the document), `state` (the tenant in
 //! memory and its rules), `store` (SQLite persistence), `users` and `catalog` (handlers),
 //! `middleware` (latency, auth, rate limit, faults, request log), `token` (continuation
-//! tokens), `conn` (connections a fault can cut), `admin` (`/_sim/*`). Further endpoints
-//! (admins, bulk, templates, resource accounts, group filters, sync, sip_address) go in new
+//! tokens), `conn` (connections a fault can cut), `admin` (`/_sim/*`), `resource_accounts`.
+//! Further endpoints (admins, bulk, templates, group filters, sync, sip_address) go in new
 //! handler modules and one `.route` line each in [`FusionSim::router`].
 //!
 //! Our readings where the document is silent or vague (kept here, in one place):
@@ -63,6 +63,7 @@ pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod reqlog;
+pub mod resource_accounts;
 pub mod state;
 pub mod store;
 pub mod token;
@@ -256,6 +257,14 @@ impl FusionSim {
             .route("/licenses", get(catalog::licenses))
             .route("/vrps", get(catalog::vrps))
             .route("/groups", get(catalog::groups))
+            .route(
+                "/resource_accounts",
+                get(resource_accounts::list).post(resource_accounts::create),
+            )
+            .route(
+                "/resource_accounts/{resource_account_id}",
+                put(resource_accounts::modify).delete(resource_accounts::delete),
+            )
             .route_layer(from_fn_with_state(sh.clone(), tenant_guard))
             .method_not_allowed_fallback(method_not_allowed)
             .with_state(sh.clone());

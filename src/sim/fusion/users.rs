@@ -272,7 +272,7 @@ pub async fn check(
     }))
 }
 
-fn check_display_name(s: &str) -> Result<String, ApiError> {
+pub(crate) fn check_display_name(s: &str) -> Result<String, ApiError> {
     let s = s.trim();
     if s.is_empty() || s.chars().count() > 256 {
         return Err(ApiError::bad(
@@ -283,7 +283,7 @@ fn check_display_name(s: &str) -> Result<String, ApiError> {
     Ok(s.to_string())
 }
 
-fn check_customer_licenses(list: &[String]) -> Result<Vec<String>, ApiError> {
+pub(crate) fn check_customer_licenses(list: &[String]) -> Result<Vec<String>, ApiError> {
     let mut out: Vec<String> = Vec::new();
     for c in list {
         let c = c.trim();
