@@ -1,1 +1,374 @@
-//! Being written; see DESIGN.md.
+//! Apply a plan to a tenant and record every user's outcome in the job history.
+//!
+//! Why a module of its own: sending is where a sync can hurt a tenant. Everything that
+//! protects it lives here — one job per tenant (the history lock), a status check before
+//! any write, bounded concurrency, retries from a job-wide budget, fail-fast on auth
+//! errors or a run of failures — together with what makes a run auditable and resumable:
+//! every item is in the history before it is sent and when it ends.
+//!
+//! Choices where DESIGN.md is silent:
+//! - `only` keeps the named users; `limit` then keeps the first N users *with changes*
+//!   (a canary applies changes). A job holds exactly the users of its run, so a limited
+//!   job ends `success` when its users do. A selected user waiting for an operation of a
+//!   user outside the run fails with "dependency not in this run".
+//! - The replication window is measured from the first 404 of a step (or read-back), not
+//!   from the create, so a long tenant-wide 429 pause does not eat it.
+//! - A create refused by the tenant is resolved by `find_user`; if the user exists but the
+//!   fields sent with the create differ, the item fails rather than guessing.
+//! - Only items whose request the tenant answered with an error count towards
+//!   `max_consecutive_failures` (0 disables it); a failed dependency sends nothing.
+//! - An interrupted item (abort, kill) goes back to `pending` and keeps its attempts and
+//!   any user id it created, so `resume` and revert know about it.
+
+mod executor;
+pub mod progress;
+mod scheduler;
+pub mod verify;
+
+use crate::config::TenantConfig;
+use crate::connector::retry::{RetryBudget, RetryPolicy};
+use crate::connector::{Connector, ConnectorError};
+use crate::history::{History, HistoryError, ItemStatus, JobStatus, NewItem, NewJob};
+use crate::model::Upn;
+use crate::plan::model::{Plan, UserPlan};
+use executor::RunCtx;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Users in flight at once.
+    pub concurrency: usize,
+    /// Attempts per request (1 = no retry).
+    pub max_attempts: u32,
+    /// Retries the whole job may spend.
+    pub retry_budget: u64,
+    /// Failed items in a row that abort the job; 0 = never.
+    pub max_consecutive_failures: u32,
+    pub request_timeout: Duration,
+    /// How long a 404 on a user this job created is taken for replication delay.
+    pub replication_window: Duration,
+    /// Read every changed user back and compare.
+    pub verify: bool,
+    pub limit: Option<usize>,
+    pub only: Vec<Upn>,
+    pub title: String,
+    /// A progress bar when stderr is a terminal (log lines otherwise).
+    pub progress: bool,
+}
+
+impl ApplyOptions {
+    /// The tenant's pacing settings; no limit, no verify, no bar, empty title.
+    pub fn from_tenant(t: &TenantConfig) -> ApplyOptions {
+        ApplyOptions {
+            concurrency: t.concurrency.max(1),
+            max_attempts: t.max_attempts.max(1),
+            retry_budget: t.retry_budget,
+            max_consecutive_failures: t.max_consecutive_failures,
+            request_timeout: Duration::from_secs(t.request_timeout_s.max(1)),
+            replication_window: Duration::from_secs(t.replication_window_s),
+            verify: false,
+            limit: None,
+            only: Vec::new(),
+            title: String::new(),
+            progress: false,
+        }
+    }
+}
+
+/// Start a new job, or continue an existing one (`resume`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobTarget {
+    New,
+    /// The bulk id of a job whose pending/interrupted items the plan re-planned.
+    Resume(i64),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobOutcome {
+    pub bulk_id: i64,
+    pub job_id: String,
+    pub status: JobStatus,
+    /// Counts over the whole job (a resumed job's earlier items included).
+    pub total: u64,
+    pub success: u64,
+    pub errors: u64,
+    pub unchanged: u64,
+    /// Requests and retries of this run.
+    pub requests: u64,
+    pub retries: u64,
+    pub elapsed: Duration,
+    /// 0 all done, 1 some items failed (or left pending), 3 aborted.
+    pub exit_code: i32,
+    /// Why the job aborted, when it did.
+    pub abort_reason: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Another live job holds the tenant (nothing was sent).
+    #[error("{0}")]
+    Locked(HistoryError),
+    /// The status check failed (nothing was written or sent).
+    #[error("tenant check failed: {0}")]
+    Check(ConnectorError),
+    #[error("invalid plan: {0}")]
+    InvalidPlan(String),
+    #[error("backend {backend} cannot apply changes: {reason}")]
+    Unsupported { backend: String, reason: String },
+    #[error("cannot resume job {bulk_id}: {reason}")]
+    Resume { bulk_id: i64, reason: String },
+    /// The history could not be written; the job stopped.
+    #[error("{0}")]
+    History(HistoryError),
+}
+
+impl ApplyError {
+    /// DESIGN.md's exit codes: 2 for what was refused before sending anything because the
+    /// input is wrong, 3 for aborts (lock held, auth, history failure).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ApplyError::InvalidPlan(_)
+            | ApplyError::Unsupported { .. }
+            | ApplyError::Resume { .. } => 2,
+            ApplyError::Locked(_) | ApplyError::Check(_) | ApplyError::History(_) => 3,
+        }
+    }
+}
+
+fn new_item(u: &UserPlan) -> Result<NewItem, ApplyError> {
+    let json = |v: Result<serde_json::Value, serde_json::Error>| {
+        v.map_err(|e| ApplyError::InvalidPlan(format!("{}: cannot record the user: {e}", u.upn)))
+    };
+    Ok(NewItem {
+        upn: u.upn.to_string(),
+        data: json(serde_json::to_value(&u.desired))?,
+        changes: json(serde_json::to_value(&u.changes))?,
+        before: serde_json::Value::Object(u.before.clone()),
+        plan: Some(json(serde_json::to_value(u))?),
+        user_id: u.user_id.clone(),
+        status: if u.ops.is_empty() {
+            ItemStatus::Unchanged
+        } else {
+            ItemStatus::Pending
+        },
+    })
+}
+
+/// Applies `plan` (or the part `opts.only`/`opts.limit` select) and records it as a job.
+///
+/// Order of business: refuse a read-only backend or a malformed plan; take the tenant
+/// lock; check the tenant (an auth failure stops here, nothing written); write the job
+/// and all its items; run the users; close the job with counts and status from its items.
+pub async fn execute(
+    plan: &Plan,
+    connector: Arc<dyn Connector>,
+    history: &History,
+    target: JobTarget,
+    opts: &ApplyOptions,
+) -> Result<JobOutcome, ApplyError> {
+    let started = Instant::now();
+    let selected =
+        scheduler::select(plan, &opts.only, opts.limit).map_err(ApplyError::InvalidPlan)?;
+    let users: Vec<UserPlan> = selected.iter().map(|&i| plan.users[i].clone()).collect();
+    let has_ops = users.iter().any(|u| !u.ops.is_empty());
+    if has_ops && !connector.capabilities().write {
+        return Err(ApplyError::Unsupported {
+            backend: connector.backend().into(),
+            reason: "the backend is read-only".into(),
+        });
+    }
+    let steps: Vec<_> = users.iter().map(|u| connector.steps(u)).collect();
+    scheduler::validate(plan, &users, &steps).map_err(ApplyError::InvalidPlan)?;
+    let items = users.iter().map(new_item).collect::<Result<Vec<_>, _>>()?;
+
+    let lock = history
+        .acquire_lock(&plan.tenant)
+        .await
+        .map_err(|e| match e {
+            e @ HistoryError::LockHeld { .. } => ApplyError::Locked(e),
+            e => ApplyError::History(e),
+        })?;
+    let requests = AtomicU64::new(1);
+    match connector.check().await {
+        Ok(s) if s.ok => {}
+        Ok(s) => {
+            return Err(ApplyError::Check(ConnectorError::Rejected {
+                status: 200,
+                code: None,
+                reason: format!("the tenant reports a problem: {}", s.details),
+            }))
+        }
+        Err(e) => return Err(ApplyError::Check(e)),
+    }
+
+    let (bulk_id, job_id, item_ids) = match target {
+        JobTarget::New => {
+            let job = NewJob {
+                kind: plan.kind,
+                title: opts.title.clone(),
+                tenant: plan.tenant.clone(),
+                source: plan.sources.join(", "),
+                source_sha256: plan.source_sha256.clone(),
+            };
+            history
+                .create_job(job, items)
+                .await
+                .map_err(ApplyError::History)?
+        }
+        JobTarget::Resume(bulk_id) => {
+            let resume_err = |reason: String| ApplyError::Resume { bulk_id, reason };
+            let job = history
+                .get_job(&bulk_id.to_string())
+                .map_err(ApplyError::History)?
+                .ok_or_else(|| resume_err("no such job".into()))?;
+            if job.tenant != plan.tenant {
+                return Err(resume_err(format!(
+                    "the job ran against tenant {}, the plan is for {}",
+                    job.tenant, plan.tenant
+                )));
+            }
+            let ids = history
+                .replan_items(bulk_id, items)
+                .await
+                .map_err(|e| match e {
+                    HistoryError::Resume(r) => resume_err(r),
+                    e => ApplyError::History(e),
+                })?;
+            (bulk_id, job.job_id, ids)
+        }
+    };
+    if let Err(e) = lock.set_job(bulk_id).await {
+        tracing::warn!("cannot record the job on the tenant lock: {e}");
+    }
+    let to_run: Vec<usize> = (0..users.len())
+        .filter(|&i| !users[i].ops.is_empty())
+        .collect();
+    tracing::info!(
+        "job {job_id} (#{bulk_id}) on tenant {}: {} users, {} with changes",
+        plan.tenant,
+        users.len(),
+        to_run.len()
+    );
+
+    let concurrency = opts.concurrency.max(1);
+    let ctx = Arc::new(RunCtx {
+        board: scheduler::Board::new(plan, &users),
+        users,
+        steps,
+        item_ids,
+        connector,
+        history: history.clone(),
+        opts: opts.clone(),
+        policy: RetryPolicy {
+            max_attempts: opts.max_attempts.max(1),
+            ..RetryPolicy::default()
+        },
+        budget: RetryBudget::new(opts.retry_budget),
+        abort: scheduler::Abort::new(),
+        slots: Arc::new(Semaphore::new(concurrency)),
+        progress: progress::Progress::start(to_run.len() as u64, opts.progress),
+        requests,
+        retries: AtomicU64::new(0),
+        consecutive_failures: AtomicU32::new(0),
+        history_error: Mutex::new(None),
+    });
+
+    // Stop sending if another process took the lock over (we stalled past its staleness).
+    let lost = lock.lost_flag();
+    let watcher = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if lost.load(Ordering::SeqCst) {
+                    ctx.abort
+                        .trigger("the tenant lock was taken over by another process".into());
+                    return;
+                }
+            }
+        })
+    };
+
+    let mut set = JoinSet::new();
+    for ui in to_run {
+        let slot = tokio::select! {
+            p = ctx.slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = ctx.abort.wait() => break,
+        };
+        if ctx.abort.reason().is_some() {
+            break;
+        }
+        set.spawn(executor::run_user(ctx.clone(), ui, slot));
+        while let Some(r) = set.try_join_next() {
+            joined(&ctx, r);
+        }
+    }
+    while let Some(r) = set.join_next().await {
+        joined(&ctx, r);
+    }
+    watcher.abort();
+
+    let abort_reason = ctx.abort.reason();
+    let job = history
+        .finish_job(bulk_id, abort_reason.is_some())
+        .await
+        .map_err(ApplyError::History)?;
+    if let Err(e) = lock.release().await {
+        tracing::warn!("cannot release the tenant lock: {e}");
+    }
+    let failed_write = ctx
+        .history_error
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    if let Some(e) = failed_write {
+        return Err(ApplyError::History(e));
+    }
+    ctx.progress.finish();
+    let outcome = JobOutcome {
+        bulk_id,
+        job_id,
+        status: job.status,
+        total: job.total_count,
+        success: job.success_count,
+        errors: job.error_count,
+        unchanged: job.unchanged_count,
+        requests: ctx.requests.load(Ordering::Relaxed),
+        retries: ctx.retries.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+        exit_code: job.status.exit_code(),
+        abort_reason,
+    };
+    tracing::info!(
+        "job {} finished {}: {} users, {} ok ({} unchanged), {} failed, {} requests, {} retries, {:.1?}",
+        outcome.job_id,
+        outcome.status,
+        outcome.total,
+        outcome.success,
+        outcome.unchanged,
+        outcome.errors,
+        outcome.requests,
+        outcome.retries,
+        outcome.elapsed
+    );
+    Ok(outcome)
+}
+
+fn joined(ctx: &RunCtx, r: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = r {
+        ctx.abort
+            .trigger(format!("internal error in a worker: {e}"));
+    }
+}
+
+#[cfg(test)]
+mod tests;

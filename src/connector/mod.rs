@@ -10,6 +10,7 @@
 //! - `snapshot` and `read_user` are idempotent reads and retry on their own with
 //!   [`retry::RetryPolicy`].
 
+pub mod fusion;
 pub mod gate;
 pub mod retry;
 

@@ -2,6 +2,10 @@
 
 mod support;
 
+mod apply_exec;
 mod cli;
 mod cli_auth;
 mod cli_jobs;
+mod connector_fusion;
+mod sheets;
+mod sim_fusion;

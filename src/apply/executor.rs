@@ -1,0 +1,430 @@
+//! One user's run: its steps in order, each through the connector with a per-request
+//! timeout, retries with full-jitter backoff from the job's budget, deferral of 404s on
+//! users this job just created (replication), resolution of "already exists" on creates,
+//! and the read-back check.
+//!
+//! Decisions are made on [`ConnectorError`]'s kind only, so every backend behaves alike:
+//! Retryable → retry; Rejected → the item's error; Auth/Config → the whole job stops.
+
+use super::scheduler::{Abort, Board, Deps};
+use super::verify::Expect;
+use super::ApplyOptions;
+use crate::connector::retry::{RetryBudget, RetryPolicy};
+use crate::connector::{Connector, ConnectorError, Step};
+use crate::history::{History, HistoryError, ItemResult, ItemStatus};
+use crate::plan::model::{OpRef, Operation, UserPlan};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// Everything the workers of one run share.
+pub(crate) struct RunCtx {
+    pub users: Vec<UserPlan>,
+    pub steps: Vec<Vec<Step>>,
+    pub item_ids: Vec<i64>,
+    pub connector: Arc<dyn Connector>,
+    pub history: History,
+    pub opts: ApplyOptions,
+    pub policy: RetryPolicy,
+    pub budget: RetryBudget,
+    pub board: Board,
+    pub abort: Abort,
+    pub slots: Arc<Semaphore>,
+    pub progress: super::progress::Progress,
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+    pub consecutive_failures: AtomicU32,
+    /// The first history write that failed: the job stops and the caller gets it.
+    pub history_error: Mutex<Option<HistoryError>>,
+}
+
+/// Why a step did not succeed.
+enum Fail {
+    /// The item's error (kept in the history); `sent` = the tenant answered with an error
+    /// (counts towards fail-fast), as opposed to a dependency that failed.
+    Item {
+        code: String,
+        reason: String,
+        sent: bool,
+    },
+    /// The job must stop (auth, local configuration); this item stays pending.
+    Abort(String),
+    /// The job is stopping; this item stays pending.
+    Interrupted,
+}
+
+fn item_err(code: impl Into<String>, reason: impl Into<String>) -> Fail {
+    Fail::Item {
+        code: code.into(),
+        reason: reason.into(),
+        sent: true,
+    }
+}
+
+/// What becomes of a user's item at the end of [`run_user`].
+struct UserState {
+    user_id: Option<String>,
+    /// When this job created the user (a 404 on it is then replication delay).
+    created_at: Option<Instant>,
+    attempts: u32,
+}
+
+impl RunCtx {
+    fn history_failed(&self, e: HistoryError) {
+        self.abort.trigger(format!("history write failed: {e}"));
+        let mut slot = self.history_error.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert(e);
+    }
+
+    /// Runs a connector call under the per-request timeout; a timeout is retryable
+    /// (the request may or may not have been applied).
+    async fn timed<T>(
+        &self,
+        what: &str,
+        fut: impl std::future::Future<Output = Result<T, ConnectorError>>,
+    ) -> Result<T, ConnectorError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        match tokio::time::timeout(self.opts.request_timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(ConnectorError::Retryable {
+                status: None,
+                retry_after: None,
+                message: format!("{what}: no answer within {:?}", self.opts.request_timeout),
+            }),
+        }
+    }
+
+    /// Waits a backoff before a replication retry, never past `deadline`.
+    async fn replication_wait(&self, n: u32, deadline: Instant) -> bool {
+        let d = self
+            .policy
+            .backoff(n)
+            .max(std::time::Duration::from_millis(10));
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        self.abort.sleep(d.min(left)).await
+    }
+}
+
+/// Runs one user to its end and records it. `slot` is the concurrency permit the user
+/// was started with; it is given back while the user waits for another user's operation.
+pub(crate) async fn run_user(ctx: Arc<RunCtx>, ui: usize, slot: OwnedSemaphorePermit) {
+    let user = &ctx.users[ui];
+    let item = ctx.item_ids[ui];
+    if let Err(e) = ctx.history.item_running(item).await {
+        ctx.history_failed(e);
+        return;
+    }
+    let mut st = UserState {
+        user_id: user.user_id.clone(),
+        created_at: None,
+        attempts: 0,
+    };
+    let outcome = run_steps(&ctx, user, ui, slot, &mut st).await;
+    let outcome = match outcome {
+        Ok(()) if ctx.opts.verify => verify_user(&ctx, user, &st).await,
+        other => other,
+    };
+    let result = match outcome {
+        Ok(()) => {
+            ctx.consecutive_failures.store(0, Ordering::SeqCst);
+            ItemResult {
+                status: ItemStatus::Success,
+                error_code: None,
+                error_reason: None,
+                attempts: st.attempts,
+                user_id: st.user_id.clone(),
+            }
+        }
+        Err(Fail::Item { code, reason, sent }) => {
+            ctx.board.mark_failed(&user.upn, user.ops.len());
+            tracing::warn!("{}: {reason}", user.upn);
+            if sent {
+                let n = ctx.consecutive_failures.fetch_add(1, Ordering::SeqCst) + 1;
+                let max = ctx.opts.max_consecutive_failures;
+                if max > 0 && n >= max {
+                    ctx.abort.trigger(format!(
+                        "{n} consecutive items failed (max_consecutive_failures = {max})"
+                    ));
+                }
+            }
+            ItemResult {
+                status: ItemStatus::Error,
+                error_code: Some(code),
+                error_reason: Some(reason),
+                attempts: st.attempts,
+                user_id: st.user_id.clone(),
+            }
+        }
+        Err(Fail::Abort(reason)) => {
+            ctx.abort.trigger(reason);
+            record_progress_of_interrupted(&ctx, item, &st).await;
+            return;
+        }
+        Err(Fail::Interrupted) => {
+            record_progress_of_interrupted(&ctx, item, &st).await;
+            return;
+        }
+    };
+    let ok = result.status == ItemStatus::Success;
+    match ctx.history.item_finished(item, result).await {
+        Ok(()) => ctx.progress.item_done(ok),
+        Err(e) => ctx.history_failed(e),
+    }
+}
+
+/// An interrupted item stays unfinished (back to pending when the job closes), but what
+/// it learned is kept: the attempts made and the id of a user it created, so resume and
+/// revert see them.
+async fn record_progress_of_interrupted(ctx: &RunCtx, item: i64, st: &UserState) {
+    let r = ItemResult {
+        status: ItemStatus::Running,
+        error_code: None,
+        error_reason: None,
+        attempts: st.attempts,
+        user_id: st.user_id.clone(),
+    };
+    if let Err(e) = ctx.history.item_finished(item, r).await {
+        ctx.history_failed(e);
+    }
+}
+
+async fn run_steps(
+    ctx: &Arc<RunCtx>,
+    user: &UserPlan,
+    ui: usize,
+    slot: OwnedSemaphorePermit,
+    st: &mut UserState,
+) -> Result<(), Fail> {
+    let mut slot = Some(slot);
+    for step in &ctx.steps[ui] {
+        let deps: Vec<OpRef> = step
+            .ops
+            .iter()
+            .flat_map(|&i| user.ops[i].after.iter().cloned())
+            .collect();
+        if !deps.is_empty() {
+            let mut state = ctx.board.check(&deps);
+            if state == Deps::Waiting {
+                // Give the slot to another user while we wait.
+                slot = None;
+                state = ctx.board.wait(&deps, &ctx.abort).await;
+            }
+            match state {
+                Deps::Ready | Deps::Waiting => {}
+                Deps::Failed(reason) => {
+                    return Err(Fail::Item {
+                        code: "dependency".into(),
+                        reason,
+                        sent: false,
+                    })
+                }
+                Deps::Aborted => return Err(Fail::Interrupted),
+            }
+            if slot.is_none() {
+                tokio::select! {
+                    p = ctx.slots.clone().acquire_owned() => match p {
+                        Ok(p) => slot = Some(p),
+                        Err(_) => return Err(Fail::Interrupted),
+                    },
+                    _ = ctx.abort.wait() => return Err(Fail::Interrupted),
+                }
+            }
+        }
+        if ctx.abort.reason().is_some() {
+            return Err(Fail::Interrupted);
+        }
+        send_step(ctx, user, step, st).await?;
+        ctx.board.mark_done(&user.upn, &step.ops);
+    }
+    drop(slot);
+    Ok(())
+}
+
+async fn send_step(
+    ctx: &RunCtx,
+    user: &UserPlan,
+    step: &Step,
+    st: &mut UserState,
+) -> Result<(), Fail> {
+    let create = step.ops.iter().find_map(|&i| match &user.ops[i].op {
+        Operation::Create { display_name, .. } => Some(display_name.clone()),
+        _ => None,
+    });
+    let is_delete = step
+        .ops
+        .iter()
+        .any(|&i| matches!(user.ops[i].op, Operation::Delete));
+    let mut tries: u32 = 0;
+    let mut deferred: Option<(Instant, u32)> = None;
+    loop {
+        if ctx.abort.reason().is_some() {
+            return Err(Fail::Interrupted);
+        }
+        tries += 1;
+        st.attempts += 1;
+        let r = ctx
+            .timed(&step.label, ctx.connector.send(user, &mut st.user_id, step))
+            .await;
+        let e = match r {
+            Ok(()) => {
+                if create.is_some() {
+                    st.created_at = Some(Instant::now());
+                }
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        match &e {
+            ConnectorError::Auth { .. } => return Err(Fail::Abort(e.to_string())),
+            ConnectorError::Config(_) => return Err(Fail::Abort(e.to_string())),
+            ConnectorError::Unsupported(_) => return Err(item_err(e.code(), e.to_string())),
+            ConnectorError::Retryable { .. } => {
+                if tries >= ctx.opts.max_attempts.max(1) {
+                    return Err(item_err(
+                        e.code(),
+                        format!("{e} (gave up after {tries} attempts)"),
+                    ));
+                }
+                if !ctx.budget.take() {
+                    return Err(item_err(
+                        e.code(),
+                        format!("{e} (the job's retry budget is spent)"),
+                    ));
+                }
+                ctx.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("{}: {}: {e}; retrying", user.upn, step.label);
+                // A 429's Retry-After is already on the gate: the next send waits for it.
+                if !ctx.abort.sleep(ctx.policy.backoff(tries)).await {
+                    return Err(Fail::Interrupted);
+                }
+            }
+            ConnectorError::Rejected { .. }
+                if e.is_not_found() && create.is_none() && st.created_at.is_some() =>
+            {
+                let (since, n) = deferred.get_or_insert((Instant::now(), 0));
+                *n += 1;
+                let deadline = *since + ctx.opts.replication_window;
+                if Instant::now() >= deadline {
+                    return Err(item_err(
+                        e.code(),
+                        format!(
+                            "{e} (the user this job created was still not found after {:?})",
+                            ctx.opts.replication_window
+                        ),
+                    ));
+                }
+                tracing::debug!(
+                    "{}: {}: not replicated yet; deferring",
+                    user.upn,
+                    step.label
+                );
+                if !ctx.replication_wait(*n, deadline).await {
+                    return Err(Fail::Interrupted);
+                }
+            }
+            ConnectorError::Rejected { .. } if create.is_some() => {
+                return resolve_existing(ctx, user, step, st, &e, create.as_deref()).await;
+            }
+            ConnectorError::Rejected { .. } if is_delete && e.is_not_found() && tries > 1 => {
+                // An earlier attempt whose answer was lost did delete it.
+                return Ok(());
+            }
+            ConnectorError::Rejected { .. } => return Err(item_err(e.code(), e.to_string())),
+        }
+    }
+}
+
+/// A create was refused — most likely "already exists" after an attempt whose answer was
+/// lost, or a run killed after its create. If the user is there, carry on with its id;
+/// the create step's other fields must already hold (checked), or the item fails.
+async fn resolve_existing(
+    ctx: &RunCtx,
+    user: &UserPlan,
+    step: &Step,
+    st: &mut UserState,
+    refused: &ConnectorError,
+    display_name: Option<&str>,
+) -> Result<(), Fail> {
+    let found = ctx
+        .timed(
+            "find user",
+            ctx.connector.find_user(&user.upn, display_name),
+        )
+        .await;
+    match found {
+        Ok(Some(u)) => {
+            let expect = Expect::from_ops(step.ops.iter().map(|&i| &user.ops[i].op));
+            let diff = expect.mismatches(&u, false);
+            if !diff.is_empty() {
+                return Err(item_err(
+                    refused.code(),
+                    format!("{refused}; the existing user differs: {}", diff.join("; ")),
+                ));
+            }
+            tracing::info!(
+                "{}: create refused ({refused}); the user exists, continuing with it",
+                user.upn
+            );
+            st.user_id = Some(u.id);
+            st.created_at = Some(Instant::now());
+            Ok(())
+        }
+        Ok(None) => Err(item_err(refused.code(), refused.to_string())),
+        Err(e @ ConnectorError::Auth { .. }) => Err(Fail::Abort(e.to_string())),
+        Err(e) => Err(item_err(
+            refused.code(),
+            format!("{refused}; looking the user up failed: {e}"),
+        )),
+    }
+}
+
+async fn verify_user(ctx: &RunCtx, user: &UserPlan, st: &UserState) -> Result<(), Fail> {
+    let expect = Expect::from_ops(user.ops.iter().map(|o| &o.op));
+    let verr = |reason: String| item_err("verify", format!("verify: {reason}"));
+    let Some(id) = st.user_id.clone() else {
+        return if expect.deleted {
+            Ok(())
+        } else {
+            Err(verr("no user id to read back".into()))
+        };
+    };
+    let mut deferred: Option<(Instant, u32)> = None;
+    loop {
+        if ctx.abort.reason().is_some() {
+            return Err(Fail::Interrupted);
+        }
+        match ctx.timed("read back", ctx.connector.read_user(&id)).await {
+            Ok(Some(u)) => {
+                if expect.deleted {
+                    return Err(verr("the user still exists after its deletion".into()));
+                }
+                let diff = expect.mismatches(&u, true);
+                return if diff.is_empty() {
+                    Ok(())
+                } else {
+                    Err(verr(diff.join("; ")))
+                };
+            }
+            Ok(None) if expect.deleted => return Ok(()),
+            Ok(None) if st.created_at.is_some() => {
+                let (since, n) = deferred.get_or_insert((Instant::now(), 0));
+                *n += 1;
+                let deadline = *since + ctx.opts.replication_window;
+                if Instant::now() >= deadline {
+                    return Err(verr(format!(
+                        "the user is not found ({:?} after its creation)",
+                        ctx.opts.replication_window
+                    )));
+                }
+                if !ctx.replication_wait(*n, deadline).await {
+                    return Err(Fail::Interrupted);
+                }
+            }
+            Ok(None) => return Err(verr("the user is not found".into())),
+            Err(e @ ConnectorError::Auth { .. }) => return Err(Fail::Abort(e.to_string())),
+            Err(e) => return Err(verr(format!("read-back failed: {e}"))),
+        }
+    }
+}

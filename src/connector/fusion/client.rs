@@ -1,0 +1,554 @@
+//! HTTP for the Fusion connector: URL building, bearer auth (with one refresh through the
+//! token command on a 401), the tenant gate, and the mapping of every answer to
+//! [`ConnectorError`] in one place.
+//!
+//! Status mapping (the executor decides on these):
+//! - 2xx → ok;
+//! - 401 → refresh the token once when it comes from a command and resend, else (or
+//!   again) [`ConnectorError::Auth`]; 403 → `Auth` at once (a fresh token has the same
+//!   roles);
+//! - 429 → the whole tenant's gate pauses for Retry-After (seconds or HTTP date, 1 s when
+//!   missing, capped at [`MAX_RETRY_AFTER`]), then `Retryable`;
+//! - 500/502/503/504, connection errors, timeouts, an unreadable body → `Retryable`;
+//! - other statuses → `Rejected` with the code and reason of the error body
+//!   (`{"error": {"code", "reason"}}`), or a short excerpt of whatever body came.
+//!
+//! The token never appears in a log line, an error or a `Debug` output.
+
+use super::{FusionSettings, TokenSource};
+use crate::config::run_token_command;
+use crate::connector::retry::RetryPolicy;
+use crate::connector::{ConnectorError, Gate};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// A Retry-After longer than this is treated as this: a typo'd or hostile header must not
+/// stall a nightly job for days. Above the longest throttle Microsoft documents for Graph.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// Pause after a 429 that names no Retry-After.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How much of an unparsed error body is kept as the reason.
+const EXCERPT_CHARS: usize = 200;
+
+/// One request to send, relative to the tenant's `msteams` path.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    pub path: Vec<String>,
+    pub query: Vec<(&'static str, String)>,
+    pub body: Option<serde_json::Value>,
+}
+
+impl Request {
+    pub fn get(path: &[&str]) -> Request {
+        Request {
+            method: Method::GET,
+            path: path.iter().map(|s| s.to_string()).collect(),
+            query: Vec::new(),
+            body: None,
+        }
+    }
+    /// For messages: method and path below `msteams`, e.g. `GET users/abc`.
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.method, self.path.join("/"))
+    }
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    /// `…/msteams`, without a trailing slash.
+    root: reqwest::Url,
+    token: TokenSource,
+    cached: tokio::sync::Mutex<Option<String>>,
+    gate: Arc<Gate>,
+    pub retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("root", &self.root.as_str())
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+fn cfg(m: impl Into<String>) -> ConnectorError {
+    ConnectorError::Config(m.into())
+}
+
+impl Client {
+    pub fn new(s: &FusionSettings, gate: Arc<Gate>) -> Result<Client, ConnectorError> {
+        crate::config::check_url(&s.base_url, s.allow_insecure_http).map_err(cfg)?;
+        for (name, v) in [
+            ("draas_instance", &s.draas_instance),
+            ("tenant_uuid", &s.tenant_uuid),
+        ] {
+            if v.trim().is_empty() {
+                return Err(cfg(format!("fusion: {name} is empty")));
+            }
+        }
+        if s.page_size == 0 {
+            return Err(cfg("fusion: page_size must be at least 1"));
+        }
+        let mut root = reqwest::Url::parse(&s.base_url)
+            .map_err(|e| cfg(format!("base_url {:?}: {e}", s.base_url)))?;
+        root.set_query(None);
+        root.set_fragment(None);
+        {
+            let sub = s.subscription_id.to_string();
+            let mut segs = root
+                .path_segments_mut()
+                .map_err(|_| cfg(format!("base_url {:?} cannot carry a path", s.base_url)))?;
+            segs.pop_if_empty().extend([
+                "api",
+                "v01",
+                "draas",
+                s.draas_instance.as_str(),
+                "tenants",
+                s.tenant_uuid.as_str(),
+                "subscriptions",
+                sub.as_str(),
+                "msteams",
+            ]);
+        }
+        let mut b = reqwest::Client::builder()
+            .timeout(s.request_timeout)
+            .connect_timeout(s.request_timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("teamsync/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &s.ca_file {
+            let pem =
+                std::fs::read(ca).map_err(|e| cfg(format!("ca_file {}: {e}", ca.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| cfg(format!("ca_file {}: {e}", ca.display())))?;
+            if certs.is_empty() {
+                return Err(cfg(format!(
+                    "ca_file {}: no PEM certificate in it",
+                    ca.display()
+                )));
+            }
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+        let http = b
+            .build()
+            .map_err(|e| cfg(format!("HTTP client: {}", error_chain(&e))))?;
+        Ok(Client {
+            http,
+            root,
+            token: s.token.clone(),
+            cached: tokio::sync::Mutex::new(None),
+            gate,
+            retry: s.retry.clone(),
+        })
+    }
+
+    fn url(&self, r: &Request) -> reqwest::Url {
+        let mut u = self.root.clone();
+        if let Ok(mut segs) = u.path_segments_mut() {
+            segs.extend(r.path.iter());
+        }
+        if !r.query.is_empty() {
+            u.query_pairs_mut()
+                .extend_pairs(r.query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        u
+    }
+
+    /// The current token, resolved on first use (so building a connector never runs a
+    /// command or fails on a missing variable before it is needed).
+    async fn token(&self) -> Result<Option<String>, ConnectorError> {
+        let mut c = self.cached.lock().await;
+        if c.is_none() {
+            *c = resolve(&self.token).await?;
+        }
+        Ok(c.clone())
+    }
+
+    /// A fresh token from the command, unless another request already refreshed the one
+    /// that failed (then that newer one is used, and the command runs only once).
+    async fn refresh(&self, failed: Option<&str>) -> Result<Option<String>, ConnectorError> {
+        let mut c = self.cached.lock().await;
+        if c.as_deref() != failed && c.is_some() {
+            return Ok(c.clone());
+        }
+        *c = resolve(&self.token).await?;
+        Ok(c.clone())
+    }
+
+    /// Sends `r` once (plus one resend after a token refresh) and returns the body of a
+    /// 2xx answer. Every HTTP request made is counted in `counter`.
+    pub async fn send(&self, r: &Request, counter: &AtomicU64) -> Result<Vec<u8>, ConnectorError> {
+        let url = self.url(r);
+        let mut token = self.token().await?;
+        let mut refreshed = false;
+        loop {
+            self.gate.ready().await;
+            counter.fetch_add(1, Ordering::Relaxed);
+            let mut rb = self.http.request(r.method.clone(), url.clone());
+            if let Some(t) = &token {
+                rb = rb.bearer_auth(t);
+            }
+            if let Some(b) = &r.body {
+                rb = rb.json(b);
+            }
+            let resp = rb.send().await.map_err(|e| transport(r, e))?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let body = resp.bytes().await.map_err(|e| transport(r, e))?;
+            if status.is_success() {
+                return Ok(body.to_vec());
+            }
+            if status == StatusCode::UNAUTHORIZED
+                && !refreshed
+                && matches!(self.token, TokenSource::Command(_))
+            {
+                tracing::info!(
+                    "{}: HTTP 401, running token_command for a fresh token",
+                    r.describe()
+                );
+                token = self.refresh(token.as_deref()).await?;
+                refreshed = true;
+                continue;
+            }
+            // Scrubbed before any excerpt is cut, so no part of the token survives.
+            let body = match token.as_deref().filter(|t| !t.is_empty()) {
+                Some(t) => String::from_utf8_lossy(&body)
+                    .replace(t, "<redacted>")
+                    .into_bytes(),
+                None => body.to_vec(),
+            };
+            let err = self.status_error(r, status, &headers, &body);
+            return Err(scrub(err, token.as_deref()));
+        }
+    }
+
+    fn status_error(
+        &self,
+        r: &Request,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> ConnectorError {
+        let code = status.as_u16();
+        match code {
+            401 | 403 => ConnectorError::Auth {
+                status: code,
+                message: format!("{}: {}", r.describe(), parse_error_body(body, status).1),
+            },
+            429 => {
+                let wait = retry_after(headers).unwrap_or(DEFAULT_RETRY_AFTER);
+                self.gate.pause(wait);
+                tracing::warn!(
+                    "{}: HTTP 429, pausing the tenant for {:?}",
+                    r.describe(),
+                    wait
+                );
+                ConnectorError::Retryable {
+                    status: Some(429),
+                    retry_after: Some(wait),
+                    message: format!(
+                        "{}: throttled, retry after {}s",
+                        r.describe(),
+                        wait.as_secs_f64()
+                    ),
+                }
+            }
+            500 | 502 | 503 | 504 => ConnectorError::Retryable {
+                status: Some(code),
+                retry_after: retry_after(headers),
+                message: format!("{}: {}", r.describe(), parse_error_body(body, status).1),
+            },
+            _ => {
+                let (c, reason) = parse_error_body(body, status);
+                ConnectorError::Rejected {
+                    status: code,
+                    code: c,
+                    reason,
+                }
+            }
+        }
+    }
+
+    /// A read: sends with retries per the policy (the gate holds every attempt after a
+    /// 429 for its Retry-After; the backoff adds jitter on top) and parses the JSON.
+    pub async fn read<T: DeserializeOwned>(
+        &self,
+        r: &Request,
+        counter: &AtomicU64,
+    ) -> Result<T, ConnectorError> {
+        let mut attempt = 1;
+        loop {
+            let res = self.send(r, counter).await.and_then(|b| parse_json(r, &b));
+            match res {
+                Err(ConnectorError::Retryable { message, .. })
+                    if attempt < self.retry.max_attempts.max(1) =>
+                {
+                    tracing::debug!("{message}; retrying (attempt {attempt})");
+                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+async fn resolve(src: &TokenSource) -> Result<Option<String>, ConnectorError> {
+    match src {
+        TokenSource::None => Ok(None),
+        TokenSource::Static(t) => Ok(Some(t.clone())),
+        TokenSource::Env(var) => match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_string())),
+            _ => Err(cfg(format!(
+                "environment variable {var} (token_env) is not set"
+            ))),
+        },
+        TokenSource::Command(cmd) => {
+            let cmd = cmd.clone();
+            tokio::task::spawn_blocking(move || run_token_command(&cmd))
+                .await
+                .map_err(|e| cfg(format!("token_command did not finish: {e}")))?
+                .map(Some)
+                .map_err(|e| cfg(e.to_string()))
+        }
+    }
+}
+
+/// A server that echoes request headers into its error body must not carry the token
+/// into our errors (and from there into logs and the history).
+fn scrub(e: ConnectorError, token: Option<&str>) -> ConnectorError {
+    let Some(t) = token.filter(|t| !t.is_empty()) else {
+        return e;
+    };
+    let clean = |s: String| {
+        if s.contains(t) {
+            s.replace(t, "<redacted>")
+        } else {
+            s
+        }
+    };
+    match e {
+        ConnectorError::Rejected {
+            status,
+            code,
+            reason,
+        } => ConnectorError::Rejected {
+            status,
+            code: code.map(clean),
+            reason: clean(reason),
+        },
+        ConnectorError::Retryable {
+            status,
+            retry_after,
+            message,
+        } => ConnectorError::Retryable {
+            status,
+            retry_after,
+            message: clean(message),
+        },
+        ConnectorError::Auth { status, message } => ConnectorError::Auth {
+            status,
+            message: clean(message),
+        },
+        other => other,
+    }
+}
+
+/// Malformed JSON in a 2xx answer: the server or a proxy hiccuped; another try may do.
+pub fn parse_json<T: DeserializeOwned>(r: &Request, body: &[u8]) -> Result<T, ConnectorError> {
+    serde_json::from_slice(body).map_err(|e| ConnectorError::Retryable {
+        status: None,
+        retry_after: None,
+        message: format!("{}: malformed JSON in a 2xx answer ({e})", r.describe()),
+    })
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn transport(r: &Request, e: reqwest::Error) -> ConnectorError {
+    if e.is_builder() {
+        return cfg(format!("{}: {}", r.describe(), error_chain(&e)));
+    }
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    // Without the URL: it is long and already named by `describe`.
+    let e = e.without_url();
+    ConnectorError::Retryable {
+        status: None,
+        retry_after: None,
+        message: format!("{}: {what} ({})", r.describe(), error_chain(&e)),
+    }
+}
+
+/// Retry-After as delta-seconds or an HTTP date; `None` when absent or unparsable.
+pub fn retry_after(h: &HeaderMap) -> Option<Duration> {
+    let v = h.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let d = if let Ok(secs) = v.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else if let Ok(secs) = v.parse::<f64>() {
+        if !(secs.is_finite() && secs >= 0.0) {
+            return None;
+        }
+        Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64()))
+    } else {
+        let at = httpdate::parse_http_date(v).ok()?;
+        // Whole seconds, rounded up: the date has second precision and waiting a fraction
+        // too little means another 429.
+        match at.duration_since(SystemTime::now()) {
+            Ok(d) => Duration::from_secs(d.as_secs() + u64::from(d.subsec_nanos() > 0)),
+            Err(_) => Duration::ZERO,
+        }
+    };
+    Some(d.min(MAX_RETRY_AFTER))
+}
+
+/// `(code, reason)` from an error body. Reads `{"error": {"code", "reason"}}` as the
+/// document shows it, tolerates a flat `{"code", "reason"|"message"}`, and otherwise keeps
+/// a short excerpt of the body (or the status text when it is empty).
+pub fn parse_error_body(body: &[u8], status: StatusCode) -> (Option<String>, String) {
+    fn code_str(v: &serde_json::Value) -> Option<String> {
+        match v {
+            serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        if let Ok(e) = serde_json::from_value::<super::wire::ErrorBody>(v.clone()) {
+            let code = e.error.code.as_ref().and_then(code_str);
+            if let Some(reason) = e.error.reason.filter(|r| !r.trim().is_empty()) {
+                return (code, excerpt(&reason));
+            }
+            if code.is_some() {
+                return (code, fallback_reason(body, status));
+            }
+        }
+        if let Some(o) = v.as_object() {
+            let code = o.get("code").and_then(code_str);
+            let reason = ["reason", "message", "detail", "error"]
+                .iter()
+                .find_map(|k| {
+                    o.get(*k)
+                        .and_then(|r| r.as_str())
+                        .filter(|r| !r.trim().is_empty())
+                });
+            if let Some(r) = reason {
+                return (code, excerpt(r));
+            }
+            if code.is_some() {
+                return (code, fallback_reason(body, status));
+            }
+        }
+    }
+    (None, fallback_reason(body, status))
+}
+
+fn fallback_reason(body: &[u8], status: StatusCode) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("no reason given")
+            .to_string()
+    } else {
+        excerpt(text)
+    }
+}
+
+fn excerpt(s: &str) -> String {
+    let one_line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out: String = one_line.chars().take(EXCERPT_CHARS).collect();
+    if one_line.chars().count() > EXCERPT_CHARS {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_seconds_date_and_garbage() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("999999999"));
+        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
+        let at = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(5));
+        h.insert(RETRY_AFTER, HeaderValue::from_str(&at).unwrap());
+        let d = retry_after(&h).unwrap();
+        assert!(
+            d >= Duration::from_secs(4) && d <= Duration::from_secs(6),
+            "{d:?}"
+        );
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("-4"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn error_bodies_of_every_shape() {
+        let s = StatusCode::BAD_REQUEST;
+        assert_eq!(
+            parse_error_body(
+                br#"{"error":{"code":2095,"reason":"The template does not exist"}}"#,
+                s
+            ),
+            (Some("2095".into()), "The template does not exist".into())
+        );
+        assert_eq!(
+            parse_error_body(br#"{"error":{"code":"E7"}}"#, s),
+            (Some("E7".into()), "{\"error\":{\"code\":\"E7\"}}".into())
+        );
+        assert_eq!(
+            parse_error_body(br#"{"code":12,"message":"nope"}"#, s),
+            (Some("12".into()), "nope".into())
+        );
+        assert_eq!(
+            parse_error_body(br#"{"error":"flat"}"#, s),
+            (None, "flat".into())
+        );
+        assert_eq!(parse_error_body(b"", s), (None, "Bad Request".into()));
+        assert_eq!(
+            parse_error_body(b"<html>\n<b>bad</b>\n</html>", s),
+            (None, "<html> <b>bad</b> </html>".into())
+        );
+        let long = "é".repeat(1000);
+        let (_, r) = parse_error_body(long.as_bytes(), s);
+        assert_eq!(r.chars().count(), EXCERPT_CHARS + 1);
+        let (_, r) = parse_error_body(&[0xff, 0xfe, 0x00], s);
+        assert!(!r.is_empty());
+        assert_eq!(parse_error_body(b"[1,2]", s).0, None);
+        assert_eq!(parse_error_body(b"null", s).0, None);
+    }
+}

@@ -1,0 +1,361 @@
+//! Job rows (`bulk_jobs`): creation, live counts, and the final status rule.
+
+use super::items::{insert_item, ItemStatus, NewItem};
+use super::{now, HistoryError};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// A job's overall state, as Fusion's bulk history spells it plus `pending`, `running`
+/// and `aborted` (which Fusion's server-side jobs never show).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Pending,
+    Running,
+    Success,
+    Partial,
+    Error,
+    Aborted,
+}
+
+impl JobStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Running => "running",
+            JobStatus::Success => "success",
+            JobStatus::Partial => "partial",
+            JobStatus::Error => "error",
+            JobStatus::Aborted => "aborted",
+        }
+    }
+    pub fn parse(s: &str) -> Option<JobStatus> {
+        Some(match s {
+            "pending" => JobStatus::Pending,
+            "running" => JobStatus::Running,
+            "success" => JobStatus::Success,
+            "partial" => JobStatus::Partial,
+            "error" => JobStatus::Error,
+            "aborted" => JobStatus::Aborted,
+            _ => return None,
+        })
+    }
+    /// The process exit code this outcome maps to (DESIGN.md: 0 done, 1 items failed,
+    /// 3 aborted).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            JobStatus::Success => 0,
+            JobStatus::Aborted => 3,
+            JobStatus::Pending | JobStatus::Running | JobStatus::Partial | JobStatus::Error => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a new job records about where it came from.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: crate::model::JobKind,
+    pub title: String,
+    pub tenant: String,
+    /// Sheet paths (or the saved plan) as given.
+    pub source: String,
+    pub source_sha256: String,
+}
+
+/// One `bulk_jobs` row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobRow {
+    pub id: i64,
+    pub job_id: String,
+    pub kind: String,
+    pub title: String,
+    pub tenant: String,
+    pub source: String,
+    pub source_sha256: String,
+    pub status: JobStatus,
+    pub total_count: u64,
+    pub success_count: u64,
+    pub error_count: u64,
+    pub unchanged_count: u64,
+    /// Items not finished (pending, or running when the process died). Not a column:
+    /// computed from the items.
+    pub pending_count: u64,
+    pub host: String,
+    pub os_user: String,
+    pub teamsync_version: String,
+    pub created_on: String,
+    pub updated_on: String,
+    pub finished_on: Option<String>,
+}
+
+impl JobRow {
+    /// The job as Fusion's "Get bulk jobs history" lists it (`id`, `job_id`, `kind`,
+    /// `title`, `created_on`, `updated_on`) plus the status and counts Fusion only shows in
+    /// the details, and our provenance fields.
+    pub fn to_fusion_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "job_id": self.job_id,
+            "kind": self.kind,
+            "title": self.title,
+            "status": self.status.as_str(),
+            "total_count": self.total_count,
+            "success_count": self.success_count,
+            "error_count": self.error_count,
+            "unchanged_count": self.unchanged_count,
+            "pending_count": self.pending_count,
+            "tenant": self.tenant,
+            "source": self.source,
+            "source_sha256": self.source_sha256,
+            "host": self.host,
+            "os_user": self.os_user,
+            "teamsync_version": self.teamsync_version,
+            "created_on": self.created_on,
+            "updated_on": self.updated_on,
+            "finished_on": self.finished_on,
+        })
+    }
+}
+
+pub(crate) const JOB_COLUMNS: &str =
+    "id, job_id, kind, title, tenant, source, source_sha256, status, \
+     total_count, success_count, error_count, unchanged_count, host, os_user, teamsync_version, \
+     created_on, updated_on, finished_on";
+
+pub(crate) fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
+    let status: String = r.get(7)?;
+    Ok(JobRow {
+        id: r.get(0)?,
+        job_id: r.get(1)?,
+        kind: r.get(2)?,
+        title: r.get(3)?,
+        tenant: r.get(4)?,
+        source: r.get(5)?,
+        source_sha256: r.get(6)?,
+        status: JobStatus::parse(&status).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                7,
+                rusqlite::types::Type::Text,
+                format!("job status {status:?}").into(),
+            )
+        })?,
+        total_count: r.get::<_, i64>(8)?.max(0) as u64,
+        success_count: r.get::<_, i64>(9)?.max(0) as u64,
+        error_count: r.get::<_, i64>(10)?.max(0) as u64,
+        unchanged_count: r.get::<_, i64>(11)?.max(0) as u64,
+        pending_count: 0,
+        host: r.get(12)?,
+        os_user: r.get(13)?,
+        teamsync_version: r.get(14)?,
+        created_on: r.get(15)?,
+        updated_on: r.get(16)?,
+        finished_on: r.get(17)?,
+    })
+}
+
+/// Item counts of one job, straight from its items.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub total: u64,
+    pub success: u64,
+    pub error: u64,
+    pub unchanged: u64,
+    pub pending: u64,
+}
+
+pub(crate) fn counts(conn: &Connection, bulk_id: i64) -> Result<Counts, HistoryError> {
+    let mut st = conn.prepare_cached(
+        "SELECT status, COUNT(*) FROM job_items WHERE bulk_id = ?1 GROUP BY status",
+    )?;
+    let mut c = Counts::default();
+    let rows = st.query_map([bulk_id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })?;
+    for row in rows {
+        let (s, n) = row?;
+        let n = n.max(0) as u64;
+        c.total += n;
+        match ItemStatus::parse(&s) {
+            Some(ItemStatus::Success) => c.success += n,
+            Some(ItemStatus::Unchanged) => {
+                c.success += n;
+                c.unchanged += n
+            }
+            Some(ItemStatus::Error) => c.error += n,
+            Some(ItemStatus::Pending) | Some(ItemStatus::Running) | None => c.pending += n,
+        }
+    }
+    Ok(c)
+}
+
+/// The status rule of DESIGN.md: everything as desired (unchanged included) → success;
+/// every item failed → error; some failed or some never finished → partial; a fail-fast
+/// stop → aborted whatever the counts. An empty job (nothing to check) is a success.
+pub fn final_status(c: &Counts, aborted: bool) -> JobStatus {
+    if aborted {
+        JobStatus::Aborted
+    } else if c.total == 0 || (c.error == 0 && c.pending == 0) {
+        JobStatus::Success
+    } else if c.error == c.total {
+        JobStatus::Error
+    } else {
+        JobStatus::Partial
+    }
+}
+
+/// A time-ordered, human-readable unique id: `20261123T061500Z-3f9a`.
+fn new_job_id() -> String {
+    let t = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let r: u16 = rand::random();
+    format!("{t}-{r:04x}")
+}
+
+pub(crate) fn host_name() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+pub(crate) fn os_user() -> String {
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Inserts the job (status running) and all its items in the caller's transaction.
+pub(crate) fn insert_job(
+    conn: &Connection,
+    job: &NewJob,
+    items: &[NewItem],
+) -> Result<(i64, String, Vec<i64>), HistoryError> {
+    let ts = now();
+    let mut attempt = 0;
+    let (id, job_id) = loop {
+        let job_id = new_job_id();
+        let r = conn.execute(
+            "INSERT INTO bulk_jobs (job_id, kind, title, tenant, source, source_sha256, status, \
+             total_count, host, os_user, teamsync_version, created_on, updated_on) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8, ?9, ?10, ?11, ?11)",
+            params![
+                job_id,
+                job.kind.as_str(),
+                job.title,
+                job.tenant,
+                job.source,
+                job.source_sha256,
+                items.len() as i64,
+                host_name(),
+                os_user(),
+                env!("CARGO_PKG_VERSION"),
+                ts,
+            ],
+        );
+        match r {
+            Ok(_) => break (conn.last_insert_rowid(), job_id),
+            // Two jobs in the same second drew the same suffix: draw again.
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation && attempt < 8 =>
+            {
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let mut ids = Vec::with_capacity(items.len());
+    for it in items {
+        ids.push(insert_item(conn, id, it, &ts)?);
+    }
+    refresh_counts(conn, id)?;
+    Ok((id, job_id, ids))
+}
+
+/// Stores the live counts on the job row and returns them.
+pub(crate) fn refresh_counts(conn: &Connection, bulk_id: i64) -> Result<Counts, HistoryError> {
+    let c = counts(conn, bulk_id)?;
+    conn.execute(
+        "UPDATE bulk_jobs SET total_count = ?2, success_count = ?3, error_count = ?4, unchanged_count = ?5 \
+         WHERE id = ?1",
+        params![bulk_id, c.total as i64, c.success as i64, c.error as i64, c.unchanged as i64],
+    )?;
+    Ok(c)
+}
+
+pub(crate) fn load_job(conn: &Connection, bulk_id: i64) -> Result<Option<JobRow>, HistoryError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {JOB_COLUMNS} FROM bulk_jobs WHERE id = ?1"
+    ))?;
+    let row = st.query_row([bulk_id], job_from_row).optional()?;
+    match row {
+        Some(mut j) => {
+            j.pending_count = counts(conn, j.id)?.pending;
+            Ok(Some(j))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Closes a job: interrupted items go back to pending (so `resume` finds them), counts
+/// and status are recomputed from the items.
+pub(crate) fn finish_job(
+    conn: &Connection,
+    bulk_id: i64,
+    aborted: bool,
+) -> Result<JobRow, HistoryError> {
+    let ts = now();
+    conn.execute(
+        "UPDATE job_items SET status = 'pending', updated_on = ?2 WHERE bulk_id = ?1 AND status = 'running'",
+        params![bulk_id, ts],
+    )?;
+    let c = refresh_counts(conn, bulk_id)?;
+    let status = final_status(&c, aborted);
+    let n = conn.execute(
+        "UPDATE bulk_jobs SET status = ?2, updated_on = ?3, finished_on = ?3 WHERE id = ?1",
+        params![bulk_id, status.as_str(), ts],
+    )?;
+    if n == 0 {
+        return Err(HistoryError::NoSuchJob(bulk_id.to_string()));
+    }
+    load_job(conn, bulk_id)?.ok_or_else(|| HistoryError::NoSuchJob(bulk_id.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(total: u64, success: u64, error: u64, pending: u64) -> Counts {
+        Counts {
+            total,
+            success,
+            error,
+            unchanged: 0,
+            pending,
+        }
+    }
+
+    #[test]
+    fn status_rules() {
+        assert_eq!(final_status(&c(0, 0, 0, 0), false), JobStatus::Success);
+        assert_eq!(final_status(&c(3, 3, 0, 0), false), JobStatus::Success);
+        assert_eq!(final_status(&c(3, 2, 1, 0), false), JobStatus::Partial);
+        assert_eq!(final_status(&c(3, 0, 3, 0), false), JobStatus::Error);
+        assert_eq!(final_status(&c(3, 2, 0, 1), false), JobStatus::Partial);
+        assert_eq!(final_status(&c(3, 3, 0, 0), true), JobStatus::Aborted);
+        assert_eq!(JobStatus::Aborted.exit_code(), 3);
+        assert_eq!(JobStatus::Partial.exit_code(), 1);
+        assert_eq!(JobStatus::Error.exit_code(), 1);
+        assert_eq!(JobStatus::Success.exit_code(), 0);
+    }
+
+    #[test]
+    fn job_ids_sort_by_time_and_differ() {
+        let a = new_job_id();
+        assert_eq!(a.len(), "20261123T061500Z-3f9a".len());
+        assert!(a.as_bytes()[8] == b'T' && a.as_bytes()[15] == b'Z');
+    }
+}

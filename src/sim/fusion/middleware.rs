@@ -1,0 +1,327 @@
+//! What stands between the socket and the handlers: latency, bearer-token auth, the tenant's
+//! rate limit, injected faults and the request log. All of it is configured by `SimOptions`
+//! and happens in this order, so a throttled or rejected request is never faulted and every
+//! request, whatever happened to it, is logged with its arrival time.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::conn::ConnMeta;
+use super::error::{ApiError, Code};
+use super::reqlog::Entry;
+use super::{Shared, SimOptions};
+
+/// A token bucket of `rate` tokens per second holding at most one second's worth, that goes
+/// into debt: every request takes a token, refused ones too, so a client that keeps sending
+/// while throttled pushes its own release further away. `Retry-After` is the whole number of
+/// seconds until the next request would be admitted.
+#[derive(Debug)]
+pub struct RateLimiter {
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+/// Debt is capped at this many seconds' worth, so a runaway client is not locked out forever.
+const MAX_DEBT_SECS: f64 = 30.0;
+
+impl RateLimiter {
+    pub fn new(per_second: u32) -> RateLimiter {
+        let rate = f64::from(per_second.max(1));
+        RateLimiter {
+            rate,
+            tokens: rate,
+            last: Instant::now(),
+        }
+    }
+
+    /// Ok when admitted; Err(seconds to wait) when throttled.
+    pub fn check(&mut self, now: Instant) -> Result<(), u64> {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            return Ok(());
+        }
+        self.tokens = self.tokens.max(-MAX_DEBT_SECS * self.rate);
+        // The next request is admitted once the bucket is back to one token.
+        let wait = (1.0 - self.tokens) / self.rate;
+        Err((wait - 1e-9).ceil().max(1.0) as u64)
+    }
+}
+
+/// The kinds of injected faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Status500,
+    Status503,
+    Drop,
+    LostAnswer,
+}
+
+impl Fault {
+    fn name(self) -> &'static str {
+        match self {
+            Fault::Status500 => "500",
+            Fault::Status503 => "503",
+            Fault::Drop => "drop",
+            Fault::LostAnswer => "lost_answer",
+        }
+    }
+}
+
+/// Draws faults from a seeded generator: the same seed and the same sequence of requests
+/// give the same faults. Exactly three numbers are drawn per request, whatever the outcome,
+/// so one request's fate does not shift the next one's.
+pub struct FaultDice {
+    rng: Mutex<StdRng>,
+    fault_rate: f64,
+    lost_answer_rate: f64,
+}
+
+impl FaultDice {
+    pub fn new(opts: &SimOptions) -> FaultDice {
+        FaultDice {
+            rng: Mutex::new(StdRng::seed_from_u64(opts.seed_rng)),
+            fault_rate: opts.fault_rate.clamp(0.0, 1.0),
+            lost_answer_rate: opts.lost_answer_rate.clamp(0.0, 1.0),
+        }
+    }
+
+    pub fn draw(&self, is_write: bool) -> Option<Fault> {
+        if self.fault_rate <= 0.0 && self.lost_answer_rate <= 0.0 {
+            return None;
+        }
+        let (a, b, c) = {
+            let mut rng = match self.rng.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            (
+                rng.random::<f64>(),
+                rng.random::<f64>(),
+                rng.random::<f64>(),
+            )
+        };
+        if a < self.fault_rate {
+            return Some(if b < 1.0 / 3.0 {
+                Fault::Status500
+            } else if b < 2.0 / 3.0 {
+                Fault::Status503
+            } else {
+                Fault::Drop
+            });
+        }
+        if is_write && c < self.lost_answer_rate {
+            return Some(Fault::LostAnswer);
+        }
+        None
+    }
+}
+
+/// 401 without credentials (or not a bearer token), 403 with a wrong token.
+pub fn check_auth(expected: Option<&str>, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    let unauth = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            Code::Unauthenticated,
+            "Authentication required: send Authorization: Bearer <token>",
+        )
+    };
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(unauth)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or_else(unauth)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(unauth());
+    }
+    let token = token.trim().as_bytes();
+    let want = expected.as_bytes();
+    let same = token.len() == want.len()
+        && token
+            .iter()
+            .zip(want.iter())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            Code::Forbidden,
+            "The API consumer doesn't have sufficient rights to perform this action",
+        ))
+    }
+}
+
+fn cut(conn: Option<&ConnMeta>) -> Response {
+    match conn {
+        Some(c) => {
+            c.kill();
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+        // Served without our listener: a body that fails makes hyper abort the connection
+        // (the status line may already be out; the best this setup allows).
+        None => {
+            let stream = futures::stream::once(async {
+                Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "connection cut by the simulator",
+                ))
+            });
+            Response::new(Body::from_stream(stream))
+        }
+    }
+}
+
+/// The one middleware of the API surface.
+pub async fn gate(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let arrived = chrono::Utc::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().map(str::to_string);
+    let conn = req
+        .extensions()
+        .get::<ConnectInfo<ConnMeta>>()
+        .map(|c| c.0.clone());
+    if sh.opts.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(sh.opts.latency_ms)).await;
+    }
+    let (resp, fault) = admit_and_run(&sh, &method, conn.as_ref(), req, next).await;
+    let status = match fault {
+        Some(Fault::Drop) | Some(Fault::LostAnswer) => None,
+        _ => Some(resp.status().as_u16()),
+    };
+    sh.log_push(Entry {
+        method: method.to_string(),
+        path,
+        query,
+        time: arrived.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        status,
+        fault: fault.is_some(),
+        fault_kind: fault.map(|f| f.name().to_string()),
+    });
+    resp
+}
+
+async fn admit_and_run(
+    sh: &Shared,
+    method: &Method,
+    conn: Option<&ConnMeta>,
+    req: Request,
+    next: Next,
+) -> (Response, Option<Fault>) {
+    if let Err(e) = check_auth(sh.opts.token.as_deref(), req.headers()) {
+        return (e.into_response(), None);
+    }
+    if let Some(limiter) = &sh.limiter {
+        let verdict = match limiter.lock() {
+            Ok(mut l) => l.check(Instant::now()),
+            Err(p) => p.into_inner().check(Instant::now()),
+        };
+        if let Err(secs) = verdict {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                Code::RateLimited,
+                format!("Rate limit exceeded: retry after {secs} s"),
+            );
+            e.retry_after = Some(secs);
+            return (e.into_response(), None);
+        }
+    }
+    let is_write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let fault = sh.dice.draw(is_write);
+    match fault {
+        Some(Fault::Status500) => {
+            let e = ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Code::Internal,
+                "Uncatched error on server side (injected)",
+            );
+            (e.into_response(), fault)
+        }
+        Some(Fault::Status503) => {
+            let e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Code::Unavailable,
+                "Service temporarily unavailable (injected)",
+            );
+            (e.into_response(), fault)
+        }
+        Some(Fault::Drop) => (cut(conn), fault),
+        Some(Fault::LostAnswer) => {
+            let _applied = next.run(req).await;
+            (cut(conn), fault)
+        }
+        None => (next.run(req).await, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_admits_a_burst_then_throttles_and_counts_refusals() {
+        let t0 = Instant::now();
+        let mut l = RateLimiter::new(5);
+        for _ in 0..5 {
+            assert_eq!(l.check(t0), Ok(()));
+        }
+        assert_eq!(l.check(t0), Err(1));
+        // Keep hammering: the wait grows.
+        let mut last = 1;
+        for _ in 0..20 {
+            last = l.check(t0).unwrap_err();
+        }
+        assert!(last >= 4, "wait should grow, got {last}");
+        // After waiting what it said, the next request passes.
+        assert_eq!(l.check(t0 + Duration::from_secs(last)), Ok(()));
+    }
+
+    #[test]
+    fn dice_are_reproducible() {
+        let opts = SimOptions {
+            fault_rate: 0.3,
+            seed_rng: 42,
+            ..SimOptions::default()
+        };
+        let a = FaultDice::new(&opts);
+        let b = FaultDice::new(&opts);
+        let sa: Vec<_> = (0..100).map(|_| a.draw(true)).collect();
+        let sb: Vec<_> = (0..100).map(|_| b.draw(true)).collect();
+        assert_eq!(sa, sb);
+        assert!(sa.iter().any(Option::is_some));
+        assert!(sa.iter().any(Option::is_none));
+    }
+
+    #[test]
+    fn auth_distinguishes_missing_from_wrong() {
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            check_auth(Some("s3cret"), &h).unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
+        h.insert(header::AUTHORIZATION, "Bearer nope".parse().unwrap());
+        assert_eq!(
+            check_auth(Some("s3cret"), &h).unwrap_err().status,
+            StatusCode::FORBIDDEN
+        );
+        h.insert(header::AUTHORIZATION, "bearer s3cret".parse().unwrap());
+        assert!(check_auth(Some("s3cret"), &h).is_ok());
+        assert!(check_auth(None, &HeaderMap::new()).is_ok());
+    }
+}

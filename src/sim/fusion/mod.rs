@@ -1,0 +1,384 @@
+//! A simulator of Netaxis Fusion's MS Teams API (`/work/shared/specs/fusion-msteams-api.txt`),
+//! exactly as strict as that document: it is the product's embedded default tenant and the
+//! server every end-to-end test talks to over real HTTP, so a simulator kinder than the real
+//! server would make every test above it lie.
+//!
+//! Start it like tokio's mini-redis: [`FusionSim::open`] then [`run`] (the CLI, with ctrl-c as
+//! shutdown) or [`start`] (tests: binds `127.0.0.1:0` and hands back a [`RunningSim`]).
+//!
+//! Layout: `wire` (serde types, field for field as the document), `state` (the tenant in
+//! memory and its rules), `store` (SQLite persistence), `users` and `catalog` (handlers),
+//! `middleware` (latency, auth, rate limit, faults, request log), `token` (continuation
+//! tokens), `conn` (connections a fault can cut), `admin` (`/_sim/*`), `resource_accounts`.
+//! Further endpoints (admins, bulk, templates, group filters, sync, sip_address) go in new
+//! handler modules and one `.route` line each in [`FusionSim::router`].
+//!
+//! Our readings where the document is silent or vague (kept here, in one place):
+//! - Every 4xx/5xx body is `{"error": {"code": <int>, "reason": "<text>"}}`, the shape of
+//!   the bulk example; codes are listed in [`error::Code`].
+//! - Auth: `Authorization: Bearer <token>`; none (or another scheme) → 401, wrong → 403.
+//! - Rate limit: one token bucket per tenant (N/s, burst N) that goes into debt — refused
+//!   requests count too, so clients that keep sending while throttled stay throttled longer —
+//!   answering 429 with `Retry-After: <whole seconds>`. Auth is checked first.
+//! - List objects carry only the list object's fields: no `groups`, no `vrp`; `location`,
+//!   `licenses` and `roles` only when the user has them; `draas` only for users with a number.
+//!   The single-user GET always has `groups`, `location`, `licenses`, `voiceEnabled` and
+//!   `vrp` (`null` when none), never `roles`; `draas` only with a number.
+//! - `voiceEnabled` is `"yes"` when the user holds a Phone System SKU ([`state::VOICE_SKUS`]),
+//!   `"no"` otherwise; a number can only be linked to a `"yes"` user (400 otherwise). Removing
+//!   the license later leaves the number in place.
+//! - `next` tokens are HMAC-signed and bound to `page_size`, `search`, `group` and `filters`;
+//!   any change is a 400. Users are listed in id order, so renames do not reshuffle pages.
+//!   `page_size` is 1..=999 (Graph's limit); an empty result is `200 {"users": []}`; an unknown
+//!   `group` is a 400.
+//! - `filters` is a URL-encoded JSON object:
+//!   `filters={"country":["BE","NL"],"is_voice_enabled":"yes","have_number":"no"}`.
+//! - Unknown query parameters and unknown body fields are 400s (so a misspelt field cannot
+//!   pass silently); bodies need `Content-Type: application/json`.
+//! - Writes are validated completely before anything changes (no partial updates).
+//! - `customerLicenses` are kept on the user whether or not it has a number, and shown only in
+//!   `draas`. Unknown users are 404 on every per-user endpoint.
+//! - Replication delay: a created user answers 404 on every per-user endpoint and is absent
+//!   from the list for D ms (its UPN is taken at once: a second create is "already exists").
+//! - Faults: with probability `fault_rate` a request gets a 500, a 503 or a dropped connection
+//!   (one third each) before any handler runs; with probability `lost_answer_rate` a write is
+//!   applied and its connection dropped before the answer. Seeded by `seed_rng`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::Router;
+
+pub mod admin;
+pub mod catalog;
+pub mod conn;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod reqlog;
+pub mod resource_accounts;
+pub mod state;
+pub mod store;
+pub mod token;
+pub mod users;
+pub mod wire;
+
+use error::{ApiError, Code};
+use middleware::{FaultDice, RateLimiter};
+use reqlog::{Entry, RequestLog};
+use state::{Change, Tenant};
+use store::{Store, StoreError};
+
+/// How the simulator behaves beyond the document. The default is a well-behaved server.
+#[derive(Debug, Clone, Default)]
+pub struct SimOptions {
+    /// Bearer token required on every API request; None disables auth.
+    pub token: Option<String>,
+    /// Requests per second allowed for the tenant; None disables the limit.
+    pub rate_limit: Option<u32>,
+    /// Added to every answer.
+    pub latency_ms: u64,
+    /// Probability of a 500, 503 or dropped connection instead of handling a request.
+    pub fault_rate: f64,
+    /// Probability that a write is applied but its answer lost (connection dropped).
+    pub lost_answer_rate: f64,
+    /// A created user is invisible (404) for this long.
+    pub replication_delay_ms: u64,
+    /// Seed of the fault generator: same seed, same requests → same faults.
+    pub seed_rng: u64,
+}
+
+/// The one tenant a simulator serves: the parts of the API path that name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantPath {
+    pub draas_instance: String,
+    pub tenant_uuid: String,
+    pub subscription_id: i64,
+}
+
+impl TenantPath {
+    /// `/api/v01/draas/{..}/tenants/{..}/subscriptions/{..}/msteams`
+    pub fn api_prefix(&self) -> String {
+        format!(
+            "/api/v01/draas/{}/tenants/{}/subscriptions/{}/msteams",
+            self.draas_instance, self.tenant_uuid, self.subscription_id
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("seed file {path}: {reason}")]
+    Seed { path: String, reason: String },
+    #[error("the state is empty and no seed file was given")]
+    NoSeed,
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+struct Db {
+    tenant: Tenant,
+    store: Store,
+}
+
+/// State shared by every request.
+pub struct Shared {
+    db: Mutex<Db>,
+    pub(crate) opts: SimOptions,
+    pub(crate) limiter: Option<Mutex<RateLimiter>>,
+    pub(crate) dice: FaultDice,
+    log: Mutex<RequestLog>,
+    pub(crate) token_key: Vec<u8>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    /// Runs a read against the tenant.
+    pub fn read<R>(&self, f: impl FnOnce(&Tenant) -> R) -> R {
+        f(&lock(&self.db).tenant)
+    }
+
+    /// Validates a write with `f`, persists it, then applies it in memory; all under one lock
+    /// so writes are serialized and memory never runs ahead of the store.
+    pub fn write<R>(
+        &self,
+        f: impl FnOnce(&Tenant, &mut Change) -> Result<R, ApiError>,
+    ) -> Result<R, ApiError> {
+        let mut db = lock(&self.db);
+        let mut change = db.tenant.start_change();
+        let r = f(&db.tenant, &mut change)?;
+        db.store
+            .commit(&change)
+            .map_err(|e| ApiError::internal(format!("state store failure: {e}")))?;
+        db.tenant.apply(change);
+        Ok(r)
+    }
+
+    pub fn log_push(&self, e: Entry) {
+        lock(&self.log).push(e);
+    }
+    pub fn log_snapshot(&self) -> Vec<Entry> {
+        lock(&self.log).snapshot()
+    }
+    pub fn log_clear(&self) {
+        lock(&self.log).clear();
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A simulator ready to serve: its tenant (loaded or seeded) and options.
+pub struct FusionSim {
+    shared: Arc<Shared>,
+    path: TenantPath,
+}
+
+impl FusionSim {
+    /// Opens the state (`state` None = in memory) and seeds it from `seed` when it is new or
+    /// empty; an existing state file ignores the seed, so a second run sees the first's writes.
+    pub fn open(
+        state: Option<&Path>,
+        seed: Option<&Path>,
+        opts: SimOptions,
+    ) -> Result<FusionSim, SimError> {
+        let mut store = Store::open(state)?;
+        let tenant = if store.is_empty()? {
+            let seed = seed.ok_or(SimError::NoSeed)?;
+            let seed_err = |reason: String| SimError::Seed {
+                path: seed.display().to_string(),
+                reason,
+            };
+            let text = std::fs::read_to_string(seed).map_err(|e| seed_err(e.to_string()))?;
+            let doc: wire::TenantDoc =
+                serde_json::from_str(&text).map_err(|e| seed_err(e.to_string()))?;
+            let tenant = Tenant::from_doc(doc).map_err(seed_err)?;
+            store.seed(&tenant)?;
+            tenant
+        } else {
+            store.load()?
+        };
+        let token_key = store.token_key()?;
+        let path = TenantPath {
+            draas_instance: tenant.draas_instance.clone(),
+            tenant_uuid: tenant.tenant_uuid.clone(),
+            subscription_id: tenant.subscription_id,
+        };
+        let shared = Shared {
+            db: Mutex::new(Db { tenant, store }),
+            limiter: opts.rate_limit.map(|n| Mutex::new(RateLimiter::new(n))),
+            dice: FaultDice::new(&opts),
+            opts,
+            log: Mutex::new(RequestLog::default()),
+            token_key,
+        };
+        Ok(FusionSim {
+            shared: Arc::new(shared),
+            path,
+        })
+    }
+
+    pub fn tenant_path(&self) -> TenantPath {
+        self.path.clone()
+    }
+
+    /// The whole HTTP surface: the API under its prefix (behind the middleware) and `/_sim/*`.
+    pub fn router(self) -> Router {
+        let sh = self.shared;
+        let msteams = Router::new()
+            .route("/status", get(catalog::status))
+            .route("/users", get(users::list).post(users::create))
+            .route("/user/{ms_user_id}", get(users::get_one))
+            .route(
+                "/users/{ms_user_id}",
+                put(users::update).delete(users::delete),
+            )
+            .route("/users/{ms_user_id}/properties", put(users::properties))
+            .route("/users/{ms_user_id}/groups", put(users::groups))
+            .route("/users/{ms_user_id}/licenses", put(users::licenses))
+            .route("/users/{ms_user_id}/phone_number", put(users::phone_number))
+            .route("/users/{ms_user_id}/vrp", put(users::vrp))
+            .route("/users/{ms_user_id}/check", get(users::check))
+            .route("/{ms_user_id}/licenses", put(users::sku_ids))
+            .route("/domains", get(catalog::domains))
+            .route("/licenses", get(catalog::licenses))
+            .route("/vrps", get(catalog::vrps))
+            .route("/groups", get(catalog::groups))
+            .route(
+                "/resource_accounts",
+                get(resource_accounts::list).post(resource_accounts::create),
+            )
+            .route(
+                "/resource_accounts/{resource_account_id}",
+                put(resource_accounts::modify).delete(resource_accounts::delete),
+            )
+            .route_layer(from_fn_with_state(sh.clone(), tenant_guard))
+            .method_not_allowed_fallback(method_not_allowed)
+            .with_state(sh.clone());
+        let api = Router::new()
+            .nest(
+                "/api/v01/draas/{draas_instance}/tenants/{uuid}/subscriptions/{subscription_id}/msteams",
+                msteams,
+            )
+            .fallback(unknown_route)
+            .layer(from_fn_with_state(sh.clone(), middleware::gate));
+        api.merge(admin::router(sh))
+    }
+}
+
+/// 404 for a path naming another draas instance, tenant or subscription.
+async fn tenant_guard(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let params =
+        axum::extract::Path::<std::collections::HashMap<String, String>>::from_request_parts(
+            &mut parts, &sh,
+        )
+        .await;
+    let ok = match params {
+        Ok(p) => sh.read(|t| {
+            p.get("draas_instance") == Some(&t.draas_instance)
+                && p.get("uuid") == Some(&t.tenant_uuid)
+                && p.get("subscription_id") == Some(&t.subscription_id.to_string())
+        }),
+        Err(_) => false,
+    };
+    if !ok {
+        return ApiError::unknown_tenant().into_response();
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
+async fn unknown_route() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        Code::UnknownRoute,
+        "No such endpoint (or the path tenant / subscription doesn't exist)",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Code::MethodNotAllowed,
+        "Method not allowed on this endpoint",
+    )
+}
+
+/// Serves `sim` on `listener` until `shutdown` completes (the CLI passes ctrl-c).
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    sim: FusionSim,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = sim
+        .router()
+        .into_make_service_with_connect_info::<conn::ConnMeta>();
+    axum::serve(conn::KillableListener::new(listener), app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A simulator serving on loopback in a background task.
+pub struct RunningSim {
+    pub addr: SocketAddr,
+    pub tenant: TenantPath,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningSim {
+    /// `http://127.0.0.1:PORT`
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    pub fn api_prefix(&self) -> String {
+        self.tenant.api_prefix()
+    }
+    /// Stops accepting, lets in-flight requests finish, and waits for the server task.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Binds `127.0.0.1:0` and serves `sim` in a spawned task.
+pub async fn start(sim: FusionSim) -> Result<RunningSim, SimError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let tenant = sim.tenant_path();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(run(listener, sim, async move {
+        let _ = rx.await;
+    }));
+    Ok(RunningSim {
+        addr,
+        tenant,
+        stop: Some(tx),
+        task: Some(task),
+    })
+}

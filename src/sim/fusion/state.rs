@@ -1,0 +1,757 @@
+//! The tenant held in memory: users, catalogs, the number inventory and the indexes that make
+//! the document's rules cheap to check (UPN uniqueness, one owner per number, license counts).
+//!
+//! Handlers validate a change against this model, the store persists it, and only then is
+//! it applied here, so a failed write never leaves memory and disk apart.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::error::{ApiError, Code};
+use super::wire::{
+    Draas, GroupObj, GroupRef, LicenseObj, LicenseRef, RaMsTeams, ResourceAccount, RoleRef,
+    SingleMsTeams, SingleUser, TenantDoc, VrpObj,
+};
+
+/// SKUs that include Microsoft Teams Phone System: a user holding one is `voiceEnabled: "yes"`
+/// and may be given a number. Our reading; the document only says the value tells whether the
+/// user "may be voice activated".
+pub const VOICE_SKUS: &[&str] = &[
+    "MCOEV",
+    "MCOCAP",
+    "PHONESYSTEM_VIRTUALUSER",
+    "MCOEV_VIRTUALUSER",
+    "ENTERPRISEPREMIUM",
+    "ENTERPRISEPREMIUM_NOPSTNCONF",
+    "SPE_E5",
+];
+
+/// Status of a Fusion user record; the document's example value.
+pub const DRAAS_STATUS: &str = "active";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub upn: String,
+    pub display_name: String,
+    pub location: Option<String>,
+    /// skuIds, in assignment order.
+    pub licenses: Vec<String>,
+    /// group ids, in assignment order.
+    pub groups: Vec<String>,
+    pub roles: Vec<RoleRef>,
+    pub vrp: Option<String>,
+    pub phone_number: Option<String>,
+    pub connection_id: Option<i64>,
+    pub draas_id: i64,
+    pub customer_licenses: Vec<String>,
+    pub status: String,
+    /// Unix ms before which the user is not visible (replication delay); 0 for seeded users.
+    pub visible_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    pub upn: String,
+    pub display_name: String,
+    pub location: String,
+    pub account_type: String,
+    pub licenses: Vec<String>,
+    pub vrp: Option<String>,
+    pub phone_number: Option<String>,
+    pub connection_id: Option<i64>,
+    pub draas_id: i64,
+    pub customer_licenses: Vec<String>,
+    pub status: String,
+}
+
+/// Who holds a number of the inventory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    User(String),
+    Account(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub draas_instance: String,
+    pub tenant_uuid: String,
+    pub subscription_id: i64,
+    pub ms_tenant_id: String,
+    pub status: Option<serde_json::Map<String, serde_json::Value>>,
+    pub domains: Vec<String>,
+    pub groups: Vec<GroupObj>,
+    pub licenses: Vec<LicenseObj>,
+    pub vrps: Vec<VrpObj>,
+    /// Inventory in seed order; the number id is the 1-based position.
+    pub numbers: Vec<String>,
+    pub number_ids: HashMap<String, i64>,
+    pub users: BTreeMap<String, User>,
+    pub accounts: BTreeMap<String, Account>,
+    pub upn_index: HashMap<String, String>,
+    pub number_holder: HashMap<String, Holder>,
+    pub assigned: HashMap<String, i64>,
+    pub next_draas_id: i64,
+    pub next_connection_id: i64,
+}
+
+/// One write, validated: what the store persists and the model then applies.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    pub upsert_users: Vec<User>,
+    pub delete_users: Vec<String>,
+    pub upsert_accounts: Vec<Account>,
+    pub delete_accounts: Vec<String>,
+    pub next_draas_id: i64,
+    pub next_connection_id: i64,
+}
+
+impl Tenant {
+    pub fn is_voice_sku(&self, sku_id: &str) -> bool {
+        self.licenses
+            .iter()
+            .any(|l| l.sku_id == sku_id && VOICE_SKUS.contains(&l.sku_part_number.as_str()))
+    }
+
+    pub fn voice_enabled(&self, licenses: &[String]) -> &'static str {
+        if licenses.iter().any(|s| self.is_voice_sku(s)) {
+            "yes"
+        } else {
+            "no"
+        }
+    }
+
+    pub fn license(&self, sku_id: &str) -> Option<&LicenseObj> {
+        self.licenses
+            .iter()
+            .find(|l| l.sku_id.eq_ignore_ascii_case(sku_id))
+    }
+
+    pub fn free(&self, sku_id: &str) -> i64 {
+        let total = self.license(sku_id).map(|l| l.total).unwrap_or(0);
+        total - self.assigned.get(sku_id).copied().unwrap_or(0)
+    }
+
+    pub fn group(&self, id: &str) -> Option<&GroupObj> {
+        self.groups.iter().find(|g| g.id.eq_ignore_ascii_case(id))
+    }
+
+    pub fn vrp(&self, identity: &str) -> Option<&VrpObj> {
+        self.vrps.iter().find(|v| v.identity == identity)
+    }
+
+    pub fn license_refs(&self, skus: &[String]) -> Vec<LicenseRef> {
+        skus.iter()
+            .map(|s| LicenseRef {
+                sku_id: s.clone(),
+                sku_part_number: self
+                    .license(s)
+                    .map(|l| l.sku_part_number.clone())
+                    .unwrap_or_else(|| s.clone()),
+            })
+            .collect()
+    }
+
+    pub fn draas_of(&self, u: &User) -> Option<Draas> {
+        let number = u.phone_number.as_ref()?;
+        Some(Draas {
+            id: u.draas_id,
+            connection_id: u.connection_id,
+            customer_licenses: u.customer_licenses.clone(),
+            number_id: self.number_ids.get(number).copied(),
+            phone_number: Some(number.clone()),
+            status: u.status.clone(),
+        })
+    }
+
+    pub fn single_user(&self, u: &User) -> SingleUser {
+        SingleUser {
+            ms_teams: SingleMsTeams {
+                id: u.id.clone(),
+                user_principal_name: u.upn.clone(),
+                display_name: u.display_name.clone(),
+                groups: u
+                    .groups
+                    .iter()
+                    .map(|g| GroupRef {
+                        display_name: self
+                            .group(g)
+                            .map(|x| x.display_name.clone())
+                            .unwrap_or_default(),
+                        id: g.clone(),
+                    })
+                    .collect(),
+                location: u.location.clone(),
+                licenses: self.license_refs(&u.licenses),
+                voice_enabled: self.voice_enabled(&u.licenses).to_string(),
+                vrp: u.vrp.clone(),
+                roles: None,
+            },
+            draas: self.draas_of(u),
+        }
+    }
+
+    pub fn resource_account(&self, a: &Account) -> ResourceAccount {
+        ResourceAccount {
+            ms_teams: RaMsTeams {
+                id: a.id.clone(),
+                user_principal_name: a.upn.clone(),
+                display_name: a.display_name.clone(),
+                location: a.location.clone(),
+                phone_number: a.phone_number.clone(),
+                account_type: a.account_type.clone(),
+                licenses: if a.licenses.is_empty() {
+                    None
+                } else {
+                    Some(self.license_refs(&a.licenses))
+                },
+                vrp: None,
+            },
+            draas: a.phone_number.as_ref().map(|n| Draas {
+                id: a.draas_id,
+                connection_id: a.connection_id,
+                customer_licenses: a.customer_licenses.clone(),
+                number_id: self.number_ids.get(n).copied(),
+                phone_number: Some(n.clone()),
+                status: a.status.clone(),
+            }),
+        }
+    }
+
+    /// A user as the API sees it now: absent, or not replicated yet, is a 404.
+    pub fn visible_user(&self, id: &str, now_ms: i64) -> Result<&User, ApiError> {
+        match self.users.get(id) {
+            Some(u) if u.visible_at_ms <= now_ms => Ok(u),
+            _ => Err(ApiError::unknown_user(id)),
+        }
+    }
+
+    pub fn start_change(&self) -> Change {
+        Change {
+            next_draas_id: self.next_draas_id,
+            next_connection_id: self.next_connection_id,
+            ..Change::default()
+        }
+    }
+
+    fn unindex_user(&mut self, u: &User) {
+        self.upn_index.remove(&u.upn.to_lowercase());
+        if let Some(n) = &u.phone_number {
+            self.number_holder.remove(n);
+        }
+        for s in &u.licenses {
+            if let Some(c) = self.assigned.get_mut(s) {
+                *c -= 1;
+            }
+        }
+    }
+
+    fn index_user(&mut self, u: &User) {
+        self.upn_index.insert(u.upn.to_lowercase(), u.id.clone());
+        if let Some(n) = &u.phone_number {
+            self.number_holder
+                .insert(n.clone(), Holder::User(u.id.clone()));
+        }
+        for s in &u.licenses {
+            *self.assigned.entry(s.clone()).or_insert(0) += 1;
+        }
+    }
+
+    fn unindex_account(&mut self, a: &Account) {
+        self.upn_index.remove(&a.upn.to_lowercase());
+        if let Some(n) = &a.phone_number {
+            self.number_holder.remove(n);
+        }
+        for s in &a.licenses {
+            if let Some(c) = self.assigned.get_mut(s) {
+                *c -= 1;
+            }
+        }
+    }
+
+    fn index_account(&mut self, a: &Account) {
+        self.upn_index.insert(a.upn.to_lowercase(), a.id.clone());
+        if let Some(n) = &a.phone_number {
+            self.number_holder
+                .insert(n.clone(), Holder::Account(a.id.clone()));
+        }
+        for s in &a.licenses {
+            *self.assigned.entry(s.clone()).or_insert(0) += 1;
+        }
+    }
+
+    /// Applies a change that the store has already persisted.
+    pub fn apply(&mut self, change: Change) {
+        for id in change.delete_users {
+            if let Some(old) = self.users.remove(&id) {
+                self.unindex_user(&old);
+            }
+        }
+        for u in change.upsert_users {
+            if let Some(old) = self.users.remove(&u.id) {
+                self.unindex_user(&old);
+            }
+            self.index_user(&u);
+            self.users.insert(u.id.clone(), u);
+        }
+        for id in change.delete_accounts {
+            if let Some(old) = self.accounts.remove(&id) {
+                self.unindex_account(&old);
+            }
+        }
+        for a in change.upsert_accounts {
+            if let Some(old) = self.accounts.remove(&a.id) {
+                self.unindex_account(&old);
+            }
+            self.index_account(&a);
+            self.accounts.insert(a.id.clone(), a);
+        }
+        self.next_draas_id = change.next_draas_id;
+        self.next_connection_id = change.next_connection_id;
+    }
+
+    /// The tenant in the seed's shape (`GET /_sim/state`).
+    pub fn to_doc(&self) -> TenantDoc {
+        let mut licenses = self.licenses.clone();
+        for l in &mut licenses {
+            l.free = self.free(&l.sku_id);
+        }
+        TenantDoc {
+            draas_instance: self.draas_instance.clone(),
+            tenant_uuid: self.tenant_uuid.clone(),
+            subscription_id: self.subscription_id,
+            ms_tenant_id: self.ms_tenant_id.clone(),
+            status: self.status.clone(),
+            domains: self.domains.clone(),
+            users: self
+                .users
+                .values()
+                .map(|u| {
+                    let mut s = self.single_user(u);
+                    if !u.roles.is_empty() {
+                        s.ms_teams.roles = Some(u.roles.clone());
+                    }
+                    // Customer licenses of a user without a number are kept in a draas object
+                    // without number fields, so a state dump re-seeds to the same tenant.
+                    if s.draas.is_none() && !u.customer_licenses.is_empty() {
+                        s.draas = Some(Draas {
+                            id: u.draas_id,
+                            connection_id: None,
+                            customer_licenses: u.customer_licenses.clone(),
+                            number_id: None,
+                            phone_number: None,
+                            status: u.status.clone(),
+                        });
+                    }
+                    s
+                })
+                .collect(),
+            groups: self.groups.clone(),
+            licenses,
+            vrps: self.vrps.clone(),
+            resource_accounts: self
+                .accounts
+                .values()
+                .map(|a| {
+                    let mut r = self.resource_account(a);
+                    r.ms_teams.vrp = a.vrp.clone();
+                    r
+                })
+                .collect(),
+            numbers: self.numbers.clone(),
+        }
+    }
+
+    /// Builds and checks a tenant from a seed document: every reference must resolve and
+    /// every count must fit, or the seed is refused with the first problem found.
+    pub fn from_doc(doc: TenantDoc) -> Result<Tenant, String> {
+        let mut t = Tenant {
+            draas_instance: doc.draas_instance,
+            tenant_uuid: doc.tenant_uuid,
+            subscription_id: doc.subscription_id,
+            ms_tenant_id: doc.ms_tenant_id,
+            status: doc.status,
+            domains: doc.domains,
+            groups: doc.groups,
+            licenses: doc.licenses,
+            vrps: doc.vrps,
+            numbers: Vec::new(),
+            number_ids: HashMap::new(),
+            users: BTreeMap::new(),
+            accounts: BTreeMap::new(),
+            upn_index: HashMap::new(),
+            number_holder: HashMap::new(),
+            assigned: HashMap::new(),
+            next_draas_id: 1,
+            next_connection_id: 1,
+        };
+        if t.draas_instance.is_empty() || t.tenant_uuid.is_empty() {
+            return Err("draas_instance and tenant_uuid must not be empty".into());
+        }
+        for (i, n) in doc.numbers.iter().enumerate() {
+            if !is_e164(n) {
+                return Err(format!("numbers[{i}]: {n:?} is not E.164"));
+            }
+            if t.number_ids.insert(n.clone(), i as i64 + 1).is_some() {
+                return Err(format!("numbers[{i}]: {n} is listed twice"));
+            }
+            t.numbers.push(n.clone());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for g in &t.groups {
+            if !seen.insert(g.id.to_lowercase()) {
+                return Err(format!("group id {} is listed twice", g.id));
+            }
+        }
+        for l in &t.licenses {
+            if l.total < 0 {
+                return Err(format!("license {} has a negative total", l.sku_id));
+            }
+        }
+        let mut max_draas = 0;
+        let mut max_conn = 0;
+        for (i, su) in doc.users.into_iter().enumerate() {
+            let m = su.ms_teams;
+            let ctx = format!("users[{i}] ({})", m.user_principal_name);
+            let domain = m
+                .user_principal_name
+                .split_once('@')
+                .map(|(_, d)| d.to_lowercase())
+                .ok_or_else(|| format!("{ctx}: userPrincipalName is not local@domain"))?;
+            if !t.domains.iter().any(|d| d.eq_ignore_ascii_case(&domain)) {
+                return Err(format!("{ctx}: domain {domain} is not a verified domain"));
+            }
+            if t.upn_index
+                .contains_key(&m.user_principal_name.to_lowercase())
+                || t.users.contains_key(&m.id)
+            {
+                return Err(format!("{ctx}: duplicate userPrincipalName or id"));
+            }
+            if let Some(loc) = &m.location {
+                if !is_country(loc) {
+                    return Err(format!("{ctx}: location {loc:?} is not ISO 3166 alpha-2"));
+                }
+            }
+            let mut licenses = Vec::new();
+            for l in &m.licenses {
+                let Some(obj) = t.license(&l.sku_id) else {
+                    return Err(format!("{ctx}: unknown license {}", l.sku_id));
+                };
+                licenses.push(obj.sku_id.clone());
+            }
+            let mut groups = Vec::new();
+            for g in &m.groups {
+                let Some(obj) = t.group(&g.id) else {
+                    return Err(format!("{ctx}: unknown group {}", g.id));
+                };
+                groups.push(obj.id.clone());
+            }
+            if let Some(v) = &m.vrp {
+                if t.vrp(v).is_none() {
+                    return Err(format!("{ctx}: unknown vrp {v}"));
+                }
+            }
+            let d = su.draas;
+            let phone = d.as_ref().and_then(|d| d.phone_number.clone());
+            if let Some(n) = &phone {
+                if !t.number_ids.contains_key(n) {
+                    return Err(format!("{ctx}: number {n} is not in the inventory"));
+                }
+                if t.number_holder.contains_key(n) {
+                    return Err(format!("{ctx}: number {n} is linked twice"));
+                }
+            }
+            let draas_id = d.as_ref().map(|d| d.id).unwrap_or(0);
+            max_draas = max_draas.max(draas_id);
+            let connection_id = d.as_ref().and_then(|d| d.connection_id);
+            max_conn = max_conn.max(connection_id.unwrap_or(0));
+            let u = User {
+                id: m.id,
+                upn: m.user_principal_name,
+                display_name: m.display_name,
+                location: m.location,
+                licenses,
+                groups,
+                roles: m.roles.unwrap_or_default(),
+                vrp: m.vrp,
+                connection_id: phone.as_ref().map(|_| connection_id.unwrap_or(0)),
+                phone_number: phone,
+                draas_id,
+                customer_licenses: d
+                    .as_ref()
+                    .map(|d| d.customer_licenses.clone())
+                    .unwrap_or_default(),
+                status: d
+                    .map(|d| d.status)
+                    .unwrap_or_else(|| DRAAS_STATUS.to_string()),
+                visible_at_ms: 0,
+            };
+            t.index_user(&u);
+            t.users.insert(u.id.clone(), u);
+        }
+        for (i, ra) in doc.resource_accounts.into_iter().enumerate() {
+            let m = ra.ms_teams;
+            let ctx = format!("resourceAccounts[{i}] ({})", m.user_principal_name);
+            if t.upn_index
+                .contains_key(&m.user_principal_name.to_lowercase())
+            {
+                return Err(format!("{ctx}: duplicate userPrincipalName"));
+            }
+            let mut licenses = Vec::new();
+            for l in m.licenses.unwrap_or_default() {
+                let Some(obj) = t.license(&l.sku_id) else {
+                    return Err(format!("{ctx}: unknown license {}", l.sku_id));
+                };
+                licenses.push(obj.sku_id.clone());
+            }
+            let phone = m.phone_number.clone();
+            if let Some(n) = &phone {
+                if !t.number_ids.contains_key(n) || t.number_holder.contains_key(n) {
+                    return Err(format!("{ctx}: number {n} is unknown or linked twice"));
+                }
+            }
+            let d = ra.draas;
+            let draas_id = d.as_ref().map(|d| d.id).unwrap_or(0);
+            max_draas = max_draas.max(draas_id);
+            let connection_id = d.as_ref().and_then(|d| d.connection_id);
+            max_conn = max_conn.max(connection_id.unwrap_or(0));
+            let a = Account {
+                id: m.id,
+                upn: m.user_principal_name,
+                display_name: m.display_name,
+                location: m.location,
+                account_type: m.account_type,
+                licenses,
+                vrp: m.vrp,
+                connection_id: phone.as_ref().map(|_| connection_id.unwrap_or(0)),
+                phone_number: phone,
+                draas_id,
+                customer_licenses: d
+                    .as_ref()
+                    .map(|d| d.customer_licenses.clone())
+                    .unwrap_or_default(),
+                status: d
+                    .map(|d| d.status)
+                    .unwrap_or_else(|| DRAAS_STATUS.to_string()),
+            };
+            t.index_account(&a);
+            t.accounts.insert(a.id.clone(), a);
+        }
+        for l in &t.licenses {
+            if t.free(&l.sku_id) < 0 {
+                return Err(format!(
+                    "license {} is assigned more often than its total {}",
+                    l.sku_part_number, l.total
+                ));
+            }
+        }
+        t.next_draas_id = max_draas + 1;
+        t.next_connection_id = max_conn + 1;
+        // Users and accounts seeded without a draas id get fresh ones.
+        let ids: Vec<String> = t
+            .users
+            .values()
+            .filter(|u| u.draas_id == 0)
+            .map(|u| u.id.clone())
+            .collect();
+        for id in ids {
+            let n = t.next_draas_id;
+            t.next_draas_id += 1;
+            if let Some(u) = t.users.get_mut(&id) {
+                u.draas_id = n;
+            }
+        }
+        let ids: Vec<String> = t
+            .accounts
+            .values()
+            .filter(|a| a.draas_id == 0)
+            .map(|a| a.id.clone())
+            .collect();
+        for id in ids {
+            let n = t.next_draas_id;
+            t.next_draas_id += 1;
+            if let Some(a) = t.accounts.get_mut(&id) {
+                a.draas_id = n;
+            }
+        }
+        Ok(t)
+    }
+
+    /// Checks that `number` may be linked to the holder `me` (E.164, in the inventory, free).
+    pub fn check_number(&self, number: &str, me: &Holder) -> Result<(), ApiError> {
+        if !is_e164(number) {
+            return Err(ApiError::bad(
+                Code::BadValue,
+                format!("{number:?} is not an E.164 phone number"),
+            ));
+        }
+        if !self.number_ids.contains_key(number) {
+            return Err(ApiError::bad(
+                Code::NumberNotInInventory,
+                format!("Phone number {number} is not part of the subscription"),
+            ));
+        }
+        match self.number_holder.get(number) {
+            Some(h) if h != me => Err(ApiError::bad(
+                Code::NumberAlreadyLinked,
+                format!("Phone number {number} is already linked"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Resolves and de-duplicates group ids; unknown ids are a 400.
+    pub fn check_groups(&self, ids: &[String]) -> Result<Vec<String>, ApiError> {
+        let mut out: Vec<String> = Vec::new();
+        for id in ids {
+            let Some(g) = self.group(id) else {
+                return Err(ApiError::bad(
+                    Code::UnknownGroup,
+                    format!("Group {id} does not exist"),
+                ));
+            };
+            if !out.contains(&g.id) {
+                out.push(g.id.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Resolves a new license set for a holder that has `old` now: unknown skuIds, a missing
+    /// usage location, or no free unit for an added license are 400s.
+    pub fn check_licenses(
+        &self,
+        ids: &[String],
+        old: &[String],
+        location: Option<&str>,
+    ) -> Result<Vec<String>, ApiError> {
+        let mut out: Vec<String> = Vec::new();
+        for id in ids {
+            let Some(l) = self.license(id) else {
+                return Err(ApiError::bad(
+                    Code::UnknownLicense,
+                    format!("License {id} does not exist"),
+                ));
+            };
+            if !out.contains(&l.sku_id) {
+                out.push(l.sku_id.clone());
+            }
+        }
+        if !out.is_empty() && location.is_none_or(str::is_empty) {
+            return Err(ApiError::bad(
+                Code::LocationRequired,
+                "A usage location must be set before licenses can be assigned",
+            ));
+        }
+        for s in &out {
+            if !old.contains(s) && self.free(s) < 1 {
+                let part = self
+                    .license(s)
+                    .map(|l| l.sku_part_number.as_str())
+                    .unwrap_or("");
+                return Err(ApiError::bad(
+                    Code::NoFreeLicense,
+                    format!("No free license left for {part} ({s})"),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn check_vrp(&self, vrp: &str) -> Result<(), ApiError> {
+        if self.vrp(vrp).is_none() {
+            return Err(ApiError::bad(
+                Code::UnknownVrp,
+                format!("Voice Routing Policy {vrp} does not exist"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Links (or unlinks) a number on a user being changed, giving a new connection id when
+    /// the number changes. The user's licenses must already be the final ones.
+    pub fn set_user_number(
+        &self,
+        change: &mut Change,
+        u: &mut User,
+        number: Option<&str>,
+    ) -> Result<(), ApiError> {
+        match number {
+            None => {
+                u.phone_number = None;
+                u.connection_id = None;
+            }
+            Some(n) => {
+                self.check_number(n, &Holder::User(u.id.clone()))?;
+                if self.voice_enabled(&u.licenses) != "yes" {
+                    return Err(ApiError::bad(
+                        Code::NotVoiceEnabled,
+                        format!(
+                            "User {} has no Phone System license: a number cannot be assigned",
+                            u.upn
+                        ),
+                    ));
+                }
+                if u.phone_number.as_deref() != Some(n) {
+                    u.phone_number = Some(n.to_string());
+                    u.connection_id = Some(change.next_connection_id);
+                    change.next_connection_id += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `+` then 7 to 15 digits, not starting with 0.
+pub fn is_e164(s: &str) -> bool {
+    let Some(digits) = s.strip_prefix('+') else {
+        return false;
+    };
+    (7..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
+/// ISO 3166-1 alpha-2, uppercase, officially assigned (so `UK` is refused).
+pub fn is_country(s: &str) -> bool {
+    s.len() == 2
+        && s.bytes().all(|b| b.is_ascii_uppercase())
+        && s != "UK"
+        && celes::Country::from_alpha2(s).is_ok()
+}
+
+pub fn check_country(s: &str) -> Result<(), ApiError> {
+    if is_country(s) {
+        Ok(())
+    } else {
+        Err(ApiError::bad(
+            Code::BadValue,
+            format!("location {s:?} is not an ISO 3166 alpha-2 country code"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn countries_are_strict_iso() {
+        assert!(is_country("BE"));
+        assert!(is_country("GB"));
+        assert!(!is_country("UK"));
+        assert!(!is_country("be"));
+        assert!(!is_country("XX"));
+        assert!(!is_country("BEL"));
+    }
+
+    #[test]
+    fn e164_shape() {
+        assert!(is_e164("+3225405201"));
+        assert!(!is_e164("3225405201"));
+        assert!(!is_e164("+0225405201"));
+        assert!(!is_e164("+32 2540"));
+        assert!(!is_e164("+123456"));
+    }
+}
