@@ -6,6 +6,9 @@
 //! and by every end-to-end test.
 
 pub mod apply;
+pub mod cli;
+pub mod commands;
+pub mod connect;
 pub mod config;
 pub mod connector;
 pub mod history;

@@ -2,10 +2,8 @@
 
 mod support;
 
-mod apply_exec;
 mod cli;
 mod cli_auth;
 mod cli_jobs;
 mod connector_fusion;
-mod sheets;
 mod sim_fusion;
