@@ -185,7 +185,13 @@ fn item_view(item: &ReportItem) -> ItemView {
         attempts: item.attempts,
         updated: human_time(&item.updated_on),
         updated_machine: machine_time(&item.updated_on),
-        search: search.join(" ").to_lowercase(),
+        search: search
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase(),
         requested,
     }
 }
@@ -331,9 +337,170 @@ pub fn html_report(job: &ReportJob, items: &[ReportItem]) -> Result<String, Repo
         finished => job.finished_on.as_deref().map(human_time),
         finished_machine => job.finished_on.as_deref().and_then(machine_time),
         updated => human_time(&job.updated_on),
-        csp => content_security_policy(),
+        csp => Value::from_safe_string(content_security_policy()),
         css => Value::from_safe_string(CSS.to_string()),
         script => Value::from_safe_string(SCRIPT.to_string()),
     })
     .map_err(|e| ReportError::Template(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::testdata::{item, items, job, XSS_ATTR, XSS_NAME};
+    use serde_json::json;
+
+    fn between<'a>(s: &'a str, open: &str, close: &str) -> &'a str {
+        let a = s.find(open).expect(open) + open.len();
+        let b = a + s[a..].find(close).expect(close);
+        &s[a..b]
+    }
+
+    fn hash_of(text: &str) -> String {
+        csp_hash(text)
+    }
+
+    #[test]
+    fn hostile_values_render_as_text() {
+        let html = html_report(&job(), &items()).unwrap();
+        assert!(!html.contains(XSS_NAME), "raw <script> payload leaked");
+        assert!(
+            !html.contains(XSS_ATTR),
+            "raw attribute-breaking payload leaked"
+        );
+        assert!(!html.contains("<img"), "no element from data");
+        assert_eq!(
+            html.matches("<script").count(),
+            1,
+            "only our own script tag"
+        );
+        assert!(html.contains("&lt;script&gt;document.title=&#x27;PWNED&#x27;&lt;&#x2f;script&gt;"));
+        assert!(html.contains("&quot;&gt;&lt;img src=x onerror="));
+        assert!(html.contains("<title>Nightly &lt;b&gt;sync&lt;&#x2f;b&gt; &amp; more"));
+        // A hostile status or error code cannot break out of a class attribute either.
+        let mut odd = item(9, "x@x.example", "\" onmouseover=\"alert(1)", json!({}));
+        odd.error_code = Some("<b>".into());
+        let html = html_report(&job(), &[odd]).unwrap();
+        assert!(!html.contains("\" onmouseover"));
+        assert!(html.contains("<code>&lt;b&gt;</code>"));
+    }
+
+    #[test]
+    fn csp_allows_exactly_the_embedded_script_and_style_and_nothing_remote() {
+        let html = html_report(&job(), &items()).unwrap();
+        let csp = between(
+            &html,
+            "http-equiv=\"Content-Security-Policy\" content=\"",
+            "\"",
+        );
+        let script = between(&html, "<script>", "</script>");
+        let style = between(&html, "<style>", "</style>");
+        assert_eq!(script, SCRIPT);
+        assert!(csp.starts_with("default-src 'none'; "), "{csp}");
+        assert!(
+            csp.contains(&format!("script-src {};", hash_of(script))),
+            "{csp}"
+        );
+        assert!(
+            csp.contains(&format!("style-src {};", hash_of(style))),
+            "{csp}"
+        );
+        assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
+        // The policy comes before anything it governs.
+        assert!(html.find("Content-Security-Policy").unwrap() < html.find("<style>").unwrap());
+        // Nothing loads from elsewhere: no external references of any kind.
+        for needle in [
+            "http://", "https://", "src=\"", "href=\"", "url(", "@import",
+        ] {
+            assert!(!html.contains(needle), "found {needle}");
+        }
+        // A known vector: the SHA-256 of "" in CSP form, to pin the encoding.
+        assert_eq!(
+            hash_of(""),
+            "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"
+        );
+    }
+
+    #[test]
+    fn summary_has_counts_duration_and_chart() {
+        let html = html_report(&job(), &items()).unwrap();
+        let card = |class: &str| {
+            let at = html.find(&format!("id=\"card-{class}\"")).expect(class);
+            between(&html[at..], "<div class=\"value\">", "</div>").to_string()
+        };
+        assert_eq!(card("total"), "5");
+        assert_eq!(card("changed"), "2");
+        assert_eq!(card("unchanged"), "1");
+        assert_eq!(card("failed"), "2");
+        assert_eq!(card("time"), "3 min 07 s");
+        assert!(
+            !html.contains("id=\"card-open\""),
+            "no 'not finished' card when all ended"
+        );
+        assert!(html.contains("Outcomes: 2 updated, 1 unchanged, 2 failed"));
+        assert!(html.contains("stroke-dasharray=\"40.000 60.000\" stroke-dashoffset=\"25.000\""));
+        assert!(html.contains("stroke-dasharray=\"20.000 80.000\" stroke-dashoffset=\"-15.000\""));
+        assert!(html.contains("<span class=\"pct\">40%</span>"));
+        assert!(
+            html.contains("<time datetime=\"2026-11-23T06:03:07Z\">2026-11-23 06:03:07 UTC</time>")
+        );
+    }
+
+    #[test]
+    fn rows_carry_status_changes_errors_and_search_text() {
+        let html = html_report(&job(), &items()).unwrap();
+        for (id, st) in [
+            (1, "success"),
+            (2, "unchanged"),
+            (3, "error"),
+            (4, "error"),
+            (5, "pending"),
+        ] {
+            assert!(
+                html.contains(&format!("<tr class=\"{st}\" data-status=\"{st}\"")),
+                "item {id}"
+            );
+            assert!(html.contains(&format!("id=\"item-{id}\"")));
+        }
+        let alice = between(&html, "id=\"item-1\">", "</tr>");
+        assert!(alice.contains(
+            "<span class=\"old\">+3225405100</span><span class=\"arrow\">→</span><span class=\"new\">+3225405200</span>"
+        ));
+        assert!(alice.contains("<span class=\"old none\">(none)</span>"));
+        assert!(alice.contains("<span class=\"add\">+ BE Office</span>"));
+        let mallory = between(&html, "id=\"item-3\">", "</tr>");
+        assert!(mallory.contains("<code>number_linked</code>Number already linked"));
+        assert!(mallory.contains("<dt>number</dt><dd>(clear)</dd>"));
+        assert!(mallory.contains("<td class=\"num\">3</td>"));
+        assert!(html.contains("data-search=\"eve@acme.example error failed 404 user not found"));
+        assert!(
+            html.contains("value=\"error\" checked> <span class=\"badge error\">Failed</span> 2")
+        );
+        assert!(html.contains("<span id=\"shown-count\">5</span> of 5 shown"));
+        assert!(
+            !html.contains("This report lists"),
+            "all items listed: no subset note"
+        );
+    }
+
+    #[test]
+    fn unfinished_job_and_subset_are_said_so() {
+        let mut j = job();
+        j.status = "running".into();
+        j.finished_on = None;
+        j.success_count = 1;
+        j.unchanged_count = 0;
+        j.error_count = 1;
+        let list = items();
+        let html = html_report(&j, &list[..2]).unwrap();
+        assert!(html.contains("not finished (last update 2026-11-23 06:03:07 UTC)"));
+        assert!(html.contains("id=\"card-open\""));
+        let at = html.find("id=\"card-open\"").unwrap();
+        assert_eq!(between(&html[at..], "<div class=\"value\">", "</div>"), "3");
+        let at = html.find("id=\"card-time\"").unwrap();
+        assert_eq!(between(&html[at..], "<div class=\"value\">", "</div>"), "—");
+        assert!(html.contains("This report lists 2 of the job's 5 items."));
+        let html = html_report(&j, &[]).unwrap();
+        assert!(html.contains("<tr class=\"empty\" id=\"no-match\"><td"));
+    }
 }
