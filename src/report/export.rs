@@ -531,4 +531,36 @@ mod tests {
             ]
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// Whatever a cell holds, the retry sheet reads back to it (one apostrophe off),
+        /// and no cell on disk starts like a formula unless it is an E.164 number or `-`.
+        #[test]
+        fn retry_sheet_round_trips_any_text(
+            name in "[=+\\-@\t\r' ]{0,2}\\PC{0,12}",
+            vrp in proptest::option::of("[=+\\-@'a-z0-9 ]{0,6}"),
+        ) {
+            let mut data = json!({"upn": "p@x.example", "displayName": name});
+            if let Some(v) = &vrp {
+                data["vrp"] = json!(v);
+            }
+            let it = item(1, "p@x.example", "error", data.clone());
+            let out = items_csv(&job(), &[it], true);
+            let back = read_back(&out);
+            proptest::prop_assert_eq!(&back[1][1], &sheet_cell(data.get("displayName")));
+            if vrp.is_some() {
+                proptest::prop_assert_eq!(&back[1][2], &sheet_cell(data.get("vrp")));
+            }
+            for cell in &raw(&out)[1] {
+                let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+                proptest::prop_assert!(
+                    !risky
+                        || cell == "-"
+                        || crate::model::E164::parse_canonical(cell).is_ok(),
+                    "formula-like cell on disk: {:?}", cell
+                );
+            }
+        }
+    }
 }
