@@ -55,11 +55,11 @@ fn csp_hash(text: &str) -> String {
     )
 }
 
-/// The policy: nothing from anywhere, except our inline script and style by hash, and
-/// `data:` images (none today; harmless and keeps a future inline icon working).
+/// The policy: nothing from anywhere (no fetch, image, font, frame, form target or base
+/// URL), except our one inline script and one inline style, allowed by hash.
 pub fn content_security_policy() -> String {
     format!(
-        "default-src 'none'; script-src {}; style-src {}; img-src data:; base-uri 'none'; form-action 'none'",
+        "default-src 'none'; script-src {}; style-src {}; base-uri 'none'; form-action 'none'",
         csp_hash(SCRIPT),
         csp_hash(CSS)
     )
