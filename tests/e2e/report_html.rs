@@ -19,11 +19,17 @@ const SVG_REASON: &str = "<svg onload=\"document.title='PWNED'\"></svg> number i
 const TITLE: &str =
     "Nightly </title><script>document.documentElement.setAttribute('data-pwned','title')</script>";
 
-fn chromium() -> Option<PathBuf> {
+/// The browser to use: `TEAMSYNC_CHROMIUM`, else Debian's `/usr/bin/chromium`;
+/// `Err(path)` when it is not there.
+fn chromium() -> Result<PathBuf, PathBuf> {
     let p = std::env::var_os("TEAMSYNC_CHROMIUM")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    p.exists().then_some(p)
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(p)
+    }
 }
 
 fn item(id: i64, upn: &str, status: &str, display: &str) -> ReportItem {
@@ -185,9 +191,15 @@ fn shown_count(dom: &str) -> &str {
 
 #[test]
 fn report_renders_in_chromium_blocks_injection_and_filters_by_fragment() {
-    let Some(chromium) = chromium() else {
-        eprintln!("SKIP report_html: /usr/bin/chromium not installed (CI installs it)");
-        return;
+    let chromium = match chromium() {
+        Ok(p) => p,
+        Err(p) => {
+            eprintln!(
+                "SKIP report_html: no chromium at {} (CI installs it; TEAMSYNC_CHROMIUM overrides)",
+                p.display()
+            );
+            return;
+        }
     };
     let (job, items) = sample();
     let dir = tempfile::tempdir().unwrap();
