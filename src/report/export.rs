@@ -330,6 +330,32 @@ mod tests {
     }
 
     #[test]
+    fn resource_account_retry_sheet_keeps_account_type() {
+        let mut j = job();
+        j.kind = "ms_resource_accounts".into();
+        let it = item(
+            1,
+            "cq-sales@x.example",
+            "error",
+            json!({"upn": "cq-sales@x.example", "displayName": "Sales queue",
+                   "accountType": "call-queue", "number": "+3225405299", "action": "upsert"}),
+        );
+        let rows = read_back(&items_csv(&j, &[it], true));
+        assert_eq!(
+            rows,
+            vec![
+                vec!["upn", "displayName", "number", "accountType"],
+                vec![
+                    "cq-sales@x.example",
+                    "Sales queue",
+                    "+3225405299",
+                    "call-queue"
+                ]
+            ]
+        );
+    }
+
+    #[test]
     fn csv_injection_cases_are_neutralised_and_read_back_unchanged() {
         let hostile = [
             "=cmd|' /C calc'!A0",

@@ -139,7 +139,7 @@ pub fn duration(created: &str, finished: Option<&str>) -> Option<String> {
     Some(human_duration(d.num_milliseconds() as u64))
 }
 
-/// `850 ms`, `4.2 s`, `3 min 07 s`, `2 h 05 min 00 s`.
+/// `850 ms`, `4.2 s`, `3 min 07 s`, `2 h 05 min` (seconds stop mattering past an hour).
 pub fn human_duration(ms: u64) -> String {
     if ms < 1_000 {
         return format!("{ms} ms");
@@ -152,7 +152,7 @@ pub fn human_duration(ms: u64) -> String {
     if h == 0 {
         format!("{m} min {s:02} s")
     } else {
-        format!("{h} h {m:02} min {s:02} s")
+        format!("{h} h {m:02} min")
     }
 }
 
@@ -215,7 +215,7 @@ mod tests {
             None
         );
         assert_eq!(human_duration(4_250), "4.2 s");
-        assert_eq!(human_duration(7_500_000), "2 h 05 min 00 s");
+        assert_eq!(human_duration(7_500_000), "2 h 05 min");
         assert_eq!(
             human_time("2026-11-23T06:06:06+01:00"),
             "2026-11-23 05:06:06 UTC"

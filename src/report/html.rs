@@ -264,10 +264,10 @@ pub fn html_report(job: &ReportJob, items: &[ReportItem]) -> Result<String, Repo
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let (kind_label, unit) = match job.kind.as_str() {
-        "ms_users" => ("Teams users", "users"),
-        "ms_resource_accounts" => ("Resource accounts", "accounts"),
-        other => (other, "items"),
+    let (kind_label, unit, section) = match job.kind.as_str() {
+        "ms_users" => ("Teams users", "users", "Users"),
+        "ms_resource_accounts" => ("Resource accounts", "accounts", "Resource accounts"),
+        other => (other, "items", "Items"),
     };
     let mut cards = vec![Card {
         class: "total",
@@ -326,6 +326,7 @@ pub fn html_report(job: &ReportJob, items: &[ReportItem]) -> Result<String, Repo
         job => job,
         kind_label => kind_label,
         unit => unit,
+        section => section,
         cards => cards,
         segments => segments,
         legend => legend,
