@@ -101,7 +101,8 @@ fn table(items: &[ReportItem], failed_only: bool) -> Table {
 
 /// The job's items as CSV: with `failed_only`, a retry sheet (input format, error items
 /// only); otherwise a full report sheet (status, error, changes summary, desired values).
-/// Every cell is formula-neutralised.
+/// Every cell is formula-neutralised. `job` is taken for symmetry with [`items_xlsx`],
+/// which names the workbook after it; the CSV itself has no place for it.
 pub fn items_csv(_job: &ReportJob, items: &[ReportItem], failed_only: bool) -> Vec<u8> {
     let t = table(items, failed_only);
     let header: Vec<&str> = t.header.iter().map(String::as_str).collect();

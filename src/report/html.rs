@@ -8,6 +8,9 @@
 //! exact text embedded), so even an escape we missed could not run injected script or
 //! load anything.
 //!
+//! The page's template, stylesheet and script are in `src/report/assets/`, compiled in with
+//! `include_str!` (not in `templates/`, which holds the users' sheet templates).
+//!
 //! The filter state lives in the URL fragment (`#status=error&q=acme`): a link can point
 //! straight at the failures, and the script applies it on load.
 
