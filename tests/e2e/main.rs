@@ -6,4 +6,5 @@ mod cli;
 mod cli_auth;
 mod cli_jobs;
 mod connector_fusion;
+mod report_html;
 mod sim_fusion;
