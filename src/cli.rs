@@ -49,8 +49,8 @@ pub enum OutputFormat {
 #[derive(Debug, Args, Clone)]
 pub struct SheetArgs {
     /// Sheet name inside an XLSX/XLS/ODS workbook (default: the first sheet).
-    #[arg(long)]
-    pub sheet: Option<String>,
+    #[arg(long = "sheet", value_name = "NAME")]
+    pub sheet_name: Option<String>,
     /// Ignore columns that are not part of the sheet format instead of failing.
     #[arg(long)]
     pub ignore_unknown_columns: bool,
@@ -297,4 +297,15 @@ pub struct SimArgs {
     /// Share of requests answered 500/503 or dropped (0..1).
     #[arg(long, default_value_t = 0.0)]
     pub fault_rate: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

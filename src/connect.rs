@@ -4,6 +4,7 @@
 
 use crate::config::{BackendKind, TenantConfig};
 use crate::connector::fusion::{FusionConnector, FusionSettings, TokenSource};
+use crate::connector::retry::RetryPolicy;
 use crate::connector::{Connector, ConnectorError, Gate};
 use crate::sim::fusion::{self as fsim, FusionSim, RunningSim, SimOptions};
 use std::sync::Arc;
@@ -31,7 +32,11 @@ pub enum ConnectError {
 
 impl Tenant {
     /// `rate` overrides the tenant's `rate_per_second` (the `--rate` flag).
-    pub async fn open(name: &str, cfg: &TenantConfig, rate: Option<f64>) -> Result<Tenant, ConnectError> {
+    pub async fn open(
+        name: &str,
+        cfg: &TenantConfig,
+        rate: Option<f64>,
+    ) -> Result<Tenant, ConnectError> {
         let rate = rate.unwrap_or(cfg.rate_per_second);
         let gate = Arc::new(Gate::new(rate, cfg.burst));
         let setup = |message: String| ConnectError::Setup {
@@ -77,6 +82,10 @@ impl Tenant {
                     ca_file: None,
                     allow_insecure_http: false,
                     page_size: 100,
+                    retry: RetryPolicy {
+                        max_attempts: cfg.max_attempts,
+                        ..RetryPolicy::default()
+                    },
                 };
                 let connector = FusionConnector::new(settings, gate.clone()).map_err(|source| {
                     ConnectError::Connector {
@@ -93,12 +102,13 @@ impl Tenant {
                 })
             }
             BackendKind::Fusion => {
-                let connector = FusionConnector::from_tenant_config(cfg, gate.clone()).map_err(|source| {
-                    ConnectError::Connector {
-                        tenant: name.to_string(),
-                        source,
-                    }
-                })?;
+                let connector =
+                    FusionConnector::from_tenant_config(cfg, gate.clone()).map_err(|source| {
+                        ConnectError::Connector {
+                            tenant: name.to_string(),
+                            source,
+                        }
+                    })?;
                 Ok(Tenant {
                     name: name.to_string(),
                     config: cfg.clone(),

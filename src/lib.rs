@@ -8,8 +8,8 @@
 pub mod apply;
 pub mod cli;
 pub mod commands;
-pub mod connect;
 pub mod config;
+pub mod connect;
 pub mod connector;
 pub mod history;
 pub mod model;

@@ -48,7 +48,17 @@ pub fn run(ctx: &Ctx) -> CmdResult {
     let yn = |b: bool| if b { "yes" } else { "-" };
     println!(
         "{:<13} {:<5} {:<5} {:<6} {:<6} {:<6} {:<8} {:<4} {:<9} {:<9} {:<7}",
-        "BACKEND", "READ", "WRITE", "CREATE", "DELETE", "GROUPS", "LICENSES", "VRP", "CUST.LIC", "RES.ACCT", "RANGES"
+        "BACKEND",
+        "READ",
+        "WRITE",
+        "CREATE",
+        "DELETE",
+        "GROUPS",
+        "LICENSES",
+        "VRP",
+        "CUST.LIC",
+        "RES.ACCT",
+        "RANGES"
     );
     for r in &rows {
         match r.caps {

@@ -76,12 +76,18 @@ pub fn init_logging(g: &GlobalArgs) {
         }
     };
     let filter = EnvFilter::try_from_env("TEAMSYNC_LOG").unwrap_or_else(|_| {
-        EnvFilter::new(format!("{level},hyper=warn,reqwest=warn,h2=warn,rustls=warn"))
+        EnvFilter::new(format!(
+            "{level},hyper=warn,reqwest=warn,h2=warn,rustls=warn"
+        ))
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi({
+            use is_terminal::IsTerminal;
+            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        })
         .try_init();
 }
 
@@ -105,7 +111,14 @@ pub fn run(cli: Cli) -> CmdResult {
             sheet_args,
             out,
             detailed_exitcode,
-        } => runtime()?.block_on(plan::run(&ctx, &sheet, &plan, &sheet_args, out.as_deref(), detailed_exitcode)),
+        } => runtime()?.block_on(plan::run(
+            &ctx,
+            &sheet,
+            &plan,
+            &sheet_args,
+            out.as_deref(),
+            detailed_exitcode,
+        )),
         Command::Apply {
             sheet,
             plan_file,
@@ -113,7 +126,15 @@ pub fn run(cli: Cli) -> CmdResult {
             sheet_args,
             run,
             yes,
-        } => runtime()?.block_on(run::apply(&ctx, sheet.as_deref(), plan_file.as_deref(), &plan, &sheet_args, &run, yes)),
+        } => runtime()?.block_on(run::apply(
+            &ctx,
+            sheet.as_deref(),
+            plan_file.as_deref(),
+            &plan,
+            &sheet_args,
+            &run,
+            yes,
+        )),
         Command::Sync {
             sheet,
             plan,
@@ -135,5 +156,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 
 /// Prints a JSON value on stdout (pretty, one document).
 pub(crate) fn print_json(v: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+    );
 }

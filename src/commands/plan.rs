@@ -17,7 +17,11 @@ pub(crate) fn mode(m: ModeArg) -> Mode {
     }
 }
 
-pub(crate) async fn open_tenant(ctx: &Ctx, name: Option<&str>, rate: Option<f64>) -> Result<Tenant, CliError> {
+pub(crate) async fn open_tenant(
+    ctx: &Ctx,
+    name: Option<&str>,
+    rate: Option<f64>,
+) -> Result<Tenant, CliError> {
     let (name, cfg) = ctx.config.tenant(name)?;
     Tenant::open(&name, cfg, rate)
         .await
@@ -55,7 +59,8 @@ pub(crate) fn connector_failure(tenant: &str, e: crate::connector::ConnectorErro
 pub(crate) fn sources_sha256(paths: &[PathBuf]) -> Result<String, CliError> {
     let mut h = Sha256::new();
     for p in paths {
-        let bytes = std::fs::read(p).map_err(|e| CliError::Invalid(format!("{}: {e}", p.display())))?;
+        let bytes =
+            std::fs::read(p).map_err(|e| CliError::Invalid(format!("{}: {e}", p.display())))?;
         h.update(Sha256::digest(&bytes));
     }
     Ok(hex::encode(h.finalize()))
@@ -133,9 +138,14 @@ pub async fn run(
     let p = result?;
     show_plan(ctx, &p);
     if let Some(out) = out {
-        plan::save(&p, out).map_err(|e| CliError::Other(anyhow::anyhow!("cannot write {}: {e}", out.display())))?;
+        plan::save(&p, out)
+            .map_err(|e| CliError::Other(anyhow::anyhow!("cannot write {}: {e}", out.display())))?;
         if !ctx.json() {
-            eprintln!("plan saved to {} (apply it with: teamsync apply --plan {})", out.display(), out.display());
+            eprintln!(
+                "plan saved to {} (apply it with: teamsync apply --plan {})",
+                out.display(),
+                out.display()
+            );
         }
     }
     let changes = plan::summary(&p).operations > 0;

@@ -7,7 +7,7 @@ use crate::apply::{self, ApplyOptions, JobOutcome, JobTarget};
 use crate::cli::{PlanArgs, RunArgs, SheetArgs};
 use crate::connect::Tenant;
 use crate::history::History;
-use crate::model::Upn;
+use crate::model::{JobKind, Upn};
 use crate::plan::model::Plan;
 use crate::plan::{self, PlanInput};
 use is_terminal::IsTerminal;
@@ -39,19 +39,28 @@ fn apply_options(tenant: &Tenant, run: &RunArgs, title: String) -> Result<ApplyO
 
 fn open_history(ctx: &Ctx) -> Result<History, CliError> {
     if let Some(dir) = ctx.db.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| CliError::Other(anyhow::anyhow!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            CliError::Other(anyhow::anyhow!("cannot create {}: {e}", dir.display()))
+        })?;
     }
-    History::open(&ctx.db).map_err(|e| CliError::Other(anyhow::anyhow!("job history {}: {e}", ctx.db.display())))
+    History::open(&ctx.db)
+        .map_err(|e| CliError::Other(anyhow::anyhow!("job history {}: {e}", ctx.db.display())))
 }
 
 /// Requests the plan will send, as the connector groups operations.
 fn request_count(tenant: &Tenant, p: &Plan) -> usize {
-    p.users.iter().map(|u| tenant.connector.steps(u).len()).sum()
+    p.users
+        .iter()
+        .map(|u| tenant.connector.steps(u).len())
+        .sum()
 }
 
 fn confirm(tenant: &Tenant, p: &Plan, requests: usize, rate: f64) -> Result<bool, CliError> {
-    let secs = if rate > 0.0 { requests as f64 / rate } else { 0.0 };
+    let secs = if rate > 0.0 {
+        requests as f64 / rate
+    } else {
+        0.0
+    };
     let s = plan::summary(p);
     eprint!(
         "\nThis will change {} user(s) with {} operation(s) in {} request(s) on tenant {} \
@@ -109,7 +118,14 @@ fn report(ctx: &Ctx, o: &JobOutcome, history: &History) -> CmdResult {
     Ok(o.exit_code)
 }
 
-async fn execute(ctx: &Ctx, tenant: &Tenant, p: &Plan, run: &RunArgs, target: JobTarget, title: String) -> CmdResult {
+async fn execute(
+    ctx: &Ctx,
+    tenant: &Tenant,
+    p: &Plan,
+    run: &RunArgs,
+    target: JobTarget,
+    title: String,
+) -> CmdResult {
     let history = open_history(ctx)?;
     let opts = apply_options(tenant, run, title)?;
     let outcome = apply::execute(p, tenant.connector.clone(), &history, target, &opts)
@@ -145,12 +161,14 @@ pub async fn apply(
     let interactive = std::io::stdin().is_terminal();
     if !yes && !interactive {
         return Err(CliError::Invalid(
-            "apply needs --yes when not run from a terminal (for schedulers use `teamsync sync`)".into(),
+            "apply needs --yes when not run from a terminal (for schedulers use `teamsync sync`)"
+                .into(),
         ));
     }
     let tenant_name = match plan_file {
         Some(f) => {
-            let p = plan::load(f).map_err(|e| CliError::Invalid(format!("{}: {e}", f.display())))?;
+            let p =
+                plan::load(f).map_err(|e| CliError::Invalid(format!("{}: {e}", f.display())))?;
             Some(p.tenant)
         }
         None => args.tenant.clone(),
@@ -168,7 +186,8 @@ pub async fn apply(
     let result = async {
         let p = match (sheet, plan_file) {
             (_, Some(f)) => {
-                let p = plan::load(f).map_err(|e| CliError::Invalid(format!("{}: {e}", f.display())))?;
+                let p = plan::load(f)
+                    .map_err(|e| CliError::Invalid(format!("{}: {e}", f.display())))?;
                 let specs: Vec<_> = p.users.iter().map(|u| u.desired.clone()).collect();
                 let fresh = snapshot(&tenant, &specs).await?;
                 if let Err(drift) = plan::check_drift(&p, &fresh) {
@@ -200,7 +219,13 @@ pub async fn apply(
     result
 }
 
-pub async fn sync(ctx: &Ctx, sheet: &Path, args: &PlanArgs, sheet_args: &SheetArgs, run: &RunArgs) -> CmdResult {
+pub async fn sync(
+    ctx: &Ctx,
+    sheet: &Path,
+    args: &PlanArgs,
+    sheet_args: &SheetArgs,
+    run: &RunArgs,
+) -> CmdResult {
     let tenant = open_tenant(ctx, args.tenant.as_deref(), run.rate).await?;
     let result = async {
         let p = build_plan(ctx, &tenant, sheet, args, sheet_args).await?;
@@ -236,7 +261,11 @@ pub async fn resume(ctx: &Ctx, job: &str, run: &RunArgs) -> CmdResult {
             tenant: &tenant.name,
             backend: tenant.connector.backend(),
             mode: crate::plan::model::Mode::Upsert,
-            kind: row.kind,
+            kind: if row.kind == JobKind::MsResourceAccounts.as_str() {
+                JobKind::MsResourceAccounts
+            } else {
+                JobKind::MsUsers
+            },
             sources: vec![row.source.clone()],
             source_sha256: row.source_sha256.clone(),
             specs: &specs,
@@ -248,7 +277,15 @@ pub async fn resume(ctx: &Ctx, job: &str, run: &RunArgs) -> CmdResult {
         if !ctx.json() {
             show_plan(ctx, &p);
         }
-        execute(ctx, &tenant, &p, run, JobTarget::Resume(row.id), row.title.clone()).await
+        execute(
+            ctx,
+            &tenant,
+            &p,
+            run,
+            JobTarget::Resume(row.id),
+            row.title.clone(),
+        )
+        .await
     }
     .await;
     tenant.close().await;

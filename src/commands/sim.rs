@@ -12,10 +12,14 @@ pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
         )));
     }
     if !(0.0..=1.0).contains(&args.fault_rate) {
-        return Err(CliError::Invalid("--fault-rate must be between 0 and 1".into()));
+        return Err(CliError::Invalid(
+            "--fault-rate must be between 0 and 1".into(),
+        ));
     }
     if args.state.is_none() && args.seed.is_none() {
-        return Err(CliError::Invalid("give --seed FILE (and --state FILE to keep state between runs)".into()));
+        return Err(CliError::Invalid(
+            "give --seed FILE (and --state FILE to keep state between runs)".into(),
+        ));
     }
     let opts = SimOptions {
         token: args.token.clone(),

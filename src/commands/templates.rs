@@ -17,7 +17,10 @@ pub fn run(ctx: &Ctx, cmd: TemplatesCommand) -> CmdResult {
                 print_json(&serde_json::Value::Array(items));
             } else {
                 for n in set.names() {
-                    let desc = set.get(&n).and_then(|t| t.description.clone()).unwrap_or_default();
+                    let desc = set
+                        .get(&n)
+                        .and_then(|t| t.description.clone())
+                        .unwrap_or_default();
                     println!("{n:<24} {desc}");
                 }
             }

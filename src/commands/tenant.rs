@@ -39,7 +39,9 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
                 .await
                 .map_err(|e| connector_failure(&tenant.name, e))?;
             if ctx.json() {
-                print_json(&serde_json::json!({"tenant": tenant.name, "backend": tenant.connector.backend(), "ok": st.ok, "details": st.details}));
+                print_json(
+                    &serde_json::json!({"tenant": tenant.name, "backend": tenant.connector.backend(), "ok": st.ok, "details": st.details}),
+                );
             } else {
                 println!("tenant   {} ({})", tenant.name, tenant.connector.backend());
                 println!("status   {}", if st.ok { "ok" } else { "NOT READY" });
@@ -56,7 +58,10 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
             if ctx.json() {
                 print_json(&serde_json::to_value(&snap.users).unwrap_or_default());
             } else {
-                println!("{:<44} {:<28} {:<3} {:<16} LICENSES", "UPN", "DISPLAY NAME", "CC", "NUMBER");
+                println!(
+                    "{:<44} {:<28} {:<3} {:<16} LICENSES",
+                    "UPN", "DISPLAY NAME", "CC", "NUMBER"
+                );
                 for u in &snap.users {
                     println!(
                         "{:<44} {:<28} {:<3} {:<16} {}",
@@ -88,7 +93,10 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
             if ctx.json() {
                 print_json(&serde_json::to_value(&snap.catalogs.licenses).unwrap_or_default());
             } else {
-                println!("{:<26} {:>7} {:>7}  {:<38} DESCRIPTION", "SKU", "FREE", "TOTAL", "SKU ID");
+                println!(
+                    "{:<26} {:>7} {:>7}  {:<38} DESCRIPTION",
+                    "SKU", "FREE", "TOTAL", "SKU ID"
+                );
                 for l in &snap.catalogs.licenses {
                     println!(
                         "{:<26} {:>7} {:>7}  {:<38} {}",
@@ -108,7 +116,11 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
                 print_json(&serde_json::to_value(&snap.catalogs.vrps).unwrap_or_default());
             } else {
                 for v in &snap.catalogs.vrps {
-                    println!("{:<28} {}", v.identity, v.description.as_deref().unwrap_or(""));
+                    println!(
+                        "{:<28} {}",
+                        v.identity,
+                        v.description.as_deref().unwrap_or("")
+                    );
                 }
             }
             Ok(0)
@@ -203,10 +215,19 @@ pub(crate) fn export_rows(snap: &Snapshot) -> (Vec<&'static str>, Vec<Vec<String
                 u.upn.to_string(),
                 u.display_name.clone(),
                 u.number.as_ref().map(|n| n.to_string()).unwrap_or_default(),
-                u.country.as_ref().map(|c| c.to_string()).unwrap_or_default(),
-                d.and_then(|d| d.vrp.clone()).unwrap_or_default(),
-                d.map(|d| d.groups.iter().map(|g| group_name(g)).collect::<Vec<_>>().join(";"))
+                u.country
+                    .as_ref()
+                    .map(|c| c.to_string())
                     .unwrap_or_default(),
+                d.and_then(|d| d.vrp.clone()).unwrap_or_default(),
+                d.map(|d| {
+                    d.groups
+                        .iter()
+                        .map(|g| group_name(g))
+                        .collect::<Vec<_>>()
+                        .join(";")
+                })
+                .unwrap_or_default(),
                 license_names(&snap.catalogs, u).join(";"),
                 u.customer_licenses.join(";"),
             ]

@@ -10,13 +10,13 @@ use std::path::PathBuf;
 pub(crate) fn sheet_options(ctx: &Ctx, args: &SheetArgs) -> SheetOptions {
     let l = &ctx.config.limits;
     SheetOptions {
-        sheet_name: args.sheet.clone(),
+        sheet_name: args.sheet_name.clone(),
         ignore_unknown_columns: args.ignore_unknown_columns,
         limits: Limits {
             max_file_bytes: l.max_file_mb.saturating_mul(1024 * 1024),
             max_rows: l.max_rows,
-            max_columns: l.max_columns,
-            max_cell_chars: l.max_cell_chars,
+            max_columns: u32::try_from(l.max_columns).unwrap_or(u32::MAX),
+            max_cell_chars: u32::try_from(l.max_cell_chars).unwrap_or(u32::MAX),
         },
     }
 }
@@ -27,7 +27,11 @@ pub(crate) fn load_templates(ctx: &Ctx) -> Result<TemplateSet, CliError> {
 
 /// Reads and validates sheets; on errors prints them (human or JSON) and returns
 /// `Err` with exit code 2 so nothing is sent to a tenant.
-pub(crate) fn read_sheets(ctx: &Ctx, paths: &[PathBuf], args: &SheetArgs) -> Result<Validated, CliError> {
+pub(crate) fn read_sheets(
+    ctx: &Ctx,
+    paths: &[PathBuf],
+    args: &SheetArgs,
+) -> Result<Validated, CliError> {
     let templates = load_templates(ctx)?;
     let v = validate_files(paths, &sheet_options(ctx, args), &templates);
     if !v.errors.is_empty() {
@@ -55,5 +59,9 @@ pub fn run(ctx: &Ctx, paths: &[PathBuf], args: &SheetArgs) -> CmdResult {
     } else {
         print!("{}", v.render_human());
     }
-    Ok(if v.errors.is_empty() { exit::OK } else { exit::INVALID })
+    Ok(if v.errors.is_empty() {
+        exit::OK
+    } else {
+        exit::INVALID
+    })
 }

@@ -87,7 +87,12 @@ pub fn revert_spec(applied: &UserPlan) -> Result<Option<UserSpec>, RevertError> 
             "groups" => spec.groups = Field::Set(list(field, v)?),
             "licenses" => spec.licenses = Field::Set(list(field, v)?),
             "customerLicenses" => spec.customer_licenses = Field::Set(list(field, v)?),
-            other => return Err(err(other, "unknown field in the stored before-state".into())),
+            other => {
+                return Err(err(
+                    other,
+                    "unknown field in the stored before-state".into(),
+                ))
+            }
         }
     }
     Ok(Some(spec))
@@ -127,9 +132,15 @@ mod tests {
 
     #[test]
     fn created_users_are_deleted_and_unchanged_ones_skipped() {
-        let s = revert_spec(&applied(UserAction::Create, serde_json::json!({}))).unwrap().unwrap();
+        let s = revert_spec(&applied(UserAction::Create, serde_json::json!({})))
+            .unwrap()
+            .unwrap();
         assert_eq!(s.action, RowAction::Delete);
-        assert!(revert_spec(&applied(UserAction::Unchanged, serde_json::json!({}))).unwrap().is_none());
+        assert!(
+            revert_spec(&applied(UserAction::Unchanged, serde_json::json!({})))
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -149,7 +160,10 @@ mod tests {
 
     #[test]
     fn malformed_before_state_is_an_error_not_a_panic() {
-        let e = revert_spec(&applied(UserAction::Update, serde_json::json!({"number": 12})));
+        let e = revert_spec(&applied(
+            UserAction::Update,
+            serde_json::json!({"number": 12}),
+        ));
         assert!(e.is_err());
     }
 }

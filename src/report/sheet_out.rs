@@ -51,7 +51,8 @@ pub fn to_xlsx(header: &[&str], rows: &[Vec<String>]) -> Result<Vec<u8>, SheetOu
     let ws = wb.add_worksheet();
     let bold = rust_xlsxwriter::Format::new().set_bold();
     for (c, h) in header.iter().enumerate() {
-        ws.write_string_with_format(0, c as u16, *h, &bold).map_err(err)?;
+        ws.write_string_with_format(0, c as u16, *h, &bold)
+            .map_err(err)?;
     }
     for (r, row) in rows.iter().enumerate() {
         for (c, v) in row.iter().enumerate() {
@@ -70,10 +71,12 @@ pub fn write_out(path: Option<&Path>, bytes: &[u8]) -> Result<(), SheetOutError>
             path: p.display().to_string(),
             message: e.to_string(),
         }),
-        None => std::io::stdout().write_all(bytes).map_err(|e| SheetOutError::Write {
-            path: "stdout".into(),
-            message: e.to_string(),
-        }),
+        None => std::io::stdout()
+            .write_all(bytes)
+            .map_err(|e| SheetOutError::Write {
+                path: "stdout".into(),
+                message: e.to_string(),
+            }),
     }
 }
 
@@ -96,7 +99,10 @@ mod tests {
 
     #[test]
     fn csv_round_trip_shape() {
-        let out = to_csv(&["upn", "displayName"], &[vec!["a@b.com".into(), "=1+1".into()]]);
+        let out = to_csv(
+            &["upn", "displayName"],
+            &[vec!["a@b.com".into(), "=1+1".into()]],
+        );
         let s = String::from_utf8(out).unwrap();
         assert_eq!(s, "upn,displayName\na@b.com,'=1+1\n");
     }

@@ -5,7 +5,8 @@ use crate::support::{sample, Workspace};
 #[test]
 fn validate_samples_pass_and_json_shape() {
     let ws = Workspace::new();
-    ws.run(&["validate", &sample("users.csv"), &sample("users.xlsx")]).code(0);
+    ws.run(&["validate", &sample("users.csv"), &sample("users.xlsx")])
+        .code(0);
     let j = ws
         .run(&["--output", "json", "validate", &sample("users.csv")])
         .code(0)
@@ -27,15 +28,32 @@ fn bad_sheet_names_file_row_column_and_exits_2_without_touching_the_tenant() {
     r.code(2);
     let j = r.json();
     let errors = j["errors"].as_array().unwrap();
-    assert!(errors.iter().any(|e| e["row"] == 3 && e["column"].as_str().unwrap().contains("upn")), "{j}");
-    assert!(errors.iter().any(|e| e["row"] == 3 && e["column"].as_str().unwrap().contains("number")), "{j}");
-    assert!(errors.iter().all(|e| e["file"].as_str().unwrap().ends_with("bad.csv")));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["row"] == 3 && e["column"].as_str().unwrap().contains("upn")),
+        "{j}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["row"] == 3 && e["column"].as_str().unwrap().contains("number")),
+        "{j}"
+    );
+    assert!(errors
+        .iter()
+        .all(|e| e["file"].as_str().unwrap().ends_with("bad.csv")));
     // sync of the same sheet: exit 2 and no tenant state created at all.
     ws.run(&["sync", bad.to_str().unwrap()]).code(2);
-    assert!(!ws.path("history.db").exists() || {
-        let n: i64 = ws.history().query_row("select count(*) from bulk_jobs", [], |r| r.get(0)).unwrap_or(0);
-        n == 0
-    });
+    assert!(
+        !ws.path("history.db").exists() || {
+            let n: i64 = ws
+                .history()
+                .query_row("select count(*) from bulk_jobs", [], |r| r.get(0))
+                .unwrap_or(0);
+            n == 0
+        }
+    );
 }
 
 #[test]
@@ -51,22 +69,40 @@ fn sync_twice_changes_nothing_the_second_time() {
 
     // Plan again: zero operations, --detailed-exitcode says "no changes".
     let plan = ws
-        .run(&["--output", "json", "plan", &sample("users.csv"), "--detailed-exitcode"])
+        .run(&[
+            "--output",
+            "json",
+            "plan",
+            &sample("users.csv"),
+            "--detailed-exitcode",
+        ])
         .code(0)
         .json();
     assert_eq!(plan["summary"]["operations"], 0, "{plan}");
     assert_eq!(plan["summary"]["unchanged"], plan["summary"]["users"]);
 
-    let second = ws.run(&["--output", "json", "sync", &sample("users.csv")]).code(0).json();
+    let second = ws
+        .run(&["--output", "json", "sync", &sample("users.csv")])
+        .code(0)
+        .json();
     assert_eq!(second["status"], "success");
-    assert_eq!(second["requests"].as_u64().unwrap(), 1, "only the status check: {second}");
-    assert_eq!(second["unchanged_count"].as_u64().unwrap(), total, "{second}");
+    assert_eq!(
+        second["requests"].as_u64().unwrap(),
+        1,
+        "only the status check: {second}"
+    );
+    assert_eq!(
+        second["unchanged_count"].as_u64().unwrap(),
+        total,
+        "{second}"
+    );
 }
 
 #[test]
 fn plan_detailed_exitcode_reports_pending_changes() {
     let ws = Workspace::new();
-    ws.run(&["plan", &sample("users.csv"), "--detailed-exitcode"]).code(4);
+    ws.run(&["plan", &sample("users.csv"), "--detailed-exitcode"])
+        .code(4);
 }
 
 #[test]
@@ -81,7 +117,13 @@ fn apply_without_terminal_or_yes_refuses_and_points_to_sync() {
 fn stale_saved_plan_is_refused() {
     let ws = Workspace::new();
     let plan_path = ws.path("plan.json");
-    ws.run(&["plan", &sample("users.csv"), "--out", plan_path.to_str().unwrap()]).code(0);
+    ws.run(&[
+        "plan",
+        &sample("users.csv"),
+        "--out",
+        plan_path.to_str().unwrap(),
+    ])
+    .code(0);
     // The tenant changes under the plan: apply the sheet first.
     ws.run(&["sync", &sample("users.csv")]).code(0);
     let r = ws.run(&["apply", "--yes", "--plan", plan_path.to_str().unwrap()]);
@@ -93,9 +135,17 @@ fn stale_saved_plan_is_refused() {
 fn saved_plan_applies_when_the_tenant_did_not_drift() {
     let ws = Workspace::new();
     let plan_path = ws.path("plan.json");
-    ws.run(&["plan", &sample("users.csv"), "--out", plan_path.to_str().unwrap()]).code(0);
-    ws.run(&["apply", "--yes", "--plan", plan_path.to_str().unwrap()]).code(0);
-    ws.run(&["plan", &sample("users.csv"), "--detailed-exitcode"]).code(0);
+    ws.run(&[
+        "plan",
+        &sample("users.csv"),
+        "--out",
+        plan_path.to_str().unwrap(),
+    ])
+    .code(0);
+    ws.run(&["apply", "--yes", "--plan", plan_path.to_str().unwrap()])
+        .code(0);
+    ws.run(&["plan", &sample("users.csv"), "--detailed-exitcode"])
+        .code(0);
 }
 
 #[test]
@@ -107,12 +157,29 @@ fn jobs_list_and_show_print_fusion_shapes() {
         assert!(list.get(k).is_some(), "missing {k}: {list}");
     }
     let id = list["bulks"][0]["id"].as_i64().unwrap();
-    let show = ws.run(&["--output", "json", "jobs", "show", &id.to_string()]).code(0).json();
-    for k in ["id", "job_id", "title", "kind", "status", "total_count", "success_count", "job_items", "created_on", "updated_on"] {
+    let show = ws
+        .run(&["--output", "json", "jobs", "show", &id.to_string()])
+        .code(0)
+        .json();
+    for k in [
+        "id",
+        "job_id",
+        "title",
+        "kind",
+        "status",
+        "total_count",
+        "success_count",
+        "job_items",
+        "created_on",
+        "updated_on",
+    ] {
         assert!(show.get(k).is_some(), "missing {k}: {show}");
     }
     let job_id = show["job_id"].as_str().unwrap().to_string();
-    let by_job_id = ws.run(&["--output", "json", "jobs", "show", &job_id]).code(0).json();
+    let by_job_id = ws
+        .run(&["--output", "json", "jobs", "show", &job_id])
+        .code(0)
+        .json();
     assert_eq!(by_job_id["id"], show["id"]);
 }
 
@@ -120,7 +187,15 @@ fn jobs_list_and_show_print_fusion_shapes() {
 fn tenant_export_plans_to_zero_changes() {
     let ws = Workspace::new();
     let out = ws.path("current.csv");
-    ws.run(&["tenant", "export", "--format", "csv", "--out", out.to_str().unwrap()]).code(0);
+    ws.run(&[
+        "tenant",
+        "export",
+        "--format",
+        "csv",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .code(0);
     let plan = ws
         .run(&["--output", "json", "plan", out.to_str().unwrap()])
         .code(0)
@@ -131,7 +206,8 @@ fn tenant_export_plans_to_zero_changes() {
 #[test]
 fn unknown_tenant_and_bad_config_exit_2() {
     let ws = Workspace::new();
-    ws.run(&["plan", &sample("users.csv"), "--tenant", "nope"]).code(2);
+    ws.run(&["plan", &sample("users.csv"), "--tenant", "nope"])
+        .code(2);
     ws.write("config/teamsync.toml", "dbb = 1\n");
     let r = ws.run(&["templates", "list"]);
     r.code(2);

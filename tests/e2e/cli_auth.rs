@@ -42,9 +42,21 @@ fn wrong_token_aborts_with_exit_3_and_never_shows_the_token() {
         .args(["sync", &sample("users.csv")])
         .output()
         .unwrap();
-    assert_eq!(r.status.code(), Some(3), "{}", String::from_utf8_lossy(&r.stderr));
-    let all = format!("{}{}", String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr));
-    assert!(!all.contains("wrong-token-value-123"), "token leaked: {all}");
+    assert_eq!(
+        r.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(
+        !all.contains("wrong-token-value-123"),
+        "token leaked: {all}"
+    );
 }
 
 #[test]

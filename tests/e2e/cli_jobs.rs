@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 fn new_users_sheet(ws: &Workspace, n: usize) -> String {
     let mut s = String::from("upn,displayName,country\n");
     for i in 0..n {
-        s.push_str(&format!("new.user{i:03}@contoso.onmicrosoft.com,New User {i:03},BE\n"));
+        s.push_str(&format!(
+            "new.user{i:03}@contoso.onmicrosoft.com,New User {i:03},BE\n"
+        ));
     }
     ws.write("new-users.csv", &s).display().to_string()
 }
@@ -34,13 +36,7 @@ fn item_statuses(ws: &Workspace, job: i64) -> Vec<(String, String)> {
 fn killed_mid_job_then_resumed_loses_nothing() {
     let ws = Workspace::with_tenant_extra("sim_latency_ms = 40\nconcurrency = 2\n");
     let sheet = new_users_sheet(&ws, 40);
-    let mut child = ws
-        .cmd()
-        .args(["sync", &sheet])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = ws.spawn(&["sync", &sheet]);
     // Wait until some items have finished, then kill -9.
     let t0 = Instant::now();
     loop {
@@ -62,7 +58,11 @@ fn killed_mid_job_then_resumed_loses_nothing() {
     child.wait().unwrap();
     let job = latest_job(&ws);
     let before = item_statuses(&ws, job);
-    assert_eq!(before.len(), 40, "every sheet user is an item from the start");
+    assert_eq!(
+        before.len(),
+        40,
+        "every sheet user is an item from the start"
+    );
     assert!(
         before.iter().any(|(_, s)| s == "pending" || s == "running"),
         "the kill came too late to test anything: {before:?}"
@@ -73,7 +73,9 @@ fn killed_mid_job_then_resumed_loses_nothing() {
     let after = item_statuses(&ws, job);
     assert_eq!(after.len(), 40);
     assert!(
-        after.iter().all(|(_, s)| s == "success" || s == "unchanged"),
+        after
+            .iter()
+            .all(|(_, s)| s == "success" || s == "unchanged"),
         "{after:?}"
     );
     // The same job finished: no second job was created.
@@ -90,18 +92,18 @@ fn killed_mid_job_then_resumed_loses_nothing() {
 fn a_second_job_on_the_same_tenant_is_refused_while_one_runs() {
     let ws = Workspace::with_tenant_extra("sim_latency_ms = 40\nconcurrency = 1\n");
     let sheet = new_users_sheet(&ws, 30);
-    let mut first = ws
-        .cmd()
-        .args(["sync", &sheet])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = ws.spawn(&["sync", &sheet]);
     // Wait until the first job holds the lock (its job row exists).
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(20) {
         let n: i64 = rusqlite::Connection::open(ws.path("history.db"))
-            .and_then(|db| db.query_row("select count(*) from bulk_jobs where status = 'running'", [], |r| r.get(0)))
+            .and_then(|db| {
+                db.query_row(
+                    "select count(*) from bulk_jobs where status = 'running'",
+                    [],
+                    |r| r.get(0),
+                )
+            })
             .unwrap_or(0);
         if n > 0 {
             break;
@@ -112,5 +114,9 @@ fn a_second_job_on_the_same_tenant_is_refused_while_one_runs() {
     let status = first.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     second.code(3);
-    assert!(second.stderr.to_lowercase().contains("lock"), "{}", second.stderr);
+    assert!(
+        second.stderr.to_lowercase().contains("lock"),
+        "{}",
+        second.stderr
+    );
 }

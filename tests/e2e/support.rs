@@ -59,6 +59,22 @@ impl Workspace {
         c
     }
 
+    /// Starts teamsync in the background (output discarded), for kill and race tests.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("teamsync"))
+            .current_dir(self.dir.path())
+            .env_remove("TEAMSYNC_CONFIG")
+            .env_remove("TEAMSYNC_DB")
+            .arg("--config")
+            .arg(self.path("config/teamsync.toml"))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn teamsync")
+    }
+
     /// Runs teamsync with args; returns (exit code, stdout, stderr).
     pub fn run(&self, args: &[&str]) -> Run {
         let out = self.cmd().args(args).output().expect("run teamsync");
@@ -91,8 +107,12 @@ impl Run {
         self
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\n--- stderr\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\n--- stderr\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
@@ -102,5 +122,7 @@ pub fn sample(rel: &str) -> String {
 
 #[allow(dead_code)]
 pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
 }

@@ -238,6 +238,20 @@ impl FusionConnector {
     }
 }
 
+/// What Fusion can do (shown by `teamsync backends`).
+pub const CAPABILITIES: Capabilities = Capabilities {
+    read: true,
+    write: true,
+    create: true,
+    delete: true,
+    groups: true,
+    licenses: true,
+    vrp: true,
+    customer_licenses: true,
+    resource_accounts: true,
+    number_ranges: false,
+};
+
 #[async_trait]
 impl Connector for FusionConnector {
     fn backend(&self) -> &'static str {
@@ -245,18 +259,7 @@ impl Connector for FusionConnector {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            read: true,
-            write: true,
-            create: true,
-            delete: true,
-            groups: true,
-            licenses: true,
-            vrp: true,
-            customer_licenses: true,
-            resource_accounts: true,
-            number_ranges: false,
-        }
+        CAPABILITIES
     }
 
     async fn check(&self) -> Result<TenantStatus, ConnectorError> {

@@ -1,0 +1,361 @@
+//! `teamsync jobs …`: review, export, revert and prune the job history.
+
+use super::plan::{open_tenant, plan_or_report, show_plan, snapshot};
+use super::{print_json, CliError, CmdResult, Ctx};
+use crate::cli::{ExportFormat, JobsCommand};
+use crate::history::queries::jobs_page_json;
+use crate::history::{History, ItemRow, ItemStatus, JobFilter, JobRow, JobStatus};
+use crate::model::JobKind;
+use crate::plan::model::{Mode, UserPlan};
+use crate::plan::{self, revert, PlanInput};
+use crate::report::{self, sheet_out, ReportItem, ReportJob};
+
+fn open(ctx: &Ctx) -> Result<History, CliError> {
+    if !ctx.db.exists() {
+        return Err(CliError::Invalid(format!(
+            "no job history at {} (run a sync first, or pass --db)",
+            ctx.db.display()
+        )));
+    }
+    History::open(&ctx.db)
+        .map_err(|e| CliError::Other(anyhow::anyhow!("job history {}: {e}", ctx.db.display())))
+}
+
+fn hist_err(e: crate::history::HistoryError) -> CliError {
+    CliError::Other(anyhow::anyhow!("job history: {e}"))
+}
+
+fn find_job(h: &History, job: &str) -> Result<JobRow, CliError> {
+    h.get_job(job)
+        .map_err(hist_err)?
+        .ok_or_else(|| CliError::Invalid(format!("no job {job:?} in the history")))
+}
+
+fn parse_date(s: &str, what: &str) -> Result<chrono::DateTime<chrono::Utc>, CliError> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| CliError::Invalid(format!("{what} {s:?}: expected YYYY-MM-DD or RFC 3339")))
+}
+
+fn parse_statuses(s: Option<&str>) -> Result<Vec<ItemStatus>, CliError> {
+    let Some(s) = s else { return Ok(vec![]) };
+    s.split(',')
+        .map(|p| {
+            ItemStatus::parse(p.trim()).ok_or_else(|| {
+                CliError::Invalid(format!(
+                    "--status {p:?}: expected pending, running, success, error or unchanged"
+                ))
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn report_job(j: &JobRow) -> ReportJob {
+    ReportJob {
+        id: j.id,
+        job_id: j.job_id.clone(),
+        title: j.title.clone(),
+        kind: j.kind.clone(),
+        tenant: j.tenant.clone(),
+        source: j.source.clone(),
+        status: j.status.as_str().to_string(),
+        total_count: j.total_count,
+        success_count: j.success_count,
+        error_count: j.error_count,
+        unchanged_count: j.unchanged_count,
+        created_on: j.created_on.clone(),
+        updated_on: j.updated_on.clone(),
+        finished_on: j.finished_on.clone(),
+        host: j.host.clone(),
+        os_user: j.os_user.clone(),
+        teamsync_version: j.teamsync_version.clone(),
+    }
+}
+
+pub(crate) fn report_item(i: &ItemRow) -> ReportItem {
+    ReportItem {
+        id: i.id,
+        upn: i.upn.clone(),
+        status: i.status.as_str().to_string(),
+        data: i.data.clone(),
+        changes: i.changes.clone(),
+        before: i.before.clone(),
+        error_code: i.error_code.clone(),
+        error_reason: i.error_reason.clone(),
+        attempts: i.attempts,
+        created_on: i.created_on.clone(),
+        updated_on: i.updated_on.clone(),
+    }
+}
+
+pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
+    match cmd {
+        JobsCommand::List {
+            tenant,
+            status,
+            since,
+            until,
+            page,
+            page_size,
+        } => {
+            let h = open(ctx)?;
+            let filter = JobFilter {
+                tenant,
+                status: match status.as_deref() {
+                    None => None,
+                    Some(s) => Some(JobStatus::parse(s).ok_or_else(|| {
+                        CliError::Invalid(format!(
+                            "--status {s:?}: expected pending, running, success, partial, error or aborted"
+                        ))
+                    })?),
+                },
+                since: since.as_deref().map(|s| parse_date(s, "--since")).transpose()?,
+                until: until.as_deref().map(|s| parse_date(s, "--until")).transpose()?,
+            };
+            let page = u32::try_from(page).unwrap_or(u32::MAX).max(1);
+            let page_size = u32::try_from(page_size)
+                .unwrap_or(u32::MAX)
+                .clamp(1, 10_000);
+            let (rows, total) = h.list_jobs(&filter, page, page_size).map_err(hist_err)?;
+            if ctx.json() {
+                print_json(&jobs_page_json(&rows, page, page_size, total));
+            } else {
+                println!(
+                    "{:>5}  {:<26} {:<20} {:<8} {:<9} {:>6} {:>6} {:>6}  TITLE",
+                    "ID", "JOB ID", "CREATED (UTC)", "TENANT", "STATUS", "TOTAL", "OK", "FAILED"
+                );
+                for j in &rows {
+                    println!(
+                        "{:>5}  {:<26} {:<20} {:<8} {:<9} {:>6} {:>6} {:>6}  {}",
+                        j.id,
+                        j.job_id,
+                        j.created_on
+                            .get(..19)
+                            .unwrap_or(&j.created_on)
+                            .replace('T', " "),
+                        j.tenant,
+                        j.status.as_str(),
+                        j.total_count,
+                        j.success_count,
+                        j.error_count,
+                        j.title
+                    );
+                }
+                let pages = total.div_ceil(u64::from(page_size));
+                eprintln!("page {page} of {pages} ({total} jobs)");
+            }
+            Ok(0)
+        }
+        JobsCommand::Show { job, status } => {
+            let h = open(ctx)?;
+            let j = find_job(&h, &job)?;
+            let statuses = parse_statuses(status.as_deref())?;
+            let items = h.job_items(j.id, &statuses).map_err(hist_err)?;
+            if ctx.json() {
+                let items: Vec<_> = items.iter().map(report_item).collect();
+                print_json(&report::job_json(&report_job(&j), &items));
+            } else {
+                print!("{}", render_job(&j, &items));
+            }
+            Ok(0)
+        }
+        JobsCommand::Export {
+            job,
+            format,
+            out,
+            failed_only,
+        } => {
+            let h = open(ctx)?;
+            let j = find_job(&h, &job)?;
+            let statuses = if failed_only {
+                vec![ItemStatus::Error]
+            } else {
+                vec![]
+            };
+            let items: Vec<_> = h
+                .job_items(j.id, &statuses)
+                .map_err(hist_err)?
+                .iter()
+                .map(report_item)
+                .collect();
+            let rj = report_job(&j);
+            let bytes = match format {
+                ExportFormat::Csv => report::items_csv(&rj, &items, failed_only),
+                ExportFormat::Xlsx => {
+                    if out.is_none() {
+                        return Err(CliError::Invalid("--format xlsx needs --out FILE".into()));
+                    }
+                    report::items_xlsx(&rj, &items, failed_only)
+                        .map_err(|e| CliError::Other(e.into()))?
+                }
+                ExportFormat::Json => {
+                    let mut s = serde_json::to_vec_pretty(&report::job_json(&rj, &items))
+                        .unwrap_or_default();
+                    s.push(b'\n');
+                    s
+                }
+                ExportFormat::Html => report::html_report(&rj, &items)
+                    .map_err(|e| CliError::Other(e.into()))?
+                    .into_bytes(),
+            };
+            sheet_out::write_out(out.as_deref(), &bytes).map_err(|e| CliError::Other(e.into()))?;
+            if let Some(o) = &out {
+                eprintln!(
+                    "job {} ({} items) written to {}",
+                    j.id,
+                    items.len(),
+                    o.display()
+                );
+            }
+            Ok(0)
+        }
+        JobsCommand::Revert { job, out } => revert_job(ctx, &job, out.as_deref()).await,
+        JobsCommand::Prune { older_than } => {
+            let h = open(ctx)?;
+            let days = u32::try_from(older_than).unwrap_or(u32::MAX);
+            let n = h.prune(days).await.map_err(hist_err)?;
+            if ctx.json() {
+                print_json(&serde_json::json!({ "pruned": n }));
+            } else {
+                println!("{n} job(s) older than {days} days removed");
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn render_job(j: &JobRow, items: &[ItemRow]) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "job {} ({}) — {}", j.id, j.job_id, j.title);
+    let _ = writeln!(
+        s,
+        "tenant {}  kind {}  status {}  source {}",
+        j.tenant,
+        j.kind,
+        j.status.as_str(),
+        j.source
+    );
+    let _ = writeln!(
+        s,
+        "created {}  finished {}  by {}@{} (teamsync {})",
+        j.created_on,
+        j.finished_on.as_deref().unwrap_or("-"),
+        j.os_user,
+        j.host,
+        j.teamsync_version
+    );
+    let _ = writeln!(
+        s,
+        "{} items: {} succeeded ({} unchanged), {} failed, {} pending\n",
+        j.total_count, j.success_count, j.unchanged_count, j.error_count, j.pending_count
+    );
+    for i in items {
+        let _ = write!(s, "{:<10} {}", i.status.as_str(), i.upn);
+        if let Some(changes) = i.changes.as_array().filter(|c| !c.is_empty()) {
+            let parts: Vec<String> = changes
+                .iter()
+                .map(|c| {
+                    let field = c.get("field").and_then(|f| f.as_str()).unwrap_or("?");
+                    format!("{field}: {} → {}", short(c.get("old")), short(c.get("new")))
+                })
+                .collect();
+            let _ = write!(s, "  [{}]", parts.join("; "));
+        }
+        if let Some(r) = &i.error_reason {
+            let _ = write!(
+                s,
+                "\n           error {}: {r}",
+                i.error_code.as_deref().unwrap_or("-")
+            );
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn short(v: Option<&serde_json::Value>) -> String {
+    match v {
+        None | Some(serde_json::Value::Null) => "(none)".into(),
+        Some(serde_json::Value::String(s)) if s.is_empty() => "(none)".into(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| x.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join(";"),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Builds a plan that puts every successful item of `job` back as it was, against the
+/// tenant as it is now, and shows (and optionally saves) it for `apply --plan`.
+async fn revert_job(ctx: &Ctx, job: &str, out: Option<&std::path::Path>) -> CmdResult {
+    let h = open(ctx)?;
+    let j = find_job(&h, job)?;
+    let items = h
+        .job_items(j.id, &[ItemStatus::Success])
+        .map_err(hist_err)?;
+    let applied: Vec<UserPlan> = items
+        .iter()
+        .filter_map(|i| i.plan.clone())
+        .map(serde_json::from_value)
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            CliError::Other(anyhow::anyhow!("job {}: stored plan unreadable: {e}", j.id))
+        })?;
+    let specs = revert::revert_specs(&applied).map_err(|e| CliError::Invalid(e.to_string()))?;
+    drop(h);
+    if specs.is_empty() {
+        eprintln!("job {} changed nothing that could be reverted", j.id);
+        return Ok(0);
+    }
+    let tenant = open_tenant(ctx, Some(&j.tenant), None).await?;
+    let result = async {
+        let snap = snapshot(&tenant, &specs).await?;
+        let kind = if j.kind == JobKind::MsResourceAccounts.as_str() {
+            JobKind::MsResourceAccounts
+        } else {
+            JobKind::MsUsers
+        };
+        let input = PlanInput {
+            tenant: &tenant.name,
+            backend: tenant.connector.backend(),
+            mode: Mode::Upsert,
+            kind,
+            sources: vec![format!("revert of job {}", j.id)],
+            source_sha256: j.source_sha256.clone(),
+            specs: &specs,
+            snapshot: &snap,
+            capabilities: tenant.connector.capabilities(),
+            allow_removals: None,
+        };
+        let p = plan_or_report(ctx, input)?;
+        show_plan(ctx, &p);
+        if let Some(out) = out {
+            plan::save(&p, out).map_err(|e| {
+                CliError::Other(anyhow::anyhow!("cannot write {}: {e}", out.display()))
+            })?;
+            if !ctx.json() {
+                eprintln!(
+                    "revert plan saved to {} (apply it with: teamsync apply --plan {})",
+                    out.display(),
+                    out.display()
+                );
+            }
+        }
+        Ok(0)
+    }
+    .await;
+    tenant.close().await;
+    result
+}
