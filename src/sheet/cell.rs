@@ -209,7 +209,13 @@ pub fn number(
 
 /// An Excel numeric cell: the digits of an international number, when exact.
 fn numeric_cell(f: f64, country: Option<&Country>) -> Result<E164, String> {
-    if !f.is_finite() || f <= 0.0 || f.fract() != 0.0 {
+    if f.is_finite() && f <= 0.0 {
+        return Err(format!(
+            "numeric cell {} is not a phone number",
+            super::format_f64(f)
+        ));
+    }
+    if !f.is_finite() || f.fract() != 0.0 {
         return Err(format!(
             "numeric cell {} is not a whole number, so it cannot be a phone number; format \
              the column as Text and write +CC…",

@@ -264,7 +264,7 @@ impl Iterator for CsvRows {
                 let mut cells = Vec::with_capacity(self.rec.len());
                 for (i, field) in self.rec.iter().enumerate() {
                     match std::str::from_utf8(field) {
-                        Ok(s) if s.is_empty() => cells.push(Cell::Empty),
+                        Ok("") => cells.push(Cell::Empty),
                         Ok(s) => cells.push(Cell::Text(s.to_string())),
                         Err(e) => {
                             self.done = true;
