@@ -850,3 +850,66 @@ fn frictionless_csv_quirks() {
     );
     assert_eq!(v.errors[0].column.as_deref(), Some("name (C)"));
 }
+
+/// A minimal OpenDocument spreadsheet, as LibreOffice lays it out (mimetype first, stored).
+fn write_ods(path: &Path, rows_xml: &str) {
+    let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    z.start_file("mimetype", stored).unwrap();
+    z.write_all(b"application/vnd.oasis.opendocument.spreadsheet")
+        .unwrap();
+    z.start_file("META-INF/manifest.xml", stored).unwrap();
+    z.write_all(br#"<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#).unwrap();
+    z.start_file("content.xml", stored).unwrap();
+    write!(
+        z,
+        r#"<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2"><office:body><office:spreadsheet><table:table table:name="Users">{rows_xml}</table:table></office:spreadsheet></office:body></office:document-content>"#
+    )
+    .unwrap();
+    z.finish().unwrap();
+}
+
+fn ods_text(t: &str) -> String {
+    format!(
+        r#"<table:table-cell office:value-type="string"><text:p>{t}</text:p></table:table-cell>"#
+    )
+}
+
+#[test]
+fn ods_user_sheet_and_hostile_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("users.ods");
+    let rows = format!(
+        r#"<table:table-row>{}{}{}</table:table-row><table:table-row table:number-rows-repeated="2"><table:table-cell table:number-columns-repeated="3"/></table:table-row><table:table-row>{}<table:table-cell office:value-type="float" office:value="3225405201"><text:p>3225405201</text:p></table:table-cell>{}</table:table-row><table:table-row table:number-rows-repeated="1048571"><table:table-cell table:number-columns-repeated="1024"/></table:table-row>"#,
+        ods_text("upn"),
+        ods_text("number"),
+        ods_text("template"),
+        ods_text("alice.martin@contoso.onmicrosoft.com"),
+        ods_text("be-sales"),
+    );
+    write_ods(&p, &rows);
+    let v = validate_one(p);
+    assert!(v.errors.is_empty(), "{:?}", v.errors);
+    assert_eq!(v.valid, 1);
+    let alice = &v.specs[0];
+    assert_eq!(alice.origin.as_ref().unwrap().row, 4);
+    assert_eq!(alice.number.as_set().unwrap().to_string(), "+3225405201");
+
+    let bomb = dir.path().join("bomb.ods");
+    write_ods(
+        &bomb,
+        &format!(
+            r#"<table:table-row>{}</table:table-row><table:table-row table:number-rows-repeated="2000000000">{}</table:table-row>"#,
+            ods_text("upn"),
+            ods_text("x@contoso.onmicrosoft.com")
+        ),
+    );
+    let v = validate_one(bomb);
+    assert_eq!(v.errors.len(), 1, "{:?}", v.errors);
+    assert!(
+        v.errors[0].message.contains("limits.max_rows"),
+        "{}",
+        v.errors[0]
+    );
+}
