@@ -269,14 +269,11 @@ impl Iterator for CsvRows {
                         Err(e) => {
                             self.done = true;
                             let bad = field.get(e.valid_up_to()).copied().unwrap_or(0);
-                            return Some(Err(SheetError::Encoding(format!(
-                                "row {}, column {}: byte 0x{bad:02X} is not valid UTF-8; the \
-                                 file looks like Latin-1/Windows-1252. teamsync does not guess \
-                                 legacy code pages: save it as \"CSV UTF-8\" (Excel) or \
-                                 \"Unicode (UTF-8)\" (LibreOffice)",
-                                self.row,
-                                super::column_letter(i)
-                            ))));
+                            return Some(Err(SheetError::NotUtf8 {
+                                row: self.row,
+                                column: i,
+                                byte: bad,
+                            }));
                         }
                     }
                 }
@@ -373,9 +370,8 @@ mod tests {
     #[test]
     fn latin1_is_refused_with_row() {
         let err = rows(b"upn,name\na@x.com,Ren\xE9\n").unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.contains("row 2, column B"), "{msg}");
-        assert!(msg.contains("0xE9"), "{msg}");
+        assert_eq!((err.row(), err.column()), (Some(2), Some(1)));
+        assert!(err.to_string().contains("0xE9"), "{err}");
     }
 
     #[test]

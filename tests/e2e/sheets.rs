@@ -61,7 +61,8 @@ fn latin1_is_refused_with_a_clear_error() {
         m.contains("not valid UTF-8") && m.contains("CSV UTF-8"),
         "{m}"
     );
-    assert!(m.contains("row 2, column B"), "{m}");
+    assert_eq!(v.errors[0].row, Some(2));
+    assert_eq!(v.errors[0].column.as_deref(), Some("displayName (B)"));
     assert_eq!(v.valid, 0);
 }
 
