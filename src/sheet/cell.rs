@@ -263,7 +263,7 @@ fn parse_number_text(
         ));
     }
     let mut s = raw.trim();
-    if s.len() >= 4 && s[..4].eq_ignore_ascii_case("tel:") {
+    if s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("tel:")) {
         s = &s[4..];
     }
     let (main, ext) = match s.find(';') {
@@ -535,6 +535,28 @@ mod tests {
         assert_eq!(n, Field::Set(E164::parse_canonical("+3225405201").unwrap()));
         // without a country there is no way to tell
         assert!(number(&t("3225405201"), None, &mut w).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_cell_text_panics(text in "\\PC{0,40}", digits in "[+0-9 ().;=a-z:-]{0,30}") {
+            let mut w = Vec::new();
+            for s in [&text, &digits] {
+                let c = Cell::Text(s.clone());
+                let _ = number(&c, Some(&be()), &mut w);
+                let _ = number(&c, None, &mut w);
+                let _ = country(&c, &mut w);
+                let _ = upn(&c);
+                let _ = list(&c);
+                let _ = action(&c);
+                let _ = account_type(&c);
+            }
+        }
+
+        #[test]
+        fn numeric_cells_never_panic(f in proptest::num::f64::ANY) {
+            let _ = number(&Cell::Number(f), Some(&be()), &mut Vec::new());
+        }
     }
 
     #[test]

@@ -310,7 +310,11 @@ impl SheetReader {
         };
         // The header is the first non-blank row; an error before it fails the open.
         if let Some(first) = reader.next() {
-            let header = first?;
+            let mut header = first?;
+            // Trailing empty header cells (a row of separators) are not columns.
+            while header.cells.last().is_some_and(Cell::is_blank) {
+                header.cells.pop();
+            }
             if header.cells.len() > reader.limits.max_columns as usize {
                 return Err(SheetError::TooBig(format!(
                     "header has {} columns, more than the limit of {} (limits.max_columns)",
