@@ -374,6 +374,23 @@ mod tests {
         assert!(err.to_string().contains("0xE9"), "{err}");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let _ = rows(&bytes);
+        }
+
+        #[test]
+        fn csv_like_text_reads_with_consistent_rows(text in "[a-c,;\t\"\r\n ]{0,200}") {
+            if let Ok(r) = rows(text.as_bytes()) {
+                for w in r.windows(2) {
+                    proptest::prop_assert!(w[0].row < w[1].row);
+                }
+            }
+        }
+    }
+
     #[test]
     fn nul_bytes_are_refused() {
         let err = rows(b"u\0p\0n\0").unwrap_err();

@@ -914,3 +914,34 @@ fn ods_user_sheet_and_hostile_repeats() {
         v.errors[0]
     );
 }
+
+#[test]
+fn garbage_after_a_zip_or_ole_signature_is_rejected_not_crashing() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.xlsx");
+    write_users_xlsx(&good);
+    let bytes = std::fs::read(&good).unwrap();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for i in 0..40 {
+        // flip a handful of bytes in a real workbook (xorshift: deterministic)
+        let mut damaged = bytes.clone();
+        for _ in 0..(1 + i % 8) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let at = (seed as usize) % damaged.len();
+            damaged[at] ^= (seed >> 32) as u8 | 1;
+        }
+        let p = dir.path().join(format!("damaged-{i}.xlsx"));
+        std::fs::write(&p, &damaged).unwrap();
+        let v = validate_one(p);
+        assert!(v.rows <= 4);
+    }
+    let ole = dir.path().join("junk.xls");
+    let mut junk = vec![0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+    junk.extend((0..2048u32).map(|i| (i * 7 % 251) as u8));
+    std::fs::write(&ole, junk).unwrap();
+    let v = validate_one(ole);
+    assert_eq!(v.errors.len(), 1);
+    assert!(v.errors[0].message.contains("XLS"), "{}", v.errors[0]);
+}
