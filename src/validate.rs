@@ -620,7 +620,11 @@ mod tests {
              aa@contoso.onmicrosoft.com,Main,\n",
         );
         let users = write(&dir, "users.csv", "upn\nb@contoso.onmicrosoft.com\n");
-        let v = validate_files(&[ra.clone()], &SheetOptions::default(), &templates());
+        let v = validate_files(
+            std::slice::from_ref(&ra),
+            &SheetOptions::default(),
+            &templates(),
+        );
         assert_eq!(v.kind, JobKind::MsResourceAccounts);
         assert_eq!(v.specs[0].account_type, Some(AccountType::CallQueue));
         assert_eq!(v.errors.len(), 1);

@@ -209,7 +209,13 @@ pub fn number(
 
 /// An Excel numeric cell: the digits of an international number, when exact.
 fn numeric_cell(f: f64, country: Option<&Country>) -> Result<E164, String> {
-    if !f.is_finite() || f <= 0.0 || f.fract() != 0.0 {
+    if f.is_finite() && f <= 0.0 {
+        return Err(format!(
+            "numeric cell {} is not a phone number",
+            super::format_f64(f)
+        ));
+    }
+    if !f.is_finite() || f.fract() != 0.0 {
         return Err(format!(
             "numeric cell {} is not a whole number, so it cannot be a phone number; format \
              the column as Text and write +CC…",
@@ -257,7 +263,7 @@ fn parse_number_text(
         ));
     }
     let mut s = raw.trim();
-    if s.len() >= 4 && s[..4].eq_ignore_ascii_case("tel:") {
+    if s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("tel:")) {
         s = &s[4..];
     }
     let (main, ext) = match s.find(';') {
@@ -529,6 +535,28 @@ mod tests {
         assert_eq!(n, Field::Set(E164::parse_canonical("+3225405201").unwrap()));
         // without a country there is no way to tell
         assert!(number(&t("3225405201"), None, &mut w).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_cell_text_panics(text in "\\PC{0,40}", digits in "[+0-9 ().;=a-z:-]{0,30}") {
+            let mut w = Vec::new();
+            for s in [&text, &digits] {
+                let c = Cell::Text(s.clone());
+                let _ = number(&c, Some(&be()), &mut w);
+                let _ = number(&c, None, &mut w);
+                let _ = country(&c, &mut w);
+                let _ = upn(&c);
+                let _ = list(&c);
+                let _ = action(&c);
+                let _ = account_type(&c);
+            }
+        }
+
+        #[test]
+        fn numeric_cells_never_panic(f in proptest::num::f64::ANY) {
+            let _ = number(&Cell::Number(f), Some(&be()), &mut Vec::new());
+        }
     }
 
     #[test]

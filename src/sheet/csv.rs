@@ -264,19 +264,16 @@ impl Iterator for CsvRows {
                 let mut cells = Vec::with_capacity(self.rec.len());
                 for (i, field) in self.rec.iter().enumerate() {
                     match std::str::from_utf8(field) {
-                        Ok(s) if s.is_empty() => cells.push(Cell::Empty),
+                        Ok("") => cells.push(Cell::Empty),
                         Ok(s) => cells.push(Cell::Text(s.to_string())),
                         Err(e) => {
                             self.done = true;
                             let bad = field.get(e.valid_up_to()).copied().unwrap_or(0);
-                            return Some(Err(SheetError::Encoding(format!(
-                                "row {}, column {}: byte 0x{bad:02X} is not valid UTF-8; the \
-                                 file looks like Latin-1/Windows-1252. teamsync does not guess \
-                                 legacy code pages: save it as \"CSV UTF-8\" (Excel) or \
-                                 \"Unicode (UTF-8)\" (LibreOffice)",
-                                self.row,
-                                super::column_letter(i)
-                            ))));
+                            return Some(Err(SheetError::NotUtf8 {
+                                row: self.row,
+                                column: i,
+                                byte: bad,
+                            }));
                         }
                     }
                 }
@@ -373,9 +370,25 @@ mod tests {
     #[test]
     fn latin1_is_refused_with_row() {
         let err = rows(b"upn,name\na@x.com,Ren\xE9\n").unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.contains("row 2, column B"), "{msg}");
-        assert!(msg.contains("0xE9"), "{msg}");
+        assert_eq!((err.row(), err.column()), (Some(2), Some(1)));
+        assert!(err.to_string().contains("0xE9"), "{err}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let _ = rows(&bytes);
+        }
+
+        #[test]
+        fn csv_like_text_reads_with_consistent_rows(text in "[a-c,;\t\"\r\n ]{0,200}") {
+            if let Ok(r) = rows(text.as_bytes()) {
+                for w in r.windows(2) {
+                    proptest::prop_assert!(w[0].row < w[1].row);
+                }
+            }
+        }
     }
 
     #[test]

@@ -172,6 +172,12 @@ pub enum SheetError {
     FileTooLarge { size: u64, max: u64 },
     #[error("{0}")]
     Encoding(String),
+    #[error(
+        "byte 0x{byte:02X} is not valid UTF-8; the file looks like Latin-1/Windows-1252. \
+         teamsync does not guess legacy code pages: save it as \"CSV UTF-8\" (Excel) or \
+         \"Unicode (UTF-8)\" (LibreOffice)"
+    )]
+    NotUtf8 { row: u64, column: usize, byte: u8 },
     #[error("not a spreadsheet: {0}")]
     NotASpreadsheet(String),
     #[error("unsupported {format} content: {0}", format = Format::Xlsx)]
@@ -201,7 +207,7 @@ impl SheetError {
     /// Row (1-based, as the spreadsheet shows it) the error is about, if any.
     pub fn row(&self) -> Option<u64> {
         match self {
-            SheetError::CellTooLong { row, .. } => Some(*row),
+            SheetError::CellTooLong { row, .. } | SheetError::NotUtf8 { row, .. } => Some(*row),
             SheetError::Syntax { row, .. } => *row,
             _ => None,
         }
@@ -209,7 +215,9 @@ impl SheetError {
     /// 0-based column the error is about, if any.
     pub fn column(&self) -> Option<usize> {
         match self {
-            SheetError::CellTooLong { column, .. } => Some(*column),
+            SheetError::CellTooLong { column, .. } | SheetError::NotUtf8 { column, .. } => {
+                Some(*column)
+            }
             _ => None,
         }
     }
@@ -302,7 +310,11 @@ impl SheetReader {
         };
         // The header is the first non-blank row; an error before it fails the open.
         if let Some(first) = reader.next() {
-            let header = first?;
+            let mut header = first?;
+            // Trailing empty header cells (a row of separators) are not columns.
+            while header.cells.last().is_some_and(Cell::is_blank) {
+                header.cells.pop();
+            }
             if header.cells.len() > reader.limits.max_columns as usize {
                 return Err(SheetError::TooBig(format!(
                     "header has {} columns, more than the limit of {} (limits.max_columns)",

@@ -8,7 +8,9 @@
 //!
 //! Hostile files: the declared `<dimension>` of an XLSX sheet is checked against the row and
 //! column limits before any row is read, the zip's declared uncompressed size against
-//! `max_file_bytes × MAX_ZIP_RATIO`, and every calamine call runs under `catch_unwind`
+//! `max_file_bytes × MAX_ZIP_RATIO`, ODS row/column repeats (which calamine expands into
+//! real cells) against the limits before loading, XLSX shared strings against two calamine
+//! 0.31 misreads (see [`check_shared_strings`]), and every calamine call runs under `catch_unwind`
 //! (calamine indexes its shared-string table with an unchecked index from the file, for
 //! one), so a panic becomes a rejected-file error.
 
@@ -55,6 +57,10 @@ pub(super) fn zip_format(path: &Path, limits: &Limits) -> Result<Format, SheetEr
         if let Ok(entry) = zip.by_name("xl/sharedStrings.xml") {
             check_shared_strings(BufReader::new(entry))?;
         }
+    } else if zip.index_for_name("content.xml").is_some() {
+        if let Ok(entry) = zip.by_name("content.xml") {
+            check_ods_repeats(BufReader::new(entry), limits)?;
+        }
     }
     let has = |n: &str| zip.index_for_name(n).is_some();
     if has("xl/workbook.xml") {
@@ -70,30 +76,67 @@ pub(super) fn zip_format(path: &Path, limits: &Limits) -> Result<Format, SheetEr
     }
 }
 
-/// Refuses shared-string tables that calamine 0.31 misreads, rather than let it put the
-/// wrong text in a cell:
-/// - an `<si>` whose text is not a `<t>…</t>` element or rich runs (`<si></si>`, `<si><t/></si>`)
-///   is skipped by calamine, so every later shared string shifts by one (or its index runs
-///   past the table and it panics);
-/// - an `<si>` with plain `<t>` text followed by rich `<r>` runs is truncated to the plain part.
-fn check_shared_strings(mut r: impl std::io::BufRead) -> Result<(), SheetError> {
-    let refuse = |index: u64, what: &str| {
-        Err(SheetError::Unsupported(format!(
-            "shared string #{index} {what}, which the XLSX reader (calamine 0.31) would read \
-             wrongly; re-save the workbook from Excel or LibreOffice, or export it as CSV UTF-8"
-        )))
-    };
+/// One XML tag as the pre-scanners see it: enough to follow structure, nothing more.
+struct Tag<'a> {
+    /// Local name (namespace prefix dropped).
+    local: &'a [u8],
+    closing: bool,
+    self_closing: bool,
+    /// The raw tag text after `<`, for attribute look-ups.
+    raw: &'a [u8],
+}
+
+impl Tag<'_> {
+    /// Value of an attribute given by its qualified name (`table:number-rows-repeated`).
+    fn attr(&self, qname: &[u8]) -> Option<&[u8]> {
+        let mut from = 0;
+        while let Some(pos) = find(&self.raw[from..], qname) {
+            let at = from + pos;
+            let before_ok = at > 0 && self.raw[at - 1].is_ascii_whitespace();
+            let rest = &self.raw[at + qname.len()..];
+            if before_ok {
+                if let Some(rest) = rest
+                    .strip_prefix(b"=\"")
+                    .or_else(|| rest.strip_prefix(b"='"))
+                {
+                    let end = rest.iter().position(|b| *b == b'"' || *b == b'\'')?;
+                    return Some(&rest[..end]);
+                }
+            }
+            from = at + qname.len();
+        }
+        None
+    }
+
+    fn attr_u64(&self, qname: &[u8]) -> Option<u64> {
+        std::str::from_utf8(self.attr(qname)?)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Streams the tags of an XML part (bounded memory: one tag at a time; comments,
+/// processing instructions and text are skipped), calling `f` for each.
+fn scan_tags(
+    mut r: impl std::io::BufRead,
+    part: &str,
+    format: Format,
+    mut f: impl FnMut(&Tag<'_>) -> Result<(), SheetError>,
+) -> Result<(), SheetError> {
     let io = |e: std::io::Error| SheetError::Corrupt {
-        format: Format::Xlsx,
-        message: format!("xl/sharedStrings.xml: {e}"),
+        format,
+        message: format!("{part}: {e}"),
     };
-    let mut depth = 0usize;
-    // (depth of the open <si>, saw a <t> start, saw an <r> start) for the current string.
-    let mut si: Option<(usize, bool, bool)> = None;
-    let mut index = 0u64;
-    let mut tag = Vec::with_capacity(64);
+    let mut skip = Vec::with_capacity(4096);
+    let mut tag = Vec::with_capacity(256);
     loop {
-        let mut skip = Vec::new();
+        skip.clear();
         if r.read_until(b'<', &mut skip).map_err(io)? == 0 {
             return Ok(());
         }
@@ -106,7 +149,6 @@ fn check_shared_strings(mut r: impl std::io::BufRead) -> Result<(), SheetError> 
         }
         let closing = tag.first() == Some(&b'/');
         let body = if closing { &tag[1..] } else { &tag[..] };
-        let self_closing = tag.ends_with(b"/>");
         let name_end = body
             .iter()
             .position(|b| b.is_ascii_whitespace() || *b == b'/' || *b == b'>')
@@ -116,9 +158,36 @@ fn check_shared_strings(mut r: impl std::io::BufRead) -> Result<(), SheetError> 
             Some(i) => &name[i + 1..],
             None => name,
         };
-        if closing {
+        f(&Tag {
+            local,
+            closing,
+            self_closing: tag.ends_with(b"/>"),
+            raw: &tag,
+        })?;
+    }
+}
+
+/// Refuses shared-string tables that calamine 0.31 misreads, rather than let it put the
+/// wrong text in a cell:
+/// - an `<si>` whose text is not a `<t>…</t>` element or rich runs (`<si></si>`, `<si><t/></si>`)
+///   is skipped by calamine, so every later shared string shifts by one (or its index runs
+///   past the table and it panics);
+/// - an `<si>` with plain `<t>` text followed by rich `<r>` runs is truncated to the plain part.
+fn check_shared_strings(r: impl std::io::BufRead) -> Result<(), SheetError> {
+    let refuse = |index: u64, what: &str| {
+        Err(SheetError::Unsupported(format!(
+            "shared string #{index} {what}, which the XLSX reader (calamine 0.31) would read \
+             wrongly; re-save the workbook from Excel or LibreOffice, or export it as CSV UTF-8"
+        )))
+    };
+    let mut depth = 0usize;
+    // (depth of the open <si>, saw a <t> start, saw an <r> start) for the current string.
+    let mut si: Option<(usize, bool, bool)> = None;
+    let mut index = 0u64;
+    scan_tags(r, "xl/sharedStrings.xml", Format::Xlsx, |tag| {
+        if tag.closing {
             depth = depth.saturating_sub(1);
-            if local == b"si" {
+            if tag.local == b"si" {
                 if let Some((_, t, r)) = si.take() {
                     if !t && !r {
                         return refuse(index, "is empty");
@@ -126,16 +195,16 @@ fn check_shared_strings(mut r: impl std::io::BufRead) -> Result<(), SheetError> 
                     index += 1;
                 }
             }
-            continue;
+            return Ok(());
         }
-        if self_closing {
-            if local == b"si" && si.is_none() {
+        if tag.self_closing {
+            if tag.local == b"si" && si.is_none() {
                 return refuse(index, "is empty");
             }
-            continue;
+            return Ok(());
         }
         depth += 1;
-        match (local, si.as_mut()) {
+        match (tag.local, si.as_mut()) {
             (b"si", None) => si = Some((depth, false, false)),
             (b"t", Some((d, t, _))) if depth == *d + 1 => *t = true,
             (b"r", Some((d, t, r))) if depth == *d + 1 => {
@@ -146,7 +215,66 @@ fn check_shared_strings(mut r: impl std::io::BufRead) -> Result<(), SheetError> 
             }
             _ => {}
         }
-    }
+        Ok(())
+    })
+}
+
+/// calamine expands ODS repeats (`table:number-rows-repeated`,
+/// `table:number-columns-repeated`) into real cells, so a few bytes can ask for billions.
+/// LibreOffice writes huge repeats for the empty space after the data, which is harmless;
+/// what is refused is data (a cell with a value type) past the row or column limit once
+/// repeats are counted.
+fn check_ods_repeats(r: impl std::io::BufRead, limits: &Limits) -> Result<(), SheetError> {
+    let mut row_pos = 0u64; // rows before the current one, repeats counted
+    let mut row_rep = 1u64;
+    let mut col_pos = 0u64;
+    let mut row_has_value = false;
+    let mut in_row = false;
+    scan_tags(r, "content.xml", Format::Ods, |tag| {
+        match tag.local {
+            b"table" if !tag.closing && !tag.self_closing => row_pos = 0,
+            b"table-row" if tag.closing => {
+                if in_row && row_has_value && row_pos + row_rep > limits.max_rows {
+                    return Err(SheetError::TooBig(format!(
+                        "the sheet has data in row {} (repeats counted), beyond the limit of {} \
+                         (limits.max_rows)",
+                        row_pos + row_rep,
+                        limits.max_rows
+                    )));
+                }
+                row_pos = row_pos.saturating_add(row_rep);
+                in_row = false;
+            }
+            b"table-row" => {
+                row_rep = tag.attr_u64(b"table:number-rows-repeated").unwrap_or(1);
+                col_pos = 0;
+                row_has_value = false;
+                in_row = !tag.self_closing;
+                if tag.self_closing {
+                    row_pos = row_pos.saturating_add(row_rep);
+                }
+            }
+            b"table-cell" | b"covered-table-cell" if !tag.closing => {
+                let rep = tag.attr_u64(b"table:number-columns-repeated").unwrap_or(1);
+                let has_value = tag.attr(b"office:value-type").is_some()
+                    || tag.attr(b"table:formula").is_some();
+                if has_value {
+                    row_has_value = true;
+                    if col_pos.saturating_add(rep) > u64::from(limits.max_columns) {
+                        return Err(SheetError::TooBig(format!(
+                            "the sheet has data in column {} (repeats counted), beyond the \
+                             limit of {} (limits.max_columns)",
+                            col_pos.saturating_add(rep),
+                            limits.max_columns
+                        )));
+                    }
+                }
+                col_pos = col_pos.saturating_add(rep);
+            }
+            _ => {}
+        }
+        Ok(())
+    })
 }
 
 /// Opens a workbook of a known format and returns its rows (blank rows included).
@@ -440,6 +568,45 @@ mod tests {
             let e = check_shared_strings(bad).unwrap_err().to_string();
             assert!(e.contains("shared string #1") || e.contains("#0"), "{e}");
         }
+    }
+
+    #[test]
+    fn ods_repeats_are_capped() {
+        let l = Limits {
+            max_rows: 100,
+            max_columns: 10,
+            ..Limits::default()
+        };
+        let wrap = |rows: &str| {
+            format!(
+                r#"<office:document-content><office:body><office:spreadsheet><table:table table:name="S">{rows}</table:table></office:spreadsheet></office:body></office:document-content>"#
+            )
+        };
+        let value =
+            r#"<table:table-cell office:value-type="string"><text:p>x</text:p></table:table-cell>"#;
+        // LibreOffice's trailing empty space: fine
+        let ok = wrap(&format!(
+            r#"<table:table-row>{value}<table:table-cell table:number-columns-repeated="1023"/></table:table-row><table:table-row table:number-rows-repeated="1048575"><table:table-cell table:number-columns-repeated="1024"/></table:table-row>"#
+        ));
+        assert!(check_ods_repeats(ok.as_bytes(), &l).is_ok());
+        let many_rows = wrap(&format!(
+            r#"<table:table-row table:number-rows-repeated="1000">{value}</table:table-row>"#
+        ));
+        assert!(check_ods_repeats(many_rows.as_bytes(), &l)
+            .unwrap_err()
+            .to_string()
+            .contains("max_rows"));
+        let gap = wrap(&format!(
+            r#"<table:table-row>{value}</table:table-row><table:table-row table:number-rows-repeated="500"/><table:table-row>{value}</table:table-row>"#
+        ));
+        assert!(check_ods_repeats(gap.as_bytes(), &l).is_err());
+        let wide = wrap(
+            r#"<table:table-row><table:table-cell office:value-type="float" office:value="1" table:number-columns-repeated="1000000"/></table:table-row>"#,
+        );
+        assert!(check_ods_repeats(wide.as_bytes(), &l)
+            .unwrap_err()
+            .to_string()
+            .contains("max_columns"));
     }
 
     #[test]

@@ -7,4 +7,5 @@ mod cli_auth;
 mod cli_jobs;
 mod connector_fusion;
 mod report_html;
+mod sheets;
 mod sim_fusion;

@@ -26,7 +26,7 @@ impl Workspace {
         let cfg = format!(
             "db = \"../history.db\"\ntemplates = {templates:?}\ndefault_tenant = \"demo\"\n\n\
              [tenants.demo]\nbackend = \"sim\"\nseed = {seed:?}\nstate = \"../demo-tenant.db\"\n\
-             rate_per_second = 0\nconcurrency = 8\nrequest_timeout_s = 5\n{extra}\n",
+             rate_per_second = 0\nrequest_timeout_s = 5\n{extra}\n",
             templates = repo().join("templates").display().to_string(),
             seed = repo().join("samples/tenant.json").display().to_string(),
         );
