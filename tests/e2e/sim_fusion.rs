@@ -1133,6 +1133,30 @@ async fn throughput() {
         "PUT properties (sequential): {n} in {secs:.2} s = {:.0} req/s",
         n as f64 / secs
     );
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_with(
+        Some(&dir.path().join("t.db")),
+        &sample(),
+        SimOptions::default(),
+    )
+    .await;
+    let lucas = s.user_id(LUCAS).await;
+    let t0 = std::time::Instant::now();
+    for i in 0..n {
+        let a = s
+            .put(
+                &format!("/users/{lucas}/properties"),
+                &json!({"displayName": format!("L {i}")}),
+            )
+            .await;
+        assert_eq!(a.status, 204);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "PUT properties (sequential, state file): {n} in {secs:.2} s = {:.0} req/s",
+        n as f64 / secs
+    );
 }
 
 // ---------------------------------------------------------------- resource accounts

@@ -77,7 +77,7 @@ use state::{Change, Tenant};
 use store::{Store, StoreError};
 
 /// How the simulator behaves beyond the document. The default is a well-behaved server.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct SimOptions {
     /// Bearer token required on every API request; None disables auth.
     pub token: Option<String>,
@@ -93,6 +93,21 @@ pub struct SimOptions {
     pub replication_delay_ms: u64,
     /// Seed of the fault generator: same seed, same requests → same faults.
     pub seed_rng: u64,
+}
+
+/// Hand-written so the token never reaches a log line.
+impl std::fmt::Debug for SimOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimOptions")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("rate_limit", &self.rate_limit)
+            .field("latency_ms", &self.latency_ms)
+            .field("fault_rate", &self.fault_rate)
+            .field("lost_answer_rate", &self.lost_answer_rate)
+            .field("replication_delay_ms", &self.replication_delay_ms)
+            .field("seed_rng", &self.seed_rng)
+            .finish()
+    }
 }
 
 /// The one tenant a simulator serves: the parts of the API path that name it.

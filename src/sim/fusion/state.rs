@@ -746,6 +746,64 @@ mod tests {
         assert!(!is_country("BEL"));
     }
 
+    fn doc(users: serde_json::Value) -> TenantDoc {
+        serde_json::from_value(serde_json::json!({
+            "draas_instance": "d", "tenant_uuid": "t", "subscription_id": 1, "msTenantId": "m",
+            "domains": ["x.com"],
+            "licenses": [{"skuDescription": "Phone", "skuId": "s1", "skuPartNumber": "MCOEV", "total": 1}],
+            "vrps": [{"description": "G", "identity": "G"}],
+            "numbers": ["+3225405201", "+3225405202"],
+            "users": users
+        }))
+        .unwrap()
+    }
+
+    fn user(n: u32, number: Option<&str>, sku: Option<&str>) -> serde_json::Value {
+        let mut u = serde_json::json!({"msTeams": {
+            "id": format!("u{n}"), "userPrincipalName": format!("u{n}@x.com"), "displayName": "U",
+            "location": "BE",
+            "licenses": sku.map(|s| vec![serde_json::json!({"skuId": s, "skuPartNumber": "MCOEV"})]).unwrap_or_default()
+        }});
+        if let Some(num) = number {
+            u["draas"] = serde_json::json!({"id": n, "phoneNumber": num, "status": "active"});
+        }
+        u
+    }
+
+    #[test]
+    fn seeds_are_checked() {
+        let ok = Tenant::from_doc(doc(serde_json::json!([user(
+            1,
+            Some("+3225405201"),
+            Some("s1")
+        )])));
+        let t = ok.unwrap();
+        assert_eq!(t.free("s1"), 0);
+        assert_eq!(t.voice_enabled(&t.users["u1"].licenses), "yes");
+        let twice = doc(serde_json::json!([
+            user(1, Some("+3225405201"), None),
+            user(2, Some("+3225405201"), None)
+        ]));
+        assert!(Tenant::from_doc(twice)
+            .unwrap_err()
+            .contains("linked twice"));
+        let over = doc(serde_json::json!([
+            user(1, None, Some("s1")),
+            user(2, None, Some("s1"))
+        ]));
+        assert!(Tenant::from_doc(over)
+            .unwrap_err()
+            .contains("assigned more often"));
+        let unknown = doc(serde_json::json!([user(1, None, Some("nope"))]));
+        assert!(Tenant::from_doc(unknown)
+            .unwrap_err()
+            .contains("unknown license"));
+        let outside = doc(serde_json::json!([user(1, Some("+3299999999"), None)]));
+        assert!(Tenant::from_doc(outside)
+            .unwrap_err()
+            .contains("not in the inventory"));
+    }
+
     #[test]
     fn e164_shape() {
         assert!(is_e164("+3225405201"));
