@@ -7,7 +7,7 @@
 //! shutdown) or [`start`] (tests: binds `127.0.0.1:0` and hands back a [`RunningSim`]).
 //!
 //! Layout: `wire` (serde types, field for field as the document), `state` (the tenant in
-//! memory and its rules), `store` (SQLite persistence), `users` and `catalog` (handlers),
+//! memory and its rules), `seed` (seed checks and state dumps), `store` (SQLite persistence), `users` and `catalog` (handlers),
 //! `middleware` (latency, auth, rate limit, faults, request log), `token` (continuation
 //! tokens), `conn` (connections a fault can cut), `admin` (`/_sim/*`), `resource_accounts`.
 //! Further endpoints (admins, bulk, templates, group filters, sync, sip_address) go in new
@@ -64,6 +64,7 @@ pub mod extract;
 pub mod middleware;
 pub mod reqlog;
 pub mod resource_accounts;
+pub mod seed;
 pub mod state;
 pub mod store;
 pub mod token;
