@@ -82,7 +82,8 @@ use store::{Store, StoreError};
 pub struct SimOptions {
     /// Bearer token required on every API request; None disables auth.
     pub token: Option<String>,
-    /// Requests per second allowed for the tenant; None disables the limit.
+    /// Requests per second allowed for the tenant (burst: one second's worth; 0 counts as 1);
+    /// None disables the limit.
     pub rate_limit: Option<u32>,
     /// Added to every answer.
     pub latency_ms: u64,
