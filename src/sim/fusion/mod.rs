@@ -7,10 +7,10 @@
 //! shutdown) or [`start`] (tests: binds `127.0.0.1:0` and hands back a [`RunningSim`]).
 //!
 //! Layout: `wire` (serde types, field for field as the document), `state` (the tenant in
-//! memory and its rules), `seed` (seed checks and state dumps), `store` (SQLite persistence), `users` and `catalog` (handlers),
-//! `middleware` (latency, auth, rate limit, faults, request log), `token` (continuation
-//! tokens), `conn` (connections a fault can cut), `admin` (`/_sim/*`), `resource_accounts`.
-//! Further endpoints (admins, bulk, templates, group filters, sync, sip_address) go in new
+//! memory and its rules), `seed` (seed checks and state dumps), `store` (SQLite persistence),
+//! `users`, `catalog` and `resource_accounts` (handlers), `middleware` (latency, auth, rate
+//! limit, faults, request log), `token` (continuation tokens), `conn` (connections a fault can
+//! cut), `admin` (`/_sim/*`). Further endpoints (admins, bulk, templates, group filters, sync, sip_address) go in new
 //! handler modules and one `.route` line each in [`FusionSim::router`].
 //!
 //! Our readings where the document is silent or vague (kept here, in one place):
@@ -40,6 +40,9 @@
 //!   `draas`. Unknown users are 404 on every per-user endpoint.
 //! - Replication delay: a created user answers 404 on every per-user endpoint and is absent
 //!   from the list for D ms (its UPN is taken at once: a second create is "already exists").
+//! - The request log (`GET /_sim/requests`) keeps the last 200,000 requests.
+//! - Resource accounts: see `resource_accounts` (one PHONESYSTEM_VIRTUALUSER license each;
+//!   unknown id → 404 on modify, 204 on delete as documented).
 //! - Faults: with probability `fault_rate` a request gets a 500, a 503 or a dropped connection
 //!   (one third each) before any handler runs; with probability `lost_answer_rate` a write is
 //!   applied and its connection dropped before the answer. Seeded by `seed_rng`.
