@@ -986,7 +986,7 @@ async fn a_created_user_is_invisible_during_the_replication_delay() {
 #[tokio::test]
 async fn state_persists_across_restarts_and_the_seed_is_used_once() {
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("tenant.db");
+    let state = dir.path().join("not-yet").join("tenant.db");
     let s = start_with(Some(&state), &sample(), SimOptions::default()).await;
     let a = s
         .post(
