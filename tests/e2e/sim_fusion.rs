@@ -986,7 +986,7 @@ async fn a_created_user_is_invisible_during_the_replication_delay() {
 #[tokio::test]
 async fn state_persists_across_restarts_and_the_seed_is_used_once() {
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("tenant.db");
+    let state = dir.path().join("not-yet").join("tenant.db");
     let s = start_with(Some(&state), &sample(), SimOptions::default()).await;
     let a = s
         .post(
@@ -1133,6 +1133,30 @@ async fn throughput() {
         "PUT properties (sequential): {n} in {secs:.2} s = {:.0} req/s",
         n as f64 / secs
     );
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_with(
+        Some(&dir.path().join("t.db")),
+        &sample(),
+        SimOptions::default(),
+    )
+    .await;
+    let lucas = s.user_id(LUCAS).await;
+    let t0 = std::time::Instant::now();
+    for i in 0..n {
+        let a = s
+            .put(
+                &format!("/users/{lucas}/properties"),
+                &json!({"displayName": format!("L {i}")}),
+            )
+            .await;
+        assert_eq!(a.status, 204);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "PUT properties (sequential, state file): {n} in {secs:.2} s = {:.0} req/s",
+        n as f64 / secs
+    );
 }
 
 // ---------------------------------------------------------------- resource accounts
@@ -1253,4 +1277,76 @@ async fn contract_resource_accounts_list_create_modify_delete() {
     let b = json!({"accountType": "queue", "userPrincipalName": "q@contoso.com",
                    "displayName": "Q", "location": "FR"});
     assert_eq!(s.post("/resource_accounts", &b).await.code(), 1002);
+}
+
+#[tokio::test]
+async fn a_lost_answer_sends_no_byte_of_the_response() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start_with(
+        None,
+        &sample(),
+        SimOptions {
+            lost_answer_rate: 1.0,
+            ..SimOptions::default()
+        },
+    )
+    .await;
+    let id = s.user_id(LUCAS).await;
+    let body = r#"{"displayName":"Raw Socket"}"#;
+    let req = format!(
+        "PUT {}/users/{id}/properties HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        s.run.api_prefix(),
+        body.len()
+    );
+    let mut tcp = tokio::net::TcpStream::connect(s.run.addr).await.unwrap();
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut got)).await;
+    assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+    let st = s.state().await;
+    let u = st["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["msTeams"]["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(u["msTeams"]["displayName"], "Raw Socket");
+}
+
+#[tokio::test]
+async fn concurrent_claims_of_one_number_have_one_winner() {
+    let s = sim().await;
+    let st = s.state().await;
+    let voice: Vec<String> = st["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u.get("draas").is_some())
+        .map(|u| u["msTeams"]["id"].as_str().unwrap().to_string())
+        .take(10)
+        .collect();
+    let s = std::sync::Arc::new(s);
+    let mut tasks = Vec::new();
+    for id in voice {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.put(
+                &format!("/users/{id}/phone_number"),
+                &json!({"phoneNumber": "+3225405250"}),
+            )
+            .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let a = t.await.unwrap();
+        match a.status.as_u16() {
+            204 => ok += 1,
+            400 => assert_eq!(a.code(), 2021),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(ok, 1);
 }

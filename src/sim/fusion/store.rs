@@ -42,6 +42,11 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
     #[error("state store: {0}")]
     Invalid(String),
+    #[error("state store {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 pub struct Store {
@@ -56,7 +61,16 @@ impl Store {
     /// Opens (creating) the state file, or an in-memory database when `path` is None.
     pub fn open(path: Option<&Path>) -> Result<Store, StoreError> {
         let conn = match path {
-            Some(p) => Connection::open(p)?,
+            Some(p) => {
+                // The default state lives in `.teamsync/`, which a first run has not made yet.
+                if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                        path: dir.display().to_string(),
+                        source,
+                    })?;
+                }
+                Connection::open(p)?
+            }
             None => Connection::open_in_memory()?,
         };
         if path.is_some() {

@@ -300,6 +300,7 @@ pub(crate) fn check_customer_licenses(list: &[String]) -> Result<Vec<String>, Ap
     Ok(out)
 }
 
+/// Entra ID's UPN local-part alphabet: letters, digits and `' . - _ ! # ^ ~`.
 fn check_username(s: &str) -> Result<(), ApiError> {
     let ok = !s.is_empty()
         && s.len() <= 64
@@ -307,7 +308,7 @@ fn check_username(s: &str) -> Result<(), ApiError> {
         && !s.ends_with('.')
         && !s.contains("..")
         && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-'".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || "._-'!#^~".contains(c));
     if ok {
         Ok(())
     } else {
