@@ -348,7 +348,7 @@ impl TenantConfig {
                 let Some(url) = &self.base_url else {
                     return bad("base_url is required".into());
                 };
-                check_url(url, self.allow_insecure_http).or_else(|m| bad(m))?;
+                check_url(url, self.allow_insecure_http).or_else(bad)?;
             }
         }
         Ok(())

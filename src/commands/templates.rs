@@ -12,13 +12,13 @@ pub fn run(ctx: &Ctx, cmd: TemplatesCommand) -> CmdResult {
                 let items: Vec<_> = set
                     .names()
                     .into_iter()
-                    .filter_map(|n| set.get(&n).map(|t| t.to_json()))
+                    .filter_map(|n| set.get(n).map(|t| t.to_json()))
                     .collect();
                 print_json(&serde_json::Value::Array(items));
             } else {
                 for n in set.names() {
                     let desc = set
-                        .get(&n)
+                        .get(n)
                         .and_then(|t| t.description.clone())
                         .unwrap_or_default();
                     println!("{n:<24} {desc}");
