@@ -482,6 +482,16 @@ async fn applies_every_user_and_records_every_item() {
         (job.id, job.title.as_str(), job.tenant.as_str()),
         (o.bulk_id, "test", "t1")
     );
+    let j = o.to_json(&h).unwrap();
+    assert_eq!(
+        (j["status"].as_str(), j["exit_code"].as_i64()),
+        (Some("success"), Some(0))
+    );
+    assert_eq!(
+        (j["total_count"].as_u64(), j["requests"].as_u64()),
+        (Some(3), Some(4))
+    );
+    assert!(j.get("job_items").is_none());
     // The lock is released.
     h.acquire_lock("t1").await.unwrap().release().await.unwrap();
 }

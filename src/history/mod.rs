@@ -218,6 +218,17 @@ impl History {
             .await
     }
 
+    /// Ends unfinished items in error without sending: `(upn, error_code, error_reason)`,
+    /// e.g. rows a resume's re-plan refuses (code `plan`). All or nothing.
+    pub async fn fail_items(
+        &self,
+        bulk_id: i64,
+        failures: Vec<(String, String, String)>,
+    ) -> Result<(), HistoryError> {
+        self.write(move |c| items::fail_items(c, bulk_id, &failures))
+            .await
+    }
+
     /// Marks an item as being sent; returns once that is committed.
     pub async fn item_running(&self, item_id: i64) -> Result<(), HistoryError> {
         self.write(move |c| items::set_running(c, item_id)).await
