@@ -1273,3 +1273,31 @@ async fn a_read_only_backend_is_refused() {
     assert!(matches!(e, ApplyError::Unsupported { .. }), "{e}");
     assert_eq!(e.exit_code(), 2);
 }
+
+/// Executor overhead without any network: `cargo test --lib apply::tests::executor_rate --
+/// --ignored --nocapture`. 5,000 users of one operation each through the in-memory tenant
+/// (no rate limit): what remains is scheduling plus two history writes per user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn executor_rate() {
+    let n = 5_000;
+    let mut f = Fake::new();
+    let mut users = Vec::with_capacity(n);
+    for i in 0..n {
+        let u = format!("u{i}@x.com");
+        f = f.with_user(&u, None);
+        users.push(existing(&u, vec![op(vrp("BE"))]));
+    }
+    let fake = Arc::new(f);
+    let (_d, h) = history();
+    let mut o1 = opts();
+    o1.concurrency = 8;
+    let p = plan(users);
+    let o = run(&p, &fake, &h, &o1).await;
+    assert_eq!(o.success, n as u64);
+    println!(
+        "{n} users in {:?} = {:.0} users/s",
+        o.elapsed,
+        n as f64 / o.elapsed.as_secs_f64()
+    );
+}
