@@ -44,6 +44,9 @@ struct Fake {
     /// The tenant says 200 to number changes but keeps the old number.
     ignores_numbers: bool,
     read_only: bool,
+    /// When set, every send records whether its item was already `running` in the history.
+    watch_history: Option<History>,
+    seen_running: StdMutex<Vec<(String, bool)>>,
 }
 
 fn upn(s: &str) -> Upn {
@@ -67,6 +70,8 @@ impl Fake {
             replication_lag: 0,
             ignores_numbers: false,
             read_only: false,
+            watch_history: None,
+            seen_running: StdMutex::new(Vec::new()),
         }
     }
 
@@ -296,6 +301,15 @@ impl Connector for Fake {
         step: &Step,
     ) -> Result<(), ConnectorError> {
         self.gate.ready().await;
+        if let Some(h) = &self.watch_history {
+            let (jobs, _) = h.list_jobs(&JobFilter::default(), 1, 1).unwrap();
+            let running = h.job_items(jobs[0].id, &[ItemStatus::Running]).unwrap();
+            let written = running.iter().any(|i| i.upn == user.upn.as_str());
+            self.seen_running
+                .lock()
+                .unwrap()
+                .push((user.upn.to_string(), written));
+        }
         let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(n, Ordering::SeqCst);
         let op = &user.ops[step.ops[0]].op;
@@ -494,6 +508,28 @@ async fn applies_every_user_and_records_every_item() {
     assert!(j.get("job_items").is_none());
     // The lock is released.
     h.acquire_lock("t1").await.unwrap().release().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_item_is_running_in_the_history_before_its_request_goes_out() {
+    let (_d, h) = history();
+    let mut f = Fake::new()
+        .with_user("a@x.com", None)
+        .with_user("b@x.com", None);
+    f.watch_history = Some(h.clone());
+    let fake = Arc::new(f);
+    let p = plan(vec![
+        existing("a@x.com", vec![op(vrp("BE")), op(vrp("NL"))]),
+        existing("b@x.com", vec![op(vrp("BE"))]),
+    ]);
+    let o = run(&p, &fake, &h, &opts()).await;
+    assert_eq!(o.status, JobStatus::Success);
+    let seen = fake.seen_running.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3);
+    assert!(seen.iter().all(|(_, running)| *running), "{seen:?}");
+    // And the end is written too.
+    let items = h.job_items(o.bulk_id, &[ItemStatus::Success]).unwrap();
+    assert_eq!(items.len(), 2);
 }
 
 #[tokio::test]
