@@ -563,9 +563,12 @@ async fn a_429_pauses_every_request_until_its_retry_after() {
     assert_eq!(o.retries, 1);
     let log = fake.log.lock().unwrap().clone();
     let t429 = log.iter().find(|(_, s)| s == "a@x.com set_vrp").unwrap().0;
+    // A request that had passed the gate before the 429 may still be logged just after
+    // it (a scheduling race): allow 50 ms for those, none later inside the pause.
     for (t, s) in &log {
         assert!(
-            *t <= t429 || *t >= t429 + pause - Duration::from_millis(20),
+            *t <= t429 + Duration::from_millis(50)
+                || *t >= t429 + pause - Duration::from_millis(20),
             "{s} was sent {:?} into the pause",
             *t - t429
         );
