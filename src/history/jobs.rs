@@ -87,6 +87,9 @@ pub struct JobRow {
     /// Items not finished (pending, or running when the process died). Not a column:
     /// computed from the items.
     pub pending_count: u64,
+    /// Status `running` but no process holds the tenant lock for it: the run was killed
+    /// (or its host died) and `resume` can finish it. Not a column: computed.
+    pub interrupted: bool,
     pub host: String,
     pub os_user: String,
     pub teamsync_version: String,
@@ -111,6 +114,7 @@ impl JobRow {
             "error_count": self.error_count,
             "unchanged_count": self.unchanged_count,
             "pending_count": self.pending_count,
+            "interrupted": self.interrupted,
             "tenant": self.tenant,
             "source": self.source,
             "source_sha256": self.source_sha256,
@@ -151,6 +155,7 @@ pub(crate) fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
         error_count: r.get::<_, i64>(10)?.max(0) as u64,
         unchanged_count: r.get::<_, i64>(11)?.max(0) as u64,
         pending_count: 0,
+        interrupted: false,
         host: r.get(12)?,
         os_user: r.get(13)?,
         teamsync_version: r.get(14)?,
@@ -294,10 +299,24 @@ pub(crate) fn load_job(conn: &Connection, bulk_id: i64) -> Result<Option<JobRow>
     match row {
         Some(mut j) => {
             j.pending_count = counts(conn, j.id)?.pending;
+            j.interrupted = is_interrupted(conn, &j)?;
             Ok(Some(j))
         }
         None => Ok(None),
     }
+}
+
+/// A running job that no lock row names was left behind by a process that is gone.
+pub(crate) fn is_interrupted(conn: &Connection, j: &JobRow) -> Result<bool, HistoryError> {
+    if j.status != JobStatus::Running {
+        return Ok(false);
+    }
+    let held: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM job_locks WHERE bulk_id = ?1",
+        [j.id],
+        |r| r.get(0),
+    )?;
+    Ok(held == 0)
 }
 
 /// Closes a job: interrupted items go back to pending (so `resume` finds them), counts
