@@ -2,6 +2,7 @@
 
 mod support;
 
+mod apply_exec;
 mod cli;
 mod cli_auth;
 mod cli_jobs;
