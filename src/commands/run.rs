@@ -135,7 +135,29 @@ async fn execute(
             3 => CliError::Aborted(e.to_string()),
             _ => CliError::Other(anyhow::anyhow!("{e}")),
         })?;
+    if let Some(path) = &run.report {
+        write_html_report(&history, outcome.bulk_id, path)?;
+        if !ctx.json() {
+            println!("job report: {}", path.display());
+        }
+    }
     report(ctx, &outcome, &history)
+}
+
+fn write_html_report(history: &History, bulk_id: i64, path: &Path) -> Result<(), CliError> {
+    let fail = |e: String| CliError::Other(anyhow::anyhow!("job report {}: {e}", path.display()));
+    let job = history
+        .get_job(&bulk_id.to_string())
+        .map_err(|e| fail(e.to_string()))?
+        .ok_or_else(|| fail("job not found".into()))?;
+    let items: Vec<_> = history
+        .job_items(bulk_id, &[])
+        .map_err(|e| fail(e.to_string()))?
+        .iter()
+        .map(super::jobs::report_item)
+        .collect();
+    let html = crate::report::html_report(&super::jobs::report_job(&job), &items).map_err(|e| fail(e.to_string()))?;
+    std::fs::write(path, html).map_err(|e| fail(e.to_string()))
 }
 
 fn title_for(run: &RunArgs, source: &str) -> String {
