@@ -300,7 +300,10 @@ async fn reads_retry_server_errors_and_count_every_request() {
         .await;
     let snap = c.snapshot(&[], false).await.unwrap();
     assert_eq!(snap.users.len(), 1);
-    assert_eq!(snap.requests, 5, "2 list attempts + 3 catalogs");
+    assert_eq!(
+        snap.requests, 6,
+        "2 list attempts + 3 catalogs + resource accounts"
+    );
     assert_eq!(snap.catalogs.licenses[0].free, 1);
     assert_eq!(snap.catalogs.vrps[0].identity, "Global");
     assert_eq!(snap.catalogs.groups[0].display_name, "All");
@@ -574,7 +577,7 @@ async fn paging_follows_next_tokens_with_the_same_page_size() {
     let snap = c.snapshot(&want, false).await.unwrap();
     let ids: Vec<&str> = snap.users.iter().map(|u| u.id.as_str()).collect();
     assert_eq!(ids, ["1", "2", "3", "5"], "the bad UPN is skipped");
-    assert_eq!(snap.requests, 3 + 3 + 1);
+    assert_eq!(snap.requests, 3 + 4 + 1);
     let c3 = &snap.users[2];
     let d = c3.details.as_ref().expect("details for the wanted user");
     assert_eq!(
@@ -837,6 +840,209 @@ async fn path_parameters_and_ids_are_escaped() {
     assert_eq!(c.read_user("a/b?").await.unwrap(), None);
 }
 
+fn ra_json(id: &str, upn: &str, number: Option<&str>) -> serde_json::Value {
+    let mut r = json!({"msTeams": {"id": id, "userPrincipalName": upn, "displayName": "Queue",
+        "location": "BE", "accountType": "call-queue",
+        "licenses": [{"skuId": "vu", "skuPartNumber": "PHONESYSTEM_VIRTUALUSER"}]}});
+    if let Some(n) = number {
+        r["msTeams"]["phoneNumber"] = json!(n);
+        r["draas"] = json!({"id": 117, "customerLicenses": ["test-sku"], "phoneNumber": n, "status": "active"});
+    }
+    r
+}
+
+async fn mount_catalogs(server: &MockServer) {
+    for (cat, body) in [
+        ("groups", json!({"groups": []})),
+        ("licenses", json!({"licenses": []})),
+        ("vrps", json!({"results": []})),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(p(cat)))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .mount(server)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn resource_accounts_join_the_snapshot_and_are_written_through_their_own_endpoints() {
+    let (server, c, _) = setup().await;
+    mount_catalogs(&server).await;
+    // The queue is in both lists (Graph lists resource accounts as users): kept once, as
+    // a resource account, and never read with the single-user GET.
+    Mock::given(method("GET"))
+        .and(path(p("users")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"users": [
+            user_json("u1", "a@contoso.com", "A"), user_json("r1", "queue@contoso.com", "Queue")]})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(p("resource_accounts")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"resourceAccounts": [
+            ra_json("r1", "queue@contoso.com", Some("+3225405239"))]})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path(p("resource_accounts/r1")))
+        .and(body_json(
+            json!({"displayName": "Main queue", "phoneNumber": null}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 117})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(p("resource_accounts/r1")))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let snap = c
+        .snapshot(&[Upn::parse("queue@contoso.com").unwrap()], false)
+        .await
+        .unwrap();
+    assert_eq!(snap.requests, 1 + 4, "no detail GET for a resource account");
+    assert_eq!(snap.users.len(), 2);
+    let q = snap.users.iter().find(|u| u.id == "r1").unwrap();
+    assert_eq!(
+        q.account_type,
+        Some(teamsync::model::AccountType::CallQueue)
+    );
+    assert_eq!(q.number.as_ref().unwrap().to_string(), "+3225405239");
+    // An update row without accountType: the connector knows r1 from the snapshot.
+    let mut u = plan(
+        Some("r1"),
+        vec![
+            Operation::SetProperties {
+                display_name: Some("Main queue".into()),
+                country: None,
+            },
+            Operation::SetNumber { number: None },
+            Operation::SetLicenses { sku_ids: vec![] },
+            Operation::Delete,
+        ],
+    );
+    u.upn = Upn::parse("queue@contoso.com").unwrap();
+    let steps = c.steps(&u);
+    assert_eq!(
+        steps.iter().map(|s| s.ops.clone()).collect::<Vec<_>>(),
+        vec![vec![0, 1, 2], vec![3]]
+    );
+    let mut uid = u.user_id.clone();
+    let e = c.send(&u, &mut uid, &steps[0]).await.unwrap_err();
+    assert!(
+        matches!(e, ConnectorError::Unsupported(_)),
+        "licenses on a resource account: {e:?}"
+    );
+    c.send(
+        &u,
+        &mut uid,
+        &Step {
+            ops: vec![0, 1],
+            label: String::new(),
+        },
+    )
+    .await
+    .unwrap();
+    c.send(&u, &mut uid, &steps[1]).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_created_resource_account_is_found_by_upn_before_its_next_write() {
+    let (server, c, _) = setup().await;
+    Mock::given(method("POST"))
+        .and(path(p("resource_accounts")))
+        .and(body_json(
+            json!({"accountType": "auto-attendant", "userPrincipalName": "jane.doe@contoso.com",
+            "displayName": "Reception", "location": "BE", "phoneNumber": "+3225405239"}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 122})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // Creation is asynchronous: the first look-up does not see it yet.
+    Mock::given(method("GET"))
+        .and(path(p("resource_accounts")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"resourceAccounts": []})))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let mut listed = ra_json("obj-9", "jane.doe@contoso.com", Some("+3225405239"));
+    listed["msTeams"]["accountType"] = json!("auto-attendant");
+    Mock::given(method("GET"))
+        .and(path(p("resource_accounts")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"resourceAccounts": [listed]})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path(p("resource_accounts/obj-9")))
+        .and(body_json(json!({"vrp": "Global"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 122})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut u = plan(
+        None,
+        vec![
+            Operation::Create {
+                display_name: "Reception".into(),
+                country: Country::parse("BE").unwrap(),
+                customer_licenses: vec![],
+            },
+            Operation::SetNumber {
+                number: Some(E164::parse_canonical("+3225405239").unwrap()),
+            },
+            Operation::SetVrp {
+                vrp: Some("Global".into()),
+            },
+        ],
+    );
+    u.desired.account_type = Some(teamsync::model::AccountType::AutoAttendant);
+    let steps = c.steps(&u);
+    assert_eq!(
+        steps.iter().map(|s| s.ops.clone()).collect::<Vec<_>>(),
+        vec![vec![0, 1], vec![2]]
+    );
+    let mut uid = None;
+    c.send(&u, &mut uid, &steps[0]).await.unwrap();
+    assert_eq!(uid.as_deref(), Some("upn:jane.doe@contoso.com"));
+    let e = c.send(&u, &mut uid, &steps[1]).await.unwrap_err();
+    assert!(
+        e.is_not_found(),
+        "not listed yet reads as not replicated: {e:?}"
+    );
+    c.send(&u, &mut uid, &steps[1]).await.unwrap();
+    assert_eq!(uid.as_deref(), Some("obj-9"));
+    let back = c.read_user("obj-9").await.unwrap().unwrap();
+    assert_eq!(back.upn.as_str(), "jane.doe@contoso.com");
+    let back = c
+        .read_user("upn:jane.doe@contoso.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.id, "obj-9");
+    // "Already exists" on a create: find_user falls back to the resource accounts.
+    Mock::given(method("GET"))
+        .and(path(p("users")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"users": []})))
+        .mount(&server)
+        .await;
+    let found = c
+        .find_user(
+            &Upn::parse("jane.doe@contoso.com").unwrap(),
+            Some("Reception"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.unwrap().id, "obj-9");
+}
+
 /// The connector against the real Fusion simulator over HTTP: the two sides read the
 /// document independently (no shared serde types), so these tests catch a misreading.
 mod against_sim {
@@ -939,7 +1145,7 @@ mod against_sim {
             .await
             .unwrap();
         assert_eq!(snap.users.len(), 7);
-        assert_eq!(snap.requests, 1 + 3 + 2);
+        assert_eq!(snap.requests, 1 + 4 + 2);
         let by = |u: &str| snap.users.iter().find(|x| x.upn.as_str() == u).unwrap();
         let u3 = by("user00003@contoso.com");
         assert_eq!(u3.number.as_ref().unwrap().to_string(), "+3225400003");
@@ -975,7 +1181,11 @@ mod against_sim {
         let c = connect(&s, 999);
         let snap = c.snapshot(&[], false).await.unwrap();
         assert_eq!(snap.users.len(), 2500);
-        assert_eq!(snap.requests, 3 + 3, "3 pages of 999 + 3 catalogs");
+        assert_eq!(
+            snap.requests,
+            3 + 4,
+            "3 pages of 999 + 3 catalogs + resource accounts"
+        );
         let ids: std::collections::HashSet<&str> =
             snap.users.iter().map(|u| u.id.as_str()).collect();
         assert_eq!(ids.len(), 2500);
@@ -984,12 +1194,12 @@ mod against_sim {
         let c = connect(&s, 300);
         let snap = c.snapshot(&[], false).await.unwrap();
         assert_eq!(snap.users.len(), 2500);
-        assert_eq!(snap.requests, 9 + 3);
+        assert_eq!(snap.requests, 9 + 4);
         // all_details: one GET per user, concurrently.
         let (_dir2, small) = sim(40, sim_opts()).await;
         let snap = connect(&small, 999).snapshot(&[], true).await.unwrap();
         assert!(snap.users.iter().all(|u| u.details.is_some()));
-        assert_eq!(snap.requests, 1 + 3 + 40);
+        assert_eq!(snap.requests, 1 + 4 + 40);
     }
 
     #[tokio::test]
@@ -1194,7 +1404,7 @@ mod against_sim {
         assert_eq!(snap.users.len(), 6);
         assert!(snap.users.iter().all(|u| u.details.is_some()));
         assert!(
-            snap.requests > 1 + 3 + 6,
+            snap.requests > 1 + 4 + 6,
             "some requests were throttled and retried: {}",
             snap.requests
         );

@@ -22,6 +22,23 @@
 //!   an existing account may carry another name; the match is by UPN, case-insensitively.
 //!
 //! Reads retry on their own with the tenant's [`RetryPolicy`]; `send` makes one attempt.
+//!
+//! Resource accounts (call queues, auto attendants) live in their own collection:
+//! - the snapshot also reads `GET resource_accounts` (one request, the document pages it
+//!   not) and lists them among the users with `account_type` set; a 404 there is "none"
+//!   (the document's 404 says "No MS Teams resource account found", and the tenant path was
+//!   just proven by the user list); a UPN in both lists is kept as the resource account;
+//! - they have no single GET: their details (VRP) exist only if the list reports `vrp`,
+//!   which the document's object lacks, so usually `None`;
+//! - a plan targets a resource account when its desired row has `accountType`, or its id
+//!   or UPN was listed as one by this connector (so `steps`/`send` need a snapshot first
+//!   for rows without `accountType`);
+//! - `POST resource_accounts` answers Fusion's internal integer id, not the object id the
+//!   PUT and DELETE take, and creation is asynchronous. So a create sets the user id to
+//!   `upn:<upn>` (a pending id) and the next write to that account first looks its object
+//!   id up in the list — the one case where `send` makes two requests; not listed yet is
+//!   a 404, which the executor treats as "not replicated yet". `read_user("upn:…")` looks
+//!   the account up the same way.
 
 mod client;
 pub mod mapping;
@@ -32,7 +49,7 @@ use crate::config::TenantConfig;
 use crate::connector::retry::RetryPolicy;
 use crate::connector::{Capabilities, Connector, ConnectorError, Gate, Step, TenantStatus};
 use crate::model::{Catalogs, Snapshot, TenantUser, Upn};
-use crate::plan::model::UserPlan;
+use crate::plan::model::{Operation, UserPlan};
 use async_trait::async_trait;
 use client::{Client, Request};
 use futures::{StreamExt, TryStreamExt};
@@ -43,6 +60,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use client::{DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER};
+use steps::{Creates, Target};
+
+/// Prefix of the id `send` gives a resource account it just created (see the module doc).
+pub const PENDING_RA_PREFIX: &str = "upn:";
 
 /// Users per list page; see the module doc for why 999.
 pub const DEFAULT_PAGE_SIZE: u32 = 999;
@@ -118,6 +139,14 @@ impl FusionSettings {
 pub struct FusionConnector {
     client: Client,
     page_size: u32,
+    ras: std::sync::Mutex<RaIndex>,
+}
+
+/// Ids and UPNs this connector has seen listed as resource accounts.
+#[derive(Default)]
+struct RaIndex {
+    ids: HashSet<String>,
+    upns: HashSet<Upn>,
 }
 
 impl std::fmt::Debug for FusionConnector {
@@ -140,6 +169,7 @@ impl FusionConnector {
         Ok(FusionConnector {
             client,
             page_size: settings.page_size,
+            ras: Default::default(),
         })
     }
 
@@ -217,6 +247,64 @@ impl FusionConnector {
         }
     }
 
+    fn ra_index(&self) -> std::sync::MutexGuard<'_, RaIndex> {
+        self.ras.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Which collection `user` is written to (see the module doc).
+    fn target(&self, user: &UserPlan, user_id: Option<&str>) -> Target {
+        if user.desired.account_type.is_some()
+            || user_id.is_some_and(|id| id.starts_with(PENDING_RA_PREFIX))
+        {
+            return Target::ResourceAccount;
+        }
+        let idx = self.ra_index();
+        if user_id.is_some_and(|id| idx.ids.contains(id)) || idx.upns.contains(&user.upn) {
+            Target::ResourceAccount
+        } else {
+            Target::User
+        }
+    }
+
+    /// `GET resource_accounts`; 404 is an empty list (see the module doc).
+    async fn list_resource_accounts(
+        &self,
+        counter: &AtomicU64,
+    ) -> Result<Vec<TenantUser>, ConnectorError> {
+        let r = Request::get(&["resource_accounts"]);
+        let ras = match self
+            .client
+            .read::<wire::ResourceAccountsAnswer>(&r, counter)
+            .await
+        {
+            Ok(a) => mapping::resource_accounts_from_answer(&a),
+            Err(e) if e.is_not_found() => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let mut idx = self.ra_index();
+        for ra in &ras {
+            idx.ids.insert(ra.id.clone());
+            idx.upns.insert(ra.upn.clone());
+        }
+        Ok(ras)
+    }
+
+    /// The resource account with this id, or with this UPN for a pending `upn:` id.
+    async fn find_resource_account(
+        &self,
+        id: &str,
+        counter: &AtomicU64,
+    ) -> Result<Option<TenantUser>, ConnectorError> {
+        let ras = self.list_resource_accounts(counter).await?;
+        Ok(match id.strip_prefix(PENDING_RA_PREFIX) {
+            Some(upn) => match Upn::parse(upn) {
+                Ok(upn) => ras.into_iter().find(|r| r.upn == upn),
+                Err(_) => None,
+            },
+            None => ras.into_iter().find(|r| r.id == id),
+        })
+    }
+
     async fn read_user_counted(
         &self,
         id: &str,
@@ -282,11 +370,14 @@ impl Connector for FusionConnector {
             Request::get(&["licenses"]),
             Request::get(&["vrps"]),
         );
-        let (groups, licenses, vrps) = tokio::try_join!(
+        let (groups, licenses, vrps, ras) = tokio::try_join!(
             self.client.read::<wire::GroupsAnswer>(&rg, &counter),
             self.client.read::<wire::LicensesAnswer>(&rl, &counter),
             self.client.read::<wire::VrpsAnswer>(&rv, &counter),
+            self.list_resource_accounts(&counter),
         )?;
+        let ra_upns: HashSet<&Upn> = ras.iter().map(|r| &r.upn).collect();
+        users.retain(|u| !ra_upns.contains(&u.upn));
         let wanted: HashSet<&Upn> = detail_upns.iter().collect();
         let todo: Vec<(usize, String)> = users
             .iter()
@@ -314,12 +405,13 @@ impl Connector for FusionConnector {
                 }
             }
         }
-        let users = users
+        let mut users: Vec<TenantUser> = users
             .into_iter()
             .enumerate()
             .filter(|(i, _)| !gone.contains(i))
             .map(|(_, u)| u)
             .collect();
+        users.extend(ras);
         Ok(Snapshot {
             users,
             catalogs: Catalogs {
@@ -332,7 +424,12 @@ impl Connector for FusionConnector {
     }
 
     async fn read_user(&self, id: &str) -> Result<Option<TenantUser>, ConnectorError> {
-        self.read_user_counted(id, &AtomicU64::new(0)).await
+        let counter = AtomicU64::new(0);
+        let known_ra = id.starts_with(PENDING_RA_PREFIX) || self.ra_index().ids.contains(id);
+        if known_ra {
+            return self.find_resource_account(id, &counter).await;
+        }
+        self.read_user_counted(id, &counter).await
     }
 
     async fn find_user(
@@ -357,7 +454,11 @@ impl Connector for FusionConnector {
                 .into_iter()
                 .find(|u| &u.upn == upn);
         }
-        let Some(listed) = found else { return Ok(None) };
+        let Some(listed) = found else {
+            // Not a user: maybe a resource account (their create is refused the same way).
+            let pending = format!("{PENDING_RA_PREFIX}{upn}");
+            return self.find_resource_account(&pending, &counter).await;
+        };
         // The list lacks groups and VRP; the single GET completes the picture.
         Ok(Some(
             self.read_user_counted(&listed.id, &counter)
@@ -367,7 +468,7 @@ impl Connector for FusionConnector {
     }
 
     fn steps(&self, user: &UserPlan) -> Vec<Step> {
-        steps::group(user)
+        steps::group(user, self.target(user, user.user_id.as_deref()))
     }
 
     async fn send(
@@ -376,7 +477,37 @@ impl Connector for FusionConnector {
         user_id: &mut Option<String>,
         step: &Step,
     ) -> Result<(), ConnectorError> {
-        let call = steps::build(user, user_id.as_deref(), step)?;
+        let target = self.target(user, user_id.as_deref());
+        let is_create = step.ops.iter().any(|&i| {
+            matches!(
+                user.ops.get(i).map(|p| &p.op),
+                Some(Operation::Create { .. })
+            )
+        });
+        if let Some(pending) = user_id
+            .as_deref()
+            .filter(|id| id.starts_with(PENDING_RA_PREFIX))
+        {
+            if !is_create {
+                match self
+                    .find_resource_account(pending, &AtomicU64::new(0))
+                    .await?
+                {
+                    Some(ra) => *user_id = Some(ra.id),
+                    None => {
+                        return Err(ConnectorError::Rejected {
+                            status: 404,
+                            code: None,
+                            reason: format!(
+                                "resource account {} is not listed yet (created asynchronously)",
+                                user.upn
+                            ),
+                        })
+                    }
+                }
+            }
+        }
+        let call = steps::build(user, user_id.as_deref(), step, target)?;
         let r = Request {
             method: call.method,
             path: call.path,
@@ -384,7 +515,11 @@ impl Connector for FusionConnector {
             body: call.body,
         };
         let body = self.client.send(&r, &AtomicU64::new(0)).await?;
-        if call.creates {
+        if call.creates == Creates::ResourceAccount {
+            *user_id = Some(format!("{PENDING_RA_PREFIX}{}", user.upn));
+            self.ra_index().upns.insert(user.upn.clone());
+        }
+        if call.creates == Creates::User {
             // Created but unreadable: a retry meets "already exists", which the executor
             // resolves with find_user.
             let a: wire::CreateUserAnswer = client::parse_json(&r, &body)?;
