@@ -262,7 +262,7 @@ async fn reads_retry_server_errors_and_count_every_request() {
     let (c, _) = connector(s);
     Mock::given(method("GET"))
         .and(path(p("users")))
-        .respond_with(ResponseTemplate::new(503))
+        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "1"))
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&server)
@@ -298,7 +298,13 @@ async fn reads_retry_server_errors_and_count_every_request() {
         )
         .mount(&server)
         .await;
+    let t0 = Instant::now();
     let snap = c.snapshot(&[], false).await.unwrap();
+    assert!(
+        t0.elapsed() >= Duration::from_millis(950),
+        "a 503 Retry-After is honoured: {:?}",
+        t0.elapsed()
+    );
     assert_eq!(snap.users.len(), 1);
     assert_eq!(
         snap.requests, 6,
