@@ -134,7 +134,10 @@ pub struct WireSku {
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum VrpsAnswer {
-    Wrapped { results: Vec<WireVrp> },
+    Wrapped {
+        #[serde(default)]
+        results: Vec<WireVrp>,
+    },
     Bare(Vec<WireVrp>),
 }
 
