@@ -138,7 +138,7 @@ async fn a_429_with_retry_after_seconds_pauses_the_whole_gate() {
     }
     let left = gate.pause_remaining().expect("gate paused");
     assert!(
-        left > Duration::from_millis(1500) && left <= Duration::from_secs(2),
+        left > Duration::from_millis(1000) && left <= Duration::from_secs(2),
         "{left:?}"
     );
     no_secret(&e);
@@ -179,10 +179,10 @@ async fn a_429_with_an_http_date_pauses_until_that_date() {
         panic!("{e:?}")
     };
     assert!(
-        d >= Duration::from_secs(2) && d <= Duration::from_secs(4),
+        d >= Duration::from_secs(1) && d <= Duration::from_secs(4),
         "{d:?}"
     );
-    assert!(gate.pause_remaining().unwrap() >= Duration::from_secs(1));
+    assert!(gate.pause_remaining().is_some(), "the whole gate is paused");
 }
 
 #[tokio::test]
