@@ -213,7 +213,10 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         Config::from_str(&text, base, Some(path), env)
     }
 
@@ -224,13 +227,17 @@ impl Config {
         path: Option<&Path>,
         env: &[(String, String)],
     ) -> Result<Config, ConfigError> {
-        let shown = path.map(|p| p.display().to_string()).unwrap_or_else(|| "(defaults)".into());
+        let shown = path
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(defaults)".into());
         let mut raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: shown.clone(),
             message: e.to_string(),
         })?;
         for (k, v) in env {
-            let Some(key) = k.strip_prefix("TEAMSYNC_") else { continue };
+            let Some(key) = k.strip_prefix("TEAMSYNC_") else {
+                continue;
+            };
             let key = key.to_ascii_lowercase();
             match key.as_str() {
                 "db" => raw.db = Some(PathBuf::from(v)),
@@ -257,7 +264,9 @@ impl Config {
             t.ca_file = t.ca_file.take().map(resolve);
         }
         let default_tenant = raw.default_tenant.or_else(|| {
-            (tenants.len() == 1).then(|| tenants.keys().next().cloned()).flatten()
+            (tenants.len() == 1)
+                .then(|| tenants.keys().next().cloned())
+                .flatten()
         });
         if let Some(d) = &default_tenant {
             if !tenants.contains_key(d) {
@@ -272,7 +281,10 @@ impl Config {
         }
         Ok(Config {
             path: path.map(Path::to_path_buf),
-            db: resolve(raw.db.unwrap_or_else(|| PathBuf::from(".teamsync/history.db"))),
+            db: resolve(
+                raw.db
+                    .unwrap_or_else(|| PathBuf::from(".teamsync/history.db")),
+            ),
             templates: resolve(raw.templates.unwrap_or_else(|| PathBuf::from("templates"))),
             default_tenant,
             limits: raw.limits,
@@ -403,7 +415,9 @@ pub fn run_token_command(cmd: &str) -> Result<String, ConfigError> {
     }
     let tok = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if tok.is_empty() {
-        return Err(ConfigError::Invalid("token_command printed no token".into()));
+        return Err(ConfigError::Invalid(
+            "token_command printed no token".into(),
+        ));
     }
     Ok(tok)
 }
@@ -438,12 +452,21 @@ mod tests {
         assert_eq!(c.db, PathBuf::from("/etc/ts/../h.db"));
         assert_eq!(c.templates, PathBuf::from("/tmp/tpl"));
         assert_eq!(c.default_tenant.as_deref(), Some("demo"));
-        assert_eq!(c.tenants["demo"].seed.as_deref(), Some(Path::new("/etc/ts/../samples/t.json")));
+        assert_eq!(
+            c.tenants["demo"].seed.as_deref(),
+            Some(Path::new("/etc/ts/../samples/t.json"))
+        );
     }
 
     #[test]
     fn unknown_env_override_is_an_error() {
-        let e = Config::from_str("", Path::new("."), None, &[("TEAMSYNC_DBB".into(), "x".into())]).unwrap_err();
+        let e = Config::from_str(
+            "",
+            Path::new("."),
+            None,
+            &[("TEAMSYNC_DBB".into(), "x".into())],
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("TEAMSYNC_DBB"));
     }
 

@@ -100,10 +100,14 @@ impl E164 {
             .strip_prefix('+')
             .ok_or_else(|| format!("{raw:?} is not an E.164 number (must start with +)"))?;
         if !(7..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("{raw:?} is not an E.164 number (+ and 7-15 digits)"));
+            return Err(format!(
+                "{raw:?} is not an E.164 number (+ and 7-15 digits)"
+            ));
         }
         if digits.starts_with('0') {
-            return Err(format!("{raw:?} is not an E.164 number (country code cannot start with 0)"));
+            return Err(format!(
+                "{raw:?} is not an E.164 number (country code cannot start with 0)"
+            ));
         }
         if let Some(e) = ext {
             if e.is_empty() || e.len() > 10 || !e.bytes().all(|b| b.is_ascii_digit()) {
@@ -438,7 +442,10 @@ mod tests {
 
     #[test]
     fn upn_is_lowercased_and_checked() {
-        assert_eq!(Upn::parse(" John.Doe@Contoso.COM ").unwrap().as_str(), "john.doe@contoso.com");
+        assert_eq!(
+            Upn::parse(" John.Doe@Contoso.COM ").unwrap().as_str(),
+            "john.doe@contoso.com"
+        );
         assert!(Upn::parse("john").is_err());
         assert!(Upn::parse("@contoso.com").is_err());
         assert!(Upn::parse("a@b").is_err());

@@ -97,6 +97,10 @@ mod tests {
             g.ready().await;
         }
         // 5 immediately, then 25 at 50/s = 0.5 s at least.
-        assert!(t0.elapsed() >= Duration::from_millis(480), "{:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() >= Duration::from_millis(480),
+            "{:?}",
+            t0.elapsed()
+        );
     }
 }

@@ -73,9 +73,9 @@ impl ConnectorError {
     /// Stable code kept in the history's `error_code`.
     pub fn code(&self) -> String {
         match self {
-            ConnectorError::Retryable { status, .. } => {
-                status.map(|s| s.to_string()).unwrap_or_else(|| "network".into())
-            }
+            ConnectorError::Retryable { status, .. } => status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "network".into()),
             ConnectorError::Rejected { status, code, .. } => match code {
                 Some(c) => c.clone(),
                 None => status.to_string(),
@@ -113,15 +113,28 @@ pub trait Connector: Send + Sync {
     async fn check(&self) -> Result<TenantStatus, ConnectorError>;
     /// Every user plus catalogs; details (groups, VRP) only for `detail_upns`
     /// (or all users when `all_details`).
-    async fn snapshot(&self, detail_upns: &[Upn], all_details: bool) -> Result<Snapshot, ConnectorError>;
+    async fn snapshot(
+        &self,
+        detail_upns: &[Upn],
+        all_details: bool,
+    ) -> Result<Snapshot, ConnectorError>;
     /// One user with details, by backend id. `Ok(None)` when the tenant says 404.
     async fn read_user(&self, id: &str) -> Result<Option<TenantUser>, ConnectorError>;
     /// Finds a user by UPN (used when a create is answered "already exists").
-    async fn find_user(&self, upn: &Upn, display_name_hint: Option<&str>) -> Result<Option<TenantUser>, ConnectorError>;
+    async fn find_user(
+        &self,
+        upn: &Upn,
+        display_name_hint: Option<&str>,
+    ) -> Result<Option<TenantUser>, ConnectorError>;
     /// Groups a user's planned operations into the fewest requests the API allows.
     /// Never merges across an op with `after` dependencies or past an `awaited` op.
     fn steps(&self, user: &UserPlan) -> Vec<Step>;
     /// Sends one step (exactly one HTTP request, one attempt). `user_id` is the target's
     /// backend id; a create step fills it in.
-    async fn send(&self, user: &UserPlan, user_id: &mut Option<String>, step: &Step) -> Result<(), ConnectorError>;
+    async fn send(
+        &self,
+        user: &UserPlan,
+        user_id: &mut Option<String>,
+        step: &Step,
+    ) -> Result<(), ConnectorError>;
 }

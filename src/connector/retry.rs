@@ -25,9 +25,10 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// Full jitter: uniform in `[0, min(cap, base × 2^attempt)]` (attempt counts from 1).
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base
-            .saturating_mul(1u32.checked_shl(attempt.saturating_sub(1).min(20)).unwrap_or(u32::MAX));
+        let exp = self.base.saturating_mul(
+            1u32.checked_shl(attempt.saturating_sub(1).min(20))
+                .unwrap_or(u32::MAX),
+        );
         let ceiling = exp.min(self.cap);
         let ms = ceiling.as_millis().min(u64::MAX as u128) as u64;
         Duration::from_millis(rand::rng().random_range(0..=ms))
@@ -59,7 +60,11 @@ mod tests {
 
     #[test]
     fn backoff_is_bounded_by_cap() {
-        let p = RetryPolicy { max_attempts: 10, base: Duration::from_millis(100), cap: Duration::from_secs(1) };
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(1),
+        };
         for a in 1..40 {
             assert!(p.backoff(a) <= Duration::from_secs(1));
         }

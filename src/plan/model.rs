@@ -24,13 +24,23 @@ pub enum Operation {
         country: Option<Country>,
     },
     /// Full set of skuIds.
-    SetLicenses { sku_ids: Vec<String> },
+    SetLicenses {
+        sku_ids: Vec<String>,
+    },
     /// `None` releases the number (voice disabled).
-    SetNumber { number: Option<E164> },
-    SetVrp { vrp: Option<String> },
+    SetNumber {
+        number: Option<E164>,
+    },
+    SetVrp {
+        vrp: Option<String>,
+    },
     /// Full set of group object IDs.
-    SetGroups { group_ids: Vec<String> },
-    SetCustomerLicenses { skus: Vec<String> },
+    SetGroups {
+        group_ids: Vec<String>,
+    },
+    SetCustomerLicenses {
+        skus: Vec<String>,
+    },
     Delete,
 }
 

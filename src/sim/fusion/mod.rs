@@ -7,10 +7,10 @@
 //! shutdown) or [`start`] (tests: binds `127.0.0.1:0` and hands back a [`RunningSim`]).
 //!
 //! Layout: `wire` (serde types, field for field as the document), `state` (the tenant in
-//! memory and its rules), `store` (SQLite persistence), `users` and `catalog` (handlers),
+//! memory and its rules), `seed` (seed checks and state dumps), `store` (SQLite persistence), `users` and `catalog` (handlers),
 //! `middleware` (latency, auth, rate limit, faults, request log), `token` (continuation
-//! tokens), `conn` (connections a fault can cut), `admin` (`/_sim/*`). Further endpoints
-//! (admins, bulk, templates, resource accounts, group filters, sync, sip_address) go in new
+//! tokens), `conn` (connections a fault can cut), `admin` (`/_sim/*`), `resource_accounts`.
+//! Further endpoints (admins, bulk, templates, group filters, sync, sip_address) go in new
 //! handler modules and one `.route` line each in [`FusionSim::router`].
 //!
 //! Our readings where the document is silent or vague (kept here, in one place):
@@ -63,6 +63,8 @@ pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod reqlog;
+pub mod resource_accounts;
+pub mod seed;
 pub mod state;
 pub mod store;
 pub mod token;
@@ -76,11 +78,12 @@ use state::{Change, Tenant};
 use store::{Store, StoreError};
 
 /// How the simulator behaves beyond the document. The default is a well-behaved server.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct SimOptions {
     /// Bearer token required on every API request; None disables auth.
     pub token: Option<String>,
-    /// Requests per second allowed for the tenant; None disables the limit.
+    /// Requests per second allowed for the tenant (burst: one second's worth; 0 counts as 1);
+    /// None disables the limit.
     pub rate_limit: Option<u32>,
     /// Added to every answer.
     pub latency_ms: u64,
@@ -92,6 +95,21 @@ pub struct SimOptions {
     pub replication_delay_ms: u64,
     /// Seed of the fault generator: same seed, same requests → same faults.
     pub seed_rng: u64,
+}
+
+/// Hand-written so the token never reaches a log line.
+impl std::fmt::Debug for SimOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimOptions")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("rate_limit", &self.rate_limit)
+            .field("latency_ms", &self.latency_ms)
+            .field("fault_rate", &self.fault_rate)
+            .field("lost_answer_rate", &self.lost_answer_rate)
+            .field("replication_delay_ms", &self.replication_delay_ms)
+            .field("seed_rng", &self.seed_rng)
+            .finish()
+    }
 }
 
 /// The one tenant a simulator serves: the parts of the API path that name it.
@@ -256,6 +274,14 @@ impl FusionSim {
             .route("/licenses", get(catalog::licenses))
             .route("/vrps", get(catalog::vrps))
             .route("/groups", get(catalog::groups))
+            .route(
+                "/resource_accounts",
+                get(resource_accounts::list).post(resource_accounts::create),
+            )
+            .route(
+                "/resource_accounts/{resource_account_id}",
+                put(resource_accounts::modify).delete(resource_accounts::delete),
+            )
             .route_layer(from_fn_with_state(sh.clone(), tenant_guard))
             .method_not_allowed_fallback(method_not_allowed)
             .with_state(sh.clone());

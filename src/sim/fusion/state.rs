@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::error::{ApiError, Code};
 use super::wire::{
     Draas, GroupObj, GroupRef, LicenseObj, LicenseRef, RaMsTeams, ResourceAccount, RoleRef,
-    SingleMsTeams, SingleUser, TenantDoc, VrpObj,
+    SingleMsTeams, SingleUser, VrpObj,
 };
 
 /// SKUs that include Microsoft Teams Phone System: a user holding one is `voiceEnabled: "yes"`
@@ -234,7 +234,7 @@ impl Tenant {
         }
     }
 
-    fn unindex_user(&mut self, u: &User) {
+    pub(super) fn unindex_user(&mut self, u: &User) {
         self.upn_index.remove(&u.upn.to_lowercase());
         if let Some(n) = &u.phone_number {
             self.number_holder.remove(n);
@@ -246,7 +246,7 @@ impl Tenant {
         }
     }
 
-    fn index_user(&mut self, u: &User) {
+    pub(super) fn index_user(&mut self, u: &User) {
         self.upn_index.insert(u.upn.to_lowercase(), u.id.clone());
         if let Some(n) = &u.phone_number {
             self.number_holder
@@ -257,7 +257,7 @@ impl Tenant {
         }
     }
 
-    fn unindex_account(&mut self, a: &Account) {
+    pub(super) fn unindex_account(&mut self, a: &Account) {
         self.upn_index.remove(&a.upn.to_lowercase());
         if let Some(n) = &a.phone_number {
             self.number_holder.remove(n);
@@ -269,7 +269,7 @@ impl Tenant {
         }
     }
 
-    fn index_account(&mut self, a: &Account) {
+    pub(super) fn index_account(&mut self, a: &Account) {
         self.upn_index.insert(a.upn.to_lowercase(), a.id.clone());
         if let Some(n) = &a.phone_number {
             self.number_holder
@@ -308,273 +308,6 @@ impl Tenant {
         }
         self.next_draas_id = change.next_draas_id;
         self.next_connection_id = change.next_connection_id;
-    }
-
-    /// The tenant in the seed's shape (`GET /_sim/state`).
-    pub fn to_doc(&self) -> TenantDoc {
-        let mut licenses = self.licenses.clone();
-        for l in &mut licenses {
-            l.free = self.free(&l.sku_id);
-        }
-        TenantDoc {
-            draas_instance: self.draas_instance.clone(),
-            tenant_uuid: self.tenant_uuid.clone(),
-            subscription_id: self.subscription_id,
-            ms_tenant_id: self.ms_tenant_id.clone(),
-            status: self.status.clone(),
-            domains: self.domains.clone(),
-            users: self
-                .users
-                .values()
-                .map(|u| {
-                    let mut s = self.single_user(u);
-                    if !u.roles.is_empty() {
-                        s.ms_teams.roles = Some(u.roles.clone());
-                    }
-                    // Customer licenses of a user without a number are kept in a draas object
-                    // without number fields, so a state dump re-seeds to the same tenant.
-                    if s.draas.is_none() && !u.customer_licenses.is_empty() {
-                        s.draas = Some(Draas {
-                            id: u.draas_id,
-                            connection_id: None,
-                            customer_licenses: u.customer_licenses.clone(),
-                            number_id: None,
-                            phone_number: None,
-                            status: u.status.clone(),
-                        });
-                    }
-                    s
-                })
-                .collect(),
-            groups: self.groups.clone(),
-            licenses,
-            vrps: self.vrps.clone(),
-            resource_accounts: self
-                .accounts
-                .values()
-                .map(|a| {
-                    let mut r = self.resource_account(a);
-                    r.ms_teams.vrp = a.vrp.clone();
-                    r
-                })
-                .collect(),
-            numbers: self.numbers.clone(),
-        }
-    }
-
-    /// Builds and checks a tenant from a seed document: every reference must resolve and
-    /// every count must fit, or the seed is refused with the first problem found.
-    pub fn from_doc(doc: TenantDoc) -> Result<Tenant, String> {
-        let mut t = Tenant {
-            draas_instance: doc.draas_instance,
-            tenant_uuid: doc.tenant_uuid,
-            subscription_id: doc.subscription_id,
-            ms_tenant_id: doc.ms_tenant_id,
-            status: doc.status,
-            domains: doc.domains,
-            groups: doc.groups,
-            licenses: doc.licenses,
-            vrps: doc.vrps,
-            numbers: Vec::new(),
-            number_ids: HashMap::new(),
-            users: BTreeMap::new(),
-            accounts: BTreeMap::new(),
-            upn_index: HashMap::new(),
-            number_holder: HashMap::new(),
-            assigned: HashMap::new(),
-            next_draas_id: 1,
-            next_connection_id: 1,
-        };
-        if t.draas_instance.is_empty() || t.tenant_uuid.is_empty() {
-            return Err("draas_instance and tenant_uuid must not be empty".into());
-        }
-        for (i, n) in doc.numbers.iter().enumerate() {
-            if !is_e164(n) {
-                return Err(format!("numbers[{i}]: {n:?} is not E.164"));
-            }
-            if t.number_ids.insert(n.clone(), i as i64 + 1).is_some() {
-                return Err(format!("numbers[{i}]: {n} is listed twice"));
-            }
-            t.numbers.push(n.clone());
-        }
-        let mut seen = std::collections::HashSet::new();
-        for g in &t.groups {
-            if !seen.insert(g.id.to_lowercase()) {
-                return Err(format!("group id {} is listed twice", g.id));
-            }
-        }
-        for l in &t.licenses {
-            if l.total < 0 {
-                return Err(format!("license {} has a negative total", l.sku_id));
-            }
-        }
-        let mut max_draas = 0;
-        let mut max_conn = 0;
-        for (i, su) in doc.users.into_iter().enumerate() {
-            let m = su.ms_teams;
-            let ctx = format!("users[{i}] ({})", m.user_principal_name);
-            let domain = m
-                .user_principal_name
-                .split_once('@')
-                .map(|(_, d)| d.to_lowercase())
-                .ok_or_else(|| format!("{ctx}: userPrincipalName is not local@domain"))?;
-            if !t.domains.iter().any(|d| d.eq_ignore_ascii_case(&domain)) {
-                return Err(format!("{ctx}: domain {domain} is not a verified domain"));
-            }
-            if t.upn_index
-                .contains_key(&m.user_principal_name.to_lowercase())
-                || t.users.contains_key(&m.id)
-            {
-                return Err(format!("{ctx}: duplicate userPrincipalName or id"));
-            }
-            if let Some(loc) = &m.location {
-                if !is_country(loc) {
-                    return Err(format!("{ctx}: location {loc:?} is not ISO 3166 alpha-2"));
-                }
-            }
-            let mut licenses = Vec::new();
-            for l in &m.licenses {
-                let Some(obj) = t.license(&l.sku_id) else {
-                    return Err(format!("{ctx}: unknown license {}", l.sku_id));
-                };
-                licenses.push(obj.sku_id.clone());
-            }
-            let mut groups = Vec::new();
-            for g in &m.groups {
-                let Some(obj) = t.group(&g.id) else {
-                    return Err(format!("{ctx}: unknown group {}", g.id));
-                };
-                groups.push(obj.id.clone());
-            }
-            if let Some(v) = &m.vrp {
-                if t.vrp(v).is_none() {
-                    return Err(format!("{ctx}: unknown vrp {v}"));
-                }
-            }
-            let d = su.draas;
-            let phone = d.as_ref().and_then(|d| d.phone_number.clone());
-            if let Some(n) = &phone {
-                if !t.number_ids.contains_key(n) {
-                    return Err(format!("{ctx}: number {n} is not in the inventory"));
-                }
-                if t.number_holder.contains_key(n) {
-                    return Err(format!("{ctx}: number {n} is linked twice"));
-                }
-            }
-            let draas_id = d.as_ref().map(|d| d.id).unwrap_or(0);
-            max_draas = max_draas.max(draas_id);
-            let connection_id = d.as_ref().and_then(|d| d.connection_id);
-            max_conn = max_conn.max(connection_id.unwrap_or(0));
-            let u = User {
-                id: m.id,
-                upn: m.user_principal_name,
-                display_name: m.display_name,
-                location: m.location,
-                licenses,
-                groups,
-                roles: m.roles.unwrap_or_default(),
-                vrp: m.vrp,
-                connection_id: phone.as_ref().map(|_| connection_id.unwrap_or(0)),
-                phone_number: phone,
-                draas_id,
-                customer_licenses: d
-                    .as_ref()
-                    .map(|d| d.customer_licenses.clone())
-                    .unwrap_or_default(),
-                status: d
-                    .map(|d| d.status)
-                    .unwrap_or_else(|| DRAAS_STATUS.to_string()),
-                visible_at_ms: 0,
-            };
-            t.index_user(&u);
-            t.users.insert(u.id.clone(), u);
-        }
-        for (i, ra) in doc.resource_accounts.into_iter().enumerate() {
-            let m = ra.ms_teams;
-            let ctx = format!("resourceAccounts[{i}] ({})", m.user_principal_name);
-            if t.upn_index
-                .contains_key(&m.user_principal_name.to_lowercase())
-            {
-                return Err(format!("{ctx}: duplicate userPrincipalName"));
-            }
-            let mut licenses = Vec::new();
-            for l in m.licenses.unwrap_or_default() {
-                let Some(obj) = t.license(&l.sku_id) else {
-                    return Err(format!("{ctx}: unknown license {}", l.sku_id));
-                };
-                licenses.push(obj.sku_id.clone());
-            }
-            let phone = m.phone_number.clone();
-            if let Some(n) = &phone {
-                if !t.number_ids.contains_key(n) || t.number_holder.contains_key(n) {
-                    return Err(format!("{ctx}: number {n} is unknown or linked twice"));
-                }
-            }
-            let d = ra.draas;
-            let draas_id = d.as_ref().map(|d| d.id).unwrap_or(0);
-            max_draas = max_draas.max(draas_id);
-            let connection_id = d.as_ref().and_then(|d| d.connection_id);
-            max_conn = max_conn.max(connection_id.unwrap_or(0));
-            let a = Account {
-                id: m.id,
-                upn: m.user_principal_name,
-                display_name: m.display_name,
-                location: m.location,
-                account_type: m.account_type,
-                licenses,
-                vrp: m.vrp,
-                connection_id: phone.as_ref().map(|_| connection_id.unwrap_or(0)),
-                phone_number: phone,
-                draas_id,
-                customer_licenses: d
-                    .as_ref()
-                    .map(|d| d.customer_licenses.clone())
-                    .unwrap_or_default(),
-                status: d
-                    .map(|d| d.status)
-                    .unwrap_or_else(|| DRAAS_STATUS.to_string()),
-            };
-            t.index_account(&a);
-            t.accounts.insert(a.id.clone(), a);
-        }
-        for l in &t.licenses {
-            if t.free(&l.sku_id) < 0 {
-                return Err(format!(
-                    "license {} is assigned more often than its total {}",
-                    l.sku_part_number, l.total
-                ));
-            }
-        }
-        t.next_draas_id = max_draas + 1;
-        t.next_connection_id = max_conn + 1;
-        // Users and accounts seeded without a draas id get fresh ones.
-        let ids: Vec<String> = t
-            .users
-            .values()
-            .filter(|u| u.draas_id == 0)
-            .map(|u| u.id.clone())
-            .collect();
-        for id in ids {
-            let n = t.next_draas_id;
-            t.next_draas_id += 1;
-            if let Some(u) = t.users.get_mut(&id) {
-                u.draas_id = n;
-            }
-        }
-        let ids: Vec<String> = t
-            .accounts
-            .values()
-            .filter(|a| a.draas_id == 0)
-            .map(|a| a.id.clone())
-            .collect();
-        for id in ids {
-            let n = t.next_draas_id;
-            t.next_draas_id += 1;
-            if let Some(a) = t.accounts.get_mut(&id) {
-                a.draas_id = n;
-            }
-        }
-        Ok(t)
     }
 
     /// Checks that `number` may be linked to the holder `me` (E.164, in the inventory, free).
@@ -734,6 +467,7 @@ pub fn check_country(s: &str) -> Result<(), ApiError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::wire::TenantDoc;
     use super::*;
 
     #[test]
@@ -744,6 +478,64 @@ mod tests {
         assert!(!is_country("be"));
         assert!(!is_country("XX"));
         assert!(!is_country("BEL"));
+    }
+
+    fn doc(users: serde_json::Value) -> TenantDoc {
+        serde_json::from_value(serde_json::json!({
+            "draas_instance": "d", "tenant_uuid": "t", "subscription_id": 1, "msTenantId": "m",
+            "domains": ["x.com"],
+            "licenses": [{"skuDescription": "Phone", "skuId": "s1", "skuPartNumber": "MCOEV", "total": 1}],
+            "vrps": [{"description": "G", "identity": "G"}],
+            "numbers": ["+3225405201", "+3225405202"],
+            "users": users
+        }))
+        .unwrap()
+    }
+
+    fn user(n: u32, number: Option<&str>, sku: Option<&str>) -> serde_json::Value {
+        let mut u = serde_json::json!({"msTeams": {
+            "id": format!("u{n}"), "userPrincipalName": format!("u{n}@x.com"), "displayName": "U",
+            "location": "BE",
+            "licenses": sku.map(|s| vec![serde_json::json!({"skuId": s, "skuPartNumber": "MCOEV"})]).unwrap_or_default()
+        }});
+        if let Some(num) = number {
+            u["draas"] = serde_json::json!({"id": n, "phoneNumber": num, "status": "active"});
+        }
+        u
+    }
+
+    #[test]
+    fn seeds_are_checked() {
+        let ok = Tenant::from_doc(doc(serde_json::json!([user(
+            1,
+            Some("+3225405201"),
+            Some("s1")
+        )])));
+        let t = ok.unwrap();
+        assert_eq!(t.free("s1"), 0);
+        assert_eq!(t.voice_enabled(&t.users["u1"].licenses), "yes");
+        let twice = doc(serde_json::json!([
+            user(1, Some("+3225405201"), None),
+            user(2, Some("+3225405201"), None)
+        ]));
+        assert!(Tenant::from_doc(twice)
+            .unwrap_err()
+            .contains("linked twice"));
+        let over = doc(serde_json::json!([
+            user(1, None, Some("s1")),
+            user(2, None, Some("s1"))
+        ]));
+        assert!(Tenant::from_doc(over)
+            .unwrap_err()
+            .contains("assigned more often"));
+        let unknown = doc(serde_json::json!([user(1, None, Some("nope"))]));
+        assert!(Tenant::from_doc(unknown)
+            .unwrap_err()
+            .contains("unknown license"));
+        let outside = doc(serde_json::json!([user(1, Some("+3299999999"), None)]));
+        assert!(Tenant::from_doc(outside)
+            .unwrap_err()
+            .contains("not in the inventory"));
     }
 
     #[test]

@@ -272,7 +272,7 @@ pub async fn check(
     }))
 }
 
-fn check_display_name(s: &str) -> Result<String, ApiError> {
+pub(crate) fn check_display_name(s: &str) -> Result<String, ApiError> {
     let s = s.trim();
     if s.is_empty() || s.chars().count() > 256 {
         return Err(ApiError::bad(
@@ -283,7 +283,7 @@ fn check_display_name(s: &str) -> Result<String, ApiError> {
     Ok(s.to_string())
 }
 
-fn check_customer_licenses(list: &[String]) -> Result<Vec<String>, ApiError> {
+pub(crate) fn check_customer_licenses(list: &[String]) -> Result<Vec<String>, ApiError> {
     let mut out: Vec<String> = Vec::new();
     for c in list {
         let c = c.trim();
@@ -300,6 +300,7 @@ fn check_customer_licenses(list: &[String]) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
+/// Entra ID's UPN local-part alphabet: letters, digits and `' . - _ ! # ^ ~`.
 fn check_username(s: &str) -> Result<(), ApiError> {
     let ok = !s.is_empty()
         && s.len() <= 64
@@ -307,7 +308,7 @@ fn check_username(s: &str) -> Result<(), ApiError> {
         && !s.ends_with('.')
         && !s.contains("..")
         && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-'".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || "._-'!#^~".contains(c));
     if ok {
         Ok(())
     } else {

@@ -359,3 +359,50 @@ pub struct Check {
     #[serde(rename = "voiceEnabled")]
     pub voice_enabled: bool,
 }
+
+#[derive(Debug, Serialize)]
+pub struct ResourceAccounts {
+    #[serde(rename = "resourceAccounts")]
+    pub resource_accounts: Vec<ResourceAccount>,
+}
+
+/// Body of `POST resource_accounts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateResourceAccount {
+    #[serde(rename = "accountType")]
+    pub account_type: String,
+    #[serde(rename = "userPrincipalName")]
+    pub user_principal_name: String,
+    #[serde(rename = "displayName")]
+    pub display_name: String,
+    pub location: String,
+    #[serde(rename = "phoneNumber", default, deserialize_with = "non_null")]
+    pub phone_number: Option<String>,
+    #[serde(rename = "customerLicenses", default, deserialize_with = "non_null")]
+    pub customer_licenses: Option<Vec<String>>,
+}
+
+/// Body of `PUT resource_accounts/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModifyResourceAccount {
+    #[serde(rename = "accountType", default, deserialize_with = "non_null")]
+    pub account_type: Option<String>,
+    #[serde(rename = "displayName", default, deserialize_with = "non_null")]
+    pub display_name: Option<String>,
+    #[serde(default, deserialize_with = "non_null")]
+    pub location: Option<String>,
+    #[serde(rename = "phoneNumber", default, deserialize_with = "tri")]
+    pub phone_number: Option<Option<String>>,
+    #[serde(default, deserialize_with = "tri")]
+    pub vrp: Option<Option<String>>,
+    #[serde(rename = "customerLicenses", default, deserialize_with = "non_null")]
+    pub customer_licenses: Option<Vec<String>>,
+}
+
+/// `{"id": <internal id>}`, the answer of resource-account create and modify.
+#[derive(Debug, Serialize)]
+pub struct InternalId {
+    pub id: i64,
+}
