@@ -1053,6 +1053,7 @@ async fn a_created_resource_account_is_found_by_upn_before_its_next_write() {
 /// document independently (no shared serde types), so these tests catch a misreading.
 mod against_sim {
     use super::*;
+    use teamsync::model::AccountType;
     use teamsync::sim::fusion::{start, FusionSim, RunningSim, SimOptions};
 
     const SIM_TOKEN: &str = "sim-token-1";
@@ -1414,5 +1415,167 @@ mod against_sim {
             "some requests were throttled and retried: {}",
             snap.requests
         );
+    }
+
+    async fn sample_sim() -> RunningSim {
+        let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/tenant.json");
+        let s = FusionSim::open(None, Some(&seed), sim_opts()).expect("samples/tenant.json loads");
+        start(s).await.expect("sim starts")
+    }
+
+    /// Every seed user and resource account, read back through the connector, matches the
+    /// seed file as read independently here with plain JSON.
+    #[tokio::test]
+    async fn snapshot_of_the_sample_tenant_matches_the_seed() {
+        let seed: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/tenant.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let s = sample_sim().await;
+        let c = connect(&s, 999);
+        assert!(c.check().await.unwrap().ok);
+        let snap = c.snapshot(&[], true).await.unwrap();
+        let users = seed["users"].as_array().unwrap();
+        let ras = seed["resourceAccounts"].as_array().unwrap();
+        assert_eq!(snap.users.len(), users.len() + ras.len());
+        assert_eq!(snap.requests, 1 + 4 + users.len() as u64);
+        for su in users {
+            let m = &su["msTeams"];
+            let id = m["id"].as_str().unwrap();
+            let got = snap
+                .users
+                .iter()
+                .find(|u| u.id == id)
+                .unwrap_or_else(|| panic!("{id} missing"));
+            assert_eq!(
+                got.upn.as_str(),
+                m["userPrincipalName"].as_str().unwrap().to_lowercase()
+            );
+            assert_eq!(got.display_name, m["displayName"].as_str().unwrap());
+            assert_eq!(
+                got.country.as_ref().map(|c| c.as_str()),
+                m["location"].as_str()
+            );
+            assert_eq!(got.account_type, None);
+            let mut want: Vec<&str> = m["licenses"]
+                .as_array()
+                .map(|l| l.iter().map(|x| x["skuId"].as_str().unwrap()).collect())
+                .unwrap_or_default();
+            let mut have: Vec<&str> = got.licenses.iter().map(String::as_str).collect();
+            want.sort();
+            have.sort();
+            assert_eq!(have, want, "{id} licenses");
+            assert_eq!(
+                got.number.as_ref().map(|n| n.to_string()).as_deref(),
+                su["draas"]["phoneNumber"].as_str(),
+                "{id}"
+            );
+            let want_cl: Vec<&str> = su["draas"]["customerLicenses"]
+                .as_array()
+                .map(|l| l.iter().map(|x| x.as_str().unwrap()).collect())
+                .unwrap_or_default();
+            assert_eq!(got.customer_licenses, want_cl, "{id}");
+            let d = got.details.as_ref().expect("all_details");
+            let mut want_g: Vec<&str> = m["groups"]
+                .as_array()
+                .map(|l| l.iter().map(|x| x["id"].as_str().unwrap()).collect())
+                .unwrap_or_default();
+            let mut have_g: Vec<&str> = d.groups.iter().map(String::as_str).collect();
+            want_g.sort();
+            have_g.sort();
+            assert_eq!(have_g, want_g, "{id} groups");
+            assert_eq!(d.vrp.as_deref(), m["vrp"].as_str(), "{id} vrp");
+        }
+        for ra in ras {
+            let id = ra["msTeams"]["id"].as_str().unwrap();
+            let got = snap.users.iter().find(|u| u.id == id).unwrap();
+            let want: AccountType =
+                serde_json::from_value(ra["msTeams"]["accountType"].clone()).unwrap();
+            assert_eq!(got.account_type, Some(want));
+            assert_eq!(
+                got.number.as_ref().map(|n| n.to_string()).as_deref(),
+                ra["msTeams"]["phoneNumber"].as_str()
+            );
+        }
+        assert_eq!(
+            snap.catalogs.groups.len(),
+            seed["groups"].as_array().unwrap().len()
+        );
+        assert_eq!(
+            snap.catalogs.licenses.len(),
+            seed["licenses"].as_array().unwrap().len()
+        );
+        assert_eq!(
+            snap.catalogs.vrps.len(),
+            seed["vrps"].as_array().unwrap().len()
+        );
+    }
+
+    #[tokio::test]
+    async fn resource_account_create_modify_delete_round_trip() {
+        let s = sample_sim().await;
+        let c = connect(&s, 999);
+        let upn_s = "aa.test@contoso.onmicrosoft.com";
+        let mut u = plan(
+            None,
+            vec![
+                Operation::Create {
+                    display_name: "Test Attendant".into(),
+                    country: Country::parse("BE").unwrap(),
+                    customer_licenses: vec![],
+                },
+                Operation::SetNumber {
+                    number: Some(E164::parse_canonical("+3225405209").unwrap()),
+                },
+                Operation::SetVrp {
+                    vrp: Some("BE-National".into()),
+                },
+                Operation::SetProperties {
+                    display_name: Some("Renamed Attendant".into()),
+                    country: None,
+                },
+                Operation::Delete,
+            ],
+        );
+        u.upn = upn(upn_s);
+        u.desired = UserSpec::new(u.upn.clone());
+        u.desired.account_type = Some(AccountType::AutoAttendant);
+        let steps = c.steps(&u);
+        assert_eq!(
+            steps.iter().map(|s| s.ops.clone()).collect::<Vec<_>>(),
+            vec![vec![0, 1], vec![2, 3], vec![4]]
+        );
+        let mut id = None;
+        c.send(&u, &mut id, &steps[0]).await.unwrap();
+        assert_eq!(id.as_deref(), Some("upn:aa.test@contoso.onmicrosoft.com"));
+        let created = c
+            .read_user(id.as_deref().unwrap())
+            .await
+            .unwrap()
+            .expect("listed");
+        assert_eq!(created.account_type, Some(AccountType::AutoAttendant));
+        assert_eq!(created.number.as_ref().unwrap().to_string(), "+3225405209");
+        c.send(&u, &mut id, &steps[1]).await.unwrap();
+        let real = id.clone().unwrap();
+        assert_eq!(
+            real, created.id,
+            "the pending id was resolved to the object id"
+        );
+        let got = c.read_user(&real).await.unwrap().unwrap();
+        assert_eq!(got.display_name, "Renamed Attendant");
+        // The snapshot lists it as a resource account, not as a user.
+        let snap = c.snapshot(&[], false).await.unwrap();
+        let listed: Vec<_> = snap
+            .users
+            .iter()
+            .filter(|x| x.upn.as_str() == upn_s)
+            .collect();
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].account_type.is_some());
+        c.send(&u, &mut id, &steps[2]).await.unwrap();
+        assert_eq!(c.read_user(&real).await.unwrap(), None);
     }
 }
