@@ -783,6 +783,143 @@ mod tests {
         );
     }
 
+    fn fixture(name: &str) -> Value {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/fusion")
+            .join(format!("{name}.json"));
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+    }
+
+    /// The bodies we send equal the document's own examples given the same values
+    /// (tests/fixtures/fusion, shared with the simulator's contract tests).
+    #[test]
+    fn request_bodies_match_the_documents_examples() {
+        let e54 = "e54f3c3f-d705-451d-96ff-7fbe7ff15e1e".to_string();
+        let g917 = "917ad8c5-8ca6-480b-9a81-045846ba0892".to_string();
+        let e1 = "18181a46-0d4e-45cd-891e-60aabd171b4e".to_string();
+        let n = || Some(E164::parse_canonical("+31302861233").unwrap());
+        let one = |o: Operation, suffix: &str| {
+            let u = user(vec![op(o)]);
+            let c = build(&u, Some("u-1"), &group(&u, Target::User)[0], Target::User).unwrap();
+            assert_eq!(c.path.last().unwrap(), suffix);
+            c.body.unwrap()
+        };
+        assert_eq!(
+            one(
+                Operation::SetGroups {
+                    group_ids: vec![e54.clone(), g917.clone()]
+                },
+                "groups"
+            ),
+            fixture("user_groups_request")
+        );
+        assert_eq!(
+            one(
+                Operation::SetLicenses {
+                    sku_ids: vec![e1.clone()]
+                },
+                "licenses"
+            ),
+            fixture("user_licenses_request")
+        );
+        assert_eq!(
+            one(Operation::SetNumber { number: n() }, "phone_number"),
+            fixture("user_phone_number_request")
+        );
+        assert_eq!(
+            one(
+                Operation::SetVrp {
+                    vrp: Some("World-DRaaS".into())
+                },
+                "vrp"
+            ),
+            fixture("user_vrp_request")
+        );
+        assert_eq!(
+            one(
+                Operation::SetProperties {
+                    display_name: Some("John Doe".into()),
+                    country: Some(Country::parse("BE").unwrap())
+                },
+                "properties"
+            ),
+            fixture("user_properties_request_3")
+        );
+        let u = user(vec![
+            op(Operation::SetProperties {
+                display_name: Some("John Doe".into()),
+                country: Some(Country::parse("NL").unwrap()),
+            }),
+            op(Operation::SetLicenses { sku_ids: vec![e1] }),
+            op(Operation::SetNumber { number: n() }),
+            op(Operation::SetVrp {
+                vrp: Some("World-DRaaS".into()),
+            }),
+            op(Operation::SetGroups {
+                group_ids: vec![e54, g917],
+            }),
+            op(Operation::SetCustomerLicenses {
+                skus: vec!["test-sku".into()],
+            }),
+        ]);
+        let c = build(&u, Some("u-1"), &group(&u, Target::User)[0], Target::User).unwrap();
+        assert_eq!(c.body.unwrap(), fixture("user_update_request"));
+        // Create: our UPNs are lowercase, so the example's "ThomasA" is sent as "thomasa".
+        let mut u = user(vec![op(Operation::Create {
+            display_name: "Thomas Anderson".into(),
+            country: Country::parse("NL").unwrap(),
+            customer_licenses: vec!["test-sku".into()],
+        })]);
+        u.upn = Upn::parse("ThomasA@netaxissolutions.onmicrosoft.com").unwrap();
+        let c = build(&u, None, &group(&u, Target::User)[0], Target::User).unwrap();
+        let mut want = fixture("user_create_request");
+        want["username"] = json!("thomasa");
+        assert_eq!(c.body.unwrap(), want);
+        let mut u = ra_user(vec![
+            op(Operation::Create {
+                display_name: "My First Call Queue".into(),
+                country: Country::parse("BE").unwrap(),
+                customer_licenses: vec![],
+            }),
+            op(Operation::SetNumber {
+                number: Some(E164::parse_canonical("+3225405239").unwrap()),
+            }),
+        ]);
+        u.upn = Upn::parse("my_call_queue@netaxisdev.onmicrosoft.com").unwrap();
+        let c = build(
+            &u,
+            None,
+            &group(&u, Target::ResourceAccount)[0],
+            Target::ResourceAccount,
+        )
+        .unwrap();
+        assert_eq!(c.body.unwrap(), fixture("resource_account_create_request"));
+        // Modify: every key we send is one of the example's, with the same meaning
+        // (accountType is never changed by a plan).
+        let u = ra_user(vec![
+            op(Operation::SetProperties {
+                display_name: Some("A Modified Call Queue".into()),
+                country: Some(Country::parse("NL").unwrap()),
+            }),
+            op(Operation::SetNumber {
+                number: Some(E164::parse_canonical("+31302004498").unwrap()),
+            }),
+            op(Operation::SetVrp {
+                vrp: Some("World-DRaaS".into()),
+            }),
+        ]);
+        let c = build(
+            &u,
+            Some("r1"),
+            &group(&u, Target::ResourceAccount)[0],
+            Target::ResourceAccount,
+        )
+        .unwrap();
+        let mut want = fixture("resource_account_modify_request");
+        want.as_object_mut().unwrap().remove("accountType");
+        assert_eq!(c.body.unwrap(), want);
+    }
+
     #[test]
     fn build_refuses_bad_steps_clearly() {
         let u = user(vec![op(lic()), op(vrp())]);

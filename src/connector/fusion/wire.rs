@@ -427,6 +427,35 @@ mod tests {
         );
     }
 
+    /// Every answer example of the document (tests/fixtures/fusion) parses into our types.
+    #[test]
+    fn the_documents_answer_fixtures_parse() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fusion");
+        let read = |n: &str| std::fs::read_to_string(dir.join(format!("{n}.json"))).unwrap();
+        let page: UsersPage = serde_json::from_str(&read("users_list")).unwrap();
+        assert!(page.next.is_some());
+        for u in &page.users {
+            serde_json::from_value::<WireUser>(u.clone()).unwrap();
+        }
+        let u: WireUser = serde_json::from_str(&read("user_single")).unwrap();
+        assert!(u.ms_teams.groups.is_some() && u.ms_teams.vrp.is_some());
+        let g: GroupsAnswer = serde_json::from_str(&read("groups")).unwrap();
+        assert!(g.groups.iter().any(|g| g.orphan));
+        let l: LicensesAnswer = serde_json::from_str(&read("licenses")).unwrap();
+        assert!(!l.licenses.is_empty());
+        let v: VrpsAnswer = serde_json::from_str(&read("vrps")).unwrap();
+        assert_eq!(v.into_items().len(), 5);
+        let st: StatusAnswer = serde_json::from_str(&read("status")).unwrap();
+        assert_eq!(st.status, "onboarded");
+        let c: CreateUserAnswer = serde_json::from_str(&read("user_create_response")).unwrap();
+        assert!(!c.ms_teams_id.is_empty());
+        let ra: ResourceAccountsAnswer =
+            serde_json::from_str(&read("resource_accounts_list")).unwrap();
+        for r in &ra.resource_accounts {
+            serde_json::from_value::<WireResourceAccount>(r.clone()).unwrap();
+        }
+    }
+
     #[test]
     fn error_body_code_may_be_number_or_string() {
         let e: ErrorBody = serde_json::from_str(
