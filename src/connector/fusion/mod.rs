@@ -601,6 +601,31 @@ mod tests {
     }
 
     #[test]
+    fn ca_file_is_loaded_or_refused_clearly() {
+        let mut s = FusionSettings::new("https://f.example.net", "prod", "u", 1, TokenSource::None);
+        s.ca_file = Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/ca/isrg-root-x1.pem"),
+        );
+        assert!(FusionConnector::new(s.clone(), Arc::new(Gate::unlimited())).is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        s.ca_file = Some(empty);
+        let e = FusionConnector::new(s.clone(), Arc::new(Gate::unlimited())).unwrap_err();
+        assert!(
+            matches!(&e, ConnectorError::Config(m) if m.contains("empty.pem")),
+            "{e}"
+        );
+        s.ca_file = Some(dir.path().join("missing.pem"));
+        let e = FusionConnector::new(s, Arc::new(Gate::unlimited())).unwrap_err();
+        assert!(
+            matches!(&e, ConnectorError::Config(m) if m.contains("missing.pem")),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn capabilities_are_fusions() {
         let s = FusionSettings::new("https://f.example.net", "prod", "u", 1, TokenSource::None);
         let c = FusionConnector::new(s, Arc::new(Gate::unlimited())).unwrap();
