@@ -511,6 +511,32 @@ async fn static_token_401_and_403_abort_at_once_without_leaking_the_token() {
 }
 
 #[tokio::test]
+async fn token_env_is_read_on_first_use_and_a_missing_one_sends_nothing() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(p("status")))
+        .and(header("authorization", "Bearer from-env-77"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": "onboarded"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let var = "TEAMSYNC_TEST_FUSION_TOKEN_E2E";
+    let mut s = settings(&server.uri());
+    s.token = TokenSource::Env(var.into());
+    let (c, _) = connector(s.clone());
+    std::env::set_var(var, " from-env-77\n");
+    assert!(c.check().await.unwrap().ok);
+    s.token = TokenSource::Env("TEAMSYNC_TEST_UNSET_VAR_E2E".into());
+    let (c, _) = connector(s);
+    let e = c.check().await.unwrap_err();
+    assert!(
+        matches!(&e, ConnectorError::Config(m) if m.contains("TEAMSYNC_TEST_UNSET_VAR_E2E")),
+        "{e:?}"
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn paging_follows_next_tokens_with_the_same_page_size() {
     let server = MockServer::start().await;
     let mut s = settings(&server.uri());
