@@ -41,9 +41,9 @@
 //!   the account up the same way.
 
 mod client;
-pub mod mapping;
-pub mod steps;
-pub mod wire;
+mod mapping;
+mod steps;
+mod wire;
 
 use crate::config::TenantConfig;
 use crate::connector::retry::RetryPolicy;

@@ -87,8 +87,6 @@ pub struct DraasUser {
     pub customer_licenses: Option<Vec<String>>,
     #[serde(default)]
     pub phone_number: Option<String>,
-    #[serde(default)]
-    pub status: Option<String>,
 }
 
 /// `GET …/msteams/groups`.
