@@ -31,8 +31,9 @@
 //! - they have no single GET: their details (VRP) exist only if the list reports `vrp`,
 //!   which the document's object lacks, so usually `None`;
 //! - a plan targets a resource account when its desired row has `accountType`, or its id
-//!   or UPN was listed as one by this connector (so `steps`/`send` need a snapshot first
-//!   for rows without `accountType`);
+//!   or UPN was listed as one by this connector; `send` lists the resource accounts once
+//!   itself when no snapshot did (so an account's update never goes to a users endpoint),
+//!   and `steps` groups the same way for both collections except for a create;
 //! - `POST resource_accounts` answers Fusion's internal integer id, not the object id the
 //!   PUT and DELETE take, and creation is asynchronous. So a create sets the user id to
 //!   `upn:<upn>` (a pending id) and the next write to that account first looks its object
@@ -140,6 +141,8 @@ pub struct FusionConnector {
     client: Client,
     page_size: u32,
     ras: std::sync::Mutex<RaIndex>,
+    /// Whether `ras` holds a listing yet.
+    ras_listed: std::sync::atomic::AtomicBool,
 }
 
 /// Ids and UPNs this connector has seen listed as resource accounts.
@@ -170,6 +173,7 @@ impl FusionConnector {
             client,
             page_size: settings.page_size,
             ras: Default::default(),
+            ras_listed: Default::default(),
         })
     }
 
@@ -286,6 +290,7 @@ impl FusionConnector {
             idx.ids.insert(ra.id.clone());
             idx.upns.insert(ra.upn.clone());
         }
+        self.ras_listed.store(true, Ordering::Release);
         Ok(ras)
     }
 
@@ -477,6 +482,9 @@ impl Connector for FusionConnector {
         user_id: &mut Option<String>,
         step: &Step,
     ) -> Result<(), ConnectorError> {
+        if !self.ras_listed.load(Ordering::Acquire) {
+            self.list_resource_accounts(&AtomicU64::new(0)).await?;
+        }
         let target = self.target(user, user_id.as_deref());
         let is_create = step.ops.iter().any(|&i| {
             matches!(
