@@ -21,7 +21,10 @@
 //!   is a case-insensitive displayName prefix), then falls back to the full list, since
 //!   an existing account may carry another name; the match is by UPN, case-insensitively.
 //!
-//! Reads retry on their own with the tenant's [`RetryPolicy`]; `send` makes one attempt.
+//! Reads retry on their own with the tenant's [`RetryPolicy`]; `send` makes one attempt
+//! of one request, with two exceptions for resource accounts (below): the first write of a
+//! connector that made no snapshot lists them once first, and the first write to an
+//! account it just created looks up its object id.
 //!
 //! Resource accounts (call queues, auto attendants) live in their own collection:
 //! - the snapshot also reads `GET resource_accounts` (one request, the document pages it
@@ -37,7 +40,7 @@
 //! - `POST resource_accounts` answers Fusion's internal integer id, not the object id the
 //!   PUT and DELETE take, and creation is asynchronous. So a create sets the user id to
 //!   `upn:<upn>` (a pending id) and the next write to that account first looks its object
-//!   id up in the list — the one case where `send` makes two requests; not listed yet is
+//!   id up in the list (a second request); not listed yet is
 //!   a 404, which the executor treats as "not replicated yet". `read_user("upn:…")` looks
 //!   the account up the same way.
 
