@@ -640,6 +640,33 @@ async fn paging_follows_next_tokens_with_the_same_page_size() {
 }
 
 #[tokio::test]
+async fn a_refused_large_page_size_falls_back_to_100_once_and_for_all() {
+    let (server, c, _) = setup().await;
+    mount_catalogs(&server).await;
+    Mock::given(method("GET"))
+        .and(path(p("users")))
+        .and(query_param("page_size", "999"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({"error": {"code": 1001, "reason": "page_size must be at most 100"}}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(p("users")))
+        .and(query_param("page_size", "100"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"users": [user_json("1", "a@contoso.com", "A")]})),
+        )
+        .expect(2)
+        .mount(&server)
+        .await;
+    assert_eq!(c.snapshot(&[], false).await.unwrap().users.len(), 1);
+    assert_eq!(c.snapshot(&[], false).await.unwrap().users.len(), 1);
+}
+
+#[tokio::test]
 async fn a_repeated_next_token_stops_instead_of_looping() {
     let (server, c, _) = setup().await;
     Mock::given(method("GET"))

@@ -8,7 +8,10 @@
 //! - `snapshot` pages through `GET users` with [`DEFAULT_PAGE_SIZE`] (the document gives
 //!   no maximum and a default of 10; 999 is the maximum of the Microsoft Graph users list
 //!   it fronts), sending the same `page_size` (and `search`) with every `next` token as
-//!   the document requires; then `GET groups`, `licenses` and `vrps` concurrently; then
+//!   the document requires. A server that refuses the first page with a 400 gets one more
+//!   try with [`FALLBACK_PAGE_SIZE`], kept for the connector's life (a stricter cap than
+//!   Graph's would otherwise fail every snapshot). Then `GET groups`, `licenses` and
+//!   `vrps` concurrently; then
 //!   `GET user/{id}` for each user needing details, concurrently (the gate paces them).
 //! - Details always come from the single-user GET, never from the list's `group` filter:
 //!   a user's details are groups *and* VRP, and the VRP is only in the single GET, so a
@@ -71,6 +74,8 @@ pub const PENDING_RA_PREFIX: &str = "upn:";
 
 /// Users per list page; see the module doc for why 999.
 pub const DEFAULT_PAGE_SIZE: u32 = 999;
+/// The page size fallen back to when a server refuses a larger one with a 400.
+pub const FALLBACK_PAGE_SIZE: u32 = 100;
 /// Detail GETs in flight during a snapshot; the gate, not this, sets the pace.
 const DETAIL_CONCURRENCY: usize = 16;
 
@@ -142,7 +147,7 @@ impl FusionSettings {
 /// The Fusion connector; cheap to share behind an `Arc`.
 pub struct FusionConnector {
     client: Client,
-    page_size: u32,
+    page_size: std::sync::atomic::AtomicU32,
     ras: std::sync::Mutex<RaIndex>,
     /// Whether `ras` holds a listing yet.
     ras_listed: std::sync::atomic::AtomicBool,
@@ -174,7 +179,7 @@ impl FusionConnector {
         let client = Client::new(&settings, gate)?;
         Ok(FusionConnector {
             client,
-            page_size: settings.page_size,
+            page_size: settings.page_size.into(),
             ras: Default::default(),
             ras_listed: Default::default(),
         })
@@ -221,16 +226,33 @@ impl FusionConnector {
         let mut seen_ids = HashSet::new();
         let mut seen_tokens = HashSet::new();
         let mut next: Option<String> = None;
+        // Fixed for the whole listing: `next` tokens are bound to it.
+        let mut page_size = self.page_size.load(Ordering::Relaxed);
         loop {
             let mut r = Request::get(&["users"]);
-            r.query.push(("page_size", self.page_size.to_string()));
+            r.query.push(("page_size", page_size.to_string()));
             if let Some(s) = search {
                 r.query.push(("search", s.to_string()));
             }
             if let Some(n) = &next {
                 r.query.push(("next", n.clone()));
             }
-            let page: wire::UsersPage = self.client.read(&r, counter).await?;
+            let page: wire::UsersPage = match self.client.read(&r, counter).await {
+                Ok(p) => p,
+                Err(ConnectorError::Rejected {
+                    status: 400,
+                    reason,
+                    ..
+                }) if next.is_none() && page_size > FALLBACK_PAGE_SIZE => {
+                    tracing::warn!(
+                        "GET users refused page_size={page_size} ({reason}); using {FALLBACK_PAGE_SIZE}"
+                    );
+                    page_size = FALLBACK_PAGE_SIZE;
+                    self.page_size.store(page_size, Ordering::Relaxed);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             for u in mapping::users_from_page(&page) {
                 if seen_ids.insert(u.id.clone()) {
                     out.push(u);
