@@ -410,6 +410,21 @@ async fn read_user_404_is_none() {
         .mount(&server)
         .await;
     assert_eq!(c.read_user("gone").await.unwrap(), None);
+    Mock::given(method("GET"))
+        .and(path(p("user/guest")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(user_json(
+            "guest",
+            "john_fabrikam.com#EXT#@contoso.onmicrosoft.com",
+            "John (guest)",
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let e = c.read_user("guest").await.unwrap_err();
+    assert!(
+        matches!(e, ConnectorError::Unsupported(_)),
+        "not retried: {e:?}"
+    );
 }
 
 #[tokio::test]

@@ -346,13 +346,10 @@ impl FusionConnector {
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
+        // A UPN our model refuses (a guest's `#EXT#`, say) will not parse on a retry either.
         mapping::user_from_wire(&w, true)
             .map(Some)
-            .map_err(|m| ConnectorError::Retryable {
-                status: None,
-                retry_after: None,
-                message: format!("GET user/{id}: {m}"),
-            })
+            .map_err(|m| ConnectorError::Unsupported(format!("GET user/{id}: {m}")))
     }
 }
 
