@@ -156,7 +156,8 @@ fn write_html_report(history: &History, bulk_id: i64, path: &Path) -> Result<(),
         .iter()
         .map(super::jobs::report_item)
         .collect();
-    let html = crate::report::html_report(&super::jobs::report_job(&job), &items).map_err(|e| fail(e.to_string()))?;
+    let html = crate::report::html_report(&super::jobs::report_job(&job), &items)
+        .map_err(|e| fail(e.to_string()))?;
     std::fs::write(path, html).map_err(|e| fail(e.to_string()))
 }
 
