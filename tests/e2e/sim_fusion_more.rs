@@ -1022,3 +1022,43 @@ async fn seeds_with_bad_templates_or_filters_are_refused() {
         assert!(err.to_string().contains(want), "case {i}: {err}");
     }
 }
+
+#[tokio::test]
+async fn voice_check_and_unknown_query_parameters() {
+    let s = sim().await;
+    let (alice, lucas) = (s.user_id(ALICE).await, s.user_id(LUCAS).await);
+    let a = s.get(&format!("/users/{lucas}/check")).await;
+    assert_eq!(a.body, json!({"voiceEnabled": false}));
+    let a = s.get(&format!("/users/{alice}/check")).await;
+    assert_eq!(a.body, json!({"voiceEnabled": true}));
+    let a = s.get("/users/nobody/check").await;
+    assert_eq!((a.status.as_u16(), a.code()), (404, 2002));
+
+    let q = "?refresh=true";
+    for a in [
+        s.get(&format!("/users/{alice}/check{q}")).await,
+        s.get(&format!("/user/{alice}{q}")).await,
+        s.get(&format!("/admins{q}")).await,
+        s.post(&format!("/admins{q}"), &fixture("admins_post_request"))
+            .await,
+        s.send(Method::DELETE, &format!("/admins{q}"), None).await,
+        s.get(&format!("/groups{q}")).await,
+        s.post(&format!("/groups{q}"), &json!({"groups": []})).await,
+        s.post(&format!("/sync{q}"), &fixture("sync_request")).await,
+        s.get_url(s.subscription_url(&format!("/users/{alice}/sip_address{q}")))
+            .await,
+        s.put(&format!("/users/{alice}/templates/1{q}"), &json!({}))
+            .await,
+        s.put(&format!("/users/bulk{q}"), &fixture("users_bulk_request"))
+            .await,
+        s.get(&format!("/users/bulk/1{q}")).await,
+    ] {
+        assert_eq!((a.status.as_u16(), a.code()), (400, 1001), "{}", a.body);
+    }
+    // Nothing was written by the refused requests.
+    let st = s.state().await;
+    assert!(
+        st.get("admin").is_none() && st.get("bulkJobs").is_none(),
+        "{st}"
+    );
+}

@@ -100,6 +100,7 @@ pub async fn post_admin(
     State(sh): State<Arc<Shared>>,
     req: Request,
 ) -> Result<Json<InternalId>, ApiError> {
+    query_params(req.uri().query(), &[])?;
     // The generic body rejection quotes serde's message, which may quote the password.
     let Body(b) = Body::<PostAdmin>::from_request(req, &sh)
         .await

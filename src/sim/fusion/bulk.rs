@@ -262,8 +262,10 @@ fn run_item(sh: &Shared, raw: &serde_json::Value) -> Result<(), ApiError> {
 /// `PUT users/bulk`.
 pub async fn put(
     State(sh): State<Arc<Shared>>,
+    uri: Uri,
     Body(b): Body<PutBulk>,
 ) -> Result<Response, ApiError> {
+    query_params(uri.query(), &[])?;
     let title = b.name.trim().to_string();
     if title.is_empty() || title.chars().count() > 256 {
         return Err(ApiError::bad(

@@ -66,8 +66,10 @@ pub async fn list(State(sh): State<Arc<Shared>>, uri: Uri) -> Result<Json<Groups
 /// `POST groups`: 204; the posted list becomes the whole filter.
 pub async fn post(
     State(sh): State<Arc<Shared>>,
+    uri: Uri,
     Body(b): Body<PostGroupFilter>,
 ) -> Result<StatusCode, ApiError> {
+    query_params(uri.query(), &[])?;
     let mut filter: Vec<GroupRef> = Vec::new();
     for (i, g) in b.groups.into_iter().enumerate() {
         let id = g.id.trim();

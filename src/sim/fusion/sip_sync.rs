@@ -14,10 +14,11 @@
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::Uri;
 use axum::Json;
 
 use super::error::{ApiError, Code};
-use super::extract::Body;
+use super::extract::{query_params, Body};
 use super::users::UserId;
 use super::wire::{PostSync, SipAddress, SyncAnswer, SyncUser};
 use super::{now_ms, Shared};
@@ -29,7 +30,9 @@ pub const SYNCING: &str = "syncing";
 pub async fn sip_address(
     State(sh): State<Arc<Shared>>,
     UserId(id): UserId,
+    uri: Uri,
 ) -> Result<Json<SipAddress>, ApiError> {
+    query_params(uri.query(), &[])?;
     let now = now_ms();
     let upn = sh.read(|t| t.visible_user(&id, now).map(|u| u.upn.to_lowercase()))?;
     Ok(Json(SipAddress {
@@ -40,8 +43,10 @@ pub async fn sip_address(
 /// `POST sync`.
 pub async fn sync(
     State(sh): State<Arc<Shared>>,
+    uri: Uri,
     Body(b): Body<PostSync>,
 ) -> Result<Json<SyncAnswer>, ApiError> {
+    query_params(uri.query(), &[])?;
     let now = now_ms();
     let ids: Vec<String> = match b.kind.as_str() {
         "normal" => sh.read(|t| {

@@ -27,7 +27,7 @@ use axum::http::request::Parts;
 use axum::Json;
 
 use super::error::{ApiError, Code};
-use super::extract::{int_path_param, Body};
+use super::extract::{int_path_param, query_params, Body};
 use super::state::{check_country, Tenant, User};
 use super::users::{update_user, UserId};
 use super::wire::{ApplyTemplate, TemplateApplied, TemplateObj, TemplateSnapshot};
@@ -148,6 +148,7 @@ pub async fn apply_to_user(
     TemplateId(tid): TemplateId,
     req: Request,
 ) -> Result<Json<TemplateApplied>, ApiError> {
+    query_params(req.uri().query(), &[])?;
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, BODY_LIMIT)
         .await

@@ -252,7 +252,9 @@ pub async fn list(State(sh): State<Arc<Shared>>, uri: Uri) -> Result<Json<UsersP
 pub async fn get_one(
     State(sh): State<Arc<Shared>>,
     UserId(id): UserId,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
+    query_params(uri.query(), &[])?;
     let now = now_ms();
     let body = sh.read(|t| t.visible_user(&id, now).map(|u| t.single_user(u)))?;
     Ok(Json(body).into_response())
@@ -262,7 +264,9 @@ pub async fn get_one(
 pub async fn check(
     State(sh): State<Arc<Shared>>,
     UserId(id): UserId,
+    uri: Uri,
 ) -> Result<Json<Check>, ApiError> {
+    query_params(uri.query(), &[])?;
     let now = now_ms();
     let voice = sh.read(|t| {
         t.visible_user(&id, now)
