@@ -650,7 +650,9 @@ async fn bulk_items_resolve_names_and_follow_fusions_rules() {
              "template": "FR-Basic"},
             // 10: null clears everything.
             {"upn": ALICE, "displayName": "Alice Martin", "number": null, "groups": null,
-             "licenses": null, "vrp": null, "customerLicenses": null}
+             "licenses": null, "vrp": null, "customerLicenses": null},
+            // 11: a new user starts from the default template, the item's country first.
+            {"upn": "new.three@contoso.com", "displayName": "New Three", "country": "FR"}
         ]),
     )
     .await;
@@ -670,7 +672,7 @@ async fn bulk_items_resolve_names_and_follow_fusions_rules() {
     assert_eq!(a.body["details"][5]["upn"], LUCAS);
     assert_eq!(item_error(&a, 6).0, 1000);
     assert_eq!(a.body["details"][6]["upn"], "");
-    for i in 7..=10 {
+    for i in 7..=11 {
         assert_eq!(a.body["details"][i]["details"], json!({}), "item {i}");
     }
     assert_eq!(a.body["errors"].as_array().unwrap().len(), 7);
@@ -688,6 +690,10 @@ async fn bulk_items_resolve_names_and_follow_fusions_rules() {
     let two = s.single("new.two@contoso.com").await;
     assert_eq!(two["msTeams"]["location"], "FR");
     assert_eq!(names(&two, "groups"), vec!["Support"]);
+    let three = s.single("new.three@contoso.com").await;
+    assert_eq!(three["msTeams"]["location"], "FR");
+    assert_eq!(names(&three, "groups"), vec!["All Company"]);
+    assert!(three["msTeams"]["vrp"].is_null());
     let alice = s.single(ALICE).await;
     assert!(alice.get("draas").is_none());
     assert_eq!(alice["msTeams"]["groups"], json!([]));

@@ -192,7 +192,7 @@ fn target_user(
     change: &mut super::state::Change,
     upn: &str,
     display_name: &str,
-    has_country: bool,
+    country: Option<&str>,
     delay_ms: u64,
 ) -> Result<User, ApiError> {
     if let Some(id) = t.upn_index.get(&upn.to_lowercase()) {
@@ -221,14 +221,16 @@ fn target_user(
         change,
         format!("{local}@{domain}"),
         display_name.to_string(),
-        None,
+        country.map(str::to_string),
         Vec::new(),
         delay_ms,
     );
+    // Add mode: the default template fills in only what the item leaves open (its licenses
+    // can then use the item's country).
     if let Some(d) = t.template(DEFAULT_TEMPLATE_ID) {
         templates::apply(t, &mut u, d, false)?;
     }
-    if u.location.is_none() && !has_country {
+    if u.location.is_none() {
         return Err(ApiError::bad(
             Code::BadValue,
             format!("{upn} does not exist and creating it needs a country"),
@@ -250,7 +252,7 @@ fn run_item(sh: &Shared, raw: &serde_json::Value) -> Result<(), ApiError> {
             change,
             &upn,
             &display_name,
-            upd.location.is_some(),
+            upd.location.as_deref(),
             delay,
         )?;
         apply_update(t, change, &mut u, &upd)?;

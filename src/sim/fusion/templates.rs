@@ -171,3 +171,72 @@ pub async fn apply_to_user(
     })?;
     Ok(Json(answer))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::fusion::wire::TenantDoc;
+
+    fn tenant() -> Tenant {
+        let doc: TenantDoc = serde_json::from_value(serde_json::json!({
+            "draas_instance": "d", "tenant_uuid": "t", "subscription_id": 1, "msTenantId": "m",
+            "domains": ["x.com"],
+            "groups": [{"displayName": "A", "id": "ga"}, {"displayName": "B", "id": "gb"}],
+            "licenses": [
+                {"skuDescription": "Phone", "skuId": "s1", "skuPartNumber": "MCOEV", "total": 5},
+                {"skuDescription": "E1", "skuId": "s2", "skuPartNumber": "STANDARDPACK", "total": 5}],
+            "vrps": [{"description": "G", "identity": "G"}, {"description": "H", "identity": "H"}],
+            "users": [{"msTeams": {"id": "u1", "userPrincipalName": "u1@x.com", "displayName": "U",
+                "location": "BE", "groups": [{"displayName": "A", "id": "ga"}],
+                "licenses": [{"skuId": "s2", "skuPartNumber": "STANDARDPACK"}], "vrp": "G"}}],
+            "templates": [{"id": 0, "name": "T", "location": "NL", "vrp": "H",
+                           "groups": ["gb"], "licenses": ["s1"]},
+                          {"id": 1, "name": "Only groups", "groups": ["gb"]}]
+        }))
+        .unwrap();
+        Tenant::from_doc(doc).unwrap()
+    }
+
+    #[test]
+    fn override_replaces_and_add_only_fills_in() {
+        let t = tenant();
+        let tpl = t.template(0).unwrap();
+        let mut u = t.users["u1"].clone();
+        apply(&t, &mut u, tpl, true).unwrap();
+        assert_eq!(u.location.as_deref(), Some("NL"));
+        assert_eq!(u.vrp.as_deref(), Some("H"));
+        assert_eq!(u.groups, vec!["gb"]);
+        assert_eq!(u.licenses, vec!["s1"]);
+
+        let mut u = t.users["u1"].clone();
+        apply(&t, &mut u, tpl, false).unwrap();
+        assert_eq!(u.location.as_deref(), Some("BE"));
+        assert_eq!(u.vrp.as_deref(), Some("G"));
+        assert_eq!(u.groups, vec!["ga", "gb"]);
+        assert_eq!(u.licenses, vec!["s2", "s1"]);
+
+        // A template leaves what it does not name alone, in both modes.
+        let mut u = t.users["u1"].clone();
+        apply(&t, &mut u, t.template(1).unwrap(), true).unwrap();
+        assert_eq!(snapshot(&u).licenses, vec!["s2"]);
+        assert_eq!(u.vrp.as_deref(), Some("G"));
+        assert_eq!(u.groups, vec!["gb"]);
+    }
+
+    #[test]
+    fn seeded_templates_must_resolve() {
+        let t = tenant();
+        let bad = |f: fn(&mut TemplateObj)| {
+            let mut tpl = t.template(0).unwrap().clone();
+            f(&mut tpl);
+            t.check_template(&tpl)
+        };
+        assert!(bad(|_| {}).is_ok());
+        assert!(bad(|x| x.groups = Some(vec!["nope".into()])).is_err());
+        assert!(bad(|x| x.licenses = Some(vec!["nope".into()])).is_err());
+        assert!(bad(|x| x.vrp = Some("nope".into())).is_err());
+        assert!(bad(|x| x.location = Some("UK".into())).is_err());
+        assert!(bad(|x| x.name = " ".into()).is_err());
+        assert!(bad(|x| x.id = -1).is_err());
+    }
+}
