@@ -718,7 +718,7 @@ async fn a_number_cannot_be_linked_twice_or_come_from_outside_the_inventory() {
     assert_eq!(a.status, 204);
 }
 
-async fn free(s: &Sim, sku: &str) -> i64 {
+pub(crate) async fn free(s: &Sim, sku: &str) -> i64 {
     let a = s.get("/licenses").await;
     a.body["licenses"]
         .as_array()

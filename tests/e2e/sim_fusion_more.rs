@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 use teamsync::sim::fusion::SimOptions;
 
 use crate::sim_fusion::{
-    assert_shape, fixture, sample, sim, start_with, urlenc, Answer, Sim, ALICE, E1, LUCAS, MCOEV,
+    assert_shape, fixture, free, sample, sim, start_with, urlenc, Answer, Sim, ALICE, E1, LUCAS,
+    MCOEV,
 };
 
 const CHARLOTTE: &str = "charlotte.janssens@contoso.onmicrosoft.com";
@@ -19,6 +20,11 @@ const QUEUE: &str = "cq.brussels@contoso.onmicrosoft.com";
 
 fn sample_doc() -> Value {
     serde_json::from_str(&std::fs::read_to_string(sample()).unwrap()).unwrap()
+}
+
+/// Starts a simulator on the sample with `opts`.
+async fn sim_with(opts: SimOptions) -> Sim {
+    start_with(None, &sample(), opts).await
 }
 
 /// Starts a simulator on a seed derived from the sample by `edit`.
@@ -63,11 +69,11 @@ impl Sim {
         self.send(Method::DELETE, p, None).await
     }
 
-    /// A URL under `/api/v01/draas/…/subscriptions/{id}` (no msteams segment).
-    fn subscription_url(&self, p: &str) -> String {
+    /// `{base}{root}/{draas_instance}/tenants/{uuid}/subscriptions/{id}{rest}`.
+    fn tenant_url(&self, root: &str, rest: &str) -> String {
         let t = &self.run.tenant;
         format!(
-            "{}/api/v01/draas/{}/tenants/{}/subscriptions/{}{p}",
+            "{}{root}/{}/tenants/{}/subscriptions/{}{rest}",
             self.run.base_url(),
             t.draas_instance,
             t.tenant_uuid,
@@ -75,16 +81,14 @@ impl Sim {
         )
     }
 
+    /// A URL under `/api/v01/draas/…/subscriptions/{id}` (no msteams segment).
+    fn subscription_url(&self, p: &str) -> String {
+        self.tenant_url("/api/v01/draas", p)
+    }
+
     /// A URL as the document writes the bulk history: without `/api/v01/draas`.
     fn bare_url(&self, p: &str) -> String {
-        let t = &self.run.tenant;
-        format!(
-            "{}/{}/tenants/{}/subscriptions/{}/msteams{p}",
-            self.run.base_url(),
-            t.draas_instance,
-            t.tenant_uuid,
-            t.subscription_id
-        )
+        self.tenant_url("", &format!("/msteams{p}"))
     }
 
     async fn get_url(&self, url: String) -> Answer {
@@ -98,18 +102,6 @@ impl Sim {
         let a = self.get(&format!("/user/{id}")).await;
         assert_eq!(a.status, 200, "{}", a.body);
         a.body
-    }
-
-    async fn free(&self, part: &str) -> i64 {
-        let a = self.get("/licenses").await;
-        a.body["licenses"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["skuPartNumber"] == part)
-            .unwrap()["free"]
-            .as_i64()
-            .unwrap()
     }
 
     async fn group_id(&self, name: &str) -> String {
@@ -369,7 +361,7 @@ async fn contract_group_filter_narrows_the_users_list_and_marks_orphans() {
 async fn contract_template_apply_override_and_add() {
     let s = sim().await;
     let charlotte = s.user_id(CHARLOTTE).await;
-    let e1_free = s.free("STANDARDPACK").await;
+    let e1_free = free(&s, E1).await;
     // NL-Sales (id 2) overrides by default: location, vrp, groups and licenses replaced.
     let a = s
         .put(&format!("/users/{charlotte}/templates/2"), &json!({}))
@@ -384,7 +376,7 @@ async fn contract_template_apply_override_and_add() {
     assert_eq!(a.body["before"]["location"], "BE");
     assert_eq!(a.body["before"]["vrp"], "BE-National");
     assert_eq!(a.body["before"]["licenses"], json!([E1, MCOEV]));
-    assert_eq!(s.free("STANDARDPACK").await, e1_free + 1, "E1 released");
+    assert_eq!(free(&s, E1).await, e1_free + 1, "E1 released");
     let one = s.single(CHARLOTTE).await;
     assert_eq!(one["msTeams"]["location"], "NL");
     assert_eq!(names(&one, "groups"), vec!["NL Office", "Sales"]);
@@ -460,7 +452,7 @@ async fn a_template_that_cannot_be_applied_changes_nothing() {
         SimOptions::default(),
     )
     .await;
-    assert_eq!(s.free("MCOEV").await, 0);
+    assert_eq!(free(&s, MCOEV).await, 0);
     let hanne = s.user_id(HANNE).await;
     let before = s.single(HANNE).await;
     let a = s
@@ -834,15 +826,11 @@ async fn bulk_history_pages_searches_and_binds_its_tokens() {
 
 #[tokio::test]
 async fn new_endpoints_sit_behind_auth_rate_limit_and_the_request_log() {
-    let s = start_with(
-        None,
-        &sample(),
-        SimOptions {
-            token: Some("t0k".into()),
-            rate_limit: Some(50),
-            ..SimOptions::default()
-        },
-    )
+    let s = sim_with(SimOptions {
+        token: Some("t0k".into()),
+        rate_limit: Some(50),
+        ..SimOptions::default()
+    })
     .await;
     let alice = s.user_id(ALICE).await;
     let sip = s.subscription_url(&format!("/users/{alice}/sip_address"));
@@ -890,14 +878,10 @@ async fn new_endpoints_sit_behind_auth_rate_limit_and_the_request_log() {
 
 #[tokio::test]
 async fn faults_hit_the_new_endpoints_and_a_lost_bulk_answer_still_records_the_job() {
-    let s = start_with(
-        None,
-        &sample(),
-        SimOptions {
-            lost_answer_rate: 1.0,
-            ..SimOptions::default()
-        },
-    )
+    let s = sim_with(SimOptions {
+        lost_answer_rate: 1.0,
+        ..SimOptions::default()
+    })
     .await;
     let r = s
         .try_send(
