@@ -23,8 +23,9 @@
 //! - Answers: 200 all succeeded, 207 some, 400 none — all three in the document's bulk shape
 //!   (`details` for every item in order, `errors` for the failed ones, absent on full success,
 //!   `message` "Success" / "Some errors detected" / "No MS Teams user could be updated"). A
-//!   request that is not a bulk at all (bad JSON, no name, empty or over 10,000 items) is a
-//!   plain 400 in the API's error shape and records nothing.
+//!   request that is not a bulk at all (bad JSON, no name, empty or over 10,000 items, a body
+//!   over 2 MiB — axum's default limit, every body has it) is a plain 400 in the API's error
+//!   shape and records nothing.
 //! - A malformed item (unknown field, wrong type, missing upn or displayName) is that item's
 //!   error (code 1000); its `upn` is the item's `upn` when it is a string, else "".
 //! - The job: `kind` "ms_users", `title` the request's `name`, `job_id` a string (the table
