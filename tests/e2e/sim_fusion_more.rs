@@ -999,6 +999,15 @@ async fn seeds_with_bad_templates_or_filters_are_refused() {
             }),
             "twice",
         ),
+        (
+            Box::new(|d| {
+                let mut job = fixture("bulk_job_details");
+                job["job_id"] = json!("1722601865");
+                job["kind"] = json!("users");
+                d["bulkJobs"] = json!([job]);
+            }),
+            "kind",
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     for (i, (edit, want)) in cases.iter().enumerate() {
@@ -1051,4 +1060,32 @@ async fn voice_check_and_unknown_query_parameters() {
         st.get("admin").is_none() && st.get("bulkJobs").is_none(),
         "{st}"
     );
+}
+
+#[tokio::test]
+async fn a_seeded_job_is_served_as_the_documents_example() {
+    let mut job = fixture("bulk_job_details");
+    job["job_id"] = json!("1722601865"); // the string reading (see the fixtures README)
+    let seeded = job.clone();
+    let (_dir, s) = sim_from(
+        move |d| d["bulkJobs"] = json!([seeded]),
+        SimOptions::default(),
+    )
+    .await;
+    let a = s.get_url(s.bare_url("/users/bulk/42")).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body, job);
+    let a = s.get("/users/bulk").await;
+    assert_eq!(
+        a.body,
+        json!({"bulks": [{"id": 42, "job_id": "1722601865", "kind": "ms_users",
+                "title": "Bulk test partial", "created_on": "2024-08-02T12:31:05.856955",
+                "updated_on": "2024-08-08T08:48:54.905978"}],
+               "page": 1, "pages": 1, "results": 1})
+    );
+    // A new job gets the next ids.
+    let a = bulk(&s, "next", json!([{"upn": LUCAS, "displayName": "L"}])).await;
+    assert_eq!(a.status, 200);
+    let a = s.get("/users/bulk/43").await;
+    assert_eq!(a.body["job_items"][0]["id"], 34);
 }

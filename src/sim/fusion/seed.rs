@@ -168,6 +168,12 @@ impl Tenant {
             if t.bulk_jobs.contains_key(&j.id) {
                 return Err(format!("bulkJobs[{i}]: id {} is listed twice", j.id));
             }
+            if j.kind != "ms_users" && j.kind != "ms_resource_accounts" {
+                return Err(format!(
+                    "bulkJobs[{i}]: kind {:?} is not ms_users or ms_resource_accounts",
+                    j.kind
+                ));
+            }
             t.bulk_jobs.insert(j.id, j);
         }
         let mut max_draas = 0;
