@@ -12,3 +12,4 @@ mod connector_fusion;
 mod report_html;
 mod sheets;
 mod sim_fusion;
+mod sim_fusion_more;

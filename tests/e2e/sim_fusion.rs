@@ -11,36 +11,36 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use teamsync::sim::fusion::{self, FusionSim, RunningSim, SimOptions};
 
-fn sample() -> PathBuf {
+pub(crate) fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/tenant.json")
 }
 
-fn fixture(name: &str) -> Value {
+pub(crate) fn fixture(name: &str) -> Value {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/fusion")
         .join(format!("{name}.json"));
     serde_json::from_str(&std::fs::read_to_string(&p).expect("fixture")).expect("fixture json")
 }
 
-struct Sim {
-    run: RunningSim,
-    http: reqwest::Client,
-    token: Option<String>,
+pub(crate) struct Sim {
+    pub(crate) run: RunningSim,
+    pub(crate) http: reqwest::Client,
+    pub(crate) token: Option<String>,
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: Value,
 }
 
 impl Answer {
-    fn code(&self) -> i64 {
+    pub(crate) fn code(&self) -> i64 {
         self.body["error"]["code"].as_i64().unwrap_or(-1)
     }
 }
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))
@@ -48,7 +48,7 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
-async fn start_with(state: Option<&Path>, seed: &Path, opts: SimOptions) -> Sim {
+pub(crate) async fn start_with(state: Option<&Path>, seed: &Path, opts: SimOptions) -> Sim {
     let token = opts.token.clone();
     let sim = FusionSim::open(state, Some(seed), opts).expect("open sim");
     let run = fusion::start(sim).await.expect("start sim");
@@ -59,16 +59,16 @@ async fn start_with(state: Option<&Path>, seed: &Path, opts: SimOptions) -> Sim 
     }
 }
 
-async fn sim() -> Sim {
+pub(crate) async fn sim() -> Sim {
     start_with(None, &sample(), SimOptions::default()).await
 }
 
 impl Sim {
-    fn url(&self, p: &str) -> String {
+    pub(crate) fn url(&self, p: &str) -> String {
         format!("{}{}{}", self.run.base_url(), self.run.api_prefix(), p)
     }
 
-    async fn try_send(
+    pub(crate) async fn try_send(
         &self,
         method: Method,
         url: String,
@@ -98,22 +98,22 @@ impl Sim {
         })
     }
 
-    async fn send(&self, method: Method, p: &str, body: Option<&Value>) -> Answer {
+    pub(crate) async fn send(&self, method: Method, p: &str, body: Option<&Value>) -> Answer {
         self.try_send(method, self.url(p), body)
             .await
             .expect("request")
     }
-    async fn get(&self, p: &str) -> Answer {
+    pub(crate) async fn get(&self, p: &str) -> Answer {
         self.send(Method::GET, p, None).await
     }
-    async fn put(&self, p: &str, body: &Value) -> Answer {
+    pub(crate) async fn put(&self, p: &str, body: &Value) -> Answer {
         self.send(Method::PUT, p, Some(body)).await
     }
-    async fn post(&self, p: &str, body: &Value) -> Answer {
+    pub(crate) async fn post(&self, p: &str, body: &Value) -> Answer {
         self.send(Method::POST, p, Some(body)).await
     }
 
-    async fn admin(&self, method: Method, p: &str) -> Value {
+    pub(crate) async fn admin(&self, method: Method, p: &str) -> Value {
         let resp = self
             .http
             .request(method, format!("{}{}", self.run.base_url(), p))
@@ -123,11 +123,11 @@ impl Sim {
         resp.json().await.unwrap_or(Value::Null)
     }
 
-    async fn state(&self) -> Value {
+    pub(crate) async fn state(&self) -> Value {
         self.admin(Method::GET, "/_sim/state").await
     }
 
-    async fn user_id(&self, upn: &str) -> String {
+    pub(crate) async fn user_id(&self, upn: &str) -> String {
         let st = self.state().await;
         st["users"]
             .as_array()
@@ -138,7 +138,7 @@ impl Sim {
             .unwrap_or_else(|| panic!("no user {upn}"))
     }
 
-    async fn all_users(&self, query: &str) -> Vec<Value> {
+    pub(crate) async fn all_users(&self, query: &str) -> Vec<Value> {
         let mut out = Vec::new();
         let mut next: Option<String> = None;
         loop {
@@ -158,21 +158,21 @@ impl Sim {
     }
 }
 
-fn urlenc(s: &str) -> String {
+pub(crate) fn urlenc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-const ALICE: &str = "alice.martin@contoso.onmicrosoft.com";
-const BOB: &str = "bob.peeters@contoso.onmicrosoft.com";
-const LUCAS: &str = "lucas.lambert@contoso.onmicrosoft.com";
-const XANDER: &str = "xander.vos@contoso.onmicrosoft.com";
-const MCOEV: &str = "e43b5b99-8dfb-405f-9987-dc307f34bcbd";
-const E1: &str = "18181a46-0d4e-45cd-891e-60aabd171b4e";
-const E3: &str = "6fd2c87f-b296-42f0-b197-1e91e994b900";
+pub(crate) const ALICE: &str = "alice.martin@contoso.onmicrosoft.com";
+pub(crate) const BOB: &str = "bob.peeters@contoso.onmicrosoft.com";
+pub(crate) const LUCAS: &str = "lucas.lambert@contoso.onmicrosoft.com";
+pub(crate) const XANDER: &str = "xander.vos@contoso.onmicrosoft.com";
+pub(crate) const MCOEV: &str = "e43b5b99-8dfb-405f-9987-dc307f34bcbd";
+pub(crate) const E1: &str = "18181a46-0d4e-45cd-891e-60aabd171b4e";
+pub(crate) const E3: &str = "6fd2c87f-b296-42f0-b197-1e91e994b900";
 
 /// Same keys (recursively) and same JSON types; arrays compare every element with the
 /// example's first one.
-fn same_shape(example: &Value, actual: &Value, path: &str) -> Result<(), String> {
+pub(crate) fn same_shape(example: &Value, actual: &Value, path: &str) -> Result<(), String> {
     match (example, actual) {
         (Value::Object(e), Value::Object(a)) => {
             let mut ek: Vec<&String> = e.keys().collect();
@@ -202,7 +202,7 @@ fn same_shape(example: &Value, actual: &Value, path: &str) -> Result<(), String>
     }
 }
 
-fn assert_shape(example: &Value, actual: &Value) {
+pub(crate) fn assert_shape(example: &Value, actual: &Value) {
     if let Err(e) = same_shape(example, actual, "$") {
         panic!("shape differs from the document: {e}\nactual: {actual}");
     }
@@ -718,7 +718,7 @@ async fn a_number_cannot_be_linked_twice_or_come_from_outside_the_inventory() {
     assert_eq!(a.status, 204);
 }
 
-async fn free(s: &Sim, sku: &str) -> i64 {
+pub(crate) async fn free(s: &Sim, sku: &str) -> i64 {
     let a = s.get("/licenses").await;
     a.body["licenses"]
         .as_array()

@@ -1,5 +1,6 @@
 //! The tenant-wide read endpoints: status, verified domains, licenses (with free counts
-//! derived from assignments), VRPs and groups.
+//! derived from assignments) and VRPs. Groups, which carry the SRE filter, are in
+//! `group_filter`.
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::error::{ApiError, Code};
 use super::extract::{get, query_params};
-use super::wire::{Domains, Groups, Licenses, Vrps};
+use super::wire::{Domains, Licenses, Vrps};
 use super::Shared;
 
 fn no_query(uri: &Uri) -> Result<(), ApiError> {
@@ -77,13 +78,5 @@ pub async fn vrps(State(sh): State<Arc<Shared>>, uri: Uri) -> Result<Json<Vrps>,
     no_query(&uri)?;
     Ok(Json(sh.read(|t| Vrps {
         results: t.vrps.clone(),
-    })))
-}
-
-/// `GET groups`.
-pub async fn groups(State(sh): State<Arc<Shared>>, uri: Uri) -> Result<Json<Groups>, ApiError> {
-    no_query(&uri)?;
-    Ok(Json(sh.read(|t| Groups {
-        groups: t.groups.clone(),
     })))
 }

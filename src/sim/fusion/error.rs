@@ -31,6 +31,16 @@ pub enum Code {
     MethodNotAllowed = 2004,
     /// 404: no resource account has this id.
     UnknownResourceAccount = 2005,
+    /// 404: no MS Teams administrator exists for the subscription.
+    UnknownAdmin = 2006,
+    /// 404: no bulk job has this id.
+    UnknownBulk = 2007,
+    /// 400: a bulk item's UPN belongs to a resource account, not a user.
+    NotAUser = 2012,
+    /// 400: a name in a bulk item matches several groups or licenses.
+    AmbiguousName = 2035,
+    /// 400: no template has this id or name (the document's own code and reason).
+    TemplateNotFound = 2095,
     /// 400: a user with this UPN already exists.
     UserExists = 2010,
     /// 400: the domain of a new user is not a verified domain of the tenant.

@@ -4,9 +4,12 @@
 //! field is a 400 (our reading), so a client's misspelt field cannot pass silently. Query
 //! strings may only hold the parameters an endpoint documents, each at most once.
 
+use std::collections::HashMap;
+
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header;
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, Code};
@@ -71,6 +74,20 @@ pub fn query_params(
         out.push((k.into_owned(), v.into_owned()));
     }
     Ok(out)
+}
+
+/// The integer path parameter `name` (a bulk id, a template id), a 400 when it is not one.
+pub async fn int_path_param<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+    name: &str,
+) -> Result<i64, ApiError> {
+    let p = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        .await
+        .map_err(|e| ApiError::bad(Code::BadValue, format!("Invalid path: {e}")))?;
+    p.get(name)
+        .and_then(|v| v.parse::<i64>().ok())
+        .ok_or_else(|| ApiError::bad(Code::BadValue, format!("{name} must be an integer")))
 }
 
 pub fn get<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {

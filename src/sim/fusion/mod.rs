@@ -8,10 +8,12 @@
 //!
 //! Layout: `wire` (serde types, field for field as the document), `state` (the tenant in
 //! memory and its rules), `seed` (seed checks and state dumps), `store` (SQLite persistence),
-//! `users`, `catalog` and `resource_accounts` (handlers), `middleware` (latency, auth, rate
-//! limit, faults, request log), `token` (continuation tokens), `conn` (connections a fault can
-//! cut), `admin` (`/_sim/*`). Further endpoints (admins, bulk, templates, group filters, sync, sip_address) go in new
-//! handler modules and one `.route` line each in [`FusionSim::router`].
+//! `users`, `catalog`, `resource_accounts`, `admins` (the MS Teams administrator),
+//! `group_filter` (groups and the SRE filter), `templates`, `bulk` (bulk update and job
+//! history) and `sip_sync` (sip address, sync) — the handlers; `middleware` (latency, auth,
+//! rate limit, faults, request log), `token` (continuation tokens), `conn` (connections a
+//! fault can cut), `admin` (`/_sim/*`). Every endpoint of the document is served; a new one
+//! goes in a handler module and one `.route` line in [`FusionSim::router`].
 //!
 //! Our readings where the document is silent or vague (kept here, in one place):
 //! - Every 4xx/5xx body is `{"error": {"code": <int>, "reason": "<text>"}}`, the shape of
@@ -46,6 +48,34 @@
 //! - Faults: with probability `fault_rate` a request gets a 500, a 503 or a dropped connection
 //!   (one third each) before any handler runs; with probability `lost_answer_rate` a write is
 //!   applied and its connection dropped before the answer. Seeded by `seed_rng`.
+//! - Paths: served exactly where the document writes them, including its two odd ones: the
+//!   sip address has no `msteams` segment (`…/subscriptions/{id}/users/{ms_user_id}/
+//!   sip_address`), and the bulk history and details are written without `/api/v01/draas`
+//!   (`/{draas_instance}/tenants/…/msteams/users/bulk[/{bulk_id}]`): they answer both there
+//!   and under the prefix.
+//! - Administrator (`admins`): the password is stored only as a salted SHA-256, never
+//!   answered, logged or shown by Debug; `DELETE` is 200 with the object or 204 without one.
+//! - Group filter (`group_filter`): `POST groups` replaces it; once it holds anything the
+//!   users list shows only members of its groups; `GET groups` marks `filter` and lists
+//!   entries whose group is gone as orphans (displayName, id, `orphan: true`). A seed's
+//!   `groups[].filter` flags are ignored (derived, like license `free`); the filter is seeded
+//!   with `groupFilter`.
+//! - Templates (`templates`): server-side, seeded; `override` defaults to true (replace);
+//!   false only adds. A bulk item's template overrides its country, vrp, groups and licenses
+//!   (Fusion's rule, unlike teamsync's sheet templates). Template 0 is the default a user
+//!   created by the bulk update starts from. Unknown template: 400, code 2095.
+//! - Bulk (`bulk`): items carry names (groups by displayName, licenses by skuPartNumber or
+//!   skuDescription, template by name), missing users are created, each item applies on its
+//!   own; 200 / 207 / 400 all carry `details` (+ `errors`, + `message`). `job_id` is a string
+//!   (the table's and the history example's type; one details example has a number).
+//! - `POST sync` types are `normal` (users) and `resource_account` (the document's list is
+//!   lost); the answer lists those holding a number as `syncing`; nothing changes. The sip
+//!   address is `sip:` + the UPN in lower case.
+//!
+//! Seed format (`wire::TenantDoc`), additions beyond the document's objects, all optional:
+//! `admin` (`{"id", "msUsername"}`, no password), `groupFilter` (`[{"id", "displayName"}]`),
+//! `templates` (`[{"id", "name", "location"?, "vrp"?, "groups"?: [group ids], "licenses"?:
+//! [skuIds]}]`), `bulkJobs` (job details objects). `GET /_sim/state` dumps them the same way.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -56,20 +86,25 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::Router;
 
 pub mod admin;
+pub mod admins;
+pub mod bulk;
 pub mod catalog;
 pub mod conn;
 pub mod error;
 pub mod extract;
+pub mod group_filter;
 pub mod middleware;
 pub mod reqlog;
 pub mod resource_accounts;
 pub mod seed;
+pub mod sip_sync;
 pub mod state;
 pub mod store;
+pub mod templates;
 pub mod token;
 pub mod users;
 pub mod wire;
@@ -276,7 +311,20 @@ impl FusionSim {
             .route("/domains", get(catalog::domains))
             .route("/licenses", get(catalog::licenses))
             .route("/vrps", get(catalog::vrps))
-            .route("/groups", get(catalog::groups))
+            .route("/groups", get(group_filter::list).post(group_filter::post))
+            .route(
+                "/admins",
+                get(admins::get_admin)
+                    .post(admins::post_admin)
+                    .delete(admins::delete_admin),
+            )
+            .route("/sync", post(sip_sync::sync))
+            .route("/users/bulk", get(bulk::history).put(bulk::put))
+            .route("/users/bulk/{bulk_id}", get(bulk::details))
+            .route(
+                "/users/{ms_user_id}/templates/{template_id}",
+                put(templates::apply_to_user),
+            )
             .route(
                 "/resource_accounts",
                 get(resource_accounts::list).post(resource_accounts::create),
@@ -288,10 +336,34 @@ impl FusionSim {
             .route_layer(from_fn_with_state(sh.clone(), tenant_guard))
             .method_not_allowed_fallback(method_not_allowed)
             .with_state(sh.clone());
+        // The document writes the sip address without the msteams segment, and the bulk
+        // history without the /api/v01/draas prefix: both are served where it says.
+        let subscription = Router::new()
+            .route(
+                "/users/{ms_user_id}/sip_address",
+                get(sip_sync::sip_address),
+            )
+            .route_layer(from_fn_with_state(sh.clone(), tenant_guard))
+            .method_not_allowed_fallback(method_not_allowed)
+            .with_state(sh.clone());
+        let bare_bulk = Router::new()
+            .route("/users/bulk", get(bulk::history))
+            .route("/users/bulk/{bulk_id}", get(bulk::details))
+            .route_layer(from_fn_with_state(sh.clone(), tenant_guard))
+            .method_not_allowed_fallback(method_not_allowed)
+            .with_state(sh.clone());
         let api = Router::new()
             .nest(
                 "/api/v01/draas/{draas_instance}/tenants/{uuid}/subscriptions/{subscription_id}/msteams",
                 msteams,
+            )
+            .nest(
+                "/api/v01/draas/{draas_instance}/tenants/{uuid}/subscriptions/{subscription_id}",
+                subscription,
+            )
+            .nest(
+                "/{draas_instance}/tenants/{uuid}/subscriptions/{subscription_id}/msteams",
+                bare_bulk,
             )
             .fallback(unknown_route)
             .layer(from_fn_with_state(sh.clone(), middleware::gate));

@@ -7,8 +7,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::state::{is_country, is_e164, Account, Tenant, User, DRAAS_STATUS};
-use super::wire::{Draas, TenantDoc};
+use super::state::{is_country, is_e164, Account, Admin, Tenant, User, DRAAS_STATUS};
+use super::wire::{AdminObj, Draas, TenantDoc};
 
 impl Tenant {
     /// The tenant in the seed's shape (`GET /_sim/state`).
@@ -47,7 +47,15 @@ impl Tenant {
                     s
                 })
                 .collect(),
-            groups: self.groups.clone(),
+            groups: self
+                .groups
+                .iter()
+                .map(|g| {
+                    let mut g = g.clone();
+                    g.filter = self.in_group_filter(&g.id);
+                    g
+                })
+                .collect(),
             licenses,
             vrps: self.vrps.clone(),
             resource_accounts: self
@@ -60,6 +68,13 @@ impl Tenant {
                 })
                 .collect(),
             numbers: self.numbers.clone(),
+            admin: self.admin.as_ref().map(|a| AdminObj {
+                id: a.id,
+                ms_username: a.ms_username.clone(),
+            }),
+            group_filter: self.group_filter.clone(),
+            templates: self.templates.clone(),
+            bulk_jobs: self.bulk_jobs.values().cloned().collect(),
         }
     }
 
@@ -85,6 +100,11 @@ impl Tenant {
             assigned: HashMap::new(),
             next_draas_id: 1,
             next_connection_id: 1,
+            admin: None,
+            next_admin_id: 1,
+            group_filter: Vec::new(),
+            templates: Vec::new(),
+            bulk_jobs: BTreeMap::new(),
         };
         if t.draas_instance.is_empty() || t.tenant_uuid.is_empty() {
             return Err("draas_instance and tenant_uuid must not be empty".into());
@@ -108,6 +128,53 @@ impl Tenant {
             if l.total < 0 {
                 return Err(format!("license {} has a negative total", l.sku_id));
             }
+        }
+        if let Some(a) = doc.admin {
+            if a.ms_username.trim().is_empty() {
+                return Err("admin.msUsername must not be empty".into());
+            }
+            t.next_admin_id = a.id + 1;
+            t.admin = Some(Admin {
+                id: a.id,
+                ms_username: a.ms_username,
+                salt: String::new(),
+                password_hash: String::new(),
+            });
+        }
+        for (i, f) in doc.group_filter.into_iter().enumerate() {
+            if f.id.trim().is_empty() {
+                return Err(format!("groupFilter[{i}]: id must not be empty"));
+            }
+            if t.in_group_filter(&f.id) {
+                return Err(format!("groupFilter[{i}]: {} is listed twice", f.id));
+            }
+            t.group_filter.push(f);
+        }
+        for (i, tpl) in doc.templates.into_iter().enumerate() {
+            t.check_template(&tpl)
+                .map_err(|e| format!("templates[{i}] ({}): {e}", tpl.name))?;
+            if t.templates
+                .iter()
+                .any(|x| x.id == tpl.id || x.name == tpl.name)
+            {
+                return Err(format!(
+                    "templates[{i}]: id {} or name {:?} is listed twice",
+                    tpl.id, tpl.name
+                ));
+            }
+            t.templates.push(tpl);
+        }
+        for (i, j) in doc.bulk_jobs.into_iter().enumerate() {
+            if t.bulk_jobs.contains_key(&j.id) {
+                return Err(format!("bulkJobs[{i}]: id {} is listed twice", j.id));
+            }
+            if j.kind != "ms_users" && j.kind != "ms_resource_accounts" {
+                return Err(format!(
+                    "bulkJobs[{i}]: kind {:?} is not ms_users or ms_resource_accounts",
+                    j.kind
+                ));
+            }
+            t.bulk_jobs.insert(j.id, j);
         }
         let mut max_draas = 0;
         let mut max_conn = 0;

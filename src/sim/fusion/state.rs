@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::error::{ApiError, Code};
 use super::wire::{
-    Draas, GroupObj, GroupRef, LicenseObj, LicenseRef, RaMsTeams, ResourceAccount, RoleRef,
-    SingleMsTeams, SingleUser, VrpObj,
+    BulkJob, Draas, GroupObj, GroupRef, LicenseObj, LicenseRef, RaMsTeams, ResourceAccount,
+    RoleRef, SingleMsTeams, SingleUser, TemplateObj, VrpObj,
 };
 
 /// SKUs that include Microsoft Teams Phone System: a user holding one is `voiceEnabled: "yes"`
@@ -65,6 +65,28 @@ pub struct Account {
     pub status: String,
 }
 
+/// The subscription's MS Teams administrator. Only a salted SHA-256 of the password is kept
+/// (both empty for a seeded administrator); Debug shows neither.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Admin {
+    pub id: i64,
+    pub ms_username: String,
+    /// Hex of 16 random bytes.
+    pub salt: String,
+    /// Hex of SHA-256(salt bytes ‖ password).
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("id", &self.id)
+            .field("ms_username", &self.ms_username)
+            .field("password_hash", &"<redacted>")
+            .finish()
+    }
+}
+
 /// Who holds a number of the inventory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Holder {
@@ -93,6 +115,14 @@ pub struct Tenant {
     pub assigned: HashMap<String, i64>,
     pub next_draas_id: i64,
     pub next_connection_id: i64,
+    pub admin: Option<Admin>,
+    pub next_admin_id: i64,
+    /// The SRE group filter as last posted (entries may name groups that no longer exist).
+    pub group_filter: Vec<GroupRef>,
+    /// Server-side templates (read-only through the API).
+    pub templates: Vec<TemplateObj>,
+    /// Bulk jobs by database id.
+    pub bulk_jobs: BTreeMap<i64, BulkJob>,
 }
 
 /// One write, validated: what the store persists and the model then applies.
@@ -104,6 +134,13 @@ pub struct Change {
     pub delete_accounts: Vec<String>,
     pub next_draas_id: i64,
     pub next_connection_id: i64,
+    /// Some(None) deletes the administrator, Some(Some(a)) creates or replaces it.
+    pub admin: Option<Option<Admin>>,
+    pub next_admin_id: i64,
+    /// Some(list) replaces the whole SRE group filter.
+    pub group_filter: Option<Vec<GroupRef>>,
+    /// Bulk jobs created or updated.
+    pub upsert_bulk_jobs: Vec<BulkJob>,
 }
 
 impl Tenant {
@@ -230,6 +267,7 @@ impl Tenant {
         Change {
             next_draas_id: self.next_draas_id,
             next_connection_id: self.next_connection_id,
+            next_admin_id: self.next_admin_id,
             ..Change::default()
         }
     }
@@ -308,6 +346,16 @@ impl Tenant {
         }
         self.next_draas_id = change.next_draas_id;
         self.next_connection_id = change.next_connection_id;
+        if let Some(a) = change.admin {
+            self.admin = a;
+        }
+        self.next_admin_id = change.next_admin_id;
+        if let Some(f) = change.group_filter {
+            self.group_filter = f;
+        }
+        for j in change.upsert_bulk_jobs {
+            self.bulk_jobs.insert(j.id, j);
+        }
     }
 
     /// Checks that `number` may be linked to the holder `me` (E.164, in the inventory, free).

@@ -4,14 +4,19 @@
 //! The tenant lives in memory for speed (reads never touch SQLite); every write is persisted
 //! here in one transaction, row by row, before memory is updated. Catalogs (domains, groups,
 //! licenses, VRPs, numbers) are written once, at seeding; free license counts and number
-//! links are never stored, they are derived from the users.
+//! links are never stored, they are derived from the users. Templates are a catalog too; the
+//! administrator (password as a salted hash only), the group filter and the bulk jobs are
+//! written as they change. Tables added after the first release are created on open, so an
+//! older state file keeps working.
 
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::state::{Account, Change, Tenant};
-use super::wire::{GroupObj, LicenseObj, RoleRef, TenantDoc, VrpObj};
+use super::state::{Account, Admin, Change, Tenant};
+use super::wire::{
+    BulkJob, GroupObj, GroupRef, LicenseObj, RoleRef, TemplateObj, TenantDoc, VrpObj,
+};
 
 const SCHEMA_VERSION: i64 = 1;
 
@@ -32,6 +37,13 @@ CREATE TABLE IF NOT EXISTS accounts (
   account_type TEXT NOT NULL, licenses TEXT NOT NULL, vrp TEXT, phone_number TEXT,
   connection_id INTEGER, draas_id INTEGER NOT NULL, customer_licenses TEXT NOT NULL,
   status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS admin (
+  id INTEGER PRIMARY KEY, ms_username TEXT NOT NULL, salt TEXT NOT NULL,
+  password_hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS group_filter (
+  pos INTEGER PRIMARY KEY, id TEXT NOT NULL, display_name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS templates (pos INTEGER PRIMARY KEY, json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS bulk_jobs (id INTEGER PRIMARY KEY, json TEXT NOT NULL);
 ";
 
 #[derive(Debug, thiserror::Error)]
@@ -156,12 +168,22 @@ impl Store {
                     params![t.number_ids.get(n), n],
                 )?;
             }
+            for (i, tpl) in t.templates.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO templates(pos, json) VALUES (?1, ?2)",
+                    params![i, js(tpl)?],
+                )?;
+            }
         }
         let change = Change {
             upsert_users: t.users.values().cloned().collect(),
             upsert_accounts: t.accounts.values().cloned().collect(),
             next_draas_id: t.next_draas_id,
             next_connection_id: t.next_connection_id,
+            admin: Some(t.admin.clone()),
+            next_admin_id: t.next_admin_id,
+            group_filter: Some(t.group_filter.clone()),
+            upsert_bulk_jobs: t.bulk_jobs.values().cloned().collect(),
             ..Change::default()
         };
         write_change(&tx, &change)?;
@@ -196,19 +218,24 @@ impl Store {
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         };
         let domains = col("SELECT name FROM domains ORDER BY pos")?;
-        let groups = col("SELECT json FROM groups_ ORDER BY pos")?
-            .iter()
-            .map(|s| serde_json::from_str::<GroupObj>(s))
-            .collect::<Result<Vec<_>, _>>()?;
-        let licenses = col("SELECT json FROM licenses ORDER BY pos")?
-            .iter()
-            .map(|s| serde_json::from_str::<LicenseObj>(s))
-            .collect::<Result<Vec<_>, _>>()?;
-        let vrps = col("SELECT json FROM vrps ORDER BY pos")?
-            .iter()
-            .map(|s| serde_json::from_str::<VrpObj>(s))
-            .collect::<Result<Vec<_>, _>>()?;
+        let groups = json_rows::<GroupObj>(&col("SELECT json FROM groups_ ORDER BY pos")?)?;
+        let licenses = json_rows::<LicenseObj>(&col("SELECT json FROM licenses ORDER BY pos")?)?;
+        let vrps = json_rows::<VrpObj>(&col("SELECT json FROM vrps ORDER BY pos")?)?;
         let numbers = col("SELECT number FROM numbers ORDER BY number_id")?;
+        let templates = json_rows::<TemplateObj>(&col("SELECT json FROM templates ORDER BY pos")?)?;
+        let bulk_jobs = json_rows::<BulkJob>(&col("SELECT json FROM bulk_jobs ORDER BY id")?)?;
+        let group_filter = {
+            let mut st = self
+                .conn
+                .prepare("SELECT id, display_name FROM group_filter ORDER BY pos")?;
+            let rows = st.query_map([], |r| {
+                Ok(GroupRef {
+                    id: r.get(0)?,
+                    display_name: r.get(1)?,
+                })
+            })?;
+            rows.collect::<Result<Vec<_>, _>>()?
+        };
         let doc = TenantDoc {
             draas_instance: need("draas_instance")?,
             tenant_uuid: need("tenant_uuid")?,
@@ -222,6 +249,10 @@ impl Store {
             vrps,
             resource_accounts: Vec::new(),
             numbers,
+            admin: None,
+            group_filter,
+            templates,
+            bulk_jobs,
         };
         let mut t = Tenant::from_doc(doc).map_err(StoreError::Invalid)?;
         let mut change = t.start_change();
@@ -285,9 +316,36 @@ impl Store {
         };
         change.next_draas_id = num("next_draas_id")?;
         change.next_connection_id = num("next_connection_id")?;
+        change.admin = Some(
+            self.conn
+                .query_row(
+                    "SELECT id, ms_username, salt, password_hash FROM admin",
+                    [],
+                    |r| {
+                        Ok(Admin {
+                            id: r.get(0)?,
+                            ms_username: r.get(1)?,
+                            salt: r.get(2)?,
+                            password_hash: r.get(3)?,
+                        })
+                    },
+                )
+                .optional()?,
+        );
+        if self.meta("next_admin_id")?.is_some() {
+            change.next_admin_id = num("next_admin_id")?;
+        }
         t.apply(change);
         Ok(t)
     }
+}
+
+/// Parses rows of JSON text.
+fn json_rows<T: serde::de::DeserializeOwned>(rows: &[String]) -> Result<Vec<T>, StoreError> {
+    Ok(rows
+        .iter()
+        .map(|s| serde_json::from_str::<T>(s))
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 fn write_change(tx: &rusqlite::Transaction<'_>, c: &Change) -> Result<(), StoreError> {
@@ -344,8 +402,33 @@ fn write_change(tx: &rusqlite::Transaction<'_>, c: &Change) -> Result<(), StoreE
         for id in &c.delete_accounts {
             del.execute([id])?;
         }
+        if let Some(a) = &c.admin {
+            tx.execute("DELETE FROM admin", [])?;
+            if let Some(a) = a {
+                tx.execute(
+                    "INSERT INTO admin(id, ms_username, salt, password_hash) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![a.id, a.ms_username, a.salt, a.password_hash],
+                )?;
+            }
+        }
+        if let Some(f) = &c.group_filter {
+            tx.execute("DELETE FROM group_filter", [])?;
+            for (i, g) in f.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO group_filter(pos, id, display_name) VALUES (?1, ?2, ?3)",
+                    params![i, g.id, g.display_name],
+                )?;
+            }
+        }
+        let mut job =
+            tx.prepare_cached("INSERT OR REPLACE INTO bulk_jobs(id, json) VALUES (?1, ?2)")?;
+        for j in &c.upsert_bulk_jobs {
+            job.execute(params![j.id, js(j)?])?;
+        }
         let mut meta =
             tx.prepare_cached("INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)")?;
+        meta.execute(params!["next_admin_id", c.next_admin_id.to_string()])?;
         meta.execute(params!["next_draas_id", c.next_draas_id.to_string()])?;
         meta.execute(params![
             "next_connection_id",

@@ -219,6 +219,7 @@ pub async fn list(State(sh): State<Arc<Shared>>, uri: Uri) -> Result<Json<UsersP
         let mut more = false;
         for u in t.users.range((lower, Bound::Unbounded)).map(|(_, u)| u) {
             if u.visible_at_ms > now
+                || !t.passes_group_filter(u)
                 || !matches(t, u, search_lc.as_deref(), group_id.as_deref(), &f)
             {
                 continue;
@@ -251,7 +252,9 @@ pub async fn list(State(sh): State<Arc<Shared>>, uri: Uri) -> Result<Json<UsersP
 pub async fn get_one(
     State(sh): State<Arc<Shared>>,
     UserId(id): UserId,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
+    query_params(uri.query(), &[])?;
     let now = now_ms();
     let body = sh.read(|t| t.visible_user(&id, now).map(|u| t.single_user(u)))?;
     Ok(Json(body).into_response())
@@ -261,7 +264,9 @@ pub async fn get_one(
 pub async fn check(
     State(sh): State<Arc<Shared>>,
     UserId(id): UserId,
+    uri: Uri,
 ) -> Result<Json<Check>, ApiError> {
+    query_params(uri.query(), &[])?;
     let now = now_ms();
     let voice = sh.read(|t| {
         t.visible_user(&id, now)
@@ -301,7 +306,7 @@ pub(crate) fn check_customer_licenses(list: &[String]) -> Result<Vec<String>, Ap
 }
 
 /// Entra ID's UPN local-part alphabet: letters, digits and `' . - _ ! # ^ ~`.
-fn check_username(s: &str) -> Result<(), ApiError> {
+pub(crate) fn check_username(s: &str) -> Result<(), ApiError> {
     let ok = !s.is_empty()
         && s.len() <= 64
         && !s.starts_with('.')
@@ -316,6 +321,35 @@ fn check_username(s: &str) -> Result<(), ApiError> {
             Code::BadValue,
             format!("username {s:?} is not a valid user name"),
         ))
+    }
+}
+
+/// A user just created: a fresh id and draas id, nothing assigned, invisible for `delay_ms`.
+pub(crate) fn new_user(
+    change: &mut Change,
+    upn: String,
+    display_name: String,
+    location: Option<String>,
+    customer_licenses: Vec<String>,
+    delay_ms: u64,
+) -> User {
+    let draas_id = change.next_draas_id;
+    change.next_draas_id += 1;
+    User {
+        id: uuid::Uuid::new_v4().to_string(),
+        upn,
+        display_name,
+        location,
+        licenses: Vec::new(),
+        groups: Vec::new(),
+        roles: Vec::new(),
+        vrp: None,
+        phone_number: None,
+        connection_id: None,
+        draas_id,
+        customer_licenses,
+        status: DRAAS_STATUS.to_string(),
+        visible_at_ms: now_ms() + i64::try_from(delay_ms).unwrap_or(i64::MAX / 2),
     }
 }
 
@@ -343,32 +377,23 @@ pub async fn create(
                 format!("User {upn} already exists"),
             ));
         }
-        let id = uuid::Uuid::new_v4().to_string();
-        let draas_id = change.next_draas_id;
-        change.next_draas_id += 1;
-        change.upsert_users.push(User {
-            id: id.clone(),
+        let u = new_user(
+            change,
             upn,
             display_name,
-            location: Some(b.location.clone()),
-            licenses: Vec::new(),
-            groups: Vec::new(),
-            roles: Vec::new(),
-            vrp: None,
-            phone_number: None,
-            connection_id: None,
-            draas_id,
-            customer_licenses: customer,
-            status: DRAAS_STATUS.to_string(),
-            visible_at_ms: now_ms() + i64::try_from(delay).unwrap_or(i64::MAX / 2),
-        });
+            Some(b.location.clone()),
+            customer,
+            delay,
+        );
+        let id = u.id.clone();
+        change.upsert_users.push(u);
         Ok(id)
     })?;
     Ok((StatusCode::CREATED, Json(Created { ms_teams_id: id })).into_response())
 }
 
 /// Runs `f` on a copy of the visible user `id` and commits the result.
-fn update_user<R>(
+pub(crate) fn update_user<R>(
     sh: &Shared,
     id: &str,
     f: impl FnOnce(&Tenant, &mut Change, &mut User) -> Result<R, ApiError>,
@@ -382,6 +407,43 @@ fn update_user<R>(
     })
 }
 
+/// Applies the full update's fields to `u` (a copy), in the order their rules need: location
+/// before licenses, licenses before the number. Shared with the bulk update.
+pub(crate) fn apply_update(
+    t: &Tenant,
+    change: &mut Change,
+    u: &mut User,
+    b: &UpdateUser,
+) -> Result<(), ApiError> {
+    if let Some(n) = &b.display_name {
+        u.display_name = check_display_name(n)?;
+    }
+    if let Some(l) = &b.location {
+        check_country(l)?;
+        u.location = Some(l.clone());
+    }
+    if let Some(l) = &b.licenses {
+        let list = l.as_deref().unwrap_or(&[]);
+        u.licenses = t.check_licenses(list, &u.licenses, u.location.as_deref())?;
+    }
+    if let Some(n) = &b.phone_number {
+        t.set_user_number(change, u, n.as_deref())?;
+    }
+    if let Some(g) = &b.groups {
+        u.groups = t.check_groups(g.as_deref().unwrap_or(&[]))?;
+    }
+    if let Some(v) = &b.vrp {
+        if let Some(v) = v {
+            t.check_vrp(v)?;
+        }
+        u.vrp = v.clone();
+    }
+    if let Some(c) = &b.customer_licenses {
+        u.customer_licenses = check_customer_licenses(c)?;
+    }
+    Ok(())
+}
+
 /// `PUT users/{id}`: 200 when the user ends with a number (enabled), 204 when without.
 pub async fn update(
     State(sh): State<Arc<Shared>>,
@@ -389,32 +451,7 @@ pub async fn update(
     Body(b): Body<UpdateUser>,
 ) -> Result<Response, ApiError> {
     let enabled = update_user(&sh, &id, |t, change, u| {
-        if let Some(n) = &b.display_name {
-            u.display_name = check_display_name(n)?;
-        }
-        if let Some(l) = &b.location {
-            check_country(l)?;
-            u.location = Some(l.clone());
-        }
-        if let Some(l) = &b.licenses {
-            let list = l.as_deref().unwrap_or(&[]);
-            u.licenses = t.check_licenses(list, &u.licenses, u.location.as_deref())?;
-        }
-        if let Some(n) = &b.phone_number {
-            t.set_user_number(change, u, n.as_deref())?;
-        }
-        if let Some(g) = &b.groups {
-            u.groups = t.check_groups(g.as_deref().unwrap_or(&[]))?;
-        }
-        if let Some(v) = &b.vrp {
-            if let Some(v) = v {
-                t.check_vrp(v)?;
-            }
-            u.vrp = v.clone();
-        }
-        if let Some(c) = &b.customer_licenses {
-            u.customer_licenses = check_customer_licenses(c)?;
-        }
+        apply_update(t, change, u, &b)?;
         Ok(u.phone_number.is_some())
     })?;
     Ok(if enabled {

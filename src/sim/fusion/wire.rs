@@ -225,6 +225,19 @@ pub struct TenantDoc {
     pub resource_accounts: Vec<ResourceAccount>,
     #[serde(default)]
     pub numbers: Vec<String>,
+    /// The MS Teams administrator (`GET admins` shape; no password, see [`AdminObj`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminObj>,
+    /// The SRE group filter, in the `POST groups` entry shape. `groups[].filter` is derived
+    /// from it (a seed's `filter` flags are ignored, like license `free` counts).
+    #[serde(rename = "groupFilter", default, skip_serializing_if = "Vec::is_empty")]
+    pub group_filter: Vec<GroupRef>,
+    /// Server-side templates; id 0 is the default template (see `templates`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub templates: Vec<TemplateObj>,
+    /// Bulk job history, in the `GET users/bulk/{bulk_id}` shape.
+    #[serde(rename = "bulkJobs", default, skip_serializing_if = "Vec::is_empty")]
+    pub bulk_jobs: Vec<BulkJob>,
 }
 
 /// Deserializes a field that may be absent (outer None), null (Some(None)) or a value.
@@ -350,11 +363,6 @@ pub struct Vrps {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Groups {
-    pub groups: Vec<GroupObj>,
-}
-
-#[derive(Debug, Serialize)]
 pub struct Check {
     #[serde(rename = "voiceEnabled")]
     pub voice_enabled: bool,
@@ -405,4 +413,249 @@ pub struct ModifyResourceAccount {
 #[derive(Debug, Serialize)]
 pub struct InternalId {
     pub id: i64,
+}
+
+// ------------------------------------------------------------------ admins
+
+/// Body of `POST admins`. The password lives here only until it is hashed; Debug hides it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostAdmin {
+    #[serde(rename = "msUsername")]
+    pub ms_username: String,
+    #[serde(rename = "msPassword")]
+    pub ms_password: String,
+}
+
+impl std::fmt::Debug for PostAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostAdmin")
+            .field("ms_username", &self.ms_username)
+            .field("ms_password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// `{"id", "msUsername"}`: the answer of `GET admins` and `DELETE admins`, and the seed's
+/// `admin` (which carries no password: a seeded administrator has none that can be checked).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminObj {
+    pub id: i64,
+    #[serde(rename = "msUsername")]
+    pub ms_username: String,
+}
+
+// ------------------------------------------------------------------ group filter
+
+/// One entry of `GET groups`: a tenant group (`filter` says whether it is in the SRE filter),
+/// or a filter entry whose group no longer exists (only displayName, id and `orphan: true`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum GroupEntry {
+    Group(GroupObj),
+    Orphan {
+        #[serde(rename = "displayName")]
+        display_name: String,
+        id: String,
+        orphan: bool,
+    },
+}
+
+#[derive(Debug, Serialize)]
+pub struct GroupsAnswer {
+    pub groups: Vec<GroupEntry>,
+}
+
+/// Body of `POST groups`: the whole SRE group filter ("delete and recreate").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostGroupFilter {
+    pub groups: Vec<GroupRef>,
+}
+
+// ------------------------------------------------------------------ sip address, sync
+
+#[derive(Debug, Serialize)]
+pub struct SipAddress {
+    #[serde(rename = "sipAddress")]
+    pub sip_address: String,
+}
+
+/// Body of `POST sync`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostSync {
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// The "MSTeams Sync Users Object".
+#[derive(Debug, Serialize)]
+pub struct SyncUser {
+    pub id: String,
+    pub status: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SyncAnswer {
+    pub msteams_user_ids: Vec<SyncUser>,
+}
+
+// ------------------------------------------------------------------ templates
+
+/// A server-side template (seed `templates` and `/_sim/state`). The document shows no
+/// template object; these are the four properties its apply answer snapshots, by id:
+/// groups by group id, licenses by skuId. A property left out is not touched by the template.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateObj {
+    pub id: i64,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licenses: Option<Vec<String>>,
+}
+
+/// Body of `PUT users/{id}/templates/{template_id}` (the body itself is optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyTemplate {
+    #[serde(rename = "override", default, deserialize_with = "non_null")]
+    pub override_: Option<bool>,
+}
+
+/// The user's properties managed by templating, as the apply answer shows them.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TemplateSnapshot {
+    pub groups: Vec<String>,
+    pub licenses: Vec<String>,
+    pub location: Option<String>,
+    pub vrp: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TemplateApplied {
+    pub after: TemplateSnapshot,
+    pub before: TemplateSnapshot,
+}
+
+// ------------------------------------------------------------------ bulk
+
+/// The "MS Teams User Bulk Object": names, not ids; nullable fields distinguish null (clear)
+/// from absent (keep).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkItem {
+    pub upn: String,
+    #[serde(rename = "displayName")]
+    pub display_name: String,
+    #[serde(default, deserialize_with = "tri")]
+    pub number: Option<Option<String>>,
+    #[serde(default, deserialize_with = "non_null")]
+    pub country: Option<String>,
+    #[serde(default, deserialize_with = "tri")]
+    pub vrp: Option<Option<String>>,
+    #[serde(default, deserialize_with = "tri")]
+    pub groups: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "tri")]
+    pub licenses: Option<Option<Vec<String>>>,
+    #[serde(rename = "customerLicenses", default, deserialize_with = "tri")]
+    pub customer_licenses: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "non_null")]
+    pub template: Option<String>,
+}
+
+/// Body of `PUT users/bulk`. Items stay raw JSON here: each is checked on its own (a bad
+/// item is that item's error, not the whole request's) and kept as sent in the job details.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutBulk {
+    pub name: String,
+    pub data: Vec<serde_json::Value>,
+}
+
+/// `{"code", "reason"}` inside a bulk answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct BulkErrorInner {
+    pub code: i64,
+    pub reason: String,
+}
+
+/// One entry of a bulk answer's `details` / `errors`: the "MS Teams user update response"
+/// (`details`, an empty object) or the "MS Teams user update error" (`error`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum BulkOutcome {
+    Ok {
+        details: serde_json::Map<String, serde_json::Value>,
+        upn: String,
+    },
+    Err {
+        error: BulkErrorInner,
+        upn: String,
+    },
+}
+
+#[derive(Debug, Serialize)]
+pub struct BulkAnswer {
+    pub details: Vec<BulkOutcome>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<BulkOutcome>>,
+    pub message: String,
+}
+
+/// An entry of `GET users/bulk` (the "Bulk jobs" object). `job_id` is a string, as the
+/// document's table and history example have it (one details example has a number).
+#[derive(Debug, Clone, Serialize)]
+pub struct BulkSummary {
+    pub id: i64,
+    pub job_id: String,
+    pub kind: String,
+    pub title: String,
+    pub created_on: String,
+    pub updated_on: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BulkPage {
+    pub bulks: Vec<BulkSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    pub page: u64,
+    pub pages: u64,
+    pub results: u64,
+}
+
+/// A "Job details" entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BulkJobItem {
+    pub id: i64,
+    pub upn: String,
+    pub data: serde_json::Value,
+    pub status: String,
+    pub created_on: String,
+    pub updated_on: String,
+}
+
+/// `GET users/bulk/{bulk_id}`, and the seed's `bulkJobs` entries.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BulkJob {
+    pub id: i64,
+    pub job_id: String,
+    pub title: String,
+    pub kind: String,
+    pub status: String,
+    pub total_count: i64,
+    pub success_count: i64,
+    pub job_items: Vec<BulkJobItem>,
+    pub updated_on: String,
+    pub created_on: String,
 }
