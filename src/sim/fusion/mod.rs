@@ -75,8 +75,8 @@ pub mod users;
 pub mod wire;
 
 use error::{ApiError, Code};
-use middleware::{FaultDice, RateLimiter};
-use reqlog::{Entry, RequestLog};
+use middleware::{FaultDice, RateLimiter, Refusal};
+use reqlog::RequestLog;
 use state::{Change, Tenant};
 use store::{Store, StoreError};
 
@@ -186,14 +186,54 @@ impl Shared {
         Ok(r)
     }
 
-    pub fn log_push(&self, e: Entry) {
-        lock(&self.log).push(e);
     }
-    pub fn log_snapshot(&self) -> Vec<Entry> {
-        lock(&self.log).snapshot()
+
+impl middleware::Edge for Shared {
+    fn opts(&self) -> &SimOptions {
+        &self.opts
     }
-    pub fn log_clear(&self) {
-        lock(&self.log).clear();
+    fn limiter(&self) -> Option<&Mutex<RateLimiter>> {
+        self.limiter.as_ref()
+    }
+    fn dice(&self) -> &FaultDice {
+        &self.dice
+    }
+    fn log(&self) -> &Mutex<RequestLog> {
+        &self.log
+    }
+    fn refuse(&self, r: Refusal) -> Response {
+        let e = match r {
+            Refusal::Unauthenticated => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                Code::Unauthenticated,
+                "Authentication required: send Authorization: Bearer <token>",
+            ),
+            Refusal::Forbidden => ApiError::new(
+                StatusCode::FORBIDDEN,
+                Code::Forbidden,
+                "The API consumer doesn't have sufficient rights to perform this action",
+            ),
+            Refusal::RateLimited { secs } => {
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Code::RateLimited,
+                    format!("Rate limit exceeded: retry after {secs} s"),
+                );
+                e.retry_after = Some(secs);
+                e
+            }
+            Refusal::Internal => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Code::Internal,
+                "Uncatched error on server side (injected)",
+            ),
+            Refusal::Unavailable => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Code::Unavailable,
+                "Service temporarily unavailable (injected)",
+            ),
+        };
+        e.into_response()
     }
 }
 
@@ -294,7 +334,7 @@ impl FusionSim {
                 msteams,
             )
             .fallback(unknown_route)
-            .layer(from_fn_with_state(sh.clone(), middleware::gate));
+            .layer(from_fn_with_state(sh.clone(), middleware::gate::<Shared>));
         api.merge(admin::router(sh))
     }
 }
@@ -343,62 +383,41 @@ pub async fn run(
     sim: FusionSim,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = sim
-        .router()
-        .into_make_service_with_connect_info::<conn::ConnMeta>();
-    axum::serve(conn::KillableListener::new(listener), app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    conn::serve(listener, sim.router(), shutdown).await
 }
 
 /// A simulator serving on loopback in a background task.
 pub struct RunningSim {
     pub addr: SocketAddr,
     pub tenant: TenantPath,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    server: conn::Background,
 }
 
 impl RunningSim {
     /// `http://127.0.0.1:PORT`
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.base_url()
     }
     pub fn api_prefix(&self) -> String {
         self.tenant.api_prefix()
     }
     /// Stops accepting, lets in-flight requests finish, and waits for the server task.
-    pub async fn shutdown(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await
     }
-}
-
-impl Drop for RunningSim {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
+    /// The server handle alone, for holders that do not care which simulator it is.
+    pub fn into_background(self) -> conn::Background {
+        self.server
     }
 }
 
 /// Binds `127.0.0.1:0` and serves `sim` in a spawned task.
 pub async fn start(sim: FusionSim) -> Result<RunningSim, SimError> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
     let tenant = sim.tenant_path();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(run(listener, sim, async move {
-        let _ = rx.await;
-    }));
+    let server = conn::Background::spawn(sim.router()).await?;
     Ok(RunningSim {
-        addr,
+        addr: server.addr,
         tenant,
-        stop: Some(tx),
-        task: Some(task),
+        server,
     })
 }
