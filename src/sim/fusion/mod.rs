@@ -185,8 +185,7 @@ impl Shared {
         db.tenant.apply(change);
         Ok(r)
     }
-
-    }
+}
 
 impl middleware::Edge for Shared {
     fn opts(&self) -> &SimOptions {
