@@ -138,6 +138,20 @@ async fn execute(
     report(ctx, &outcome, &history)
 }
 
+/// A read-only backend (Live Platform) is audited with `plan` and never written: the
+/// refusal comes before the snapshot, so a job that cannot run sends no request at all.
+fn refuse_read_only(tenant: &Tenant, command: &str) -> Result<(), CliError> {
+    if tenant.connector.capabilities().write {
+        return Ok(());
+    }
+    Err(CliError::Invalid(format!(
+        "tenant {t}: the {b} backend is read-only, so `{command}` cannot change it; nothing was sent. \
+         Audit it with `teamsync plan SHEET --tenant {t} --detailed-exitcode` (exit 4 when the sheet and the tenant differ)",
+        t = tenant.name,
+        b = tenant.connector.backend(),
+    )))
+}
+
 fn title_for(run: &RunArgs, source: &str) -> String {
     run.title.clone().unwrap_or_else(|| {
         let name = Path::new(source)
@@ -184,6 +198,7 @@ pub async fn apply(
     }
     let tenant = open_tenant(ctx, tenant_name.as_deref(), run.rate).await?;
     let result = async {
+        refuse_read_only(&tenant, "apply")?;
         let p = match (sheet, plan_file) {
             (_, Some(f)) => {
                 let p = plan::load(f)
@@ -228,6 +243,7 @@ pub async fn sync(
 ) -> CmdResult {
     let tenant = open_tenant(ctx, args.tenant.as_deref(), run.rate).await?;
     let result = async {
+        refuse_read_only(&tenant, "sync")?;
         let p = build_plan(ctx, &tenant, sheet, args, sheet_args).await?;
         if !ctx.json() {
             show_plan(ctx, &p);
@@ -256,6 +272,7 @@ pub async fn resume(ctx: &Ctx, job: &str, run: &RunArgs) -> CmdResult {
     drop(history);
     let tenant = open_tenant(ctx, Some(&row.tenant), run.rate).await?;
     let result = async {
+        refuse_read_only(&tenant, "resume")?;
         let snap = snapshot(&tenant, &specs).await?;
         let input = PlanInput {
             tenant: &tenant.name,
