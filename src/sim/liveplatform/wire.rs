@@ -94,6 +94,8 @@ pub struct Problem {
     pub title: &'static str,
     pub status: u16,
     pub detail: String,
+    /// The request path; absent when the refusal came before routing.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub instance: String,
     pub error_code: &'static str,
     pub trace_id: String,
