@@ -179,15 +179,10 @@ impl LivePlatformConnector {
             v.clone()
                 .ok_or_else(|| cfg(format!("liveplatform tenant: `{key}` is required")))
         };
-        let token = match (&c.token_command, &c.token_env) {
-            (Some(cmd), _) => TokenSource::Command(cmd.clone()),
-            (None, Some(v)) => TokenSource::Env(v.clone()),
-            (None, None) => TokenSource::None,
-        };
         let mut s = LivePlatformSettings::new(
             need(&c.base_url, "base_url")?,
             need(&c.customer_id, "customer_id")?,
-            token,
+            TokenSource::from_tenant_config(c),
         );
         s.request_timeout = Duration::from_secs(c.request_timeout_s.max(1));
         s.ca_file = c.ca_file.clone();

@@ -34,6 +34,39 @@ pub enum Refusal {
     Unavailable,
 }
 
+impl Refusal {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Refusal::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Refusal::Forbidden => StatusCode::FORBIDDEN,
+            Refusal::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Refusal::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+    /// A human reason, the same for every simulator (the vendors' documents give none).
+    pub fn message(self) -> String {
+        match self {
+            Refusal::Unauthenticated => {
+                "Authentication required: send Authorization: Bearer <token>".into()
+            }
+            Refusal::Forbidden => {
+                "The API consumer doesn't have sufficient rights to perform this action".into()
+            }
+            Refusal::RateLimited { secs } => format!("Rate limit exceeded: retry after {secs} s"),
+            Refusal::Internal => "Uncatched error on server side (injected)".into(),
+            Refusal::Unavailable => "Service temporarily unavailable (injected)".into(),
+        }
+    }
+    /// The `Retry-After` seconds to send, for a 429.
+    pub fn retry_after(self) -> Option<u64> {
+        match self {
+            Refusal::RateLimited { secs } => Some(secs),
+            _ => None,
+        }
+    }
+}
+
 /// What [`gate`] needs from a simulator's shared state.
 pub trait Edge: Send + Sync + 'static {
     fn opts(&self) -> &SimOptions;

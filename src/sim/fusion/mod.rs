@@ -201,37 +201,15 @@ impl middleware::Edge for Shared {
         &self.log
     }
     fn refuse(&self, r: Refusal) -> Response {
-        let e = match r {
-            Refusal::Unauthenticated => ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                Code::Unauthenticated,
-                "Authentication required: send Authorization: Bearer <token>",
-            ),
-            Refusal::Forbidden => ApiError::new(
-                StatusCode::FORBIDDEN,
-                Code::Forbidden,
-                "The API consumer doesn't have sufficient rights to perform this action",
-            ),
-            Refusal::RateLimited { secs } => {
-                let mut e = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    Code::RateLimited,
-                    format!("Rate limit exceeded: retry after {secs} s"),
-                );
-                e.retry_after = Some(secs);
-                e
-            }
-            Refusal::Internal => ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Code::Internal,
-                "Uncatched error on server side (injected)",
-            ),
-            Refusal::Unavailable => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Code::Unavailable,
-                "Service temporarily unavailable (injected)",
-            ),
+        let code = match r {
+            Refusal::Unauthenticated => Code::Unauthenticated,
+            Refusal::Forbidden => Code::Forbidden,
+            Refusal::RateLimited { .. } => Code::RateLimited,
+            Refusal::Internal => Code::Internal,
+            Refusal::Unavailable => Code::Unavailable,
         };
+        let mut e = ApiError::new(r.status(), code, r.message());
+        e.retry_after = r.retry_after();
         e.into_response()
     }
 }

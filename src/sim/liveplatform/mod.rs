@@ -202,42 +202,15 @@ impl Edge for Shared {
         &self.log
     }
     fn refuse(&self, r: Refusal) -> Response {
-        let p = match r {
-            Refusal::Unauthenticated => ApiProblem::new(
-                StatusCode::UNAUTHORIZED,
-                Code::Unauthenticated,
-                "Authentication required: send Authorization: Bearer <token>",
-                "",
-            ),
-            Refusal::Forbidden => ApiProblem::new(
-                StatusCode::FORBIDDEN,
-                Code::Forbidden,
-                "The token is not valid for this API",
-                "",
-            ),
-            Refusal::RateLimited { secs } => {
-                let mut p = ApiProblem::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    Code::RateLimited,
-                    format!("Rate limit exceeded: retry after {secs} s"),
-                    "",
-                );
-                p.retry_after = Some(secs);
-                p
-            }
-            Refusal::Internal => ApiProblem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Code::Internal,
-                "Unexpected error on the server (injected)",
-                "",
-            ),
-            Refusal::Unavailable => ApiProblem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Code::Unavailable,
-                "Service temporarily unavailable (injected)",
-                "",
-            ),
+        let code = match r {
+            Refusal::Unauthenticated => Code::Unauthenticated,
+            Refusal::Forbidden => Code::Forbidden,
+            Refusal::RateLimited { .. } => Code::RateLimited,
+            Refusal::Internal => Code::Internal,
+            Refusal::Unavailable => Code::Unavailable,
         };
+        let mut p = ApiProblem::new(r.status(), code, r.message(), "");
+        p.retry_after = r.retry_after();
         p.into_response()
     }
 }
