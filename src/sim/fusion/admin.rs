@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use super::middleware::Edge;
-use super::reqlog::{Entry, RequestLog};
+use super::reqlog::Entry;
 use super::wire::TenantDoc;
 use super::Shared;
 
@@ -20,20 +20,16 @@ pub struct Requests {
     requests: Vec<Entry>,
 }
 
-fn log_of<S: Edge>(sh: &S) -> std::sync::MutexGuard<'_, RequestLog> {
-    sh.log().lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// `GET /_sim/requests`, for any simulator.
 pub async fn requests<S: Edge>(State(sh): State<Arc<S>>) -> Json<Requests> {
     Json(Requests {
-        requests: log_of(&*sh).snapshot(),
+        requests: sh.edge().log().snapshot(),
     })
 }
 
 /// `DELETE /_sim/requests`, for any simulator.
 pub async fn clear<S: Edge>(State(sh): State<Arc<S>>) -> StatusCode {
-    log_of(&*sh).clear();
+    sh.edge().log().clear();
     StatusCode::NO_CONTENT
 }
 

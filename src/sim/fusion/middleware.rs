@@ -67,12 +67,33 @@ impl Refusal {
     }
 }
 
+/// The edge's own state, one per simulator: its options, rate limiter, fault dice and
+/// request log.
+pub struct EdgeState {
+    pub opts: SimOptions,
+    limiter: Option<Mutex<RateLimiter>>,
+    dice: FaultDice,
+    log: Mutex<RequestLog>,
+}
+
+impl EdgeState {
+    pub fn new(opts: SimOptions) -> EdgeState {
+        EdgeState {
+            limiter: opts.rate_limit.map(|n| Mutex::new(RateLimiter::new(n))),
+            dice: FaultDice::new(&opts),
+            opts,
+            log: Mutex::new(RequestLog::default()),
+        }
+    }
+    /// The request log (`/_sim/requests`).
+    pub fn log(&self) -> std::sync::MutexGuard<'_, RequestLog> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// What [`gate`] needs from a simulator's shared state.
 pub trait Edge: Send + Sync + 'static {
-    fn opts(&self) -> &SimOptions;
-    fn limiter(&self) -> Option<&Mutex<RateLimiter>>;
-    fn dice(&self) -> &FaultDice;
-    fn log(&self) -> &Mutex<RequestLog>;
+    fn edge(&self) -> &EdgeState;
     /// The vendor's error answer for a refusal (with `Retry-After` for a 429, and
     /// `WWW-Authenticate` for a 401 where the vendor sends one).
     fn refuse(&self, r: Refusal) -> Response;
@@ -246,8 +267,9 @@ pub async fn gate<S: Edge>(State(sh): State<Arc<S>>, req: Request, next: Next) -
         .extensions()
         .get::<ConnectInfo<ConnMeta>>()
         .map(|c| c.0.clone());
-    if sh.opts().latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(sh.opts().latency_ms)).await;
+    let latency = sh.edge().opts.latency_ms;
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
     }
     let (resp, fault) = admit_and_run(&*sh, &method, conn.as_ref(), req, next).await;
     let status = match fault {
@@ -263,10 +285,7 @@ pub async fn gate<S: Edge>(State(sh): State<Arc<S>>, req: Request, next: Next) -
         fault: fault.is_some(),
         fault_kind: fault.map(|f| f.name().to_string()),
     };
-    match sh.log().lock() {
-        Ok(mut l) => l.push(entry),
-        Err(p) => p.into_inner().push(entry),
-    }
+    sh.edge().log().push(entry);
     resp
 }
 
@@ -277,10 +296,11 @@ async fn admit_and_run<S: Edge>(
     req: Request,
     next: Next,
 ) -> (Response, Option<Fault>) {
-    if let Err(r) = check_auth(sh.opts().token.as_deref(), req.headers()) {
+    let edge = sh.edge();
+    if let Err(r) = check_auth(edge.opts.token.as_deref(), req.headers()) {
         return (sh.refuse(r), None);
     }
-    if let Some(limiter) = sh.limiter() {
+    if let Some(limiter) = &edge.limiter {
         let verdict = match limiter.lock() {
             Ok(mut l) => l.check(Instant::now()),
             Err(p) => p.into_inner().check(Instant::now()),
@@ -290,7 +310,7 @@ async fn admit_and_run<S: Edge>(
         }
     }
     let is_write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let fault = sh.dice().draw(is_write);
+    let fault = edge.dice.draw(is_write);
     match fault {
         Some(Fault::Status500) => (sh.refuse(Refusal::Internal), fault),
         Some(Fault::Status503) => (sh.refuse(Refusal::Unavailable), fault),

@@ -30,7 +30,7 @@ pub mod wire;
 
 use std::future::Future;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::{Path as UrlPath, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
@@ -41,8 +41,7 @@ use axum::{Json, Router};
 use rusqlite::OptionalExtension;
 
 use crate::sim::fusion::conn::{self, Background};
-use crate::sim::fusion::middleware::{self, Edge, FaultDice, RateLimiter, Refusal};
-use crate::sim::fusion::reqlog::RequestLog;
+use crate::sim::fusion::middleware::{self, Edge, EdgeState, Refusal};
 use crate::sim::fusion::store::{open_db, StoreError};
 use crate::sim::fusion::{admin, SimError, SimOptions};
 use wire::{LicensedUser, Page, Problem, TeamsUser, TenantDoc};
@@ -182,24 +181,12 @@ impl IntoResponse for ApiProblem {
 /// State shared by every request. The tenant never changes: the API has no write.
 pub struct Shared {
     doc: TenantDoc,
-    opts: SimOptions,
-    limiter: Option<Mutex<RateLimiter>>,
-    dice: FaultDice,
-    log: Mutex<RequestLog>,
+    edge: EdgeState,
 }
 
 impl Edge for Shared {
-    fn opts(&self) -> &SimOptions {
-        &self.opts
-    }
-    fn limiter(&self) -> Option<&Mutex<RateLimiter>> {
-        self.limiter.as_ref()
-    }
-    fn dice(&self) -> &FaultDice {
-        &self.dice
-    }
-    fn log(&self) -> &Mutex<RequestLog> {
-        &self.log
+    fn edge(&self) -> &EdgeState {
+        &self.edge
     }
     fn refuse(&self, r: Refusal) -> Response {
         let code = match r {
@@ -317,10 +304,7 @@ impl LivePlatformSim {
         LivePlatformSim {
             shared: Arc::new(Shared {
                 doc,
-                limiter: opts.rate_limit.map(|n| Mutex::new(RateLimiter::new(n))),
-                dice: FaultDice::new(&opts),
-                opts,
-                log: Mutex::new(RequestLog::default()),
+                edge: EdgeState::new(opts),
             }),
         }
     }
