@@ -462,3 +462,47 @@ async fn embedded_tenant_lists_exports_and_round_trips() {
     // READ yes, WRITE -, CREATE -, DELETE -, GROUPS -, LICENSES -, VRP yes.
     assert_eq!(&row[1..8], ["yes", "-", "-", "-", "-", "-", "yes"]);
 }
+
+#[tokio::test]
+async fn injected_faults_are_problem_details_or_cut_connections_and_are_logged() {
+    let s = sim_with(SimOptions {
+        token: Some(TOKEN.into()),
+        fault_rate: 1.0,
+        seed_rng: 7,
+        ..SimOptions::default()
+    })
+    .await;
+    let c = reqwest::Client::new();
+    let mut answered = 0;
+    for _ in 0..6 {
+        match c
+            .get(format!("{}{}", s.base_url(), users_path("")))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+        {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let body: Value = r.json().await.unwrap();
+                let code = body["errorCode"].as_str().unwrap().to_string();
+                assert!(
+                    (status, code.as_str()) == (500, "LP-InternalError")
+                        || (status, code.as_str()) == (503, "LP-ServiceUnavailable"),
+                    "{status} {code}"
+                );
+                answered += 1;
+            }
+            Err(e) => assert!(!e.is_status(), "{e}"),
+        }
+    }
+    assert!(answered > 0);
+    let entries = log(&s).await;
+    assert_eq!(entries.len(), 6);
+    assert!(entries.iter().all(|e| e["fault"] == true));
+    // The connector gives up after its attempts with a retryable error, not a panic or a loop.
+    let conn = connector(&s.base_url(), GUID, TOKEN, 10);
+    assert!(matches!(
+        conn.snapshot(&[], false).await,
+        Err(ConnectorError::Retryable { .. })
+    ));
+}

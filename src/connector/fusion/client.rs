@@ -34,7 +34,7 @@ pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// How much of an unparsed error body is kept as the reason.
 const EXCERPT_CHARS: usize = 200;
 
-/// One request to send, relative to the tenant's `msteams` path.
+/// One request to send, relative to the client's root (Fusion: the tenant's `msteams` path).
 #[derive(Debug, Clone)]
 pub struct Request {
     pub method: Method,
@@ -52,7 +52,7 @@ impl Request {
             body: None,
         }
     }
-    /// For messages: method and path below `msteams`, e.g. `GET users/abc`.
+    /// For messages: method and path below the root, e.g. `GET users/abc`.
     pub fn describe(&self) -> String {
         format!("{} {}", self.method, self.path.join("/"))
     }
