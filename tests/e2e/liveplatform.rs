@@ -506,3 +506,57 @@ async fn injected_faults_are_problem_details_or_cut_connections_and_are_logged()
         Err(ConnectorError::Retryable { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_command_serves_the_liveplatform_api() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    /// Stops the simulator even when an assertion fails first.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("teamsync"))
+        .current_dir(dir.path())
+        .env_remove("TEAMSYNC_SIM_TOKEN")
+        .args([
+            "sim",
+            "--backend",
+            "liveplatform",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--token", TOKEN, "--state", "lp.db", "--seed"])
+        .arg(seed())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let child = Kill(child);
+    let mut line = String::new();
+    tokio::task::block_in_place(|| std::io::BufReader::new(stderr).read_line(&mut line)).unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    let r = reqwest::Client::new()
+        .get(format!("{url}?pageSize=2&pageNumber=19"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    drop(child);
+    assert_eq!(r.status().as_u16(), 200);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(
+        (b["totalPages"].as_u64(), b["data"].as_array().map(Vec::len)),
+        (Some(19), Some(1))
+    );
+    assert!(dir.path().join("lp.db").exists());
+}
