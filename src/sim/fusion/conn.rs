@@ -5,6 +5,9 @@
 //! its connection, so each accepted stream carries a kill switch, reachable from the request
 //! through `ConnectInfo<ConnMeta>`: once set, every write fails and hyper closes the socket
 //! before a byte of the response leaves.
+//!
+//! Every simulator (Fusion, Live Platform, …) serves through [`serve`], or [`Background`] for
+//! tests and embedded tenants, so all of them can fault the same way.
 
 use std::io;
 use std::net::SocketAddr;
