@@ -4,9 +4,12 @@
 
 use crate::config::{BackendKind, TenantConfig};
 use crate::connector::fusion::{FusionConnector, FusionSettings, TokenSource};
+use crate::connector::liveplatform::{LivePlatformConnector, LivePlatformSettings};
 use crate::connector::retry::RetryPolicy;
 use crate::connector::{Connector, ConnectorError, Gate};
-use crate::sim::fusion::{self as fsim, FusionSim, RunningSim, SimOptions};
+use crate::sim::fusion::conn::Background;
+use crate::sim::fusion::{self as fsim, FusionSim, SimOptions};
+use crate::sim::liveplatform::{self as lpsim, LivePlatformSim};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +19,7 @@ pub struct Tenant {
     pub config: TenantConfig,
     pub connector: Arc<dyn Connector>,
     pub gate: Arc<Gate>,
-    sim: Option<RunningSim>,
+    sim: Option<Background>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,12 +47,30 @@ impl Tenant {
             message,
         };
         let timeout = Duration::from_secs(cfg.request_timeout_s.max(1));
+        let tenant =
+            |connector: Arc<dyn Connector>, gate: Arc<Gate>, sim: Option<Background>| Tenant {
+                name: name.to_string(),
+                config: cfg.clone(),
+                connector,
+                gate,
+                sim,
+            };
+        let connector_err = |source: ConnectorError| ConnectError::Connector {
+            tenant: name.to_string(),
+            source,
+        };
         match cfg.backend {
             BackendKind::Sim => {
                 let which = cfg.sim_backend.as_deref().unwrap_or("fusion");
+                if which == "liveplatform" {
+                    let (connector, sim) = embedded_liveplatform(cfg, gate.clone(), timeout)
+                        .await
+                        .map_err(setup)?;
+                    return Ok(tenant(Arc::new(connector), gate, Some(sim)));
+                }
                 if which != "fusion" {
                     return Err(setup(format!(
-                        "sim_backend {which:?} is not available as an embedded tenant (available: fusion)"
+                        "sim_backend {which:?} is not available as an embedded tenant (available: fusion, liveplatform)"
                     )));
                 }
                 if let Some(state) = &cfg.state {
@@ -59,13 +80,7 @@ impl Tenant {
                     }
                 }
                 let token = random_token();
-                let opts = SimOptions {
-                    token: Some(token.clone()),
-                    rate_limit: cfg.sim_rate_limit,
-                    latency_ms: cfg.sim_latency_ms.unwrap_or(0),
-                    fault_rate: cfg.sim_fault_rate.unwrap_or(0.0),
-                    ..SimOptions::default()
-                };
+                let opts = sim_options(cfg, &token);
                 let sim = FusionSim::open(cfg.state.as_deref(), cfg.seed.as_deref(), opts)
                     .map_err(|e| setup(format!("embedded simulator: {e}")))?;
                 let running = fsim::start(sim)
@@ -87,35 +102,23 @@ impl Tenant {
                         ..RetryPolicy::default()
                     },
                 };
-                let connector = FusionConnector::new(settings, gate.clone()).map_err(|source| {
-                    ConnectError::Connector {
-                        tenant: name.to_string(),
-                        source,
-                    }
-                })?;
-                Ok(Tenant {
-                    name: name.to_string(),
-                    config: cfg.clone(),
-                    connector: Arc::new(connector),
+                let connector =
+                    FusionConnector::new(settings, gate.clone()).map_err(connector_err)?;
+                Ok(tenant(
+                    Arc::new(connector),
                     gate,
-                    sim: Some(running),
-                })
+                    Some(running.into_background()),
+                ))
             }
             BackendKind::Fusion => {
-                let connector =
-                    FusionConnector::from_tenant_config(cfg, gate.clone()).map_err(|source| {
-                        ConnectError::Connector {
-                            tenant: name.to_string(),
-                            source,
-                        }
-                    })?;
-                Ok(Tenant {
-                    name: name.to_string(),
-                    config: cfg.clone(),
-                    connector: Arc::new(connector),
-                    gate,
-                    sim: None,
-                })
+                let connector = FusionConnector::from_tenant_config(cfg, gate.clone())
+                    .map_err(connector_err)?;
+                Ok(tenant(Arc::new(connector), gate, None))
+            }
+            BackendKind::Liveplatform => {
+                let connector = LivePlatformConnector::from_tenant_config(cfg, gate.clone())
+                    .map_err(connector_err)?;
+                Ok(tenant(Arc::new(connector), gate, None))
             }
             other => Err(setup(format!(
                 "backend {:?} is not available in this build yet",
@@ -129,6 +132,38 @@ impl Tenant {
         if let Some(sim) = self.sim {
             sim.shutdown().await;
         }
+    }
+}
+
+/// The Live Platform simulator in-process, and a connector to it with a token of its own.
+async fn embedded_liveplatform(
+    cfg: &TenantConfig,
+    gate: Arc<Gate>,
+    timeout: Duration,
+) -> Result<(LivePlatformConnector, Background), String> {
+    let token = random_token();
+    let opts = sim_options(cfg, &token);
+    let sim = LivePlatformSim::open(cfg.state.as_deref(), cfg.seed.as_deref(), opts)
+        .map_err(|e| format!("embedded simulator: {e}"))?;
+    let customer = sim.customer_guid();
+    let running = lpsim::start(sim)
+        .await
+        .map_err(|e| format!("embedded simulator: {e}"))?;
+    let mut s = LivePlatformSettings::new(running.base_url(), customer, TokenSource::Static(token));
+    s.request_timeout = timeout;
+    s.retry.max_attempts = cfg.max_attempts.max(1);
+    let connector = LivePlatformConnector::new(s, gate).map_err(|e| e.to_string())?;
+    Ok((connector, running))
+}
+
+/// An embedded simulator's knobs from the tenant's `sim_*` keys.
+fn sim_options(cfg: &TenantConfig, token: &str) -> SimOptions {
+    SimOptions {
+        token: Some(token.to_string()),
+        rate_limit: cfg.sim_rate_limit,
+        latency_ms: cfg.sim_latency_ms.unwrap_or(0),
+        fault_rate: cfg.sim_fault_rate.unwrap_or(0.0),
+        ..SimOptions::default()
     }
 }
 

@@ -19,8 +19,8 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "liveplatform",
-            note: "AudioCodes Live Platform: not available in this build yet",
-            caps: None,
+            note: "AudioCodes Live Platform (read-only: plan audits, apply refuses)",
+            caps: Some(crate::connector::liveplatform::CAPABILITIES),
         },
         Row {
             name: "ump",

@@ -165,6 +165,20 @@ fn write_html_report(history: &History, bulk_id: i64, path: &Path) -> Result<(),
     std::fs::write(path, html).map_err(|e| fail(e.to_string()))
 }
 
+/// A read-only backend (Live Platform) is audited with `plan` and never written: the
+/// refusal comes before the snapshot, so a job that cannot run sends no request at all.
+fn refuse_read_only(tenant: &Tenant, command: &str) -> Result<(), CliError> {
+    if tenant.connector.capabilities().write {
+        return Ok(());
+    }
+    Err(CliError::Invalid(format!(
+        "tenant {t}: the {b} backend is read-only, so `{command}` cannot change it; nothing was sent. \
+         Audit it with `teamsync plan SHEET --tenant {t} --detailed-exitcode` (exit 4 when the sheet and the tenant differ)",
+        t = tenant.name,
+        b = tenant.connector.backend(),
+    )))
+}
+
 fn title_for(run: &RunArgs, source: &str) -> String {
     run.title.clone().unwrap_or_else(|| {
         let name = Path::new(source)
@@ -211,6 +225,7 @@ pub async fn apply(
     }
     let tenant = open_tenant(ctx, tenant_name.as_deref(), run.rate).await?;
     let result = async {
+        refuse_read_only(&tenant, "apply")?;
         let p = match (sheet, plan_file) {
             (_, Some(f)) => {
                 let p = plan::load(f)
@@ -255,6 +270,7 @@ pub async fn sync(
 ) -> CmdResult {
     let tenant = open_tenant(ctx, args.tenant.as_deref(), run.rate).await?;
     let result = async {
+        refuse_read_only(&tenant, "sync")?;
         let p = build_plan(ctx, &tenant, sheet, args, sheet_args).await?;
         if !ctx.json() {
             show_plan(ctx, &p);
@@ -283,6 +299,7 @@ pub async fn resume(ctx: &Ctx, job: &str, run: &RunArgs) -> CmdResult {
     drop(history);
     let tenant = open_tenant(ctx, Some(&row.tenant), run.rate).await?;
     let result = async {
+        refuse_read_only(&tenant, "resume")?;
         let snap = snapshot(&tenant, &specs).await?;
         let input = PlanInput {
             tenant: &tenant.name,

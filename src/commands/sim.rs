@@ -5,9 +5,9 @@ use crate::cli::SimArgs;
 use crate::sim::fusion::{self as fsim, FusionSim, SimOptions};
 
 pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
-    if args.backend != "fusion" {
+    if !["fusion", "liveplatform"].contains(&args.backend.as_str()) {
         return Err(CliError::Invalid(format!(
-            "--backend {:?}: available simulators: fusion",
+            "--backend {:?}: available simulators: fusion, liveplatform",
             args.backend
         )));
     }
@@ -28,23 +28,48 @@ pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
         fault_rate: args.fault_rate,
         ..SimOptions::default()
     };
+    if args.backend == "liveplatform" {
+        return liveplatform(&args, opts).await;
+    }
     let sim = FusionSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
         .map_err(|e| CliError::Invalid(format!("simulator: {e}")))?;
     let t = sim.tenant_path();
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .map_err(|e| CliError::Invalid(format!("cannot listen on {}: {e}", args.listen)))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))?;
+    let (listener, addr) = bind(&args.listen).await?;
     eprintln!(
         "fusion simulator on http://{addr}/api/v01/draas/{}/tenants/{}/subscriptions/{}/msteams/ (Ctrl-C to stop)",
         t.draas_instance, t.tenant_uuid, t.subscription_id
     );
-    fsim::run(listener, sim, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
-    .map_err(|e| CliError::Other(anyhow::anyhow!("simulator: {e}")))?;
+    fsim::run(listener, sim, ctrl_c())
+        .await
+        .map_err(|e| CliError::Other(anyhow::anyhow!("simulator: {e}")))?;
     Ok(0)
+}
+
+async fn liveplatform(args: &SimArgs, opts: SimOptions) -> CmdResult {
+    use crate::sim::liveplatform::{self as lpsim, LivePlatformSim};
+    let sim = LivePlatformSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
+        .map_err(|e| CliError::Invalid(format!("simulator: {e}")))?;
+    let customer = sim.customer_guid();
+    let (listener, addr) = bind(&args.listen).await?;
+    eprintln!(
+        "liveplatform simulator on http://{addr}/api/v3/customer/{customer}/user (Ctrl-C to stop)"
+    );
+    lpsim::run(listener, sim, ctrl_c())
+        .await
+        .map_err(|e| CliError::Other(anyhow::anyhow!("simulator: {e}")))?;
+    Ok(0)
+}
+
+async fn bind(listen: &str) -> Result<(tokio::net::TcpListener, std::net::SocketAddr), CliError> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| CliError::Invalid(format!("cannot listen on {listen}: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))?;
+    Ok((listener, addr))
+}
+
+async fn ctrl_c() {
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -126,7 +126,12 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
             Ok(0)
         }
         TenantCommand::Export { format, out, .. } => {
-            let snap = full_snapshot(tenant, true).await?;
+            let mut snap = full_snapshot(tenant, true).await?;
+            // A column the backend cannot plan (Live Platform's license criteria) would make
+            // the exported sheet fail its own plan: it is left empty.
+            if !tenant.connector.capabilities().licenses {
+                snap.users.iter_mut().for_each(|u| u.licenses.clear());
+            }
             let (header, rows) = export_rows(&snap);
             let bytes = match format {
                 ExportFormat::Csv => sheet_out::to_csv(&header, &rows),

@@ -9,6 +9,7 @@ mod cli_jobs;
 mod cli_plan;
 mod cli_reports;
 mod connector_fusion;
+mod liveplatform;
 mod report_html;
 mod sheets;
 mod sim_fusion;

@@ -34,7 +34,7 @@ pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// How much of an unparsed error body is kept as the reason.
 const EXCERPT_CHARS: usize = 200;
 
-/// One request to send, relative to the tenant's `msteams` path.
+/// One request to send, relative to the client's root (Fusion: the tenant's `msteams` path).
 #[derive(Debug, Clone)]
 pub struct Request {
     pub method: Method,
@@ -52,7 +52,7 @@ impl Request {
             body: None,
         }
     }
-    /// For messages: method and path below `msteams`, e.g. `GET users/abc`.
+    /// For messages: method and path below the root, e.g. `GET users/abc`.
     pub fn describe(&self) -> String {
         format!("{} {}", self.method, self.path.join("/"))
     }
@@ -66,6 +66,7 @@ pub struct Client {
     cached: tokio::sync::Mutex<Option<String>>,
     gate: Arc<Gate>,
     pub retry: RetryPolicy,
+    parse_error: ErrorParser,
 }
 
 impl std::fmt::Debug for Client {
@@ -81,6 +82,33 @@ fn cfg(m: impl Into<String>) -> ConnectorError {
     ConnectorError::Config(m.into())
 }
 
+/// `base_url` (query and fragment dropped) with `segments` appended to its path.
+pub(crate) fn root_url(base_url: &str, segments: &[&str]) -> Result<reqwest::Url, ConnectorError> {
+    let mut root =
+        reqwest::Url::parse(base_url).map_err(|e| cfg(format!("base_url {base_url:?}: {e}")))?;
+    root.set_query(None);
+    root.set_fragment(None);
+    root.path_segments_mut()
+        .map_err(|_| cfg(format!("base_url {base_url:?} cannot carry a path")))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(root)
+}
+
+/// What a [`Client`] needs besides its root URL; Fusion fills it from [`FusionSettings`],
+/// other backends from their own settings.
+pub(crate) struct ClientParts {
+    pub token: TokenSource,
+    pub request_timeout: Duration,
+    pub ca_file: Option<std::path::PathBuf>,
+    pub retry: RetryPolicy,
+    /// Reads `(code, reason)` out of an error body in the vendor's shape.
+    pub parse_error: ErrorParser,
+}
+
+/// `(code, reason)` from a non-2xx body; see [`parse_error_body`] for Fusion's.
+pub(crate) type ErrorParser = fn(&[u8], StatusCode) -> (Option<String>, String);
+
 impl Client {
     pub fn new(s: &FusionSettings, gate: Arc<Gate>) -> Result<Client, ConnectorError> {
         crate::config::check_url(&s.base_url, s.allow_insecure_http).map_err(cfg)?;
@@ -95,16 +123,10 @@ impl Client {
         if s.page_size == 0 {
             return Err(cfg("fusion: page_size must be at least 1"));
         }
-        let mut root = reqwest::Url::parse(&s.base_url)
-            .map_err(|e| cfg(format!("base_url {:?}: {e}", s.base_url)))?;
-        root.set_query(None);
-        root.set_fragment(None);
-        {
-            let sub = s.subscription_id.to_string();
-            let mut segs = root
-                .path_segments_mut()
-                .map_err(|_| cfg(format!("base_url {:?} cannot carry a path", s.base_url)))?;
-            segs.pop_if_empty().extend([
+        let sub = s.subscription_id.to_string();
+        let root = root_url(
+            &s.base_url,
+            &[
                 "api",
                 "v01",
                 "draas",
@@ -114,13 +136,30 @@ impl Client {
                 "subscriptions",
                 sub.as_str(),
                 "msteams",
-            ]);
-        }
+            ],
+        )?;
+        let parts = ClientParts {
+            token: s.token.clone(),
+            request_timeout: s.request_timeout,
+            ca_file: s.ca_file.clone(),
+            retry: s.retry.clone(),
+            parse_error: parse_error_body,
+        };
+        Client::with_root(root, parts, gate)
+    }
+
+    /// A client for any bearer-token JSON API below `root` (already checked with
+    /// [`crate::config::check_url`] by the caller).
+    pub(crate) fn with_root(
+        root: reqwest::Url,
+        p: ClientParts,
+        gate: Arc<Gate>,
+    ) -> Result<Client, ConnectorError> {
         let mut b = reqwest::Client::builder()
-            .timeout(s.request_timeout)
-            .connect_timeout(s.request_timeout.min(Duration::from_secs(10)))
+            .timeout(p.request_timeout)
+            .connect_timeout(p.request_timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("teamsync/", env!("CARGO_PKG_VERSION")));
-        if let Some(ca) = &s.ca_file {
+        if let Some(ca) = &p.ca_file {
             let pem =
                 std::fs::read(ca).map_err(|e| cfg(format!("ca_file {}: {e}", ca.display())))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
@@ -141,10 +180,11 @@ impl Client {
         Ok(Client {
             http,
             root,
-            token: s.token.clone(),
+            token: p.token,
             cached: tokio::sync::Mutex::new(None),
             gate,
-            retry: s.retry.clone(),
+            retry: p.retry,
+            parse_error: p.parse_error,
         })
     }
 
@@ -239,7 +279,7 @@ impl Client {
         match code {
             401 | 403 => ConnectorError::Auth {
                 status: code,
-                message: format!("{}: {}", r.describe(), parse_error_body(body, status).1),
+                message: format!("{}: {}", r.describe(), (self.parse_error)(body, status).1),
             },
             429 => {
                 let wait = retry_after(headers).unwrap_or(DEFAULT_RETRY_AFTER);
@@ -262,10 +302,10 @@ impl Client {
             500 | 502 | 503 | 504 => ConnectorError::Retryable {
                 status: Some(code),
                 retry_after: retry_after(headers),
-                message: format!("{}: {}", r.describe(), parse_error_body(body, status).1),
+                message: format!("{}: {}", r.describe(), (self.parse_error)(body, status).1),
             },
             _ => {
-                let (c, reason) = parse_error_body(body, status);
+                let (c, reason) = (self.parse_error)(body, status);
                 ConnectorError::Rejected {
                     status: code,
                     code: c,
@@ -483,7 +523,7 @@ fn fallback_reason(body: &[u8], status: StatusCode) -> String {
     }
 }
 
-fn excerpt(s: &str) -> String {
+pub(crate) fn excerpt(s: &str) -> String {
     let one_line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut out: String = one_line.chars().take(EXCERPT_CHARS).collect();
     if one_line.chars().count() > EXCERPT_CHARS {

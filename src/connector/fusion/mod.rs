@@ -47,10 +47,10 @@
 //!   a 404, which the executor treats as "not replicated yet". `read_user("upn:…")` looks
 //!   the account up the same way.
 
-mod client;
-mod mapping;
-mod steps;
-mod wire;
+pub(crate) mod client;
+pub mod mapping;
+pub mod steps;
+pub mod wire;
 
 use crate::config::TenantConfig;
 use crate::connector::retry::RetryPolicy;
@@ -88,6 +88,17 @@ pub enum TokenSource {
     /// A credential helper printing a token; run on first use and again once on a 401.
     Command(String),
     None,
+}
+
+impl TokenSource {
+    /// `token_command` if the tenant sets one, else `token_env`, else no token.
+    pub fn from_tenant_config(cfg: &TenantConfig) -> TokenSource {
+        match (&cfg.token_command, &cfg.token_env) {
+            (Some(c), _) => TokenSource::Command(c.clone()),
+            (None, Some(v)) => TokenSource::Env(v.clone()),
+            (None, None) => TokenSource::None,
+        }
+    }
 }
 
 impl std::fmt::Debug for TokenSource {
@@ -196,11 +207,7 @@ impl FusionConnector {
                 ConnectorError::Config(format!("fusion tenant: `{key}` is required"))
             })
         }
-        let token = match (&cfg.token_command, &cfg.token_env) {
-            (Some(c), _) => TokenSource::Command(c.clone()),
-            (None, Some(v)) => TokenSource::Env(v.clone()),
-            (None, None) => TokenSource::None,
-        };
+        let token = TokenSource::from_tenant_config(cfg);
         let mut s = FusionSettings::new(
             need(&cfg.base_url, "base_url")?,
             need(&cfg.draas_instance, "draas_instance")?,

@@ -10,23 +10,26 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+use super::middleware::Edge;
 use super::reqlog::Entry;
 use super::wire::TenantDoc;
 use super::Shared;
 
 #[derive(Serialize)]
-struct Requests {
+pub struct Requests {
     requests: Vec<Entry>,
 }
 
-async fn requests(State(sh): State<Arc<Shared>>) -> Json<Requests> {
+/// `GET /_sim/requests`, for any simulator.
+pub async fn requests<S: Edge>(State(sh): State<Arc<S>>) -> Json<Requests> {
     Json(Requests {
-        requests: sh.log_snapshot(),
+        requests: sh.edge().log().snapshot(),
     })
 }
 
-async fn clear(State(sh): State<Arc<Shared>>) -> StatusCode {
-    sh.log_clear();
+/// `DELETE /_sim/requests`, for any simulator.
+pub async fn clear<S: Edge>(State(sh): State<Arc<S>>) -> StatusCode {
+    sh.edge().log().clear();
     StatusCode::NO_CONTENT
 }
 
@@ -36,7 +39,10 @@ async fn state(State(sh): State<Arc<Shared>>) -> Json<TenantDoc> {
 
 pub fn router(sh: Arc<Shared>) -> Router {
     Router::new()
-        .route("/_sim/requests", get(requests).delete(clear))
+        .route(
+            "/_sim/requests",
+            get(requests::<Shared>).delete(clear::<Shared>),
+        )
         .route("/_sim/state", get(state))
         .with_state(sh)
 }

@@ -245,7 +245,7 @@ fn run_item(sh: &Shared, raw: &serde_json::Value) -> Result<(), ApiError> {
         .map_err(|e| ApiError::bad(Code::BadBody, format!("Invalid item: {e}")))?;
     let upn = item.upn.trim().to_string();
     let display_name = check_display_name(&item.display_name)?;
-    let delay = sh.opts.replication_delay_ms;
+    let delay = sh.edge.opts.replication_delay_ms;
     sh.write(|t, change| {
         let upd = item_update(t, &item, display_name.clone())?;
         let mut u = target_user(

@@ -5,6 +5,9 @@
 //! its connection, so each accepted stream carries a kill switch, reachable from the request
 //! through `ConnectInfo<ConnMeta>`: once set, every write fails and hyper closes the socket
 //! before a byte of the response leaves.
+//!
+//! Every simulator (Fusion, Live Platform, …) serves through [`serve`], or [`Background`] for
+//! tests and embedded tenants, so all of them can fault the same way.
 
 use std::io;
 use std::net::SocketAddr;
@@ -150,6 +153,67 @@ impl Connected<IncomingStream<'_, KillableListener>> for ConnMeta {
         ConnMeta {
             remote: *stream.remote_addr(),
             kill: stream.io().kill.clone(),
+        }
+    }
+}
+
+/// Serves `router` on `listener` with killable connections until `shutdown` completes.
+/// Every simulator serves this way, so a fault can cut any of their connections.
+pub async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let app = router.into_make_service_with_connect_info::<ConnMeta>();
+    axum::serve(KillableListener::new(listener), app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A server running on loopback in a background task (tests and embedded tenants).
+/// Dropping it stops the server; [`Background::shutdown`] also waits for it.
+pub struct Background {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<io::Result<()>>>,
+}
+
+impl Background {
+    /// Binds `127.0.0.1:0` and serves `router` in a spawned task.
+    pub async fn spawn(router: axum::Router) -> io::Result<Background> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, router, async move {
+            let _ = rx.await;
+        }));
+        Ok(Background {
+            addr,
+            stop: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits for the server task.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
         }
     }
 }

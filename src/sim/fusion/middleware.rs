@@ -15,9 +15,89 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::conn::ConnMeta;
-use super::error::{ApiError, Code};
-use super::reqlog::Entry;
-use super::{Shared, SimOptions};
+use super::reqlog::{Entry, RequestLog};
+use super::SimOptions;
+
+/// Why the edge answered instead of a handler. Each simulator renders it in its vendor's
+/// error shape ([`Edge::refuse`]), so the machinery is shared and the bodies are not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 401: no credentials, or not a bearer token.
+    Unauthenticated,
+    /// 403: a bearer token that is not the expected one.
+    Forbidden,
+    /// 429 with `Retry-After: secs`.
+    RateLimited { secs: u64 },
+    /// 500 injected fault.
+    Internal,
+    /// 503 injected fault.
+    Unavailable,
+}
+
+impl Refusal {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Refusal::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Refusal::Forbidden => StatusCode::FORBIDDEN,
+            Refusal::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Refusal::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+    /// A human reason, the same for every simulator (the vendors' documents give none).
+    pub fn message(self) -> String {
+        match self {
+            Refusal::Unauthenticated => {
+                "Authentication required: send Authorization: Bearer <token>".into()
+            }
+            Refusal::Forbidden => {
+                "The API consumer doesn't have sufficient rights to perform this action".into()
+            }
+            Refusal::RateLimited { secs } => format!("Rate limit exceeded: retry after {secs} s"),
+            Refusal::Internal => "Uncatched error on server side (injected)".into(),
+            Refusal::Unavailable => "Service temporarily unavailable (injected)".into(),
+        }
+    }
+    /// The `Retry-After` seconds to send, for a 429.
+    pub fn retry_after(self) -> Option<u64> {
+        match self {
+            Refusal::RateLimited { secs } => Some(secs),
+            _ => None,
+        }
+    }
+}
+
+/// The edge's own state, one per simulator: its options, rate limiter, fault dice and
+/// request log.
+pub struct EdgeState {
+    pub opts: SimOptions,
+    limiter: Option<Mutex<RateLimiter>>,
+    dice: FaultDice,
+    log: Mutex<RequestLog>,
+}
+
+impl EdgeState {
+    pub fn new(opts: SimOptions) -> EdgeState {
+        EdgeState {
+            limiter: opts.rate_limit.map(|n| Mutex::new(RateLimiter::new(n))),
+            dice: FaultDice::new(&opts),
+            opts,
+            log: Mutex::new(RequestLog::default()),
+        }
+    }
+    /// The request log (`/_sim/requests`).
+    pub fn log(&self) -> std::sync::MutexGuard<'_, RequestLog> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What [`gate`] needs from a simulator's shared state.
+pub trait Edge: Send + Sync + 'static {
+    fn edge(&self) -> &EdgeState;
+    /// The vendor's error answer for a refusal (with `Retry-After` for a 429, and
+    /// `WWW-Authenticate` for a 401 where the vendor sends one).
+    fn refuse(&self, r: Refusal) -> Response;
+}
 
 /// A token bucket of `rate` tokens per second holding at most one second's worth, that goes
 /// into debt: every request takes a token, refused ones too, so a client that keeps sending
@@ -129,17 +209,11 @@ impl FaultDice {
 }
 
 /// 401 without credentials (or not a bearer token), 403 with a wrong token.
-pub fn check_auth(expected: Option<&str>, headers: &HeaderMap) -> Result<(), ApiError> {
+pub fn check_auth(expected: Option<&str>, headers: &HeaderMap) -> Result<(), Refusal> {
     let Some(expected) = expected else {
         return Ok(());
     };
-    let unauth = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            Code::Unauthenticated,
-            "Authentication required: send Authorization: Bearer <token>",
-        )
-    };
+    let unauth = || Refusal::Unauthenticated;
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -159,11 +233,7 @@ pub fn check_auth(expected: Option<&str>, headers: &HeaderMap) -> Result<(), Api
     if same {
         Ok(())
     } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            Code::Forbidden,
-            "The API consumer doesn't have sufficient rights to perform this action",
-        ))
+        Err(Refusal::Forbidden)
     }
 }
 
@@ -187,8 +257,8 @@ fn cut(conn: Option<&ConnMeta>) -> Response {
     }
 }
 
-/// The one middleware of the API surface.
-pub async fn gate(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+/// The one middleware of a simulator's API surface.
+pub async fn gate<S: Edge>(State(sh): State<Arc<S>>, req: Request, next: Next) -> Response {
     let arrived = chrono::Utc::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -197,15 +267,16 @@ pub async fn gate(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Re
         .extensions()
         .get::<ConnectInfo<ConnMeta>>()
         .map(|c| c.0.clone());
-    if sh.opts.latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(sh.opts.latency_ms)).await;
+    let latency = sh.edge().opts.latency_ms;
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
     }
-    let (resp, fault) = admit_and_run(&sh, &method, conn.as_ref(), req, next).await;
+    let (resp, fault) = admit_and_run(&*sh, &method, conn.as_ref(), req, next).await;
     let status = match fault {
         Some(Fault::Drop) | Some(Fault::LostAnswer) => None,
         _ => Some(resp.status().as_u16()),
     };
-    sh.log_push(Entry {
+    let entry = Entry {
         method: method.to_string(),
         path,
         query,
@@ -213,54 +284,36 @@ pub async fn gate(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Re
         status,
         fault: fault.is_some(),
         fault_kind: fault.map(|f| f.name().to_string()),
-    });
+    };
+    sh.edge().log().push(entry);
     resp
 }
 
-async fn admit_and_run(
-    sh: &Shared,
+async fn admit_and_run<S: Edge>(
+    sh: &S,
     method: &Method,
     conn: Option<&ConnMeta>,
     req: Request,
     next: Next,
 ) -> (Response, Option<Fault>) {
-    if let Err(e) = check_auth(sh.opts.token.as_deref(), req.headers()) {
-        return (e.into_response(), None);
+    let edge = sh.edge();
+    if let Err(r) = check_auth(edge.opts.token.as_deref(), req.headers()) {
+        return (sh.refuse(r), None);
     }
-    if let Some(limiter) = &sh.limiter {
+    if let Some(limiter) = &edge.limiter {
         let verdict = match limiter.lock() {
             Ok(mut l) => l.check(Instant::now()),
             Err(p) => p.into_inner().check(Instant::now()),
         };
         if let Err(secs) = verdict {
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                Code::RateLimited,
-                format!("Rate limit exceeded: retry after {secs} s"),
-            );
-            e.retry_after = Some(secs);
-            return (e.into_response(), None);
+            return (sh.refuse(Refusal::RateLimited { secs }), None);
         }
     }
     let is_write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let fault = sh.dice.draw(is_write);
+    let fault = edge.dice.draw(is_write);
     match fault {
-        Some(Fault::Status500) => {
-            let e = ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Code::Internal,
-                "Uncatched error on server side (injected)",
-            );
-            (e.into_response(), fault)
-        }
-        Some(Fault::Status503) => {
-            let e = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Code::Unavailable,
-                "Service temporarily unavailable (injected)",
-            );
-            (e.into_response(), fault)
-        }
+        Some(Fault::Status500) => (sh.refuse(Refusal::Internal), fault),
+        Some(Fault::Status503) => (sh.refuse(Refusal::Unavailable), fault),
         Some(Fault::Drop) => (cut(conn), fault),
         Some(Fault::LostAnswer) => {
             let _applied = next.run(req).await;
@@ -312,13 +365,13 @@ mod tests {
     fn auth_distinguishes_missing_from_wrong() {
         let mut h = HeaderMap::new();
         assert_eq!(
-            check_auth(Some("s3cret"), &h).unwrap_err().status,
-            StatusCode::UNAUTHORIZED
+            check_auth(Some("s3cret"), &h).unwrap_err(),
+            Refusal::Unauthenticated
         );
         h.insert(header::AUTHORIZATION, "Bearer nope".parse().unwrap());
         assert_eq!(
-            check_auth(Some("s3cret"), &h).unwrap_err().status,
-            StatusCode::FORBIDDEN
+            check_auth(Some("s3cret"), &h).unwrap_err(),
+            Refusal::Forbidden
         );
         h.insert(header::AUTHORIZATION, "bearer s3cret".parse().unwrap());
         assert!(check_auth(Some("s3cret"), &h).is_ok());

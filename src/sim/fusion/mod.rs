@@ -110,8 +110,7 @@ pub mod users;
 pub mod wire;
 
 use error::{ApiError, Code};
-use middleware::{FaultDice, RateLimiter};
-use reqlog::{Entry, RequestLog};
+use middleware::{EdgeState, Refusal};
 use state::{Change, Tenant};
 use store::{Store, StoreError};
 
@@ -188,10 +187,7 @@ struct Db {
 /// State shared by every request.
 pub struct Shared {
     db: Mutex<Db>,
-    pub(crate) opts: SimOptions,
-    pub(crate) limiter: Option<Mutex<RateLimiter>>,
-    pub(crate) dice: FaultDice,
-    log: Mutex<RequestLog>,
+    pub(crate) edge: EdgeState,
     pub(crate) token_key: Vec<u8>,
 }
 
@@ -220,15 +216,23 @@ impl Shared {
         db.tenant.apply(change);
         Ok(r)
     }
+}
 
-    pub fn log_push(&self, e: Entry) {
-        lock(&self.log).push(e);
+impl middleware::Edge for Shared {
+    fn edge(&self) -> &EdgeState {
+        &self.edge
     }
-    pub fn log_snapshot(&self) -> Vec<Entry> {
-        lock(&self.log).snapshot()
-    }
-    pub fn log_clear(&self) {
-        lock(&self.log).clear();
+    fn refuse(&self, r: Refusal) -> Response {
+        let code = match r {
+            Refusal::Unauthenticated => Code::Unauthenticated,
+            Refusal::Forbidden => Code::Forbidden,
+            Refusal::RateLimited { .. } => Code::RateLimited,
+            Refusal::Internal => Code::Internal,
+            Refusal::Unavailable => Code::Unavailable,
+        };
+        let mut e = ApiError::new(r.status(), code, r.message());
+        e.retry_after = r.retry_after();
+        e.into_response()
     }
 }
 
@@ -274,10 +278,7 @@ impl FusionSim {
         };
         let shared = Shared {
             db: Mutex::new(Db { tenant, store }),
-            limiter: opts.rate_limit.map(|n| Mutex::new(RateLimiter::new(n))),
-            dice: FaultDice::new(&opts),
-            opts,
-            log: Mutex::new(RequestLog::default()),
+            edge: EdgeState::new(opts),
             token_key,
         };
         Ok(FusionSim {
@@ -366,7 +367,7 @@ impl FusionSim {
                 bare_bulk,
             )
             .fallback(unknown_route)
-            .layer(from_fn_with_state(sh.clone(), middleware::gate));
+            .layer(from_fn_with_state(sh.clone(), middleware::gate::<Shared>));
         api.merge(admin::router(sh))
     }
 }
@@ -415,62 +416,41 @@ pub async fn run(
     sim: FusionSim,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = sim
-        .router()
-        .into_make_service_with_connect_info::<conn::ConnMeta>();
-    axum::serve(conn::KillableListener::new(listener), app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    conn::serve(listener, sim.router(), shutdown).await
 }
 
 /// A simulator serving on loopback in a background task.
 pub struct RunningSim {
     pub addr: SocketAddr,
     pub tenant: TenantPath,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    server: conn::Background,
 }
 
 impl RunningSim {
     /// `http://127.0.0.1:PORT`
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.base_url()
     }
     pub fn api_prefix(&self) -> String {
         self.tenant.api_prefix()
     }
     /// Stops accepting, lets in-flight requests finish, and waits for the server task.
-    pub async fn shutdown(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await
     }
-}
-
-impl Drop for RunningSim {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
+    /// The server handle alone, for holders that do not care which simulator it is.
+    pub fn into_background(self) -> conn::Background {
+        self.server
     }
 }
 
 /// Binds `127.0.0.1:0` and serves `sim` in a spawned task.
 pub async fn start(sim: FusionSim) -> Result<RunningSim, SimError> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
     let tenant = sim.tenant_path();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(run(listener, sim, async move {
-        let _ = rx.await;
-    }));
+    let server = conn::Background::spawn(sim.router()).await?;
     Ok(RunningSim {
-        addr,
+        addr: server.addr,
         tenant,
-        stop: Some(tx),
-        task: Some(task),
+        server,
     })
 }

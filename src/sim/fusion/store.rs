@@ -65,6 +65,37 @@ pub struct Store {
     conn: Connection,
 }
 
+/// Opens (creating it and its folder) a simulator's state file in WAL mode, or an in-memory
+/// database when `path` is None, and refuses a file written by a newer schema than
+/// `schema_version`. Every simulator keeps its state this way.
+pub fn open_db(path: Option<&Path>, schema_version: i64) -> Result<Connection, StoreError> {
+    let conn = match path {
+        Some(p) => {
+            // The default state lives in `.teamsync/`, which a first run has not made yet.
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            Connection::open(p)?
+        }
+        None => Connection::open_in_memory()?,
+    };
+    if path.is_some() {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+    }
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > schema_version {
+        return Err(StoreError::Invalid(format!(
+            "state file schema {version} is newer than this simulator ({schema_version})"
+        )));
+    }
+    Ok(conn)
+}
+
 fn js<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     Ok(serde_json::to_string(v)?)
 }
@@ -72,30 +103,7 @@ fn js<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
 impl Store {
     /// Opens (creating) the state file, or an in-memory database when `path` is None.
     pub fn open(path: Option<&Path>) -> Result<Store, StoreError> {
-        let conn = match path {
-            Some(p) => {
-                // The default state lives in `.teamsync/`, which a first run has not made yet.
-                if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-                        path: dir.display().to_string(),
-                        source,
-                    })?;
-                }
-                Connection::open(p)?
-            }
-            None => Connection::open_in_memory()?,
-        };
-        if path.is_some() {
-            conn.pragma_update(None, "journal_mode", "WAL")?;
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-        }
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::Invalid(format!(
-                "state file schema {version} is newer than this simulator ({SCHEMA_VERSION})"
-            )));
-        }
+        let conn = open_db(path, SCHEMA_VERSION)?;
         conn.execute_batch(SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Store { conn })
