@@ -243,8 +243,9 @@ impl Config {
                 "db" => raw.db = Some(PathBuf::from(v)),
                 "templates" => raw.templates = Some(PathBuf::from(v)),
                 "default_tenant" => raw.default_tenant = Some(v.clone()),
-                // Variables the CLI itself reads (TEAMSYNC_CONFIG, TEAMSYNC_LOG) are not keys.
-                "config" | "log" => {}
+                // Variables the CLI itself reads (TEAMSYNC_CONFIG, TEAMSYNC_LOG, TEAMSYNC_SIM_TOKEN)
+                // are not keys.
+                "config" | "log" | "sim_token" => {}
                 other => {
                     return Err(ConfigError::Invalid(format!(
                         "environment variable {k}: unknown key {other:?} (overridable: {})",

@@ -4,6 +4,7 @@ use super::plan::{connector_failure, open_tenant};
 use super::{print_json, CliError, CmdResult, Ctx};
 use crate::cli::{ExportFormat, TenantCommand};
 use crate::connect::Tenant;
+use crate::connector::Capabilities;
 use crate::model::{Catalogs, Snapshot, TenantUser};
 use crate::report::sheet_out;
 
@@ -126,13 +127,10 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
             Ok(0)
         }
         TenantCommand::Export { format, out, .. } => {
-            let mut snap = full_snapshot(tenant, true).await?;
+            let snap = full_snapshot(tenant, true).await?;
             // A column the backend cannot plan (Live Platform's license criteria) would make
             // the exported sheet fail its own plan: it is left empty.
-            if !tenant.connector.capabilities().licenses {
-                snap.users.iter_mut().for_each(|u| u.licenses.clear());
-            }
-            let (header, rows) = export_rows(&snap);
+            let (header, rows) = export_rows(&snap, &tenant.connector.capabilities());
             let bytes = match format {
                 ExportFormat::Csv => sheet_out::to_csv(&header, &rows),
                 ExportFormat::Xlsx => {
@@ -181,7 +179,12 @@ fn license_names(c: &Catalogs, u: &TenantUser) -> Vec<String> {
 
 /// The tenant as an input sheet: names rather than ids where the catalog knows them, so
 /// the sheet is readable and plans to zero changes against the same tenant.
-pub(crate) fn export_rows(snap: &Snapshot) -> (Vec<&'static str>, Vec<Vec<String>>) {
+/// Columns of fields the backend cannot carry stay empty (never `-`), so the sheet plans
+/// against the same backend without capability errors.
+pub(crate) fn export_rows(
+    snap: &Snapshot,
+    caps: &Capabilities,
+) -> (Vec<&'static str>, Vec<Vec<String>>) {
     let header = vec![
         "upn",
         "displayName",
@@ -214,6 +217,7 @@ pub(crate) fn export_rows(snap: &Snapshot) -> (Vec<&'static str>, Vec<Vec<String
     // (clear): the sheet then states the whole state, and plans to zero changes against
     // the same tenant. Country cannot be cleared, so a missing one stays empty.
     let or_clear = |s: String| if s.is_empty() { "-".to_string() } else { s };
+    let carried = |can: bool, s: String| if can { or_clear(s) } else { String::new() };
     let rows = snap
         .users
         .iter()
@@ -237,12 +241,12 @@ pub(crate) fn export_rows(snap: &Snapshot) -> (Vec<&'static str>, Vec<Vec<String
                     .as_ref()
                     .map(|c| c.to_string())
                     .unwrap_or_default(),
-                or_clear(d.and_then(|d| d.vrp.clone()).unwrap_or_default()),
-                or_clear(groups),
-                or_clear(license_names(&snap.catalogs, u).join(";")),
+                carried(caps.vrp, d.and_then(|d| d.vrp.clone()).unwrap_or_default()),
+                carried(caps.groups, groups),
+                carried(caps.licenses, license_names(&snap.catalogs, u).join(";")),
                 // Customer licenses live only on users with a number (Fusion's draas object).
                 if u.number.is_some() {
-                    or_clear(u.customer_licenses.join(";"))
+                    carried(caps.customer_licenses, u.customer_licenses.join(";"))
                 } else {
                     String::new()
                 },

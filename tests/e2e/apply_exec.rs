@@ -167,7 +167,7 @@ fn vrp_changes(t: &Tenant, n: usize) -> Vec<UserPlan> {
     t.snap
         .users
         .iter()
-        .filter(|u| u.number.is_some())
+        .filter(|u| u.number.is_some() && u.account_type.is_none())
         .take(n)
         .map(|u| {
             let to = if u.details.as_ref().and_then(|d| d.vrp.as_deref()) == Some("Global") {

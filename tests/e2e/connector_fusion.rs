@@ -540,17 +540,17 @@ async fn token_env_is_read_on_first_use_and_a_missing_one_sends_nothing() {
         .expect(1)
         .mount(&server)
         .await;
-    let var = "TEAMSYNC_TEST_FUSION_TOKEN_E2E";
+    let var = "TS_TEST_FUSION_TOKEN_E2E";
     let mut s = settings(&server.uri());
     s.token = TokenSource::Env(var.into());
     let (c, _) = connector(s.clone());
     std::env::set_var(var, " from-env-77\n");
     assert!(c.check().await.unwrap().ok);
-    s.token = TokenSource::Env("TEAMSYNC_TEST_UNSET_VAR_E2E".into());
+    s.token = TokenSource::Env("TS_TEST_UNSET_VAR_E2E".into());
     let (c, _) = connector(s);
     let e = c.check().await.unwrap_err();
     assert!(
-        matches!(&e, ConnectorError::Config(m) if m.contains("TEAMSYNC_TEST_UNSET_VAR_E2E")),
+        matches!(&e, ConnectorError::Config(m) if m.contains("TS_TEST_UNSET_VAR_E2E")),
         "{e:?}"
     );
     assert_eq!(server.received_requests().await.unwrap().len(), 1);

@@ -19,10 +19,10 @@ const SVG_REASON: &str = "<svg onload=\"document.title='PWNED'\"></svg> number i
 const TITLE: &str =
     "Nightly </title><script>document.documentElement.setAttribute('data-pwned','title')</script>";
 
-/// The browser to use: `TEAMSYNC_CHROMIUM`, else Debian's `/usr/bin/chromium`;
+/// The browser to use: `TS_CHROMIUM`, else Debian's `/usr/bin/chromium`;
 /// `Err(path)` when it is not there.
 fn chromium() -> Result<PathBuf, PathBuf> {
-    let p = std::env::var_os("TEAMSYNC_CHROMIUM")
+    let p = std::env::var_os("TS_CHROMIUM")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
     if p.exists() {
@@ -195,7 +195,7 @@ fn report_renders_in_chromium_blocks_injection_and_filters_by_fragment() {
         Ok(p) => p,
         Err(p) => {
             eprintln!(
-                "SKIP report_html: no chromium at {} (CI installs it; TEAMSYNC_CHROMIUM overrides)",
+                "SKIP report_html: no chromium at {} (CI installs it; TS_CHROMIUM overrides)",
                 p.display()
             );
             return;

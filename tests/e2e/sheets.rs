@@ -709,12 +709,12 @@ fn csv_to_xlsx(csv_path: &Path, xlsx_path: &Path) {
 }
 
 /// samples/users.xlsx is generated from samples/users.csv by `csv_to_xlsx`; run with
-/// TEAMSYNC_REGENERATE_SAMPLES=1 to rewrite it after editing the CSV.
+/// TS_REGENERATE_SAMPLES=1 to rewrite it after editing the CSV.
 #[test]
 fn sample_xlsx_matches_sample_csv() {
     let csv = root().join("samples/users.csv");
     let xlsx = root().join("samples/users.xlsx");
-    if std::env::var_os("TEAMSYNC_REGENERATE_SAMPLES").is_some() {
+    if std::env::var_os("TS_REGENERATE_SAMPLES").is_some() {
         csv_to_xlsx(&csv, &xlsx);
     }
     let strip = |v: Validated| {
