@@ -52,9 +52,10 @@ impl Upn {
     }
 }
 
+// `pad` (not `write_str`) so width and alignment work in tables.
 impl fmt::Display for Upn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 impl Serialize for Upn {
@@ -135,8 +136,8 @@ impl E164 {
 impl fmt::Display for E164 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.ext {
-            Some(e) => write!(f, "{};ext={}", self.number, e),
-            None => f.write_str(&self.number),
+            Some(e) => f.pad(&format!("{};ext={}", self.number, e)),
+            None => f.pad(&self.number),
         }
     }
 }
@@ -174,7 +175,7 @@ impl Country {
 }
 impl fmt::Display for Country {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 impl Serialize for Country {
@@ -460,6 +461,14 @@ mod tests {
         assert!(E164::parse_canonical("3225405200").is_err());
         assert!(E164::parse_canonical("+12").is_err());
         assert!(E164::parse_canonical("+0123456789").is_err());
+    }
+
+    #[test]
+    fn display_honours_width_for_tables() {
+        let u = Upn::parse("a@b.com").unwrap();
+        assert_eq!(format!("{u:<9}|"), "a@b.com  |");
+        let n = E164::parse_canonical("+3225405200").unwrap();
+        assert_eq!(format!("{n:<13}|"), "+3225405200  |");
     }
 
     #[test]

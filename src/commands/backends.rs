@@ -46,7 +46,7 @@ pub fn run(ctx: &Ctx) -> CmdResult {
         return Ok(0);
     }
     let yn = |b: bool| if b { "yes" } else { "-" };
-    println!(
+    outln!(
         "{:<13} {:<5} {:<5} {:<6} {:<6} {:<6} {:<8} {:<4} {:<9} {:<9} {:<7}",
         "BACKEND",
         "READ",
@@ -62,7 +62,7 @@ pub fn run(ctx: &Ctx) -> CmdResult {
     );
     for r in &rows {
         match r.caps {
-            Some(c) => println!(
+            Some(c) => outln!(
                 "{:<13} {:<5} {:<5} {:<6} {:<6} {:<6} {:<8} {:<4} {:<9} {:<9} {:<7}",
                 r.name,
                 yn(c.read),
@@ -76,7 +76,7 @@ pub fn run(ctx: &Ctx) -> CmdResult {
                 yn(c.resource_accounts),
                 yn(c.number_ranges)
             ),
-            None => println!("{:<13} {}", r.name, r.note),
+            None => outln!("{:<13} {}", r.name, r.note),
         }
     }
     Ok(0)

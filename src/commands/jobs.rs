@@ -125,12 +125,19 @@ pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
             if ctx.json() {
                 print_json(&jobs_page_json(&rows, page, page_size, total));
             } else {
-                println!(
+                outln!(
                     "{:>5}  {:<26} {:<20} {:<8} {:<9} {:>6} {:>6} {:>6}  TITLE",
-                    "ID", "JOB ID", "CREATED (UTC)", "TENANT", "STATUS", "TOTAL", "OK", "FAILED"
+                    "ID",
+                    "JOB ID",
+                    "CREATED (UTC)",
+                    "TENANT",
+                    "STATUS",
+                    "TOTAL",
+                    "OK",
+                    "FAILED"
                 );
                 for j in &rows {
-                    println!(
+                    outln!(
                         "{:>5}  {:<26} {:<20} {:<8} {:<9} {:>6} {:>6} {:>6}  {}",
                         j.id,
                         j.job_id,
@@ -160,7 +167,7 @@ pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
                 let items: Vec<_> = items.iter().map(report_item).collect();
                 print_json(&report::job_json(&report_job(&j), &items));
             } else {
-                print!("{}", render_job(&j, &items));
+                out!("{}", render_job(&j, &items));
             }
             Ok(0)
         }
@@ -222,7 +229,7 @@ pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
             if ctx.json() {
                 print_json(&serde_json::json!({ "pruned": n }));
             } else {
-                println!("{n} job(s) older than {days} days removed");
+                outln!("{n} job(s) older than {days} days removed");
             }
             Ok(0)
         }

@@ -1,6 +1,16 @@
 //! One function per CLI command. Each returns the process exit code, or a typed error
 //! that `main` renders once; nothing below here prints errors or exits.
 
+/// `print!` that survives a closed pipe; see [`write_stdout`].
+macro_rules! out {
+    ($($t:tt)*) => { $crate::commands::write_stdout(format_args!($($t)*)) };
+}
+/// `println!` that survives a closed pipe; see [`write_stdout`].
+macro_rules! outln {
+    () => { $crate::commands::write_stdout(format_args!("\n")) };
+    ($($t:tt)*) => { $crate::commands::write_stdout(format_args!("{}\n", format_args!($($t)*))) };
+}
+
 mod backends;
 mod jobs;
 mod plan;
@@ -156,8 +166,22 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 
 /// Prints a JSON value on stdout (pretty, one document).
 pub(crate) fn print_json(v: &serde_json::Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
     );
+}
+
+/// Writes to stdout. A reader that went away (`teamsync jobs list | head`) ends the
+/// process quietly, as for any Unix filter, instead of the panic `println!` gives.
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(exit::ITEMS_FAILED);
+    }
 }

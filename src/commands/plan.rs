@@ -115,7 +115,7 @@ pub(crate) fn show_plan(ctx: &Ctx, p: &Plan) {
     if ctx.json() {
         print_json(&plan::render_json(p));
     } else {
-        print!("{}", plan::render_human(p, color_stdout()));
+        out!("{}", plan::render_human(p, color_stdout()));
     }
 }
 

@@ -99,7 +99,7 @@ fn report(ctx: &Ctx, o: &JobOutcome, history: &History) -> CmdResult {
         }
         print_json(&job);
     } else {
-        println!(
+        outln!(
             "\njob {} ({}): {} — {} users: {} succeeded ({} unchanged), {} failed; {} requests, {} retries, {:.1}s",
             o.bulk_id,
             o.job_id,
@@ -113,7 +113,7 @@ fn report(ctx: &Ctx, o: &JobOutcome, history: &History) -> CmdResult {
             o.elapsed.as_secs_f64()
         );
         if o.errors > 0 {
-            println!(
+            outln!(
                 "failed items: teamsync jobs show {} --status error   retry sheet: teamsync jobs export {} --format csv --failed-only",
                 o.bulk_id, o.bulk_id
             );
@@ -142,7 +142,7 @@ async fn execute(
     if let Some(path) = &run.report {
         write_html_report(&history, outcome.bulk_id, path)?;
         if !ctx.json() {
-            println!("job report: {}", path.display());
+            outln!("job report: {}", path.display());
         }
     }
     report(ctx, &outcome, &history)

@@ -21,7 +21,7 @@ pub fn run(ctx: &Ctx, cmd: TemplatesCommand) -> CmdResult {
                         .get(n)
                         .and_then(|t| t.description.clone())
                         .unwrap_or_default();
-                    println!("{n:<24} {desc}");
+                    outln!("{n:<24} {desc}");
                 }
             }
         }
@@ -35,7 +35,7 @@ pub fn run(ctx: &Ctx, cmd: TemplatesCommand) -> CmdResult {
             if ctx.json() {
                 print_json(&t.to_json());
             } else {
-                print!("{}", t.render_human());
+                out!("{}", t.render_human());
             }
         }
     }

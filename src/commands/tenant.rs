@@ -44,27 +44,31 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
                     &serde_json::json!({"tenant": tenant.name, "backend": tenant.connector.backend(), "ok": st.ok, "details": st.details}),
                 );
             } else {
-                println!("tenant   {} ({})", tenant.name, tenant.connector.backend());
-                println!("status   {}", if st.ok { "ok" } else { "NOT READY" });
+                outln!("tenant   {} ({})", tenant.name, tenant.connector.backend());
+                outln!("status   {}", if st.ok { "ok" } else { "NOT READY" });
                 if let Some(m) = st.details.as_object() {
                     for (k, v) in m {
-                        println!("{k:<8} {}", v);
+                        outln!("{k:<8} {}", v);
                     }
                 }
             }
             Ok(if st.ok { 0 } else { super::exit::ABORTED })
         }
         TenantCommand::Users { .. } => {
-            let snap = full_snapshot(tenant, false).await?;
+            let mut snap = full_snapshot(tenant, false).await?;
+            snap.users.sort_by(|a, b| a.upn.cmp(&b.upn));
             if ctx.json() {
                 print_json(&serde_json::to_value(&snap.users).unwrap_or_default());
             } else {
-                println!(
+                outln!(
                     "{:<44} {:<28} {:<3} {:<16} LICENSES",
-                    "UPN", "DISPLAY NAME", "CC", "NUMBER"
+                    "UPN",
+                    "DISPLAY NAME",
+                    "CC",
+                    "NUMBER"
                 );
                 for u in &snap.users {
-                    println!(
+                    outln!(
                         "{:<44} {:<28} {:<3} {:<16} {}",
                         u.upn,
                         truncate(&u.display_name, 28),
@@ -82,9 +86,9 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
             if ctx.json() {
                 print_json(&serde_json::to_value(&snap.catalogs.groups).unwrap_or_default());
             } else {
-                println!("{:<38} DISPLAY NAME", "ID");
+                outln!("{:<38} DISPLAY NAME", "ID");
                 for g in &snap.catalogs.groups {
-                    println!("{:<38} {}", g.id, g.display_name);
+                    outln!("{:<38} {}", g.id, g.display_name);
                 }
             }
             Ok(0)
@@ -94,12 +98,15 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
             if ctx.json() {
                 print_json(&serde_json::to_value(&snap.catalogs.licenses).unwrap_or_default());
             } else {
-                println!(
+                outln!(
                     "{:<26} {:>7} {:>7}  {:<38} DESCRIPTION",
-                    "SKU", "FREE", "TOTAL", "SKU ID"
+                    "SKU",
+                    "FREE",
+                    "TOTAL",
+                    "SKU ID"
                 );
                 for l in &snap.catalogs.licenses {
-                    println!(
+                    outln!(
                         "{:<26} {:>7} {:>7}  {:<38} {}",
                         l.sku_part_number,
                         l.free,
@@ -117,7 +124,7 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
                 print_json(&serde_json::to_value(&snap.catalogs.vrps).unwrap_or_default());
             } else {
                 for v in &snap.catalogs.vrps {
-                    println!(
+                    outln!(
                         "{:<28} {}",
                         v.identity,
                         v.description.as_deref().unwrap_or("")

@@ -57,7 +57,7 @@ pub fn run(ctx: &Ctx, paths: &[PathBuf], args: &SheetArgs) -> CmdResult {
     if ctx.json() {
         print_json(&v.to_json());
     } else {
-        print!("{}", v.render_human());
+        out!("{}", v.render_human());
     }
     Ok(if v.errors.is_empty() {
         exit::OK
