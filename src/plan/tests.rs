@@ -31,6 +31,8 @@ fn caps() -> Capabilities {
         customer_licenses: true,
         resource_accounts: true,
         number_ranges: false,
+        country: true,
+        extension: false,
     }
 }
 
@@ -219,7 +221,7 @@ fn apply_to(snap: &Snapshot, p: &Plan) -> Snapshot {
                     id: format!("new-{}", up.upn),
                     upn: up.upn.clone(),
                     display_name: display_name.clone(),
-                    country: Some(country.clone()),
+                    country: country.clone(),
                     voice_enabled: false,
                     number: None,
                     licenses: vec![],

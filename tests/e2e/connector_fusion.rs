@@ -704,7 +704,7 @@ async fn create_posts_username_and_domain_and_fills_the_user_id() {
         vec![
             Operation::Create {
                 display_name: "Jane Doe".into(),
-                country: Country::parse("BE").unwrap(),
+                country: Some(Country::parse("BE").unwrap()),
                 customer_licenses: vec!["Call-Bundle".into()],
             },
             Operation::SetLicenses {
@@ -739,7 +739,7 @@ async fn a_create_answer_without_id_is_retryable() {
         None,
         vec![Operation::Create {
             display_name: "J".into(),
-            country: Country::parse("BE").unwrap(),
+            country: Some(Country::parse("BE").unwrap()),
             customer_licenses: vec![],
         }],
     );
@@ -1001,7 +1001,7 @@ mod against_sim {
             vec![
                 Operation::Create {
                     display_name: "Jane Doe".into(),
-                    country: Country::parse("BE").unwrap(),
+                    country: Some(Country::parse("BE").unwrap()),
                     customer_licenses: vec![],
                 },
                 Operation::SetLicenses {

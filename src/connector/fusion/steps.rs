@@ -257,6 +257,12 @@ pub fn build(
         else {
             return Err(config_err(upn, "create step without a create operation"));
         };
+        let Some(country) = country else {
+            return Err(config_err(
+                upn,
+                "a Fusion user needs a country to be created",
+            ));
+        };
         let body = super::wire::CreateUserBody {
             display_name,
             domain: upn.domain(),
@@ -455,7 +461,7 @@ mod tests {
     fn create_and_delete_stand_alone_and_create_builds_the_post() {
         let create = Operation::Create {
             display_name: "Jane Doe".into(),
-            country: Country::parse("BE").unwrap(),
+            country: Some(Country::parse("BE").unwrap()),
             customer_licenses: vec![],
         };
         let u = user(vec![
