@@ -10,23 +10,31 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+use super::middleware::Front;
 use super::reqlog::Entry;
 use super::wire::TenantDoc;
 use super::Shared;
 
 #[derive(Serialize)]
-struct Requests {
+pub(crate) struct Requests {
     requests: Vec<Entry>,
 }
 
-async fn requests(State(sh): State<Arc<Shared>>) -> Json<Requests> {
-    Json(Requests {
-        requests: sh.log_snapshot(),
-    })
+/// `GET /_sim/requests` of any simulator behind the [`Front`] door.
+pub(crate) async fn requests<S: Front>(State(sh): State<Arc<S>>) -> Json<Requests> {
+    let requests = match sh.request_log().lock() {
+        Ok(l) => l.snapshot(),
+        Err(p) => p.into_inner().snapshot(),
+    };
+    Json(Requests { requests })
 }
 
-async fn clear(State(sh): State<Arc<Shared>>) -> StatusCode {
-    sh.log_clear();
+/// `DELETE /_sim/requests` of any simulator behind the [`Front`] door.
+pub(crate) async fn clear<S: Front>(State(sh): State<Arc<S>>) -> StatusCode {
+    match sh.request_log().lock() {
+        Ok(mut l) => l.clear(),
+        Err(p) => p.into_inner().clear(),
+    }
     StatusCode::NO_CONTENT
 }
 
@@ -36,7 +44,10 @@ async fn state(State(sh): State<Arc<Shared>>) -> Json<TenantDoc> {
 
 pub fn router(sh: Arc<Shared>) -> Router {
     Router::new()
-        .route("/_sim/requests", get(requests).delete(clear))
+        .route(
+            "/_sim/requests",
+            get(requests::<Shared>).delete(clear::<Shared>),
+        )
         .route("/_sim/state", get(state))
         .with_state(sh)
 }

@@ -2,6 +2,10 @@
 //! rate limit, injected faults and the request log. All of it is configured by `SimOptions`
 //! and happens in this order, so a throttled or rejected request is never faulted and every
 //! request, whatever happened to it, is logged with its arrival time.
+//!
+//! Other simulators (PortSIP) reuse this front door through the [`Front`] trait: they
+//! hand over their options, limiter, dice and log, and render a [`Refusal`] in their
+//! vendor's error shape.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,8 +20,86 @@ use rand::{Rng, SeedableRng};
 
 use super::conn::ConnMeta;
 use super::error::{ApiError, Code};
-use super::reqlog::Entry;
+use super::reqlog::{Entry, RequestLog};
 use super::{Shared, SimOptions};
+
+/// Why the front door answered instead of the handlers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 401: no credentials, or not a bearer token.
+    Unauthenticated,
+    /// 403: a wrong token.
+    Forbidden,
+    /// 429, with the whole seconds to wait.
+    RateLimited(u64),
+    /// 500 (injected).
+    Internal,
+    /// 503 (injected).
+    Unavailable,
+}
+
+/// What the front door needs from a simulator's shared state.
+pub trait Front: Send + Sync + 'static {
+    fn options(&self) -> &SimOptions;
+    fn limiter(&self) -> Option<&Mutex<RateLimiter>>;
+    fn dice(&self) -> &FaultDice;
+    fn request_log(&self) -> &Mutex<RequestLog>;
+    /// The vendor's error answer for a refusal (status, body, Retry-After…).
+    fn refuse(&self, r: Refusal) -> Response;
+}
+
+impl Front for Shared {
+    fn options(&self) -> &SimOptions {
+        &self.opts
+    }
+    fn limiter(&self) -> Option<&Mutex<RateLimiter>> {
+        self.limiter.as_ref()
+    }
+    fn dice(&self) -> &FaultDice {
+        &self.dice
+    }
+    fn request_log(&self) -> &Mutex<RequestLog> {
+        &self.log
+    }
+    fn refuse(&self, r: Refusal) -> Response {
+        fusion_refusal(r).into_response()
+    }
+}
+
+/// Fusion's error for a refusal.
+fn fusion_refusal(r: Refusal) -> ApiError {
+    match r {
+        Refusal::Unauthenticated => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            Code::Unauthenticated,
+            "Authentication required: send Authorization: Bearer <token>",
+        ),
+        Refusal::Forbidden => ApiError::new(
+            StatusCode::FORBIDDEN,
+            Code::Forbidden,
+            "The API consumer doesn't have sufficient rights to perform this action",
+        ),
+        Refusal::RateLimited(secs) => {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                Code::RateLimited,
+                format!("Rate limit exceeded: retry after {secs} s"),
+            );
+            e.retry_after = Some(secs);
+            e
+        }
+        Refusal::Internal => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Code::Internal,
+            "Uncatched error on server side (injected)",
+        ),
+        Refusal::Unavailable => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Code::Unavailable,
+            "Service temporarily unavailable (injected)",
+        ),
+    }
+}
 
 /// A token bucket of `rate` tokens per second holding at most one second's worth, that goes
 /// into debt: every request takes a token, refused ones too, so a client that keeps sending
@@ -130,16 +212,15 @@ impl FaultDice {
 
 /// 401 without credentials (or not a bearer token), 403 with a wrong token.
 pub fn check_auth(expected: Option<&str>, headers: &HeaderMap) -> Result<(), ApiError> {
+    auth_verdict(expected, headers).map_err(fusion_refusal)
+}
+
+/// The bearer-token check of every simulator, vendor-neutral.
+pub fn auth_verdict(expected: Option<&str>, headers: &HeaderMap) -> Result<(), Refusal> {
     let Some(expected) = expected else {
         return Ok(());
     };
-    let unauth = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            Code::Unauthenticated,
-            "Authentication required: send Authorization: Bearer <token>",
-        )
-    };
+    let unauth = || Refusal::Unauthenticated;
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -159,11 +240,7 @@ pub fn check_auth(expected: Option<&str>, headers: &HeaderMap) -> Result<(), Api
     if same {
         Ok(())
     } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            Code::Forbidden,
-            "The API consumer doesn't have sufficient rights to perform this action",
-        ))
+        Err(Refusal::Forbidden)
     }
 }
 
@@ -188,7 +265,7 @@ fn cut(conn: Option<&ConnMeta>) -> Response {
 }
 
 /// The one middleware of the API surface.
-pub async fn gate(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+pub async fn gate<S: Front>(State(sh): State<Arc<S>>, req: Request, next: Next) -> Response {
     let arrived = chrono::Utc::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -197,15 +274,15 @@ pub async fn gate(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Re
         .extensions()
         .get::<ConnectInfo<ConnMeta>>()
         .map(|c| c.0.clone());
-    if sh.opts.latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(sh.opts.latency_ms)).await;
+    if sh.options().latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(sh.options().latency_ms)).await;
     }
-    let (resp, fault) = admit_and_run(&sh, &method, conn.as_ref(), req, next).await;
+    let (resp, fault) = admit_and_run(&*sh, &method, conn.as_ref(), req, next).await;
     let status = match fault {
         Some(Fault::Drop) | Some(Fault::LostAnswer) => None,
         _ => Some(resp.status().as_u16()),
     };
-    sh.log_push(Entry {
+    let entry = Entry {
         method: method.to_string(),
         path,
         query,
@@ -213,54 +290,38 @@ pub async fn gate(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Re
         status,
         fault: fault.is_some(),
         fault_kind: fault.map(|f| f.name().to_string()),
-    });
+    };
+    match sh.request_log().lock() {
+        Ok(mut l) => l.push(entry),
+        Err(p) => p.into_inner().push(entry),
+    }
     resp
 }
 
-async fn admit_and_run(
-    sh: &Shared,
+async fn admit_and_run<S: Front>(
+    sh: &S,
     method: &Method,
     conn: Option<&ConnMeta>,
     req: Request,
     next: Next,
 ) -> (Response, Option<Fault>) {
-    if let Err(e) = check_auth(sh.opts.token.as_deref(), req.headers()) {
-        return (e.into_response(), None);
+    if let Err(r) = auth_verdict(sh.options().token.as_deref(), req.headers()) {
+        return (sh.refuse(r), None);
     }
-    if let Some(limiter) = &sh.limiter {
+    if let Some(limiter) = sh.limiter() {
         let verdict = match limiter.lock() {
             Ok(mut l) => l.check(Instant::now()),
             Err(p) => p.into_inner().check(Instant::now()),
         };
         if let Err(secs) = verdict {
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                Code::RateLimited,
-                format!("Rate limit exceeded: retry after {secs} s"),
-            );
-            e.retry_after = Some(secs);
-            return (e.into_response(), None);
+            return (sh.refuse(Refusal::RateLimited(secs)), None);
         }
     }
     let is_write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let fault = sh.dice.draw(is_write);
+    let fault = sh.dice().draw(is_write);
     match fault {
-        Some(Fault::Status500) => {
-            let e = ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Code::Internal,
-                "Uncatched error on server side (injected)",
-            );
-            (e.into_response(), fault)
-        }
-        Some(Fault::Status503) => {
-            let e = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Code::Unavailable,
-                "Service temporarily unavailable (injected)",
-            );
-            (e.into_response(), fault)
-        }
+        Some(Fault::Status500) => (sh.refuse(Refusal::Internal), fault),
+        Some(Fault::Status503) => (sh.refuse(Refusal::Unavailable), fault),
         Some(Fault::Drop) => (cut(conn), fault),
         Some(Fault::LostAnswer) => {
             let _applied = next.run(req).await;
