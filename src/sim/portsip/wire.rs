@@ -67,7 +67,7 @@ pub const CREATE_ONLY: [&str; 5] = [
 ];
 
 /// A user as `GET /api/users/{id}` and the list's `items` show it. Never a password.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UserObj {
     pub id: String,
     pub name: String,
@@ -75,6 +75,33 @@ pub struct UserObj {
     pub extension_number: String,
     #[serde(flatten)]
     pub settings: Settings,
+}
+
+/// By hand because serde's `flatten` would let unknown keys through: a seed with a
+/// misspelt field must fail, not lose the value.
+impl<'de> Deserialize<'de> for UserObj {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut m = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let mut take = |k: &str| match m.remove(k) {
+            Some(serde_json::Value::String(s)) => Ok(s),
+            Some(_) => Err(D::Error::custom(format!("{k} must be a string"))),
+            None => Err(D::Error::custom(format!("missing field `{k}`"))),
+        };
+        let id = take("id")?;
+        let name = take("name")?;
+        let role = take("role")?;
+        let extension_number = take("extension_number")?;
+        let settings =
+            serde_json::from_value(serde_json::Value::Object(m)).map_err(D::Error::custom)?;
+        Ok(UserObj {
+            id,
+            name,
+            role,
+            extension_number,
+            settings,
+        })
+    }
 }
 
 /// `GET /api/users`: one page and the total.
