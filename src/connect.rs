@@ -17,6 +17,7 @@ pub struct Tenant {
     pub connector: Arc<dyn Connector>,
     pub gate: Arc<Gate>,
     sim: Option<RunningSim>,
+    portsip_sim: Option<crate::sim::portsip::RunningPortsipSim>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,9 +48,12 @@ impl Tenant {
         match cfg.backend {
             BackendKind::Sim => {
                 let which = cfg.sim_backend.as_deref().unwrap_or("fusion");
+                if which == "portsip" {
+                    return open_portsip_sim(name, cfg, gate, timeout).await;
+                }
                 if which != "fusion" {
                     return Err(setup(format!(
-                        "sim_backend {which:?} is not available as an embedded tenant (available: fusion)"
+                        "sim_backend {which:?} is not available as an embedded tenant (available: fusion, portsip)"
                     )));
                 }
                 if let Some(state) = &cfg.state {
@@ -99,6 +103,7 @@ impl Tenant {
                     connector: Arc::new(connector),
                     gate,
                     sim: Some(running),
+                    portsip_sim: None,
                 })
             }
             BackendKind::Fusion => {
@@ -115,6 +120,25 @@ impl Tenant {
                     connector: Arc::new(connector),
                     gate,
                     sim: None,
+                    portsip_sim: None,
+                })
+            }
+            BackendKind::Portsip => {
+                let connector = crate::connector::portsip::PortsipConnector::from_tenant_config(
+                    cfg,
+                    gate.clone(),
+                )
+                .map_err(|source| ConnectError::Connector {
+                    tenant: name.to_string(),
+                    source,
+                })?;
+                Ok(Tenant {
+                    name: name.to_string(),
+                    config: cfg.clone(),
+                    connector: Arc::new(connector),
+                    gate,
+                    sim: None,
+                    portsip_sim: None,
                 })
             }
             other => Err(setup(format!(
@@ -129,7 +153,63 @@ impl Tenant {
         if let Some(sim) = self.sim {
             sim.shutdown().await;
         }
+        if let Some(sim) = self.portsip_sim {
+            sim.shutdown().await;
+        }
     }
+}
+
+/// `sim_backend = "portsip"`: the PortSIP simulator in-process, as for Fusion.
+async fn open_portsip_sim(
+    name: &str,
+    cfg: &TenantConfig,
+    gate: Arc<Gate>,
+    timeout: Duration,
+) -> Result<Tenant, ConnectError> {
+    use crate::connector::portsip::{PortsipConnector, PortsipSettings};
+    use crate::sim::portsip::{self as psim, PortsipSim};
+    let setup = |message: String| ConnectError::Setup {
+        tenant: name.to_string(),
+        message,
+    };
+    if let Some(dir) = cfg
+        .state
+        .as_deref()
+        .and_then(|s| s.parent())
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| setup(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let token = random_token();
+    let opts = SimOptions {
+        token: Some(token.clone()),
+        rate_limit: cfg.sim_rate_limit,
+        latency_ms: cfg.sim_latency_ms.unwrap_or(0),
+        fault_rate: cfg.sim_fault_rate.unwrap_or(0.0),
+        ..SimOptions::default()
+    };
+    let sim = PortsipSim::open(cfg.state.as_deref(), cfg.seed.as_deref(), opts)
+        .map_err(|e| setup(format!("embedded PortSIP simulator: {e}")))?;
+    let running = psim::start(sim)
+        .await
+        .map_err(|e| setup(format!("embedded PortSIP simulator: {e}")))?;
+    let mut s = PortsipSettings::new(running.base_url(), TokenSource::Static(token));
+    s.request_timeout = timeout;
+    s.retry.max_attempts = cfg.max_attempts;
+    let connector =
+        PortsipConnector::new(s, gate.clone()).map_err(|source| ConnectError::Connector {
+            tenant: name.to_string(),
+            source,
+        })?;
+    Ok(Tenant {
+        name: name.to_string(),
+        config: cfg.clone(),
+        connector: Arc::new(connector),
+        gate,
+        sim: None,
+        portsip_sim: Some(running),
+    })
 }
 
 fn random_token() -> String {

@@ -5,9 +5,9 @@ use crate::cli::SimArgs;
 use crate::sim::fusion::{self as fsim, FusionSim, SimOptions};
 
 pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
-    if args.backend != "fusion" {
+    if args.backend != "fusion" && args.backend != "portsip" {
         return Err(CliError::Invalid(format!(
-            "--backend {:?}: available simulators: fusion",
+            "--backend {:?}: available simulators: fusion, portsip",
             args.backend
         )));
     }
@@ -28,6 +28,9 @@ pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
         fault_rate: args.fault_rate,
         ..SimOptions::default()
     };
+    if args.backend == "portsip" {
+        return run_portsip(args, opts).await;
+    }
     let sim = FusionSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
         .map_err(|e| CliError::Invalid(format!("simulator: {e}")))?;
     let t = sim.tenant_path();
@@ -42,6 +45,26 @@ pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
         t.draas_instance, t.tenant_uuid, t.subscription_id
     );
     fsim::run(listener, sim, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .map_err(|e| CliError::Other(anyhow::anyhow!("simulator: {e}")))?;
+    Ok(0)
+}
+
+/// `--backend portsip`: the PortSIP users simulator, same options as Fusion's.
+async fn run_portsip(args: SimArgs, opts: SimOptions) -> CmdResult {
+    use crate::sim::portsip::{self as psim, PortsipSim};
+    let sim = PortsipSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
+        .map_err(|e| CliError::Invalid(format!("simulator: {e}")))?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| CliError::Invalid(format!("cannot listen on {}: {e}", args.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))?;
+    eprintln!("portsip simulator on http://{addr}/api/users (Ctrl-C to stop)");
+    psim::run(listener, sim, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await

@@ -12,6 +12,7 @@
 
 pub mod fusion;
 pub mod gate;
+pub mod portsip;
 pub mod retry;
 
 use crate::model::{Snapshot, TenantUser, Upn, UserSpec};

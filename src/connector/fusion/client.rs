@@ -81,9 +81,21 @@ fn cfg(m: impl Into<String>) -> ConnectorError {
     ConnectorError::Config(m.into())
 }
 
+/// Where and how to reach an API, whatever the vendor: lets another connector (PortSIP)
+/// reuse this client with its own path prefix.
+pub(crate) struct Endpoint<'a> {
+    pub base_url: &'a str,
+    /// Path segments appended to `base_url`'s path; requests are relative to them.
+    pub segments: &'a [&'a str],
+    pub token: TokenSource,
+    pub request_timeout: Duration,
+    pub ca_file: Option<&'a std::path::Path>,
+    pub allow_insecure_http: bool,
+    pub retry: RetryPolicy,
+}
+
 impl Client {
     pub fn new(s: &FusionSettings, gate: Arc<Gate>) -> Result<Client, ConnectorError> {
-        crate::config::check_url(&s.base_url, s.allow_insecure_http).map_err(cfg)?;
         for (name, v) in [
             ("draas_instance", &s.draas_instance),
             ("tenant_uuid", &s.tenant_uuid),
@@ -95,26 +107,43 @@ impl Client {
         if s.page_size == 0 {
             return Err(cfg("fusion: page_size must be at least 1"));
         }
-        let mut root = reqwest::Url::parse(&s.base_url)
+        let sub = s.subscription_id.to_string();
+        Client::at(
+            Endpoint {
+                base_url: &s.base_url,
+                segments: &[
+                    "api",
+                    "v01",
+                    "draas",
+                    s.draas_instance.as_str(),
+                    "tenants",
+                    s.tenant_uuid.as_str(),
+                    "subscriptions",
+                    sub.as_str(),
+                    "msteams",
+                ],
+                token: s.token.clone(),
+                request_timeout: s.request_timeout,
+                ca_file: s.ca_file.as_deref(),
+                allow_insecure_http: s.allow_insecure_http,
+                retry: s.retry.clone(),
+            },
+            gate,
+        )
+    }
+
+    /// A client for any API below `base_url` + `segments`.
+    pub(crate) fn at(s: Endpoint<'_>, gate: Arc<Gate>) -> Result<Client, ConnectorError> {
+        crate::config::check_url(s.base_url, s.allow_insecure_http).map_err(cfg)?;
+        let mut root = reqwest::Url::parse(s.base_url)
             .map_err(|e| cfg(format!("base_url {:?}: {e}", s.base_url)))?;
         root.set_query(None);
         root.set_fragment(None);
         {
-            let sub = s.subscription_id.to_string();
             let mut segs = root
                 .path_segments_mut()
                 .map_err(|_| cfg(format!("base_url {:?} cannot carry a path", s.base_url)))?;
-            segs.pop_if_empty().extend([
-                "api",
-                "v01",
-                "draas",
-                s.draas_instance.as_str(),
-                "tenants",
-                s.tenant_uuid.as_str(),
-                "subscriptions",
-                sub.as_str(),
-                "msteams",
-            ]);
+            segs.pop_if_empty().extend(s.segments.iter());
         }
         let mut b = reqwest::Client::builder()
             .timeout(s.request_timeout)
@@ -141,10 +170,10 @@ impl Client {
         Ok(Client {
             http,
             root,
-            token: s.token.clone(),
+            token: s.token,
             cached: tokio::sync::Mutex::new(None),
             gate,
-            retry: s.retry.clone(),
+            retry: s.retry,
         })
     }
 
