@@ -136,12 +136,9 @@ pub fn build(user: &UserPlan, user_id: Option<&str>, step: &Step) -> Result<Call
                 display_name = Some(d.clone());
             }
             Operation::SetProperties {
-                display_name: d, ..
-            } => {
-                if d.is_some() {
-                    display_name = d.clone();
-                }
-            }
+                display_name: Some(d),
+                ..
+            } => display_name = Some(d.clone()),
             Operation::SetNumber { number: n } => number = Some(n.clone()),
             _ => {}
         }
