@@ -48,10 +48,7 @@ impl Tenant {
         match cfg.backend {
             BackendKind::Sim => {
                 let which = cfg.sim_backend.as_deref().unwrap_or("fusion");
-                if which == "portsip" {
-                    return open_portsip_sim(name, cfg, gate, timeout).await;
-                }
-                if which != "fusion" {
+                if which != "fusion" && which != "portsip" {
                     return Err(setup(format!(
                         "sim_backend {which:?} is not available as an embedded tenant (available: fusion, portsip)"
                     )));
@@ -70,6 +67,9 @@ impl Tenant {
                     fault_rate: cfg.sim_fault_rate.unwrap_or(0.0),
                     ..SimOptions::default()
                 };
+                if which == "portsip" {
+                    return open_portsip_sim(name, cfg, gate, timeout, token, opts).await;
+                }
                 let sim = FusionSim::open(cfg.state.as_deref(), cfg.seed.as_deref(), opts)
                     .map_err(|e| setup(format!("embedded simulator: {e}")))?;
                 let running = fsim::start(sim)
@@ -107,39 +107,25 @@ impl Tenant {
                 })
             }
             BackendKind::Fusion => {
-                let connector =
-                    FusionConnector::from_tenant_config(cfg, gate.clone()).map_err(|source| {
-                        ConnectError::Connector {
-                            tenant: name.to_string(),
-                            source,
-                        }
-                    })?;
-                Ok(Tenant {
-                    name: name.to_string(),
-                    config: cfg.clone(),
-                    connector: Arc::new(connector),
+                let c = FusionConnector::from_tenant_config(cfg, gate.clone());
+                remote(
+                    name,
+                    cfg,
                     gate,
-                    sim: None,
-                    portsip_sim: None,
-                })
+                    c.map(|c| Arc::new(c) as Arc<dyn Connector>),
+                )
             }
             BackendKind::Portsip => {
-                let connector = crate::connector::portsip::PortsipConnector::from_tenant_config(
+                let c = crate::connector::portsip::PortsipConnector::from_tenant_config(
                     cfg,
                     gate.clone(),
-                )
-                .map_err(|source| ConnectError::Connector {
-                    tenant: name.to_string(),
-                    source,
-                })?;
-                Ok(Tenant {
-                    name: name.to_string(),
-                    config: cfg.clone(),
-                    connector: Arc::new(connector),
+                );
+                remote(
+                    name,
+                    cfg,
                     gate,
-                    sim: None,
-                    portsip_sim: None,
-                })
+                    c.map(|c| Arc::new(c) as Arc<dyn Connector>),
+                )
             }
             other => Err(setup(format!(
                 "backend {:?} is not available in this build yet",
@@ -159,35 +145,40 @@ impl Tenant {
     }
 }
 
+/// A tenant reached over the network (no embedded simulator).
+fn remote(
+    name: &str,
+    cfg: &TenantConfig,
+    gate: Arc<Gate>,
+    connector: Result<Arc<dyn Connector>, ConnectorError>,
+) -> Result<Tenant, ConnectError> {
+    Ok(Tenant {
+        name: name.to_string(),
+        config: cfg.clone(),
+        connector: connector.map_err(|source| ConnectError::Connector {
+            tenant: name.to_string(),
+            source,
+        })?,
+        gate,
+        sim: None,
+        portsip_sim: None,
+    })
+}
+
 /// `sim_backend = "portsip"`: the PortSIP simulator in-process, as for Fusion.
 async fn open_portsip_sim(
     name: &str,
     cfg: &TenantConfig,
     gate: Arc<Gate>,
     timeout: Duration,
+    token: String,
+    opts: SimOptions,
 ) -> Result<Tenant, ConnectError> {
     use crate::connector::portsip::{PortsipConnector, PortsipSettings};
     use crate::sim::portsip::{self as psim, PortsipSim};
     let setup = |message: String| ConnectError::Setup {
         tenant: name.to_string(),
         message,
-    };
-    if let Some(dir) = cfg
-        .state
-        .as_deref()
-        .and_then(|s| s.parent())
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| setup(format!("cannot create {}: {e}", dir.display())))?;
-    }
-    let token = random_token();
-    let opts = SimOptions {
-        token: Some(token.clone()),
-        rate_limit: cfg.sim_rate_limit,
-        latency_ms: cfg.sim_latency_ms.unwrap_or(0),
-        fault_rate: cfg.sim_fault_rate.unwrap_or(0.0),
-        ..SimOptions::default()
     };
     let sim = PortsipSim::open(cfg.state.as_deref(), cfg.seed.as_deref(), opts)
         .map_err(|e| setup(format!("embedded PortSIP simulator: {e}")))?;

@@ -28,18 +28,18 @@ pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
         fault_rate: args.fault_rate,
         ..SimOptions::default()
     };
-    if args.backend == "portsip" {
-        return run_portsip(args, opts).await;
-    }
-    let sim = FusionSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
-        .map_err(|e| CliError::Invalid(format!("simulator: {e}")))?;
-    let t = sim.tenant_path();
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| CliError::Invalid(format!("cannot listen on {}: {e}", args.listen)))?;
     let addr = listener
         .local_addr()
         .map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))?;
+    if args.backend == "portsip" {
+        return run_portsip(args, opts, listener).await;
+    }
+    let sim = FusionSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
+        .map_err(|e| CliError::Invalid(format!("simulator: {e}")))?;
+    let t = sim.tenant_path();
     eprintln!(
         "fusion simulator on http://{addr}/api/v01/draas/{}/tenants/{}/subscriptions/{}/msteams/ (Ctrl-C to stop)",
         t.draas_instance, t.tenant_uuid, t.subscription_id
@@ -53,17 +53,17 @@ pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
 }
 
 /// `--backend portsip`: the PortSIP users simulator, same options as Fusion's.
-async fn run_portsip(args: SimArgs, opts: SimOptions) -> CmdResult {
+async fn run_portsip(
+    args: SimArgs,
+    opts: SimOptions,
+    listener: tokio::net::TcpListener,
+) -> CmdResult {
     use crate::sim::portsip::{self as psim, PortsipSim};
     let sim = PortsipSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
         .map_err(|e| CliError::Invalid(format!("simulator: {e}")))?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .map_err(|e| CliError::Invalid(format!("cannot listen on {}: {e}", args.listen)))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))?;
-    eprintln!("portsip simulator on http://{addr}/api/users (Ctrl-C to stop)");
+    if let Ok(addr) = listener.local_addr() {
+        eprintln!("portsip simulator on http://{addr}/api/users (Ctrl-C to stop)");
+    }
     psim::run(listener, sim, async {
         let _ = tokio::signal::ctrl_c().await;
     })

@@ -9,7 +9,7 @@ use teamsync::connector::fusion::TokenSource;
 use teamsync::connector::portsip::{PortsipConnector, PortsipSettings, PASSWORD_LEN};
 use teamsync::connector::{Connector, Gate};
 use teamsync::model::{Field, Upn, UserSpec};
-use teamsync::sim::fusion::SimOptions;
+use teamsync::sim::fusion::{Server, SimOptions};
 use teamsync::sim::portsip::PortsipSim;
 
 const TOKEN: &str = "portsip-test-token-7f3a";
@@ -23,15 +23,7 @@ struct Sim {
     captured: Captured,
     state_file: std::path::PathBuf,
     _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
+    _server: Server,
 }
 
 fn rules() -> serde_json::Value {
@@ -79,22 +71,13 @@ async fn start(seed: &serde_json::Value) -> Sim {
             }
         },
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await;
-    });
+    let server = Server::spawn(app).await.unwrap();
     Sim {
-        base: format!("http://{addr}"),
+        base: server.base_url(),
         captured,
         state_file,
         _dir: dir,
-        stop: Some(tx),
+        _server: server,
     }
 }
 

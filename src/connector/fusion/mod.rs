@@ -60,6 +60,17 @@ pub enum TokenSource {
     None,
 }
 
+impl TokenSource {
+    /// `token_command` if set, else `token_env`, else none.
+    pub fn from_tenant_config(cfg: &TenantConfig) -> TokenSource {
+        match (&cfg.token_command, &cfg.token_env) {
+            (Some(c), _) => TokenSource::Command(c.clone()),
+            (None, Some(v)) => TokenSource::Env(v.clone()),
+            (None, None) => TokenSource::None,
+        }
+    }
+}
+
 impl std::fmt::Debug for TokenSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -154,11 +165,7 @@ impl FusionConnector {
                 ConnectorError::Config(format!("fusion tenant: `{key}` is required"))
             })
         }
-        let token = match (&cfg.token_command, &cfg.token_env) {
-            (Some(c), _) => TokenSource::Command(c.clone()),
-            (None, Some(v)) => TokenSource::Env(v.clone()),
-            (None, None) => TokenSource::None,
-        };
+        let token = TokenSource::from_tenant_config(cfg);
         let mut s = FusionSettings::new(
             need(&cfg.base_url, "base_url")?,
             need(&cfg.draas_instance, "draas_instance")?,

@@ -223,12 +223,7 @@ impl PortsipConnector {
         let base = cfg.base_url.clone().ok_or_else(|| {
             ConnectorError::Config("portsip tenant: `base_url` is required".into())
         })?;
-        let token = match (&cfg.token_command, &cfg.token_env) {
-            (Some(c), _) => TokenSource::Command(c.clone()),
-            (None, Some(v)) => TokenSource::Env(v.clone()),
-            (None, None) => TokenSource::None,
-        };
-        let mut s = PortsipSettings::new(base, token);
+        let mut s = PortsipSettings::new(base, TokenSource::from_tenant_config(cfg));
         s.request_timeout = Duration::from_secs(cfg.request_timeout_s.max(1));
         s.ca_file = cfg.ca_file.clone();
         s.allow_insecure_http = cfg.allow_insecure_http;

@@ -38,6 +38,24 @@ pub enum Refusal {
     Unavailable,
 }
 
+impl Refusal {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Refusal::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Refusal::Forbidden => StatusCode::FORBIDDEN,
+            Refusal::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Refusal::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+    pub fn retry_after(self) -> Option<u64> {
+        match self {
+            Refusal::RateLimited(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 /// What the front door needs from a simulator's shared state.
 pub trait Front: Send + Sync + 'static {
     fn options(&self) -> &SimOptions;
@@ -68,37 +86,31 @@ impl Front for Shared {
 
 /// Fusion's error for a refusal.
 fn fusion_refusal(r: Refusal) -> ApiError {
-    match r {
-        Refusal::Unauthenticated => ApiError::new(
-            StatusCode::UNAUTHORIZED,
+    let (code, reason) = match r {
+        Refusal::Unauthenticated => (
             Code::Unauthenticated,
-            "Authentication required: send Authorization: Bearer <token>",
+            "Authentication required: send Authorization: Bearer <token>".to_string(),
         ),
-        Refusal::Forbidden => ApiError::new(
-            StatusCode::FORBIDDEN,
+        Refusal::Forbidden => (
             Code::Forbidden,
-            "The API consumer doesn't have sufficient rights to perform this action",
+            "The API consumer doesn't have sufficient rights to perform this action".into(),
         ),
-        Refusal::RateLimited(secs) => {
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                Code::RateLimited,
-                format!("Rate limit exceeded: retry after {secs} s"),
-            );
-            e.retry_after = Some(secs);
-            e
-        }
-        Refusal::Internal => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
+        Refusal::RateLimited(secs) => (
+            Code::RateLimited,
+            format!("Rate limit exceeded: retry after {secs} s"),
+        ),
+        Refusal::Internal => (
             Code::Internal,
-            "Uncatched error on server side (injected)",
+            "Uncatched error on server side (injected)".into(),
         ),
-        Refusal::Unavailable => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+        Refusal::Unavailable => (
             Code::Unavailable,
-            "Service temporarily unavailable (injected)",
+            "Service temporarily unavailable (injected)".into(),
         ),
-    }
+    };
+    let mut e = ApiError::new(r.status(), code, reason);
+    e.retry_after = r.retry_after();
+    e
 }
 
 /// A token bucket of `rate` tokens per second holding at most one second's worth, that goes

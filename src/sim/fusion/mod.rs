@@ -343,29 +343,47 @@ pub async fn run(
     sim: FusionSim,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = sim
-        .router()
-        .into_make_service_with_connect_info::<conn::ConnMeta>();
+    serve(listener, sim.router(), shutdown).await
+}
+
+/// Serves any simulator's router with killable connections (for dropped-connection and
+/// lost-answer faults) until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app.into_make_service_with_connect_info::<conn::ConnMeta>();
     axum::serve(conn::KillableListener::new(listener), app)
         .with_graceful_shutdown(shutdown)
         .await
 }
 
-/// A simulator serving on loopback in a background task.
-pub struct RunningSim {
+/// A simulator's router serving on loopback in a background task.
+pub struct Server {
     pub addr: SocketAddr,
-    pub tenant: TenantPath,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
-impl RunningSim {
+impl Server {
+    /// Binds `127.0.0.1:0` and serves `app` in a spawned task.
+    pub async fn spawn(app: Router) -> std::io::Result<Server> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, app, async move {
+            let _ = rx.await;
+        }));
+        Ok(Server {
+            addr,
+            stop: Some(tx),
+            task: Some(task),
+        })
+    }
     /// `http://127.0.0.1:PORT`
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
-    }
-    pub fn api_prefix(&self) -> String {
-        self.tenant.api_prefix()
     }
     /// Stops accepting, lets in-flight requests finish, and waits for the server task.
     pub async fn shutdown(mut self) {
@@ -378,7 +396,7 @@ impl RunningSim {
     }
 }
 
-impl Drop for RunningSim {
+impl Drop for Server {
     fn drop(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
@@ -386,19 +404,34 @@ impl Drop for RunningSim {
     }
 }
 
+/// A Fusion simulator serving on loopback in a background task.
+pub struct RunningSim {
+    pub addr: SocketAddr,
+    pub tenant: TenantPath,
+    server: Server,
+}
+
+impl RunningSim {
+    /// `http://127.0.0.1:PORT`
+    pub fn base_url(&self) -> String {
+        self.server.base_url()
+    }
+    pub fn api_prefix(&self) -> String {
+        self.tenant.api_prefix()
+    }
+    /// Stops accepting, lets in-flight requests finish, and waits for the server task.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await
+    }
+}
+
 /// Binds `127.0.0.1:0` and serves `sim` in a spawned task.
 pub async fn start(sim: FusionSim) -> Result<RunningSim, SimError> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
     let tenant = sim.tenant_path();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(run(listener, sim, async move {
-        let _ = rx.await;
-    }));
+    let server = Server::spawn(sim.router()).await?;
     Ok(RunningSim {
-        addr,
+        addr: server.addr,
         tenant,
-        stop: Some(tx),
-        task: Some(task),
+        server,
     })
 }

@@ -21,7 +21,6 @@ pub mod users;
 pub mod wire;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -32,10 +31,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::fusion::conn;
 use super::fusion::middleware::{self, FaultDice, Front, RateLimiter, Refusal};
 use super::fusion::reqlog::RequestLog;
-use super::fusion::{admin, SimOptions};
+use super::fusion::{self, admin, SimOptions};
 use error::{ApiError, Code};
 use store::{Record, Store, StoreError, Tenant};
 use wire::TenantDoc;
@@ -128,33 +126,15 @@ impl Front for Shared {
         &self.log
     }
     fn refuse(&self, r: Refusal) -> Response {
-        let e = match r {
-            Refusal::Unauthenticated => ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                Code::Unauthorized,
-                "Authentication required: send Authorization: Bearer <token>",
-            ),
-            Refusal::Forbidden => ApiError::new(
-                StatusCode::FORBIDDEN,
-                Code::Forbidden,
-                "The token is not accepted",
-            ),
-            Refusal::RateLimited(secs) => {
-                let mut e = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    Code::TooManyRequests,
-                    format!("Too many requests: retry after {secs} s"),
-                );
-                e.retry_after = Some(secs);
-                e
-            }
-            Refusal::Internal => ApiError::internal("Internal error (injected)"),
-            Refusal::Unavailable => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Code::ServiceUnavailable,
-                "Service unavailable (injected)",
-            ),
+        let (code, message) = match r {
+            Refusal::Unauthenticated => (Code::Unauthorized, "Send Authorization: Bearer <token>"),
+            Refusal::Forbidden => (Code::Forbidden, "The token is not accepted"),
+            Refusal::RateLimited(_) => (Code::TooManyRequests, "Too many requests"),
+            Refusal::Internal => (Code::InternalError, "Internal error (injected)"),
+            Refusal::Unavailable => (Code::ServiceUnavailable, "Service unavailable (injected)"),
         };
+        let mut e = ApiError::new(r.status(), code, message);
+        e.retry_after = r.retry_after();
         e.into_response()
     }
 }
@@ -285,58 +265,15 @@ pub async fn run(
     sim: PortsipSim,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = sim
-        .router()
-        .into_make_service_with_connect_info::<conn::ConnMeta>();
-    axum::serve(conn::KillableListener::new(listener), app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    fusion::serve(listener, sim.router(), shutdown).await
 }
 
-/// A simulator serving on loopback in a background task.
-pub struct RunningPortsipSim {
-    pub addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-}
-
-impl RunningPortsipSim {
-    /// `http://127.0.0.1:PORT`
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-    /// Stops accepting, lets in-flight requests finish, and waits for the server task.
-    pub async fn shutdown(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for RunningPortsipSim {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
-}
+/// A PortSIP simulator serving on loopback in a background task.
+pub type RunningPortsipSim = fusion::Server;
 
 /// Binds `127.0.0.1:0` and serves `sim` in a spawned task.
 pub async fn start(sim: PortsipSim) -> Result<RunningPortsipSim, SimError> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(run(listener, sim, async move {
-        let _ = rx.await;
-    }));
-    Ok(RunningPortsipSim {
-        addr,
-        stop: Some(tx),
-        task: Some(task),
-    })
+    Ok(fusion::Server::spawn(sim.router()).await?)
 }
 
 #[cfg(test)]

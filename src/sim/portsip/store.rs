@@ -19,15 +19,7 @@ CREATE TABLE IF NOT EXISTS users (
   password_hash TEXT, extension_password_hash TEXT);
 ";
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("state store: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("state store holds malformed JSON: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error("state store: {0}")]
-    Invalid(String),
-}
+pub use crate::sim::fusion::store::StoreError;
 
 /// One user and its secrets' hashes.
 #[derive(Debug, Clone, PartialEq)]
