@@ -32,28 +32,36 @@ pub(crate) async fn open_tenant(
 /// (exit 2), reported like the planner's, before any request is sent.
 ///
 /// [`Connector::check_spec`]: crate::connector::Connector::check_spec
+/// [`Connector::check_existing`]: crate::connector::Connector::check_existing
+/// With a snapshot, [`Connector::check_existing`] runs too, for rows of existing users.
 pub(crate) fn check_backend_rules(
     ctx: &Ctx,
     tenant: &Tenant,
     specs: &[UserSpec],
+    snap: Option<&Snapshot>,
 ) -> Result<(), CliError> {
+    let by_upn: std::collections::HashMap<_, _> = snap
+        .map(|s| s.users.iter().map(|u| (&u.upn, u)).collect())
+        .unwrap_or_default();
+    let c = &tenant.connector;
     let errors: Vec<Diagnostic> = specs
         .iter()
         .flat_map(|s| {
-            tenant
-                .connector
-                .check_spec(s)
-                .into_iter()
-                .map(move |p| Diagnostic {
-                    file: s
-                        .origin
-                        .as_ref()
-                        .map(|o| o.file.clone())
-                        .unwrap_or_else(|| "<sheet>".into()),
-                    row: s.origin.as_ref().map(|o| o.row),
-                    column: Some(p.column.to_string()),
-                    message: format!("{}: {}", s.upn, p.message),
-                })
+            let problems = match (snap, by_upn.get(&s.upn)) {
+                (None, _) => c.check_spec(s),
+                (Some(_), Some(cur)) => c.check_existing(s, cur),
+                (Some(_), None) => vec![],
+            };
+            problems.into_iter().map(move |p| Diagnostic {
+                file: s
+                    .origin
+                    .as_ref()
+                    .map(|o| o.file.clone())
+                    .unwrap_or_else(|| "<sheet>".into()),
+                row: s.origin.as_ref().map(|o| o.row),
+                column: Some(p.column.to_string()),
+                message: format!("{}: {}", s.upn, p.message),
+            })
         })
         .collect();
     if errors.is_empty() {
@@ -77,13 +85,14 @@ fn report_plan_errors(ctx: &Ctx, errors: &[Diagnostic]) {
 }
 
 /// Reads what the plan needs from the tenant; auth failures abort (exit 3). The
-/// backend's own row rules are checked first, so a refused row costs no request.
+/// backend's own row rules are checked first, so a refused row costs no request, and
+/// its rules on existing users right after the read.
 pub(crate) async fn snapshot(
     ctx: &Ctx,
     tenant: &Tenant,
     specs: &[UserSpec],
 ) -> Result<Snapshot, CliError> {
-    check_backend_rules(ctx, tenant, specs)?;
+    check_backend_rules(ctx, tenant, specs, None)?;
     let detail = plan::detail_upns(specs);
     let t0 = std::time::Instant::now();
     let snap = tenant
@@ -98,6 +107,7 @@ pub(crate) async fn snapshot(
         snap.requests,
         t0.elapsed().as_secs_f64()
     );
+    check_backend_rules(ctx, tenant, specs, Some(&snap))?;
     Ok(snap)
 }
 

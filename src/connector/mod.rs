@@ -132,6 +132,14 @@ pub trait Connector: Send + Sync {
         let _ = spec;
         Vec::new()
     }
+    /// Backend-specific rules on a row for a user the last snapshot found (`current`),
+    /// for values the shared model does not carry (PortSIP's extension number, which
+    /// cannot change). Called after the snapshot, before planning; problems are plan
+    /// errors.
+    fn check_existing(&self, spec: &UserSpec, current: &TenantUser) -> Vec<SpecProblem> {
+        let _ = (spec, current);
+        Vec::new()
+    }
     /// Checks the tenant path exists and credentials work (Fusion: `msteams/status`).
     async fn check(&self) -> Result<TenantStatus, ConnectorError>;
     /// Every user plus catalogs; details (groups, VRP) only for `detail_upns`

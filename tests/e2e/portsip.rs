@@ -593,6 +593,20 @@ fn embedded_portsip_tenant_syncs_once_and_refuses_what_portsip_cannot_carry() {
         assert!(r.stderr.contains(want), "{want}: {}", r.stderr);
     }
 
+    // An existing user's extension cannot change through PortSIP's API: refused, not
+    // ignored; the same extension is fine.
+    let ext = ws.write(
+        "ext.csv",
+        "upn,extension
+carol.new@contoso.com,103
+dave.new@contoso.com,199
+",
+    );
+    let r = ws.run(&["plan", ext.to_str().unwrap()]);
+    r.code(2);
+    assert!(r.stderr.contains(":3 [extension]"), "{}", r.stderr);
+    assert!(!r.stderr.contains(":2 "), "{}", r.stderr);
+
     let b = ws.run(&["--output", "json", "backends"]).code(0).json();
     let row = b
         .as_array()

@@ -14,8 +14,9 @@
 //! through [`Capabilities::extension`]). PortSIP has no country, groups, licenses, VRPs,
 //! customer licenses or resource accounts, and its document has no delete: those are
 //! capability flags off, hence plan errors. The modify endpoint cannot change a name or an
-//! extension number, so the extension is only used when creating; a different extension
-//! for an existing user is not planned (see the crate's report). Users without a UPN-shaped
+//! extension number, so the extension is only sent when creating; a row giving an existing
+//! user another extension is refused by [`Connector::check_existing`] (the connector keeps
+//! the extensions its last list read). Users without a UPN-shaped
 //! email are left out of the snapshot (nothing in a sheet can address them).
 //!
 //! The account-name rules (letters, digits, `_ - ' .`, no leading or trailing period, at
@@ -98,6 +99,9 @@ impl PortsipSettings {
 pub struct PortsipConnector {
     client: Client,
     page_size: u32,
+    /// Extension numbers by user id, from the last list: the shared model has no field
+    /// for them, and [`Connector::check_existing`] needs them.
+    extensions: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for PortsipConnector {
@@ -211,6 +215,7 @@ impl PortsipConnector {
         Ok(PortsipConnector {
             client,
             page_size: s.page_size,
+            extensions: Default::default(),
         })
     }
 
@@ -251,6 +256,9 @@ impl PortsipConnector {
                     continue;
                 }
                 if let Some(u) = user_from_wire(w) {
+                    if let Some(e) = w.extension_number.as_deref().filter(|e| !e.is_empty()) {
+                        self.remember_extension(&u.id, e);
+                    }
                     out.push(u);
                 }
             }
@@ -272,6 +280,11 @@ impl PortsipConnector {
         }
     }
 
+    fn remember_extension(&self, id: &str, ext: &str) {
+        let mut m = self.extensions.lock().unwrap_or_else(|p| p.into_inner());
+        m.insert(id.to_string(), ext.to_string());
+    }
+
     async fn read_counted(
         &self,
         id: &str,
@@ -279,7 +292,13 @@ impl PortsipConnector {
     ) -> Result<Option<TenantUser>, ConnectorError> {
         let r = Request::get(&["users", id]);
         match self.client.read::<wire::WireUser>(&r, counter).await {
-            Ok(w) => Ok(user_from_wire(&w)),
+            Ok(w) => {
+                let u = user_from_wire(&w);
+                if let (Some(u), Some(e)) = (&u, w.extension_number.as_deref()) {
+                    self.remember_extension(&u.id, e);
+                }
+                Ok(u)
+            }
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
@@ -311,6 +330,27 @@ impl Connector for PortsipConnector {
             });
         }
         out
+    }
+
+    /// PortSIP's modify endpoint has no extension number: a row asking an existing user
+    /// for another one cannot be carried out, so it is refused rather than ignored.
+    fn check_existing(&self, spec: &UserSpec, current: &TenantUser) -> Vec<SpecProblem> {
+        let Some(want) = spec.extension.as_set() else {
+            return vec![];
+        };
+        let have = {
+            let m = self.extensions.lock().unwrap_or_else(|p| p.into_inner());
+            m.get(&current.id).cloned()
+        };
+        match have {
+            Some(h) if &h != want => vec![SpecProblem {
+                column: "extension",
+                message: format!(
+                    "has extension {h} in PortSIP; its users API cannot change an extension number (leave the cell empty or write {h})"
+                ),
+            }],
+            _ => vec![],
+        }
     }
 
     async fn check(&self) -> Result<TenantStatus, ConnectorError> {

@@ -40,6 +40,8 @@ pub struct WireUser {
     pub enabled: Option<bool>,
     #[serde(default)]
     pub office_phone_number: Option<String>,
+    #[serde(default)]
+    pub extension_number: Option<String>,
 }
 
 /// `POST /api/users` body. `password` and `extension_password` are random, sent once and
