@@ -552,9 +552,8 @@ async fn binary_refuses_a_reserved_name_with_exit_2_and_sends_nothing() {
     );
 }
 
-/// The embedded `sim_backend = "portsip"` tenant, state kept between runs.
-#[test]
-fn embedded_portsip_tenant_syncs_once_and_refuses_what_portsip_cannot_carry() {
+/// A workspace whose default tenant is the embedded PortSIP simulator (state kept).
+fn embedded_workspace() -> Workspace {
     let ws = Workspace::new();
     ws.write(
         "config/teamsync.toml",
@@ -569,6 +568,13 @@ fn embedded_portsip_tenant_syncs_once_and_refuses_what_portsip_cannot_carry() {
                 .to_string(),
         ),
     );
+    ws
+}
+
+/// The embedded `sim_backend = "portsip"` tenant, state kept between runs.
+#[test]
+fn embedded_portsip_tenant_syncs_once_and_refuses_what_portsip_cannot_carry() {
+    let ws = embedded_workspace();
     let sheet = ws.write("users.csv", SHEET);
     let sheet = sheet.to_str().unwrap();
     let job = ws.run(&["--output", "json", "sync", sheet]).code(0).json();
@@ -617,4 +623,31 @@ dave.new@contoso.com,199
     assert_eq!(row["available"], true);
     assert_eq!(row["capabilities"]["create"], true);
     assert_eq!(row["capabilities"]["groups"], false);
+}
+
+/// A saved plan with country-less creates applies, and its drift check re-plans them
+/// without asking for a country.
+#[test]
+fn saved_portsip_plan_applies_and_reports_drift_in_portsip_terms() {
+    let ws = embedded_workspace();
+    let sheet = ws.write("users.csv", SHEET);
+    let sheet = sheet.to_str().unwrap();
+    let plan = ws.path("plan.json");
+    let plan = plan.to_str().unwrap();
+    ws.run(&["plan", sheet, "--out", plan]).code(0);
+    // Someone renames alice under the plan.
+    let other = ws.write(
+        "other.csv",
+        "upn,displayName\nalice.martin@contoso.com,A. Martin\n",
+    );
+    ws.run(&["sync", other.to_str().unwrap()]).code(0);
+    let r = ws.run(&["apply", "--yes", "--plan", plan]);
+    r.code(2);
+    assert!(r.stderr.contains("changed since"), "{}", r.stderr);
+    assert!(r.stderr.contains("alice.martin"), "{}", r.stderr);
+    assert!(!r.stderr.contains("would not plan now"), "{}", r.stderr);
+
+    ws.run(&["plan", sheet, "--out", plan]).code(0);
+    ws.run(&["apply", "--yes", "--plan", plan]).code(0);
+    ws.run(&["plan", sheet, "--detailed-exitcode"]).code(0);
 }
