@@ -42,13 +42,17 @@ fn strings(v: &serde_json::Value) -> Vec<String> {
 /// Starts the simulator on loopback with `seed`, a state file, a token, and a layer that
 /// keeps every request body for the test to search.
 async fn start(seed: &serde_json::Value) -> Sim {
+    start_with(seed, SimOptions::default()).await
+}
+
+async fn start_with(seed: &serde_json::Value, opts: SimOptions) -> Sim {
     let dir = tempfile::tempdir().unwrap();
     let seed_path = dir.path().join("seed.json");
     std::fs::write(&seed_path, seed.to_string()).unwrap();
     let state_file = dir.path().join("portsip.db");
     let opts = SimOptions {
         token: Some(TOKEN.into()),
-        ..SimOptions::default()
+        ..opts
     };
     let sim = PortsipSim::open(Some(&state_file), Some(&seed_path), opts).unwrap();
     let captured: Captured = Arc::default();
@@ -290,6 +294,78 @@ async fn sim_write_rules_auth_paging_and_the_documents_examples() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_throttles_and_faults_in_portsip_shape_and_logs_every_request() {
+    let sim = start_with(
+        &sample_seed(),
+        SimOptions {
+            rate_limit: Some(1),
+            ..SimOptions::default()
+        },
+    )
+    .await;
+    let (s, _) = get(&sim, "/api/users").await;
+    assert_eq!(s, 200);
+    let r = http()
+        .get(format!("{}/api/users", sim.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait >= 1);
+    let b: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(b["code"], "TooManyRequests");
+    let (_, log) = get(&sim, "/_sim/requests").await;
+    let statuses: Vec<_> = log["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_u64())
+        .collect();
+    assert_eq!(statuses, vec![Some(200), Some(429)]);
+
+    let sim = start_with(
+        &sample_seed(),
+        SimOptions {
+            fault_rate: 1.0,
+            seed_rng: 7,
+            ..SimOptions::default()
+        },
+    )
+    .await;
+    for _ in 0..6 {
+        let r = http()
+            .get(format!("{}/api/users", sim.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await;
+        if let Ok(r) = r {
+            let status = r.status().as_u16();
+            // A dropped connection may surface as a bodiless 500 or a transport error.
+            let b: serde_json::Value = r.json().await.unwrap_or(serde_json::Value::Null);
+            assert!(status == 500 || status == 503, "{status}");
+            if !b.is_null() {
+                assert!(
+                    ["InternalError", "ServiceUnavailable"].contains(&b["code"].as_str().unwrap()),
+                    "{b}"
+                );
+            }
+        }
+    }
+    let (_, log) = get(&sim, "/_sim/requests").await;
+    assert!(log["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["fault"] == true));
 }
 
 fn connector(base: &str) -> PortsipConnector {
