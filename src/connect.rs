@@ -6,7 +6,7 @@ use crate::config::{BackendKind, TenantConfig};
 use crate::connector::fusion::{FusionConnector, FusionSettings, TokenSource};
 use crate::connector::retry::RetryPolicy;
 use crate::connector::{Connector, ConnectorError, Gate};
-use crate::sim::fusion::{self as fsim, FusionSim, RunningSim, SimOptions};
+use crate::sim::fusion::{self as fsim, FusionSim, Server, SimOptions};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +16,8 @@ pub struct Tenant {
     pub config: TenantConfig,
     pub connector: Arc<dyn Connector>,
     pub gate: Arc<Gate>,
-    sim: Option<RunningSim>,
-    portsip_sim: Option<crate::sim::portsip::RunningPortsipSim>,
+    /// The embedded simulator serving this tenant, if any.
+    sim: Option<Server>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,41 +91,19 @@ impl Tenant {
                         ..RetryPolicy::default()
                     },
                 };
-                let connector = FusionConnector::new(settings, gate.clone()).map_err(|source| {
-                    ConnectError::Connector {
-                        tenant: name.to_string(),
-                        source,
-                    }
-                })?;
-                Ok(Tenant {
-                    name: name.to_string(),
-                    config: cfg.clone(),
-                    connector: Arc::new(connector),
-                    gate,
-                    sim: Some(running),
-                    portsip_sim: None,
-                })
+                let c = FusionConnector::new(settings, gate.clone());
+                assemble(name, cfg, gate, c, Some(running.into_server()))
             }
             BackendKind::Fusion => {
                 let c = FusionConnector::from_tenant_config(cfg, gate.clone());
-                remote(
-                    name,
-                    cfg,
-                    gate,
-                    c.map(|c| Arc::new(c) as Arc<dyn Connector>),
-                )
+                assemble(name, cfg, gate, c, None)
             }
             BackendKind::Portsip => {
                 let c = crate::connector::portsip::PortsipConnector::from_tenant_config(
                     cfg,
                     gate.clone(),
                 );
-                remote(
-                    name,
-                    cfg,
-                    gate,
-                    c.map(|c| Arc::new(c) as Arc<dyn Connector>),
-                )
+                assemble(name, cfg, gate, c, None)
             }
             other => Err(setup(format!(
                 "backend {:?} is not available in this build yet",
@@ -139,29 +117,28 @@ impl Tenant {
         if let Some(sim) = self.sim {
             sim.shutdown().await;
         }
-        if let Some(sim) = self.portsip_sim {
-            sim.shutdown().await;
-        }
     }
 }
 
-/// A tenant reached over the network (no embedded simulator).
-fn remote(
+/// A connected tenant from its connector (or the error building it) and, for an
+/// embedded tenant, the simulator serving it.
+fn assemble<C: Connector + 'static>(
     name: &str,
     cfg: &TenantConfig,
     gate: Arc<Gate>,
-    connector: Result<Arc<dyn Connector>, ConnectorError>,
+    connector: Result<C, ConnectorError>,
+    sim: Option<Server>,
 ) -> Result<Tenant, ConnectError> {
+    let connector = connector.map_err(|source| ConnectError::Connector {
+        tenant: name.to_string(),
+        source,
+    })?;
     Ok(Tenant {
         name: name.to_string(),
         config: cfg.clone(),
-        connector: connector.map_err(|source| ConnectError::Connector {
-            tenant: name.to_string(),
-            source,
-        })?,
+        connector: Arc::new(connector),
         gate,
-        sim: None,
-        portsip_sim: None,
+        sim,
     })
 }
 
@@ -188,19 +165,8 @@ async fn open_portsip_sim(
     let mut s = PortsipSettings::new(running.base_url(), TokenSource::Static(token));
     s.request_timeout = timeout;
     s.retry.max_attempts = cfg.max_attempts;
-    let connector =
-        PortsipConnector::new(s, gate.clone()).map_err(|source| ConnectError::Connector {
-            tenant: name.to_string(),
-            source,
-        })?;
-    Ok(Tenant {
-        name: name.to_string(),
-        config: cfg.clone(),
-        connector: Arc::new(connector),
-        gate,
-        sim: None,
-        portsip_sim: Some(running),
-    })
+    let c = PortsipConnector::new(s, gate.clone());
+    assemble(name, cfg, gate, c, Some(running))
 }
 
 fn random_token() -> String {

@@ -22,7 +22,7 @@ pub(crate) struct Requests {
 
 /// `GET /_sim/requests` of any simulator behind the [`Front`] door.
 pub(crate) async fn requests<S: Front>(State(sh): State<Arc<S>>) -> Json<Requests> {
-    let requests = match sh.request_log().lock() {
+    let requests = match sh.front().log.lock() {
         Ok(l) => l.snapshot(),
         Err(p) => p.into_inner().snapshot(),
     };
@@ -31,7 +31,7 @@ pub(crate) async fn requests<S: Front>(State(sh): State<Arc<S>>) -> Json<Request
 
 /// `DELETE /_sim/requests` of any simulator behind the [`Front`] door.
 pub(crate) async fn clear<S: Front>(State(sh): State<Arc<S>>) -> StatusCode {
-    match sh.request_log().lock() {
+    match sh.front().log.lock() {
         Ok(mut l) => l.clear(),
         Err(p) => p.into_inner().clear(),
     }

@@ -56,28 +56,36 @@ impl Refusal {
     }
 }
 
+/// What the front door keeps for one simulator: its options, rate limiter, fault dice
+/// and request log.
+pub struct FrontDoor {
+    pub opts: SimOptions,
+    pub limiter: Option<Mutex<RateLimiter>>,
+    pub dice: FaultDice,
+    pub log: Mutex<RequestLog>,
+}
+
+impl FrontDoor {
+    pub fn new(opts: SimOptions) -> FrontDoor {
+        FrontDoor {
+            limiter: opts.rate_limit.map(|n| Mutex::new(RateLimiter::new(n))),
+            dice: FaultDice::new(&opts),
+            opts,
+            log: Mutex::new(RequestLog::default()),
+        }
+    }
+}
+
 /// What the front door needs from a simulator's shared state.
 pub trait Front: Send + Sync + 'static {
-    fn options(&self) -> &SimOptions;
-    fn limiter(&self) -> Option<&Mutex<RateLimiter>>;
-    fn dice(&self) -> &FaultDice;
-    fn request_log(&self) -> &Mutex<RequestLog>;
+    fn front(&self) -> &FrontDoor;
     /// The vendor's error answer for a refusal (status, body, Retry-After…).
     fn refuse(&self, r: Refusal) -> Response;
 }
 
 impl Front for Shared {
-    fn options(&self) -> &SimOptions {
-        &self.opts
-    }
-    fn limiter(&self) -> Option<&Mutex<RateLimiter>> {
-        self.limiter.as_ref()
-    }
-    fn dice(&self) -> &FaultDice {
-        &self.dice
-    }
-    fn request_log(&self) -> &Mutex<RequestLog> {
-        &self.log
+    fn front(&self) -> &FrontDoor {
+        &self.front
     }
     fn refuse(&self, r: Refusal) -> Response {
         fusion_refusal(r).into_response()
@@ -286,8 +294,8 @@ pub async fn gate<S: Front>(State(sh): State<Arc<S>>, req: Request, next: Next) 
         .extensions()
         .get::<ConnectInfo<ConnMeta>>()
         .map(|c| c.0.clone());
-    if sh.options().latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(sh.options().latency_ms)).await;
+    if sh.front().opts.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(sh.front().opts.latency_ms)).await;
     }
     let (resp, fault) = admit_and_run(&*sh, &method, conn.as_ref(), req, next).await;
     let status = match fault {
@@ -303,7 +311,7 @@ pub async fn gate<S: Front>(State(sh): State<Arc<S>>, req: Request, next: Next) 
         fault: fault.is_some(),
         fault_kind: fault.map(|f| f.name().to_string()),
     };
-    match sh.request_log().lock() {
+    match sh.front().log.lock() {
         Ok(mut l) => l.push(entry),
         Err(p) => p.into_inner().push(entry),
     }
@@ -317,10 +325,10 @@ async fn admit_and_run<S: Front>(
     req: Request,
     next: Next,
 ) -> (Response, Option<Fault>) {
-    if let Err(r) = auth_verdict(sh.options().token.as_deref(), req.headers()) {
+    if let Err(r) = auth_verdict(sh.front().opts.token.as_deref(), req.headers()) {
         return (sh.refuse(r), None);
     }
-    if let Some(limiter) = sh.limiter() {
+    if let Some(limiter) = &sh.front().limiter {
         let verdict = match limiter.lock() {
             Ok(mut l) => l.check(Instant::now()),
             Err(p) => p.into_inner().check(Instant::now()),
@@ -330,7 +338,7 @@ async fn admit_and_run<S: Front>(
         }
     }
     let is_write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let fault = sh.dice().draw(is_write);
+    let fault = sh.front().dice.draw(is_write);
     match fault {
         Some(Fault::Status500) => (sh.refuse(Refusal::Internal), fault),
         Some(Fault::Status503) => (sh.refuse(Refusal::Unavailable), fault),

@@ -75,8 +75,8 @@ pub mod users;
 pub mod wire;
 
 use error::{ApiError, Code};
-use middleware::{FaultDice, RateLimiter};
-use reqlog::{Entry, RequestLog};
+use middleware::FrontDoor;
+use reqlog::Entry;
 use state::{Change, Tenant};
 use store::{Store, StoreError};
 
@@ -153,10 +153,7 @@ struct Db {
 /// State shared by every request.
 pub struct Shared {
     db: Mutex<Db>,
-    pub(crate) opts: SimOptions,
-    pub(crate) limiter: Option<Mutex<RateLimiter>>,
-    pub(crate) dice: FaultDice,
-    log: Mutex<RequestLog>,
+    pub(crate) front: FrontDoor,
     pub(crate) token_key: Vec<u8>,
 }
 
@@ -187,13 +184,13 @@ impl Shared {
     }
 
     pub fn log_push(&self, e: Entry) {
-        lock(&self.log).push(e);
+        lock(&self.front.log).push(e);
     }
     pub fn log_snapshot(&self) -> Vec<Entry> {
-        lock(&self.log).snapshot()
+        lock(&self.front.log).snapshot()
     }
     pub fn log_clear(&self) {
-        lock(&self.log).clear();
+        lock(&self.front.log).clear();
     }
 }
 
@@ -239,10 +236,7 @@ impl FusionSim {
         };
         let shared = Shared {
             db: Mutex::new(Db { tenant, store }),
-            limiter: opts.rate_limit.map(|n| Mutex::new(RateLimiter::new(n))),
-            dice: FaultDice::new(&opts),
-            opts,
-            log: Mutex::new(RequestLog::default()),
+            front: FrontDoor::new(opts),
             token_key,
         };
         Ok(FusionSim {
@@ -422,6 +416,10 @@ impl RunningSim {
     /// Stops accepting, lets in-flight requests finish, and waits for the server task.
     pub async fn shutdown(self) {
         self.server.shutdown().await
+    }
+    /// The server alone, for a holder that only needs to stop it.
+    pub fn into_server(self) -> Server {
+        self.server
     }
 }
 

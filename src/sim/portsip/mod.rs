@@ -31,8 +31,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::fusion::middleware::{self, FaultDice, Front, RateLimiter, Refusal};
-use super::fusion::reqlog::RequestLog;
+use super::fusion::middleware::{self, Front, FrontDoor, Refusal};
 use super::fusion::{self, admin, SimOptions};
 use error::{ApiError, Code};
 use store::{Record, Store, StoreError, Tenant};
@@ -58,10 +57,7 @@ struct Db {
 /// State shared by every request.
 pub struct Shared {
     db: Mutex<Db>,
-    opts: SimOptions,
-    limiter: Option<Mutex<RateLimiter>>,
-    dice: FaultDice,
-    log: Mutex<RequestLog>,
+    front: FrontDoor,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -113,17 +109,8 @@ impl Shared {
 }
 
 impl Front for Shared {
-    fn options(&self) -> &SimOptions {
-        &self.opts
-    }
-    fn limiter(&self) -> Option<&Mutex<RateLimiter>> {
-        self.limiter.as_ref()
-    }
-    fn dice(&self) -> &FaultDice {
-        &self.dice
-    }
-    fn request_log(&self) -> &Mutex<RequestLog> {
-        &self.log
+    fn front(&self) -> &FrontDoor {
+        &self.front
     }
     fn refuse(&self, r: Refusal) -> Response {
         let (code, message) = match r {
@@ -208,10 +195,7 @@ impl PortsipSim {
         };
         let shared = Shared {
             db: Mutex::new(Db { tenant, store }),
-            limiter: opts.rate_limit.map(|n| Mutex::new(RateLimiter::new(n))),
-            dice: FaultDice::new(&opts),
-            opts,
-            log: Mutex::new(RequestLog::default()),
+            front: FrontDoor::new(opts),
         };
         Ok(PortsipSim {
             shared: Arc::new(shared),
