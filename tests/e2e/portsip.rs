@@ -727,3 +727,29 @@ fn saved_portsip_plan_applies_and_reports_drift_in_portsip_terms() {
     ws.run(&["apply", "--yes", "--plan", plan]).code(0);
     ws.run(&["plan", sheet, "--detailed-exitcode"]).code(0);
 }
+
+/// The sheet layer checks the `extension` column (and its alias) with row and column.
+#[test]
+fn sheet_extension_column_is_validated_with_row_and_column() {
+    let ws = Workspace::new();
+    let bad = ws.write(
+        "ext.csv",
+        "upn,displayName,Extension Number\na@contoso.com,A,101\nb@contoso.com,B,12\nc@contoso.com,C,-\nd@contoso.com,D,10a\n",
+    );
+    let r = ws.run(&["validate", bad.to_str().unwrap()]);
+    r.code(2);
+    for want in [
+        ":3 [Extension Number (C)]",
+        ":4 [Extension Number (C)]",
+        ":5 [Extension Number (C)]",
+    ] {
+        assert!(
+            r.stderr.contains(want) || r.stdout.contains(want),
+            "{want}: {}{}",
+            r.stdout,
+            r.stderr
+        );
+    }
+    let out = format!("{}{}", r.stdout, r.stderr);
+    assert!(!out.contains(":2 ["), "{out}");
+}
