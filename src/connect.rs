@@ -5,11 +5,13 @@
 use crate::config::{BackendKind, TenantConfig};
 use crate::connector::fusion::{FusionConnector, FusionSettings, TokenSource};
 use crate::connector::liveplatform::{LivePlatformConnector, LivePlatformSettings};
+use crate::connector::portsip::{PortsipConnector, PortsipSettings};
 use crate::connector::retry::RetryPolicy;
 use crate::connector::{Connector, ConnectorError, Gate};
 use crate::sim::fusion::conn::Background;
 use crate::sim::fusion::{self as fsim, FusionSim, SimOptions};
 use crate::sim::liveplatform::{self as lpsim, LivePlatformSim};
+use crate::sim::portsip::{self as psim, PortsipSim};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,9 +70,15 @@ impl Tenant {
                         .map_err(setup)?;
                     return Ok(tenant(Arc::new(connector), gate, Some(sim)));
                 }
+                if which == "portsip" {
+                    let (connector, sim) = embedded_portsip(cfg, gate.clone(), timeout)
+                        .await
+                        .map_err(setup)?;
+                    return Ok(tenant(Arc::new(connector), gate, Some(sim)));
+                }
                 if which != "fusion" {
                     return Err(setup(format!(
-                        "sim_backend {which:?} is not available as an embedded tenant (available: fusion, liveplatform)"
+                        "sim_backend {which:?} is not available as an embedded tenant (available: fusion, liveplatform, portsip)"
                     )));
                 }
                 if let Some(state) = &cfg.state {
@@ -120,6 +128,11 @@ impl Tenant {
                     .map_err(connector_err)?;
                 Ok(tenant(Arc::new(connector), gate, None))
             }
+            BackendKind::Portsip => {
+                let connector = PortsipConnector::from_tenant_config(cfg, gate.clone())
+                    .map_err(connector_err)?;
+                Ok(tenant(Arc::new(connector), gate, None))
+            }
             other => Err(setup(format!(
                 "backend {:?} is not available in this build yet",
                 other.as_str()
@@ -153,6 +166,26 @@ async fn embedded_liveplatform(
     s.request_timeout = timeout;
     s.retry.max_attempts = cfg.max_attempts.max(1);
     let connector = LivePlatformConnector::new(s, gate).map_err(|e| e.to_string())?;
+    Ok((connector, running))
+}
+
+/// The PortSIP simulator in-process, and a connector to it with a token of its own.
+async fn embedded_portsip(
+    cfg: &TenantConfig,
+    gate: Arc<Gate>,
+    timeout: Duration,
+) -> Result<(PortsipConnector, Background), String> {
+    let token = random_token();
+    let opts = sim_options(cfg, &token);
+    let sim = PortsipSim::open(cfg.state.as_deref(), cfg.seed.as_deref(), opts)
+        .map_err(|e| format!("embedded PortSIP simulator: {e}"))?;
+    let running = psim::start(sim)
+        .await
+        .map_err(|e| format!("embedded PortSIP simulator: {e}"))?;
+    let mut s = PortsipSettings::new(running.base_url(), TokenSource::Static(token));
+    s.request_timeout = timeout;
+    s.retry.max_attempts = cfg.max_attempts.max(1);
+    let connector = PortsipConnector::new(s, gate).map_err(|e| e.to_string())?;
     Ok((connector, running))
 }
 

@@ -299,6 +299,9 @@ pub struct UserSpec {
     pub licenses: Field<Vec<String>>,
     #[serde(default, skip_serializing_if = "Field::is_keep")]
     pub customer_licenses: Field<Vec<String>>,
+    /// PBX extension number (`[0-9]{3,64}`), for backends whose users have one (PortSIP).
+    #[serde(default, skip_serializing_if = "Field::is_keep")]
+    pub extension: Field<String>,
     #[serde(default)]
     pub action: RowAction,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -321,6 +324,7 @@ impl UserSpec {
             groups: Field::Keep,
             licenses: Field::Keep,
             customer_licenses: Field::Keep,
+            extension: Field::Keep,
             action: RowAction::Upsert,
             template: None,
             account_type: None,

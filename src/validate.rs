@@ -411,6 +411,10 @@ fn normalise_row(
         Column::CustomerLicenses,
         cell::list(ctx.cell(Column::CustomerLicenses)),
     );
+    let extension = ctx.field(
+        Column::Extension,
+        cell::extension(ctx.cell(Column::Extension)),
+    );
     let action = ctx.field(Column::Action, cell::action(ctx.cell(Column::Action)));
     let account_type = match kind {
         JobKind::MsResourceAccounts => ctx
@@ -430,6 +434,7 @@ fn normalise_row(
     spec.groups = groups?;
     spec.licenses = licenses?;
     spec.customer_licenses = customer_licenses?;
+    spec.extension = extension?;
     spec.action = action?;
     spec.account_type = account_type?;
     spec.origin = Some(RowOrigin {

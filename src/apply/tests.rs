@@ -161,7 +161,7 @@ impl Fake {
                     id: id.clone(),
                     upn: user.upn.clone(),
                     display_name: display_name.clone(),
-                    country: Some(country.clone()),
+                    country: country.clone(),
                     voice_enabled: false,
                     number: None,
                     licenses: vec![],
@@ -253,6 +253,8 @@ impl Connector for Fake {
             customer_licenses: true,
             resource_accounts: false,
             number_ranges: false,
+            country: true,
+            extension: false,
         }
     }
     async fn check(&self) -> Result<TenantStatus, ConnectorError> {
@@ -924,7 +926,7 @@ fn create_plan(u: &str) -> UserPlan {
         vec![
             op(Operation::Create {
                 display_name: "New User".into(),
-                country: Country::parse("BE").unwrap(),
+                country: Some(Country::parse("BE").unwrap()),
                 customer_licenses: vec![],
             }),
             op(Operation::SetLicenses {

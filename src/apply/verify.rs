@@ -33,7 +33,7 @@ impl Expect {
                     customer_licenses,
                 } => {
                     e.display_name = Some(display_name.clone());
-                    e.country = Some(country.clone());
+                    e.country = country.clone();
                     if !customer_licenses.is_empty() {
                         e.customer_licenses = Some(customer_licenses.clone());
                     }

@@ -29,8 +29,8 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "portsip",
-            note: "PortSIP PBX: not available in this build yet",
-            caps: None,
+            note: "PortSIP PBX users (no country, groups, licenses, VRP or delete; `extension` column required to create)",
+            caps: Some(crate::connector::portsip::CAPABILITIES),
         },
     ]
 }

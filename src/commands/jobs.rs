@@ -332,7 +332,7 @@ async fn revert_job(ctx: &Ctx, job: &str, out: Option<&std::path::Path>) -> CmdR
     }
     let tenant = open_tenant(ctx, Some(&j.tenant), None).await?;
     let result = async {
-        let snap = snapshot(&tenant, &specs).await?;
+        let snap = snapshot(ctx, &tenant, &specs).await?;
         let kind = if j.kind == JobKind::MsResourceAccounts.as_str() {
             JobKind::MsResourceAccounts
         } else {

@@ -4,7 +4,7 @@ use super::validate::read_sheets;
 use super::{exit, print_json, CliError, CmdResult, Ctx};
 use crate::cli::{ModeArg, PlanArgs, SheetArgs};
 use crate::connect::Tenant;
-use crate::model::{Snapshot, UserSpec};
+use crate::model::{Diagnostic, Snapshot, UserSpec};
 use crate::plan::model::{Mode, Plan};
 use crate::plan::{self, PlanInput};
 use sha2::{Digest, Sha256};
@@ -28,8 +28,71 @@ pub(crate) async fn open_tenant(
         .map_err(|e| CliError::Aborted(e.to_string()))
 }
 
-/// Reads what the plan needs from the tenant; auth failures abort (exit 3).
-pub(crate) async fn snapshot(tenant: &Tenant, specs: &[UserSpec]) -> Result<Snapshot, CliError> {
+/// Rows breaking the backend's own rules ([`Connector::check_spec`]) are plan errors
+/// (exit 2), reported like the planner's, before any request is sent.
+///
+/// [`Connector::check_spec`]: crate::connector::Connector::check_spec
+/// [`Connector::check_existing`]: crate::connector::Connector::check_existing
+/// With a snapshot, [`Connector::check_existing`] runs too, for rows of existing users.
+pub(crate) fn check_backend_rules(
+    ctx: &Ctx,
+    tenant: &Tenant,
+    specs: &[UserSpec],
+    snap: Option<&Snapshot>,
+) -> Result<(), CliError> {
+    let by_upn: std::collections::HashMap<_, _> = snap
+        .map(|s| s.users.iter().map(|u| (&u.upn, u)).collect())
+        .unwrap_or_default();
+    let c = &tenant.connector;
+    let errors: Vec<Diagnostic> = specs
+        .iter()
+        .flat_map(|s| {
+            let problems = match (snap, by_upn.get(&s.upn)) {
+                (None, _) => c.check_spec(s),
+                (Some(_), Some(cur)) => c.check_existing(s, cur),
+                (Some(_), None) => vec![],
+            };
+            problems.into_iter().map(move |p| Diagnostic {
+                file: s
+                    .origin
+                    .as_ref()
+                    .map(|o| o.file.clone())
+                    .unwrap_or_else(|| "<sheet>".into()),
+                row: s.origin.as_ref().map(|o| o.row),
+                column: Some(p.column.to_string()),
+                message: format!("{}: {}", s.upn, p.message),
+            })
+        })
+        .collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    report_plan_errors(ctx, &errors);
+    Err(CliError::Invalid(format!(
+        "{} plan error(s); nothing was sent",
+        errors.len()
+    )))
+}
+
+fn report_plan_errors(ctx: &Ctx, errors: &[Diagnostic]) {
+    if ctx.json() {
+        print_json(&serde_json::json!({ "errors": errors }));
+    } else {
+        for d in errors {
+            eprintln!("{d}");
+        }
+    }
+}
+
+/// Reads what the plan needs from the tenant; auth failures abort (exit 3). The
+/// backend's own row rules are checked first, so a refused row costs no request, and
+/// its rules on existing users right after the read.
+pub(crate) async fn snapshot(
+    ctx: &Ctx,
+    tenant: &Tenant,
+    specs: &[UserSpec],
+) -> Result<Snapshot, CliError> {
+    check_backend_rules(ctx, tenant, specs, None)?;
     let detail = plan::detail_upns(specs);
     let t0 = std::time::Instant::now();
     let snap = tenant
@@ -44,6 +107,7 @@ pub(crate) async fn snapshot(tenant: &Tenant, specs: &[UserSpec]) -> Result<Snap
         snap.requests,
         t0.elapsed().as_secs_f64()
     );
+    check_backend_rules(ctx, tenant, specs, Some(&snap))?;
     Ok(snap)
 }
 
@@ -76,7 +140,7 @@ pub(crate) async fn build_plan(
 ) -> Result<Plan, CliError> {
     let paths = vec![sheet.to_path_buf()];
     let v = read_sheets(ctx, &paths, sheet_args)?;
-    let snap = snapshot(tenant, &v.specs).await?;
+    let snap = snapshot(ctx, tenant, &v.specs).await?;
     let input = PlanInput {
         tenant: &tenant.name,
         backend: tenant.connector.backend(),
@@ -96,13 +160,7 @@ pub(crate) fn plan_or_report(ctx: &Ctx, input: PlanInput) -> Result<Plan, CliErr
     match plan::make_plan(input) {
         Ok(p) => Ok(p),
         Err(errs) => {
-            if ctx.json() {
-                print_json(&serde_json::json!({ "errors": errs.0 }));
-            } else {
-                for d in &errs.0 {
-                    eprintln!("{d}");
-                }
-            }
+            report_plan_errors(ctx, &errs.0);
             Err(CliError::Invalid(format!(
                 "{} plan error(s); nothing was sent",
                 errs.0.len()

@@ -231,7 +231,7 @@ pub async fn apply(
                 let p = plan::load(f)
                     .map_err(|e| CliError::Invalid(format!("{}: {e}", f.display())))?;
                 let specs: Vec<_> = p.users.iter().map(|u| u.desired.clone()).collect();
-                let fresh = snapshot(&tenant, &specs).await?;
+                let fresh = snapshot(ctx, &tenant, &specs).await?;
                 if let Err(drift) = plan::check_drift(&p, &fresh) {
                     return Err(CliError::Invalid(format!(
                         "the tenant changed since {} was made; nothing was sent. Plan again.\n  {}",
@@ -300,7 +300,7 @@ pub async fn resume(ctx: &Ctx, job: &str, run: &RunArgs) -> CmdResult {
     let tenant = open_tenant(ctx, Some(&row.tenant), run.rate).await?;
     let result = async {
         refuse_read_only(&tenant, "resume")?;
-        let snap = snapshot(&tenant, &specs).await?;
+        let snap = snapshot(ctx, &tenant, &specs).await?;
         let input = PlanInput {
             tenant: &tenant.name,
             backend: tenant.connector.backend(),

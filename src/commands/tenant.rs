@@ -222,7 +222,7 @@ pub(crate) fn export_rows(
     };
     // An empty cell means "keep" to our reader, so an empty value is written as `-`
     // (clear): the sheet then states the whole state, and plans to zero changes against
-    // the same tenant. Country cannot be cleared, so a missing one stays empty.
+    // the same tenant.
     let or_clear = |s: String| if s.is_empty() { "-".to_string() } else { s };
     let carried = |can: bool, s: String| if can { or_clear(s) } else { String::new() };
     let rows = snap
@@ -244,8 +244,11 @@ pub(crate) fn export_rows(
                 u.upn.to_string(),
                 u.display_name.clone(),
                 or_clear(u.number.as_ref().map(|n| n.to_string()).unwrap_or_default()),
+                // Country cannot be cleared: a missing one stays empty, and so does the
+                // column of a backend without countries (PortSIP).
                 u.country
                     .as_ref()
+                    .filter(|_| caps.country)
                     .map(|c| c.to_string())
                     .unwrap_or_default(),
                 carried(caps.vrp, d.and_then(|d| d.vrp.clone()).unwrap_or_default()),

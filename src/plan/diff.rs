@@ -224,7 +224,9 @@ fn resolve_list<'a, T>(
 
 /// Refuses fields the backend (or the sheet kind) cannot carry rather than dropping them.
 fn check_capabilities(ctx: &Ctx, spec: &UserSpec, rep: &mut Report) {
-    let fields: [(&str, bool, bool); 4] = [
+    let fields: [(&str, bool, bool); 6] = [
+        ("country", !spec.country.is_keep(), ctx.caps.country),
+        ("extension", !spec.extension.is_keep(), ctx.caps.extension),
         ("groups", !spec.groups.is_keep(), ctx.caps.groups),
         ("licenses", !spec.licenses.is_keep(), ctx.caps.licenses),
         ("vrp", !spec.vrp.is_keep(), ctx.caps.vrp),
@@ -532,13 +534,18 @@ fn plan_create(ctx: &Ctx, spec: &UserSpec, res: &Resolved, up: &mut UserPlan, re
             None
         }
     };
+    // `Some(None)`: the backend has no country, so none is needed.
     let country = match &spec.country {
-        Field::Set(c) => Some(c.clone()),
+        _ if !ctx.caps.country => Some(None),
+        Field::Set(c) => Some(Some(c.clone())),
         _ => {
             missing.push("country");
             None
         }
     };
+    if ctx.caps.extension && spec.extension.as_set().is_none() {
+        missing.push("extension");
+    }
     if ctx.kind == JobKind::MsResourceAccounts && spec.account_type.is_none() {
         missing.push("accountType");
     }
@@ -566,6 +573,18 @@ fn plan_create(ctx: &Ctx, spec: &UserSpec, res: &Resolved, up: &mut UserPlan, re
         );
         return;
     };
+    if missing.first() == Some(&"extension") {
+        rep.error(
+            ctx,
+            spec,
+            Some("extension"),
+            format!(
+                "not in the tenant, so it would be created, which needs an extension number on the {} backend (from the row)",
+                ctx.backend
+            ),
+        );
+        return;
+    }
     if !missing.is_empty() {
         rep.error(
             ctx,
@@ -585,8 +604,14 @@ fn plan_create(ctx: &Ctx, spec: &UserSpec, res: &Resolved, up: &mut UserPlan, re
     );
     up.changes
         .push(scalar_change("displayName", Value::Null, json!(dn)));
-    up.changes
-        .push(scalar_change("country", Value::Null, json!(country)));
+    if let Some(c) = &country {
+        up.changes
+            .push(scalar_change("country", Value::Null, json!(c)));
+    }
+    if let Some(e) = spec.extension.as_set() {
+        up.changes
+            .push(scalar_change("extension", Value::Null, json!(e)));
+    }
     let mut end_licenses: Vec<String> = vec![];
     if let Some(ls) = &res.licenses {
         if !ls.is_empty() {

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 pub enum Operation {
     Create {
         display_name: String,
-        country: Country,
+        /// `None` only for backends without a country (`Capabilities::country` false).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        country: Option<Country>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         customer_licenses: Vec<String>,
     },

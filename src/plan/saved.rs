@@ -207,7 +207,15 @@ pub fn fingerprint(snapshot: &Snapshot, plan_users: &[UserPlan]) -> String {
     hex::encode(h.finalize())
 }
 
-fn all_capabilities() -> Capabilities {
+/// Every capability, except `country` when the plan's creates carry none (a backend
+/// without a country, such as PortSIP, planned them): re-planning must not ask for one.
+fn all_capabilities(plan: &Plan) -> Capabilities {
+    let country = !plan.users.iter().flat_map(|u| &u.ops).any(|o| {
+        matches!(
+            o.op,
+            crate::plan::model::Operation::Create { country: None, .. }
+        )
+    });
     Capabilities {
         read: true,
         write: true,
@@ -219,6 +227,8 @@ fn all_capabilities() -> Capabilities {
         customer_licenses: true,
         resource_accounts: true,
         number_ranges: true,
+        country,
+        extension: true,
     }
 }
 
@@ -248,7 +258,7 @@ pub fn check_drift(plan: &Plan, fresh: &Snapshot) -> Result<(), Vec<String>> {
     let ctx = Ctx {
         backend: &plan.backend,
         kind: plan.kind,
-        caps: all_capabilities(),
+        caps: all_capabilities(plan),
         resolver: Resolver::new(&fresh.catalogs),
         default_file: plan.sources.join(", "),
     };

@@ -31,6 +31,8 @@ fn caps() -> Capabilities {
         customer_licenses: true,
         resource_accounts: true,
         number_ranges: false,
+        country: true,
+        extension: false,
     }
 }
 
@@ -219,7 +221,7 @@ fn apply_to(snap: &Snapshot, p: &Plan) -> Snapshot {
                     id: format!("new-{}", up.upn),
                     upn: up.upn.clone(),
                     display_name: display_name.clone(),
-                    country: Some(country.clone()),
+                    country: country.clone(),
                     voice_enabled: false,
                     number: None,
                     licenses: vec![],
@@ -1375,4 +1377,52 @@ proptest::proptest! {
             }
         }
     }
+}
+
+/// A backend without country but with extensions (PortSIP): creates need an extension
+/// and no country; country and extension are refused where the backend lacks them.
+#[test]
+fn country_and_extension_follow_the_capabilities() {
+    let snap = snapshot();
+    let portsip = |i: &mut PlanInput| {
+        i.backend = "portsip";
+        i.capabilities.country = false;
+        i.capabilities.extension = true;
+    };
+    let mut carol = spec("erin.new@contoso.com", 2);
+    carol.display_name = Field::Set("Carol".into());
+    carol.extension = Field::Set("103".into());
+    let specs = [carol.clone()];
+    let mut i = input(&specs, &snap);
+    portsip(&mut i);
+    let p = make_plan(i).unwrap();
+    let up = user(&p, "erin.new@contoso.com");
+    assert_eq!(kinds(up), vec!["create"]);
+    assert!(matches!(
+        up.ops[0].op,
+        Operation::Create { country: None, .. }
+    ));
+    assert!(up.changes.iter().any(|c| c.field == "extension"));
+    assert!(!up.changes.iter().any(|c| c.field == "country"));
+
+    let mut no_ext = carol.clone();
+    no_ext.extension = Field::Keep;
+    let mut with_country = carol.clone();
+    with_country.upn = upn("frank.new@contoso.com");
+    with_country.country = Field::Set(be());
+    let specs = [no_ext, with_country];
+    let mut i = input(&specs, &snap);
+    portsip(&mut i);
+    let errs = errors(make_plan(i));
+    let cols: Vec<_> = errs.iter().map(|e| e.column.as_deref()).collect();
+    assert_eq!(cols, vec![Some("extension"), Some("country")], "{errs:?}");
+
+    // Fusion has no extension: the column is refused, not dropped.
+    let mut s = spec("alice@contoso.com", 2);
+    s.extension = Field::Set("101".into());
+    let errs = errors(plan(&[s], &snap));
+    assert_eq!(errs[0].column.as_deref(), Some("extension"));
+    assert!(errs[0]
+        .message
+        .contains("fusion backend cannot set extension"));
 }

@@ -133,6 +133,30 @@ pub fn split_list(t: &str) -> Vec<String> {
     out
 }
 
+/// The `extension` cell: 3 to 64 digits (PortSIP's `[0-9]{3,64}`). A numeric Excel cell
+/// is read as its digits; leading zeros it lost cannot be restored, so format the
+/// column as text when extensions start with 0.
+pub fn extension(cell: &Cell) -> Result<Field<String>, String> {
+    match text(cell)? {
+        Field::Keep => Ok(Field::Keep),
+        Field::Clear => Err(no_clear("extension")),
+        Field::Set(t) => {
+            if (3..=64).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit()) {
+                Ok(Field::Set(t))
+            } else {
+                Err(format!(
+                    "extension {:?} must be 3 to 64 digits (0-9 only)",
+                    truncate_chars(&t, 70)
+                ))
+            }
+        }
+    }
+}
+
+fn truncate_chars(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
 /// The `action` cell: upsert (default), disable or delete.
 pub fn action(cell: &Cell) -> Result<RowAction, String> {
     match text(cell)? {

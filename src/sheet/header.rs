@@ -25,10 +25,12 @@ pub enum Column {
     Template,
     AccountType,
     Action,
+    /// PBX extension number (PortSIP).
+    Extension,
 }
 
 impl Column {
-    pub const ALL: [Column; 11] = [
+    pub const ALL: [Column; 12] = [
         Column::Upn,
         Column::DisplayName,
         Column::Number,
@@ -40,6 +42,7 @@ impl Column {
         Column::Template,
         Column::AccountType,
         Column::Action,
+        Column::Extension,
     ];
 
     /// Canonical header name, as our own exports write it.
@@ -56,6 +59,7 @@ impl Column {
             Column::Template => "template",
             Column::AccountType => "accountType",
             Column::Action => "action",
+            Column::Extension => "extension",
         }
     }
 
@@ -73,6 +77,7 @@ impl Column {
             Column::Template => &["template"],
             Column::AccountType => &["accounttype"],
             Column::Action => &["action"],
+            Column::Extension => &["extension", "extensionnumber"],
         }
     }
 

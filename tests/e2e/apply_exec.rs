@@ -228,7 +228,7 @@ async fn a_number_swap_and_a_new_user_with_replication_delay() {
         ops: ops(vec![
             Operation::Create {
                 display_name: "New Hire".into(),
-                country: Country::parse("BE").unwrap(),
+                country: Some(Country::parse("BE").unwrap()),
                 customer_licenses: vec![],
             },
             Operation::SetLicenses {
@@ -329,7 +329,7 @@ async fn injected_faults_and_lost_answers_are_retried_to_success() {
             ops: ops(vec![
                 Operation::Create {
                     display_name: format!("Temp {i}"),
-                    country: Country::parse("BE").unwrap(),
+                    country: Some(Country::parse("BE").unwrap()),
                     customer_licenses: vec![],
                 },
                 Operation::SetLicenses {

@@ -786,7 +786,7 @@ async fn create_posts_username_and_domain_and_fills_the_user_id() {
         vec![
             Operation::Create {
                 display_name: "Jane Doe".into(),
-                country: Country::parse("BE").unwrap(),
+                country: Some(Country::parse("BE").unwrap()),
                 customer_licenses: vec!["Call-Bundle".into()],
             },
             Operation::SetLicenses {
@@ -821,7 +821,7 @@ async fn a_create_answer_without_id_is_retryable() {
         None,
         vec![Operation::Create {
             display_name: "J".into(),
-            country: Country::parse("BE").unwrap(),
+            country: Some(Country::parse("BE").unwrap()),
             customer_licenses: vec![],
         }],
     );
@@ -1120,7 +1120,7 @@ async fn a_created_resource_account_is_found_by_upn_before_its_next_write() {
         vec![
             Operation::Create {
                 display_name: "Reception".into(),
-                country: Country::parse("BE").unwrap(),
+                country: Some(Country::parse("BE").unwrap()),
                 customer_licenses: vec![],
             },
             Operation::SetNumber {
@@ -1340,7 +1340,7 @@ mod against_sim {
             vec![
                 Operation::Create {
                     display_name: "Jane Doe".into(),
-                    country: Country::parse("BE").unwrap(),
+                    country: Some(Country::parse("BE").unwrap()),
                     customer_licenses: vec![],
                 },
                 Operation::SetLicenses {
@@ -1646,7 +1646,7 @@ mod against_sim {
             vec![
                 Operation::Create {
                     display_name: "Test Attendant".into(),
-                    country: Country::parse("BE").unwrap(),
+                    country: Some(Country::parse("BE").unwrap()),
                     customer_licenses: vec![],
                 },
                 Operation::SetNumber {

@@ -10,6 +10,7 @@ mod cli_plan;
 mod cli_reports;
 mod connector_fusion;
 mod liveplatform;
+mod portsip;
 mod report_html;
 mod sheets;
 mod sim_fusion;

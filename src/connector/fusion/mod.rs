@@ -372,6 +372,8 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     customer_licenses: true,
     resource_accounts: true,
     number_ranges: false,
+    country: true,
+    extension: false,
 };
 
 #[async_trait]

@@ -371,6 +371,12 @@ pub fn build(
         else {
             return Err(config_err(upn, "create step without a create operation"));
         };
+        let Some(country) = country else {
+            return Err(config_err(
+                upn,
+                "a Fusion user needs a country to be created",
+            ));
+        };
         let body = match target {
             Target::User => serde_json::to_value(super::wire::CreateUserBody {
                 display_name,
@@ -614,7 +620,7 @@ mod tests {
     fn create_and_delete_stand_alone_and_create_builds_the_post() {
         let create = Operation::Create {
             display_name: "Jane Doe".into(),
-            country: Country::parse("BE").unwrap(),
+            country: Some(Country::parse("BE").unwrap()),
             customer_licenses: vec![],
         };
         let u = user(vec![
@@ -683,7 +689,7 @@ mod tests {
     fn create() -> Operation {
         Operation::Create {
             display_name: "Main queue".into(),
-            country: Country::parse("BE").unwrap(),
+            country: Some(Country::parse("BE").unwrap()),
             customer_licenses: vec!["old".into()],
         }
     }
@@ -867,7 +873,7 @@ mod tests {
         // Create: our UPNs are lowercase, so the example's "ThomasA" is sent as "thomasa".
         let mut u = user(vec![op(Operation::Create {
             display_name: "Thomas Anderson".into(),
-            country: Country::parse("NL").unwrap(),
+            country: Some(Country::parse("NL").unwrap()),
             customer_licenses: vec!["test-sku".into()],
         })]);
         u.upn = Upn::parse("ThomasA@netaxissolutions.onmicrosoft.com").unwrap();
@@ -878,7 +884,7 @@ mod tests {
         let mut u = ra_user(vec![
             op(Operation::Create {
                 display_name: "My First Call Queue".into(),
-                country: Country::parse("BE").unwrap(),
+                country: Some(Country::parse("BE").unwrap()),
                 customer_licenses: vec![],
             }),
             op(Operation::SetNumber {

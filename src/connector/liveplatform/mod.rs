@@ -84,6 +84,8 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     customer_licenses: false,
     resource_accounts: false,
     number_ranges: false,
+    country: true,
+    extension: false,
 };
 
 /// Everything needed to reach one Live Platform customer.

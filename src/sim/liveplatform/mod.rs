@@ -33,7 +33,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::{Path as UrlPath, RawQuery, State};
-use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::http::{StatusCode, Uri};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -41,6 +41,7 @@ use axum::{Json, Router};
 use rusqlite::OptionalExtension;
 
 use crate::sim::fusion::conn::{self, Background};
+use crate::sim::fusion::error::json_error;
 use crate::sim::fusion::middleware::{self, Edge, EdgeState, Refusal};
 use crate::sim::fusion::store::{open_db, StoreError};
 use crate::sim::fusion::{admin, SimError, SimOptions};
@@ -161,20 +162,12 @@ impl IntoResponse for ApiProblem {
                 &uuid::Uuid::new_v4().simple().to_string()[..16]
             ),
         };
-        let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
-        let mut resp = (self.status, bytes).into_response();
-        let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        if let Some(secs) = self.retry_after {
-            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if self.status == StatusCode::UNAUTHORIZED {
-            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        resp
+        json_error(
+            self.status,
+            "application/problem+json",
+            &body,
+            self.retry_after,
+        )
     }
 }
 

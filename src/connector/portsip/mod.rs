@@ -1,0 +1,525 @@
+//! The PortSIP PBX backend: PBX users read and written through the same [`Connector`]
+//! trait as Fusion, so the planner, executor and history work unchanged.
+//!
+//! Paths. The PortSIP users document (`/work/shared/specs/portsip-users-api.txt`) lists
+//! fields and rules but no paths; we assume, as DESIGN.md does, `GET /api/users` (paged:
+//! `pagination` = 1-based page, `pagesize`; answer `{"count", "items"}`), `POST /api/users`
+//! (create, 201 `{"id"}`), `GET /api/users/{id}` and `POST /api/users/{id}` (modify).
+//! Auth: `Authorization: Bearer <token>` from `token_env` or `token_command` (the document
+//! is silent; PortSIP issues bearer access tokens).
+//!
+//! Mapping (DESIGN.md): the UPN is the user's `email`, and its local part the account
+//! `name`; `number` is the office phone number and the one outbound caller ID; the sheet's
+//! `extension` column is `extension_number`, required to create (a plan error otherwise,
+//! through [`Capabilities::extension`]). PortSIP has no country, groups, licenses, VRPs,
+//! customer licenses or resource accounts, and its document has no delete: those are
+//! capability flags off, hence plan errors. The modify endpoint cannot change a name or an
+//! extension number, so the extension is only sent when creating; a row giving an existing
+//! user another extension is refused by [`Connector::check_existing`] (the connector keeps
+//! the extensions its last list read). Users without a UPN-shaped
+//! email are left out of the snapshot (nothing in a sheet can address them).
+//!
+//! The account-name rules (letters, digits, `_ - ' .`, no leading or trailing period, at
+//! most 64 characters, and never `admin`, `system`, `administrator` or `root` in any case)
+//! are checked by [`Connector::check_spec`], before the snapshot: a breaking row is a plan
+//! error and nothing is sent. The simulator enforces the same rules server-side.
+//!
+//! Created users get random passwords; see `steps`.
+
+mod steps;
+mod wire;
+
+use crate::config::TenantConfig;
+use crate::connector::fusion::client::{
+    parse_error_body, parse_json, root_url, Client, ClientParts, Request,
+};
+use crate::connector::fusion::TokenSource;
+use crate::connector::retry::RetryPolicy;
+use crate::connector::{
+    Capabilities, Connector, ConnectorError, Gate, SpecProblem, Step, TenantStatus,
+};
+use crate::model::{Catalogs, Snapshot, TenantUser, Upn, UserSpec, E164};
+use crate::plan::model::UserPlan;
+use async_trait::async_trait;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use steps::PASSWORD_LEN;
+
+/// Users per list page: the simulator's maximum (the document gives none).
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+
+/// Account names PortSIP reserves for its system administrator (case ignored).
+pub const RESERVED_NAMES: [&str; 4] = ["admin", "system", "administrator", "root"];
+
+/// What PortSIP can do (shown by `teamsync backends`).
+pub const CAPABILITIES: Capabilities = Capabilities {
+    read: true,
+    write: true,
+    create: true,
+    delete: false,
+    groups: false,
+    licenses: false,
+    vrp: false,
+    customer_licenses: false,
+    resource_accounts: false,
+    number_ranges: false,
+    country: false,
+    extension: true,
+};
+
+/// Everything needed to reach one PortSIP PBX.
+#[derive(Clone, Debug)]
+pub struct PortsipSettings {
+    /// Scheme, host and optional path prefix; `/api/users` is added.
+    pub base_url: String,
+    pub token: TokenSource,
+    pub request_timeout: Duration,
+    pub ca_file: Option<PathBuf>,
+    pub allow_insecure_http: bool,
+    pub page_size: u32,
+    pub retry: RetryPolicy,
+}
+
+impl PortsipSettings {
+    pub fn new(base_url: impl Into<String>, token: TokenSource) -> PortsipSettings {
+        PortsipSettings {
+            base_url: base_url.into(),
+            token,
+            request_timeout: Duration::from_secs(30),
+            ca_file: None,
+            allow_insecure_http: false,
+            page_size: DEFAULT_PAGE_SIZE,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+pub struct PortsipConnector {
+    client: Client,
+    page_size: u32,
+    /// Extension numbers by user id, from the last list: the shared model has no field
+    /// for them, and [`Connector::check_existing`] needs them.
+    extensions: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl std::fmt::Debug for PortsipConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortsipConnector")
+            .field("client", &self.client)
+            .field("page_size", &self.page_size)
+            .finish()
+    }
+}
+
+/// The account name PortSIP gets for a UPN, and why it would refuse it.
+pub fn account_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() || name.chars().count() > 64 {
+        return Some(format!(
+            "the PortSIP account name {name:?} (the UPN's local part) must be 1 to 64 characters"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "_-'.".contains(*c)))
+    {
+        return Some(format!(
+            "the PortSIP account name {name:?} (the UPN's local part) contains {c:?}; only letters, digits, _ - ' and . are allowed"
+        ));
+    }
+    if name.starts_with('.') || name.ends_with('.') {
+        return Some(format!(
+            "the PortSIP account name {name:?} cannot start or end with a period"
+        ));
+    }
+    if RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        return Some(format!(
+            "the PortSIP account name {name:?} (the UPN's local part) is reserved for the system administrator (admin, system, administrator and root, in any case)"
+        ));
+    }
+    None
+}
+
+fn extension_problem(ext: &str) -> Option<String> {
+    if (3..=64).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_digit()) {
+        None
+    } else {
+        Some(format!("extension {ext:?} must be 3 to 64 digits"))
+    }
+}
+
+/// A PortSIP phone field as a number: separators dropped; `None` when empty or not an
+/// E.164 number (a short internal number, say), which the planner then treats as no
+/// number.
+fn phone_to_e164(raw: &str) -> Option<E164> {
+    let compact: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
+        .collect();
+    if compact.is_empty() {
+        return None;
+    }
+    E164::parse_canonical(&compact).ok()
+}
+
+fn user_from_wire(w: &wire::WireUser) -> Option<TenantUser> {
+    let email = w.email.as_deref().unwrap_or("").trim();
+    let upn = match Upn::parse(email) {
+        Ok(u) => u,
+        Err(_) => {
+            tracing::debug!(id = %w.id.0, "PortSIP user without a UPN-shaped email; left out");
+            return None;
+        }
+    };
+    let office = w.office_phone_number.as_deref().unwrap_or("");
+    let number = phone_to_e164(office);
+    if number.is_none() && !office.trim().is_empty() {
+        tracing::warn!(upn = %upn, "office phone number is not an E.164 number; read as none");
+    }
+    Some(TenantUser {
+        id: w.id.0.clone(),
+        upn,
+        display_name: w.display_name.clone().unwrap_or_default(),
+        country: None,
+        voice_enabled: w.enabled.unwrap_or(true),
+        number,
+        licenses: vec![],
+        customer_licenses: vec![],
+        details: None,
+        account_type: None,
+    })
+}
+
+impl PortsipConnector {
+    /// Refuses plain http to a non-loopback host (unless allowed) and an unreadable CA
+    /// file. The token is resolved on first use.
+    pub fn new(s: PortsipSettings, gate: Arc<Gate>) -> Result<PortsipConnector, ConnectorError> {
+        if s.page_size == 0 {
+            return Err(ConnectorError::Config(
+                "portsip: page_size must be at least 1".into(),
+            ));
+        }
+        crate::config::check_url(&s.base_url, s.allow_insecure_http)
+            .map_err(ConnectorError::Config)?;
+        let root = root_url(&s.base_url, &["api"])?;
+        // Fusion's reader takes PortSIP's flat `{"code", "message"}` error body as it is.
+        let parts = ClientParts {
+            token: s.token,
+            request_timeout: s.request_timeout,
+            ca_file: s.ca_file,
+            retry: s.retry,
+            parse_error: parse_error_body,
+        };
+        let client = Client::with_root(root, parts, gate)?;
+        Ok(PortsipConnector {
+            client,
+            page_size: s.page_size,
+            extensions: Default::default(),
+        })
+    }
+
+    /// From a `[tenants.X]` table: needs `base_url`; the token comes from
+    /// `token_command` if set, else `token_env`.
+    pub fn from_tenant_config(
+        cfg: &TenantConfig,
+        gate: Arc<Gate>,
+    ) -> Result<PortsipConnector, ConnectorError> {
+        let base = cfg.base_url.clone().ok_or_else(|| {
+            ConnectorError::Config("portsip tenant: `base_url` is required".into())
+        })?;
+        let mut s = PortsipSettings::new(base, TokenSource::from_tenant_config(cfg));
+        s.request_timeout = Duration::from_secs(cfg.request_timeout_s.max(1));
+        s.ca_file = cfg.ca_file.clone();
+        s.allow_insecure_http = cfg.allow_insecure_http;
+        s.retry.max_attempts = cfg.max_attempts.max(1);
+        PortsipConnector::new(s, gate)
+    }
+
+    /// Every page of `GET users`, until `count` users came or a page is empty. A server
+    /// whose pages never end is cut off after the pages `count` allows plus one.
+    async fn list_users(&self, counter: &AtomicU64) -> Result<Vec<TenantUser>, ConnectorError> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let mut listed: u64 = 0;
+        let mut page: u64 = 1;
+        loop {
+            let mut r = Request::get(&["users"]);
+            r.query.push(("pagination", page.to_string()));
+            r.query.push(("pagesize", self.page_size.to_string()));
+            let p: wire::UsersPage = self.client.read(&r, counter).await?;
+            let n = p.items.len() as u64;
+            listed += n;
+            for w in &p.items {
+                if !seen.insert(w.id.0.clone()) {
+                    tracing::warn!(id = %w.id.0, "user listed twice; second entry ignored");
+                    continue;
+                }
+                if let Some(u) = user_from_wire(w) {
+                    if let Some(e) = w.extension_number.as_deref().filter(|e| !e.is_empty()) {
+                        self.remember_extension(&u.id, e);
+                    }
+                    out.push(u);
+                }
+            }
+            let max_pages = p.count / u64::from(self.page_size) + 2;
+            if n == 0 || listed >= p.count {
+                return Ok(out);
+            }
+            if page >= max_pages {
+                return Err(ConnectorError::Retryable {
+                    status: None,
+                    retry_after: None,
+                    message: format!(
+                        "GET users: still listing after {page} pages of {} for a count of {}",
+                        self.page_size, p.count
+                    ),
+                });
+            }
+            page += 1;
+        }
+    }
+
+    fn remember_extension(&self, id: &str, ext: &str) {
+        let mut m = self.extensions.lock().unwrap_or_else(|p| p.into_inner());
+        m.insert(id.to_string(), ext.to_string());
+    }
+
+    async fn read_counted(
+        &self,
+        id: &str,
+        counter: &AtomicU64,
+    ) -> Result<Option<TenantUser>, ConnectorError> {
+        let r = Request::get(&["users", id]);
+        match self.client.read::<wire::WireUser>(&r, counter).await {
+            Ok(w) => {
+                let u = user_from_wire(&w);
+                if let (Some(u), Some(e)) = (&u, w.extension_number.as_deref()) {
+                    self.remember_extension(&u.id, e);
+                }
+                Ok(u)
+            }
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[async_trait]
+impl Connector for PortsipConnector {
+    fn backend(&self) -> &'static str {
+        "portsip"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    fn check_spec(&self, spec: &UserSpec) -> Vec<SpecProblem> {
+        let mut out = Vec::new();
+        if let Some(m) = account_name_problem(spec.upn.local_part()) {
+            out.push(SpecProblem {
+                column: "upn",
+                message: m,
+            });
+        }
+        if let Some(m) = spec.extension.as_set().and_then(|e| extension_problem(e)) {
+            out.push(SpecProblem {
+                column: "extension",
+                message: m,
+            });
+        }
+        out
+    }
+
+    /// PortSIP's modify endpoint has no extension number: a row asking an existing user
+    /// for another one cannot be carried out, so it is refused rather than ignored.
+    fn check_existing(&self, spec: &UserSpec, current: &TenantUser) -> Vec<SpecProblem> {
+        let Some(want) = spec.extension.as_set() else {
+            return vec![];
+        };
+        let have = {
+            let m = self.extensions.lock().unwrap_or_else(|p| p.into_inner());
+            m.get(&current.id).cloned()
+        };
+        match have {
+            Some(h) if &h != want => vec![SpecProblem {
+                column: "extension",
+                message: format!(
+                    "has extension {h} in PortSIP; its users API cannot change an extension number (leave the cell empty or write {h})"
+                ),
+            }],
+            _ => vec![],
+        }
+    }
+
+    async fn check(&self) -> Result<TenantStatus, ConnectorError> {
+        let counter = AtomicU64::new(0);
+        let mut r = Request::get(&["users"]);
+        r.query.push(("pagination", "1".into()));
+        r.query.push(("pagesize", "1".into()));
+        let p: wire::UsersPage = self.client.read(&r, &counter).await?;
+        Ok(TenantStatus {
+            ok: true,
+            details: serde_json::json!({ "users": p.count }),
+        })
+    }
+
+    /// The list carries every field teamsync maps, so no per-user read is needed.
+    async fn snapshot(
+        &self,
+        _detail_upns: &[Upn],
+        _all_details: bool,
+    ) -> Result<Snapshot, ConnectorError> {
+        let counter = AtomicU64::new(0);
+        let users = self.list_users(&counter).await?;
+        Ok(Snapshot {
+            users,
+            catalogs: Catalogs::default(),
+            requests: counter.load(Ordering::Relaxed),
+        })
+    }
+
+    async fn read_user(&self, id: &str) -> Result<Option<TenantUser>, ConnectorError> {
+        self.read_counted(id, &AtomicU64::new(0)).await
+    }
+
+    async fn find_user(
+        &self,
+        upn: &Upn,
+        _display_name_hint: Option<&str>,
+    ) -> Result<Option<TenantUser>, ConnectorError> {
+        let counter = AtomicU64::new(0);
+        Ok(self
+            .list_users(&counter)
+            .await?
+            .into_iter()
+            .find(|u| &u.upn == upn))
+    }
+
+    fn steps(&self, user: &UserPlan) -> Vec<Step> {
+        steps::group(user)
+    }
+
+    async fn send(
+        &self,
+        user: &UserPlan,
+        user_id: &mut Option<String>,
+        step: &Step,
+    ) -> Result<(), ConnectorError> {
+        let call = steps::build(user, user_id.as_deref(), step)?;
+        let r = Request {
+            method: reqwest::Method::POST,
+            path: call.path,
+            query: Vec::new(),
+            body: Some(call.body),
+        };
+        let answer = self.client.send(&r, &AtomicU64::new(0)).await;
+        // The body held the generated passwords: gone before anything else happens.
+        let r = Request { body: None, ..r };
+        let body = answer?;
+        if call.creates {
+            let a: wire::Created = parse_json(&r, &body)?;
+            *user_id = Some(a.id.0);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Field;
+
+    fn connector() -> PortsipConnector {
+        PortsipConnector::new(
+            PortsipSettings::new("https://pbx.example.net", TokenSource::None),
+            Arc::new(Gate::unlimited()),
+        )
+        .unwrap()
+    }
+
+    fn spec(upn: &str) -> UserSpec {
+        UserSpec::new(Upn::parse(upn).unwrap())
+    }
+
+    #[test]
+    fn reserved_and_malformed_names_are_plan_problems() {
+        let c = connector();
+        for upn in [
+            "admin@example.com",
+            "ROOT@example.com",
+            "System@example.com",
+            "Administrator@example.com",
+            "a+b@example.com",
+            "a&b@example.com",
+        ] {
+            let p = c.check_spec(&spec(upn));
+            assert_eq!(p.len(), 1, "{upn}: {p:?}");
+            assert_eq!(p[0].column, "upn");
+        }
+        for upn in [
+            "jane.doe@example.com",
+            "o'brien@example.com",
+            "admins@example.com",
+            "a-b_c@example.com",
+        ] {
+            assert!(c.check_spec(&spec(upn)).is_empty(), "{upn}");
+        }
+        let mut s = spec("jane@example.com");
+        s.extension = Field::Set("12".into());
+        assert_eq!(c.check_spec(&s)[0].column, "extension");
+        s.extension = Field::Set("1234".into());
+        assert!(c.check_spec(&s).is_empty());
+    }
+
+    #[test]
+    fn wire_users_map_to_tenant_users() {
+        let w: wire::WireUser = serde_json::from_value(serde_json::json!({
+            "id": 100000000001u64, "name": "jane", "email": "Jane@Example.com",
+            "display_name": "Jane", "enabled": true, "extension_number": "101",
+            "office_phone_number": "+32 2 540 52 00", "unknown_future_field": 1
+        }))
+        .unwrap();
+        let u = user_from_wire(&w).unwrap();
+        assert_eq!(u.id, "100000000001");
+        assert_eq!(u.upn.as_str(), "jane@example.com");
+        assert_eq!(u.number.unwrap().to_string(), "+3225405200");
+        assert_eq!(u.country, None);
+        let w: wire::WireUser =
+            serde_json::from_value(serde_json::json!({"id": "7", "email": ""})).unwrap();
+        assert!(user_from_wire(&w).is_none());
+        let w: wire::WireUser = serde_json::from_value(
+            serde_json::json!({"id": "7", "email": "a@b.com", "office_phone_number": "1234"}),
+        )
+        .unwrap();
+        assert_eq!(user_from_wire(&w).unwrap().number, None);
+        assert!(serde_json::from_value::<wire::WireUser>(serde_json::json!({"id": ""})).is_err());
+    }
+
+    #[test]
+    fn capabilities_refuse_what_portsip_cannot_carry() {
+        let c = CAPABILITIES;
+        assert!(c.read && c.write && c.create && c.extension);
+        assert!(!c.delete && !c.groups && !c.licenses && !c.vrp && !c.customer_licenses);
+        assert!(!c.country && !c.resource_accounts && !c.number_ranges);
+    }
+
+    #[test]
+    fn config_needs_a_base_url_and_debug_hides_the_token() {
+        let cfg: TenantConfig = toml::from_str("backend = \"portsip\"\n").unwrap();
+        let e =
+            PortsipConnector::from_tenant_config(&cfg, Arc::new(Gate::unlimited())).unwrap_err();
+        assert!(e.to_string().contains("base_url"), "{e}");
+        let s = PortsipSettings::new(
+            "https://pbx.example.net/prefix/",
+            TokenSource::Static("s3cr3t".into()),
+        );
+        let c = PortsipConnector::new(s, Arc::new(Gate::unlimited())).unwrap();
+        let d = format!("{c:?}");
+        assert!(!d.contains("s3cr3t"), "{d}");
+        assert!(d.contains("https://pbx.example.net/prefix/api"), "{d}");
+    }
+}
