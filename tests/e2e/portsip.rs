@@ -250,12 +250,9 @@ async fn sim_write_rules_auth_paging_and_the_documents_examples() {
     );
     let text = u.to_string() + &get(&sim, "/_sim/state").await.1.to_string();
     assert!(!text.contains("correct-horse-battery"));
-    let db = std::fs::read(&sim.state_file).unwrap();
-    assert!(!String::from_utf8_lossy(&db).contains("correct-horse-battery"));
-    assert!(
-        String::from_utf8_lossy(&db).contains("sha256$"),
-        "stored as a hash"
-    );
+    let db = state_files_text(&sim);
+    assert!(!db.contains("correct-horse-battery"));
+    assert!(db.contains("sha256$"), "stored as a hash");
 
     // Paging: `count` is the total (the document's example is a number), items per page.
     let (_, p) = get(&sim, "/api/users?pagination=1&pagesize=2").await;
@@ -486,6 +483,18 @@ fn run_env(ws: &Workspace, args: &[&str]) -> Run {
     }
 }
 
+/// The simulator's state file and its WAL companion (recent writes may be only there),
+/// as text (lossy), for secret searches.
+fn state_files_text(sim: &Sim) -> String {
+    let mut wal = sim.state_file.clone().into_os_string();
+    wal.push("-wal");
+    [sim.state_file.clone(), wal.into()]
+        .iter()
+        .filter_map(|p| std::fs::read(p).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .collect()
+}
+
 /// Every file under `dir`, as text (lossy), for secret searches.
 fn all_files_text(dir: &Path) -> String {
     let mut out = String::new();
@@ -594,7 +603,7 @@ async fn binary_plans_syncs_and_replans_to_zero_without_keeping_passwords() {
             .map(|r| format!("{}{}", r.stdout, r.stderr))
             .collect::<String>(),
         all_files_text(ws.dir.path()),
-        String::from_utf8_lossy(&std::fs::read(&sim.state_file).unwrap()),
+        state_files_text(&sim),
         state.to_string() + &log.to_string(),
     );
     assert!(
