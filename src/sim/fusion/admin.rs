@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::handler::Handler;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -16,19 +17,19 @@ use super::wire::TenantDoc;
 use super::Shared;
 
 #[derive(Serialize)]
-pub struct Requests {
+struct Requests {
     requests: Vec<Entry>,
 }
 
 /// `GET /_sim/requests`, for any simulator.
-pub async fn requests<S: Edge>(State(sh): State<Arc<S>>) -> Json<Requests> {
+async fn requests<S: Edge>(State(sh): State<Arc<S>>) -> Json<Requests> {
     Json(Requests {
         requests: sh.edge().log().snapshot(),
     })
 }
 
 /// `DELETE /_sim/requests`, for any simulator.
-pub async fn clear<S: Edge>(State(sh): State<Arc<S>>) -> StatusCode {
+async fn clear<S: Edge>(State(sh): State<Arc<S>>) -> StatusCode {
     sh.edge().log().clear();
     StatusCode::NO_CONTENT
 }
@@ -38,11 +39,18 @@ async fn state(State(sh): State<Arc<Shared>>) -> Json<TenantDoc> {
 }
 
 pub fn router(sh: Arc<Shared>) -> Router {
+    sim_routes(sh, state)
+}
+
+/// Any simulator's `/_sim/*` surface: its request log, and its own `state` dump.
+pub fn sim_routes<S, H, T>(sh: Arc<S>, state: H) -> Router
+where
+    S: Edge,
+    H: Handler<T, Arc<S>>,
+    T: 'static,
+{
     Router::new()
-        .route(
-            "/_sim/requests",
-            get(requests::<Shared>).delete(clear::<Shared>),
-        )
+        .route("/_sim/requests", get(requests::<S>).delete(clear::<S>))
         .route("/_sim/state", get(state))
         .with_state(sh)
 }

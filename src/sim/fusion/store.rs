@@ -18,7 +18,12 @@ use super::wire::{
     BulkJob, GroupObj, GroupRef, LicenseObj, RoleRef, TemplateObj, TenantDoc, VrpObj,
 };
 
-const SCHEMA_VERSION: i64 = 1;
+/// The state file's tables; `users` marks a Fusion file.
+const STATE: Schema = Schema {
+    version: 1,
+    sql: SCHEMA,
+    own_table: "users",
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,9 +71,11 @@ pub struct Store {
 }
 
 /// Opens (creating it and its folder) a simulator's state file in WAL mode, or an in-memory
-/// database when `path` is None, and refuses a file written by a newer schema than
-/// `schema_version`. Every simulator keeps its state this way.
-pub fn open_db(path: Option<&Path>, schema_version: i64) -> Result<Connection, StoreError> {
+/// database when `path` is None, then creates the tables of `schema` and stamps its version.
+/// Every simulator keeps its state this way, and each refuses a file it cannot read: one
+/// written by a newer schema, or by another simulator (tables, but not `schema.own_table`),
+/// so pointing one simulator at another's state file fails instead of mixing tenants.
+pub fn open_db(path: Option<&Path>, schema: &Schema) -> Result<Connection, StoreError> {
     let conn = match path {
         Some(p) => {
             // The default state lives in `.teamsync/`, which a first run has not made yet.
@@ -88,12 +95,36 @@ pub fn open_db(path: Option<&Path>, schema_version: i64) -> Result<Connection, S
     }
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version > schema_version {
+    if version > schema.version {
         return Err(StoreError::Invalid(format!(
-            "state file schema {version} is newer than this simulator ({schema_version})"
+            "state file schema {version} is newer than this simulator ({})",
+            schema.version
         )));
     }
+    let (tables, own): (i64, i64) = conn.query_row(
+        "SELECT count(*), coalesce(sum(name = ?1), 0) FROM sqlite_master \
+         WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+        [schema.own_table],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if tables > 0 && own == 0 {
+        return Err(StoreError::Invalid(
+            "the state file belongs to another simulator".into(),
+        ));
+    }
+    conn.execute_batch(schema.sql)?;
+    conn.pragma_update(None, "user_version", schema.version)?;
     Ok(conn)
+}
+
+/// What [`open_db`] makes of a state file for one simulator.
+pub struct Schema {
+    /// Bumped when the tables change; a newer file is refused.
+    pub version: i64,
+    /// `CREATE TABLE IF NOT EXISTS …` of every table.
+    pub sql: &'static str,
+    /// A table only this simulator has: a file with tables but not this one is another's.
+    pub own_table: &'static str,
 }
 
 fn js<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
@@ -103,10 +134,9 @@ fn js<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
 impl Store {
     /// Opens (creating) the state file, or an in-memory database when `path` is None.
     pub fn open(path: Option<&Path>) -> Result<Store, StoreError> {
-        let conn = open_db(path, SCHEMA_VERSION)?;
-        conn.execute_batch(SCHEMA)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn: open_db(path, &STATE)?,
+        })
     }
 
     fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {

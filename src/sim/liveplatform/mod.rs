@@ -43,7 +43,7 @@ use rusqlite::OptionalExtension;
 use crate::sim::fusion::conn::{self, Background};
 use crate::sim::fusion::error::json_error;
 use crate::sim::fusion::middleware::{self, Edge, EdgeState, Refusal};
-use crate::sim::fusion::store::{open_db, StoreError};
+use crate::sim::fusion::store::{open_db, Schema, StoreError};
 use crate::sim::fusion::{admin, SimError, SimOptions};
 use wire::{LicensedUser, Page, Problem, TeamsUser, TenantDoc};
 
@@ -234,25 +234,14 @@ pub fn normalise(mut doc: TenantDoc) -> Result<TenantDoc, String> {
 }
 
 fn load_or_seed(state: Option<&Path>, seed: Option<&Path>) -> Result<TenantDoc, SimError> {
-    let conn = open_db(state, SCHEMA_VERSION)?;
-    let other: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'users'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(StoreError::from)?;
-    if other > 0 {
-        return Err(
-            StoreError::Invalid("the state file belongs to another simulator".into()).into(),
-        );
-    }
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS liveplatform_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
-    )
-    .map_err(StoreError::from)?;
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-        .map_err(StoreError::from)?;
+    let conn = open_db(
+        state,
+        &Schema {
+            version: SCHEMA_VERSION,
+            sql: "CREATE TABLE IF NOT EXISTS liveplatform_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+            own_table: "liveplatform_state",
+        },
+    )?;
     let stored: Option<String> = conn
         .query_row(
             "SELECT value FROM liveplatform_state WHERE key = 'doc'",
@@ -320,14 +309,7 @@ impl LivePlatformSim {
             .method_not_allowed_fallback(method_not_allowed)
             .layer(from_fn_with_state(sh.clone(), middleware::gate::<Shared>))
             .with_state(sh.clone());
-        let sim = Router::new()
-            .route(
-                "/_sim/requests",
-                get(admin::requests::<Shared>).delete(admin::clear::<Shared>),
-            )
-            .route("/_sim/state", get(state))
-            .with_state(sh);
-        api.merge(sim)
+        api.merge(admin::sim_routes(sh, state))
     }
 }
 

@@ -202,14 +202,7 @@ impl PortsipSim {
             .fallback(unknown_route)
             .layer(from_fn_with_state(sh.clone(), middleware::gate::<Shared>))
             .with_state(sh.clone());
-        let sim = Router::new()
-            .route(
-                "/_sim/requests",
-                get(admin::requests::<Shared>).delete(admin::clear::<Shared>),
-            )
-            .route("/_sim/state", get(state))
-            .with_state(sh);
-        api.merge(sim)
+        api.merge(admin::sim_routes(sh, state))
     }
 }
 

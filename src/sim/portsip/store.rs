@@ -12,18 +12,20 @@ use sha2::{Digest, Sha256};
 
 use super::wire::{TenantDoc, UserObj};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS users (
+/// The state file's tables, prefixed so no other simulator's file passes for a PortSIP one.
+const STATE: Schema = Schema {
+    version: 1,
+    sql: "
+CREATE TABLE IF NOT EXISTS portsip_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS portsip_users (
   id INTEGER PRIMARY KEY, json TEXT NOT NULL,
   password_hash TEXT, extension_password_hash TEXT);
-";
+",
+    own_table: "portsip_users",
+};
 
-use crate::sim::fusion::store::open_db;
 pub use crate::sim::fusion::store::StoreError;
-
-/// Bumped when the tables change; a newer state file is refused.
-const SCHEMA_VERSION: i64 = 1;
+use crate::sim::fusion::store::{open_db, Schema};
 
 /// One user and its secrets' hashes.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,18 +77,19 @@ impl Store {
     /// Opens (creating it and its folder) the state file, or an in-memory database when
     /// `path` is None, the way every simulator does ([`open_db`]).
     pub fn open(path: Option<&Path>) -> Result<Store, StoreError> {
-        let conn = open_db(path, SCHEMA_VERSION)?;
-        conn.execute_batch(SCHEMA)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn: open_db(path, &STATE)?,
+        })
     }
 
     pub fn is_empty(&self) -> Result<bool, StoreError> {
         let seeded: Option<String> = self
             .conn
-            .query_row("SELECT value FROM meta WHERE key = 'seeded'", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT value FROM portsip_meta WHERE key = 'seeded'",
+                [],
+                |r| r.get(0),
+            )
             .optional()?;
         Ok(seeded.is_none())
     }
@@ -98,11 +101,11 @@ impl Store {
             put(&tx, r)?;
         }
         tx.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('custom_roles', ?1)",
+            "INSERT OR REPLACE INTO portsip_meta (key, value) VALUES ('custom_roles', ?1)",
             params![serde_json::to_string(&t.custom_roles)?],
         )?;
         tx.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('seeded', '1')",
+            "INSERT OR REPLACE INTO portsip_meta (key, value) VALUES ('seeded', '1')",
             [],
         )?;
         tx.commit()?;
@@ -113,7 +116,7 @@ impl Store {
         let roles: String = self
             .conn
             .query_row(
-                "SELECT value FROM meta WHERE key = 'custom_roles'",
+                "SELECT value FROM portsip_meta WHERE key = 'custom_roles'",
                 [],
                 |r| r.get(0),
             )
@@ -123,9 +126,9 @@ impl Store {
             custom_roles: serde_json::from_str(&roles)?,
             ..Tenant::default()
         };
-        let mut st = self
-            .conn
-            .prepare("SELECT id, json, password_hash, extension_password_hash FROM users")?;
+        let mut st = self.conn.prepare(
+            "SELECT id, json, password_hash, extension_password_hash FROM portsip_users",
+        )?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -172,7 +175,7 @@ fn put(tx: &rusqlite::Transaction<'_>, r: &Record) -> Result<(), StoreError> {
         .parse()
         .map_err(|_| StoreError::Invalid(format!("user id {:?} is not numeric", r.user.id)))?;
     tx.execute(
-        "INSERT OR REPLACE INTO users (id, json, password_hash, extension_password_hash) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR REPLACE INTO portsip_users (id, json, password_hash, extension_password_hash) VALUES (?1, ?2, ?3, ?4)",
         params![
             id,
             serde_json::to_string(&r.user)?,
@@ -181,4 +184,28 @@ fn put(tx: &rusqlite::Transaction<'_>, r: &Record) -> Result<(), StoreError> {
         ],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sim_backend` changed but `state` kept: each simulator refuses the other's file
+    /// rather than seeding a second tenant into it.
+    #[test]
+    fn another_simulators_state_file_is_refused_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let fusion_file = dir.path().join("fusion.db");
+        crate::sim::fusion::store::Store::open(Some(&fusion_file)).unwrap();
+        let e = Store::open(Some(&fusion_file)).err().unwrap();
+        assert!(e.to_string().contains("another simulator"), "{e}");
+
+        let portsip_file = dir.path().join("portsip.db");
+        Store::open(Some(&portsip_file)).unwrap();
+        Store::open(Some(&portsip_file)).unwrap();
+        let e = crate::sim::fusion::store::Store::open(Some(&portsip_file))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("another simulator"), "{e}");
+    }
 }
