@@ -47,7 +47,7 @@ pub fn run(ctx: &Ctx) -> CmdResult {
     }
     let yn = |b: bool| if b { "yes" } else { "-" };
     outln!(
-        "{:<13} {:<5} {:<5} {:<6} {:<6} {:<6} {:<8} {:<4} {:<9} {:<9} {:<7}",
+        "{:<13} {:<5} {:<5} {:<6} {:<6} {:<6} {:<8} {:<4} {:<9} {:<9} {:<7} {:<8} {}",
         "BACKEND",
         "READ",
         "WRITE",
@@ -58,12 +58,14 @@ pub fn run(ctx: &Ctx) -> CmdResult {
         "VRP",
         "CUST.LIC",
         "RES.ACCT",
-        "RANGES"
+        "RANGES",
+        "COUNTRY",
+        "EXTENSION"
     );
     for r in &rows {
         match r.caps {
             Some(c) => outln!(
-                "{:<13} {:<5} {:<5} {:<6} {:<6} {:<6} {:<8} {:<4} {:<9} {:<9} {:<7}",
+                "{:<13} {:<5} {:<5} {:<6} {:<6} {:<6} {:<8} {:<4} {:<9} {:<9} {:<7} {:<8} {}",
                 r.name,
                 yn(c.read),
                 yn(c.write),
@@ -74,7 +76,9 @@ pub fn run(ctx: &Ctx) -> CmdResult {
                 yn(c.vrp),
                 yn(c.customer_licenses),
                 yn(c.resource_accounts),
-                yn(c.number_ranges)
+                yn(c.number_ranges),
+                yn(c.country),
+                yn(c.extension)
             ),
             None => outln!("{:<13} {}", r.name, r.note),
         }
