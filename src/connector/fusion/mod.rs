@@ -331,6 +331,7 @@ impl Connector for FusionConnector {
                 vrps: mapping::vrps_from_wire(vrps),
             },
             requests: counter.load(Ordering::Relaxed),
+            number_ranges: Vec::new(),
         })
     }
 
