@@ -13,6 +13,7 @@
 pub mod fusion;
 pub mod gate;
 pub mod retry;
+pub mod ump;
 
 use crate::model::{Snapshot, TenantUser, Upn};
 use crate::plan::model::UserPlan;

@@ -116,11 +116,32 @@ impl Client {
                 "msteams",
             ]);
         }
+        Client::at(
+            root,
+            s.token.clone(),
+            s.request_timeout,
+            s.ca_file.as_deref(),
+            s.retry.clone(),
+            gate,
+        )
+    }
+
+    /// A client for any JSON-over-HTTP backend rooted at `root` (every request path is
+    /// appended to it): the same gate, auth, status mapping and read retries as Fusion's.
+    /// Other connectors (UMP) build theirs with this, after checking their own URL rules.
+    pub(crate) fn at(
+        root: reqwest::Url,
+        token: TokenSource,
+        request_timeout: Duration,
+        ca_file: Option<&std::path::Path>,
+        retry: RetryPolicy,
+        gate: Arc<Gate>,
+    ) -> Result<Client, ConnectorError> {
         let mut b = reqwest::Client::builder()
-            .timeout(s.request_timeout)
-            .connect_timeout(s.request_timeout.min(Duration::from_secs(10)))
+            .timeout(request_timeout)
+            .connect_timeout(request_timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("teamsync/", env!("CARGO_PKG_VERSION")));
-        if let Some(ca) = &s.ca_file {
+        if let Some(ca) = ca_file {
             let pem =
                 std::fs::read(ca).map_err(|e| cfg(format!("ca_file {}: {e}", ca.display())))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
@@ -141,10 +162,10 @@ impl Client {
         Ok(Client {
             http,
             root,
-            token: s.token.clone(),
+            token,
             cached: tokio::sync::Mutex::new(None),
             gate,
-            retry: s.retry.clone(),
+            retry,
         })
     }
 

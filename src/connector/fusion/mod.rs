@@ -23,7 +23,7 @@
 //!
 //! Reads retry on their own with the tenant's [`RetryPolicy`]; `send` makes one attempt.
 
-mod client;
+pub(crate) mod client;
 pub mod mapping;
 pub mod steps;
 pub mod wire;

@@ -1,0 +1,250 @@
+//! UMP wire ↔ teamsync model, and which request carries which planned change.
+//!
+//! | model | UMP attribute | read from | written as |
+//! | --- | --- | --- | --- |
+//! | `upn` | `SipAddress` without `sip:` | list, detail | (the user's key, never written) |
+//! | `displayName` | `WebName` (list) / `DisplayName` (detail) | list, detail | `DisplayName` |
+//! | `country` | `UsageLocation` | list | `UsageLocation` |
+//! | `number` | `LineURI` (`tel:+…`, trimmed) | list, detail | `LineURI` `tel:+…` + `EnterpriseVoiceEnabled: true`; release: `LineURI: null` + `EnterpriseVoiceEnabled: false` |
+//! | `vrp` | `VoicePolicy` | detail | `VoicePolicy`, `null` to remove |
+//!
+//! Every change of one user that may share a request goes into one
+//! `PUT proxy/endpoint/{sip}/script` (the document: "if multiple values must be updated at
+//! once, they should be separated by a comma"). A step ends after an op another user waits
+//! for (`awaited`), a new one starts at an op that waits (`after`) or whose attribute the
+//! body already carries (a release then a claim of a number).
+
+use super::wire;
+use crate::connector::{ConnectorError, Step};
+use crate::model::{Country, NumberRange, TenantUser, Upn, UserDetails, E164};
+use crate::plan::model::{Operation, UserPlan};
+use serde_json::{json, Map, Value};
+use std::collections::HashSet;
+
+/// At most this many free numbers are listed per range: `auto` takes the lowest ones, and
+/// a range of millions must not fill memory.
+pub const MAX_FREE_PER_RANGE: usize = 10_000;
+
+/// `sip:Alice@Contoso.com` → `alice@contoso.com`.
+pub fn upn_of_sip(sip: &str) -> Result<Upn, String> {
+    let s = sip.trim();
+    let bare = match s.get(..4) {
+        Some(p) if p.eq_ignore_ascii_case("sip:") => &s[4..],
+        _ => s,
+    };
+    Upn::parse(bare).map_err(|e| format!("SipAddress {sip:?}: {e}"))
+}
+
+/// The path key of a user: `sip:` plus the address, as the document's URLs show it.
+pub fn sip_of(id_or_upn: &str) -> String {
+    let s = id_or_upn.trim();
+    match s.get(..4) {
+        Some(p) if p.eq_ignore_ascii_case("sip:") => s.to_string(),
+        _ => format!("sip:{s}"),
+    }
+}
+
+/// A `LineURI` as E.164; empty means none (the detail example has a leading space).
+pub fn number_of(line_uri: Option<&str>) -> Result<Option<E164>, String> {
+    match line_uri.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(s) => E164::parse_canonical(s).map(Some),
+    }
+}
+
+fn country_of(loc: Option<&str>) -> Option<Country> {
+    loc.map(str::trim)
+        .filter(|s| !s.is_empty())
+        .and_then(|s| Country::parse(s).ok())
+}
+
+/// A list entry; `Err` names what is wrong with it (the caller skips it with a warning).
+pub fn user_from_list(u: &wire::ListUser) -> Result<TenantUser, String> {
+    let sip = u.sip_address.as_deref().unwrap_or_default();
+    let upn = upn_of_sip(sip)?;
+    let number = number_of(u.line_uri.as_deref())?;
+    Ok(TenantUser {
+        id: sip_of(sip),
+        display_name: u.web_name.clone().unwrap_or_default().trim().to_string(),
+        country: country_of(u.usage_location.as_deref()),
+        voice_enabled: number.is_some(),
+        number,
+        upn,
+        licenses: vec![],
+        customer_licenses: vec![],
+        details: None,
+        account_type: None,
+    })
+}
+
+/// A detail read; `listed` supplies what the detail lacks (UsageLocation).
+pub fn user_from_detail(
+    d: &wire::DetailUser,
+    listed: Option<&TenantUser>,
+) -> Result<TenantUser, String> {
+    let sip = d.sip_address.as_deref().unwrap_or_default();
+    let upn = upn_of_sip(sip)?;
+    let number = number_of(d.line_uri.as_deref())?;
+    Ok(TenantUser {
+        id: sip_of(sip),
+        display_name: d.display_name.clone().unwrap_or_default().trim().to_string(),
+        country: country_of(d.usage_location.as_deref())
+            .or_else(|| listed.and_then(|l| l.country.clone())),
+        voice_enabled: d.enterprise_voice_enabled.unwrap_or(number.is_some()),
+        number,
+        upn,
+        licenses: vec![],
+        customer_licenses: vec![],
+        details: Some(UserDetails {
+            groups: vec![],
+            vrp: d
+                .voice_policy
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        }),
+        account_type: None,
+    })
+}
+
+/// `tel:+311111120` … `tel:+311111140` minus the numbers users hold, ascending, at most
+/// [`MAX_FREE_PER_RANGE`]. A range without bounds (the document's `MsPhoneSystem` row has
+/// empty ones) or with bounds of different lengths lists no number.
+pub fn range_free(r: &wire::NumberRangeRow, held: &HashSet<E164>) -> NumberRange {
+    let bound = |s: &Option<String>| -> Option<(usize, u64)> {
+        let n = number_of(s.as_deref()).ok()??;
+        if n.ext().is_some() {
+            return None;
+        }
+        let digits = &n.number()[1..];
+        Some((digits.len(), digits.parse().ok()?))
+    };
+    let mut free = Vec::new();
+    if let (Some((la, a)), Some((lb, b))) = (bound(&r.start), bound(&r.end)) {
+        if la == lb && a <= b {
+            for v in a..=b {
+                if free.len() >= MAX_FREE_PER_RANGE {
+                    break;
+                }
+                let Ok(n) = E164::parse_canonical(&format!("+{v:0la$}")) else {
+                    continue;
+                };
+                if !held.contains(&n) {
+                    free.push(n);
+                }
+            }
+        }
+    }
+    NumberRange {
+        name: r.identity.clone(),
+        numbers_free: free,
+    }
+}
+
+/// Attributes an op writes in the script body.
+fn attributes(op: &Operation) -> Vec<&'static str> {
+    match op {
+        Operation::SetProperties {
+            display_name,
+            country,
+        } => [
+            display_name.as_ref().map(|_| "DisplayName"),
+            country.as_ref().map(|_| "UsageLocation"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        Operation::SetNumber { .. } => vec!["LineURI", "EnterpriseVoiceEnabled"],
+        Operation::SetVrp { .. } => vec!["VoicePolicy"],
+        _ => vec![],
+    }
+}
+
+fn unsupported(op: &Operation) -> Option<&'static str> {
+    match op {
+        Operation::Create { .. } => Some("creating users (the document has no create endpoint)"),
+        Operation::Delete => Some("deleting users (the document has no delete endpoint)"),
+        Operation::SetLicenses { .. } => Some("licenses"),
+        Operation::SetGroups { .. } => Some("groups"),
+        Operation::SetCustomerLicenses { .. } => Some("customer licenses"),
+        _ => None,
+    }
+}
+
+/// The fewest `PUT …/script` requests the rules in the module doc allow.
+pub fn steps(user: &UserPlan) -> Vec<Step> {
+    let mut out: Vec<Step> = Vec::new();
+    let mut open = false;
+    for (i, p) in user.ops.iter().enumerate() {
+        let clash = open
+            && out.last().is_some_and(|s| {
+                let have: Vec<&str> = s
+                    .ops
+                    .iter()
+                    .flat_map(|&j| attributes(&user.ops[j].op))
+                    .collect();
+                attributes(&p.op).iter().any(|a| have.contains(a))
+            });
+        if !open || !p.after.is_empty() || clash || unsupported(&p.op).is_some() {
+            out.push(Step {
+                ops: vec![],
+                label: String::new(),
+            });
+        }
+        if let Some(s) = out.last_mut() {
+            s.ops.push(i);
+        }
+        open = !p.awaited && unsupported(&p.op).is_none();
+    }
+    for s in &mut out {
+        let attrs: Vec<&str> = s
+            .ops
+            .iter()
+            .flat_map(|&j| attributes(&user.ops[j].op))
+            .collect();
+        s.label = format!("PUT proxy/endpoint/{{sip}}/script [{}]", attrs.join(", "));
+    }
+    out
+}
+
+/// The script body of one step; `Unsupported` for an op UMP cannot carry (the planner
+/// refuses those first, through the capabilities).
+pub fn script_body(user: &UserPlan, step: &Step) -> Result<Value, ConnectorError> {
+    let mut m = Map::new();
+    for &i in &step.ops {
+        let op = &user
+            .ops
+            .get(i)
+            .ok_or_else(|| ConnectorError::Config(format!("step names op {i}, which the plan lacks")))?
+            .op;
+        if let Some(what) = unsupported(op) {
+            return Err(ConnectorError::Unsupported(format!("UMP 365: {what}")));
+        }
+        match op {
+            Operation::SetProperties {
+                display_name,
+                country,
+            } => {
+                if let Some(d) = display_name {
+                    m.insert("DisplayName".into(), json!(d));
+                }
+                if let Some(c) = country {
+                    m.insert("UsageLocation".into(), json!(c.as_str()));
+                }
+            }
+            Operation::SetNumber { number } => {
+                m.insert(
+                    "LineURI".into(),
+                    json!(number.as_ref().map(E164::to_tel_uri)),
+                );
+                m.insert("EnterpriseVoiceEnabled".into(), json!(number.is_some()));
+            }
+            Operation::SetVrp { vrp } => {
+                m.insert("VoicePolicy".into(), json!(vrp));
+            }
+            _ => {}
+        }
+    }
+    Ok(Value::Object(m))
+}
