@@ -6,7 +6,7 @@ use crate::config::{BackendKind, TenantConfig};
 use crate::connector::fusion::{FusionConnector, FusionSettings, TokenSource};
 use crate::connector::retry::RetryPolicy;
 use crate::connector::{Connector, ConnectorError, Gate};
-use crate::sim::fusion::{self as fsim, FusionSim, RunningSim, SimOptions};
+use crate::sim::fusion::{self as fsim, FusionSim, RunningServer, SimOptions};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ pub struct Tenant {
     pub config: TenantConfig,
     pub connector: Arc<dyn Connector>,
     pub gate: Arc<Gate>,
-    sim: Option<RunningSim>,
+    sim: Option<RunningServer>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +98,7 @@ impl Tenant {
                     config: cfg.clone(),
                     connector: Arc::new(connector),
                     gate,
-                    sim: Some(running),
+                    sim: Some(running.into_server()),
                 })
             }
             BackendKind::Fusion => {

@@ -10,6 +10,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+use super::middleware::Edge;
 use super::reqlog::Entry;
 use super::wire::TenantDoc;
 use super::Shared;
@@ -19,15 +20,27 @@ struct Requests {
     requests: Vec<Entry>,
 }
 
-async fn requests(State(sh): State<Arc<Shared>>) -> Json<Requests> {
-    Json(Requests {
-        requests: sh.log_snapshot(),
-    })
+async fn requests<S: Edge>(State(sh): State<Arc<S>>) -> Json<Requests> {
+    let requests = match sh.log().lock() {
+        Ok(l) => l.snapshot(),
+        Err(p) => p.into_inner().snapshot(),
+    };
+    Json(Requests { requests })
 }
 
-async fn clear(State(sh): State<Arc<Shared>>) -> StatusCode {
-    sh.log_clear();
+async fn clear<S: Edge>(State(sh): State<Arc<S>>) -> StatusCode {
+    match sh.log().lock() {
+        Ok(mut l) => l.clear(),
+        Err(p) => p.into_inner().clear(),
+    }
     StatusCode::NO_CONTENT
+}
+
+/// `/_sim/requests` (GET the log, DELETE to clear it) for any simulator.
+pub fn log_router<S: Edge>(sh: Arc<S>) -> Router {
+    Router::new()
+        .route("/_sim/requests", get(requests::<S>).delete(clear::<S>))
+        .with_state(sh)
 }
 
 async fn state(State(sh): State<Arc<Shared>>) -> Json<TenantDoc> {
@@ -36,7 +49,7 @@ async fn state(State(sh): State<Arc<Shared>>) -> Json<TenantDoc> {
 
 pub fn router(sh: Arc<Shared>) -> Router {
     Router::new()
-        .route("/_sim/requests", get(requests).delete(clear))
         .route("/_sim/state", get(state))
-        .with_state(sh)
+        .with_state(sh.clone())
+        .merge(log_router(sh))
 }

@@ -15,9 +15,34 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::conn::ConnMeta;
-use super::error::{ApiError, Code};
-use super::reqlog::Entry;
-use super::{Shared, SimOptions};
+use super::reqlog::{Entry, RequestLog};
+use super::SimOptions;
+
+/// What the edge needs from a simulator (Fusion's, UMP's…): its knobs, rate limiter, fault
+/// dice and request log, and how its vendor spells a refusal. One middleware, many vendors.
+pub trait Edge: Send + Sync + 'static {
+    fn opts(&self) -> &SimOptions;
+    fn limiter(&self) -> Option<&Mutex<RateLimiter>>;
+    fn dice(&self) -> &FaultDice;
+    fn log(&self) -> &Mutex<RequestLog>;
+    /// The vendor's error answer for a refusal made before any handler ran.
+    fn refuse(&self, why: Refusal) -> Response;
+}
+
+/// Why the edge answered instead of a handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 401: no credentials, or not a bearer token.
+    Unauthenticated,
+    /// 403: a wrong token.
+    Forbidden,
+    /// 429 with `Retry-After: secs`.
+    RateLimited { retry_after: u64 },
+    /// Injected 500.
+    Injected500,
+    /// Injected 503.
+    Injected503,
+}
 
 /// A token bucket of `rate` tokens per second holding at most one second's worth, that goes
 /// into debt: every request takes a token, refused ones too, so a client that keeps sending
@@ -129,24 +154,20 @@ impl FaultDice {
 }
 
 /// 401 without credentials (or not a bearer token), 403 with a wrong token.
-pub fn check_auth(expected: Option<&str>, headers: &HeaderMap) -> Result<(), ApiError> {
+pub fn check_auth(expected: Option<&str>, headers: &HeaderMap) -> Result<(), Refusal> {
     let Some(expected) = expected else {
         return Ok(());
-    };
-    let unauth = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            Code::Unauthenticated,
-            "Authentication required: send Authorization: Bearer <token>",
-        )
     };
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(unauth)?;
-    let (scheme, token) = value.trim().split_once(' ').ok_or_else(unauth)?;
+        .ok_or(Refusal::Unauthenticated)?;
+    let (scheme, token) = value
+        .trim()
+        .split_once(' ')
+        .ok_or(Refusal::Unauthenticated)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(unauth());
+        return Err(Refusal::Unauthenticated);
     }
     let token = token.trim().as_bytes();
     let want = expected.as_bytes();
@@ -159,11 +180,7 @@ pub fn check_auth(expected: Option<&str>, headers: &HeaderMap) -> Result<(), Api
     if same {
         Ok(())
     } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            Code::Forbidden,
-            "The API consumer doesn't have sufficient rights to perform this action",
-        ))
+        Err(Refusal::Forbidden)
     }
 }
 
@@ -188,7 +205,7 @@ fn cut(conn: Option<&ConnMeta>) -> Response {
 }
 
 /// The one middleware of the API surface.
-pub async fn gate(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+pub async fn gate<S: Edge>(State(sh): State<Arc<S>>, req: Request, next: Next) -> Response {
     let arrived = chrono::Utc::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -197,15 +214,15 @@ pub async fn gate(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Re
         .extensions()
         .get::<ConnectInfo<ConnMeta>>()
         .map(|c| c.0.clone());
-    if sh.opts.latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(sh.opts.latency_ms)).await;
+    if sh.opts().latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(sh.opts().latency_ms)).await;
     }
-    let (resp, fault) = admit_and_run(&sh, &method, conn.as_ref(), req, next).await;
+    let (resp, fault) = admit_and_run(&*sh, &method, conn.as_ref(), req, next).await;
     let status = match fault {
         Some(Fault::Drop) | Some(Fault::LostAnswer) => None,
         _ => Some(resp.status().as_u16()),
     };
-    sh.log_push(Entry {
+    let entry = Entry {
         method: method.to_string(),
         path,
         query,
@@ -213,54 +230,38 @@ pub async fn gate(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Re
         status,
         fault: fault.is_some(),
         fault_kind: fault.map(|f| f.name().to_string()),
-    });
+    };
+    match sh.log().lock() {
+        Ok(mut l) => l.push(entry),
+        Err(p) => p.into_inner().push(entry),
+    }
     resp
 }
 
-async fn admit_and_run(
-    sh: &Shared,
+async fn admit_and_run<S: Edge>(
+    sh: &S,
     method: &Method,
     conn: Option<&ConnMeta>,
     req: Request,
     next: Next,
 ) -> (Response, Option<Fault>) {
-    if let Err(e) = check_auth(sh.opts.token.as_deref(), req.headers()) {
-        return (e.into_response(), None);
+    if let Err(why) = check_auth(sh.opts().token.as_deref(), req.headers()) {
+        return (sh.refuse(why), None);
     }
-    if let Some(limiter) = &sh.limiter {
+    if let Some(limiter) = sh.limiter() {
         let verdict = match limiter.lock() {
             Ok(mut l) => l.check(Instant::now()),
             Err(p) => p.into_inner().check(Instant::now()),
         };
         if let Err(secs) = verdict {
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                Code::RateLimited,
-                format!("Rate limit exceeded: retry after {secs} s"),
-            );
-            e.retry_after = Some(secs);
-            return (e.into_response(), None);
+            return (sh.refuse(Refusal::RateLimited { retry_after: secs }), None);
         }
     }
     let is_write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let fault = sh.dice.draw(is_write);
+    let fault = sh.dice().draw(is_write);
     match fault {
-        Some(Fault::Status500) => {
-            let e = ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Code::Internal,
-                "Uncatched error on server side (injected)",
-            );
-            (e.into_response(), fault)
-        }
-        Some(Fault::Status503) => {
-            let e = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Code::Unavailable,
-                "Service temporarily unavailable (injected)",
-            );
-            (e.into_response(), fault)
-        }
+        Some(Fault::Status500) => (sh.refuse(Refusal::Injected500), fault),
+        Some(Fault::Status503) => (sh.refuse(Refusal::Injected503), fault),
         Some(Fault::Drop) => (cut(conn), fault),
         Some(Fault::LostAnswer) => {
             let _applied = next.run(req).await;
@@ -312,14 +313,11 @@ mod tests {
     fn auth_distinguishes_missing_from_wrong() {
         let mut h = HeaderMap::new();
         assert_eq!(
-            check_auth(Some("s3cret"), &h).unwrap_err().status,
-            StatusCode::UNAUTHORIZED
+            check_auth(Some("s3cret"), &h).unwrap_err(),
+            Refusal::Unauthenticated
         );
         h.insert(header::AUTHORIZATION, "Bearer nope".parse().unwrap());
-        assert_eq!(
-            check_auth(Some("s3cret"), &h).unwrap_err().status,
-            StatusCode::FORBIDDEN
-        );
+        assert_eq!(check_auth(Some("s3cret"), &h).unwrap_err(), Refusal::Forbidden);
         h.insert(header::AUTHORIZATION, "bearer s3cret".parse().unwrap());
         assert!(check_auth(Some("s3cret"), &h).is_ok());
         assert!(check_auth(None, &HeaderMap::new()).is_ok());

@@ -75,8 +75,8 @@ pub mod users;
 pub mod wire;
 
 use error::{ApiError, Code};
-use middleware::{FaultDice, RateLimiter};
-use reqlog::{Entry, RequestLog};
+use middleware::{Edge, FaultDice, RateLimiter, Refusal};
+use reqlog::RequestLog;
 use state::{Change, Tenant};
 use store::{Store, StoreError};
 
@@ -185,15 +185,54 @@ impl Shared {
         db.tenant.apply(change);
         Ok(r)
     }
+}
 
-    pub fn log_push(&self, e: Entry) {
-        lock(&self.log).push(e);
+impl Edge for Shared {
+    fn opts(&self) -> &SimOptions {
+        &self.opts
     }
-    pub fn log_snapshot(&self) -> Vec<Entry> {
-        lock(&self.log).snapshot()
+    fn limiter(&self) -> Option<&Mutex<RateLimiter>> {
+        self.limiter.as_ref()
     }
-    pub fn log_clear(&self) {
-        lock(&self.log).clear();
+    fn dice(&self) -> &FaultDice {
+        &self.dice
+    }
+    fn log(&self) -> &Mutex<RequestLog> {
+        &self.log
+    }
+    fn refuse(&self, why: Refusal) -> Response {
+        let e = match why {
+            Refusal::Unauthenticated => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                Code::Unauthenticated,
+                "Authentication required: send Authorization: Bearer <token>",
+            ),
+            Refusal::Forbidden => ApiError::new(
+                StatusCode::FORBIDDEN,
+                Code::Forbidden,
+                "The API consumer doesn't have sufficient rights to perform this action",
+            ),
+            Refusal::RateLimited { retry_after } => {
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Code::RateLimited,
+                    format!("Rate limit exceeded: retry after {retry_after} s"),
+                );
+                e.retry_after = Some(retry_after);
+                e
+            }
+            Refusal::Injected500 => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Code::Internal,
+                "Uncatched error on server side (injected)",
+            ),
+            Refusal::Injected503 => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Code::Unavailable,
+                "Service temporarily unavailable (injected)",
+            ),
+        };
+        e.into_response()
     }
 }
 
@@ -294,7 +333,7 @@ impl FusionSim {
                 msteams,
             )
             .fallback(unknown_route)
-            .layer(from_fn_with_state(sh.clone(), middleware::gate));
+            .layer(from_fn_with_state(sh.clone(), middleware::gate::<Shared>));
         api.merge(admin::router(sh))
     }
 }
@@ -343,29 +382,34 @@ pub async fn run(
     sim: FusionSim,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = sim
-        .router()
-        .into_make_service_with_connect_info::<conn::ConnMeta>();
+    serve(listener, sim.router(), shutdown).await
+}
+
+/// Serves any simulator's router with droppable connections (see `conn`); shared by every
+/// simulator so they fail the same way.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app.into_make_service_with_connect_info::<conn::ConnMeta>();
     axum::serve(conn::KillableListener::new(listener), app)
         .with_graceful_shutdown(shutdown)
         .await
 }
 
-/// A simulator serving on loopback in a background task.
-pub struct RunningSim {
+/// A simulator (any backend's) serving on loopback in a background task; stops when
+/// dropped or shut down.
+pub struct RunningServer {
     pub addr: SocketAddr,
-    pub tenant: TenantPath,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
-impl RunningSim {
+impl RunningServer {
     /// `http://127.0.0.1:PORT`
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
-    }
-    pub fn api_prefix(&self) -> String {
-        self.tenant.api_prefix()
     }
     /// Stops accepting, lets in-flight requests finish, and waits for the server task.
     pub async fn shutdown(mut self) {
@@ -378,7 +422,7 @@ impl RunningSim {
     }
 }
 
-impl Drop for RunningSim {
+impl Drop for RunningServer {
     fn drop(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
@@ -386,19 +430,53 @@ impl Drop for RunningSim {
     }
 }
 
-/// Binds `127.0.0.1:0` and serves `sim` in a spawned task.
-pub async fn start(sim: FusionSim) -> Result<RunningSim, SimError> {
+/// Binds `127.0.0.1:0` and serves `app` in a spawned task.
+pub async fn spawn(app: Router) -> Result<RunningServer, SimError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let tenant = sim.tenant_path();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(run(listener, sim, async move {
+    let task = tokio::spawn(serve(listener, app, async move {
         let _ = rx.await;
     }));
-    Ok(RunningSim {
+    Ok(RunningServer {
         addr,
-        tenant,
         stop: Some(tx),
         task: Some(task),
+    })
+}
+
+/// The Fusion simulator serving on loopback in a background task.
+pub struct RunningSim {
+    pub addr: SocketAddr,
+    pub tenant: TenantPath,
+    server: RunningServer,
+}
+
+impl RunningSim {
+    /// `http://127.0.0.1:PORT`
+    pub fn base_url(&self) -> String {
+        self.server.base_url()
+    }
+    pub fn api_prefix(&self) -> String {
+        self.tenant.api_prefix()
+    }
+    /// Stops accepting, lets in-flight requests finish, and waits for the server task.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+    /// The server alone, for holders that do not care which backend it simulates.
+    pub fn into_server(self) -> RunningServer {
+        self.server
+    }
+}
+
+/// Binds `127.0.0.1:0` and serves `sim` in a spawned task.
+pub async fn start(sim: FusionSim) -> Result<RunningSim, SimError> {
+    let tenant = sim.tenant_path();
+    let server = spawn(sim.router()).await?;
+    Ok(RunningSim {
+        addr: server.addr,
+        tenant,
+        server,
     })
 }
