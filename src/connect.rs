@@ -6,7 +6,9 @@ use crate::config::{BackendKind, TenantConfig};
 use crate::connector::fusion::{FusionConnector, FusionSettings, TokenSource};
 use crate::connector::retry::RetryPolicy;
 use crate::connector::{Connector, ConnectorError, Gate};
+use crate::connector::ump::{UmpConnector, UmpSettings};
 use crate::sim::fusion::{self as fsim, FusionSim, RunningServer, SimOptions};
+use crate::sim::ump::{self as usim, UmpSim};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,11 +47,57 @@ impl Tenant {
         };
         let timeout = Duration::from_secs(cfg.request_timeout_s.max(1));
         match cfg.backend {
+            BackendKind::Sim if cfg.sim_backend.as_deref() == Some("ump") => {
+                // UMP documents no authentication: the embedded server asks for none.
+                let opts = SimOptions {
+                    rate_limit: cfg.sim_rate_limit,
+                    latency_ms: cfg.sim_latency_ms.unwrap_or(0),
+                    fault_rate: cfg.sim_fault_rate.unwrap_or(0.0),
+                    ..SimOptions::default()
+                };
+                let sim = UmpSim::open(cfg.state.as_deref(), cfg.seed.as_deref(), opts)
+                    .map_err(|e| setup(format!("embedded UMP simulator: {e}")))?;
+                let running = usim::start(sim)
+                    .await
+                    .map_err(|e| setup(format!("embedded UMP simulator: {e}")))?;
+                let mut s = UmpSettings::new(running.base_url());
+                s.request_timeout = timeout;
+                s.page_size = 100;
+                s.retry.max_attempts = cfg.max_attempts.max(1);
+                s.voice_policies = cfg.voice_policies.clone().unwrap_or_default();
+                let connector =
+                    UmpConnector::new(s, gate.clone()).map_err(|source| ConnectError::Connector {
+                        tenant: name.to_string(),
+                        source,
+                    })?;
+                Ok(Tenant {
+                    name: name.to_string(),
+                    config: cfg.clone(),
+                    connector: Arc::new(connector),
+                    gate,
+                    sim: Some(running),
+                })
+            }
+            BackendKind::Ump => {
+                let connector = UmpSettings::from_tenant_config(cfg)
+                    .and_then(|s| UmpConnector::new(s, gate.clone()))
+                    .map_err(|source| ConnectError::Connector {
+                        tenant: name.to_string(),
+                        source,
+                    })?;
+                Ok(Tenant {
+                    name: name.to_string(),
+                    config: cfg.clone(),
+                    connector: Arc::new(connector),
+                    gate,
+                    sim: None,
+                })
+            }
             BackendKind::Sim => {
                 let which = cfg.sim_backend.as_deref().unwrap_or("fusion");
                 if which != "fusion" {
                     return Err(setup(format!(
-                        "sim_backend {which:?} is not available as an embedded tenant (available: fusion)"
+                        "sim_backend {which:?} is not available as an embedded tenant (available: fusion, ump)"
                     )));
                 }
                 if let Some(state) = &cfg.state {

@@ -3,11 +3,12 @@
 use super::{CliError, CmdResult, Ctx};
 use crate::cli::SimArgs;
 use crate::sim::fusion::{self as fsim, FusionSim, SimOptions};
+use crate::sim::ump::UmpSim;
 
 pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
-    if args.backend != "fusion" {
+    if !["fusion", "ump"].contains(&args.backend.as_str()) {
         return Err(CliError::Invalid(format!(
-            "--backend {:?}: available simulators: fusion",
+            "--backend {:?}: available simulators: fusion, ump",
             args.backend
         )));
     }
@@ -28,9 +29,18 @@ pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
         fault_rate: args.fault_rate,
         ..SimOptions::default()
     };
-    let sim = FusionSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
-        .map_err(|e| CliError::Invalid(format!("simulator: {e}")))?;
-    let t = sim.tenant_path();
+    let invalid = |e: fsim::SimError| CliError::Invalid(format!("simulator: {e}"));
+    let (router, path) = if args.backend == "ump" {
+        // `--token` stands for an authenticating proxy: UMP itself has none.
+        let sim = UmpSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
+            .map_err(invalid)?;
+        (sim.router(), "/sysadmin/api/".to_string())
+    } else {
+        let sim = FusionSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
+            .map_err(invalid)?;
+        let path = format!("{}/", sim.tenant_path().api_prefix());
+        (sim.router(), path)
+    };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| CliError::Invalid(format!("cannot listen on {}: {e}", args.listen)))?;
@@ -38,10 +48,10 @@ pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
         .local_addr()
         .map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))?;
     eprintln!(
-        "fusion simulator on http://{addr}/api/v01/draas/{}/tenants/{}/subscriptions/{}/msteams/ (Ctrl-C to stop)",
-        t.draas_instance, t.tenant_uuid, t.subscription_id
+        "{} simulator on http://{addr}{path} (Ctrl-C to stop)",
+        args.backend
     );
-    fsim::run(listener, sim, async {
+    fsim::serve(listener, router, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await

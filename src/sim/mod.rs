@@ -6,3 +6,4 @@
 //! would let both sides agree on the same misreading of a spec.
 
 pub mod fusion;
+pub mod ump;
