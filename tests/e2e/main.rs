@@ -9,3 +9,4 @@ mod connector_fusion;
 mod report_html;
 mod sheets;
 mod sim_fusion;
+mod ump;
