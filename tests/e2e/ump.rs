@@ -129,7 +129,9 @@ async fn contract_user_calls_list_detail_and_script() {
         .json()
         .await
         .unwrap();
-    let want = doc("endpoint-detail.json");
+    let mut want = doc("endpoint-detail.json");
+    // Our one addition to the document's detail (see sim::ump::wire::DETAIL_FIELDS).
+    want["UsageLocation"] = json!("NL");
     same_shape(&walter, &want, "detail");
     for k in ["LineURI", "VoicePolicy", "CallPickupGroup", "ReplicationTicks", "UserPrincipalName"] {
         assert_eq!(walter[k], want[k], "{k}");
@@ -278,7 +280,7 @@ fn e2e_sync_a_sheet_into_ump_with_auto_numbers_then_nothing_to_do() {
         "upn,displayName,number,country,vrp,template\n\
          walter.vanschaik@audiocodes.com,Walter van Schaik,+31365461212,NL,,\n\
          bram.jansen@audiocodes.com,,+31205550101,,National,\n\
-         chloe.peeters@audiocodes.com,,auto:NL-Amsterdam,,,\n\
+         chloe.peeters@audiocodes.com,,auto:NL-Amsterdam,NL,,\n\
          david.smit@audiocodes.com,,-,,-,\n\
          emma.visser@audiocodes.com,Emma Visser-de Vries,auto,,International,ump-nl\n",
     );
@@ -302,7 +304,9 @@ fn e2e_sync_a_sheet_into_ump_with_auto_numbers_then_nothing_to_do() {
             .cloned()
             .unwrap()
     };
-    assert_eq!(find("chloe.peeters@audiocodes.com")["number"], "+31205550102");
+    let chloe = find("chloe.peeters@audiocodes.com");
+    assert_eq!(chloe["number"], "+31205550102");
+    assert_eq!(chloe["country"], "NL", "was BE in the seed");
     let emma = find("emma.visser@audiocodes.com");
     assert_eq!(emma["number"], "+31205550103");
     assert_eq!(emma["display_name"], "Emma Visser-de Vries");

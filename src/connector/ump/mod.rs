@@ -23,7 +23,9 @@
 //! - **Display name**: `WebName` in the list, `DisplayName` in the detail (the document's
 //!   examples differ for one user; we treat them as one value). `DisplayName` is written
 //!   although the attribute table omits it: "Example 1" of the update call sets it.
-//! - **Country**: `UsageLocation` is in the list only (the detail example lacks it).
+//! - **Country**: `UsageLocation` is in the list; the document's detail example (an
+//!   on-premises user) lacks it, so the detail's is read when present (our simulator
+//!   shows it) and the list's is used otherwise.
 //! - **Number release**: `{"LineURI": null, "EnterpriseVoiceEnabled": false}`; the
 //!   document does not say how to clear a LineURI.
 //! - **VRP**: the sheet's `vrp` is UMP's `VoicePolicy` (the only voice policy in the

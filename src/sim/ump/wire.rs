@@ -53,7 +53,10 @@ pub const LIST_FIELDS: &[&str] = &[
     "IsManaged",
 ];
 
-/// The attributes of `GET proxy/endpoint/{sip}`, as the document's example.
+/// The attributes of `GET proxy/endpoint/{sip}`: the document's example, plus
+/// `UsageLocation` (last). Our reading: the example is an on-premises user, and the
+/// attribute table lets `UsageLocation` be written, so the detail of a Teams user shows it
+/// (a client verifying its write has no other way to read it back but the whole list).
 pub const DETAIL_FIELDS: &[&str] = &[
     "Identity",
     "Enabled",
@@ -110,6 +113,7 @@ pub const DETAIL_FIELDS: &[&str] = &[
     "Manager",
     "PsCount",
     "UserType",
+    "UsageLocation",
 ];
 
 /// What one attribute of `PUT …/script` accepts (the document's attribute table, plus
