@@ -248,3 +248,132 @@ pub fn script_body(user: &UserPlan, step: &Step) -> Result<Value, ConnectorError
     }
     Ok(Value::Object(m))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::UserSpec;
+    use crate::plan::model::{OpRef, PlannedOp, UserAction};
+
+    fn plan(ops: Vec<PlannedOp>) -> UserPlan {
+        let upn = Upn::parse("a@x.com").unwrap();
+        UserPlan {
+            upn: upn.clone(),
+            user_id: Some("sip:a@x.com".into()),
+            action: UserAction::Update,
+            desired: UserSpec::new(upn),
+            origin: None,
+            changes: vec![],
+            ops,
+            before: Default::default(),
+        }
+    }
+    fn op(op: Operation) -> PlannedOp {
+        PlannedOp {
+            op,
+            after: vec![],
+            awaited: false,
+        }
+    }
+    fn num(s: &str) -> Option<E164> {
+        Some(E164::parse_canonical(s).unwrap())
+    }
+
+    #[test]
+    fn one_script_request_per_user_unless_a_number_waits() {
+        let up = plan(vec![
+            op(Operation::SetProperties {
+                display_name: Some("A".into()),
+                country: Some(Country::parse("NL").unwrap()),
+            }),
+            op(Operation::SetNumber {
+                number: num("+31205550101"),
+            }),
+            op(Operation::SetVrp {
+                vrp: Some("National".into()),
+            }),
+        ]);
+        let st = steps(&up);
+        assert_eq!(st.len(), 1);
+        assert_eq!(
+            st[0].label,
+            "PUT proxy/endpoint/{sip}/script [DisplayName, UsageLocation, LineURI, EnterpriseVoiceEnabled, VoicePolicy]"
+        );
+        assert_eq!(
+            script_body(&up, &st[0]).unwrap(),
+            json!({"DisplayName": "A", "UsageLocation": "NL", "LineURI": "tel:+31205550101",
+                   "EnterpriseVoiceEnabled": true, "VoicePolicy": "National"})
+        );
+
+        // A swap: release (awaited by another user), then claim after someone else's release.
+        let mut release = op(Operation::SetNumber { number: None });
+        release.awaited = true;
+        let mut claim = op(Operation::SetNumber {
+            number: num("+31205550102"),
+        });
+        claim.after = vec![OpRef {
+            upn: Upn::parse("b@x.com").unwrap(),
+            index: 0,
+        }];
+        let up = plan(vec![
+            release,
+            claim,
+            op(Operation::SetVrp { vrp: None }),
+        ]);
+        let st = steps(&up);
+        let ops: Vec<Vec<usize>> = st.iter().map(|s| s.ops.clone()).collect();
+        assert_eq!(ops, vec![vec![0], vec![1, 2]]);
+        assert_eq!(
+            script_body(&up, &st[0]).unwrap(),
+            json!({"LineURI": null, "EnterpriseVoiceEnabled": false})
+        );
+        assert_eq!(
+            script_body(&up, &st[1]).unwrap()["VoicePolicy"],
+            Value::Null
+        );
+    }
+
+    #[test]
+    fn ops_ump_cannot_carry_are_refused_not_dropped() {
+        let up = plan(vec![op(Operation::SetGroups { group_ids: vec![] })]);
+        let s = steps(&up);
+        assert!(matches!(
+            script_body(&up, &s[0]),
+            Err(ConnectorError::Unsupported(m)) if m.contains("groups")
+        ));
+    }
+
+    #[test]
+    fn sip_upn_and_line_uri_readings() {
+        assert_eq!(
+            upn_of_sip("sip:Walter.VanSchaik@AudioCodes.com").unwrap().as_str(),
+            "walter.vanschaik@audiocodes.com"
+        );
+        assert!(upn_of_sip("walter").is_err());
+        assert_eq!(sip_of("a@x.com"), "sip:a@x.com");
+        assert_eq!(sip_of("SIP:a@x.com"), "SIP:a@x.com");
+        assert_eq!(number_of(Some(" tel:+31365461212")).unwrap(), num("+31365461212"));
+        assert_eq!(number_of(Some("")).unwrap(), None);
+        assert!(number_of(Some("tel:12")).is_err());
+    }
+
+    #[test]
+    fn free_numbers_of_a_range() {
+        let row = |s: &str, e: &str| wire::NumberRangeRow {
+            identity: "R".into(),
+            numbers_available: None,
+            start: Some(s.into()),
+            end: Some(e.into()),
+        };
+        let held: HashSet<E164> = [num("+311111121").unwrap()].into_iter().collect();
+        let r = range_free(&row("tel:+311111120", "tel:+311111123"), &held);
+        let got: Vec<String> = r.numbers_free.iter().map(|n| n.to_string()).collect();
+        assert_eq!(got, ["+311111120", "+311111122", "+311111123"]);
+        assert!(range_free(&row("", ""), &held).numbers_free.is_empty());
+        assert!(range_free(&row("tel:+3111", "tel:+311111123"), &held)
+            .numbers_free
+            .is_empty());
+        let big = range_free(&row("tel:+31200000000", "tel:+31299999999"), &held);
+        assert_eq!(big.numbers_free.len(), MAX_FREE_PER_RANGE);
+    }
+}

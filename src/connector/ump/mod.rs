@@ -404,3 +404,42 @@ impl Connector for UmpConnector {
         self.client.send(&r, &AtomicU64::new(0)).await.map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_to_a_remote_ump_needs_allow_insecure_http() {
+        let mut s = UmpSettings::new("http://ump.example.net");
+        let e = UmpConnector::new(s.clone(), Arc::new(Gate::unlimited())).unwrap_err();
+        assert!(matches!(&e, ConnectorError::Config(m) if m.contains("plain http")), "{e}");
+        s.allow_insecure_http = true;
+        let c = UmpConnector::new(s, Arc::new(Gate::unlimited())).unwrap();
+        assert!(format!("{c:?}").contains("http://ump.example.net/sysadmin/api"));
+        // A URL that already names the API is not extended twice.
+        let mut s = UmpSettings::new("http://ump.example.net/sysadmin/api/");
+        s.allow_insecure_http = true;
+        let c = UmpConnector::new(s, Arc::new(Gate::unlimited())).unwrap();
+        let d = format!("{c:?}");
+        assert!(d.contains("ump.example.net/sysadmin/api\"") && !d.contains("api/sysadmin"), "{d}");
+    }
+
+    #[test]
+    fn tenant_config_keys_and_capabilities() {
+        let cfg: TenantConfig = toml::from_str(
+            "backend = \"ump\"\nbase_url = \"http://10.0.0.5\"\nallow_insecure_http = true\n\
+             token_env = \"UMP_PROXY_TOKEN\"\nvoice_policies = [\"International\"]\n",
+        )
+        .unwrap();
+        let s = UmpSettings::from_tenant_config(&cfg).unwrap();
+        assert_eq!(s.token, TokenSource::Env("UMP_PROXY_TOKEN".into()));
+        assert_eq!(s.voice_policies, ["International"]);
+        let cfg: TenantConfig = toml::from_str("backend = \"ump\"\n").unwrap();
+        let e = UmpSettings::from_tenant_config(&cfg).unwrap_err();
+        assert!(e.to_string().contains("base_url"));
+        let c = CAPABILITIES;
+        assert!(c.read && c.write && c.vrp && c.number_ranges);
+        assert!(!c.create && !c.delete && !c.groups && !c.licenses && !c.customer_licenses);
+    }
+}
