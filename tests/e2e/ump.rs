@@ -312,6 +312,16 @@ fn e2e_sync_a_sheet_into_ump_with_auto_numbers_then_nothing_to_do() {
     assert_eq!(emma["display_name"], "Emma Visser-de Vries");
     assert_eq!(emma["country"], "NL");
     assert_eq!(find("david.smit@audiocodes.com")["number"], Value::Null);
+    let ranges = ws.run(&["tenant", "numbers", "--output", "json"]).json();
+    let ams = ranges
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "NL-Amsterdam")
+        .cloned()
+        .unwrap();
+    assert_eq!(ams["numbers_free"][0], "+31205550104");
+    assert_eq!(ams["numbers_free"].as_array().unwrap().len(), 96);
     // The history recorded the chosen number as the item's desired row.
     let data: String = ws
         .history()
