@@ -5,8 +5,8 @@
 use crate::config::{BackendKind, TenantConfig};
 use crate::connector::fusion::{FusionConnector, FusionSettings, TokenSource};
 use crate::connector::retry::RetryPolicy;
-use crate::connector::{Connector, ConnectorError, Gate};
 use crate::connector::ump::{UmpConnector, UmpSettings};
+use crate::connector::{Connector, ConnectorError, Gate};
 use crate::sim::fusion::{self as fsim, FusionSim, RunningServer, SimOptions};
 use crate::sim::ump::{self as usim, UmpSim};
 use std::sync::Arc;
@@ -65,11 +65,12 @@ impl Tenant {
                 s.page_size = 100;
                 s.retry.max_attempts = cfg.max_attempts.max(1);
                 s.voice_policies = cfg.voice_policies.clone().unwrap_or_default();
-                let connector =
-                    UmpConnector::new(s, gate.clone()).map_err(|source| ConnectError::Connector {
+                let connector = UmpConnector::new(s, gate.clone()).map_err(|source| {
+                    ConnectError::Connector {
                         tenant: name.to_string(),
                         source,
-                    })?;
+                    }
+                })?;
                 Ok(Tenant {
                     name: name.to_string(),
                     config: cfg.clone(),

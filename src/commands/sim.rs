@@ -32,12 +32,12 @@ pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
     let invalid = |e: fsim::SimError| CliError::Invalid(format!("simulator: {e}"));
     let (router, path) = if args.backend == "ump" {
         // `--token` stands for an authenticating proxy: UMP itself has none.
-        let sim = UmpSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
-            .map_err(invalid)?;
+        let sim =
+            UmpSim::open(args.state.as_deref(), args.seed.as_deref(), opts).map_err(invalid)?;
         (sim.router(), "/sysadmin/api/".to_string())
     } else {
-        let sim = FusionSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
-            .map_err(invalid)?;
+        let sim =
+            FusionSim::open(args.state.as_deref(), args.seed.as_deref(), opts).map_err(invalid)?;
         let path = format!("{}/", sim.tenant_path().api_prefix());
         (sim.router(), path)
     };

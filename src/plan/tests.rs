@@ -1388,7 +1388,11 @@ fn ranged(snap: &mut Snapshot, name: &str, free: &[&str]) {
 #[test]
 fn auto_number_takes_the_lowest_free_number_not_named_elsewhere() {
     let mut snap = snapshot();
-    ranged(&mut snap, "BE-Brussels", &["+3225405290", "+3225405291", "+3225405292"]);
+    ranged(
+        &mut snap,
+        "BE-Brussels",
+        &["+3225405290", "+3225405291", "+3225405292"],
+    );
     // carol has no number: auto. alice already holds one: keeps it. eve names +…290.
     let mut carol = spec("carol@contoso.com", 2);
     carol.number_range = Some("be-brussels".into());
@@ -1445,11 +1449,15 @@ fn auto_number_errors_name_the_row_and_the_reason() {
     assert!(
         errs.iter().any(|e| e.row == Some(4)
             && e.column.as_deref() == Some("number")
-            && e.message.contains("unknown number range \"Nowhere\" (known: Small)")),
+            && e.message
+                .contains("unknown number range \"Nowhere\" (known: Small)")),
         "{msgs:?}"
     );
     // A backend without ranges refuses `auto` outright.
     let specs = [auto("carol@contoso.com", 2, "Small")];
     let errs = errors(plan(&specs, &snap));
-    assert!(errs[0].message.contains("the fusion backend has none"), "{errs:?}");
+    assert!(
+        errs[0].message.contains("the fusion backend has none"),
+        "{errs:?}"
+    );
 }

@@ -57,14 +57,28 @@ async fn contract_system_calls_answer_as_the_document_shows() {
     let http = reqwest::Client::new();
     let get = |p: &str| {
         let (http, url) = (http.clone(), api(&s, p));
-        async move { http.get(url).send().await.unwrap().json::<Value>().await.unwrap() }
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
     };
     let mut lic = get("license").await;
-    assert_eq!(lic["Expired"], "2099-12-31", "the sample seed's license is current");
+    assert_eq!(
+        lic["Expired"], "2099-12-31",
+        "the sample seed's license is current"
+    );
     lic["Expired"] = json!("2020-03-31");
     assert_eq!(lic, doc("license.json"));
     assert_eq!(get("sysinfo").await, doc("sysinfo.json"));
-    assert_eq!(get("proxy/registrarpools").await, doc("registrarpools.json"));
+    assert_eq!(
+        get("proxy/registrarpools").await,
+        doc("registrarpools.json")
+    );
     assert_eq!(
         get("proxy/callpickupgroup/number/").await,
         doc("callpickupgroup.json")
@@ -122,7 +136,10 @@ async fn contract_user_calls_list_detail_and_script() {
     }
 
     let walter: Value = http
-        .get(api(&s, "proxy/endpoint/sip:walter.vanschaik@audiocodes.com"))
+        .get(api(
+            &s,
+            "proxy/endpoint/sip:walter.vanschaik@audiocodes.com",
+        ))
         .send()
         .await
         .unwrap()
@@ -133,7 +150,13 @@ async fn contract_user_calls_list_detail_and_script() {
     // Our one addition to the document's detail (see sim::ump::wire::DETAIL_FIELDS).
     want["UsageLocation"] = json!("NL");
     same_shape(&walter, &want, "detail");
-    for k in ["LineURI", "VoicePolicy", "CallPickupGroup", "ReplicationTicks", "UserPrincipalName"] {
+    for k in [
+        "LineURI",
+        "VoicePolicy",
+        "CallPickupGroup",
+        "ReplicationTicks",
+        "UserPrincipalName",
+    ] {
         assert_eq!(walter[k], want[k], "{k}");
     }
     let missing = http
@@ -176,7 +199,11 @@ async fn contract_user_calls_list_detail_and_script() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    assert!(r.text().await.unwrap().contains("Groups is not an attribute"));
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Groups is not an attribute"));
 }
 
 fn connector(s: &RunningServer, token: TokenSource) -> UmpConnector {
@@ -193,7 +220,10 @@ async fn connector_reads_pages_details_ranges_and_status() {
     let s = sim(SimOptions::default()).await;
     let c = connector(&s, TokenSource::None);
     let walter = teamsync::model::Upn::parse("walter.vanschaik@audiocodes.com").unwrap();
-    let snap = c.snapshot(std::slice::from_ref(&walter), false).await.unwrap();
+    let snap = c
+        .snapshot(std::slice::from_ref(&walter), false)
+        .await
+        .unwrap();
     assert_eq!(snap.users.len(), 6);
     // 2 list pages of 4, numberrange, one detail.
     assert_eq!(snap.requests, 4);
@@ -201,7 +231,10 @@ async fn connector_reads_pages_details_ranges_and_status() {
     assert_eq!(w.id, "sip:walter.vanschaik@audiocodes.com");
     assert_eq!(w.number.as_ref().unwrap().to_string(), "+31365461212");
     assert_eq!(w.country.as_ref().unwrap().as_str(), "NL");
-    assert_eq!(w.details.as_ref().unwrap().vrp.as_deref(), Some("International"));
+    assert_eq!(
+        w.details.as_ref().unwrap().vrp.as_deref(),
+        Some("International")
+    );
     let ams = snap
         .number_ranges
         .iter()
@@ -216,8 +249,15 @@ async fn connector_reads_pages_details_ranges_and_status() {
     let st = c.check().await.unwrap();
     assert!(st.ok);
     assert_eq!(st.details["sysinfo"]["WebAdminVersion"], "8.0.0.413");
-    assert_eq!(st.details["sip_domains"], json!(["audiocodes.com", "hostlync.com"]));
-    assert!(c.read_user("sip:nobody@audiocodes.com").await.unwrap().is_none());
+    assert_eq!(
+        st.details["sip_domains"],
+        json!(["audiocodes.com", "hostlync.com"])
+    );
+    assert!(c
+        .read_user("sip:nobody@audiocodes.com")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]
@@ -290,7 +330,8 @@ fn e2e_sync_a_sheet_into_ump_with_auto_numbers_then_nothing_to_do() {
     assert!(plan.stdout.contains("+31205550102"), "{}", plan.stdout);
     assert!(plan.stdout.contains("+31205550103"), "{}", plan.stdout);
     ws.run(&["sync", "users.csv"]).code(0);
-    ws.run(&["plan", "users.csv", "--detailed-exitcode"]).code(0);
+    ws.run(&["plan", "users.csv", "--detailed-exitcode"])
+        .code(0);
     let again = ws.run(&["sync", "users.csv", "--output", "json"]);
     again.code(0);
     let users = ws.run(&["tenant", "users", "--output", "json"]);
@@ -350,7 +391,10 @@ fn e2e_fields_ump_cannot_carry_are_plan_errors() {
     assert!(all.contains("cannot create users"), "{all}");
     let st = ws.run(&["tenant", "status", "--output", "json"]);
     st.code(0);
-    assert_eq!(st.json()["details"]["sysinfo"]["ServerName"], "UMP-QA.ocshost.nl");
+    assert_eq!(
+        st.json()["details"]["sysinfo"]["ServerName"],
+        "UMP-QA.ocshost.nl"
+    );
     let b = ws.run(&["backends", "--output", "json"]);
     let ump = b
         .json()

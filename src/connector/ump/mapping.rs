@@ -87,7 +87,12 @@ pub fn user_from_detail(
     let number = number_of(d.line_uri.as_deref())?;
     Ok(TenantUser {
         id: sip_of(sip),
-        display_name: d.display_name.clone().unwrap_or_default().trim().to_string(),
+        display_name: d
+            .display_name
+            .clone()
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
         country: country_of(d.usage_location.as_deref())
             .or_else(|| listed.and_then(|l| l.country.clone())),
         voice_enabled: d.enterprise_voice_enabled.unwrap_or(number.is_some()),
@@ -216,7 +221,9 @@ pub fn script_body(user: &UserPlan, step: &Step) -> Result<Value, ConnectorError
         let op = &user
             .ops
             .get(i)
-            .ok_or_else(|| ConnectorError::Config(format!("step names op {i}, which the plan lacks")))?
+            .ok_or_else(|| {
+                ConnectorError::Config(format!("step names op {i}, which the plan lacks"))
+            })?
             .op;
         if let Some(what) = unsupported(op) {
             return Err(ConnectorError::Unsupported(format!("UMP 365: {what}")));
@@ -315,11 +322,7 @@ mod tests {
             upn: Upn::parse("b@x.com").unwrap(),
             index: 0,
         }];
-        let up = plan(vec![
-            release,
-            claim,
-            op(Operation::SetVrp { vrp: None }),
-        ]);
+        let up = plan(vec![release, claim, op(Operation::SetVrp { vrp: None })]);
         let st = steps(&up);
         let ops: Vec<Vec<usize>> = st.iter().map(|s| s.ops.clone()).collect();
         assert_eq!(ops, vec![vec![0], vec![1, 2]]);
@@ -346,13 +349,18 @@ mod tests {
     #[test]
     fn sip_upn_and_line_uri_readings() {
         assert_eq!(
-            upn_of_sip("sip:Walter.VanSchaik@AudioCodes.com").unwrap().as_str(),
+            upn_of_sip("sip:Walter.VanSchaik@AudioCodes.com")
+                .unwrap()
+                .as_str(),
             "walter.vanschaik@audiocodes.com"
         );
         assert!(upn_of_sip("walter").is_err());
         assert_eq!(sip_of("a@x.com"), "sip:a@x.com");
         assert_eq!(sip_of("SIP:a@x.com"), "SIP:a@x.com");
-        assert_eq!(number_of(Some(" tel:+31365461212")).unwrap(), num("+31365461212"));
+        assert_eq!(
+            number_of(Some(" tel:+31365461212")).unwrap(),
+            num("+31365461212")
+        );
         assert_eq!(number_of(Some("")).unwrap(), None);
         assert!(number_of(Some("tel:12")).is_err());
     }

@@ -209,7 +209,9 @@ impl UmpConnector {
             for u in &data {
                 match mapping::user_from_list(u) {
                     Ok(u) if seen.insert(u.upn.clone()) => out.push(u),
-                    Ok(u) => tracing::warn!(upn = %u.upn, "user listed twice; second entry ignored"),
+                    Ok(u) => {
+                        tracing::warn!(upn = %u.upn, "user listed twice; second entry ignored")
+                    }
                     Err(m) => tracing::warn!("UMP list: user skipped: {m}"),
                 }
             }
@@ -413,7 +415,10 @@ mod tests {
     fn plain_http_to_a_remote_ump_needs_allow_insecure_http() {
         let mut s = UmpSettings::new("http://ump.example.net");
         let e = UmpConnector::new(s.clone(), Arc::new(Gate::unlimited())).unwrap_err();
-        assert!(matches!(&e, ConnectorError::Config(m) if m.contains("plain http")), "{e}");
+        assert!(
+            matches!(&e, ConnectorError::Config(m) if m.contains("plain http")),
+            "{e}"
+        );
         s.allow_insecure_http = true;
         let c = UmpConnector::new(s, Arc::new(Gate::unlimited())).unwrap();
         assert!(format!("{c:?}").contains("http://ump.example.net/sysadmin/api"));
@@ -422,7 +427,10 @@ mod tests {
         s.allow_insecure_http = true;
         let c = UmpConnector::new(s, Arc::new(Gate::unlimited())).unwrap();
         let d = format!("{c:?}");
-        assert!(d.contains("ump.example.net/sysadmin/api\"") && !d.contains("api/sysadmin"), "{d}");
+        assert!(
+            d.contains("ump.example.net/sysadmin/api\"") && !d.contains("api/sysadmin"),
+            "{d}"
+        );
     }
 
     #[test]

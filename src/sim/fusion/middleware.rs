@@ -317,7 +317,10 @@ mod tests {
             Refusal::Unauthenticated
         );
         h.insert(header::AUTHORIZATION, "Bearer nope".parse().unwrap());
-        assert_eq!(check_auth(Some("s3cret"), &h).unwrap_err(), Refusal::Forbidden);
+        assert_eq!(
+            check_auth(Some("s3cret"), &h).unwrap_err(),
+            Refusal::Forbidden
+        );
         h.insert(header::AUTHORIZATION, "bearer s3cret".parse().unwrap());
         assert!(check_auth(Some("s3cret"), &h).is_ok());
         assert!(check_auth(None, &HeaderMap::new()).is_ok());

@@ -91,7 +91,10 @@ impl Edge for UmpShared {
     fn refuse(&self, why: Refusal) -> Response {
         match why {
             Refusal::Unauthenticated => {
-                let mut r = problem(StatusCode::UNAUTHORIZED, "send Authorization: Bearer <token>");
+                let mut r = problem(
+                    StatusCode::UNAUTHORIZED,
+                    "send Authorization: Bearer <token>",
+                );
                 r.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 r
@@ -177,7 +180,10 @@ impl UmpSim {
         Router::new()
             .nest("/sysadmin/api", api)
             .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint") })
-            .layer(from_fn_with_state(sh.clone(), middleware::gate::<UmpShared>))
+            .layer(from_fn_with_state(
+                sh.clone(),
+                middleware::gate::<UmpShared>,
+            ))
             .merge(
                 Router::new()
                     .route("/_sim/state", get(sim_state))

@@ -61,15 +61,18 @@ impl Tenant {
                 return Err(format!("users[{i}] ({sip}): DisplayName is required"));
             }
             if let Some(raw) = text(u, "LineURI").filter(|s| !s.trim().is_empty()) {
-                let n = tel_number(raw)
-                    .ok_or(format!("users[{i}] ({sip}): LineURI {raw:?} is not tel:+E164"))?;
+                let n = tel_number(raw).ok_or(format!(
+                    "users[{i}] ({sip}): LineURI {raw:?} is not tel:+E164"
+                ))?;
                 if let Some(other) = lines.insert(n.clone(), sip.to_string()) {
                     return Err(format!("LineURI {n} is given to both {other} and {sip}"));
                 }
             }
             if let Some(c) = text(u, "UsageLocation").filter(|c| !c.is_empty()) {
                 if !is_country(c) {
-                    return Err(format!("users[{i}] ({sip}): UsageLocation {c:?} is not ISO 3166 alpha-2"));
+                    return Err(format!(
+                        "users[{i}] ({sip}): UsageLocation {c:?} is not ISO 3166 alpha-2"
+                    ));
                 }
             }
             if users.insert(key(sip), u.clone()).is_some() {
@@ -169,7 +172,10 @@ impl Tenant {
         }
         if let Some(n) = line_number(&next) {
             if let Some(other) = self.holder_of(&n).filter(|o| key(o) != key(sip)) {
-                return Err((409, format!("LineURI tel:{n} is already assigned to {other}")));
+                return Err((
+                    409,
+                    format!("LineURI tel:{n} is already assigned to {other}"),
+                ));
             }
             if next.get("EnterpriseVoiceEnabled") != Some(&Value::Bool(true)) {
                 return bad("a user with a LineURI must have EnterpriseVoiceEnabled true".into());
@@ -185,13 +191,17 @@ impl Tenant {
             Kind::Policy => {
                 k != "VoicePolicy"
                     || self.doc.voice_policies.is_empty()
-                    || self.doc.voice_policies.iter().any(|p| p.eq_ignore_ascii_case(s))
+                    || self
+                        .doc
+                        .voice_policies
+                        .iter()
+                        .any(|p| p.eq_ignore_ascii_case(s))
             }
             Kind::Bool => false,
             Kind::Tel => s.trim().is_empty() || tel_number(s).is_some(),
-            Kind::PickupGroup => {
-                s.strip_prefix('#').is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
-            }
+            Kind::PickupGroup => s
+                .strip_prefix('#')
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())),
             Kind::Guid => uuid::Uuid::parse_str(s).is_ok(),
         };
         if !ok {
@@ -241,15 +251,26 @@ mod tests {
             .unwrap();
         assert_eq!(ok["LineURI"], "tel:+31100002");
         let code = |b: Value| t.script("sip:b@x.com", &b).unwrap_err().0;
-        assert_eq!(code(json!({"LineURI": "tel:+31100001", "EnterpriseVoiceEnabled": true})), 409);
+        assert_eq!(
+            code(json!({"LineURI": "tel:+31100001", "EnterpriseVoiceEnabled": true})),
+            409
+        );
         assert_eq!(code(json!({"LineURI": "tel:+31100002"})), 400);
         assert_eq!(code(json!({"VoicePolicy": "Mars"})), 400);
         assert_eq!(code(json!({"Groups": []})), 400);
         assert_eq!(code(json!({})), 400);
         assert_eq!(code(json!({"UsageLocation": "UK"})), 400);
-        assert_eq!(t.script("sip:nobody@x.com", &json!({"City": "X"})).unwrap_err().0, 404);
+        assert_eq!(
+            t.script("sip:nobody@x.com", &json!({"City": "X"}))
+                .unwrap_err()
+                .0,
+            404
+        );
         let cleared = t
-            .script("sip:a@x.com", &json!({"LineURI": null, "EnterpriseVoiceEnabled": false}))
+            .script(
+                "sip:a@x.com",
+                &json!({"LineURI": null, "EnterpriseVoiceEnabled": false}),
+            )
             .unwrap();
         assert_eq!(cleared["LineURI"], Value::Null);
     }
