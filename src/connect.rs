@@ -46,16 +46,28 @@ impl Tenant {
             message,
         };
         let timeout = Duration::from_secs(cfg.request_timeout_s.max(1));
+        let connector_err = |source: ConnectorError| ConnectError::Connector {
+            tenant: name.to_string(),
+            source,
+        };
+        let sim_opts = |token: Option<String>| SimOptions {
+            token,
+            rate_limit: cfg.sim_rate_limit,
+            latency_ms: cfg.sim_latency_ms.unwrap_or(0),
+            fault_rate: cfg.sim_fault_rate.unwrap_or(0.0),
+            ..SimOptions::default()
+        };
+        let tenant = |connector: Arc<dyn Connector>, sim: Option<RunningServer>| Tenant {
+            name: name.to_string(),
+            config: cfg.clone(),
+            connector,
+            gate: gate.clone(),
+            sim,
+        };
         match cfg.backend {
             BackendKind::Sim if cfg.sim_backend.as_deref() == Some("ump") => {
                 // UMP documents no authentication: the embedded server asks for none.
-                let opts = SimOptions {
-                    rate_limit: cfg.sim_rate_limit,
-                    latency_ms: cfg.sim_latency_ms.unwrap_or(0),
-                    fault_rate: cfg.sim_fault_rate.unwrap_or(0.0),
-                    ..SimOptions::default()
-                };
-                let sim = UmpSim::open(cfg.state.as_deref(), cfg.seed.as_deref(), opts)
+                let sim = UmpSim::open(cfg.state.as_deref(), cfg.seed.as_deref(), sim_opts(None))
                     .map_err(|e| setup(format!("embedded UMP simulator: {e}")))?;
                 let running = usim::start(sim)
                     .await
@@ -65,34 +77,14 @@ impl Tenant {
                 s.page_size = 100;
                 s.retry.max_attempts = cfg.max_attempts.max(1);
                 s.voice_policies = cfg.voice_policies.clone().unwrap_or_default();
-                let connector = UmpConnector::new(s, gate.clone()).map_err(|source| {
-                    ConnectError::Connector {
-                        tenant: name.to_string(),
-                        source,
-                    }
-                })?;
-                Ok(Tenant {
-                    name: name.to_string(),
-                    config: cfg.clone(),
-                    connector: Arc::new(connector),
-                    gate,
-                    sim: Some(running),
-                })
+                let connector = UmpConnector::new(s, gate.clone()).map_err(connector_err)?;
+                Ok(tenant(Arc::new(connector), Some(running)))
             }
             BackendKind::Ump => {
                 let connector = UmpSettings::from_tenant_config(cfg)
                     .and_then(|s| UmpConnector::new(s, gate.clone()))
-                    .map_err(|source| ConnectError::Connector {
-                        tenant: name.to_string(),
-                        source,
-                    })?;
-                Ok(Tenant {
-                    name: name.to_string(),
-                    config: cfg.clone(),
-                    connector: Arc::new(connector),
-                    gate,
-                    sim: None,
-                })
+                    .map_err(connector_err)?;
+                Ok(tenant(Arc::new(connector), None))
             }
             BackendKind::Sim => {
                 let which = cfg.sim_backend.as_deref().unwrap_or("fusion");
@@ -108,13 +100,7 @@ impl Tenant {
                     }
                 }
                 let token = random_token();
-                let opts = SimOptions {
-                    token: Some(token.clone()),
-                    rate_limit: cfg.sim_rate_limit,
-                    latency_ms: cfg.sim_latency_ms.unwrap_or(0),
-                    fault_rate: cfg.sim_fault_rate.unwrap_or(0.0),
-                    ..SimOptions::default()
-                };
+                let opts = sim_opts(Some(token.clone()));
                 let sim = FusionSim::open(cfg.state.as_deref(), cfg.seed.as_deref(), opts)
                     .map_err(|e| setup(format!("embedded simulator: {e}")))?;
                 let running = fsim::start(sim)
@@ -136,35 +122,14 @@ impl Tenant {
                         ..RetryPolicy::default()
                     },
                 };
-                let connector = FusionConnector::new(settings, gate.clone()).map_err(|source| {
-                    ConnectError::Connector {
-                        tenant: name.to_string(),
-                        source,
-                    }
-                })?;
-                Ok(Tenant {
-                    name: name.to_string(),
-                    config: cfg.clone(),
-                    connector: Arc::new(connector),
-                    gate,
-                    sim: Some(running.into_server()),
-                })
+                let connector =
+                    FusionConnector::new(settings, gate.clone()).map_err(connector_err)?;
+                Ok(tenant(Arc::new(connector), Some(running.into_server())))
             }
             BackendKind::Fusion => {
-                let connector =
-                    FusionConnector::from_tenant_config(cfg, gate.clone()).map_err(|source| {
-                        ConnectError::Connector {
-                            tenant: name.to_string(),
-                            source,
-                        }
-                    })?;
-                Ok(Tenant {
-                    name: name.to_string(),
-                    config: cfg.clone(),
-                    connector: Arc::new(connector),
-                    gate,
-                    sim: None,
-                })
+                let connector = FusionConnector::from_tenant_config(cfg, gate.clone())
+                    .map_err(connector_err)?;
+                Ok(tenant(Arc::new(connector), None))
             }
             other => Err(setup(format!(
                 "backend {:?} is not available in this build yet",

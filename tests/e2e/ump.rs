@@ -27,6 +27,11 @@ fn api(s: &RunningServer, path: &str) -> String {
     format!("{}/sysadmin/api/{path}", s.base_url())
 }
 
+/// The JSON body of a request's answer.
+async fn body(r: impl std::future::Future<Output = reqwest::Result<reqwest::Response>>) -> Value {
+    r.await.unwrap().json().await.unwrap()
+}
+
 /// Same keys, and where the document shows a value, a value of the same JSON type.
 #[track_caller]
 fn same_shape(got: &Value, want: &Value, what: &str) {
@@ -106,26 +111,16 @@ async fn contract_user_calls_list_detail_and_script() {
         }
         rb.send()
     };
-    let page: Value = list(Some(json!({"skip": 0, "take": 2})))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = body(list(Some(json!({"skip": 0, "take": 2})))).await;
     let want = doc("endpoint-list.json");
     assert_eq!(page["Total"], 6);
     assert_eq!(page["Data"].as_array().unwrap().len(), 2);
     for u in page["Data"].as_array().unwrap() {
         same_shape(u, &want["Data"][0], "list user");
     }
-    let all: Value = list(None).await.unwrap().json().await.unwrap();
+    let all = body(list(None)).await;
     assert_eq!(all["Data"].as_array().unwrap().len(), 6);
-    let last: Value = list(Some(json!({"skip": 5, "take": 2})))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let last = body(list(Some(json!({"skip": 5, "take": 2})))).await;
     assert_eq!(last["Data"].as_array().unwrap().len(), 1);
     for bad in [json!({"take": 0}), json!({"page": 1}), json!({"skip": -1})] {
         let r = list(Some(bad.clone())).await.unwrap();
@@ -135,17 +130,8 @@ async fn contract_user_calls_list_detail_and_script() {
         assert!(p["detail"].as_str().is_some());
     }
 
-    let walter: Value = http
-        .get(api(
-            &s,
-            "proxy/endpoint/sip:walter.vanschaik@audiocodes.com",
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let detail = |sip: &str| http.get(api(&s, &format!("proxy/endpoint/{sip}"))).send();
+    let walter = body(detail("sip:walter.vanschaik@audiocodes.com")).await;
     let mut want = doc("endpoint-detail.json");
     // Our one addition to the document's detail (see sim::ump::wire::DETAIL_FIELDS).
     want["UsageLocation"] = json!("NL");
@@ -159,11 +145,7 @@ async fn contract_user_calls_list_detail_and_script() {
     ] {
         assert_eq!(walter[k], want[k], "{k}");
     }
-    let missing = http
-        .get(api(&s, "proxy/endpoint/sip:nobody@audiocodes.com"))
-        .send()
-        .await
-        .unwrap();
+    let missing = detail("sip:nobody@audiocodes.com").await.unwrap();
     assert_eq!(missing.status(), 404);
 
     // The document's multi-attribute body, on a user without a number.
@@ -176,14 +158,7 @@ async fn contract_user_calls_list_detail_and_script() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let bram: Value = http
-        .get(api(&s, "proxy/endpoint/sip:bram.jansen@audiocodes.com"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bram = body(detail("sip:bram.jansen@audiocodes.com")).await;
     assert_eq!(bram["LineURI"], "tel:+3100000102");
     assert_eq!(bram["DialPlan"], "LyncAlmere.activevoice.lan");
     assert_eq!(bram["EnterpriseVoiceEnabled"], true);
@@ -277,12 +252,7 @@ async fn connector_through_an_authenticating_proxy_and_a_rate_limit() {
     let snap = c.snapshot(&[], true).await.unwrap();
     assert_eq!(snap.users.len(), 6);
     assert!(snap.users.iter().all(|u| u.details.is_some()));
-    let log: Value = reqwest::get(format!("{}/_sim/requests", s.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log = body(reqwest::get(format!("{}/_sim/requests", s.base_url()))).await;
     let statuses: Vec<u64> = log["requests"]
         .as_array()
         .unwrap()

@@ -35,7 +35,6 @@ use crate::model::{Catalogs, Snapshot, TenantUser, Upn};
 use crate::plan::model::UserPlan;
 use async_trait::async_trait;
 use client::{Client, Request};
-use futures::{StreamExt, TryStreamExt};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,6 +57,17 @@ pub enum TokenSource {
     /// A credential helper printing a token; run on first use and again once on a 401.
     Command(String),
     None,
+}
+
+impl TokenSource {
+    /// A tenant's `token_command` if set, else its `token_env`, else none.
+    pub fn from_tenant_config(cfg: &TenantConfig) -> TokenSource {
+        match (&cfg.token_command, &cfg.token_env) {
+            (Some(c), _) => TokenSource::Command(c.clone()),
+            (None, Some(v)) => TokenSource::Env(v.clone()),
+            (None, None) => TokenSource::None,
+        }
+    }
 }
 
 impl std::fmt::Debug for TokenSource {
@@ -154,11 +164,7 @@ impl FusionConnector {
                 ConnectorError::Config(format!("fusion tenant: `{key}` is required"))
             })
         }
-        let token = match (&cfg.token_command, &cfg.token_env) {
-            (Some(c), _) => TokenSource::Command(c.clone()),
-            (None, Some(v)) => TokenSource::Env(v.clone()),
-            (None, None) => TokenSource::None,
-        };
+        let token = TokenSource::from_tenant_config(cfg);
         let mut s = FusionSettings::new(
             need(&cfg.base_url, "base_url")?,
             need(&cfg.draas_instance, "draas_instance")?,
@@ -279,7 +285,7 @@ impl Connector for FusionConnector {
         all_details: bool,
     ) -> Result<Snapshot, ConnectorError> {
         let counter = AtomicU64::new(0);
-        let mut users = self.list_users(None, &counter).await?;
+        let users = self.list_users(None, &counter).await?;
         let (rg, rl, rv) = (
             Request::get(&["groups"]),
             Request::get(&["licenses"]),
@@ -291,38 +297,15 @@ impl Connector for FusionConnector {
             self.client.read::<wire::VrpsAnswer>(&rv, &counter),
         )?;
         let wanted: HashSet<&Upn> = detail_upns.iter().collect();
-        let todo: Vec<(usize, String)> = users
-            .iter()
-            .enumerate()
-            .filter(|(_, u)| all_details || wanted.contains(&u.upn))
-            .map(|(i, u)| (i, u.id.clone()))
-            .collect();
         let counter_ref = &counter;
-        let details: Vec<(usize, Option<TenantUser>)> = futures::stream::iter(todo)
-            .map(|(i, id)| async move {
-                self.read_user_counted(&id, counter_ref)
-                    .await
-                    .map(|u| (i, u))
-            })
-            .buffer_unordered(DETAIL_CONCURRENCY)
-            .try_collect()
-            .await?;
-        let mut gone = HashSet::new();
-        for (i, d) in details {
-            match d {
-                Some(u) => users[i] = u,
-                None => {
-                    tracing::warn!(upn = %users[i].upn, "user disappeared between list and detail read; left out");
-                    gone.insert(i);
-                }
-            }
-        }
-        let users = users
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| !gone.contains(i))
-            .map(|(_, u)| u)
-            .collect();
+        let users = crate::connector::read_details(
+            users,
+            |u| all_details || wanted.contains(&u.upn),
+            DETAIL_CONCURRENCY,
+            |id| async move { self.read_user_counted(&id, counter_ref).await },
+            |_listed, detail| detail,
+        )
+        .await?;
         Ok(Snapshot {
             users,
             catalogs: Catalogs {

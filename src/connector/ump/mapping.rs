@@ -77,11 +77,8 @@ pub fn user_from_list(u: &wire::ListUser) -> Result<TenantUser, String> {
     })
 }
 
-/// A detail read; `listed` supplies what the detail lacks (UsageLocation).
-pub fn user_from_detail(
-    d: &wire::DetailUser,
-    listed: Option<&TenantUser>,
-) -> Result<TenantUser, String> {
+/// A detail read (its country is `None` when the server leaves `UsageLocation` out).
+pub fn user_from_detail(d: &wire::DetailUser) -> Result<TenantUser, String> {
     let sip = d.sip_address.as_deref().unwrap_or_default();
     let upn = upn_of_sip(sip)?;
     let number = number_of(d.line_uri.as_deref())?;
@@ -93,8 +90,7 @@ pub fn user_from_detail(
             .unwrap_or_default()
             .trim()
             .to_string(),
-        country: country_of(d.usage_location.as_deref())
-            .or_else(|| listed.and_then(|l| l.country.clone())),
+        country: country_of(d.usage_location.as_deref()),
         voice_enabled: d.enterprise_voice_enabled.unwrap_or(number.is_some()),
         number,
         upn,

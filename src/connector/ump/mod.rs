@@ -48,7 +48,6 @@ use crate::connector::{Capabilities, Connector, ConnectorError, Gate, Step, Tena
 use crate::model::{Catalogs, Snapshot, TenantUser, Upn, VrpInfo, E164};
 use crate::plan::model::UserPlan;
 use async_trait::async_trait;
-use futures::{StreamExt, TryStreamExt};
 use reqwest::Method;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -110,11 +109,7 @@ impl UmpSettings {
             .clone()
             .ok_or_else(|| ConnectorError::Config("ump tenant: `base_url` is required".into()))?;
         let mut s = UmpSettings::new(base);
-        s.token = match (&cfg.token_command, &cfg.token_env) {
-            (Some(c), _) => TokenSource::Command(c.clone()),
-            (None, Some(v)) => TokenSource::Env(v.clone()),
-            (None, None) => TokenSource::None,
-        };
+        s.token = TokenSource::from_tenant_config(cfg);
         s.request_timeout = Duration::from_secs(cfg.request_timeout_s.max(1));
         s.ca_file = cfg.ca_file.clone();
         s.allow_insecure_http = cfg.allow_insecure_http;
@@ -229,7 +224,6 @@ impl UmpConnector {
     async fn read_detail(
         &self,
         id: &str,
-        listed: Option<&TenantUser>,
         counter: &AtomicU64,
     ) -> Result<Option<TenantUser>, ConnectorError> {
         let sip = mapping::sip_of(id);
@@ -239,7 +233,7 @@ impl UmpConnector {
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
-        mapping::user_from_detail(&d, listed)
+        mapping::user_from_detail(&d)
             .map(Some)
             .map_err(|m| malformed(&format!("GET proxy/endpoint/{sip}"), m))
     }
@@ -307,44 +301,24 @@ impl Connector for UmpConnector {
         all_details: bool,
     ) -> Result<Snapshot, ConnectorError> {
         let counter = AtomicU64::new(0);
-        let mut users = self.list_users(&counter).await?;
+        let users = self.list_users(&counter).await?;
         let ranges = self.number_ranges(&users, &counter).await?;
         let wanted: HashSet<&Upn> = detail_upns.iter().collect();
-        let todo: Vec<usize> = (0..users.len())
-            .filter(|&i| all_details || wanted.contains(&users[i].upn))
-            .collect();
-        let (users_ref, counter_ref) = (&users, &counter);
-        let details: Vec<(usize, Option<TenantUser>)> = futures::stream::iter(todo)
-            .map(|i| async move {
-                let u = &users_ref[i];
-                self.read_detail(&u.id, Some(u), counter_ref)
-                    .await
-                    .map(|d| (i, d))
-            })
-            .buffer_unordered(DETAIL_CONCURRENCY)
-            .try_collect()
-            .await?;
-        let mut gone = HashSet::new();
-        for (i, d) in details {
-            match d {
-                // The list's display name is the one compared (WebName), the detail adds
-                // voice policy and the voice flag.
-                Some(mut d) => {
-                    d.display_name = std::mem::take(&mut users[i].display_name);
-                    users[i] = d;
-                }
-                None => {
-                    tracing::warn!(upn = %users[i].upn, "user disappeared between list and detail read; left out");
-                    gone.insert(i);
-                }
-            }
-        }
-        let users: Vec<TenantUser> = users
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| !gone.contains(i))
-            .map(|(_, u)| u)
-            .collect();
+        let counter_ref = &counter;
+        let users = crate::connector::read_details(
+            users,
+            |u| all_details || wanted.contains(&u.upn),
+            DETAIL_CONCURRENCY,
+            |id| async move { self.read_detail(&id, counter_ref).await },
+            // The list's display name is the one compared (WebName); the detail adds the
+            // voice policy and flag, and the list's country stands in when it has none.
+            |listed, mut d| {
+                d.display_name = listed.display_name;
+                d.country = d.country.or(listed.country);
+                d
+            },
+        )
+        .await?;
         Ok(Snapshot {
             users,
             catalogs: Catalogs {
@@ -365,7 +339,7 @@ impl Connector for UmpConnector {
     }
 
     async fn read_user(&self, id: &str) -> Result<Option<TenantUser>, ConnectorError> {
-        self.read_detail(id, None, &AtomicU64::new(0)).await
+        self.read_detail(id, &AtomicU64::new(0)).await
     }
 
     async fn find_user(
@@ -374,8 +348,7 @@ impl Connector for UmpConnector {
         _display_name_hint: Option<&str>,
     ) -> Result<Option<TenantUser>, ConnectorError> {
         // The SIP address is the UPN: one detail read answers it.
-        self.read_detail(upn.as_str(), None, &AtomicU64::new(0))
-            .await
+        self.read_detail(upn.as_str(), &AtomicU64::new(0)).await
     }
 
     fn steps(&self, user: &UserPlan) -> Vec<Step> {

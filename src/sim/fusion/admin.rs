@@ -21,7 +21,7 @@ struct Requests {
 }
 
 async fn requests<S: Edge>(State(sh): State<Arc<S>>) -> Json<Requests> {
-    let requests = match sh.log().lock() {
+    let requests = match sh.edge().log.lock() {
         Ok(l) => l.snapshot(),
         Err(p) => p.into_inner().snapshot(),
     };
@@ -29,7 +29,7 @@ async fn requests<S: Edge>(State(sh): State<Arc<S>>) -> Json<Requests> {
 }
 
 async fn clear<S: Edge>(State(sh): State<Arc<S>>) -> StatusCode {
-    match sh.log().lock() {
+    match sh.edge().log.lock() {
         Ok(mut l) => l.clear(),
         Err(p) => p.into_inner().clear(),
     }

@@ -18,13 +18,30 @@ use super::conn::ConnMeta;
 use super::reqlog::{Entry, RequestLog};
 use super::SimOptions;
 
-/// What the edge needs from a simulator (Fusion's, UMP's…): its knobs, rate limiter, fault
-/// dice and request log, and how its vendor spells a refusal. One middleware, many vendors.
+/// What the edge keeps for one simulator: its knobs, rate limiter, fault dice and
+/// request log. Every simulator (Fusion's, UMP's…) holds one.
+pub struct EdgeState {
+    pub opts: SimOptions,
+    pub limiter: Option<Mutex<RateLimiter>>,
+    pub dice: FaultDice,
+    pub log: Mutex<RequestLog>,
+}
+
+impl EdgeState {
+    pub fn new(opts: SimOptions) -> EdgeState {
+        EdgeState {
+            limiter: opts.rate_limit.map(|n| Mutex::new(RateLimiter::new(n))),
+            dice: FaultDice::new(&opts),
+            opts,
+            log: Mutex::new(RequestLog::default()),
+        }
+    }
+}
+
+/// What the edge needs from a simulator: its [`EdgeState`], and how its vendor spells a
+/// refusal. One middleware, many vendors.
 pub trait Edge: Send + Sync + 'static {
-    fn opts(&self) -> &SimOptions;
-    fn limiter(&self) -> Option<&Mutex<RateLimiter>>;
-    fn dice(&self) -> &FaultDice;
-    fn log(&self) -> &Mutex<RequestLog>;
+    fn edge(&self) -> &EdgeState;
     /// The vendor's error answer for a refusal made before any handler ran.
     fn refuse(&self, why: Refusal) -> Response;
 }
@@ -214,8 +231,8 @@ pub async fn gate<S: Edge>(State(sh): State<Arc<S>>, req: Request, next: Next) -
         .extensions()
         .get::<ConnectInfo<ConnMeta>>()
         .map(|c| c.0.clone());
-    if sh.opts().latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(sh.opts().latency_ms)).await;
+    if sh.edge().opts.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(sh.edge().opts.latency_ms)).await;
     }
     let (resp, fault) = admit_and_run(&*sh, &method, conn.as_ref(), req, next).await;
     let status = match fault {
@@ -231,7 +248,7 @@ pub async fn gate<S: Edge>(State(sh): State<Arc<S>>, req: Request, next: Next) -
         fault: fault.is_some(),
         fault_kind: fault.map(|f| f.name().to_string()),
     };
-    match sh.log().lock() {
+    match sh.edge().log.lock() {
         Ok(mut l) => l.push(entry),
         Err(p) => p.into_inner().push(entry),
     }
@@ -245,10 +262,10 @@ async fn admit_and_run<S: Edge>(
     req: Request,
     next: Next,
 ) -> (Response, Option<Fault>) {
-    if let Err(why) = check_auth(sh.opts().token.as_deref(), req.headers()) {
+    if let Err(why) = check_auth(sh.edge().opts.token.as_deref(), req.headers()) {
         return (sh.refuse(why), None);
     }
-    if let Some(limiter) = sh.limiter() {
+    if let Some(limiter) = &sh.edge().limiter {
         let verdict = match limiter.lock() {
             Ok(mut l) => l.check(Instant::now()),
             Err(p) => p.into_inner().check(Instant::now()),
@@ -258,7 +275,7 @@ async fn admit_and_run<S: Edge>(
         }
     }
     let is_write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let fault = sh.dice().draw(is_write);
+    let fault = sh.edge().dice.draw(is_write);
     match fault {
         Some(Fault::Status500) => (sh.refuse(Refusal::Injected500), fault),
         Some(Fault::Status503) => (sh.refuse(Refusal::Injected503), fault),

@@ -75,8 +75,7 @@ pub mod users;
 pub mod wire;
 
 use error::{ApiError, Code};
-use middleware::{Edge, FaultDice, RateLimiter, Refusal};
-use reqlog::RequestLog;
+use middleware::{Edge, EdgeState, Refusal};
 use state::{Change, Tenant};
 use store::{Store, StoreError};
 
@@ -153,10 +152,7 @@ struct Db {
 /// State shared by every request.
 pub struct Shared {
     db: Mutex<Db>,
-    pub(crate) opts: SimOptions,
-    pub(crate) limiter: Option<Mutex<RateLimiter>>,
-    pub(crate) dice: FaultDice,
-    log: Mutex<RequestLog>,
+    pub(crate) edge: EdgeState,
     pub(crate) token_key: Vec<u8>,
 }
 
@@ -188,17 +184,8 @@ impl Shared {
 }
 
 impl Edge for Shared {
-    fn opts(&self) -> &SimOptions {
-        &self.opts
-    }
-    fn limiter(&self) -> Option<&Mutex<RateLimiter>> {
-        self.limiter.as_ref()
-    }
-    fn dice(&self) -> &FaultDice {
-        &self.dice
-    }
-    fn log(&self) -> &Mutex<RequestLog> {
-        &self.log
+    fn edge(&self) -> &EdgeState {
+        &self.edge
     }
     fn refuse(&self, why: Refusal) -> Response {
         let e = match why {
@@ -278,10 +265,7 @@ impl FusionSim {
         };
         let shared = Shared {
             db: Mutex::new(Db { tenant, store }),
-            limiter: opts.rate_limit.map(|n| Mutex::new(RateLimiter::new(n))),
-            dice: FaultDice::new(&opts),
-            opts,
-            log: Mutex::new(RequestLog::default()),
+            edge: EdgeState::new(opts),
             token_key,
         };
         Ok(FusionSim {

@@ -49,6 +49,43 @@ pub enum StoreError {
     },
 }
 
+/// Opens (creating, with its folder) a simulator's state file, or an in-memory database
+/// when `path` is None, and applies `schema` at `version`; a newer file is refused. Shared
+/// by every simulator's store.
+pub(crate) fn open_db(
+    path: Option<&Path>,
+    schema: &str,
+    version: i64,
+) -> Result<Connection, StoreError> {
+    let conn = match path {
+        Some(p) => {
+            // The default state lives in `.teamsync/`, which a first run has not made yet.
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            Connection::open(p)?
+        }
+        None => Connection::open_in_memory()?,
+    };
+    if path.is_some() {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+    }
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > version {
+        return Err(StoreError::Invalid(format!(
+            "state file schema {found} is newer than this simulator ({version})"
+        )));
+    }
+    conn.execute_batch(schema)?;
+    conn.pragma_update(None, "user_version", version)?;
+    Ok(conn)
+}
+
 pub struct Store {
     conn: Connection,
 }
@@ -60,33 +97,9 @@ fn js<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
 impl Store {
     /// Opens (creating) the state file, or an in-memory database when `path` is None.
     pub fn open(path: Option<&Path>) -> Result<Store, StoreError> {
-        let conn = match path {
-            Some(p) => {
-                // The default state lives in `.teamsync/`, which a first run has not made yet.
-                if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-                        path: dir.display().to_string(),
-                        source,
-                    })?;
-                }
-                Connection::open(p)?
-            }
-            None => Connection::open_in_memory()?,
-        };
-        if path.is_some() {
-            conn.pragma_update(None, "journal_mode", "WAL")?;
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-        }
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::Invalid(format!(
-                "state file schema {version} is newer than this simulator ({SCHEMA_VERSION})"
-            )));
-        }
-        conn.execute_batch(SCHEMA)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn: open_db(path, SCHEMA, SCHEMA_VERSION)?,
+        })
     }
 
     fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {

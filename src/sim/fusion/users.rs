@@ -328,7 +328,7 @@ pub async fn create(
     check_username(&b.username)?;
     check_country(&b.location)?;
     let customer = check_customer_licenses(b.customer_licenses.as_deref().unwrap_or(&[]))?;
-    let delay = sh.opts.replication_delay_ms;
+    let delay = sh.edge.opts.replication_delay_ms;
     let id = sh.write(|t, change| {
         let Some(domain) = t.domains.iter().find(|d| d.eq_ignore_ascii_case(&b.domain)) else {
             return Err(ApiError::bad(

@@ -32,8 +32,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::sim::fusion::middleware::{self, Edge, FaultDice, RateLimiter, Refusal};
-use crate::sim::fusion::reqlog::RequestLog;
+use crate::sim::fusion::middleware::{self, Edge, EdgeState, Refusal};
 use crate::sim::fusion::{admin, RunningServer, SimError, SimOptions};
 use state::Tenant;
 use store::Store;
@@ -49,10 +48,7 @@ struct Db {
 
 pub struct UmpShared {
     db: Mutex<Db>,
-    opts: SimOptions,
-    limiter: Option<Mutex<RateLimiter>>,
-    dice: FaultDice,
-    log: Mutex<RequestLog>,
+    edge: EdgeState,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -76,17 +72,8 @@ pub fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
 }
 
 impl Edge for UmpShared {
-    fn opts(&self) -> &SimOptions {
-        &self.opts
-    }
-    fn limiter(&self) -> Option<&Mutex<RateLimiter>> {
-        self.limiter.as_ref()
-    }
-    fn dice(&self) -> &FaultDice {
-        &self.dice
-    }
-    fn log(&self) -> &Mutex<RequestLog> {
-        &self.log
+    fn edge(&self) -> &EdgeState {
+        &self.edge
     }
     fn refuse(&self, why: Refusal) -> Response {
         match why {
@@ -152,10 +139,7 @@ impl UmpSim {
         Ok(UmpSim {
             shared: Arc::new(UmpShared {
                 db: Mutex::new(Db { tenant, store }),
-                limiter: opts.rate_limit.map(|n| Mutex::new(RateLimiter::new(n))),
-                dice: FaultDice::new(&opts),
-                opts,
-                log: Mutex::new(RequestLog::default()),
+                edge: EdgeState::new(opts),
             }),
         })
     }

@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::state::{key, Tenant, User};
 use super::wire::SeedDoc;
-use crate::sim::fusion::store::StoreError;
+use crate::sim::fusion::store::{open_db, StoreError};
 
 const SCHEMA_VERSION: i64 = 1;
 const SCHEMA: &str = "
@@ -23,30 +23,9 @@ pub struct Store {
 impl Store {
     /// Opens (creating) the state file, or an in-memory database when `path` is None.
     pub fn open(path: Option<&Path>) -> Result<Store, StoreError> {
-        let conn = match path {
-            Some(p) => {
-                if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-                        path: dir.display().to_string(),
-                        source,
-                    })?;
-                }
-                let c = Connection::open(p)?;
-                c.pragma_update(None, "journal_mode", "WAL")?;
-                c
-            }
-            None => Connection::open_in_memory()?,
-        };
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::Invalid(format!(
-                "state file schema {version} is newer than this simulator ({SCHEMA_VERSION})"
-            )));
-        }
-        conn.execute_batch(SCHEMA)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn: open_db(path, SCHEMA, SCHEMA_VERSION)?,
+        })
     }
 
     /// The catalogs (the seed without its users), or None when never seeded.
