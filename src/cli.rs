@@ -96,6 +96,9 @@ pub struct RunArgs {
     /// Skip the read-back that checks the tenant holds the desired values.
     #[arg(long)]
     pub no_verify: bool,
+    /// Also write the job's self-contained HTML report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

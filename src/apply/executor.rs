@@ -121,7 +121,9 @@ pub(crate) async fn run_user(ctx: Arc<RunCtx>, ui: usize, slot: OwnedSemaphorePe
         created_at: None,
         attempts: 0,
     };
-    let outcome = run_steps(&ctx, user, ui, slot, &mut st).await;
+    // The slot is held through the read-back too, so `concurrency` bounds every request.
+    let mut slot = Some(slot);
+    let outcome = run_steps(&ctx, user, ui, &mut slot, &mut st).await;
     let outcome = match outcome {
         Ok(()) if ctx.opts.verify => verify_user(&ctx, user, &st).await,
         other => other,
@@ -194,10 +196,9 @@ async fn run_steps(
     ctx: &Arc<RunCtx>,
     user: &UserPlan,
     ui: usize,
-    slot: OwnedSemaphorePermit,
+    slot: &mut Option<OwnedSemaphorePermit>,
     st: &mut UserState,
 ) -> Result<(), Fail> {
-    let mut slot = Some(slot);
     for step in &ctx.steps[ui] {
         let deps: Vec<OpRef> = step
             .ops
@@ -208,7 +209,7 @@ async fn run_steps(
             let mut state = ctx.board.check(&deps);
             if state == Deps::Waiting {
                 // Give the slot to another user while we wait.
-                slot = None;
+                *slot = None;
                 state = ctx.board.wait(&deps, &ctx.abort).await;
             }
             match state {
@@ -225,7 +226,7 @@ async fn run_steps(
             if slot.is_none() {
                 tokio::select! {
                     p = ctx.slots.clone().acquire_owned() => match p {
-                        Ok(p) => slot = Some(p),
+                        Ok(p) => *slot = Some(p),
                         Err(_) => return Err(Fail::Interrupted),
                     },
                     _ = ctx.abort.wait() => return Err(Fail::Interrupted),
@@ -238,7 +239,6 @@ async fn run_steps(
         send_step(ctx, user, step, st).await?;
         ctx.board.mark_done(&user.upn, &step.ops);
     }
-    drop(slot);
     Ok(())
 }
 

@@ -108,6 +108,32 @@ pub struct JobOutcome {
     pub abort_reason: Option<String>,
 }
 
+impl JobOutcome {
+    /// What `apply`/`sync`/`resume --output json` print: the job object as the history
+    /// shows it (Fusion's bulk job plus our counts), without items, plus this run's
+    /// figures and the exit code.
+    pub fn to_json(&self, history: &History) -> Result<serde_json::Value, HistoryError> {
+        let job = history
+            .get_job(&self.bulk_id.to_string())?
+            .ok_or_else(|| HistoryError::NoSuchJob(self.bulk_id.to_string()))?;
+        let mut v = job.to_fusion_json();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("exit_code".into(), self.exit_code.into());
+            o.insert("requests".into(), self.requests.into());
+            o.insert("retries".into(), self.retries.into());
+            o.insert(
+                "elapsed_s".into(),
+                serde_json::json!((self.elapsed.as_secs_f64() * 1000.0).round() / 1000.0),
+            );
+            o.insert(
+                "abort_reason".into(),
+                serde_json::json!(self.abort_reason.clone()),
+            );
+        }
+        Ok(v)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     /// Another live job holds the tenant (nothing was sent).
@@ -226,6 +252,13 @@ pub async fn execute(
                 .get_job(&bulk_id.to_string())
                 .map_err(ApplyError::History)?
                 .ok_or_else(|| resume_err("no such job".into()))?;
+            if job.kind != plan.kind.as_str() {
+                return Err(resume_err(format!(
+                    "the job is of kind {}, the plan of kind {}",
+                    job.kind,
+                    plan.kind.as_str()
+                )));
+            }
             if job.tenant != plan.tenant {
                 return Err(resume_err(format!(
                     "the job ran against tenant {}, the plan is for {}",

@@ -313,7 +313,11 @@ async fn revert_job(ctx: &Ctx, job: &str, out: Option<&std::path::Path>) -> CmdR
         .map_err(|e| {
             CliError::Other(anyhow::anyhow!("job {}: stored plan unreadable: {e}", j.id))
         })?;
-    let specs = revert::revert_specs(&applied).map_err(|e| CliError::Invalid(e.to_string()))?;
+    let (specs, warnings) =
+        revert::revert_specs(&applied).map_err(|e| CliError::Invalid(e.to_string()))?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
     drop(h);
     if specs.is_empty() {
         eprintln!("job {} changed nothing that could be reverted", j.id);

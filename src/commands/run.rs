@@ -47,12 +47,16 @@ fn open_history(ctx: &Ctx) -> Result<History, CliError> {
         .map_err(|e| CliError::Other(anyhow::anyhow!("job history {}: {e}", ctx.db.display())))
 }
 
-/// Requests the plan will send, as the connector groups operations.
-fn request_count(tenant: &Tenant, p: &Plan) -> usize {
-    p.users
+/// Requests the job will send: the status check, the writes as the connector groups
+/// them, and one read-back per changed user unless `--no-verify`.
+fn request_count(tenant: &Tenant, p: &Plan, verify: bool) -> usize {
+    let writes: usize = p
+        .users
         .iter()
         .map(|u| tenant.connector.steps(u).len())
-        .sum()
+        .sum();
+    let changed = p.users.iter().filter(|u| !u.ops.is_empty()).count();
+    1 + writes + if verify { changed } else { 0 }
 }
 
 fn confirm(tenant: &Tenant, p: &Plan, requests: usize, rate: f64) -> Result<bool, CliError> {
@@ -135,7 +139,30 @@ async fn execute(
             3 => CliError::Aborted(e.to_string()),
             _ => CliError::Other(anyhow::anyhow!("{e}")),
         })?;
+    if let Some(path) = &run.report {
+        write_html_report(&history, outcome.bulk_id, path)?;
+        if !ctx.json() {
+            println!("job report: {}", path.display());
+        }
+    }
     report(ctx, &outcome, &history)
+}
+
+fn write_html_report(history: &History, bulk_id: i64, path: &Path) -> Result<(), CliError> {
+    let fail = |e: String| CliError::Other(anyhow::anyhow!("job report {}: {e}", path.display()));
+    let job = history
+        .get_job(&bulk_id.to_string())
+        .map_err(|e| fail(e.to_string()))?
+        .ok_or_else(|| fail("job not found".into()))?;
+    let items: Vec<_> = history
+        .job_items(bulk_id, &[])
+        .map_err(|e| fail(e.to_string()))?
+        .iter()
+        .map(super::jobs::report_item)
+        .collect();
+    let html = crate::report::html_report(&super::jobs::report_job(&job), &items)
+        .map_err(|e| fail(e.to_string()))?;
+    std::fs::write(path, html).map_err(|e| fail(e.to_string()))
 }
 
 fn title_for(run: &RunArgs, source: &str) -> String {
@@ -203,7 +230,7 @@ pub async fn apply(
             (None, None) => return Err(CliError::Invalid("give a sheet or --plan FILE".into())),
         };
         show_plan(ctx, &p);
-        let requests = request_count(&tenant, &p);
+        let requests = request_count(&tenant, &p, !run.no_verify);
         if !yes && plan::summary(&p).operations > 0 {
             let rate = run.rate.unwrap_or(tenant.config.rate_per_second);
             if !confirm(&tenant, &p, requests, rate)? {

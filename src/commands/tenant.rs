@@ -229,31 +229,42 @@ pub(crate) fn export_rows(snap: &Snapshot) -> (Vec<&'static str>, Vec<Vec<String
             _ => id.to_string(),
         }
     };
+    // An empty cell means "keep" to our reader, so an empty value is written as `-`
+    // (clear): the sheet then states the whole state, and plans to zero changes against
+    // the same tenant. Country cannot be cleared, so a missing one stays empty.
+    let or_clear = |s: String| if s.is_empty() { "-".to_string() } else { s };
     let rows = snap
         .users
         .iter()
         .filter(|u| u.account_type.is_none())
         .map(|u| {
             let d = u.details.as_ref();
-            vec![
-                u.upn.to_string(),
-                u.display_name.clone(),
-                u.number.as_ref().map(|n| n.to_string()).unwrap_or_default(),
-                u.country
-                    .as_ref()
-                    .map(|c| c.to_string())
-                    .unwrap_or_default(),
-                d.and_then(|d| d.vrp.clone()).unwrap_or_default(),
-                d.map(|d| {
+            let groups = d
+                .map(|d| {
                     d.groups
                         .iter()
                         .map(|g| group_name(g))
                         .collect::<Vec<_>>()
                         .join(";")
                 })
-                .unwrap_or_default(),
-                license_names(&snap.catalogs, u).join(";"),
-                u.customer_licenses.join(";"),
+                .unwrap_or_default();
+            vec![
+                u.upn.to_string(),
+                u.display_name.clone(),
+                or_clear(u.number.as_ref().map(|n| n.to_string()).unwrap_or_default()),
+                u.country
+                    .as_ref()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+                or_clear(d.and_then(|d| d.vrp.clone()).unwrap_or_default()),
+                or_clear(groups),
+                or_clear(license_names(&snap.catalogs, u).join(";")),
+                // Customer licenses live only on users with a number (Fusion's draas object).
+                if u.number.is_some() {
+                    or_clear(u.customer_licenses.join(";"))
+                } else {
+                    String::new()
+                },
             ]
         })
         .collect();

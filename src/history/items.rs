@@ -276,3 +276,26 @@ pub(crate) fn replan_items(
     super::jobs::refresh_counts(conn, bulk_id)?;
     Ok(ids)
 }
+
+/// Ends unfinished items of a job in error without sending anything: what `resume` does
+/// with rows its re-plan refuses (a number now held by someone else, a license gone).
+pub(crate) fn fail_items(
+    conn: &Connection,
+    bulk_id: i64,
+    failures: &[(String, String, String)],
+) -> Result<(), HistoryError> {
+    let ts = now();
+    let mut st = conn.prepare_cached(
+        "UPDATE job_items SET status = 'error', error_code = ?3, error_reason = ?4, updated_on = ?5 \
+         WHERE bulk_id = ?1 AND upn = ?2 AND status IN ('pending', 'running')",
+    )?;
+    for (upn, code, reason) in failures {
+        if st.execute(params![bulk_id, upn, code, reason, ts])? == 0 {
+            return Err(HistoryError::Resume(format!(
+                "{upn} is not an unfinished item of job {bulk_id}"
+            )));
+        }
+    }
+    super::jobs::refresh_counts(conn, bulk_id)?;
+    Ok(())
+}

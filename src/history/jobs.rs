@@ -87,6 +87,9 @@ pub struct JobRow {
     /// Items not finished (pending, or running when the process died). Not a column:
     /// computed from the items.
     pub pending_count: u64,
+    /// Status `running` but no process holds the tenant lock for it: the run was killed
+    /// (or its host died) and `resume` can finish it. Not a column: computed.
+    pub interrupted: bool,
     pub host: String,
     pub os_user: String,
     pub teamsync_version: String,
@@ -111,6 +114,7 @@ impl JobRow {
             "error_count": self.error_count,
             "unchanged_count": self.unchanged_count,
             "pending_count": self.pending_count,
+            "interrupted": self.interrupted,
             "tenant": self.tenant,
             "source": self.source,
             "source_sha256": self.source_sha256,
@@ -151,6 +155,7 @@ pub(crate) fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
         error_count: r.get::<_, i64>(10)?.max(0) as u64,
         unchanged_count: r.get::<_, i64>(11)?.max(0) as u64,
         pending_count: 0,
+        interrupted: false,
         host: r.get(12)?,
         os_user: r.get(13)?,
         teamsync_version: r.get(14)?,
@@ -221,11 +226,31 @@ pub(crate) fn host_name() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
+/// Who ran the job. Schedulers (cron, systemd) often start jobs without `USER`, so fall
+/// back to the process's uid and its name in /etc/passwd.
 pub(crate) fn os_user() -> String {
     ["USER", "LOGNAME", "USERNAME"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .or_else(user_from_uid)
         .unwrap_or_else(|| "unknown".into())
+}
+
+fn user_from_uid() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let name = passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid).then(|| name.to_string())
+    });
+    Some(name.unwrap_or_else(|| format!("uid {uid}")))
 }
 
 /// Inserts the job (status running) and all its items in the caller's transaction.
@@ -294,10 +319,24 @@ pub(crate) fn load_job(conn: &Connection, bulk_id: i64) -> Result<Option<JobRow>
     match row {
         Some(mut j) => {
             j.pending_count = counts(conn, j.id)?.pending;
+            j.interrupted = is_interrupted(conn, &j)?;
             Ok(Some(j))
         }
         None => Ok(None),
     }
+}
+
+/// A running job that no lock row names was left behind by a process that is gone.
+pub(crate) fn is_interrupted(conn: &Connection, j: &JobRow) -> Result<bool, HistoryError> {
+    if j.status != JobStatus::Running {
+        return Ok(false);
+    }
+    let held: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM job_locks WHERE bulk_id = ?1",
+        [j.id],
+        |r| r.get(0),
+    )?;
+    Ok(held == 0)
 }
 
 /// Closes a job: interrupted items go back to pending (so `resume` finds them), counts

@@ -125,6 +125,18 @@ pub(crate) fn acquire(
             cur.heartbeat_on
         );
         conn.execute("DELETE FROM job_locks WHERE tenant = ?1", [tenant])?;
+        // The dead holder's job did not finish: close it as aborted, its running items
+        // back to pending, so it reads as what it is and `resume` can pick it up.
+        if let Some(bulk_id) = cur.bulk_id {
+            let still_running: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM bulk_jobs WHERE id = ?1 AND status IN ('running', 'pending')",
+                [bulk_id],
+                |r| r.get(0),
+            )?;
+            if still_running > 0 {
+                super::jobs::finish_job(conn, bulk_id, true)?;
+            }
+        }
     }
     let ts = now();
     conn.execute(

@@ -31,6 +31,7 @@ fn with_live_counts(conn: &Connection, mut j: JobRow) -> Result<JobRow, HistoryE
         j.unchanged_count = c.unchanged;
     }
     j.pending_count = c.pending;
+    j.interrupted = super::jobs::is_interrupted(conn, &j)?;
     Ok(j)
 }
 

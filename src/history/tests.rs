@@ -219,6 +219,61 @@ async fn aborted_job_leaves_interrupted_items_pending_for_resume() {
 }
 
 #[tokio::test]
+async fn a_running_job_without_a_lock_reads_as_interrupted() {
+    let (_d, h) = open();
+    let (id, _, _) = h.create_job(new_job("demo"), vec![]).await.unwrap();
+    let j = h.get_job(&id.to_string()).unwrap().unwrap();
+    assert!(j.interrupted);
+    assert_eq!(j.to_fusion_json()["interrupted"], true);
+    let g = h.acquire_lock("demo").await.unwrap();
+    g.set_job(id).await.unwrap();
+    assert!(!h.list_jobs(&JobFilter::default(), 1, 10).unwrap().0[0].interrupted);
+    g.release().await.unwrap();
+    h.finish_job(id, false).await.unwrap();
+    assert!(!h.get_job(&id.to_string()).unwrap().unwrap().interrupted);
+}
+
+#[tokio::test]
+async fn refused_rows_of_a_resume_end_in_error_without_sending() {
+    let (_d, h) = open();
+    let (id, _, items) = h
+        .create_job(
+            new_job("demo"),
+            vec![
+                item("a@x.com", ItemStatus::Pending),
+                item("b@x.com", ItemStatus::Pending),
+            ],
+        )
+        .await
+        .unwrap();
+    h.item_finished(items[1], done(ItemStatus::Success))
+        .await
+        .unwrap();
+    h.fail_items(
+        id,
+        vec![(
+            "a@x.com".into(),
+            "plan".into(),
+            "number held by c@x.com".into(),
+        )],
+    )
+    .await
+    .unwrap();
+    let a = &h.job_items(id, &[ItemStatus::Error]).unwrap()[0];
+    assert_eq!(
+        (a.error_code.as_deref(), a.error_reason.as_deref()),
+        (Some("plan"), Some("number held by c@x.com"))
+    );
+    // A finished item is not touched, and the whole call fails.
+    let e = h
+        .fail_items(id, vec![("b@x.com".into(), "plan".into(), "x".into())])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, HistoryError::Resume(_)), "{e}");
+    assert_eq!(h.job_items(id, &[ItemStatus::Success]).unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn lookups_by_id_and_job_id_and_listing() {
     let (_d, h) = open();
     let (a, a_job, _) = h.create_job(new_job("t1"), vec![]).await.unwrap();

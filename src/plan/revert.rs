@@ -18,8 +18,12 @@ pub struct RevertError {
     pub message: String,
 }
 
-/// The row that undoes one applied user plan. `None` when there is nothing to undo.
-pub fn revert_spec(applied: &UserPlan) -> Result<Option<UserSpec>, RevertError> {
+/// The row that undoes one applied user plan (`None` when there is nothing to undo), plus
+/// warnings for changes that cannot be undone.
+pub fn revert_spec(
+    applied: &UserPlan,
+    warnings: &mut Vec<String>,
+) -> Result<Option<UserSpec>, RevertError> {
     let mut spec = UserSpec::new(applied.upn.clone());
     match applied.action {
         UserAction::Unchanged => return Ok(None),
@@ -67,11 +71,15 @@ pub fn revert_spec(applied: &UserPlan) -> Result<Option<UserSpec>, RevertError> 
                     spec.display_name = Field::Set(s);
                 }
             }
-            "country" => {
-                if let Some(s) = text(field, v)? {
-                    spec.country = Field::Set(Country::parse(&s).map_err(|m| err(field, m))?);
-                }
-            }
+            "country" => match text(field, v)? {
+                Some(s) => spec.country = Field::Set(Country::parse(&s).map_err(|m| err(field, m))?),
+                // A usage location cannot be removed through the API: say so instead of
+                // pretending the revert is complete.
+                None => warnings.push(format!(
+                    "{}: the job set a usage location where there was none; it cannot be removed and stays",
+                    applied.upn
+                )),
+            },
             "number" => {
                 spec.number = match text(field, v)? {
                     Some(s) => Field::Set(E164::parse_canonical(&s).map_err(|m| err(field, m))?),
@@ -98,18 +106,20 @@ pub fn revert_spec(applied: &UserPlan) -> Result<Option<UserSpec>, RevertError> 
     Ok(Some(spec))
 }
 
-/// Keeps only revertable users, in job order, and refuses duplicates.
-pub fn revert_specs(applied: &[UserPlan]) -> Result<Vec<UserSpec>, RevertError> {
+/// Keeps only revertable users, in job order, without duplicates; returns the rows and
+/// the warnings about what cannot be undone.
+pub fn revert_specs(applied: &[UserPlan]) -> Result<(Vec<UserSpec>, Vec<String>), RevertError> {
     let mut out = Vec::new();
+    let mut warnings = Vec::new();
     let mut seen = std::collections::HashSet::<Upn>::new();
     for p in applied {
-        if let Some(s) = revert_spec(p)? {
+        if let Some(s) = revert_spec(p, &mut warnings)? {
             if seen.insert(s.upn.clone()) {
                 out.push(s);
             }
         }
     }
-    Ok(out)
+    Ok((out, warnings))
 }
 
 #[cfg(test)]
@@ -132,15 +142,19 @@ mod tests {
 
     #[test]
     fn created_users_are_deleted_and_unchanged_ones_skipped() {
-        let s = revert_spec(&applied(UserAction::Create, serde_json::json!({})))
-            .unwrap()
-            .unwrap();
+        let s = revert_spec(
+            &applied(UserAction::Create, serde_json::json!({})),
+            &mut vec![],
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(s.action, RowAction::Delete);
-        assert!(
-            revert_spec(&applied(UserAction::Unchanged, serde_json::json!({})))
-                .unwrap()
-                .is_none()
-        );
+        assert!(revert_spec(
+            &applied(UserAction::Unchanged, serde_json::json!({})),
+            &mut vec![]
+        )
+        .unwrap()
+        .is_none());
     }
 
     #[test]
@@ -148,7 +162,7 @@ mod tests {
         let s = revert_spec(&applied(
             UserAction::Update,
             serde_json::json!({"number": null, "vrp": "BE-National", "groups": ["g1"], "displayName": "Old"}),
-        ))
+        ), &mut vec![])
         .unwrap()
         .unwrap();
         assert_eq!(s.number, Field::Clear);
@@ -159,11 +173,27 @@ mod tests {
     }
 
     #[test]
+    fn a_location_that_cannot_be_cleared_is_reported() {
+        let mut w = vec![];
+        let s = revert_spec(
+            &applied(
+                UserAction::Update,
+                serde_json::json!({"country": null, "vrp": null}),
+            ),
+            &mut w,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.country, Field::Keep);
+        assert_eq!(w.len(), 1, "{w:?}");
+    }
+
+    #[test]
     fn malformed_before_state_is_an_error_not_a_panic() {
-        let e = revert_spec(&applied(
-            UserAction::Update,
-            serde_json::json!({"number": 12}),
-        ));
+        let e = revert_spec(
+            &applied(UserAction::Update, serde_json::json!({"number": 12})),
+            &mut vec![],
+        );
         assert!(e.is_err());
     }
 }

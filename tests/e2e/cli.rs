@@ -5,8 +5,14 @@ use crate::support::{sample, Workspace};
 #[test]
 fn validate_samples_pass_and_json_shape() {
     let ws = Workspace::new();
-    ws.run(&["validate", &sample("users.csv"), &sample("users.xlsx")])
+    ws.run(&["validate", &sample("users.csv")]).code(0);
+    ws.run(&["validate", &sample("users.xlsx")]).code(0);
+    ws.run(&["validate", &sample("resource-accounts.csv")])
         .code(0);
+    // The CSV and the XLSX hold the same users: together they are duplicates.
+    let both = ws.run(&["validate", &sample("users.csv"), &sample("users.xlsx")]);
+    both.code(2);
+    assert!(both.stdout.contains("duplicate UPN"), "{}", both.stdout);
     let j = ws
         .run(&["--output", "json", "validate", &sample("users.csv")])
         .code(0)

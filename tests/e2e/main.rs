@@ -2,9 +2,12 @@
 
 mod support;
 
+mod apply_exec;
 mod cli;
 mod cli_auth;
 mod cli_jobs;
+mod cli_plan;
+mod cli_reports;
 mod connector_fusion;
 mod report_html;
 mod sheets;

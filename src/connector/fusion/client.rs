@@ -307,11 +307,18 @@ impl Client {
         loop {
             let res = self.send(r, counter).await.and_then(|b| parse_json(r, &b));
             match res {
-                Err(ConnectorError::Retryable { message, .. })
-                    if attempt < self.retry.max_attempts.max(1) =>
-                {
+                Err(ConnectorError::Retryable {
+                    message,
+                    status,
+                    retry_after,
+                }) if attempt < self.retry.max_attempts.max(1) => {
                     tracing::debug!("{message}; retrying (attempt {attempt})");
-                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                    let mut wait = self.retry.backoff(attempt);
+                    // A 429's Retry-After is on the gate already; a 503's is honoured here.
+                    if let (Some(d), false) = (retry_after, status == Some(429)) {
+                        wait = wait.max(d);
+                    }
+                    tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
                 other => return other,

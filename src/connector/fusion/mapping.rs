@@ -1,12 +1,17 @@
 //! Wire ↔ model: turns Fusion's user and catalog objects into our normalised
-//! [`TenantUser`] and [`Catalogs`].
+//! [`TenantUser`] and [`Catalogs`](crate::model::Catalogs).
 //!
 //! Tenant data is outside input: a record whose UPN does not parse is skipped, a field that
 //! does not parse (country, number) is dropped, each with a warning — never a panic and
 //! never a failed snapshot for one odd user.
 
-use super::wire::{GroupsAnswer, LicensesAnswer, UsersPage, VrpsAnswer, WireUser};
-use crate::model::{Country, GroupInfo, LicenseInfo, TenantUser, Upn, UserDetails, VrpInfo, E164};
+use super::wire::{
+    GroupsAnswer, LicensesAnswer, ResourceAccountsAnswer, UsersPage, VrpsAnswer,
+    WireResourceAccount, WireUser,
+};
+use crate::model::{
+    AccountType, Country, GroupInfo, LicenseInfo, TenantUser, Upn, UserDetails, VrpInfo, E164,
+};
 
 /// Maps one user. `with_details` is true only for the single-user GET, the one answer that
 /// carries groups and VRP (list entries have neither, so their `details` stay `None`).
@@ -14,16 +19,7 @@ pub fn user_from_wire(w: &WireUser, with_details: bool) -> Result<TenantUser, St
     let m = &w.ms_teams;
     let upn =
         Upn::parse(&m.user_principal_name).map_err(|e| format!("user {}: skipped, {e}", m.id))?;
-    let country = match m.location.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(loc) => match Country::parse(loc) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::warn!(upn = %upn, "tenant location ignored: {e}");
-                None
-            }
-        },
-    };
+    let country = parse_country(&upn, m.location.as_deref());
     let number = match w
         .draas
         .as_ref()
@@ -103,6 +99,95 @@ pub fn users_from_page(page: &UsersPage) -> Vec<TenantUser> {
             }
         })
         .collect()
+}
+
+/// Maps a resource account. Its number is the `draas` one, else the `msTeams` one. It has
+/// no single GET, so its details exist only when the list reports `vrp` (groups: none).
+/// `voice_enabled` is true: the tenant gives every resource account its virtual-user
+/// Phone System license itself.
+pub fn resource_account_from_wire(w: &WireResourceAccount) -> Result<TenantUser, String> {
+    let m = &w.ms_teams;
+    let upn = Upn::parse(&m.user_principal_name)
+        .map_err(|e| format!("resource account {}: skipped, {e}", m.id))?;
+    let account_type: AccountType = match m.account_type.as_deref().map(str::trim) {
+        Some(t) => serde_json::from_value(serde_json::Value::String(t.to_ascii_lowercase()))
+            .map_err(|_| format!("resource account {upn}: skipped, unknown accountType {t:?}"))?,
+        None => return Err(format!("resource account {upn}: skipped, no accountType")),
+    };
+    let draas_number = w.draas.as_ref().and_then(|d| d.phone_number.as_deref());
+    let number = match draas_number.or(m.phone_number.as_deref()).map(str::trim) {
+        None | Some("") => None,
+        Some(n) => match E164::parse_canonical(n) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                tracing::warn!(upn = %upn, "resource account phone number ignored: {e}");
+                None
+            }
+        },
+    };
+    Ok(TenantUser {
+        id: m.id.clone(),
+        display_name: m.display_name.clone().unwrap_or_default(),
+        country: parse_country(&upn, m.location.as_deref()),
+        voice_enabled: true,
+        number,
+        licenses: m
+            .licenses
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|l| l.sku_id.clone())
+            .collect(),
+        customer_licenses: w
+            .draas
+            .as_ref()
+            .and_then(|d| d.customer_licenses.clone())
+            .unwrap_or_default(),
+        details: m.vrp.as_ref().map(|v| UserDetails {
+            groups: Vec::new(),
+            vrp: v
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string),
+        }),
+        account_type: Some(account_type),
+        upn,
+    })
+}
+
+/// Maps the resource-account list, skipping odd entries with a warning.
+pub fn resource_accounts_from_answer(a: &ResourceAccountsAnswer) -> Vec<TenantUser> {
+    a.resource_accounts
+        .iter()
+        .filter_map(|raw| {
+            let w: WireResourceAccount = match serde_json::from_value(raw.clone()) {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::warn!(
+                        "resource account entry skipped: not a resource account object ({e})"
+                    );
+                    return None;
+                }
+            };
+            resource_account_from_wire(&w)
+                .map_err(|e| tracing::warn!("{e}"))
+                .ok()
+        })
+        .collect()
+}
+
+fn parse_country(upn: &Upn, loc: Option<&str>) -> Option<Country> {
+    match loc.map(str::trim) {
+        None | Some("") => None,
+        Some(loc) => match Country::parse(loc) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(upn = %upn, "tenant location ignored: {e}");
+                None
+            }
+        },
+    }
 }
 
 /// Orphan SRE-filter entries are left out: they name no group a user can join.
@@ -226,6 +311,37 @@ mod tests {
         let users = users_from_page(&page);
         assert_eq!(users.len(), 1);
         assert_eq!(users[0].id, "2");
+    }
+
+    #[test]
+    fn resource_accounts_map_with_type_number_and_optional_vrp() {
+        let a: ResourceAccountsAnswer = serde_json::from_value(json!({"resourceAccounts": [
+            {"msTeams": {"id": "r1", "userPrincipalName": "CQ@contoso.com", "displayName": "Queue",
+                "location": "BE", "phoneNumber": "+3225405239", "accountType": "call-queue",
+                "licenses": [{"skuId": "vu", "skuPartNumber": "PHONESYSTEM_VIRTUALUSER"}]},
+             "draas": {"id": 117, "customerLicenses": ["test-sku"], "phoneNumber": "+3225405239", "status": "active"}},
+            {"msTeams": {"id": "r2", "userPrincipalName": "aa@contoso.com", "displayName": "AA",
+                "location": "NL", "accountType": "auto-attendant", "vrp": "Global"}},
+            {"msTeams": {"id": "r3", "userPrincipalName": "x@contoso.com", "accountType": "fax-machine"}},
+            {"msTeams": {"id": "r4", "userPrincipalName": "y@contoso.com"}},
+            {"msTeams": {"id": "r5", "userPrincipalName": "z@contoso.com", "accountType": "call-queue",
+                "phoneNumber": "+3225405240"}},
+            42
+        ]}))
+        .unwrap();
+        let ras = resource_accounts_from_answer(&a);
+        assert_eq!(ras.len(), 3);
+        assert_eq!(ras[0].upn.as_str(), "cq@contoso.com");
+        assert_eq!(ras[0].account_type, Some(AccountType::CallQueue));
+        assert_eq!(ras[0].number.as_ref().unwrap().to_string(), "+3225405239");
+        assert_eq!(ras[0].customer_licenses, ["test-sku"]);
+        assert!(ras[0].details.is_none(), "vrp not reported: unknown");
+        assert_eq!(ras[1].account_type, Some(AccountType::AutoAttendant));
+        assert_eq!(
+            ras[1].details.as_ref().unwrap().vrp.as_deref(),
+            Some("Global")
+        );
+        assert_eq!(ras[2].number.as_ref().unwrap().to_string(), "+3225405240");
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //! - `snapshot` pages through `GET users` with [`DEFAULT_PAGE_SIZE`] (the document gives
 //!   no maximum and a default of 10; 999 is the maximum of the Microsoft Graph users list
 //!   it fronts), sending the same `page_size` (and `search`) with every `next` token as
-//!   the document requires; then `GET groups`, `licenses` and `vrps` concurrently; then
+//!   the document requires. A server that refuses the first page with a 400 gets one more
+//!   try with [`FALLBACK_PAGE_SIZE`], kept for the connector's life (a stricter cap than
+//!   Graph's would otherwise fail every snapshot). Then `GET groups`, `licenses` and
+//!   `vrps` concurrently; then
 //!   `GET user/{id}` for each user needing details, concurrently (the gate paces them).
 //! - Details always come from the single-user GET, never from the list's `group` filter:
 //!   a user's details are groups *and* VRP, and the VRP is only in the single GET, so a
@@ -21,18 +24,39 @@
 //!   is a case-insensitive displayName prefix), then falls back to the full list, since
 //!   an existing account may carry another name; the match is by UPN, case-insensitively.
 //!
-//! Reads retry on their own with the tenant's [`RetryPolicy`]; `send` makes one attempt.
+//! Reads retry on their own with the tenant's [`RetryPolicy`]; `send` makes one attempt
+//! of one request, with two exceptions for resource accounts (below): the first write of a
+//! connector that made no snapshot lists them once first, and the first write to an
+//! account it just created looks up its object id.
+//!
+//! Resource accounts (call queues, auto attendants) live in their own collection:
+//! - the snapshot also reads `GET resource_accounts` (one request, the document pages it
+//!   not) and lists them among the users with `account_type` set; a 404 there is "none"
+//!   (the document's 404 says "No MS Teams resource account found", and the tenant path was
+//!   just proven by the user list); a UPN in both lists is kept as the resource account;
+//! - they have no single GET: their details (VRP) exist only if the list reports `vrp`,
+//!   which the document's object lacks, so usually `None`;
+//! - a plan targets a resource account when its desired row has `accountType`, or its id
+//!   or UPN was listed as one by this connector; `send` lists the resource accounts once
+//!   itself when no snapshot did (so an account's update never goes to a users endpoint),
+//!   and `steps` groups the same way for both collections except for a create;
+//! - `POST resource_accounts` answers Fusion's internal integer id, not the object id the
+//!   PUT and DELETE take, and creation is asynchronous. So a create sets the user id to
+//!   `upn:<upn>` (a pending id) and the next write to that account first looks its object
+//!   id up in the list (a second request); not listed yet is
+//!   a 404, which the executor treats as "not replicated yet". `read_user("upn:…")` looks
+//!   the account up the same way.
 
 pub(crate) mod client;
-pub mod mapping;
-pub mod steps;
-pub mod wire;
+mod mapping;
+mod steps;
+mod wire;
 
 use crate::config::TenantConfig;
 use crate::connector::retry::RetryPolicy;
 use crate::connector::{Capabilities, Connector, ConnectorError, Gate, Step, TenantStatus};
 use crate::model::{Catalogs, Snapshot, TenantUser, Upn};
-use crate::plan::model::UserPlan;
+use crate::plan::model::{Operation, UserPlan};
 use async_trait::async_trait;
 use client::{Client, Request};
 use std::collections::HashSet;
@@ -42,9 +66,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use client::{DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER};
+use steps::{Creates, Target};
+
+/// Prefix of the id `send` gives a resource account it just created (see the module doc).
+pub const PENDING_RA_PREFIX: &str = "upn:";
 
 /// Users per list page; see the module doc for why 999.
 pub const DEFAULT_PAGE_SIZE: u32 = 999;
+/// The page size fallen back to when a server refuses a larger one with a 400.
+pub const FALLBACK_PAGE_SIZE: u32 = 100;
 /// Detail GETs in flight during a snapshot; the gate, not this, sets the pace.
 const DETAIL_CONCURRENCY: usize = 16;
 
@@ -127,7 +157,17 @@ impl FusionSettings {
 /// The Fusion connector; cheap to share behind an `Arc`.
 pub struct FusionConnector {
     client: Client,
-    page_size: u32,
+    page_size: std::sync::atomic::AtomicU32,
+    ras: std::sync::Mutex<RaIndex>,
+    /// Whether `ras` holds a listing yet.
+    ras_listed: std::sync::atomic::AtomicBool,
+}
+
+/// Ids and UPNs this connector has seen listed as resource accounts.
+#[derive(Default)]
+struct RaIndex {
+    ids: HashSet<String>,
+    upns: HashSet<Upn>,
 }
 
 impl std::fmt::Debug for FusionConnector {
@@ -149,7 +189,9 @@ impl FusionConnector {
         let client = Client::new(&settings, gate)?;
         Ok(FusionConnector {
             client,
-            page_size: settings.page_size,
+            page_size: settings.page_size.into(),
+            ras: Default::default(),
+            ras_listed: Default::default(),
         })
     }
 
@@ -190,16 +232,33 @@ impl FusionConnector {
         let mut seen_ids = HashSet::new();
         let mut seen_tokens = HashSet::new();
         let mut next: Option<String> = None;
+        // Fixed for the whole listing: `next` tokens are bound to it.
+        let mut page_size = self.page_size.load(Ordering::Relaxed);
         loop {
             let mut r = Request::get(&["users"]);
-            r.query.push(("page_size", self.page_size.to_string()));
+            r.query.push(("page_size", page_size.to_string()));
             if let Some(s) = search {
                 r.query.push(("search", s.to_string()));
             }
             if let Some(n) = &next {
                 r.query.push(("next", n.clone()));
             }
-            let page: wire::UsersPage = self.client.read(&r, counter).await?;
+            let page: wire::UsersPage = match self.client.read(&r, counter).await {
+                Ok(p) => p,
+                Err(ConnectorError::Rejected {
+                    status: 400,
+                    reason,
+                    ..
+                }) if next.is_none() && page_size > FALLBACK_PAGE_SIZE => {
+                    tracing::warn!(
+                        "GET users refused page_size={page_size} ({reason}); using {FALLBACK_PAGE_SIZE}"
+                    );
+                    page_size = FALLBACK_PAGE_SIZE;
+                    self.page_size.store(page_size, Ordering::Relaxed);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             for u in mapping::users_from_page(&page) {
                 if seen_ids.insert(u.id.clone()) {
                     out.push(u);
@@ -223,6 +282,65 @@ impl FusionConnector {
         }
     }
 
+    fn ra_index(&self) -> std::sync::MutexGuard<'_, RaIndex> {
+        self.ras.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Which collection `user` is written to (see the module doc).
+    fn target(&self, user: &UserPlan, user_id: Option<&str>) -> Target {
+        if user.desired.account_type.is_some()
+            || user_id.is_some_and(|id| id.starts_with(PENDING_RA_PREFIX))
+        {
+            return Target::ResourceAccount;
+        }
+        let idx = self.ra_index();
+        if user_id.is_some_and(|id| idx.ids.contains(id)) || idx.upns.contains(&user.upn) {
+            Target::ResourceAccount
+        } else {
+            Target::User
+        }
+    }
+
+    /// `GET resource_accounts`; 404 is an empty list (see the module doc).
+    async fn list_resource_accounts(
+        &self,
+        counter: &AtomicU64,
+    ) -> Result<Vec<TenantUser>, ConnectorError> {
+        let r = Request::get(&["resource_accounts"]);
+        let ras = match self
+            .client
+            .read::<wire::ResourceAccountsAnswer>(&r, counter)
+            .await
+        {
+            Ok(a) => mapping::resource_accounts_from_answer(&a),
+            Err(e) if e.is_not_found() => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let mut idx = self.ra_index();
+        for ra in &ras {
+            idx.ids.insert(ra.id.clone());
+            idx.upns.insert(ra.upn.clone());
+        }
+        self.ras_listed.store(true, Ordering::Release);
+        Ok(ras)
+    }
+
+    /// The resource account with this id, or with this UPN for a pending `upn:` id.
+    async fn find_resource_account(
+        &self,
+        id: &str,
+        counter: &AtomicU64,
+    ) -> Result<Option<TenantUser>, ConnectorError> {
+        let ras = self.list_resource_accounts(counter).await?;
+        Ok(match id.strip_prefix(PENDING_RA_PREFIX) {
+            Some(upn) => match Upn::parse(upn) {
+                Ok(upn) => ras.into_iter().find(|r| r.upn == upn),
+                Err(_) => None,
+            },
+            None => ras.into_iter().find(|r| r.id == id),
+        })
+    }
+
     async fn read_user_counted(
         &self,
         id: &str,
@@ -234,13 +352,10 @@ impl FusionConnector {
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
+        // A UPN our model refuses (a guest's `#EXT#`, say) will not parse on a retry either.
         mapping::user_from_wire(&w, true)
             .map(Some)
-            .map_err(|m| ConnectorError::Retryable {
-                status: None,
-                retry_after: None,
-                message: format!("GET user/{id}: {m}"),
-            })
+            .map_err(|m| ConnectorError::Unsupported(format!("GET user/{id}: {m}")))
     }
 }
 
@@ -285,20 +400,23 @@ impl Connector for FusionConnector {
         all_details: bool,
     ) -> Result<Snapshot, ConnectorError> {
         let counter = AtomicU64::new(0);
-        let users = self.list_users(None, &counter).await?;
+        let mut users = self.list_users(None, &counter).await?;
         let (rg, rl, rv) = (
             Request::get(&["groups"]),
             Request::get(&["licenses"]),
             Request::get(&["vrps"]),
         );
-        let (groups, licenses, vrps) = tokio::try_join!(
+        let (groups, licenses, vrps, ras) = tokio::try_join!(
             self.client.read::<wire::GroupsAnswer>(&rg, &counter),
             self.client.read::<wire::LicensesAnswer>(&rl, &counter),
             self.client.read::<wire::VrpsAnswer>(&rv, &counter),
+            self.list_resource_accounts(&counter),
         )?;
+        let ra_upns: HashSet<&Upn> = ras.iter().map(|r| &r.upn).collect();
+        users.retain(|u| !ra_upns.contains(&u.upn));
         let wanted: HashSet<&Upn> = detail_upns.iter().collect();
         let counter_ref = &counter;
-        let users = crate::connector::read_details(
+        let mut users = crate::connector::read_details(
             users,
             |u| all_details || wanted.contains(&u.upn),
             DETAIL_CONCURRENCY,
@@ -306,6 +424,7 @@ impl Connector for FusionConnector {
             |_listed, detail| detail,
         )
         .await?;
+        users.extend(ras);
         Ok(Snapshot {
             users,
             catalogs: Catalogs {
@@ -319,7 +438,12 @@ impl Connector for FusionConnector {
     }
 
     async fn read_user(&self, id: &str) -> Result<Option<TenantUser>, ConnectorError> {
-        self.read_user_counted(id, &AtomicU64::new(0)).await
+        let counter = AtomicU64::new(0);
+        let known_ra = id.starts_with(PENDING_RA_PREFIX) || self.ra_index().ids.contains(id);
+        if known_ra {
+            return self.find_resource_account(id, &counter).await;
+        }
+        self.read_user_counted(id, &counter).await
     }
 
     async fn find_user(
@@ -344,7 +468,11 @@ impl Connector for FusionConnector {
                 .into_iter()
                 .find(|u| &u.upn == upn);
         }
-        let Some(listed) = found else { return Ok(None) };
+        let Some(listed) = found else {
+            // Not a user: maybe a resource account (their create is refused the same way).
+            let pending = format!("{PENDING_RA_PREFIX}{upn}");
+            return self.find_resource_account(&pending, &counter).await;
+        };
         // The list lacks groups and VRP; the single GET completes the picture.
         Ok(Some(
             self.read_user_counted(&listed.id, &counter)
@@ -354,7 +482,7 @@ impl Connector for FusionConnector {
     }
 
     fn steps(&self, user: &UserPlan) -> Vec<Step> {
-        steps::group(user)
+        steps::group(user, self.target(user, user.user_id.as_deref()))
     }
 
     async fn send(
@@ -363,7 +491,40 @@ impl Connector for FusionConnector {
         user_id: &mut Option<String>,
         step: &Step,
     ) -> Result<(), ConnectorError> {
-        let call = steps::build(user, user_id.as_deref(), step)?;
+        if !self.ras_listed.load(Ordering::Acquire) {
+            self.list_resource_accounts(&AtomicU64::new(0)).await?;
+        }
+        let target = self.target(user, user_id.as_deref());
+        let is_create = step.ops.iter().any(|&i| {
+            matches!(
+                user.ops.get(i).map(|p| &p.op),
+                Some(Operation::Create { .. })
+            )
+        });
+        if let Some(pending) = user_id
+            .as_deref()
+            .filter(|id| id.starts_with(PENDING_RA_PREFIX))
+        {
+            if !is_create {
+                match self
+                    .find_resource_account(pending, &AtomicU64::new(0))
+                    .await?
+                {
+                    Some(ra) => *user_id = Some(ra.id),
+                    None => {
+                        return Err(ConnectorError::Rejected {
+                            status: 404,
+                            code: None,
+                            reason: format!(
+                                "resource account {} is not listed yet (created asynchronously)",
+                                user.upn
+                            ),
+                        })
+                    }
+                }
+            }
+        }
+        let call = steps::build(user, user_id.as_deref(), step, target)?;
         let r = Request {
             method: call.method,
             path: call.path,
@@ -371,7 +532,11 @@ impl Connector for FusionConnector {
             body: call.body,
         };
         let body = self.client.send(&r, &AtomicU64::new(0)).await?;
-        if call.creates {
+        if call.creates == Creates::ResourceAccount {
+            *user_id = Some(format!("{PENDING_RA_PREFIX}{}", user.upn));
+            self.ra_index().upns.insert(user.upn.clone());
+        }
+        if call.creates == Creates::User {
             // Created but unreadable: a retry meets "already exists", which the executor
             // resolves with find_user.
             let a: wire::CreateUserAnswer = client::parse_json(&r, &body)?;
@@ -449,6 +614,31 @@ mod tests {
                 "https://f.example.net/prefix/api/v01/draas/p/tenants/t/subscriptions/12/msteams"
             ),
             "{d}"
+        );
+    }
+
+    #[test]
+    fn ca_file_is_loaded_or_refused_clearly() {
+        let mut s = FusionSettings::new("https://f.example.net", "prod", "u", 1, TokenSource::None);
+        s.ca_file = Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/ca/isrg-root-x1.pem"),
+        );
+        assert!(FusionConnector::new(s.clone(), Arc::new(Gate::unlimited())).is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        s.ca_file = Some(empty);
+        let e = FusionConnector::new(s.clone(), Arc::new(Gate::unlimited())).unwrap_err();
+        assert!(
+            matches!(&e, ConnectorError::Config(m) if m.contains("empty.pem")),
+            "{e}"
+        );
+        s.ca_file = Some(dir.path().join("missing.pem"));
+        let e = FusionConnector::new(s, Arc::new(Gate::unlimited())).unwrap_err();
+        assert!(
+            matches!(&e, ConnectorError::Config(m) if m.contains("missing.pem")),
+            "{e}"
         );
     }
 

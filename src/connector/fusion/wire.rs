@@ -87,8 +87,6 @@ pub struct DraasUser {
     pub customer_licenses: Option<Vec<String>>,
     #[serde(default)]
     pub phone_number: Option<String>,
-    #[serde(default)]
-    pub status: Option<String>,
 }
 
 /// `GET …/msteams/groups`.
@@ -134,7 +132,10 @@ pub struct WireSku {
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum VrpsAnswer {
-    Wrapped { results: Vec<WireVrp> },
+    Wrapped {
+        #[serde(default)]
+        results: Vec<WireVrp>,
+    },
     Bare(Vec<WireVrp>),
 }
 
@@ -191,6 +192,68 @@ pub struct ErrorDetail {
     pub code: Option<serde_json::Value>,
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+/// `GET …/msteams/resource_accounts` (not paged). Entries stay raw JSON for the same reason
+/// as [`UsersPage::users`].
+#[derive(Debug, Deserialize)]
+pub struct ResourceAccountsAnswer {
+    #[serde(default, rename = "resourceAccounts")]
+    pub resource_accounts: Vec<serde_json::Value>,
+}
+
+/// A Resource Account Object: `msTeams` plus `draas` when it has Fusion data.
+#[derive(Debug, Deserialize)]
+pub struct WireResourceAccount {
+    #[serde(rename = "msTeams")]
+    pub ms_teams: RaMsTeams,
+    #[serde(default)]
+    pub draas: Option<DraasUser>,
+}
+
+/// The MS Teams Resource Account Object. The document lists no `vrp` here (it can only be
+/// written); `vrp` is `None` when absent and `Some(None)` when sent as `null`, so a server
+/// that does report it lets the planner compare it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RaMsTeams {
+    pub id: String,
+    pub user_principal_name: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub location: Option<String>,
+    #[serde(default)]
+    pub phone_number: Option<String>,
+    #[serde(default)]
+    pub account_type: Option<String>,
+    #[serde(default)]
+    pub licenses: Option<Vec<LicenseRef>>,
+    #[serde(default, deserialize_with = "present")]
+    pub vrp: Option<Option<String>>,
+}
+
+/// Tells an absent field (`None`, via `default`) from an explicit `null` (`Some(None)`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `POST …/msteams/resource_accounts` body.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateResourceAccountBody<'a> {
+    pub account_type: &'a str,
+    pub user_principal_name: &'a str,
+    pub display_name: &'a str,
+    pub location: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub customer_licenses: &'a [String],
 }
 
 #[cfg(test)]
@@ -321,6 +384,74 @@ mod tests {
             serde_json::from_str(r#"{"msTeamsId": "645474c6-57f2-47b0-b824-1b591cc6873a"}"#)
                 .unwrap();
         assert_eq!(a.ms_teams_id, "645474c6-57f2-47b0-b824-1b591cc6873a");
+    }
+
+    #[test]
+    fn resource_accounts_example_parses() {
+        let a: ResourceAccountsAnswer = serde_json::from_str(
+            r#"{"resourceAccounts": [
+{"msTeams": {"id": "a43939f1-a4c6-4412-b6e3-23365d720129",
+"userPrincipalName": "my_call_queue@netaxisdev.onmicrosoft.com", "displayName": "My First Call Queue",
+"location": "BE", "phoneNumber": "+3225405239", "accountType": "call-queue",
+"licenses": [{"skuId": "440eaaa8-b3e0-484b-a8be-62870b9ba70a", "skuPartNumber": "PHONESYSTEM_VIRTUALUSER"}]},
+"draas": {"id": 117, "connectionId": 189, "customerLicenses": ["test-sku"], "numberId": 44,
+"phoneNumber": "+3225405239", "status": "active"}},
+{"msTeams": {"id": "260658ad-b6f9-4fb8-a365-69d862fd450d",
+"userPrincipalName": "my_auto_attendant@netaxisdev.onmicrosoft.com", "displayName": "My First Auto Attendant",
+"location": "NL", "accountType": "auto-attendant", "vrp": null,
+"licenses": [{"skuId": "440eaaa8-b3e0-484b-a8be-62870b9ba70a", "skuPartNumber": "PHONESYSTEM_VIRTUALUSER"}]}}
+]}"#,
+        )
+        .unwrap();
+        let r: WireResourceAccount =
+            serde_json::from_value(a.resource_accounts[0].clone()).unwrap();
+        assert_eq!(r.ms_teams.account_type.as_deref(), Some("call-queue"));
+        assert_eq!(r.ms_teams.vrp, None);
+        let r: WireResourceAccount =
+            serde_json::from_value(a.resource_accounts[1].clone()).unwrap();
+        assert_eq!(r.ms_teams.vrp, Some(None));
+        let body = CreateResourceAccountBody {
+            account_type: "call-queue",
+            user_principal_name: "my_call_queue@netaxisdev.onmicrosoft.com",
+            display_name: "My First Call Queue",
+            location: "BE",
+            phone_number: Some("+3225405239".into()),
+            customer_licenses: &[],
+        };
+        assert_eq!(
+            serde_json::to_value(&body).unwrap(),
+            serde_json::json!({"accountType": "call-queue", "userPrincipalName": "my_call_queue@netaxisdev.onmicrosoft.com",
+                "displayName": "My First Call Queue", "location": "BE", "phoneNumber": "+3225405239"})
+        );
+    }
+
+    /// Every answer example of the document (tests/fixtures/fusion) parses into our types.
+    #[test]
+    fn the_documents_answer_fixtures_parse() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fusion");
+        let read = |n: &str| std::fs::read_to_string(dir.join(format!("{n}.json"))).unwrap();
+        let page: UsersPage = serde_json::from_str(&read("users_list")).unwrap();
+        assert!(page.next.is_some());
+        for u in &page.users {
+            serde_json::from_value::<WireUser>(u.clone()).unwrap();
+        }
+        let u: WireUser = serde_json::from_str(&read("user_single")).unwrap();
+        assert!(u.ms_teams.groups.is_some() && u.ms_teams.vrp.is_some());
+        let g: GroupsAnswer = serde_json::from_str(&read("groups")).unwrap();
+        assert!(g.groups.iter().any(|g| g.orphan));
+        let l: LicensesAnswer = serde_json::from_str(&read("licenses")).unwrap();
+        assert!(!l.licenses.is_empty());
+        let v: VrpsAnswer = serde_json::from_str(&read("vrps")).unwrap();
+        assert_eq!(v.into_items().len(), 5);
+        let st: StatusAnswer = serde_json::from_str(&read("status")).unwrap();
+        assert_eq!(st.status, "onboarded");
+        let c: CreateUserAnswer = serde_json::from_str(&read("user_create_response")).unwrap();
+        assert!(!c.ms_teams_id.is_empty());
+        let ra: ResourceAccountsAnswer =
+            serde_json::from_str(&read("resource_accounts_list")).unwrap();
+        for r in &ra.resource_accounts {
+            serde_json::from_value::<WireResourceAccount>(r.clone()).unwrap();
+        }
     }
 
     #[test]
