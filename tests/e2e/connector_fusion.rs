@@ -538,7 +538,9 @@ async fn token_env_is_read_on_first_use_and_a_missing_one_sends_nothing() {
         .expect(1)
         .mount(&server)
         .await;
-    let var = "TEAMSYNC_TEST_FUSION_TOKEN_E2E";
+    // Not `TEAMSYNC_…`: the binaries other tests run at the same time inherit this process's
+    // environment, and their config refuses unknown `TEAMSYNC_<KEY>` overrides.
+    let var = "TS_E2E_FUSION_TOKEN";
     let mut s = settings(&server.uri());
     s.token = TokenSource::Env(var.into());
     let (c, _) = connector(s.clone());
