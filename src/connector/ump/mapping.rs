@@ -143,23 +143,32 @@ pub fn range_free(r: &wire::NumberRangeRow, held: &HashSet<E164>) -> NumberRange
     }
 }
 
-/// Attributes an op writes in the script body.
-fn attributes(op: &Operation) -> Vec<&'static str> {
+/// The script attributes an op writes, with their values, in body order.
+fn writes(op: &Operation) -> Vec<(&'static str, Value)> {
     match op {
         Operation::SetProperties {
             display_name,
             country,
         } => [
-            display_name.as_ref().map(|_| "DisplayName"),
-            country.as_ref().map(|_| "UsageLocation"),
+            display_name.as_ref().map(|d| ("DisplayName", json!(d))),
+            country
+                .as_ref()
+                .map(|c| ("UsageLocation", json!(c.as_str()))),
         ]
         .into_iter()
         .flatten()
         .collect(),
-        Operation::SetNumber { .. } => vec!["LineURI", "EnterpriseVoiceEnabled"],
-        Operation::SetVrp { .. } => vec!["VoicePolicy"],
+        Operation::SetNumber { number } => vec![
+            ("LineURI", json!(number.as_ref().map(E164::to_tel_uri))),
+            ("EnterpriseVoiceEnabled", json!(number.is_some())),
+        ],
+        Operation::SetVrp { vrp } => vec![("VoicePolicy", json!(vrp))],
         _ => vec![],
     }
+}
+
+fn attributes(op: &Operation) -> Vec<&'static str> {
+    writes(op).into_iter().map(|(k, _)| k).collect()
 }
 
 fn unsupported(op: &Operation) -> Option<&'static str> {
@@ -224,29 +233,8 @@ pub fn script_body(user: &UserPlan, step: &Step) -> Result<Value, ConnectorError
         if let Some(what) = unsupported(op) {
             return Err(ConnectorError::Unsupported(format!("UMP 365: {what}")));
         }
-        match op {
-            Operation::SetProperties {
-                display_name,
-                country,
-            } => {
-                if let Some(d) = display_name {
-                    m.insert("DisplayName".into(), json!(d));
-                }
-                if let Some(c) = country {
-                    m.insert("UsageLocation".into(), json!(c.as_str()));
-                }
-            }
-            Operation::SetNumber { number } => {
-                m.insert(
-                    "LineURI".into(),
-                    json!(number.as_ref().map(E164::to_tel_uri)),
-                );
-                m.insert("EnterpriseVoiceEnabled".into(), json!(number.is_some()));
-            }
-            Operation::SetVrp { vrp } => {
-                m.insert("VoicePolicy".into(), json!(vrp));
-            }
-            _ => {}
+        for (k, v) in writes(op) {
+            m.insert(k.into(), v);
         }
     }
     Ok(Value::Object(m))

@@ -123,14 +123,7 @@ impl UmpSim {
     ) -> Result<UmpSim, SimError> {
         let mut store = Store::open(state)?;
         let tenant = if store.is_empty()? {
-            let seed = seed.ok_or(SimError::NoSeed)?;
-            let err = |reason: String| SimError::Seed {
-                path: seed.display().to_string(),
-                reason,
-            };
-            let text = std::fs::read_to_string(seed).map_err(|e| err(e.to_string()))?;
-            let doc: SeedDoc = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
-            let tenant = Tenant::from_doc(doc).map_err(err)?;
+            let tenant = crate::sim::fusion::read_seed(seed, Tenant::from_doc)?;
             store.seed(&tenant)?;
             tenant
         } else {
