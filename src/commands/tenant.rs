@@ -151,7 +151,7 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
         }
         TenantCommand::Export { format, out, .. } => {
             let snap = full_snapshot(tenant, true).await?;
-            let (header, rows) = export_rows(&snap);
+            let (header, rows) = export_rows(&snap, &tenant.connector.capabilities());
             let bytes = match format {
                 ExportFormat::Csv => sheet_out::to_csv(&header, &rows),
                 ExportFormat::Xlsx => {
@@ -200,8 +200,13 @@ fn license_names(c: &Catalogs, u: &TenantUser) -> Vec<String> {
 
 /// The tenant as an input sheet: names rather than ids where the catalog knows them, so
 /// the sheet is readable and plans to zero changes against the same tenant.
-pub(crate) fn export_rows(snap: &Snapshot) -> (Vec<&'static str>, Vec<Vec<String>>) {
-    let header = vec![
+/// The export sheet; columns the backend cannot carry are left out, so the sheet plans to
+/// zero changes instead of to plan errors (UMP has no groups or licenses).
+pub(crate) fn export_rows(
+    snap: &Snapshot,
+    caps: &crate::connector::Capabilities,
+) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let header = [
         "upn",
         "displayName",
         "number",
@@ -267,6 +272,26 @@ pub(crate) fn export_rows(snap: &Snapshot) -> (Vec<&'static str>, Vec<Vec<String
                 },
             ]
         })
+        .collect::<Vec<Vec<String>>>();
+    let keep: Vec<bool> = header
+        .iter()
+        .map(|h| match *h {
+            "vrp" => caps.vrp,
+            "groups" => caps.groups,
+            "licenses" => caps.licenses,
+            "customerLicenses" => caps.customer_licenses,
+            _ => true,
+        })
         .collect();
-    (header, rows)
+    let header = header
+        .iter()
+        .zip(&keep)
+        .filter_map(|(h, k)| k.then_some(*h));
+    let rows = rows.into_iter().map(|r| {
+        r.into_iter()
+            .zip(&keep)
+            .filter_map(|(c, k)| k.then_some(c))
+            .collect()
+    });
+    (header.collect(), rows.collect())
 }

@@ -333,6 +333,11 @@ fn e2e_sync_a_sheet_into_ump_with_auto_numbers_then_nothing_to_do() {
         .unwrap();
     assert_eq!(ams["numbers_free"][0], "+31205550104");
     assert_eq!(ams["numbers_free"].as_array().unwrap().len(), 96);
+    // The tenant exported as a sheet (without the columns UMP cannot carry) plans to nothing.
+    ws.run(&["tenant", "export", "--out", "export.csv"]).code(0);
+    let header = std::fs::read_to_string(ws.path("export.csv")).unwrap();
+    assert!(header.starts_with("upn,displayName,number,country,vrp\n"), "{header}");
+    ws.run(&["plan", "export.csv", "--detailed-exitcode"]).code(0);
     // The history recorded the chosen number as the item's desired row.
     let data: String = ws
         .history()
