@@ -336,8 +336,12 @@ fn e2e_sync_a_sheet_into_ump_with_auto_numbers_then_nothing_to_do() {
     // The tenant exported as a sheet (without the columns UMP cannot carry) plans to nothing.
     ws.run(&["tenant", "export", "--out", "export.csv"]).code(0);
     let header = std::fs::read_to_string(ws.path("export.csv")).unwrap();
-    assert!(header.starts_with("upn,displayName,number,country,vrp\n"), "{header}");
-    ws.run(&["plan", "export.csv", "--detailed-exitcode"]).code(0);
+    assert!(
+        header.starts_with("upn,displayName,number,country,vrp\n"),
+        "{header}"
+    );
+    ws.run(&["plan", "export.csv", "--detailed-exitcode"])
+        .code(0);
     // The history recorded the chosen number as the item's desired row.
     let data: String = ws
         .history()
@@ -382,4 +386,56 @@ fn e2e_fields_ump_cannot_carry_are_plan_errors() {
     assert_eq!(ump["available"], true);
     assert_eq!(ump["capabilities"]["number_ranges"], true);
     assert_eq!(ump["capabilities"]["groups"], false);
+}
+
+#[tokio::test]
+async fn cli_sim_backend_ump_serves_the_document_paths() {
+    let ws = Workspace::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let seed = repo().join("samples/ump-tenant.json");
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("teamsync"))
+        .current_dir(ws.dir.path())
+        .args(["sim", "--backend", "ump", "--listen", &listen, "--seed"])
+        .arg(&seed)
+        .args(["--token", "proxy-t"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://{listen}/sysadmin/api/sysinfo");
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let answer = loop {
+        match http.get(&url).bearer_auth("proxy-t").send().await {
+            Ok(r) => break r,
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
+            Err(e) => {
+                let _ = child.kill();
+                panic!("simulator did not come up: {e}");
+            }
+        }
+    };
+    let status = answer.status();
+    let body: Value = answer.json().await.unwrap();
+    let anon = http.get(&url).send().await.map(|r| r.status());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200);
+    assert_eq!(body, doc("sysinfo.json"));
+    assert_eq!(anon.unwrap(), 401);
+    let r = ws.run(&["sim", "--backend", "nope", "--seed", "x.json"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("available simulators: fusion, ump"),
+        "{}",
+        r.stderr
+    );
 }
