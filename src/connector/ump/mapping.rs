@@ -58,11 +58,20 @@ fn country_of(loc: Option<&str>) -> Option<Country> {
         .and_then(|s| Country::parse(s).ok())
 }
 
+/// A LineURI that is not E.164 (an on-premises extension like `tel:1234`) is no number to
+/// us: the user stays in the snapshot, without one, and a warning names it.
+fn number_or_warn(upn: &Upn, line_uri: Option<&str>) -> Option<E164> {
+    number_of(line_uri).unwrap_or_else(|e| {
+        tracing::warn!(%upn, "LineURI ignored: {e}");
+        None
+    })
+}
+
 /// A list entry; `Err` names what is wrong with it (the caller skips it with a warning).
 pub fn user_from_list(u: &wire::ListUser) -> Result<TenantUser, String> {
     let sip = u.sip_address.as_deref().unwrap_or_default();
     let upn = upn_of_sip(sip)?;
-    let number = number_of(u.line_uri.as_deref())?;
+    let number = number_or_warn(&upn, u.line_uri.as_deref());
     Ok(TenantUser {
         id: sip_of(sip),
         display_name: u.web_name.clone().unwrap_or_default().trim().to_string(),
@@ -81,7 +90,7 @@ pub fn user_from_list(u: &wire::ListUser) -> Result<TenantUser, String> {
 pub fn user_from_detail(d: &wire::DetailUser) -> Result<TenantUser, String> {
     let sip = d.sip_address.as_deref().unwrap_or_default();
     let upn = upn_of_sip(sip)?;
-    let number = number_of(d.line_uri.as_deref())?;
+    let number = number_or_warn(&upn, d.line_uri.as_deref());
     Ok(TenantUser {
         id: sip_of(sip),
         display_name: d
@@ -347,6 +356,18 @@ mod tests {
         );
         assert_eq!(number_of(Some("")).unwrap(), None);
         assert!(number_of(Some("tel:12")).is_err());
+    }
+
+    #[test]
+    fn a_line_uri_that_is_no_e164_number_keeps_the_user_without_one() {
+        let u = wire::ListUser {
+            sip_address: Some("sip:ext@x.com".into()),
+            web_name: Some("Ext".into()),
+            line_uri: Some("tel:1234".into()),
+            usage_location: Some("NL".into()),
+        };
+        let t = user_from_list(&u).unwrap();
+        assert_eq!((t.upn.as_str(), t.number), ("ext@x.com", None));
     }
 
     #[test]
