@@ -6,10 +6,12 @@ use crate::config::{BackendKind, TenantConfig};
 use crate::connector::fusion::{FusionConnector, FusionSettings, TokenSource};
 use crate::connector::liveplatform::{LivePlatformConnector, LivePlatformSettings};
 use crate::connector::retry::RetryPolicy;
+use crate::connector::ump::{UmpConnector, UmpSettings};
 use crate::connector::{Connector, ConnectorError, Gate};
 use crate::sim::fusion::conn::Background;
 use crate::sim::fusion::{self as fsim, FusionSim, SimOptions};
 use crate::sim::liveplatform::{self as lpsim, LivePlatformSim};
+use crate::sim::ump::{self as usim, UmpSim};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,9 +70,15 @@ impl Tenant {
                         .map_err(setup)?;
                     return Ok(tenant(Arc::new(connector), gate, Some(sim)));
                 }
+                if which == "ump" {
+                    let (connector, sim) = embedded_ump(cfg, gate.clone(), timeout)
+                        .await
+                        .map_err(setup)?;
+                    return Ok(tenant(Arc::new(connector), gate, Some(sim)));
+                }
                 if which != "fusion" {
                     return Err(setup(format!(
-                        "sim_backend {which:?} is not available as an embedded tenant (available: fusion, liveplatform)"
+                        "sim_backend {which:?} is not available as an embedded tenant (available: fusion, liveplatform, ump)"
                     )));
                 }
                 if let Some(state) = &cfg.state {
@@ -120,6 +128,12 @@ impl Tenant {
                     .map_err(connector_err)?;
                 Ok(tenant(Arc::new(connector), gate, None))
             }
+            BackendKind::Ump => {
+                let connector = UmpSettings::from_tenant_config(cfg)
+                    .and_then(|s| UmpConnector::new(s, gate.clone()))
+                    .map_err(connector_err)?;
+                Ok(tenant(Arc::new(connector), gate, None))
+            }
             other => Err(setup(format!(
                 "backend {:?} is not available in this build yet",
                 other.as_str()
@@ -153,6 +167,31 @@ async fn embedded_liveplatform(
     s.request_timeout = timeout;
     s.retry.max_attempts = cfg.max_attempts.max(1);
     let connector = LivePlatformConnector::new(s, gate).map_err(|e| e.to_string())?;
+    Ok((connector, running))
+}
+
+/// The UMP simulator in-process, and a connector to it. UMP documents no authentication,
+/// so the embedded server asks for none.
+async fn embedded_ump(
+    cfg: &TenantConfig,
+    gate: Arc<Gate>,
+    timeout: Duration,
+) -> Result<(UmpConnector, Background), String> {
+    let opts = SimOptions {
+        token: None,
+        ..sim_options(cfg, "")
+    };
+    let sim = UmpSim::open(cfg.state.as_deref(), cfg.seed.as_deref(), opts)
+        .map_err(|e| format!("embedded UMP simulator: {e}"))?;
+    let running = usim::start(sim)
+        .await
+        .map_err(|e| format!("embedded UMP simulator: {e}"))?;
+    let mut s = UmpSettings::new(running.base_url());
+    s.request_timeout = timeout;
+    s.page_size = 100;
+    s.retry.max_attempts = cfg.max_attempts.max(1);
+    s.voice_policies = cfg.voice_policies.clone().unwrap_or_default();
+    let connector = UmpConnector::new(s, gate).map_err(|e| e.to_string())?;
     Ok((connector, running))
 }
 

@@ -7,3 +7,4 @@
 
 pub mod fusion;
 pub mod liveplatform;
+pub mod ump;
