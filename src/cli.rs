@@ -260,6 +260,11 @@ pub enum TenantCommand {
         #[arg(long)]
         tenant: Option<String>,
     },
+    /// Number ranges with their free numbers (backends that have ranges, e.g. UMP 365).
+    Numbers {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
     /// The tenant's current state as an input sheet (the start of a migration).
     Export {
         #[arg(long)]

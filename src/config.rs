@@ -81,6 +81,9 @@ pub struct TenantConfig {
     pub token_command: Option<String>,
     #[serde(default)]
     pub allow_insecure_http: bool,
+    /// UMP 365: the voice policies sheets may name in `vrp` (UMP cannot list them).
+    #[serde(default)]
+    pub voice_policies: Option<Vec<String>>,
     pub ca_file: Option<PathBuf>,
 
     #[serde(default = "d_rate")]

@@ -7,11 +7,13 @@ use crate::connector::fusion::{FusionConnector, FusionSettings, TokenSource};
 use crate::connector::liveplatform::{LivePlatformConnector, LivePlatformSettings};
 use crate::connector::portsip::{PortsipConnector, PortsipSettings};
 use crate::connector::retry::RetryPolicy;
+use crate::connector::ump::{UmpConnector, UmpSettings};
 use crate::connector::{Connector, ConnectorError, Gate};
 use crate::sim::fusion::conn::Background;
 use crate::sim::fusion::{self as fsim, FusionSim, SimOptions};
 use crate::sim::liveplatform::{self as lpsim, LivePlatformSim};
 use crate::sim::portsip::{self as psim, PortsipSim};
+use crate::sim::ump::{self as usim, UmpSim};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,22 +66,20 @@ impl Tenant {
         match cfg.backend {
             BackendKind::Sim => {
                 let which = cfg.sim_backend.as_deref().unwrap_or("fusion");
-                if which == "liveplatform" {
-                    let (connector, sim) = embedded_liveplatform(cfg, gate.clone(), timeout)
-                        .await
-                        .map_err(setup)?;
-                    return Ok(tenant(Arc::new(connector), gate, Some(sim)));
-                }
-                if which == "portsip" {
-                    let (connector, sim) = embedded_portsip(cfg, gate.clone(), timeout)
-                        .await
-                        .map_err(setup)?;
-                    return Ok(tenant(Arc::new(connector), gate, Some(sim)));
-                }
-                if which != "fusion" {
-                    return Err(setup(format!(
-                        "sim_backend {which:?} is not available as an embedded tenant (available: fusion, liveplatform, portsip)"
-                    )));
+                let embedded = match which {
+                    "fusion" => None,
+                    "liveplatform" => Some(embedded_liveplatform(cfg, gate.clone(), timeout).await),
+                    "portsip" => Some(embedded_portsip(cfg, gate.clone(), timeout).await),
+                    "ump" => Some(embedded_ump(cfg, gate.clone(), timeout).await),
+                    _ => {
+                        return Err(setup(format!(
+                            "sim_backend {which:?} is not available as an embedded tenant (available: fusion, liveplatform, portsip, ump)"
+                        )))
+                    }
+                };
+                if let Some(embedded) = embedded {
+                    let (connector, sim) = embedded.map_err(setup)?;
+                    return Ok(tenant(connector, gate, Some(sim)));
                 }
                 if let Some(state) = &cfg.state {
                     if let Some(dir) = state.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -133,10 +133,12 @@ impl Tenant {
                     .map_err(connector_err)?;
                 Ok(tenant(Arc::new(connector), gate, None))
             }
-            other => Err(setup(format!(
-                "backend {:?} is not available in this build yet",
-                other.as_str()
-            ))),
+            BackendKind::Ump => {
+                let connector = UmpSettings::from_tenant_config(cfg)
+                    .and_then(|s| UmpConnector::new(s, gate.clone()))
+                    .map_err(connector_err)?;
+                Ok(tenant(Arc::new(connector), gate, None))
+            }
         }
     }
 
@@ -153,7 +155,7 @@ async fn embedded_liveplatform(
     cfg: &TenantConfig,
     gate: Arc<Gate>,
     timeout: Duration,
-) -> Result<(LivePlatformConnector, Background), String> {
+) -> Result<(Arc<dyn Connector>, Background), String> {
     let token = random_token();
     let opts = sim_options(cfg, &token);
     let sim = LivePlatformSim::open(cfg.state.as_deref(), cfg.seed.as_deref(), opts)
@@ -166,7 +168,7 @@ async fn embedded_liveplatform(
     s.request_timeout = timeout;
     s.retry.max_attempts = cfg.max_attempts.max(1);
     let connector = LivePlatformConnector::new(s, gate).map_err(|e| e.to_string())?;
-    Ok((connector, running))
+    Ok((Arc::new(connector), running))
 }
 
 /// The PortSIP simulator in-process, and a connector to it with a token of its own.
@@ -174,7 +176,7 @@ async fn embedded_portsip(
     cfg: &TenantConfig,
     gate: Arc<Gate>,
     timeout: Duration,
-) -> Result<(PortsipConnector, Background), String> {
+) -> Result<(Arc<dyn Connector>, Background), String> {
     let token = random_token();
     let opts = sim_options(cfg, &token);
     let sim = PortsipSim::open(cfg.state.as_deref(), cfg.seed.as_deref(), opts)
@@ -186,7 +188,32 @@ async fn embedded_portsip(
     s.request_timeout = timeout;
     s.retry.max_attempts = cfg.max_attempts.max(1);
     let connector = PortsipConnector::new(s, gate).map_err(|e| e.to_string())?;
-    Ok((connector, running))
+    Ok((Arc::new(connector), running))
+}
+
+/// The UMP simulator in-process, and a connector to it. UMP documents no authentication,
+/// so the embedded server asks for none.
+async fn embedded_ump(
+    cfg: &TenantConfig,
+    gate: Arc<Gate>,
+    timeout: Duration,
+) -> Result<(Arc<dyn Connector>, Background), String> {
+    let opts = SimOptions {
+        token: None,
+        ..sim_options(cfg, "")
+    };
+    let sim = UmpSim::open(cfg.state.as_deref(), cfg.seed.as_deref(), opts)
+        .map_err(|e| format!("embedded UMP simulator: {e}"))?;
+    let running = usim::start(sim)
+        .await
+        .map_err(|e| format!("embedded UMP simulator: {e}"))?;
+    let mut s = UmpSettings::new(running.base_url());
+    s.request_timeout = timeout;
+    s.page_size = 100;
+    s.retry.max_attempts = cfg.max_attempts.max(1);
+    s.voice_policies = cfg.voice_policies.clone().unwrap_or_default();
+    let connector = UmpConnector::new(s, gate).map_err(|e| e.to_string())?;
+    Ok((Arc::new(connector), running))
 }
 
 /// An embedded simulator's knobs from the tenant's `sim_*` keys.

@@ -289,6 +289,11 @@ pub struct UserSpec {
     pub display_name: Field<String>,
     #[serde(default, skip_serializing_if = "Field::is_keep")]
     pub number: Field<E164>,
+    /// `number = auto`: the named range to take the lowest free number from (the row's
+    /// `auto:RANGE` or its template's `number_range`); the planner turns it into a
+    /// concrete `number` before diffing. A user who already has a number keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number_range: Option<String>,
     #[serde(default, skip_serializing_if = "Field::is_keep")]
     pub country: Field<Country>,
     #[serde(default, skip_serializing_if = "Field::is_keep")]
@@ -319,6 +324,7 @@ impl UserSpec {
             upn,
             display_name: Field::Keep,
             number: Field::Keep,
+            number_range: None,
             country: Field::Keep,
             vrp: Field::Keep,
             groups: Field::Keep,
@@ -439,6 +445,17 @@ pub struct Snapshot {
     pub catalogs: Catalogs,
     /// HTTP requests the snapshot took (reported to the user).
     pub requests: u64,
+    /// Named number ranges with their free numbers, from backends that have them (UMP);
+    /// what `number = auto` allocates from.
+    #[serde(default)]
+    pub number_ranges: Vec<NumberRange>,
+}
+
+/// A backend's named range of numbers and the ones no user holds, ascending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NumberRange {
+    pub name: String,
+    pub numbers_free: Vec<E164>,
 }
 
 #[cfg(test)]

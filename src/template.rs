@@ -65,7 +65,8 @@ pub struct ResolvedTemplate {
     pub licenses: Option<Vec<String>>,
     #[serde(rename = "customerLicenses")]
     pub customer_licenses: Option<Vec<String>>,
-    /// Carried for display and for the lead's use; teamsync does not allocate from it.
+    /// The range a row with `number = auto` takes its number from (the backend must list
+    /// ranges, e.g. UMP 365).
     pub number_range: Option<String>,
     /// The file that defines it.
     pub path: PathBuf,

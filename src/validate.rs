@@ -375,10 +375,24 @@ fn normalise_row(
         Some(Field::Set(c)) => Some(c.clone()),
         _ => template.and_then(|t| t.country.clone()),
     };
-    let number = ctx.field(
-        Column::Number,
-        cell::number(ctx.cell(Column::Number), effective_country.as_ref(), &mut w),
-    );
+    let auto = cell::auto_number(ctx.cell(Column::Number));
+    let mut number_range = None;
+    let number = match auto {
+        None => ctx.field(
+            Column::Number,
+            cell::number(ctx.cell(Column::Number), effective_country.as_ref(), &mut w),
+        ),
+        Some(own) => {
+            number_range = own.or_else(|| template.and_then(|t| t.number_range.clone()));
+            if number_range.is_none() {
+                ctx.error(
+                    Column::Number,
+                    "`auto` needs a number range: write auto:RANGE, or use a template that sets number_range".into(),
+                );
+            }
+            Some(Field::Keep)
+        }
+    };
     for m in w.drain(..) {
         ctx.warn(Column::Number, m);
     }
@@ -429,6 +443,7 @@ fn normalise_row(
     let mut spec = UserSpec::new(upn?);
     spec.display_name = display_name?;
     spec.number = number?;
+    spec.number_range = number_range;
     spec.country = country?;
     spec.vrp = vrp?;
     spec.groups = groups?;
@@ -503,6 +518,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = write(&dir, "users.csv", text);
         validate_files(&[p], &SheetOptions::default(), &templates())
+    }
+
+    #[test]
+    fn auto_numbers_take_their_range_from_the_cell_or_the_template() {
+        let ts = TemplateSet::from_sources([("ranged", "number_range = \"NL-Utrecht\"")]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            &dir,
+            "users.csv",
+            "upn,number,template\n\
+             a@contoso.com,AUTO,ranged\n\
+             b@contoso.com,auto: MsPhoneSystem(EMEA-NL),\n\
+             c@contoso.com,auto,\n",
+        );
+        let v = validate_files(&[p], &SheetOptions::default(), &ts);
+        assert_eq!(v.specs[0].number_range.as_deref(), Some("NL-Utrecht"));
+        assert_eq!(v.specs[0].number, Field::Keep);
+        assert_eq!(
+            v.specs[1].number_range.as_deref(),
+            Some("MsPhoneSystem(EMEA-NL)")
+        );
+        assert_eq!(v.errors.len(), 1, "{:?}", v.errors);
+        assert_eq!(v.errors[0].row, Some(4));
+        assert!(v.errors[0].column.as_deref().unwrap().starts_with("number"));
+        assert!(v.errors[0].message.contains("needs a number range"));
     }
 
     #[test]

@@ -24,8 +24,8 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "ump",
-            note: "AudioCodes UMP 365: not available in this build yet",
-            caps: None,
+            note: "AudioCodes UMP 365 (also `sim_backend = \"ump\"`)",
+            caps: Some(crate::connector::ump::CAPABILITIES),
         },
         Row {
             name: "portsip",

@@ -5,9 +5,9 @@ use crate::cli::SimArgs;
 use crate::sim::fusion::{self as fsim, FusionSim, SimOptions};
 
 pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
-    if !["fusion", "liveplatform", "portsip"].contains(&args.backend.as_str()) {
+    if !["fusion", "liveplatform", "portsip", "ump"].contains(&args.backend.as_str()) {
         return Err(CliError::Invalid(format!(
-            "--backend {:?}: available simulators: fusion, liveplatform, portsip",
+            "--backend {:?}: available simulators: fusion, liveplatform, portsip, ump",
             args.backend
         )));
     }
@@ -33,6 +33,9 @@ pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
     }
     if args.backend == "portsip" {
         return portsip(&args, opts).await;
+    }
+    if args.backend == "ump" {
+        return ump(&args, opts).await;
     }
     let sim = FusionSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
         .map_err(|e| CliError::Invalid(format!("simulator: {e}")))?;
@@ -71,6 +74,19 @@ async fn portsip(args: &SimArgs, opts: SimOptions) -> CmdResult {
     let (listener, addr) = bind(&args.listen).await?;
     eprintln!("portsip simulator on http://{addr}/api/users (Ctrl-C to stop)");
     psim::run(listener, sim, ctrl_c())
+        .await
+        .map_err(|e| CliError::Other(anyhow::anyhow!("simulator: {e}")))?;
+    Ok(0)
+}
+
+/// `--token` stands for an authenticating proxy in front: UMP itself has none.
+async fn ump(args: &SimArgs, opts: SimOptions) -> CmdResult {
+    use crate::sim::ump::UmpSim;
+    let sim = UmpSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
+        .map_err(|e| CliError::Invalid(format!("simulator: {e}")))?;
+    let (listener, addr) = bind(&args.listen).await?;
+    eprintln!("ump simulator on http://{addr}/sysadmin/api/ (Ctrl-C to stop)");
+    fsim::conn::serve(listener, sim.router(), ctrl_c())
         .await
         .map_err(|e| CliError::Other(anyhow::anyhow!("simulator: {e}")))?;
     Ok(0)

@@ -15,6 +15,7 @@ pub async fn run(ctx: &Ctx, cmd: TenantCommand) -> CmdResult {
         | TenantCommand::Groups { tenant }
         | TenantCommand::Licenses { tenant }
         | TenantCommand::Vrps { tenant }
+        | TenantCommand::Numbers { tenant }
         | TenantCommand::Export { tenant, .. } => tenant.clone(),
     };
     let tenant = open_tenant(ctx, name.as_deref(), None).await?;
@@ -128,6 +129,29 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
                         "{:<28} {}",
                         v.identity,
                         v.description.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            Ok(0)
+        }
+        TenantCommand::Numbers { .. } => {
+            let snap = full_snapshot(tenant, false).await?;
+            if ctx.json() {
+                print_json(&serde_json::to_value(&snap.number_ranges).unwrap_or_default());
+            } else if snap.number_ranges.is_empty() {
+                eprintln!(
+                    "the {} backend lists no number ranges",
+                    tenant.connector.backend()
+                );
+            } else {
+                outln!("{:<52} {:>6}  NEXT FREE", "RANGE", "FREE");
+                for r in &snap.number_ranges {
+                    let next = r.numbers_free.first().map(|n| n.to_string());
+                    outln!(
+                        "{:<52} {:>6}  {}",
+                        r.name,
+                        r.numbers_free.len(),
+                        next.as_deref().unwrap_or("-")
                     );
                 }
             }

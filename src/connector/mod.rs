@@ -15,6 +15,7 @@ pub mod gate;
 pub mod liveplatform;
 pub mod portsip;
 pub mod retry;
+pub mod ump;
 
 use crate::model::{Snapshot, TenantUser, Upn, UserSpec};
 use crate::plan::model::UserPlan;
@@ -169,4 +170,47 @@ pub trait Connector: Send + Sync {
         user_id: &mut Option<String>,
         step: &Step,
     ) -> Result<(), ConnectorError>;
+}
+
+/// A snapshot's second pass, shared by connectors whose list lacks what the single-user read
+/// has: reads the details of the users `wanted` selects, `concurrency` at a time (the gate,
+/// not this, sets the pace), and keeps `merge(listed, detail)` for each. A user whose read
+/// finds nothing vanished between the list and the read: it is left out, with a warning.
+pub(crate) async fn read_details<F, Fut>(
+    users: Vec<TenantUser>,
+    wanted: impl Fn(&TenantUser) -> bool,
+    concurrency: usize,
+    read: F,
+    merge: impl Fn(TenantUser, TenantUser) -> TenantUser,
+) -> Result<Vec<TenantUser>, ConnectorError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<TenantUser>, ConnectorError>>,
+{
+    use futures::{StreamExt, TryStreamExt};
+    let todo: Vec<(usize, String)> = users
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| wanted(u))
+        .map(|(i, u)| (i, u.id.clone()))
+        .collect();
+    let read = &read;
+    let mut found: std::collections::HashMap<usize, Option<TenantUser>> =
+        futures::stream::iter(todo)
+            .map(|(i, id)| async move { read(id).await.map(|d| (i, d)) })
+            .buffer_unordered(concurrency.max(1))
+            .try_collect()
+            .await?;
+    Ok(users
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, u)| match found.remove(&i) {
+            None => Some(u),
+            Some(Some(d)) => Some(merge(u, d)),
+            Some(None) => {
+                tracing::warn!(upn = %u.upn, "user disappeared between list and detail read; left out");
+                None
+            }
+        })
+        .collect())
 }

@@ -27,6 +27,7 @@
 //! - The Phone System check applies only to users whose number or licenses the plan
 //!   changes, so an odd tenant record that the sheet leaves alone never blocks a plan.
 
+mod auto;
 mod diff;
 pub mod model;
 mod numbers;
@@ -150,10 +151,12 @@ pub fn make_plan(input: PlanInput) -> Result<Plan, PlanErrors> {
         ));
     }
 
+    let resolved = auto::assign(&ctx, input.specs, snapshot, &mut rep);
+    let specs: &[UserSpec] = resolved.as_deref().unwrap_or(input.specs);
     let by_upn: HashMap<&Upn, &TenantUser> = snapshot.users.iter().map(|u| (&u.upn, u)).collect();
     let mut first_row: HashMap<&Upn, &UserSpec> = HashMap::new();
-    let mut users = Vec::with_capacity(input.specs.len());
-    for spec in input.specs {
+    let mut users = Vec::with_capacity(specs.len());
+    for spec in specs {
         if let Some(prev) = first_row.get(&spec.upn) {
             rep.error(
                 &ctx,

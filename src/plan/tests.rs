@@ -135,6 +135,7 @@ fn snapshot() -> Snapshot {
         ],
         catalogs: catalogs(),
         requests: 7,
+        number_ranges: vec![],
     }
 }
 
@@ -1425,4 +1426,88 @@ fn country_and_extension_follow_the_capabilities() {
     assert!(errs[0]
         .message
         .contains("fusion backend cannot set extension"));
+}
+
+fn ranged(snap: &mut Snapshot, name: &str, free: &[&str]) {
+    snap.number_ranges.push(crate::model::NumberRange {
+        name: name.into(),
+        numbers_free: free.iter().map(|n| num(n)).collect(),
+    });
+}
+
+#[test]
+fn auto_number_takes_the_lowest_free_number_not_named_elsewhere() {
+    let mut snap = snapshot();
+    ranged(
+        &mut snap,
+        "BE-Brussels",
+        &["+3225405290", "+3225405291", "+3225405292"],
+    );
+    // carol has no number: auto. alice already holds one: keeps it. eve names +…290.
+    let mut carol = spec("carol@contoso.com", 2);
+    carol.number_range = Some("be-brussels".into());
+    let mut alice = spec("alice@contoso.com", 3);
+    alice.number_range = Some("BE-Brussels".into());
+    let mut dave = spec("dave@contoso.com", 4);
+    dave.number = Field::Set(num("+3225405290"));
+    let specs = [carol, alice, dave];
+    let mut i = input(&specs, &snap);
+    i.capabilities.number_ranges = true;
+    let p = make_plan(i).unwrap();
+    let c = user(&p, "carol@contoso.com");
+    assert_eq!(
+        c.ops[0].op,
+        Operation::SetNumber {
+            number: Some(num("+3225405291"))
+        }
+    );
+    assert_eq!(c.desired.number, Field::Set(num("+3225405291")));
+    assert!(user(&p, "alice@contoso.com").ops.is_empty());
+    // Re-planned after the apply: nothing left to do, and the same choice is not made twice.
+    let after = apply_to(&snap, &p);
+    let mut carol2 = spec("carol@contoso.com", 2);
+    carol2.number_range = Some("BE-Brussels".into());
+    let mut i2 = input(std::slice::from_ref(&carol2), &after);
+    i2.capabilities.number_ranges = true;
+    let p2 = make_plan(i2).unwrap();
+    assert_eq!(ops_total(&p2), 0);
+}
+
+#[test]
+fn auto_number_errors_name_the_row_and_the_reason() {
+    let mut snap = snapshot();
+    ranged(&mut snap, "Small", &["+3225405290"]);
+    let auto = |u: &str, row: u64, range: &str| {
+        let mut s = spec(u, row);
+        s.number_range = Some(range.into());
+        s
+    };
+    let specs = [
+        auto("carol@contoso.com", 2, "Small"),
+        auto("new1@contoso.com", 3, "Small"),
+        auto("new2@contoso.com", 4, "Nowhere"),
+    ];
+    let mut i = input(&specs, &snap);
+    i.capabilities.number_ranges = true;
+    let errs = errors(make_plan(i));
+    let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    assert!(
+        errs.iter()
+            .any(|e| e.row == Some(3) && e.message.contains("no free number left")),
+        "{msgs:?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.row == Some(4)
+            && e.column.as_deref() == Some("number")
+            && e.message
+                .contains("unknown number range \"Nowhere\" (known: Small)")),
+        "{msgs:?}"
+    );
+    // A backend without ranges refuses `auto` outright.
+    let specs = [auto("carol@contoso.com", 2, "Small")];
+    let errs = errors(plan(&specs, &snap));
+    assert!(
+        errs[0].message.contains("the fusion backend has none"),
+        "{errs:?}"
+    );
 }

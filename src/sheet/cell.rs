@@ -209,6 +209,22 @@ pub fn template_name(cell: &Cell) -> Result<Option<String>, String> {
 /// Largest integer an f64 holds exactly (2^53).
 const EXACT_F64: f64 = 9_007_199_254_740_992.0;
 
+/// `auto` or `auto:RANGE` in a number cell (any case): the number is to be taken from a
+/// named range at plan time. `Some(None)`: plain `auto` (the template names the range).
+pub fn auto_number(cell: &Cell) -> Option<Option<String>> {
+    let Value::Text(t) = classify(cell) else {
+        return None;
+    };
+    let (head, rest) = match t.split_once(':') {
+        Some((h, r)) => (h, Some(r.trim())),
+        None => (t.as_str(), None),
+    };
+    if !head.trim().eq_ignore_ascii_case("auto") {
+        return None;
+    }
+    Some(rest.filter(|r| !r.is_empty()).map(str::to_string))
+}
+
 /// The `number` cell. `country` is the row's or its template's country, when known.
 pub fn number(
     cell: &Cell,

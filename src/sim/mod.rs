@@ -8,3 +8,4 @@
 pub mod fusion;
 pub mod liveplatform;
 pub mod portsip;
+pub mod ump;

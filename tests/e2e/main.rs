@@ -15,3 +15,4 @@ mod report_html;
 mod sheets;
 mod sim_fusion;
 mod sim_fusion_more;
+mod ump;

@@ -59,7 +59,6 @@ use crate::model::{Catalogs, Snapshot, TenantUser, Upn};
 use crate::plan::model::{Operation, UserPlan};
 use async_trait::async_trait;
 use client::{Client, Request};
-use futures::{StreamExt, TryStreamExt};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -418,38 +417,15 @@ impl Connector for FusionConnector {
         let ra_upns: HashSet<&Upn> = ras.iter().map(|r| &r.upn).collect();
         users.retain(|u| !ra_upns.contains(&u.upn));
         let wanted: HashSet<&Upn> = detail_upns.iter().collect();
-        let todo: Vec<(usize, String)> = users
-            .iter()
-            .enumerate()
-            .filter(|(_, u)| all_details || wanted.contains(&u.upn))
-            .map(|(i, u)| (i, u.id.clone()))
-            .collect();
         let counter_ref = &counter;
-        let details: Vec<(usize, Option<TenantUser>)> = futures::stream::iter(todo)
-            .map(|(i, id)| async move {
-                self.read_user_counted(&id, counter_ref)
-                    .await
-                    .map(|u| (i, u))
-            })
-            .buffer_unordered(DETAIL_CONCURRENCY)
-            .try_collect()
-            .await?;
-        let mut gone = HashSet::new();
-        for (i, d) in details {
-            match d {
-                Some(u) => users[i] = u,
-                None => {
-                    tracing::warn!(upn = %users[i].upn, "user disappeared between list and detail read; left out");
-                    gone.insert(i);
-                }
-            }
-        }
-        let mut users: Vec<TenantUser> = users
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| !gone.contains(i))
-            .map(|(_, u)| u)
-            .collect();
+        let mut users = crate::connector::read_details(
+            users,
+            |u| all_details || wanted.contains(&u.upn),
+            DETAIL_CONCURRENCY,
+            |id| async move { self.read_user_counted(&id, counter_ref).await },
+            |_listed, detail| detail,
+        )
+        .await?;
         users.extend(ras);
         Ok(Snapshot {
             users,
@@ -459,6 +435,7 @@ impl Connector for FusionConnector {
                 vrps: mapping::vrps_from_wire(vrps),
             },
             requests: counter.load(Ordering::Relaxed),
+            number_ranges: Vec::new(),
         })
     }
 

@@ -314,6 +314,7 @@ impl Connector for LivePlatformConnector {
             users,
             catalogs,
             requests: counter.load(Ordering::Relaxed),
+            number_ranges: Vec::new(),
         })
     }
 

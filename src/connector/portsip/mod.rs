@@ -378,6 +378,7 @@ impl Connector for PortsipConnector {
         Ok(Snapshot {
             users,
             catalogs: Catalogs::default(),
+            number_ranges: Vec::new(),
             requests: counter.load(Ordering::Relaxed),
         })
     }

@@ -236,6 +236,23 @@ impl middleware::Edge for Shared {
     }
 }
 
+/// Reads a seed file (`None`: the state is empty and nothing can fill it) and builds the
+/// simulator's tenant from it with `build`, which checks what serde cannot. Shared by every
+/// simulator so seed errors read alike.
+pub(crate) fn read_seed<D: serde::de::DeserializeOwned, T>(
+    seed: Option<&Path>,
+    build: impl FnOnce(D) -> Result<T, String>,
+) -> Result<T, SimError> {
+    let seed = seed.ok_or(SimError::NoSeed)?;
+    let err = |reason: String| SimError::Seed {
+        path: seed.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(seed).map_err(|e| err(e.to_string()))?;
+    let doc: D = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+    build(doc).map_err(err)
+}
+
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -256,15 +273,7 @@ impl FusionSim {
     ) -> Result<FusionSim, SimError> {
         let mut store = Store::open(state)?;
         let tenant = if store.is_empty()? {
-            let seed = seed.ok_or(SimError::NoSeed)?;
-            let seed_err = |reason: String| SimError::Seed {
-                path: seed.display().to_string(),
-                reason,
-            };
-            let text = std::fs::read_to_string(seed).map_err(|e| seed_err(e.to_string()))?;
-            let doc: wire::TenantDoc =
-                serde_json::from_str(&text).map_err(|e| seed_err(e.to_string()))?;
-            let tenant = Tenant::from_doc(doc).map_err(seed_err)?;
+            let tenant = read_seed(seed, Tenant::from_doc)?;
             store.seed(&tenant)?;
             tenant
         } else {

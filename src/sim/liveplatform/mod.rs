@@ -254,14 +254,7 @@ fn load_or_seed(state: Option<&Path>, seed: Option<&Path>) -> Result<TenantDoc, 
         let doc: TenantDoc = serde_json::from_str(&json).map_err(StoreError::from)?;
         return normalise(doc).map_err(|e| StoreError::Invalid(e).into());
     }
-    let seed = seed.ok_or(SimError::NoSeed)?;
-    let seed_err = |reason: String| SimError::Seed {
-        path: seed.display().to_string(),
-        reason,
-    };
-    let text = std::fs::read_to_string(seed).map_err(|e| seed_err(e.to_string()))?;
-    let doc: TenantDoc = serde_json::from_str(&text).map_err(|e| seed_err(e.to_string()))?;
-    let doc = normalise(doc).map_err(seed_err)?;
+    let doc = crate::sim::fusion::read_seed(seed, normalise)?;
     conn.execute(
         "INSERT INTO liveplatform_state(key, value) VALUES ('doc', ?1)",
         [serde_json::to_string(&doc).map_err(StoreError::from)?],
