@@ -34,7 +34,7 @@ use axum::{Json, Router};
 use super::fusion::conn::{self, Background};
 use super::fusion::middleware::{self, Edge, EdgeState, Refusal};
 pub use super::fusion::SimError;
-use super::fusion::{admin, SimOptions};
+use super::fusion::{admin, read_seed, SimOptions};
 use error::{ApiError, Code};
 use store::{Record, Store, Tenant};
 use wire::TenantDoc;
@@ -168,21 +168,11 @@ impl PortsipSim {
         opts: SimOptions,
     ) -> Result<PortsipSim, SimError> {
         let mut store = Store::open(state)?;
-        let tenant = if store.is_empty()? {
-            let seed = seed.ok_or(SimError::NoSeed)?;
-            let seed_err = |reason: String| SimError::Seed {
-                path: seed.display().to_string(),
-                reason,
-            };
-            let text = std::fs::read_to_string(seed).map_err(|e| seed_err(e.to_string()))?;
-            let doc: TenantDoc =
-                serde_json::from_str(&text).map_err(|e| seed_err(e.to_string()))?;
-            let tenant = tenant_from_doc(doc).map_err(seed_err)?;
-            store.seed(&tenant)?;
-            store.load()?
-        } else {
-            store.load()?
-        };
+        if store.is_empty()? {
+            store.seed(&read_seed(seed, tenant_from_doc)?)?;
+        }
+        // Loaded back even when just seeded: the next id comes from what is stored.
+        let tenant = store.load()?;
         let shared = Shared {
             db: Mutex::new(Db { tenant, store }),
             edge: EdgeState::new(opts),
