@@ -213,6 +213,11 @@ pub async fn gate(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Re
         status,
         fault: fault.is_some(),
         fault_kind: fault.map(|f| f.name().to_string()),
+        retry_after: resp
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok()),
     });
     resp
 }
