@@ -6,6 +6,7 @@ mod cli;
 mod cli_auth;
 mod cli_jobs;
 mod connector_fusion;
+mod reliability;
 mod report_html;
 mod sheets;
 mod sim_fusion;
