@@ -6,6 +6,7 @@ mod cli;
 mod cli_auth;
 mod cli_jobs;
 mod connector_fusion;
+mod fuzz_sheets;
 mod reliability;
 mod report_html;
 mod sheets;
