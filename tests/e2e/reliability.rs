@@ -498,21 +498,57 @@ async fn check_state_file(state: &Path, specs: &[UserSpec], what: &str) {
     served.shutdown().await;
 }
 
+/// Items of the newest job that reached `success` (0 when there is no job yet).
+fn items_done(ws: &Workspace) -> u64 {
+    ws.history()
+        .query_row(
+            "SELECT count(*) FROM job_items WHERE status = 'success' \
+             AND bulk_id = (SELECT max(id) FROM bulk_jobs)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(0)
+}
+
+/// When a kill lands: after a random delay from the start (maybe before the job exists),
+/// or once the running job has finished `n` (random) items.
+enum KillAt {
+    Delay(u64),
+    ItemsDone(u64),
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_points_then_resume() {
     use rand::Rng;
+    let mut rng = rand::rng();
     let mut interrupted = 0;
-    // Plan ~1 s, apply ~4 s at 15 req/s: the kills land before, inside and late in apply.
-    let base: [u64; 3] = [1400, 2300, 3400];
-    for (i, ms) in base.iter().enumerate() {
+    let points = [
+        KillAt::Delay(rng.random_range(200..1500)),
+        KillAt::ItemsDone(rng.random_range(0..4)),
+        KillAt::ItemsDone(rng.random_range(8..25)),
+    ];
+    for (i, at) in points.iter().enumerate() {
         let what = format!("kill -9 #{i}");
         let ws = Workspace::with_tenant_extra("sim_latency_ms = 10");
         let sheet = ws.write("reliability.csv", &sheet_text());
         let specs = specs_of(&sheet);
         let sheet_arg = sheet.display().to_string();
+        // ~60 requests at 15 req/s: the job runs for about four seconds.
         let mut child = ws.spawn(&["sync", &sheet_arg, "--rate", "15"]);
-        let delay = ms + rand::rng().random_range(0..300);
-        std::thread::sleep(Duration::from_millis(delay));
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < Duration::from_secs(30) {
+            if child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            let now = match at {
+                KillAt::Delay(ms) => t0.elapsed() >= Duration::from_millis(*ms),
+                KillAt::ItemsDone(n) => last_job(&ws).is_some() && items_done(&ws) >= *n,
+            };
+            if now {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         let job = match last_job(&ws) {
