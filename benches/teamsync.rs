@@ -12,7 +12,8 @@
 //! Sizes (environment): `BENCH_ROWS` (100000), `BENCH_ROWS_SMALL` (20000),
 //! `BENCH_APPLY_USERS` (10000), `BENCH_SPEEDUP_USERS` (1000), `BENCH_RATE` (100),
 //! `BENCH_LATENCY_MS` (50), `BENCH_CONCURRENCY` (8, the tenant default), `BENCH_BURST` (5,
-//! the tenant default). `BENCH_QUICK=1` shrinks everything for a smoke run.
+//! the tenant default). `BENCH_QUICK=1` shrinks everything for a smoke run;
+//! `BENCH_ONLY=validate,plan,history,apply,speedup,sim` runs some parts only.
 //! Results: printed as Markdown, and written to `target/bench/results.json`.
 
 use serde_json::{json, Value};
@@ -50,6 +51,7 @@ fn main() {
 // ---------------------------------------------------------------- sizes
 
 struct Sizes {
+    only: Option<Vec<String>>,
     rows: usize,
     rows_small: usize,
     apply_users: usize,
@@ -68,6 +70,12 @@ fn env_num<T: std::str::FromStr>(key: &str, default: T) -> T {
 }
 
 impl Sizes {
+    fn wants(&self, part: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|p| p == part))
+    }
+
     fn from_env() -> Sizes {
         let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
         let (r, rs, a, s) = if quick {
@@ -76,6 +84,9 @@ impl Sizes {
             (100_000, 20_000, 10_000, 1_000)
         };
         Sizes {
+            only: std::env::var("BENCH_ONLY")
+                .ok()
+                .map(|v| v.split(',').map(|p| p.trim().to_string()).collect()),
             rows: env_num("BENCH_ROWS", r),
             rows_small: env_num("BENCH_ROWS_SMALL", rs),
             apply_users: env_num("BENCH_APPLY_USERS", a),
@@ -333,86 +344,87 @@ async fn orchestrate_async() -> anyhow::Result<()> {
         "teamsync bench: rows {}, small {}, apply {} users at {} req/s ({} ms latency, concurrency {}, burst {}), speed-up on {}",
         z.rows, z.rows_small, z.apply_users, z.rate, z.latency_ms, z.concurrency, z.burst, z.speedup_users
     );
-
-    // 1. validate: CSV and XLSX, 100k (and 20k for flatness).
     let shape = Shape {
         absent_every: 100,
         renamed_every: 10,
     };
-    let mut validate = Vec::new();
-    for (fmt, rows) in [
-        ("csv", z.rows_small),
-        ("csv", z.rows),
-        ("xlsx", z.rows_small),
-        ("xlsx", z.rows),
-    ] {
-        let path = dir.join(format!("users-{rows}.{fmt}"));
-        if fmt == "csv" {
-            write_csv(&path, rows, shape)?;
-        } else {
-            write_xlsx(&path, rows, shape)?;
+    let sheet = dir.join(format!("users-{}.csv", z.rows));
+    write_csv(&sheet, z.rows, shape)?;
+
+    // 1. validate: CSV and XLSX, 100k and 20k (does memory grow with rows?); and the bare
+    //    readers on the same files, to tell the reader's memory from validate's.
+    if z.wants("validate") {
+        let mut validate = Vec::new();
+        for (fmt, rows) in [
+            ("csv", z.rows_small),
+            ("csv", z.rows),
+            ("xlsx", z.rows_small),
+            ("xlsx", z.rows),
+        ] {
+            let path = dir.join(format!("users-{rows}.{fmt}"));
+            if fmt == "csv" {
+                write_csv(&path, rows, shape)?;
+            } else {
+                write_xlsx(&path, rows, shape)?;
+            }
+            eprintln!("validate {fmt} {rows} rows…");
+            let p = path.display().to_string();
+            let r = child(&[s("validate"), p.clone(), cfg.display().to_string()]).await?;
+            let read = child(&[s("read"), p]).await?;
+            validate.push(json!({
+                "format": fmt,
+                "rows": rows,
+                "bytes": std::fs::metadata(&path)?.len(),
+                "result": r,
+                "read_only": read,
+            }));
         }
-        eprintln!("validate {fmt} {rows} rows…");
-        let r = child(&[
-            s("validate"),
-            path.display().to_string(),
-            cfg.display().to_string(),
-        ])
-        .await?;
-        validate.push(json!({"format": fmt, "rows": rows, "bytes": std::fs::metadata(&path)?.len(), "result": r}));
+        results.insert("validate".into(), Value::Array(validate));
     }
-    results.insert("validate".into(), Value::Array(validate));
 
     // 2. snapshot + plan: the big sheet against a tenant of the same size.
-    let seed = dir.join("seed-big.json");
-    write_seed(&seed, z.rows, shape)?;
-    eprintln!("snapshot + plan: {} rows vs {} users…", z.rows, z.rows);
-    let (sim, load_s) = Sim::start(
-        &seed,
-        SimOptions {
-            token: Some(TOKEN.into()),
-            ..SimOptions::default()
-        },
-    )
-    .await?;
-    let sheet = dir.join(format!("users-{}.csv", z.rows));
-    let mut a = sim.args();
-    a.splice(0..0, [s("plan"), sheet.display().to_string()]);
-    let mut r = child(&a).await?;
-    r["sim_seed_load_s"] = json!(load_s);
-    results.insert("snapshot_plan".into(), r);
-    sim.running.shutdown().await;
+    if z.wants("plan") {
+        let seed = dir.join("seed-big.json");
+        write_seed(&seed, z.rows, shape)?;
+        eprintln!("snapshot + plan: {} rows vs {} users…", z.rows, z.rows);
+        let (sim, load_s) = Sim::start(
+            &seed,
+            SimOptions {
+                token: Some(TOKEN.into()),
+                ..SimOptions::default()
+            },
+        )
+        .await?;
+        let mut a = sim.args();
+        a.splice(0..0, [s("plan"), sheet.display().to_string()]);
+        let mut r = child(&a).await?;
+        r["sim_seed_load_s"] = json!(load_s);
+        results.insert("snapshot_plan".into(), r);
+        sim.running.shutdown().await;
+    }
 
     // 3. history writer capacity.
-    eprintln!("history writer: {} items…", z.apply_users);
-    let r = child(&[
-        s("history"),
-        dir.join("history-cap.db").display().to_string(),
-        z.apply_users.to_string(),
-    ])
-    .await?;
-    results.insert("history_capacity".into(), r);
+    if z.wants("history") {
+        eprintln!("history writer: {} items…", z.apply_users);
+        let r = child(&[
+            s("history"),
+            dir.join("history-cap.db").display().to_string(),
+            z.apply_users.to_string(),
+        ])
+        .await?;
+        results.insert("history_capacity".into(), r);
+    }
 
     // 4. apply at the configured rate with latency.
     let rename_all = Shape {
         absent_every: 0,
         renamed_every: 1,
     };
-    let apply_seed = dir.join("seed-apply.json");
-    let apply_sheet = dir.join("apply.csv");
-    write_seed(&apply_seed, z.apply_users, rename_all)?;
-    write_csv(&apply_sheet, z.apply_users, rename_all)?;
     let latency = SimOptions {
         token: Some(TOKEN.into()),
         latency_ms: z.latency_ms,
         ..SimOptions::default()
     };
-    eprintln!(
-        "apply: {} users at {} req/s (takes at least {:.0} s)…",
-        z.apply_users,
-        z.rate,
-        z.apply_users as f64 / z.rate
-    );
     let run_apply = |seed: PathBuf, sheet: PathBuf, db: PathBuf, rate: f64, conc: usize| {
         let latency = latency.clone();
         let burst = z.burst;
@@ -441,49 +453,65 @@ async fn orchestrate_async() -> anyhow::Result<()> {
             anyhow::Ok(r)
         }
     };
-    let r = run_apply(
-        apply_seed.clone(),
-        apply_sheet.clone(),
-        dir.join("apply.db"),
-        z.rate,
-        z.concurrency,
-    )
-    .await?;
-    results.insert("apply".into(), r);
+    if z.wants("apply") {
+        let apply_seed = dir.join("seed-apply.json");
+        let apply_sheet = dir.join("apply.csv");
+        write_seed(&apply_seed, z.apply_users, rename_all)?;
+        write_csv(&apply_sheet, z.apply_users, rename_all)?;
+        eprintln!(
+            "apply: {} users at {} req/s (takes at least {:.0} s)…",
+            z.apply_users,
+            z.rate,
+            z.apply_users as f64 / z.rate
+        );
+        let r = run_apply(
+            apply_seed,
+            apply_sheet,
+            dir.join("apply.db"),
+            z.rate,
+            z.concurrency,
+        )
+        .await?;
+        results.insert("apply".into(), r);
+    }
 
     // 5. speed-up over one request at a time, same simulator and latency.
     let su_seed = dir.join("seed-speedup.json");
     let su_sheet = dir.join("speedup.csv");
     write_seed(&su_seed, z.speedup_users, rename_all)?;
     write_csv(&su_sheet, z.speedup_users, rename_all)?;
-    let mut speed = serde_json::Map::new();
-    for (name, rate, conc) in [
-        ("sequential", 0.0, 1),
-        ("configured", z.rate, z.concurrency),
-        ("unlimited", 0.0, z.concurrency),
-    ] {
-        eprintln!("speed-up: {name} ({} users)…", z.speedup_users);
-        let db = dir.join(format!("speedup-{name}.db"));
-        let r = run_apply(su_seed.clone(), su_sheet.clone(), db, rate, conc).await?;
-        speed.insert(name.into(), r);
+    if z.wants("speedup") {
+        let mut speed = serde_json::Map::new();
+        for (name, rate, conc) in [
+            ("sequential", 0.0, 1),
+            ("configured", z.rate, z.concurrency),
+            ("unlimited", 0.0, z.concurrency),
+        ] {
+            eprintln!("speed-up: {name} ({} users)…", z.speedup_users);
+            let db = dir.join(format!("speedup-{name}.db"));
+            let r = run_apply(su_seed.clone(), su_sheet.clone(), db, rate, conc).await?;
+            speed.insert(name.into(), r);
+        }
+        results.insert("speedup".into(), Value::Object(speed));
     }
-    results.insert("speedup".into(), Value::Object(speed));
 
     // 6. simulator throughput, loopback, no latency.
-    eprintln!("simulator throughput…");
-    let (sim, _) = Sim::start(
-        &su_seed,
-        SimOptions {
-            token: Some(TOKEN.into()),
-            ..SimOptions::default()
-        },
-    )
-    .await?;
-    let mut a = sim.args();
-    a.splice(0..0, [s("simload"), "3".into(), "32".into()]);
-    let r = child(&a).await?;
-    results.insert("sim".into(), r);
-    sim.running.shutdown().await;
+    if z.wants("sim") {
+        eprintln!("simulator throughput…");
+        let (sim, _) = Sim::start(
+            &su_seed,
+            SimOptions {
+                token: Some(TOKEN.into()),
+                ..SimOptions::default()
+            },
+        )
+        .await?;
+        let mut a = sim.args();
+        a.splice(0..0, [s("simload"), "3".into(), "32".into()]);
+        let r = child(&a).await?;
+        results.insert("sim".into(), r);
+        sim.running.shutdown().await;
+    }
 
     let results = Value::Object(results);
     let out_dir = repo().join("target/bench");
@@ -512,18 +540,21 @@ fn render(z: &Sizes, r: &Value) -> String {
     for v in r["validate"].as_array().into_iter().flatten() {
         let res = &v["result"];
         o += &format!(
-            "| validate {} {} rows ({:.1} MB) | {:.0} rows/s ({:.2} s), peak RSS {}, exit {} |\n",
+            "| validate {} {} rows ({:.1} MB) | {:.0} rows/s ({:.2} s), peak RSS {}, exit {}; the reader alone: {:.2} s, peak RSS {} |\n",
             v["format"].as_str().unwrap_or("?"),
             v["rows"],
             f(&v["bytes"]) / 1e6,
             f(&v["rows"]) / f(&res["seconds"]),
             f(&res["seconds"]),
             mib(&res["peak_kib"]),
-            res["exit"]
+            res["exit"],
+            f(&v["read_only"]["seconds"]),
+            mib(&v["read_only"]["peak_kib"]),
         );
     }
     let sp = &r["snapshot_plan"];
-    o += &format!(
+    if !sp.is_null() {
+        o += &format!(
         "| read+validate sheet, {} rows | {:.2} s |\n| snapshot of {} tenant users | {:.2} s, {} requests |\n| plan (diff) | {:.2} s: {} users, {} operations, {} unchanged |\n| peak RSS of the whole client job (sheet + snapshot + plan) | {} |\n| (simulator seed load, not teamsync) | {:.2} s |\n",
         z.rows,
         f(&sp["validate_s"]),
@@ -537,14 +568,18 @@ fn render(z: &Sizes, r: &Value) -> String {
         mib(&sp["peak_kib"]),
         f(&sp["sim_seed_load_s"]),
     );
+    }
     let h = &r["history_capacity"];
-    o += &format!(
+    if !h.is_null() {
+        o += &format!(
         "| history writer capacity ({} items: create + running + finished) | {:.0} item writes/s |\n",
         h["items"],
         f(&h["writes_per_s"])
     );
+    }
     let a = &r["apply"];
-    o += &format!(
+    if !a.is_null() {
+        o += &format!(
         "| apply {} users at {} req/s, {} ms latency, concurrency {}, burst {} | {} requests in {:.1} s = {:.1} req/s = **{:.3} of the configured rate**; steady write rate {:.1}/s ({:.3}); job {} |\n| apply peak RSS | {} |\n| apply history writes | {:.0} item writes/s achieved ({} writes) |\n",
         a["users"],
         z.rate,
@@ -562,9 +597,13 @@ fn render(z: &Sizes, r: &Value) -> String {
         f(&a["history_writes_per_s"]),
         a["history_writes"],
     );
+    }
     let sq = &r["speedup"]["sequential"];
     for name in ["configured", "unlimited"] {
         let x = &r["speedup"][name];
+        if x.is_null() {
+            continue;
+        }
         o += &format!(
             "| speed-up on {} users, {} (rate {}, concurrency {}) vs one at a time ({:.1} s) | {:.1} s = **{:.1}x** |\n",
             x["users"],
@@ -577,13 +616,15 @@ fn render(z: &Sizes, r: &Value) -> String {
         );
     }
     let sm = &r["sim"];
-    o += &format!(
+    if !sm.is_null() {
+        o += &format!(
         "| simulator, loopback, no latency ({} clients, single-user GETs) | {:.0} req/s ({} ok, {} failed) |\n",
         sm["clients"],
         f(&sm["req_per_s"]),
         sm["ok"],
         sm["failed"]
     );
+    }
     o
 }
 
@@ -603,6 +644,7 @@ fn peak_kib() -> u64 {
 fn run_phase(args: &[String]) -> Value {
     let r = match args.first().map(String::as_str) {
         Some("validate") => phase_validate(&args[1..]),
+        Some("read") => phase_read(&args[1..]),
         Some(_) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -644,6 +686,22 @@ fn phase_validate(args: &[String]) -> anyhow::Result<Value> {
         Err(e) => e.exit_code(),
     };
     Ok(json!({ "seconds": t0.elapsed().as_secs_f64(), "exit": code }))
+}
+
+/// `read SHEET`: the bare reader (header + rows), nothing kept, to show its memory.
+fn phase_read(args: &[String]) -> anyhow::Result<Value> {
+    let path = PathBuf::from(&args[0]);
+    let t0 = Instant::now();
+    let opts = teamsync::sheet::ReadOptions {
+        sheet_name: None,
+        limits: teamsync::sheet::Limits::default(),
+    };
+    let mut rows = 0u64;
+    for r in teamsync::sheet::SheetReader::open(&path, &opts)? {
+        r?;
+        rows += 1;
+    }
+    Ok(json!({ "rows": rows, "seconds": t0.elapsed().as_secs_f64() }))
 }
 
 /// `--url U --draas D --uuid T --sub N` (after the positional arguments).
