@@ -320,6 +320,23 @@ struct Scenario {
     timeout: Duration,
 }
 
+impl Scenario {
+    /// A well-behaved tenant, a client without its own rate limit, 8 workers, 5 s timeout.
+    fn new(name: &'static str) -> Scenario {
+        Scenario {
+            name,
+            sim: SimOptions {
+                token: Some(TOKEN.into()),
+                ..SimOptions::default()
+            },
+            spikes: None,
+            rate: 0.0,
+            concurrency: 8,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 /// Runs the sheet once through the library executor against a fresh simulator, then the
 /// four checks; returns the outcome and the request log for scenario-specific checks.
 async fn run_scenario(sc: Scenario) -> (JobOutcome, Value) {
@@ -378,19 +395,9 @@ fn count(log: &Value, pred: impl Fn(&Value) -> bool) -> usize {
 async fn throttled_tenant_with_retry_after() {
     // The client sends as fast as 8 workers can; the tenant admits 15/s and answers the
     // rest 429 with Retry-After: 1 s.
-    let (o, log) = run_scenario(Scenario {
-        name: "429",
-        sim: SimOptions {
-            token: Some(TOKEN.into()),
-            rate_limit: Some(15),
-            ..SimOptions::default()
-        },
-        spikes: None,
-        rate: 0.0,
-        concurrency: 8,
-        timeout: Duration::from_secs(5),
-    })
-    .await;
+    let mut sc = Scenario::new("429");
+    sc.sim.rate_limit = Some(15);
+    let (o, log) = run_scenario(sc).await;
     let all = count(&log, |_| true);
     let throttled = count(&log, |e| e["status"] == 429);
     eprintln!("429 scenario: {throttled} of {all} requests throttled, {o:?}");
@@ -402,21 +409,11 @@ async fn throttled_tenant_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_drops_and_lost_answers() {
-    let (o, log) = run_scenario(Scenario {
-        name: "faults",
-        sim: SimOptions {
-            token: Some(TOKEN.into()),
-            fault_rate: 0.10,
-            lost_answer_rate: 0.10,
-            seed_rng: 7,
-            ..SimOptions::default()
-        },
-        spikes: None,
-        rate: 0.0,
-        concurrency: 8,
-        timeout: Duration::from_secs(5),
-    })
-    .await;
+    let mut sc = Scenario::new("faults");
+    sc.sim.fault_rate = 0.10;
+    sc.sim.lost_answer_rate = 0.10;
+    sc.sim.seed_rng = 7;
+    let (o, log) = run_scenario(sc).await;
     let faults = count(&log, |e| e["fault"] == true);
     let lost = count(&log, |e| e["fault_kind"] == "lost_answer");
     eprintln!("fault scenario: {faults} faults ({lost} lost answers), {o:?}");
@@ -426,19 +423,13 @@ async fn faults_drops_and_lost_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_spikes_past_the_request_timeout() {
     let (o, _log) = run_scenario(Scenario {
-        name: "spikes",
-        sim: SimOptions {
-            token: Some(TOKEN.into()),
-            ..SimOptions::default()
-        },
         spikes: Some(Spikes {
             every: 6,
             delay: Duration::from_millis(700),
             first_user_read: false,
         }),
-        rate: 0.0,
-        concurrency: 8,
         timeout: Duration::from_millis(300),
+        ..Scenario::new("spikes")
     })
     .await;
     eprintln!("spike scenario: {o:?}");
@@ -452,19 +443,13 @@ async fn latency_spikes_past_the_request_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_read_back_retries_a_timed_out_read() {
     let (o, _log) = run_scenario(Scenario {
-        name: "slow first read-back",
-        sim: SimOptions {
-            token: Some(TOKEN.into()),
-            ..SimOptions::default()
-        },
         spikes: Some(Spikes {
             every: 1,
             delay: Duration::from_millis(700),
             first_user_read: true,
         }),
-        rate: 0.0,
-        concurrency: 8,
         timeout: Duration::from_millis(300),
+        ..Scenario::new("slow first read-back")
     })
     .await;
     assert_eq!(o.errors, 0, "{o:?}");
