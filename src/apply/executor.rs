@@ -85,6 +85,13 @@ impl RunCtx {
         fut: impl std::future::Future<Output = Result<T, ConnectorError>>,
     ) -> Result<T, ConnectorError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        // A connector with a gate times each HTTP request itself, once the gate admits
+        // it. Timing the whole call here would count the tenant's pacing and Retry-After
+        // pauses as a slow answer: with a pause longer than the timeout, every queued
+        // request "timed out" unsent and items failed once their attempts were spent.
+        if self.connector.gate().is_some() {
+            return fut.await;
+        }
         match tokio::time::timeout(self.opts.request_timeout, fut).await {
             Ok(r) => r,
             Err(_) => Err(ConnectorError::Retryable {

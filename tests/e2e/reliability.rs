@@ -318,6 +318,9 @@ struct Scenario {
     rate: f64,
     concurrency: usize,
     timeout: Duration,
+    /// Only the first N users of the sheet (a shorter job).
+    rows: Option<usize>,
+    max_attempts: u32,
 }
 
 impl Scenario {
@@ -333,6 +336,8 @@ impl Scenario {
             rate: 0.0,
             concurrency: 8,
             timeout: Duration::from_secs(5),
+            rows: None,
+            max_attempts: 8,
         }
     }
 }
@@ -342,7 +347,12 @@ impl Scenario {
 async fn run_scenario(sc: Scenario) -> (JobOutcome, Value) {
     let dir = tempfile::tempdir().unwrap();
     let sheet = dir.path().join("reliability.csv");
-    std::fs::write(&sheet, sheet_text()).unwrap();
+    let text = sheet_text();
+    let text: String = match sc.rows {
+        Some(n) => text.lines().take(n + 1).map(|l| format!("{l}\n")).collect(),
+        None => text,
+    };
+    std::fs::write(&sheet, text).unwrap();
     let specs = specs_of(&sheet);
     let sim = FusionSim::open(None, Some(&seed()), sc.sim.clone()).expect("sim");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -358,7 +368,7 @@ async fn run_scenario(sc: Scenario) -> (JobOutcome, Value) {
     let history = History::open(&db).unwrap();
     let opts = ApplyOptions {
         concurrency: sc.concurrency,
-        max_attempts: 8,
+        max_attempts: sc.max_attempts,
         retry_budget: 1000,
         max_consecutive_failures: 20,
         request_timeout: sc.timeout,
@@ -633,4 +643,23 @@ async fn simulator_restart_mid_job() {
     let conn = connector(&served, 0.0, 5, Duration::from_secs(5));
     check_converged(&conn, &specs, "restart").await;
     served.shutdown().await;
+}
+
+/// Regression: the executor's request timeout also ran while a request waited in the
+/// tenant's gate (its pacing, a Retry-After pause), so with waits longer than the timeout
+/// queued requests "timed out" without being sent, and items failed after their attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gate_waits_do_not_count_as_request_timeouts() {
+    let mut sc = Scenario::new("gate waits > timeout");
+    // A client pacing itself at 2.5/s with 8 users at once: requests queue in its gate
+    // for about 3 s (and its first burst meets 429s and a 1 s pause), against a 300 ms
+    // timeout and 3 attempts.
+    sc.sim.rate_limit = Some(3);
+    sc.rate = 2.5;
+    sc.max_attempts = 3;
+    sc.timeout = Duration::from_millis(300);
+    sc.rows = Some(12);
+    let (o, log) = run_scenario(sc).await;
+    assert_eq!(o.errors, 0, "{o:?}");
+    assert!(count(&log, |e| e["status"] == 429) > 0, "no 429 at all");
 }

@@ -82,6 +82,10 @@ fn cfg(m: impl Into<String>) -> ConnectorError {
 }
 
 impl Client {
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
     pub fn new(s: &FusionSettings, gate: Arc<Gate>) -> Result<Client, ConnectorError> {
         crate::config::check_url(&s.base_url, s.allow_insecure_http).map_err(cfg)?;
         for (name, v) in [
