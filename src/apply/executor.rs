@@ -85,6 +85,13 @@ impl RunCtx {
         fut: impl std::future::Future<Output = Result<T, ConnectorError>>,
     ) -> Result<T, ConnectorError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        // A connector with a gate times each HTTP request itself, once the gate admits
+        // it. Timing the whole call here would count the tenant's pacing and Retry-After
+        // pauses as a slow answer: with a pause longer than the timeout, every queued
+        // request "timed out" unsent and items failed once their attempts were spent.
+        if self.connector.gate().is_some() {
+            return fut.await;
+        }
         match tokio::time::timeout(self.opts.request_timeout, fut).await {
             Ok(r) => r,
             Err(_) => Err(ConnectorError::Retryable {
@@ -347,12 +354,10 @@ async fn resolve_existing(
     refused: &ConnectorError,
     display_name: Option<&str>,
 ) -> Result<(), Fail> {
-    let found = ctx
-        .timed(
-            "find user",
-            ctx.connector.find_user(&user.upn, display_name),
-        )
-        .await;
+    let found = read_with_retry(ctx, "find user", || {
+        ctx.connector.find_user(&user.upn, display_name)
+    })
+    .await;
     match found {
         Ok(Some(u)) => {
             let expect = Expect::from_ops(step.ops.iter().map(|&i| &user.ops[i].op));
@@ -380,6 +385,38 @@ async fn resolve_existing(
     }
 }
 
+/// Runs an idempotent read (read-back, find) under the request timeout, retrying what is
+/// retryable — a timeout included — from the item's attempts and the job's budget, as a
+/// send is. The timeout covers the whole connector call (gate waits and the connector's
+/// own retries too), so without this one slow answer or one Retry-After pause failed an
+/// item whose changes had all been applied.
+async fn read_with_retry<T, F, Fut>(
+    ctx: &RunCtx,
+    what: &str,
+    mut call: F,
+) -> Result<T, ConnectorError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ConnectorError>>,
+{
+    let mut tries: u32 = 0;
+    loop {
+        tries += 1;
+        match ctx.timed(what, call()).await {
+            Err(e @ ConnectorError::Retryable { .. })
+                if tries < ctx.opts.max_attempts.max(1) && ctx.budget.take() =>
+            {
+                ctx.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("{what}: {e}; retrying");
+                if !ctx.abort.sleep(ctx.policy.backoff(tries)).await {
+                    return Err(e);
+                }
+            }
+            r => return r,
+        }
+    }
+}
+
 async fn verify_user(ctx: &RunCtx, user: &UserPlan, st: &UserState) -> Result<(), Fail> {
     let expect = Expect::from_ops(user.ops.iter().map(|o| &o.op));
     let verr = |reason: String| item_err("verify", format!("verify: {reason}"));
@@ -395,7 +432,7 @@ async fn verify_user(ctx: &RunCtx, user: &UserPlan, st: &UserState) -> Result<()
         if ctx.abort.reason().is_some() {
             return Err(Fail::Interrupted);
         }
-        match ctx.timed("read back", ctx.connector.read_user(&id)).await {
+        match read_with_retry(ctx, "read back", || ctx.connector.read_user(&id)).await {
             Ok(Some(u)) => {
                 if expect.deleted {
                     return Err(verr("the user still exists after its deletion".into()));
@@ -424,6 +461,7 @@ async fn verify_user(ctx: &RunCtx, user: &UserPlan, st: &UserState) -> Result<()
             }
             Ok(None) => return Err(verr("the user is not found".into())),
             Err(e @ ConnectorError::Auth { .. }) => return Err(Fail::Abort(e.to_string())),
+            Err(_) if ctx.abort.reason().is_some() => return Err(Fail::Interrupted),
             Err(e) => return Err(verr(format!("read-back failed: {e}"))),
         }
     }

@@ -170,6 +170,13 @@ pub trait Connector: Send + Sync {
         user_id: &mut Option<String>,
         step: &Step,
     ) -> Result<(), ConnectorError>;
+    /// The tenant's gate, when every request of this connector passes it and the connector
+    /// times each HTTP request itself once the gate admits it (the executor then leaves
+    /// timing to the connector, so pacing and Retry-After pauses never count as slowness).
+    /// `None`: the executor bounds each call with the request timeout.
+    fn gate(&self) -> Option<&Gate> {
+        None
+    }
 }
 
 /// A snapshot's second pass, shared by connectors whose list lacks what the single-user read

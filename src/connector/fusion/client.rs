@@ -110,6 +110,10 @@ pub(crate) struct ClientParts {
 pub(crate) type ErrorParser = fn(&[u8], StatusCode) -> (Option<String>, String);
 
 impl Client {
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
     pub fn new(s: &FusionSettings, gate: Arc<Gate>) -> Result<Client, ConnectorError> {
         crate::config::check_url(&s.base_url, s.allow_insecure_http).map_err(cfg)?;
         for (name, v) in [

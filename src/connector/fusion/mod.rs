@@ -381,6 +381,10 @@ impl Connector for FusionConnector {
         "fusion"
     }
 
+    fn gate(&self) -> Option<&Gate> {
+        Some(self.client.gate())
+    }
+
     fn capabilities(&self) -> Capabilities {
         CAPABILITIES
     }

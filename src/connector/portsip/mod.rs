@@ -309,6 +309,12 @@ impl PortsipConnector {
 
 #[async_trait]
 impl Connector for PortsipConnector {
+    /// Every request passes the tenant's gate and is timed by the HTTP client once admitted,
+    /// so pacing and Retry-After pauses never count as a request timeout.
+    fn gate(&self) -> Option<&crate::connector::Gate> {
+        Some(self.client.gate())
+    }
+
     fn backend(&self) -> &'static str {
         "portsip"
     }

@@ -284,6 +284,11 @@ pub async fn gate<S: Edge>(State(sh): State<Arc<S>>, req: Request, next: Next) -
         status,
         fault: fault.is_some(),
         fault_kind: fault.map(|f| f.name().to_string()),
+        retry_after: resp
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok()),
     };
     sh.edge().log().push(entry);
     resp

@@ -22,6 +22,10 @@ pub struct Entry {
     pub fault: bool,
     /// `"500"`, `"503"`, `"drop"` or `"lost_answer"` for faults; None otherwise.
     pub fault_kind: Option<String>,
+    /// The `Retry-After` seconds of a 429, so tests can check that nothing arrived before
+    /// it expired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Debug, Default)]
