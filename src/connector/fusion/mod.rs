@@ -47,25 +47,24 @@
 //!   a 404, which the executor treats as "not replicated yet". `read_user("upn:…")` looks
 //!   the account up the same way.
 
-pub(crate) mod client;
 pub mod mapping;
 pub mod steps;
 pub mod wire;
 
 use crate::config::TenantConfig;
+use crate::connector::http::{self as client, Client, Request};
 use crate::connector::retry::RetryPolicy;
 use crate::connector::{Capabilities, Connector, ConnectorError, Gate, Step, TenantStatus};
 use crate::model::{Catalogs, Snapshot, TenantUser, Upn};
 use crate::plan::model::{Operation, UserPlan};
 use async_trait::async_trait;
-use client::{Client, Request};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use client::{DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER};
+pub use crate::connector::http::{DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER};
 use steps::{Creates, Target};
 
 /// Prefix of the id `send` gives a resource account it just created (see the module doc).

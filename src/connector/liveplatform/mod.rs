@@ -50,8 +50,8 @@ pub mod mapping;
 pub mod wire;
 
 use crate::config::TenantConfig;
-use crate::connector::fusion::client::{root_url, Client, ClientParts, Request};
 use crate::connector::fusion::TokenSource;
+use crate::connector::http::{root_url, Client, ClientParts, Request};
 use crate::connector::retry::RetryPolicy;
 use crate::connector::{Capabilities, Connector, ConnectorError, Gate, Step, TenantStatus};
 use crate::model::{Snapshot, TenantUser, Upn};

@@ -30,10 +30,10 @@ mod steps;
 mod wire;
 
 use crate::config::TenantConfig;
-use crate::connector::fusion::client::{
+use crate::connector::fusion::TokenSource;
+use crate::connector::http::{
     parse_error_body, parse_json, root_url, Client, ClientParts, Request,
 };
-use crate::connector::fusion::TokenSource;
 use crate::connector::retry::RetryPolicy;
 use crate::connector::{
     Capabilities, Connector, ConnectorError, Gate, SpecProblem, Step, TenantStatus,

@@ -41,8 +41,8 @@ pub mod mapping;
 pub mod wire;
 
 use crate::config::TenantConfig;
-use crate::connector::fusion::client::{parse_error_body, root_url, Client, ClientParts, Request};
 use crate::connector::fusion::TokenSource;
+use crate::connector::http::{parse_error_body, root_url, Client, ClientParts, Request};
 use crate::connector::retry::RetryPolicy;
 use crate::connector::{Capabilities, Connector, ConnectorError, Gate, Step, TenantStatus};
 use crate::model::{Catalogs, Snapshot, TenantUser, Upn, VrpInfo, E164};

@@ -1,6 +1,7 @@
-//! HTTP for the Fusion connector: URL building, bearer auth (with one refresh through the
-//! token command on a 401), the tenant gate, and the mapping of every answer to
-//! [`ConnectorError`] in one place.
+//! The HTTP layer every bearer-token JSON backend (Fusion, Live Platform, UMP, PortSIP)
+//! shares, so each connector states only its paths and its error-body shape: URL building,
+//! bearer auth (with one refresh through the token command on a 401), the tenant gate, and
+//! the mapping of every answer to [`ConnectorError`] in one place.
 //!
 //! Status mapping (the executor decides on these):
 //! - 2xx → ok;
@@ -15,8 +16,8 @@
 //!
 //! The token never appears in a log line, an error or a `Debug` output.
 
-use super::{FusionSettings, TokenSource};
 use crate::config::run_token_command;
+use crate::connector::fusion::{FusionSettings, TokenSource};
 use crate::connector::retry::RetryPolicy;
 use crate::connector::{ConnectorError, Gate};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
@@ -36,7 +37,7 @@ const EXCERPT_CHARS: usize = 200;
 
 /// One request to send, relative to the client's root (Fusion: the tenant's `msteams` path).
 #[derive(Debug, Clone)]
-pub struct Request {
+pub(crate) struct Request {
     pub method: Method,
     pub path: Vec<String>,
     pub query: Vec<(&'static str, String)>,
@@ -58,7 +59,7 @@ impl Request {
     }
 }
 
-pub struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     /// `…/msteams`, without a trailing slash.
     root: reqwest::Url,
@@ -412,7 +413,10 @@ fn scrub(e: ConnectorError, token: Option<&str>) -> ConnectorError {
 }
 
 /// Malformed JSON in a 2xx answer: the server or a proxy hiccuped; another try may do.
-pub fn parse_json<T: DeserializeOwned>(r: &Request, body: &[u8]) -> Result<T, ConnectorError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(
+    r: &Request,
+    body: &[u8],
+) -> Result<T, ConnectorError> {
     serde_json::from_slice(body).map_err(|e| ConnectorError::Retryable {
         status: None,
         retry_after: None,
@@ -452,7 +456,7 @@ fn transport(r: &Request, e: reqwest::Error) -> ConnectorError {
 }
 
 /// Retry-After as delta-seconds or an HTTP date; `None` when absent or unparsable.
-pub fn retry_after(h: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(h: &HeaderMap) -> Option<Duration> {
     let v = h.get(RETRY_AFTER)?.to_str().ok()?.trim();
     let d = if let Ok(secs) = v.parse::<u64>() {
         Duration::from_secs(secs)
@@ -476,7 +480,7 @@ pub fn retry_after(h: &HeaderMap) -> Option<Duration> {
 /// `(code, reason)` from an error body. Reads `{"error": {"code", "reason"}}` as the
 /// document shows it, tolerates a flat `{"code", "reason"|"message"}`, and otherwise keeps
 /// a short excerpt of the body (or the status text when it is empty).
-pub fn parse_error_body(body: &[u8], status: StatusCode) -> (Option<String>, String) {
+pub(crate) fn parse_error_body(body: &[u8], status: StatusCode) -> (Option<String>, String) {
     fn code_str(v: &serde_json::Value) -> Option<String> {
         match v {
             serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
@@ -485,7 +489,9 @@ pub fn parse_error_body(body: &[u8], status: StatusCode) -> (Option<String>, Str
         }
     }
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
-        if let Ok(e) = serde_json::from_value::<super::wire::ErrorBody>(v.clone()) {
+        if let Ok(e) =
+            serde_json::from_value::<crate::connector::fusion::wire::ErrorBody>(v.clone())
+        {
             let code = e.error.code.as_ref().and_then(code_str);
             if let Some(reason) = e.error.reason.filter(|r| !r.trim().is_empty()) {
                 return (code, excerpt(&reason));
