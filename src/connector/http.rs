@@ -16,13 +16,13 @@
 //!
 //! The token never appears in a log line, an error or a `Debug` output.
 
-use crate::config::run_token_command;
-use crate::connector::fusion::{FusionSettings, TokenSource};
+use crate::config::{run_token_command, TenantConfig};
 use crate::connector::retry::RetryPolicy;
 use crate::connector::{ConnectorError, Gate};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -34,6 +34,103 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// How much of an unparsed error body is kept as the reason.
 const EXCERPT_CHARS: usize = 200;
+/// Per-request timeout when a tenant's config sets none.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the bearer token comes from. `Debug` never shows a secret.
+#[derive(Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    Static(String),
+    /// Name of an environment variable, read on first use.
+    Env(String),
+    /// A credential helper printing a token; run on first use and again once on a 401.
+    Command(String),
+    None,
+}
+
+impl TokenSource {
+    /// `token_command` if the tenant sets one, else `token_env`, else no token.
+    pub fn from_tenant_config(cfg: &TenantConfig) -> TokenSource {
+        match (&cfg.token_command, &cfg.token_env) {
+            (Some(c), _) => TokenSource::Command(c.clone()),
+            (None, Some(v)) => TokenSource::Env(v.clone()),
+            (None, None) => TokenSource::None,
+        }
+    }
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenSource::Static(_) => f.write_str("Static(<redacted>)"),
+            TokenSource::Env(v) => write!(f, "Env({v:?})"),
+            // A command line may embed a secret (`echo …`): not shown either.
+            TokenSource::Command(_) => f.write_str("Command(<redacted>)"),
+            TokenSource::None => f.write_str("None"),
+        }
+    }
+}
+
+/// How to reach a backend, whatever the vendor: every backend's settings embed this, so
+/// the tenant keys that mean the same for all (`token_*`, `request_timeout_s`, `ca_file`,
+/// `allow_insecure_http`, `max_attempts`) are read, defaulted and applied in one place.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    pub token: TokenSource,
+    /// Per HTTP request, connection included; time waiting in the tenant's gate excluded.
+    pub request_timeout: Duration,
+    /// PEM bundle of a private CA, trusted in addition to the public roots.
+    pub ca_file: Option<PathBuf>,
+    /// Allows plain http to a non-loopback host (see [`crate::config::check_url`]).
+    pub allow_insecure_http: bool,
+    /// Retries of reads (snapshot, read_user, find_user, check); `send` never retries.
+    pub retry: RetryPolicy,
+}
+
+impl HttpSettings {
+    /// [`DEFAULT_REQUEST_TIMEOUT`], no CA file, https only, default retry policy.
+    pub fn new(token: TokenSource) -> HttpSettings {
+        HttpSettings {
+            token,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            ca_file: None,
+            allow_insecure_http: false,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// From a `[tenants.X]` table: the token from `token_command` if set, else
+    /// `token_env`; a timeout and an attempt count of 0 are read as 1.
+    pub fn from_tenant_config(cfg: &TenantConfig) -> HttpSettings {
+        HttpSettings {
+            token: TokenSource::from_tenant_config(cfg),
+            request_timeout: Duration::from_secs(cfg.request_timeout_s.max(1)),
+            ca_file: cfg.ca_file.clone(),
+            allow_insecure_http: cfg.allow_insecure_http,
+            retry: RetryPolicy {
+                max_attempts: cfg.max_attempts.max(1),
+                ..RetryPolicy::default()
+            },
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    /// No token, otherwise as [`HttpSettings::new`].
+    fn default() -> HttpSettings {
+        HttpSettings::new(TokenSource::None)
+    }
+}
+
+/// A key `backend` needs from a `[tenants.X]` table, or the error naming it.
+pub(crate) fn required<T: Clone>(
+    v: &Option<T>,
+    backend: &str,
+    key: &str,
+) -> Result<T, ConnectorError> {
+    v.clone()
+        .ok_or_else(|| cfg(format!("{backend} tenant: `{key}` is required")))
+}
 
 /// One request to send, relative to the client's root (Fusion: the tenant's `msteams` path).
 #[derive(Debug, Clone)]
@@ -61,7 +158,7 @@ impl Request {
 
 pub(crate) struct Client {
     http: reqwest::Client,
-    /// `…/msteams`, without a trailing slash.
+    /// The API's root (Fusion: `…/msteams`), without a trailing slash.
     root: reqwest::Url,
     token: TokenSource,
     cached: tokio::sync::Mutex<Option<String>>,
@@ -84,7 +181,7 @@ fn cfg(m: impl Into<String>) -> ConnectorError {
 }
 
 /// `base_url` (query and fragment dropped) with `segments` appended to its path.
-pub(crate) fn root_url(base_url: &str, segments: &[&str]) -> Result<reqwest::Url, ConnectorError> {
+fn root_url(base_url: &str, segments: &[&str]) -> Result<reqwest::Url, ConnectorError> {
     let mut root =
         reqwest::Url::parse(base_url).map_err(|e| cfg(format!("base_url {base_url:?}: {e}")))?;
     root.set_query(None);
@@ -96,17 +193,6 @@ pub(crate) fn root_url(base_url: &str, segments: &[&str]) -> Result<reqwest::Url
     Ok(root)
 }
 
-/// What a [`Client`] needs besides its root URL; Fusion fills it from [`FusionSettings`],
-/// other backends from their own settings.
-pub(crate) struct ClientParts {
-    pub token: TokenSource,
-    pub request_timeout: Duration,
-    pub ca_file: Option<std::path::PathBuf>,
-    pub retry: RetryPolicy,
-    /// Reads `(code, reason)` out of an error body in the vendor's shape.
-    pub parse_error: ErrorParser,
-}
-
 /// `(code, reason)` from a non-2xx body; see [`parse_error_body`] for Fusion's.
 pub(crate) type ErrorParser = fn(&[u8], StatusCode) -> (Option<String>, String);
 
@@ -115,56 +201,24 @@ impl Client {
         &self.gate
     }
 
-    pub fn new(s: &FusionSettings, gate: Arc<Gate>) -> Result<Client, ConnectorError> {
-        crate::config::check_url(&s.base_url, s.allow_insecure_http).map_err(cfg)?;
-        for (name, v) in [
-            ("draas_instance", &s.draas_instance),
-            ("tenant_uuid", &s.tenant_uuid),
-        ] {
-            if v.trim().is_empty() {
-                return Err(cfg(format!("fusion: {name} is empty")));
-            }
-        }
-        if s.page_size == 0 {
-            return Err(cfg("fusion: page_size must be at least 1"));
-        }
-        let sub = s.subscription_id.to_string();
-        let root = root_url(
-            &s.base_url,
-            &[
-                "api",
-                "v01",
-                "draas",
-                s.draas_instance.as_str(),
-                "tenants",
-                s.tenant_uuid.as_str(),
-                "subscriptions",
-                sub.as_str(),
-                "msteams",
-            ],
-        )?;
-        let parts = ClientParts {
-            token: s.token.clone(),
-            request_timeout: s.request_timeout,
-            ca_file: s.ca_file.clone(),
-            retry: s.retry.clone(),
-            parse_error: parse_error_body,
-        };
-        Client::with_root(root, parts, gate)
-    }
-
-    /// A client for any bearer-token JSON API below `root` (already checked with
-    /// [`crate::config::check_url`] by the caller).
-    pub(crate) fn with_root(
-        root: reqwest::Url,
-        p: ClientParts,
+    /// A client for the API at `base_url` (query and fragment dropped) with `segments`
+    /// appended. Refuses plain http to a non-loopback host unless `http` allows it
+    /// ([`crate::config::check_url`]) and a CA file that holds no readable certificate. The
+    /// token is not resolved yet: the first request does it.
+    pub fn new(
+        base_url: &str,
+        segments: &[&str],
+        http: HttpSettings,
+        parse_error: ErrorParser,
         gate: Arc<Gate>,
     ) -> Result<Client, ConnectorError> {
+        crate::config::check_url(base_url, http.allow_insecure_http).map_err(cfg)?;
+        let root = root_url(base_url, segments)?;
         let mut b = reqwest::Client::builder()
-            .timeout(p.request_timeout)
-            .connect_timeout(p.request_timeout.min(Duration::from_secs(10)))
+            .timeout(http.request_timeout)
+            .connect_timeout(http.request_timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("teamsync/", env!("CARGO_PKG_VERSION")));
-        if let Some(ca) = &p.ca_file {
+        if let Some(ca) = &http.ca_file {
             let pem =
                 std::fs::read(ca).map_err(|e| cfg(format!("ca_file {}: {e}", ca.display())))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
@@ -179,17 +233,17 @@ impl Client {
                 b = b.add_root_certificate(c);
             }
         }
-        let http = b
+        let client = b
             .build()
             .map_err(|e| cfg(format!("HTTP client: {}", error_chain(&e))))?;
         Ok(Client {
-            http,
+            http: client,
             root,
-            token: p.token,
+            token: http.token,
             cached: tokio::sync::Mutex::new(None),
             gate,
-            retry: p.retry,
-            parse_error: p.parse_error,
+            retry: http.retry,
+            parse_error,
         })
     }
 

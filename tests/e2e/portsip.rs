@@ -368,7 +368,7 @@ async fn sim_throttles_and_faults_in_portsip_shape_and_logs_every_request() {
 
 fn connector(base: &str) -> PortsipConnector {
     let mut s = PortsipSettings::new(base, TokenSource::Static(TOKEN.into()));
-    s.retry.max_attempts = 1;
+    s.http.retry.max_attempts = 1;
     PortsipConnector::new(s, Arc::new(Gate::unlimited())).unwrap()
 }
 

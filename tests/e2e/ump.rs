@@ -184,9 +184,9 @@ async fn contract_user_calls_list_detail_and_script() {
 
 fn connector(s: &Background, token: TokenSource) -> UmpConnector {
     let mut set = UmpSettings::new(s.base_url());
-    set.token = token;
+    set.http.token = token;
     set.page_size = 4;
-    set.retry.max_attempts = 4;
+    set.http.retry.max_attempts = 4;
     set.voice_policies = vec!["International".into(), "National".into()];
     UmpConnector::new(set, Arc::new(Gate::unlimited())).unwrap()
 }
