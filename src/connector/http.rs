@@ -601,6 +601,80 @@ mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
 
+    fn tenant(toml_text: &str) -> TenantConfig {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn http_settings_read_the_shared_tenant_keys() {
+        let h = HttpSettings::from_tenant_config(&tenant(
+            "backend = \"portsip\"\ntoken_env = \"PBX_TOKEN\"\ntoken_command = \"echo s3cr3t\"\n\
+             request_timeout_s = 0\nca_file = \"/etc/ca.pem\"\nallow_insecure_http = true\n\
+             max_attempts = 3\n",
+        ));
+        // The command wins over the variable, and a zero timeout is read as one second.
+        assert_eq!(h.token, TokenSource::Command("echo s3cr3t".into()));
+        assert_eq!(h.request_timeout, Duration::from_secs(1));
+        assert_eq!(h.ca_file, Some(PathBuf::from("/etc/ca.pem")));
+        assert!(h.allow_insecure_http);
+        assert_eq!(h.retry.max_attempts, 3);
+        assert_eq!(h.retry.base, RetryPolicy::default().base);
+        assert!(!format!("{h:?}").contains("s3cr3t"), "{h:?}");
+
+        let h = HttpSettings::from_tenant_config(&tenant(
+            "backend = \"ump\"\ntoken_env = \"UMP_TOKEN\"\nrequest_timeout_s = 7\n",
+        ));
+        assert_eq!(h.token, TokenSource::Env("UMP_TOKEN".into()));
+        assert_eq!(h.request_timeout, Duration::from_secs(7));
+        assert_eq!(h.ca_file, None);
+        assert!(!h.allow_insecure_http);
+    }
+
+    #[test]
+    fn default_http_settings_have_no_token_and_refuse_plain_http() {
+        let h = HttpSettings::default();
+        assert_eq!(h.token, TokenSource::None);
+        assert_eq!(h.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+        assert!(!h.allow_insecure_http && h.ca_file.is_none());
+        let e = Client::new(
+            "http://api.example.net",
+            &["api"],
+            h.clone(),
+            parse_error_body,
+            Arc::new(Gate::unlimited()),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, ConnectorError::Config(m) if m.contains("plain http")),
+            "{e}"
+        );
+        let c = Client::new(
+            "http://127.0.0.1:9/prefix/?q=1#f",
+            &["api", "v1"],
+            h,
+            parse_error_body,
+            Arc::new(Gate::unlimited()),
+        )
+        .unwrap();
+        assert!(
+            format!("{c:?}").contains("\"http://127.0.0.1:9/prefix/api/v1\""),
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn a_missing_key_is_named_with_its_backend() {
+        let e = required::<String>(&None, "portsip", "base_url").unwrap_err();
+        assert!(
+            matches!(&e, ConnectorError::Config(m) if m == "portsip tenant: `base_url` is required"),
+            "{e}"
+        );
+        assert_eq!(
+            required(&Some(5_i64), "fusion", "subscription_id").unwrap(),
+            5
+        );
+    }
+
     #[test]
     fn retry_after_seconds_date_and_garbage() {
         let mut h = HeaderMap::new();

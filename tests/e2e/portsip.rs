@@ -5,7 +5,7 @@
 use crate::support::{fixture, repo, Run, Workspace};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use teamsync::connector::fusion::TokenSource;
+use teamsync::connector::http::TokenSource;
 use teamsync::connector::portsip::{PortsipConnector, PortsipSettings, PASSWORD_LEN};
 use teamsync::connector::{Connector, Gate};
 use teamsync::model::{Field, Upn, UserSpec};

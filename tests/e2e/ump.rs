@@ -5,7 +5,7 @@
 use crate::support::{fixture, repo, Workspace};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use teamsync::connector::fusion::TokenSource;
+use teamsync::connector::http::TokenSource;
 use teamsync::connector::ump::{UmpConnector, UmpSettings};
 use teamsync::connector::{Connector, ConnectorError, Gate};
 use teamsync::sim::fusion::conn::Background;

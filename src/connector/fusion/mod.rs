@@ -1,8 +1,9 @@
 //! The Netaxis Fusion DRaaS MS Teams backend: the main tenant teamsync reads and writes.
 //!
-//! Layout: `client` (HTTP, auth, error mapping), `wire` (the API's JSON as we read it),
-//! `mapping` (wire ↔ model), `steps` (which request carries which planned change — its
-//! module doc has the endpoint table). This file ties them to the [`Connector`] trait.
+//! Layout: `wire` (the API's JSON as we read it), `mapping` (wire ↔ model), `steps` (which
+//! request carries which planned change — its module doc has the endpoint table); HTTP,
+//! auth and error mapping are the shared [`crate::connector::http`] client, rooted at the
+//! tenant's `msteams` path. This file ties them to the [`Connector`] trait.
 //!
 //! Reads and how many requests they cost:
 //! - `snapshot` pages through `GET users` with [`DEFAULT_PAGE_SIZE`] (the document gives
@@ -24,8 +25,9 @@
 //!   is a case-insensitive displayName prefix), then falls back to the full list, since
 //!   an existing account may carry another name; the match is by UPN, case-insensitively.
 //!
-//! Reads retry on their own with the tenant's [`RetryPolicy`]; `send` makes one attempt
-//! of one request, with two exceptions for resource accounts (below): the first write of a
+//! Reads retry on their own with the tenant's
+//! [`RetryPolicy`](crate::connector::retry::RetryPolicy); `send` makes one attempt of one
+//! request, with two exceptions for resource accounts (below): the first write of a
 //! connector that made no snapshot lists them once first, and the first write to an
 //! account it just created looks up its object id.
 //!

@@ -19,7 +19,7 @@
 //! - Errors: the 400/500 bodies are RFC 7807 problem details with AudioCodes' extras
 //!   (`errorCode`, `errorTicket`, `traceId`); `errorCode` becomes the error's code, title and
 //!   detail its reason, and ticket and trace id are kept for a support call. Status mapping
-//!   is Fusion's client's (401/403 auth, 429 pauses the tenant, 5xx retried, other 4xx
+//!   is the shared [`crate::connector::http`] client's (401/403 auth, 429 pauses the tenant, 5xx retried, other 4xx
 //!   rejected).
 //! - No status endpoint is documented: `check` reads the first page with the smallest size.
 //! - No single-user GET is documented: `read_user`/`find_user` page through the list.

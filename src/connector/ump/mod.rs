@@ -2,8 +2,8 @@
 //! read-and-write backend: a Teams / Skype for Business user manager that fronts
 //! PowerShell, so what it can write is exactly the attribute list of "Update an Individual
 //! User". Layout: `wire` (the JSON as read), `mapping` (wire ↔ model, the attribute table,
-//! request grouping); HTTP is the Fusion connector's client (gate, auth, status mapping,
-//! read retries), rooted at `{base_url}/sysadmin/api`.
+//! request grouping); HTTP is the shared [`crate::connector::http`] client (gate, auth,
+//! status mapping, read retries), rooted at `{base_url}/sysadmin/api`.
 //!
 //! What it can and cannot do (see [`CAPABILITIES`]): read users, write display name,
 //! usage location, number (LineURI + EnterpriseVoiceEnabled) and voice policy, list
@@ -380,6 +380,18 @@ mod tests {
             d.contains("ump.example.net/sysadmin/api\"") && !d.contains("api/sysadmin"),
             "{d}"
         );
+    }
+
+    #[test]
+    fn an_unparsable_base_url_is_a_config_error_naming_it() {
+        for url in ["not a url", "ftp://ump.example.net"] {
+            let e =
+                UmpConnector::new(UmpSettings::new(url), Arc::new(Gate::unlimited())).unwrap_err();
+            assert!(
+                matches!(&e, ConnectorError::Config(m) if m.contains(url)),
+                "{e}"
+            );
+        }
     }
 
     #[test]
