@@ -136,11 +136,7 @@ impl std::fmt::Debug for FusionConnector {
 impl FusionConnector {
     /// Refuses plain http to a non-loopback host (unless allowed), an unreadable CA file
     /// and empty path parameters. The token is not resolved yet (first request does it).
-    pub fn new(
-        settings: FusionSettings,
-        gate: Arc<Gate>,
-    ) -> Result<FusionConnector, ConnectorError> {
-        let s = settings;
+    pub fn new(s: FusionSettings, gate: Arc<Gate>) -> Result<FusionConnector, ConnectorError> {
         for (name, v) in [
             ("draas_instance", &s.draas_instance),
             ("tenant_uuid", &s.tenant_uuid),
@@ -155,7 +151,8 @@ impl FusionConnector {
             ));
         }
         let sub = s.subscription_id.to_string();
-        let root = [
+        // The tenant's `msteams` path, below which every endpoint lies.
+        let segments = [
             "api",
             "v01",
             "draas",
@@ -166,7 +163,13 @@ impl FusionConnector {
             sub.as_str(),
             "msteams",
         ];
-        let client = Client::new(&s.base_url, &root, s.http, client::parse_error_body, gate)?;
+        let client = Client::new(
+            &s.base_url,
+            &segments,
+            s.http,
+            client::parse_error_body,
+            gate,
+        )?;
         Ok(FusionConnector {
             client,
             page_size: s.page_size.into(),
@@ -181,11 +184,10 @@ impl FusionConnector {
         cfg: &TenantConfig,
         gate: Arc<Gate>,
     ) -> Result<FusionConnector, ConnectorError> {
-        let need = |v: &Option<String>, key: &str| required(v, "fusion", key);
         let s = FusionSettings {
-            base_url: need(&cfg.base_url, "base_url")?,
-            draas_instance: need(&cfg.draas_instance, "draas_instance")?,
-            tenant_uuid: need(&cfg.tenant_uuid, "tenant_uuid")?,
+            base_url: required(&cfg.base_url, "fusion", "base_url")?,
+            draas_instance: required(&cfg.draas_instance, "fusion", "draas_instance")?,
+            tenant_uuid: required(&cfg.tenant_uuid, "fusion", "tenant_uuid")?,
             subscription_id: required(&cfg.subscription_id, "fusion", "subscription_id")?,
             page_size: DEFAULT_PAGE_SIZE,
             http: HttpSettings::from_tenant_config(cfg),
