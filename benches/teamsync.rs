@@ -722,7 +722,7 @@ fn connector(args: &[String], rate: f64, burst: u32) -> anyhow::Result<Arc<Fusio
         get("--sub")?.parse()?,
         TokenSource::Static(TOKEN.into()),
     );
-    s.retry = RetryPolicy::default();
+    s.http.retry = RetryPolicy::default();
     let gate = Arc::new(Gate::new(rate, burst));
     Ok(Arc::new(FusionConnector::new(s, gate)?))
 }

@@ -3,10 +3,10 @@
 //! README's first command works on a fresh clone with no server to set up.
 
 use crate::config::{BackendKind, TenantConfig};
-use crate::connector::fusion::{FusionConnector, FusionSettings, TokenSource};
+use crate::connector::fusion::{FusionConnector, FusionSettings};
+use crate::connector::http::{HttpSettings, TokenSource};
 use crate::connector::liveplatform::{LivePlatformConnector, LivePlatformSettings};
 use crate::connector::portsip::{PortsipConnector, PortsipSettings};
-use crate::connector::retry::RetryPolicy;
 use crate::connector::ump::{UmpConnector, UmpSettings};
 use crate::connector::{Connector, ConnectorError, Gate};
 use crate::sim::fusion::conn::Background;
@@ -15,7 +15,6 @@ use crate::sim::liveplatform::{self as lpsim, LivePlatformSim};
 use crate::sim::portsip::{self as psim, PortsipSim};
 use crate::sim::ump::{self as usim, UmpSim};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// A connected tenant. Keeps the embedded simulator alive as long as it lives.
 pub struct Tenant {
@@ -50,7 +49,6 @@ impl Tenant {
             tenant: name.to_string(),
             message,
         };
-        let timeout = Duration::from_secs(cfg.request_timeout_s.max(1));
         let tenant =
             |connector: Arc<dyn Connector>, gate: Arc<Gate>, sim: Option<Background>| Tenant {
                 name: name.to_string(),
@@ -68,9 +66,9 @@ impl Tenant {
                 let which = cfg.sim_backend.as_deref().unwrap_or("fusion");
                 let embedded = match which {
                     "fusion" => None,
-                    "liveplatform" => Some(embedded_liveplatform(cfg, gate.clone(), timeout).await),
-                    "portsip" => Some(embedded_portsip(cfg, gate.clone(), timeout).await),
-                    "ump" => Some(embedded_ump(cfg, gate.clone(), timeout).await),
+                    "liveplatform" => Some(embedded_liveplatform(cfg, gate.clone()).await),
+                    "portsip" => Some(embedded_portsip(cfg, gate.clone()).await),
+                    "ump" => Some(embedded_ump(cfg, gate.clone()).await),
                     _ => {
                         return Err(setup(format!(
                             "sim_backend {which:?} is not available as an embedded tenant (available: fusion, liveplatform, portsip, ump)"
@@ -100,15 +98,8 @@ impl Tenant {
                     draas_instance: t.draas_instance.clone(),
                     tenant_uuid: t.tenant_uuid.clone(),
                     subscription_id: t.subscription_id,
-                    token: TokenSource::Static(token),
-                    request_timeout: timeout,
-                    ca_file: None,
-                    allow_insecure_http: false,
                     page_size: 100,
-                    retry: RetryPolicy {
-                        max_attempts: cfg.max_attempts,
-                        ..RetryPolicy::default()
-                    },
+                    http: embedded_http(cfg, TokenSource::Static(token)),
                 };
                 let connector =
                     FusionConnector::new(settings, gate.clone()).map_err(connector_err)?;
@@ -154,7 +145,6 @@ impl Tenant {
 async fn embedded_liveplatform(
     cfg: &TenantConfig,
     gate: Arc<Gate>,
-    timeout: Duration,
 ) -> Result<(Arc<dyn Connector>, Background), String> {
     let token = random_token();
     let opts = sim_options(cfg, &token);
@@ -164,9 +154,10 @@ async fn embedded_liveplatform(
     let running = lpsim::start(sim)
         .await
         .map_err(|e| format!("embedded simulator: {e}"))?;
-    let mut s = LivePlatformSettings::new(running.base_url(), customer, TokenSource::Static(token));
-    s.request_timeout = timeout;
-    s.retry.max_attempts = cfg.max_attempts.max(1);
+    let s = LivePlatformSettings {
+        http: embedded_http(cfg, TokenSource::Static(token)),
+        ..LivePlatformSettings::new(running.base_url(), customer, TokenSource::None)
+    };
     let connector = LivePlatformConnector::new(s, gate).map_err(|e| e.to_string())?;
     Ok((Arc::new(connector), running))
 }
@@ -175,7 +166,6 @@ async fn embedded_liveplatform(
 async fn embedded_portsip(
     cfg: &TenantConfig,
     gate: Arc<Gate>,
-    timeout: Duration,
 ) -> Result<(Arc<dyn Connector>, Background), String> {
     let token = random_token();
     let opts = sim_options(cfg, &token);
@@ -184,9 +174,10 @@ async fn embedded_portsip(
     let running = psim::start(sim)
         .await
         .map_err(|e| format!("embedded PortSIP simulator: {e}"))?;
-    let mut s = PortsipSettings::new(running.base_url(), TokenSource::Static(token));
-    s.request_timeout = timeout;
-    s.retry.max_attempts = cfg.max_attempts.max(1);
+    let s = PortsipSettings {
+        http: embedded_http(cfg, TokenSource::Static(token)),
+        ..PortsipSettings::new(running.base_url(), TokenSource::None)
+    };
     let connector = PortsipConnector::new(s, gate).map_err(|e| e.to_string())?;
     Ok((Arc::new(connector), running))
 }
@@ -196,7 +187,6 @@ async fn embedded_portsip(
 async fn embedded_ump(
     cfg: &TenantConfig,
     gate: Arc<Gate>,
-    timeout: Duration,
 ) -> Result<(Arc<dyn Connector>, Background), String> {
     let opts = SimOptions {
         token: None,
@@ -207,13 +197,26 @@ async fn embedded_ump(
     let running = usim::start(sim)
         .await
         .map_err(|e| format!("embedded UMP simulator: {e}"))?;
-    let mut s = UmpSettings::new(running.base_url());
-    s.request_timeout = timeout;
-    s.page_size = 100;
-    s.retry.max_attempts = cfg.max_attempts.max(1);
-    s.voice_policies = cfg.voice_policies.clone().unwrap_or_default();
+    let s = UmpSettings {
+        page_size: 100,
+        voice_policies: cfg.voice_policies.clone().unwrap_or_default(),
+        http: embedded_http(cfg, TokenSource::None),
+        ..UmpSettings::new(running.base_url())
+    };
     let connector = UmpConnector::new(s, gate).map_err(|e| e.to_string())?;
     Ok((Arc::new(connector), running))
+}
+
+/// How a connector reaches an embedded simulator: with `token`, the tenant's timeout and
+/// attempts. The simulator listens on loopback http, so the tenant's `ca_file` and
+/// `allow_insecure_http` (meant for a real server) do not apply.
+fn embedded_http(cfg: &TenantConfig, token: TokenSource) -> HttpSettings {
+    HttpSettings {
+        token,
+        ca_file: None,
+        allow_insecure_http: false,
+        ..HttpSettings::from_tenant_config(cfg)
+    }
 }
 
 /// An embedded simulator's knobs from the tenant's `sim_*` keys.

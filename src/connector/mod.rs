@@ -12,6 +12,7 @@
 
 pub mod fusion;
 pub mod gate;
+pub mod http;
 pub mod liveplatform;
 pub mod portsip;
 pub mod retry;

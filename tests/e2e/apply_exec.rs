@@ -42,8 +42,8 @@ fn connect(s: &RunningSim, token: &str) -> Arc<FusionConnector> {
         s.tenant.subscription_id,
         TokenSource::Static(token.into()),
     );
-    st.request_timeout = Duration::from_secs(5);
-    st.retry = RetryPolicy {
+    st.http.request_timeout = Duration::from_secs(5);
+    st.http.retry = RetryPolicy {
         max_attempts: 6,
         base: Duration::from_millis(20),
         cap: Duration::from_millis(200),

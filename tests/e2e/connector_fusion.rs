@@ -27,8 +27,8 @@ fn settings(uri: &str) -> FusionSettings {
         12,
         TokenSource::Static(TOKEN.into()),
     );
-    s.request_timeout = Duration::from_secs(5);
-    s.retry = RetryPolicy {
+    s.http.request_timeout = Duration::from_secs(5);
+    s.http.retry = RetryPolicy {
         max_attempts: 1,
         base: Duration::from_millis(1),
         cap: Duration::from_millis(5),
@@ -191,7 +191,7 @@ async fn a_429_with_an_http_date_pauses_until_that_date() {
 async fn a_429_without_retry_after_pauses_one_second_and_the_retry_waits_for_it() {
     let server = MockServer::start().await;
     let mut s = settings(&server.uri());
-    s.retry.max_attempts = 2;
+    s.http.retry.max_attempts = 2;
     let (c, _) = connector(s);
     Mock::given(method("GET"))
         .and(path(p("user/u1")))
@@ -263,7 +263,7 @@ async fn server_errors_are_retryable_and_send_tries_once() {
 async fn reads_retry_server_errors_and_count_every_request() {
     let server = MockServer::start().await;
     let mut s = settings(&server.uri());
-    s.retry.max_attempts = 3;
+    s.http.retry.max_attempts = 3;
     let (c, _) = connector(s);
     Mock::given(method("GET"))
         .and(path(p("users")))
@@ -385,7 +385,7 @@ async fn odd_error_bodies_never_panic() {
 async fn invalid_json_in_a_200_is_a_retryable_error() {
     let server = MockServer::start().await;
     let mut s = settings(&server.uri());
-    s.retry.max_attempts = 2;
+    s.http.retry.max_attempts = 2;
     let (c, _) = connector(s);
     Mock::given(method("GET"))
         .and(path(p("user/u1")))
@@ -440,7 +440,7 @@ async fn a_401_runs_the_token_command_again_and_resends_with_the_fresh_token() {
         counter.display()
     );
     let mut s = settings(&server.uri());
-    s.token = TokenSource::Command(cmd);
+    s.http.token = TokenSource::Command(cmd);
     let (c, _) = connector(s);
     Mock::given(method("GET"))
         .and(path(p("status")))
@@ -475,7 +475,7 @@ async fn a_401_runs_the_token_command_again_and_resends_with_the_fresh_token() {
 async fn echo_token_command_is_used_and_a_second_401_is_auth() {
     let server = MockServer::start().await;
     let mut s = settings(&server.uri());
-    s.token = TokenSource::Command("echo fresh-token".into());
+    s.http.token = TokenSource::Command("echo fresh-token".into());
     let (c, _) = connector(s);
     Mock::given(method("GET"))
         .and(path(p("status")))
@@ -542,11 +542,11 @@ async fn token_env_is_read_on_first_use_and_a_missing_one_sends_nothing() {
         .await;
     let var = "TS_TEST_FUSION_TOKEN_E2E";
     let mut s = settings(&server.uri());
-    s.token = TokenSource::Env(var.into());
+    s.http.token = TokenSource::Env(var.into());
     let (c, _) = connector(s.clone());
     std::env::set_var(var, " from-env-77\n");
     assert!(c.check().await.unwrap().ok);
-    s.token = TokenSource::Env("TS_TEST_UNSET_VAR_E2E".into());
+    s.http.token = TokenSource::Env("TS_TEST_UNSET_VAR_E2E".into());
     let (c, _) = connector(s);
     let e = c.check().await.unwrap_err();
     assert!(
@@ -878,7 +878,7 @@ async fn connection_refused_and_timeouts_are_retryable() {
 
     let server = MockServer::start().await;
     let mut s = settings(&server.uri());
-    s.request_timeout = Duration::from_millis(300);
+    s.http.request_timeout = Duration::from_millis(300);
     let (c, _) = connector(s);
     Mock::given(method("GET"))
         .and(path(p("user/u1")))
@@ -1249,7 +1249,7 @@ mod against_sim {
             TokenSource::Static(SIM_TOKEN.into()),
         );
         st.page_size = page_size;
-        st.retry = RetryPolicy {
+        st.http.retry = RetryPolicy {
             max_attempts: 4,
             base: Duration::from_millis(5),
             cap: Duration::from_millis(50),
@@ -1498,7 +1498,7 @@ mod against_sim {
             12,
             TokenSource::Static("wrong-SECRET".into()),
         );
-        st.retry.max_attempts = 1;
+        st.http.retry.max_attempts = 1;
         let bad = FusionConnector::new(st, Arc::new(Gate::unlimited())).unwrap();
         let e = bad.check().await.unwrap_err();
         assert!(matches!(e, ConnectorError::Auth { .. }), "{e:?}");
@@ -1523,7 +1523,7 @@ mod against_sim {
             12,
             TokenSource::Static(SIM_TOKEN.into()),
         );
-        st.retry = RetryPolicy {
+        st.http.retry = RetryPolicy {
             max_attempts: 6,
             base: Duration::from_millis(5),
             cap: Duration::from_millis(50),

@@ -6,7 +6,7 @@
 use crate::support::{fixture, repo, Workspace};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use teamsync::connector::fusion::TokenSource;
+use teamsync::connector::http::TokenSource;
 use teamsync::connector::liveplatform::{LivePlatformConnector, LivePlatformSettings};
 use teamsync::connector::{Connector, ConnectorError, Gate};
 use teamsync::sim::fusion::conn::Background;
@@ -224,7 +224,7 @@ async fn auth_and_rate_limit_as_the_fusion_simulator() {
 fn connector(base: &str, customer: &str, token: &str, page_size: u32) -> LivePlatformConnector {
     let mut s = LivePlatformSettings::new(base, customer, TokenSource::Static(token.into()));
     s.page_size = page_size;
-    s.retry.max_attempts = 2;
+    s.http.retry.max_attempts = 2;
     LivePlatformConnector::new(s, Arc::new(Gate::new(0.0, 1))).unwrap()
 }
 

@@ -5,7 +5,7 @@
 use crate::support::{fixture, repo, Run, Workspace};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use teamsync::connector::fusion::TokenSource;
+use teamsync::connector::http::TokenSource;
 use teamsync::connector::portsip::{PortsipConnector, PortsipSettings, PASSWORD_LEN};
 use teamsync::connector::{Connector, Gate};
 use teamsync::model::{Field, Upn, UserSpec};
@@ -368,7 +368,7 @@ async fn sim_throttles_and_faults_in_portsip_shape_and_logs_every_request() {
 
 fn connector(base: &str) -> PortsipConnector {
     let mut s = PortsipSettings::new(base, TokenSource::Static(TOKEN.into()));
-    s.retry.max_attempts = 1;
+    s.http.retry.max_attempts = 1;
     PortsipConnector::new(s, Arc::new(Gate::unlimited())).unwrap()
 }
 

@@ -171,7 +171,7 @@ fn connector(s: &Served, rate: f64, burst: u32, timeout: Duration) -> Arc<dyn Co
         s.path.subscription_id,
         TokenSource::Static(TOKEN.into()),
     );
-    settings.request_timeout = timeout;
+    settings.http.request_timeout = timeout;
     let gate = Arc::new(Gate::new(rate, burst));
     Arc::new(FusionConnector::new(settings, gate).expect("connector"))
 }

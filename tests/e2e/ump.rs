@@ -5,7 +5,7 @@
 use crate::support::{fixture, repo, Workspace};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use teamsync::connector::fusion::TokenSource;
+use teamsync::connector::http::TokenSource;
 use teamsync::connector::ump::{UmpConnector, UmpSettings};
 use teamsync::connector::{Connector, ConnectorError, Gate};
 use teamsync::sim::fusion::conn::Background;
@@ -184,9 +184,9 @@ async fn contract_user_calls_list_detail_and_script() {
 
 fn connector(s: &Background, token: TokenSource) -> UmpConnector {
     let mut set = UmpSettings::new(s.base_url());
-    set.token = token;
+    set.http.token = token;
     set.page_size = 4;
-    set.retry.max_attempts = 4;
+    set.http.retry.max_attempts = 4;
     set.voice_policies = vec!["International".into(), "National".into()];
     UmpConnector::new(set, Arc::new(Gate::unlimited())).unwrap()
 }

@@ -1,8 +1,9 @@
 //! The Netaxis Fusion DRaaS MS Teams backend: the main tenant teamsync reads and writes.
 //!
-//! Layout: `client` (HTTP, auth, error mapping), `wire` (the API's JSON as we read it),
-//! `mapping` (wire ↔ model), `steps` (which request carries which planned change — its
-//! module doc has the endpoint table). This file ties them to the [`Connector`] trait.
+//! Layout: `wire` (the API's JSON as we read it), `mapping` (wire ↔ model), `steps` (which
+//! request carries which planned change — its module doc has the endpoint table); HTTP,
+//! auth and error mapping are the shared [`crate::connector::http`] client, rooted at the
+//! tenant's `msteams` path. This file ties them to the [`Connector`] trait.
 //!
 //! Reads and how many requests they cost:
 //! - `snapshot` pages through `GET users` with [`DEFAULT_PAGE_SIZE`] (the document gives
@@ -24,8 +25,9 @@
 //!   is a case-insensitive displayName prefix), then falls back to the full list, since
 //!   an existing account may carry another name; the match is by UPN, case-insensitively.
 //!
-//! Reads retry on their own with the tenant's [`RetryPolicy`]; `send` makes one attempt
-//! of one request, with two exceptions for resource accounts (below): the first write of a
+//! Reads retry on their own with the tenant's
+//! [`RetryPolicy`](crate::connector::retry::RetryPolicy); `send` makes one attempt of one
+//! request, with two exceptions for resource accounts (below): the first write of a
 //! connector that made no snapshot lists them once first, and the first write to an
 //! account it just created looks up its object id.
 //!
@@ -47,25 +49,21 @@
 //!   a 404, which the executor treats as "not replicated yet". `read_user("upn:…")` looks
 //!   the account up the same way.
 
-pub(crate) mod client;
 pub mod mapping;
 pub mod steps;
 pub mod wire;
 
 use crate::config::TenantConfig;
-use crate::connector::retry::RetryPolicy;
+use crate::connector::http::{self as client, required, Client, HttpSettings, Request};
 use crate::connector::{Capabilities, Connector, ConnectorError, Gate, Step, TenantStatus};
 use crate::model::{Catalogs, Snapshot, TenantUser, Upn};
 use crate::plan::model::{Operation, UserPlan};
 use async_trait::async_trait;
-use client::{Client, Request};
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-pub use client::{DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER};
+pub use crate::connector::http::{TokenSource, DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER};
 use steps::{Creates, Target};
 
 /// Prefix of the id `send` gives a resource account it just created (see the module doc).
@@ -78,40 +76,6 @@ pub const FALLBACK_PAGE_SIZE: u32 = 100;
 /// Detail GETs in flight during a snapshot; the gate, not this, sets the pace.
 const DETAIL_CONCURRENCY: usize = 16;
 
-/// Where the bearer token comes from. `Debug` never shows a secret.
-#[derive(Clone, PartialEq, Eq)]
-pub enum TokenSource {
-    Static(String),
-    /// Name of an environment variable, read on first use.
-    Env(String),
-    /// A credential helper printing a token; run on first use and again once on a 401.
-    Command(String),
-    None,
-}
-
-impl TokenSource {
-    /// `token_command` if the tenant sets one, else `token_env`, else no token.
-    pub fn from_tenant_config(cfg: &TenantConfig) -> TokenSource {
-        match (&cfg.token_command, &cfg.token_env) {
-            (Some(c), _) => TokenSource::Command(c.clone()),
-            (None, Some(v)) => TokenSource::Env(v.clone()),
-            (None, None) => TokenSource::None,
-        }
-    }
-}
-
-impl std::fmt::Debug for TokenSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TokenSource::Static(_) => f.write_str("Static(<redacted>)"),
-            TokenSource::Env(v) => write!(f, "Env({v:?})"),
-            // A command line may embed a secret (`echo …`): not shown either.
-            TokenSource::Command(_) => f.write_str("Command(<redacted>)"),
-            TokenSource::None => f.write_str("None"),
-        }
-    }
-}
-
 /// Everything needed to reach one Fusion tenant.
 #[derive(Clone, Debug)]
 pub struct FusionSettings {
@@ -120,14 +84,8 @@ pub struct FusionSettings {
     pub draas_instance: String,
     pub tenant_uuid: String,
     pub subscription_id: i64,
-    pub token: TokenSource,
-    pub request_timeout: Duration,
-    /// PEM bundle of a private CA, trusted in addition to the public roots.
-    pub ca_file: Option<PathBuf>,
-    pub allow_insecure_http: bool,
     pub page_size: u32,
-    /// Retries of reads (snapshot, read_user, find_user, check).
-    pub retry: RetryPolicy,
+    pub http: HttpSettings,
 }
 
 impl FusionSettings {
@@ -144,12 +102,8 @@ impl FusionSettings {
             draas_instance: draas_instance.into(),
             tenant_uuid: tenant_uuid.into(),
             subscription_id,
-            token,
-            request_timeout: Duration::from_secs(30),
-            ca_file: None,
-            allow_insecure_http: false,
             page_size: DEFAULT_PAGE_SIZE,
-            retry: RetryPolicy::default(),
+            http: HttpSettings::new(token),
         }
     }
 }
@@ -182,14 +136,43 @@ impl std::fmt::Debug for FusionConnector {
 impl FusionConnector {
     /// Refuses plain http to a non-loopback host (unless allowed), an unreadable CA file
     /// and empty path parameters. The token is not resolved yet (first request does it).
-    pub fn new(
-        settings: FusionSettings,
-        gate: Arc<Gate>,
-    ) -> Result<FusionConnector, ConnectorError> {
-        let client = Client::new(&settings, gate)?;
+    pub fn new(s: FusionSettings, gate: Arc<Gate>) -> Result<FusionConnector, ConnectorError> {
+        for (name, v) in [
+            ("draas_instance", &s.draas_instance),
+            ("tenant_uuid", &s.tenant_uuid),
+        ] {
+            if v.trim().is_empty() {
+                return Err(ConnectorError::Config(format!("fusion: {name} is empty")));
+            }
+        }
+        if s.page_size == 0 {
+            return Err(ConnectorError::Config(
+                "fusion: page_size must be at least 1".into(),
+            ));
+        }
+        let sub = s.subscription_id.to_string();
+        // The tenant's `msteams` path, below which every endpoint lies.
+        let segments = [
+            "api",
+            "v01",
+            "draas",
+            s.draas_instance.as_str(),
+            "tenants",
+            s.tenant_uuid.as_str(),
+            "subscriptions",
+            sub.as_str(),
+            "msteams",
+        ];
+        let client = Client::new(
+            &s.base_url,
+            &segments,
+            s.http,
+            client::parse_error_body,
+            gate,
+        )?;
         Ok(FusionConnector {
             client,
-            page_size: settings.page_size.into(),
+            page_size: s.page_size.into(),
             ras: Default::default(),
             ras_listed: Default::default(),
         })
@@ -201,23 +184,14 @@ impl FusionConnector {
         cfg: &TenantConfig,
         gate: Arc<Gate>,
     ) -> Result<FusionConnector, ConnectorError> {
-        fn need<T: Clone>(v: &Option<T>, key: &str) -> Result<T, ConnectorError> {
-            v.clone().ok_or_else(|| {
-                ConnectorError::Config(format!("fusion tenant: `{key}` is required"))
-            })
-        }
-        let token = TokenSource::from_tenant_config(cfg);
-        let mut s = FusionSettings::new(
-            need(&cfg.base_url, "base_url")?,
-            need(&cfg.draas_instance, "draas_instance")?,
-            need(&cfg.tenant_uuid, "tenant_uuid")?,
-            need(&cfg.subscription_id, "subscription_id")?,
-            token,
-        );
-        s.request_timeout = Duration::from_secs(cfg.request_timeout_s.max(1));
-        s.ca_file = cfg.ca_file.clone();
-        s.allow_insecure_http = cfg.allow_insecure_http;
-        s.retry.max_attempts = cfg.max_attempts.max(1);
+        let s = FusionSettings {
+            base_url: required(&cfg.base_url, "fusion", "base_url")?,
+            draas_instance: required(&cfg.draas_instance, "fusion", "draas_instance")?,
+            tenant_uuid: required(&cfg.tenant_uuid, "fusion", "tenant_uuid")?,
+            subscription_id: required(&cfg.subscription_id, "fusion", "subscription_id")?,
+            page_size: DEFAULT_PAGE_SIZE,
+            http: HttpSettings::from_tenant_config(cfg),
+        };
         FusionConnector::new(s, gate)
     }
 
@@ -596,7 +570,7 @@ mod tests {
             matches!(&e, ConnectorError::Config(m) if m.contains("plain http")),
             "{e}"
         );
-        s.allow_insecure_http = true;
+        s.http.allow_insecure_http = true;
         assert!(FusionConnector::new(s, Arc::new(Gate::unlimited())).is_ok());
     }
 
@@ -626,7 +600,7 @@ mod tests {
     #[test]
     fn ca_file_is_loaded_or_refused_clearly() {
         let mut s = FusionSettings::new("https://f.example.net", "prod", "u", 1, TokenSource::None);
-        s.ca_file = Some(
+        s.http.ca_file = Some(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("tests/fixtures/ca/isrg-root-x1.pem"),
         );
@@ -634,13 +608,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
-        s.ca_file = Some(empty);
+        s.http.ca_file = Some(empty);
         let e = FusionConnector::new(s.clone(), Arc::new(Gate::unlimited())).unwrap_err();
         assert!(
             matches!(&e, ConnectorError::Config(m) if m.contains("empty.pem")),
             "{e}"
         );
-        s.ca_file = Some(dir.path().join("missing.pem"));
+        s.http.ca_file = Some(dir.path().join("missing.pem"));
         let e = FusionConnector::new(s, Arc::new(Gate::unlimited())).unwrap_err();
         assert!(
             matches!(&e, ConnectorError::Config(m) if m.contains("missing.pem")),

@@ -6,7 +6,7 @@
 //! user never fails an audit. The field table is in the module doc of `super`.
 
 use super::wire::{LicensedUser, Problem, TeamsUser, UsersPage};
-use crate::connector::fusion::client::{excerpt, parse_error_body};
+use crate::connector::http::{excerpt, parse_error_body};
 use crate::model::{Catalogs, Country, LicenseInfo, TenantUser, Upn, UserDetails, VrpInfo, E164};
 use reqwest::StatusCode;
 use std::collections::{BTreeMap, HashMap};

@@ -19,7 +19,7 @@
 //! - Errors: the 400/500 bodies are RFC 7807 problem details with AudioCodes' extras
 //!   (`errorCode`, `errorTicket`, `traceId`); `errorCode` becomes the error's code, title and
 //!   detail its reason, and ticket and trace id are kept for a support call. Status mapping
-//!   is Fusion's client's (401/403 auth, 429 pauses the tenant, 5xx retried, other 4xx
+//!   is the shared [`crate::connector::http`] client's (401/403 auth, 429 pauses the tenant, 5xx retried, other 4xx
 //!   rejected).
 //! - No status endpoint is documented: `check` reads the first page with the smallest size.
 //! - No single-user GET is documented: `read_user`/`find_user` page through the list.
@@ -50,18 +50,14 @@ pub mod mapping;
 pub mod wire;
 
 use crate::config::TenantConfig;
-use crate::connector::fusion::client::{root_url, Client, ClientParts, Request};
-use crate::connector::fusion::TokenSource;
-use crate::connector::retry::RetryPolicy;
+use crate::connector::http::{required, Client, HttpSettings, Request, TokenSource};
 use crate::connector::{Capabilities, Connector, ConnectorError, Gate, Step, TenantStatus};
 use crate::model::{Snapshot, TenantUser, Upn};
 use crate::plan::model::UserPlan;
 use async_trait::async_trait;
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The query parameter the document calls "Page Number" (see the module doc).
 pub const PAGE_NUMBER_PARAM: &str = "pageNumber";
@@ -95,12 +91,8 @@ pub struct LivePlatformSettings {
     pub base_url: String,
     /// The customer's `umpCustomerGuid`.
     pub customer_id: String,
-    pub token: TokenSource,
-    pub request_timeout: Duration,
-    pub ca_file: Option<PathBuf>,
-    pub allow_insecure_http: bool,
     pub page_size: u32,
-    pub retry: RetryPolicy,
+    pub http: HttpSettings,
 }
 
 impl LivePlatformSettings {
@@ -113,12 +105,8 @@ impl LivePlatformSettings {
         LivePlatformSettings {
             base_url: base_url.into(),
             customer_id: customer_id.into(),
-            token,
-            request_timeout: Duration::from_secs(30),
-            ca_file: None,
-            allow_insecure_http: false,
             page_size: DEFAULT_PAGE_SIZE,
-            retry: RetryPolicy::default(),
+            http: HttpSettings::new(token),
         }
     }
 }
@@ -143,7 +131,6 @@ impl LivePlatformConnector {
         s: LivePlatformSettings,
         gate: Arc<Gate>,
     ) -> Result<LivePlatformConnector, ConnectorError> {
-        crate::config::check_url(&s.base_url, s.allow_insecure_http).map_err(cfg)?;
         let customer = uuid::Uuid::parse_str(s.customer_id.trim()).map_err(|_| {
             cfg(format!(
                 "liveplatform: customer_id {:?} is not a GUID (the customer's umpCustomerGuid)",
@@ -156,16 +143,9 @@ impl LivePlatformConnector {
                 s.page_size
             )));
         }
-        let root = root_url(&s.base_url, &["api"])?;
-        let parts = ClientParts {
-            token: s.token,
-            request_timeout: s.request_timeout,
-            ca_file: s.ca_file,
-            retry: s.retry,
-            parse_error: mapping::parse_problem,
-        };
+        let client = Client::new(&s.base_url, &["api"], s.http, mapping::parse_problem, gate)?;
         Ok(LivePlatformConnector {
-            client: Client::with_root(root, parts, gate)?,
+            client,
             customer_id: customer.hyphenated().to_string(),
             page_size: s.page_size,
         })
@@ -177,19 +157,12 @@ impl LivePlatformConnector {
         c: &TenantConfig,
         gate: Arc<Gate>,
     ) -> Result<LivePlatformConnector, ConnectorError> {
-        let need = |v: &Option<String>, key: &str| {
-            v.clone()
-                .ok_or_else(|| cfg(format!("liveplatform tenant: `{key}` is required")))
+        let s = LivePlatformSettings {
+            base_url: required(&c.base_url, "liveplatform", "base_url")?,
+            customer_id: required(&c.customer_id, "liveplatform", "customer_id")?,
+            page_size: DEFAULT_PAGE_SIZE,
+            http: HttpSettings::from_tenant_config(c),
         };
-        let mut s = LivePlatformSettings::new(
-            need(&c.base_url, "base_url")?,
-            need(&c.customer_id, "customer_id")?,
-            TokenSource::from_tenant_config(c),
-        );
-        s.request_timeout = Duration::from_secs(c.request_timeout_s.max(1));
-        s.ca_file = c.ca_file.clone();
-        s.allow_insecure_http = c.allow_insecure_http;
-        s.retry.max_attempts = c.max_attempts.max(1);
         LivePlatformConnector::new(s, gate)
     }
 

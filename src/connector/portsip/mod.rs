@@ -30,11 +30,9 @@ mod steps;
 mod wire;
 
 use crate::config::TenantConfig;
-use crate::connector::fusion::client::{
-    parse_error_body, parse_json, root_url, Client, ClientParts, Request,
+use crate::connector::http::{
+    parse_error_body, parse_json, required, Client, HttpSettings, Request, TokenSource,
 };
-use crate::connector::fusion::TokenSource;
-use crate::connector::retry::RetryPolicy;
 use crate::connector::{
     Capabilities, Connector, ConnectorError, Gate, SpecProblem, Step, TenantStatus,
 };
@@ -42,10 +40,8 @@ use crate::model::{Catalogs, Snapshot, TenantUser, Upn, UserSpec, E164};
 use crate::plan::model::UserPlan;
 use async_trait::async_trait;
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 pub use steps::PASSWORD_LEN;
 
@@ -76,24 +72,16 @@ pub const CAPABILITIES: Capabilities = Capabilities {
 pub struct PortsipSettings {
     /// Scheme, host and optional path prefix; `/api/users` is added.
     pub base_url: String,
-    pub token: TokenSource,
-    pub request_timeout: Duration,
-    pub ca_file: Option<PathBuf>,
-    pub allow_insecure_http: bool,
     pub page_size: u32,
-    pub retry: RetryPolicy,
+    pub http: HttpSettings,
 }
 
 impl PortsipSettings {
     pub fn new(base_url: impl Into<String>, token: TokenSource) -> PortsipSettings {
         PortsipSettings {
             base_url: base_url.into(),
-            token,
-            request_timeout: Duration::from_secs(30),
-            ca_file: None,
-            allow_insecure_http: false,
             page_size: DEFAULT_PAGE_SIZE,
-            retry: RetryPolicy::default(),
+            http: HttpSettings::new(token),
         }
     }
 }
@@ -202,18 +190,8 @@ impl PortsipConnector {
                 "portsip: page_size must be at least 1".into(),
             ));
         }
-        crate::config::check_url(&s.base_url, s.allow_insecure_http)
-            .map_err(ConnectorError::Config)?;
-        let root = root_url(&s.base_url, &["api"])?;
         // Fusion's reader takes PortSIP's flat `{"code", "message"}` error body as it is.
-        let parts = ClientParts {
-            token: s.token,
-            request_timeout: s.request_timeout,
-            ca_file: s.ca_file,
-            retry: s.retry,
-            parse_error: parse_error_body,
-        };
-        let client = Client::with_root(root, parts, gate)?;
+        let client = Client::new(&s.base_url, &["api"], s.http, parse_error_body, gate)?;
         Ok(PortsipConnector {
             client,
             page_size: s.page_size,
@@ -227,14 +205,11 @@ impl PortsipConnector {
         cfg: &TenantConfig,
         gate: Arc<Gate>,
     ) -> Result<PortsipConnector, ConnectorError> {
-        let base = cfg.base_url.clone().ok_or_else(|| {
-            ConnectorError::Config("portsip tenant: `base_url` is required".into())
-        })?;
-        let mut s = PortsipSettings::new(base, TokenSource::from_tenant_config(cfg));
-        s.request_timeout = Duration::from_secs(cfg.request_timeout_s.max(1));
-        s.ca_file = cfg.ca_file.clone();
-        s.allow_insecure_http = cfg.allow_insecure_http;
-        s.retry.max_attempts = cfg.max_attempts.max(1);
+        let s = PortsipSettings {
+            base_url: required(&cfg.base_url, "portsip", "base_url")?,
+            page_size: DEFAULT_PAGE_SIZE,
+            http: HttpSettings::from_tenant_config(cfg),
+        };
         PortsipConnector::new(s, gate)
     }
 

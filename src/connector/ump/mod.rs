@@ -2,8 +2,8 @@
 //! read-and-write backend: a Teams / Skype for Business user manager that fronts
 //! PowerShell, so what it can write is exactly the attribute list of "Update an Individual
 //! User". Layout: `wire` (the JSON as read), `mapping` (wire ↔ model, the attribute table,
-//! request grouping); HTTP is the Fusion connector's client (gate, auth, status mapping,
-//! read retries), rooted at `{base_url}/sysadmin/api`.
+//! request grouping); HTTP is the shared [`crate::connector::http`] client (gate, auth,
+//! status mapping, read retries), rooted at `{base_url}/sysadmin/api`.
 //!
 //! What it can and cannot do (see [`CAPABILITIES`]): read users, write display name,
 //! usage location, number (LineURI + EnterpriseVoiceEnabled) and voice policy, list
@@ -41,19 +41,15 @@ pub mod mapping;
 pub mod wire;
 
 use crate::config::TenantConfig;
-use crate::connector::fusion::client::{parse_error_body, root_url, Client, ClientParts, Request};
-use crate::connector::fusion::TokenSource;
-use crate::connector::retry::RetryPolicy;
+use crate::connector::http::{parse_error_body, required, Client, HttpSettings, Request};
 use crate::connector::{Capabilities, Connector, ConnectorError, Gate, Step, TenantStatus};
 use crate::model::{Catalogs, Snapshot, TenantUser, Upn, VrpInfo, E164};
 use crate::plan::model::UserPlan;
 use async_trait::async_trait;
 use reqwest::Method;
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Users per list page.
 pub const DEFAULT_PAGE_SIZE: u32 = 500;
@@ -80,44 +76,31 @@ pub const CAPABILITIES: Capabilities = Capabilities {
 #[derive(Clone, Debug)]
 pub struct UmpSettings {
     pub base_url: String,
-    pub token: TokenSource,
-    pub request_timeout: Duration,
-    pub ca_file: Option<PathBuf>,
-    pub allow_insecure_http: bool,
     pub page_size: u32,
-    pub retry: RetryPolicy,
     /// The voice policies sheets may name (UMP cannot list them).
     pub voice_policies: Vec<String>,
+    /// No token by default: UMP documents no authentication (see the module doc).
+    pub http: HttpSettings,
 }
 
 impl UmpSettings {
     pub fn new(base_url: impl Into<String>) -> UmpSettings {
         UmpSettings {
             base_url: base_url.into(),
-            token: TokenSource::None,
-            request_timeout: Duration::from_secs(30),
-            ca_file: None,
-            allow_insecure_http: false,
             page_size: DEFAULT_PAGE_SIZE,
-            retry: RetryPolicy::default(),
             voice_policies: vec![],
+            http: HttpSettings::default(),
         }
     }
 
     /// From a `[tenants.X]` table with `backend = "ump"` (or a `sim` tenant's knobs).
     pub fn from_tenant_config(cfg: &TenantConfig) -> Result<UmpSettings, ConnectorError> {
-        let base = cfg
-            .base_url
-            .clone()
-            .ok_or_else(|| ConnectorError::Config("ump tenant: `base_url` is required".into()))?;
-        let mut s = UmpSettings::new(base);
-        s.token = TokenSource::from_tenant_config(cfg);
-        s.request_timeout = Duration::from_secs(cfg.request_timeout_s.max(1));
-        s.ca_file = cfg.ca_file.clone();
-        s.allow_insecure_http = cfg.allow_insecure_http;
-        s.retry.max_attempts = cfg.max_attempts.max(1);
-        s.voice_policies = cfg.voice_policies.clone().unwrap_or_default();
-        Ok(s)
+        Ok(UmpSettings {
+            base_url: required(&cfg.base_url, "ump", "base_url")?,
+            page_size: DEFAULT_PAGE_SIZE,
+            voice_policies: cfg.voice_policies.clone().unwrap_or_default(),
+            http: HttpSettings::from_tenant_config(cfg),
+        })
     }
 }
 
@@ -148,34 +131,23 @@ impl UmpConnector {
     /// Refuses plain http to a remote host unless allowed, and an unreadable CA file.
     pub fn new(s: UmpSettings, gate: Arc<Gate>) -> Result<UmpConnector, ConnectorError> {
         let cfg = |m: String| ConnectorError::Config(m);
-        if s.allow_insecure_http && s.base_url.trim().starts_with("http://") {
+        if s.http.allow_insecure_http && s.base_url.trim().starts_with("http://") {
             tracing::warn!("UMP tenant over plain http: requests and answers travel unencrypted");
         }
-        crate::config::check_url(&s.base_url, s.allow_insecure_http).map_err(cfg)?;
         if s.page_size == 0 {
             return Err(cfg("ump: page_size must be at least 1".into()));
         }
         let base = s.base_url.trim();
-        let bare = root_url(base, &[])?;
-        let has_api = bare
-            .path()
-            .trim_end_matches('/')
-            .to_ascii_lowercase()
-            .ends_with("/sysadmin/api");
-        let root = if has_api {
-            bare
-        } else {
-            root_url(base, &["sysadmin", "api"])?
-        };
-        let parts = ClientParts {
-            token: s.token,
-            request_timeout: s.request_timeout,
-            ca_file: s.ca_file,
-            retry: s.retry,
-            // UMP answers RFC 7807 problem details; the generic reading takes `detail`.
-            parse_error: parse_error_body,
-        };
-        let client = Client::with_root(root, parts, gate)?;
+        // An unparsable URL gets no segments here and is refused by `Client::new`.
+        let has_api = reqwest::Url::parse(base).is_ok_and(|u| {
+            u.path()
+                .trim_end_matches('/')
+                .to_ascii_lowercase()
+                .ends_with("/sysadmin/api")
+        });
+        let segments: &[&str] = if has_api { &[] } else { &["sysadmin", "api"] };
+        // UMP answers RFC 7807 problem details; the generic reading takes `detail`.
+        let client = Client::new(base, segments, s.http, parse_error_body, gate)?;
         Ok(UmpConnector {
             client,
             page_size: s.page_size,
@@ -386,6 +358,7 @@ impl Connector for UmpConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connector::http::TokenSource;
 
     #[test]
     fn plain_http_to_a_remote_ump_needs_allow_insecure_http() {
@@ -395,18 +368,30 @@ mod tests {
             matches!(&e, ConnectorError::Config(m) if m.contains("plain http")),
             "{e}"
         );
-        s.allow_insecure_http = true;
+        s.http.allow_insecure_http = true;
         let c = UmpConnector::new(s, Arc::new(Gate::unlimited())).unwrap();
         assert!(format!("{c:?}").contains("http://ump.example.net/sysadmin/api"));
         // A URL that already names the API is not extended twice.
         let mut s = UmpSettings::new("http://ump.example.net/sysadmin/api/");
-        s.allow_insecure_http = true;
+        s.http.allow_insecure_http = true;
         let c = UmpConnector::new(s, Arc::new(Gate::unlimited())).unwrap();
         let d = format!("{c:?}");
         assert!(
             d.contains("ump.example.net/sysadmin/api\"") && !d.contains("api/sysadmin"),
             "{d}"
         );
+    }
+
+    #[test]
+    fn an_unparsable_base_url_is_a_config_error_naming_it() {
+        for url in ["not a url", "ftp://ump.example.net"] {
+            let e =
+                UmpConnector::new(UmpSettings::new(url), Arc::new(Gate::unlimited())).unwrap_err();
+            assert!(
+                matches!(&e, ConnectorError::Config(m) if m.contains(url)),
+                "{e}"
+            );
+        }
     }
 
     #[test]
@@ -417,7 +402,7 @@ mod tests {
         )
         .unwrap();
         let s = UmpSettings::from_tenant_config(&cfg).unwrap();
-        assert_eq!(s.token, TokenSource::Env("UMP_PROXY_TOKEN".into()));
+        assert_eq!(s.http.token, TokenSource::Env("UMP_PROXY_TOKEN".into()));
         assert_eq!(s.voice_policies, ["International"]);
         let cfg: TenantConfig = toml::from_str("backend = \"ump\"\n").unwrap();
         let e = UmpSettings::from_tenant_config(&cfg).unwrap_err();

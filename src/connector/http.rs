@@ -1,6 +1,7 @@
-//! HTTP for the Fusion connector: URL building, bearer auth (with one refresh through the
-//! token command on a 401), the tenant gate, and the mapping of every answer to
-//! [`ConnectorError`] in one place.
+//! The HTTP layer every bearer-token JSON backend (Fusion, Live Platform, UMP, PortSIP)
+//! shares, so each connector states only its paths and its error-body shape: URL building,
+//! bearer auth (with one refresh through the token command on a 401), the tenant gate, and
+//! the mapping of every answer to [`ConnectorError`] in one place.
 //!
 //! Status mapping (the executor decides on these):
 //! - 2xx → ok;
@@ -15,13 +16,13 @@
 //!
 //! The token never appears in a log line, an error or a `Debug` output.
 
-use super::{FusionSettings, TokenSource};
-use crate::config::run_token_command;
+use crate::config::{run_token_command, TenantConfig};
 use crate::connector::retry::RetryPolicy;
 use crate::connector::{ConnectorError, Gate};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -33,10 +34,107 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// How much of an unparsed error body is kept as the reason.
 const EXCERPT_CHARS: usize = 200;
+/// Per-request timeout when a tenant's config sets none.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the bearer token comes from. `Debug` never shows a secret.
+#[derive(Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    Static(String),
+    /// Name of an environment variable, read on first use.
+    Env(String),
+    /// A credential helper printing a token; run on first use and again once on a 401.
+    Command(String),
+    None,
+}
+
+impl TokenSource {
+    /// `token_command` if the tenant sets one, else `token_env`, else no token.
+    pub fn from_tenant_config(cfg: &TenantConfig) -> TokenSource {
+        match (&cfg.token_command, &cfg.token_env) {
+            (Some(c), _) => TokenSource::Command(c.clone()),
+            (None, Some(v)) => TokenSource::Env(v.clone()),
+            (None, None) => TokenSource::None,
+        }
+    }
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenSource::Static(_) => f.write_str("Static(<redacted>)"),
+            TokenSource::Env(v) => write!(f, "Env({v:?})"),
+            // A command line may embed a secret (`echo …`): not shown either.
+            TokenSource::Command(_) => f.write_str("Command(<redacted>)"),
+            TokenSource::None => f.write_str("None"),
+        }
+    }
+}
+
+/// How to reach a backend, whatever the vendor: every backend's settings embed this, so
+/// the tenant keys that mean the same for all (`token_*`, `request_timeout_s`, `ca_file`,
+/// `allow_insecure_http`, `max_attempts`) are read, defaulted and applied in one place.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    pub token: TokenSource,
+    /// Per HTTP request, connection included; time waiting in the tenant's gate excluded.
+    pub request_timeout: Duration,
+    /// PEM bundle of a private CA, trusted in addition to the public roots.
+    pub ca_file: Option<PathBuf>,
+    /// Allows plain http to a non-loopback host (see [`crate::config::check_url`]).
+    pub allow_insecure_http: bool,
+    /// Retries of reads (snapshot, read_user, find_user, check); `send` never retries.
+    pub retry: RetryPolicy,
+}
+
+impl HttpSettings {
+    /// [`DEFAULT_REQUEST_TIMEOUT`], no CA file, https only, default retry policy.
+    pub fn new(token: TokenSource) -> HttpSettings {
+        HttpSettings {
+            token,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            ca_file: None,
+            allow_insecure_http: false,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// From a `[tenants.X]` table: the token from `token_command` if set, else
+    /// `token_env`; a timeout and an attempt count of 0 are read as 1.
+    pub fn from_tenant_config(cfg: &TenantConfig) -> HttpSettings {
+        HttpSettings {
+            token: TokenSource::from_tenant_config(cfg),
+            request_timeout: Duration::from_secs(cfg.request_timeout_s.max(1)),
+            ca_file: cfg.ca_file.clone(),
+            allow_insecure_http: cfg.allow_insecure_http,
+            retry: RetryPolicy {
+                max_attempts: cfg.max_attempts.max(1),
+                ..RetryPolicy::default()
+            },
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    /// No token, otherwise as [`HttpSettings::new`].
+    fn default() -> HttpSettings {
+        HttpSettings::new(TokenSource::None)
+    }
+}
+
+/// A key `backend` needs from a `[tenants.X]` table, or the error naming it.
+pub(crate) fn required<T: Clone>(
+    v: &Option<T>,
+    backend: &str,
+    key: &str,
+) -> Result<T, ConnectorError> {
+    v.clone()
+        .ok_or_else(|| cfg(format!("{backend} tenant: `{key}` is required")))
+}
 
 /// One request to send, relative to the client's root (Fusion: the tenant's `msteams` path).
 #[derive(Debug, Clone)]
-pub struct Request {
+pub(crate) struct Request {
     pub method: Method,
     pub path: Vec<String>,
     pub query: Vec<(&'static str, String)>,
@@ -58,9 +156,9 @@ impl Request {
     }
 }
 
-pub struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
-    /// `…/msteams`, without a trailing slash.
+    /// The API's root (Fusion: `…/msteams`), without a trailing slash.
     root: reqwest::Url,
     token: TokenSource,
     cached: tokio::sync::Mutex<Option<String>>,
@@ -83,7 +181,7 @@ fn cfg(m: impl Into<String>) -> ConnectorError {
 }
 
 /// `base_url` (query and fragment dropped) with `segments` appended to its path.
-pub(crate) fn root_url(base_url: &str, segments: &[&str]) -> Result<reqwest::Url, ConnectorError> {
+fn root_url(base_url: &str, segments: &[&str]) -> Result<reqwest::Url, ConnectorError> {
     let mut root =
         reqwest::Url::parse(base_url).map_err(|e| cfg(format!("base_url {base_url:?}: {e}")))?;
     root.set_query(None);
@@ -95,17 +193,6 @@ pub(crate) fn root_url(base_url: &str, segments: &[&str]) -> Result<reqwest::Url
     Ok(root)
 }
 
-/// What a [`Client`] needs besides its root URL; Fusion fills it from [`FusionSettings`],
-/// other backends from their own settings.
-pub(crate) struct ClientParts {
-    pub token: TokenSource,
-    pub request_timeout: Duration,
-    pub ca_file: Option<std::path::PathBuf>,
-    pub retry: RetryPolicy,
-    /// Reads `(code, reason)` out of an error body in the vendor's shape.
-    pub parse_error: ErrorParser,
-}
-
 /// `(code, reason)` from a non-2xx body; see [`parse_error_body`] for Fusion's.
 pub(crate) type ErrorParser = fn(&[u8], StatusCode) -> (Option<String>, String);
 
@@ -114,56 +201,24 @@ impl Client {
         &self.gate
     }
 
-    pub fn new(s: &FusionSettings, gate: Arc<Gate>) -> Result<Client, ConnectorError> {
-        crate::config::check_url(&s.base_url, s.allow_insecure_http).map_err(cfg)?;
-        for (name, v) in [
-            ("draas_instance", &s.draas_instance),
-            ("tenant_uuid", &s.tenant_uuid),
-        ] {
-            if v.trim().is_empty() {
-                return Err(cfg(format!("fusion: {name} is empty")));
-            }
-        }
-        if s.page_size == 0 {
-            return Err(cfg("fusion: page_size must be at least 1"));
-        }
-        let sub = s.subscription_id.to_string();
-        let root = root_url(
-            &s.base_url,
-            &[
-                "api",
-                "v01",
-                "draas",
-                s.draas_instance.as_str(),
-                "tenants",
-                s.tenant_uuid.as_str(),
-                "subscriptions",
-                sub.as_str(),
-                "msteams",
-            ],
-        )?;
-        let parts = ClientParts {
-            token: s.token.clone(),
-            request_timeout: s.request_timeout,
-            ca_file: s.ca_file.clone(),
-            retry: s.retry.clone(),
-            parse_error: parse_error_body,
-        };
-        Client::with_root(root, parts, gate)
-    }
-
-    /// A client for any bearer-token JSON API below `root` (already checked with
-    /// [`crate::config::check_url`] by the caller).
-    pub(crate) fn with_root(
-        root: reqwest::Url,
-        p: ClientParts,
+    /// A client for the API at `base_url` (query and fragment dropped) with `segments`
+    /// appended. Refuses plain http to a non-loopback host unless `http` allows it
+    /// ([`crate::config::check_url`]) and a CA file that holds no readable certificate. The
+    /// token is not resolved yet: the first request does it.
+    pub fn new(
+        base_url: &str,
+        segments: &[&str],
+        http: HttpSettings,
+        parse_error: ErrorParser,
         gate: Arc<Gate>,
     ) -> Result<Client, ConnectorError> {
+        crate::config::check_url(base_url, http.allow_insecure_http).map_err(cfg)?;
+        let root = root_url(base_url, segments)?;
         let mut b = reqwest::Client::builder()
-            .timeout(p.request_timeout)
-            .connect_timeout(p.request_timeout.min(Duration::from_secs(10)))
+            .timeout(http.request_timeout)
+            .connect_timeout(http.request_timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("teamsync/", env!("CARGO_PKG_VERSION")));
-        if let Some(ca) = &p.ca_file {
+        if let Some(ca) = &http.ca_file {
             let pem =
                 std::fs::read(ca).map_err(|e| cfg(format!("ca_file {}: {e}", ca.display())))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
@@ -178,17 +233,17 @@ impl Client {
                 b = b.add_root_certificate(c);
             }
         }
-        let http = b
+        let client = b
             .build()
             .map_err(|e| cfg(format!("HTTP client: {}", error_chain(&e))))?;
         Ok(Client {
-            http,
+            http: client,
             root,
-            token: p.token,
+            token: http.token,
             cached: tokio::sync::Mutex::new(None),
             gate,
-            retry: p.retry,
-            parse_error: p.parse_error,
+            retry: http.retry,
+            parse_error,
         })
     }
 
@@ -412,7 +467,10 @@ fn scrub(e: ConnectorError, token: Option<&str>) -> ConnectorError {
 }
 
 /// Malformed JSON in a 2xx answer: the server or a proxy hiccuped; another try may do.
-pub fn parse_json<T: DeserializeOwned>(r: &Request, body: &[u8]) -> Result<T, ConnectorError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(
+    r: &Request,
+    body: &[u8],
+) -> Result<T, ConnectorError> {
     serde_json::from_slice(body).map_err(|e| ConnectorError::Retryable {
         status: None,
         retry_after: None,
@@ -452,7 +510,7 @@ fn transport(r: &Request, e: reqwest::Error) -> ConnectorError {
 }
 
 /// Retry-After as delta-seconds or an HTTP date; `None` when absent or unparsable.
-pub fn retry_after(h: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(h: &HeaderMap) -> Option<Duration> {
     let v = h.get(RETRY_AFTER)?.to_str().ok()?.trim();
     let d = if let Ok(secs) = v.parse::<u64>() {
         Duration::from_secs(secs)
@@ -476,7 +534,7 @@ pub fn retry_after(h: &HeaderMap) -> Option<Duration> {
 /// `(code, reason)` from an error body. Reads `{"error": {"code", "reason"}}` as the
 /// document shows it, tolerates a flat `{"code", "reason"|"message"}`, and otherwise keeps
 /// a short excerpt of the body (or the status text when it is empty).
-pub fn parse_error_body(body: &[u8], status: StatusCode) -> (Option<String>, String) {
+pub(crate) fn parse_error_body(body: &[u8], status: StatusCode) -> (Option<String>, String) {
     fn code_str(v: &serde_json::Value) -> Option<String> {
         match v {
             serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
@@ -485,7 +543,9 @@ pub fn parse_error_body(body: &[u8], status: StatusCode) -> (Option<String>, Str
         }
     }
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
-        if let Ok(e) = serde_json::from_value::<super::wire::ErrorBody>(v.clone()) {
+        if let Ok(e) =
+            serde_json::from_value::<crate::connector::fusion::wire::ErrorBody>(v.clone())
+        {
             let code = e.error.code.as_ref().and_then(code_str);
             if let Some(reason) = e.error.reason.filter(|r| !r.trim().is_empty()) {
                 return (code, excerpt(&reason));
@@ -540,6 +600,80 @@ pub(crate) fn excerpt(s: &str) -> String {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    fn tenant(toml_text: &str) -> TenantConfig {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn http_settings_read_the_shared_tenant_keys() {
+        let h = HttpSettings::from_tenant_config(&tenant(
+            "backend = \"portsip\"\ntoken_env = \"PBX_TOKEN\"\ntoken_command = \"echo s3cr3t\"\n\
+             request_timeout_s = 0\nca_file = \"/etc/ca.pem\"\nallow_insecure_http = true\n\
+             max_attempts = 3\n",
+        ));
+        // The command wins over the variable, and a zero timeout is read as one second.
+        assert_eq!(h.token, TokenSource::Command("echo s3cr3t".into()));
+        assert_eq!(h.request_timeout, Duration::from_secs(1));
+        assert_eq!(h.ca_file, Some(PathBuf::from("/etc/ca.pem")));
+        assert!(h.allow_insecure_http);
+        assert_eq!(h.retry.max_attempts, 3);
+        assert_eq!(h.retry.base, RetryPolicy::default().base);
+        assert!(!format!("{h:?}").contains("s3cr3t"), "{h:?}");
+
+        let h = HttpSettings::from_tenant_config(&tenant(
+            "backend = \"ump\"\ntoken_env = \"UMP_TOKEN\"\nrequest_timeout_s = 7\n",
+        ));
+        assert_eq!(h.token, TokenSource::Env("UMP_TOKEN".into()));
+        assert_eq!(h.request_timeout, Duration::from_secs(7));
+        assert_eq!(h.ca_file, None);
+        assert!(!h.allow_insecure_http);
+    }
+
+    #[test]
+    fn default_http_settings_have_no_token_and_refuse_plain_http() {
+        let h = HttpSettings::default();
+        assert_eq!(h.token, TokenSource::None);
+        assert_eq!(h.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+        assert!(!h.allow_insecure_http && h.ca_file.is_none());
+        let e = Client::new(
+            "http://api.example.net",
+            &["api"],
+            h.clone(),
+            parse_error_body,
+            Arc::new(Gate::unlimited()),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, ConnectorError::Config(m) if m.contains("plain http")),
+            "{e}"
+        );
+        let c = Client::new(
+            "http://127.0.0.1:9/prefix/?q=1#f",
+            &["api", "v1"],
+            h,
+            parse_error_body,
+            Arc::new(Gate::unlimited()),
+        )
+        .unwrap();
+        assert!(
+            format!("{c:?}").contains("\"http://127.0.0.1:9/prefix/api/v1\""),
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn a_missing_key_is_named_with_its_backend() {
+        let e = required::<String>(&None, "portsip", "base_url").unwrap_err();
+        assert!(
+            matches!(&e, ConnectorError::Config(m) if m == "portsip tenant: `base_url` is required"),
+            "{e}"
+        );
+        assert_eq!(
+            required(&Some(5_i64), "fusion", "subscription_id").unwrap(),
+            5
+        );
+    }
 
     #[test]
     fn retry_after_seconds_date_and_garbage() {
