@@ -572,4 +572,50 @@ mod tests {
         let back: UserSpec = serde_json::from_value(j).unwrap();
         assert_eq!(back, u);
     }
+
+    #[test]
+    fn e164_inline_keeps_text_order_and_limits() {
+        let longest = E164::parse_canonical("+123456789012345;ext=1234567890").unwrap();
+        assert_eq!(longest.number(), "+123456789012345");
+        assert_eq!(longest.ext(), Some("1234567890"));
+        assert!(E164::parse_canonical("+1234567890123456").is_err());
+        assert!(E164::parse_canonical("+3225405200;ext=12345678901").is_err());
+        assert!(E164::parse_canonical("+3225405200;ext=").is_err());
+        let mut v: Vec<E164> = [
+            "+3225405200;ext=2",
+            "+32254052001",
+            "+3225405200",
+            "+322540520",
+        ]
+        .iter()
+        .map(|s| E164::parse_canonical(s).unwrap())
+        .collect();
+        v.sort();
+        let texts: Vec<String> = v.iter().map(E164::to_string).collect();
+        assert_eq!(
+            texts,
+            [
+                "+322540520",
+                "+3225405200",
+                "+3225405200;ext=2",
+                "+32254052001"
+            ]
+        );
+        let j = serde_json::to_string(&longest).unwrap();
+        assert_eq!(j, "\"+123456789012345;ext=1234567890\"");
+        assert_eq!(serde_json::from_str::<E164>(&j).unwrap(), longest);
+    }
+
+    #[test]
+    fn row_origin_serialises_as_file_and_row() {
+        let o = RowOrigin {
+            file: "sheets/users.csv".into(),
+            row: 7,
+        };
+        let j = serde_json::to_value(&o).unwrap();
+        assert_eq!(j, serde_json::json!({"file": "sheets/users.csv", "row": 7}));
+        assert_eq!(serde_json::from_value::<RowOrigin>(j).unwrap(), o);
+        let c = Country::parse("gb").unwrap();
+        assert_eq!(serde_json::to_value(&c).unwrap(), "GB");
+    }
 }

@@ -926,4 +926,97 @@ mod tests {
                 == 1
         );
     }
+
+    #[test]
+    fn rows_of_a_file_share_one_file_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let body: String = (0..50)
+            .map(|i| format!("u{i}@contoso.onmicrosoft.com\n"))
+            .collect();
+        let a = write(&dir, "a.csv", &format!("upn\n{body}"));
+        let b = write(&dir, "b.csv", "upn\nother@contoso.onmicrosoft.com\n");
+        let v = validate_files(&[a, b], &SheetOptions::default(), &templates());
+        assert!(v.errors.is_empty(), "{:?}", v.errors);
+        let files: Vec<&Arc<str>> = v
+            .specs
+            .iter()
+            .map(|s| &s.origin.as_ref().unwrap().file)
+            .collect();
+        assert_eq!(files.len(), 51);
+        assert!(files[..50].iter().all(|f| Arc::ptr_eq(f, files[0])));
+        assert_eq!(&**files[0], v.files[0].as_str());
+        assert_eq!(&**files[50], v.files[1].as_str());
+        // One allocation per file: only the specs hold it once validation is done.
+        assert_eq!(Arc::strong_count(files[0]), 50);
+        assert_eq!(Arc::strong_count(files[50]), 1);
+    }
+
+    #[test]
+    fn duplicates_of_rows_with_errors_are_still_found() {
+        let dir = tempfile::tempdir().unwrap();
+        // Row 2 has an error (bad country) but claims its UPN and number first.
+        let a = write(
+            &dir,
+            "a.csv",
+            "upn,number,country\n\
+             x@contoso.onmicrosoft.com,+3225405201,ZZ\n\
+             y@contoso.onmicrosoft.com,+3225405201,BE\n",
+        );
+        let b = write(
+            &dir,
+            "b.csv",
+            "upn,number\nX@contoso.onmicrosoft.com,+3225405202\nz@contoso.onmicrosoft.com,+3225405202\n",
+        );
+        let v = validate_files(&[a.clone(), b], &SheetOptions::default(), &templates());
+        let msgs: Vec<(Option<u64>, &str)> = v
+            .errors
+            .iter()
+            .map(|e| (e.row, e.message.as_str()))
+            .collect();
+        assert_eq!(msgs.len(), 4, "{msgs:?}");
+        assert!(msgs[1].1.contains(
+            "number +3225405201 is also given to x@contoso.onmicrosoft.com on this sheet's row 2"
+        ));
+        assert_eq!(msgs[1].0, Some(3));
+        assert!(msgs[2].1.contains(&format!(
+            "duplicate UPN x@contoso.onmicrosoft.com: also on {} row 2",
+            a.display()
+        )));
+        // b.csv row 2 had a duplicate UPN but claimed its number: row 3 repeats it.
+        assert!(msgs[3].1.contains(
+            "number +3225405202 is also given to x@contoso.onmicrosoft.com on this sheet's row 2"
+        ));
+        assert_eq!(v.specs.len(), 0);
+    }
+
+    /// Every key hashes alike, so every claim after the first is a collision.
+    #[derive(Default)]
+    struct Constant;
+    impl Hasher for Constant {
+        fn finish(&self) -> u64 {
+            7
+        }
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    #[test]
+    fn claim_index_answers_exactly_despite_hash_collisions() {
+        let keys: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let key_of = |c: Claimant| match c {
+            Claimant::Spec(i) | Claimant::Unkept(i) => keys.get(i as usize),
+        };
+        let mut idx: ClaimIndex<String, BuildHasherDefault<Constant>> = ClaimIndex::default();
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(idx.get(k, key_of), None);
+            idx.insert(k, Claimant::Spec(i as u32), key_of);
+        }
+        assert_eq!(idx.collided.len(), 2);
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(idx.get(k, key_of), Some(Claimant::Spec(i as u32)));
+        }
+        assert_eq!(idx.get(&"d".to_string(), key_of), None);
+        // A second claim of a key keeps the first claimant.
+        idx.insert(&keys[1], Claimant::Unkept(9), key_of);
+        assert_eq!(idx.get(&keys[1], key_of), Some(Claimant::Spec(1)));
+    }
 }
