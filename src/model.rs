@@ -9,8 +9,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 /// A User Principal Name, kept lowercase because Entra ID compares UPNs case-insensitively.
+/// A `Box<str>`, not a `String`: it never grows, and one is kept per sheet row and tenant
+/// user (8 bytes and any capacity slack less each).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Upn(String);
+pub struct Upn(Box<str>);
 
 impl Upn {
     /// Accepts `local@domain` (trimmed, lowercased). The domain needs a dot or is a
@@ -39,7 +41,7 @@ impl Upn {
         if bad_local || bad_domain || s.len() > 113 {
             return Err(format!("{raw:?} is not a UPN (expected local@domain)"));
         }
-        Ok(Upn(s))
+        Ok(Upn(s.into_boxed_str()))
     }
     pub fn as_str(&self) -> &str {
         &self.0
