@@ -1019,4 +1019,93 @@ mod tests {
         idx.insert(&keys[1], Claimant::Unkept(9), key_of);
         assert_eq!(idx.get(&keys[1], key_of), Some(Claimant::Spec(1)));
     }
+
+    /// Peak resident set of this process in KiB (Linux), `None` elsewhere.
+    fn peak_kib() -> Option<u64> {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    const MEMORY_CHILD_ROWS: &str = "TEAMSYNC_VALIDATE_MEMORY_ROWS";
+
+    /// Run only as the child of `memory_per_row_stays_bounded`: validates a generated
+    /// sheet of the given size and prints the peak RSS growth it caused.
+    #[test]
+    #[ignore = "child process of memory_per_row_stays_bounded"]
+    fn memory_child() {
+        let Some(rows) = std::env::var(MEMORY_CHILD_ROWS)
+            .ok()
+            .and_then(|r| r.parse::<usize>().ok())
+        else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.csv");
+        {
+            let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+            writeln!(w, "upn,displayName,number,country,licenses").unwrap();
+            for i in 0..rows {
+                writeln!(
+                    w,
+                    "user{i:06}@contoso.com,User {i},+322{},BE,STANDARDPACK;MCOEV",
+                    5_000_000 + i
+                )
+                .unwrap();
+            }
+        }
+        let before = peak_kib().unwrap();
+        let v = validate_files(&[path], &SheetOptions::default(), &TemplateSet::default());
+        let after = peak_kib().unwrap();
+        assert_eq!(v.valid as usize, rows, "{:?}", v.errors.first());
+        println!("VALIDATE_MEMORY {} {}", rows, after.saturating_sub(before));
+    }
+
+    /// Memory per kept row, measured as peak RSS in child processes (one per size, so
+    /// neither sees the other's heap) and taken as the slope between two sizes, so fixed
+    /// costs cancel. Memory does not depend on machine load, only on what is kept: before
+    /// the file name was shared and the duplicate maps stopped copying keys this was
+    /// ~1,050 bytes per row; now ~500 (the specs themselves, which the planner needs).
+    #[test]
+    fn memory_per_row_stays_bounded() {
+        if peak_kib().is_none() {
+            eprintln!("no /proc/self/status VmHWM here: memory bound not checked");
+            return;
+        }
+        let grown = |rows: usize| -> u64 {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "validate::tests::memory_child",
+                    "--exact",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(MEMORY_CHILD_ROWS, rows.to_string())
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "child failed: {text}");
+            text.lines()
+                // The harness may print "test … ... " on the same line first.
+                .find_map(|l| l.split("VALIDATE_MEMORY ").nth(1))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse().ok())
+                .unwrap_or_else(|| panic!("no measurement in: {text}"))
+        };
+        let (small, large) = (20_000u64, 60_000u64);
+        let (a, b) = (grown(small as usize), grown(large as usize));
+        let per_row = b.saturating_sub(a) * 1024 / (large - small);
+        eprintln!("validate: {a} KiB at {small} rows, {b} KiB at {large}: {per_row} B/row");
+        assert!(
+            per_row < 750,
+            "validate keeps {per_row} bytes per row ({a} KiB at {small} rows, {b} KiB at {large})"
+        );
+    }
 }
