@@ -1069,9 +1069,10 @@ mod tests {
 
     /// Memory per kept row, measured as peak RSS in child processes (one per size, so
     /// neither sees the other's heap) and taken as the slope between two sizes, so fixed
-    /// costs cancel. Memory does not depend on machine load, only on what is kept: before
-    /// the file name was shared and the duplicate maps stopped copying keys this was
-    /// ~1,050 bytes per row; now ~500 (the specs themselves, which the planner needs).
+    /// costs cancel. Memory does not depend on machine load, only on what is kept. In a
+    /// debug build this measured ~1,400 bytes per row before the file name was shared and
+    /// the duplicate maps stopped copying keys, ~570 after (mostly the specs themselves,
+    /// which the planner needs).
     #[test]
     fn memory_per_row_stays_bounded() {
         if peak_kib().is_none() {
