@@ -9,8 +9,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 /// A User Principal Name, kept lowercase because Entra ID compares UPNs case-insensitively.
+/// A `Box<str>`, not a `String`: it never grows, and one is kept per sheet row and tenant
+/// user (8 bytes and any capacity slack less each).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Upn(String);
+pub struct Upn(Box<str>);
 
 impl Upn {
     /// Accepts `local@domain` (trimmed, lowercased). The domain needs a dot or is a
@@ -39,7 +41,7 @@ impl Upn {
         if bad_local || bad_domain || s.len() > 113 {
             return Err(format!("{raw:?} is not a UPN (expected local@domain)"));
         }
-        Ok(Upn(s))
+        Ok(Upn(s.into_boxed_str()))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -73,13 +75,24 @@ impl<'de> Deserialize<'de> for Upn {
 /// A phone number in canonical E.164 form (`+` and 7–15 digits) with an optional extension.
 /// Construction from sheet cells (national forms, Excel damage) is the sheet layer's job;
 /// this type only guarantees the canonical shape so that equality is meaningful.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// Stored inline (no heap): a validated sheet keeps one per row, and a million-row sheet
+/// should not pay two allocations per number. The bytes are ASCII by construction and
+/// zero-padded, so equality and hashing on them mean equality of the text forms.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct E164 {
-    number: String,
-    ext: Option<String>,
+    /// `+` and the digits, zero-padded.
+    number: [u8; E164::NUMBER_MAX],
+    number_len: u8,
+    /// Extension digits, zero-padded; length 0 = no extension (an extension is 1–10 digits).
+    ext: [u8; E164::EXT_MAX],
+    ext_len: u8,
 }
 
 impl E164 {
+    const NUMBER_MAX: usize = 16;
+    const EXT_MAX: usize = 10;
+
     /// Parses the canonical text form, `+digits` or `+digits;ext=digits`, also with a
     /// `tel:` prefix as Teams and UMP spell LineURIs.
     pub fn parse_canonical(raw: &str) -> Result<E164, String> {
@@ -111,21 +124,28 @@ impl E164 {
             ));
         }
         if let Some(e) = ext {
-            if e.is_empty() || e.len() > 10 || !e.bytes().all(|b| b.is_ascii_digit()) {
+            if e.is_empty() || e.len() > E164::EXT_MAX || !e.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(format!("{raw:?}: extension must be 1-10 digits"));
             }
         }
-        Ok(E164 {
-            number: num.to_string(),
-            ext: ext.map(str::to_string),
-        })
+        let ext = ext.unwrap_or("");
+        // Lengths are checked above: `num` is 8..=16 bytes, `ext` 0..=10.
+        let mut out = E164 {
+            number: [0; E164::NUMBER_MAX],
+            number_len: num.len() as u8,
+            ext: [0; E164::EXT_MAX],
+            ext_len: ext.len() as u8,
+        };
+        out.number[..num.len()].copy_from_slice(num.as_bytes());
+        out.ext[..ext.len()].copy_from_slice(ext.as_bytes());
+        Ok(out)
     }
     /// The number without extension, `+3225405200`.
     pub fn number(&self) -> &str {
-        &self.number
+        ascii(&self.number, self.number_len)
     }
     pub fn ext(&self) -> Option<&str> {
-        self.ext.as_deref()
+        (self.ext_len > 0).then(|| ascii(&self.ext, self.ext_len))
     }
     /// The number as a `tel:` URI (LineURI form).
     pub fn to_tel_uri(&self) -> String {
@@ -133,11 +153,30 @@ impl E164 {
     }
 }
 
+/// The text of an inline ASCII buffer. Only `parse_canonical` fills these, with ASCII
+/// digits and `+`, so the fallback never shows; it avoids a panic path all the same.
+fn ascii(buf: &[u8], len: u8) -> &str {
+    std::str::from_utf8(buf.get(..usize::from(len)).unwrap_or(&[])).unwrap_or("")
+}
+
+// By the text forms, as when both were `String`s (number first, then "no extension"
+// before any extension).
+impl Ord for E164 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.number(), self.ext()).cmp(&(other.number(), other.ext()))
+    }
+}
+impl PartialOrd for E164 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl fmt::Display for E164 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.ext {
-            Some(e) => f.pad(&format!("{};ext={}", self.number, e)),
-            None => f.pad(&self.number),
+        match self.ext() {
+            Some(e) => f.pad(&format!("{};ext={}", self.number(), e)),
+            None => f.pad(self.number()),
         }
     }
 }
@@ -154,8 +193,11 @@ impl<'de> Deserialize<'de> for E164 {
 }
 
 /// ISO 3166-1 alpha-2 country code, uppercase, checked against the ISO list.
+///
+/// Two ASCII bytes inline rather than a `String`: one per sheet row, no allocation. Byte
+/// order is the text order, so the derived `Ord` is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Country(String);
+pub struct Country([u8; 2]);
 
 impl Country {
     /// Strict: only assigned alpha-2 codes. The sheet layer maps `UK` to `GB` (with a
@@ -164,23 +206,25 @@ impl Country {
         let s = raw.trim().to_uppercase();
         if s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()) {
             if let Ok(c) = celes::Country::from_alpha2(&s) {
-                return Ok(Country(c.alpha2.to_string()));
+                if let [a, b] = c.alpha2.as_bytes() {
+                    return Ok(Country([*a, *b]));
+                }
             }
         }
         Err(format!("{raw:?} is not an ISO 3166-1 alpha-2 country code"))
     }
     pub fn as_str(&self) -> &str {
-        &self.0
+        ascii(&self.0, 2)
     }
 }
 impl fmt::Display for Country {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&self.0)
+        f.pad(self.as_str())
     }
 }
 impl Serialize for Country {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
+        s.serialize_str(self.as_str())
     }
 }
 impl<'de> Deserialize<'de> for Country {
@@ -272,10 +316,29 @@ pub enum AccountType {
 }
 
 /// Where a value came from, as a spreadsheet user sees it (header = row 1).
+///
+/// `file` is shared (`Arc<str>`): validation gives every row of a file the same name, and
+/// one copy per row was most of a large sheet's memory. Serialised as a plain string,
+/// `{"file": "...", "row": N}`, as saved plans and the job history store it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowOrigin {
-    pub file: String,
+    #[serde(with = "shared_str")]
+    pub file: std::sync::Arc<str>,
     pub row: u64,
+}
+
+/// Serde for `Arc<str>` as a plain string, without serde's `rc` feature (which would
+/// also change how other `Arc`s in the crate serialise).
+mod shared_str {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::sync::Arc;
+
+    pub fn serialize<S: Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
+        String::deserialize(d).map(Arc::from)
+    }
 }
 
 /// One desired user after header mapping, normalisation and templates.
@@ -510,5 +573,51 @@ mod tests {
         assert!(j.get("number").is_none());
         let back: UserSpec = serde_json::from_value(j).unwrap();
         assert_eq!(back, u);
+    }
+
+    #[test]
+    fn e164_inline_keeps_text_order_and_limits() {
+        let longest = E164::parse_canonical("+123456789012345;ext=1234567890").unwrap();
+        assert_eq!(longest.number(), "+123456789012345");
+        assert_eq!(longest.ext(), Some("1234567890"));
+        assert!(E164::parse_canonical("+1234567890123456").is_err());
+        assert!(E164::parse_canonical("+3225405200;ext=12345678901").is_err());
+        assert!(E164::parse_canonical("+3225405200;ext=").is_err());
+        let mut v: Vec<E164> = [
+            "+3225405200;ext=2",
+            "+32254052001",
+            "+3225405200",
+            "+322540520",
+        ]
+        .iter()
+        .map(|s| E164::parse_canonical(s).unwrap())
+        .collect();
+        v.sort();
+        let texts: Vec<String> = v.iter().map(E164::to_string).collect();
+        assert_eq!(
+            texts,
+            [
+                "+322540520",
+                "+3225405200",
+                "+3225405200;ext=2",
+                "+32254052001"
+            ]
+        );
+        let j = serde_json::to_string(&longest).unwrap();
+        assert_eq!(j, "\"+123456789012345;ext=1234567890\"");
+        assert_eq!(serde_json::from_str::<E164>(&j).unwrap(), longest);
+    }
+
+    #[test]
+    fn row_origin_serialises_as_file_and_row() {
+        let o = RowOrigin {
+            file: "sheets/users.csv".into(),
+            row: 7,
+        };
+        let j = serde_json::to_value(&o).unwrap();
+        assert_eq!(j, serde_json::json!({"file": "sheets/users.csv", "row": 7}));
+        assert_eq!(serde_json::from_value::<RowOrigin>(j).unwrap(), o);
+        let c = Country::parse("gb").unwrap();
+        assert_eq!(serde_json::to_value(&c).unwrap(), "GB");
     }
 }

@@ -9,6 +9,12 @@
 //! is fixed in one pass. A file that cannot be read at all is a file-level diagnostic
 //! (row `None`), never a panic.
 //!
+//! Memory: a validated sheet keeps one `UserSpec` per valid row (the planner needs them),
+//! and as little else as possible, so a large sheet costs its specs and not much more: the
+//! rows share one `Arc<str>` file name, and the duplicate checks keep only a 64-bit hash
+//! per claimed UPN or number pointing at the row that claimed it (the spec, or a small
+//! record for a row with errors), never a copy of the key, file name and row.
+//!
 //! Choices: the template-override warning is given only when the row's value differs from
 //! the template's (an equal value overrides nothing); a duplicate UPN or number is reported
 //! on the later row, naming the earlier one, and only the later row counts as invalid.
@@ -18,8 +24,11 @@ use crate::sheet::cell;
 use crate::sheet::header::{Column, HeaderMap};
 use crate::sheet::{self, ReadOptions, Row, SheetReader};
 use crate::template::TemplateSet;
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// How to read the sheets.
 #[derive(Debug, Clone, Default)]
@@ -112,9 +121,9 @@ pub fn validate_files(
         return v;
     }
     let mut state = State::default();
-    let mut kinds: Vec<(String, JobKind)> = Vec::new();
+    let mut kinds: Vec<(Arc<str>, JobKind)> = Vec::new();
     for path in paths {
-        let file = path.display().to_string();
+        let file: Arc<str> = Arc::from(path.display().to_string());
         if let Some(kind) = validate_file(path, &file, opts, templates, &mut v, &mut state) {
             kinds.push((file, kind));
         }
@@ -124,7 +133,7 @@ pub fn validate_files(
         for (file, k) in &kinds[1..] {
             if k != first {
                 v.errors.push(Diagnostic {
-                    file: file.clone(),
+                    file: file.to_string(),
                     row: None,
                     column: None,
                     message: format!(
@@ -151,14 +160,203 @@ fn kind_words(k: JobKind) -> &'static str {
 /// What earlier rows (of any file) claimed.
 #[derive(Default)]
 struct State {
-    upns: HashMap<Upn, (String, u64)>,
-    numbers: HashMap<E164, (String, u64, Upn)>,
+    upns: ClaimIndex<Upn>,
+    numbers: ClaimIndex<E164>,
+    /// Rows with errors that still claimed a UPN (and maybe a number): later rows must
+    /// still be told they repeat it, but these rows have no spec to hold the keys.
+    unkept: Vec<Unkept>,
+}
+
+/// A row with errors that claimed its UPN or number first.
+struct Unkept {
+    upn: Upn,
+    number: Option<E164>,
+    file: Arc<str>,
+    row: u64,
+}
+
+/// Who first claimed a UPN or number. The claimant's row holds the key, file and row, so
+/// the index stores none of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claimant {
+    /// A kept row: its index in `Validated::specs`.
+    Spec(u32),
+    /// A row with errors: its index in `State::unkept`.
+    Unkept(u32),
+}
+
+/// Where a claimant's row is, and its UPN, for the duplicate message.
+struct Site<'a> {
+    file: &'a str,
+    row: u64,
+    upn: &'a Upn,
+}
+
+/// The rows that earlier claims point into.
+#[derive(Clone, Copy)]
+struct Rows<'a> {
+    specs: &'a [UserSpec],
+    unkept: &'a [Unkept],
+}
+
+impl<'a> Rows<'a> {
+    fn site(self, c: Claimant) -> Option<Site<'a>> {
+        match c {
+            Claimant::Spec(i) => self.specs.get(i as usize).map(|s| Site {
+                // Every spec made here has an origin; the fallback cannot show.
+                file: s.origin.as_ref().map_or("", |o| &o.file),
+                row: s.origin.as_ref().map_or(0, |o| o.row),
+                upn: &s.upn,
+            }),
+            Claimant::Unkept(i) => self.unkept.get(i as usize).map(|u| Site {
+                file: &u.file,
+                row: u.row,
+                upn: &u.upn,
+            }),
+        }
+    }
+    fn upn(self, c: Claimant) -> Option<&'a Upn> {
+        self.site(c).map(|s| s.upn)
+    }
+    fn number(self, c: Claimant) -> Option<&'a E164> {
+        match c {
+            Claimant::Spec(i) => self.specs.get(i as usize).and_then(|s| s.number.as_set()),
+            Claimant::Unkept(i) => self.unkept.get(i as usize).and_then(|u| u.number.as_ref()),
+        }
+    }
+}
+
+/// First claimant per key, keyed by a 64-bit hash of the key instead of the key itself:
+/// the key is already stored once in the claimant's row, and a copy per row (with its
+/// file name) was most of validate's memory on large sheets. A different key with the
+/// same hash (rare; the hash is seeded per run) goes to `collided` with its own copy, so
+/// the answers are exactly those of a map keyed by the value.
+struct ClaimIndex<K, S = RandomState> {
+    hasher: S,
+    by_hash: HashMap<u64, Claimant, BuildHasherDefault<PassThrough>>,
+    collided: HashMap<K, Claimant>,
+}
+
+impl<K, S: Default> Default for ClaimIndex<K, S> {
+    fn default() -> Self {
+        ClaimIndex {
+            hasher: S::default(),
+            by_hash: HashMap::default(),
+            collided: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, S: BuildHasher> ClaimIndex<K, S> {
+    /// The first claimant of `key`; `key_of` reads a claimant's key from its row.
+    fn get<'a>(&self, key: &K, key_of: impl Fn(Claimant) -> Option<&'a K>) -> Option<Claimant>
+    where
+        K: 'a,
+    {
+        let c = *self.by_hash.get(&self.hasher.hash_one(key))?;
+        if key_of(c) == Some(key) {
+            Some(c)
+        } else {
+            self.collided.get(key).copied()
+        }
+    }
+
+    /// Records the first claimant of a key that `get` did not find.
+    fn insert<'a>(&mut self, key: &K, who: Claimant, key_of: impl Fn(Claimant) -> Option<&'a K>)
+    where
+        K: 'a,
+    {
+        match self.by_hash.entry(self.hasher.hash_one(key)) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(who);
+            }
+            std::collections::hash_map::Entry::Occupied(e) => {
+                if key_of(*e.get()) != Some(key) {
+                    self.collided.entry(key.clone()).or_insert(who);
+                }
+            }
+        }
+    }
+}
+
+/// The identity hasher for keys that already are hashes (seeded SipHash outputs).
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// The keys a row claims first, recorded once the row is done (kept or not).
+#[derive(Default)]
+struct Pending {
+    /// The row's UPN when it parsed (a number claim names it, even when the UPN itself
+    /// was a duplicate).
+    upn: Option<Upn>,
+    claims_upn: bool,
+    number: Option<E164>,
+}
+
+impl State {
+    /// Records what a finished row claimed: `kept` is its spec's index when it has one.
+    fn record(
+        &mut self,
+        specs: &[UserSpec],
+        pending: Pending,
+        kept: Option<usize>,
+        file: &Arc<str>,
+        row: u64,
+    ) -> Result<(), String> {
+        let Some(upn) = pending.upn else {
+            return Ok(());
+        };
+        if !pending.claims_upn && pending.number.is_none() {
+            return Ok(());
+        }
+        let too_many = |_| "more than 4,294,967,295 rows in one validation".to_string();
+        let who = match kept {
+            Some(i) => Claimant::Spec(u32::try_from(i).map_err(too_many)?),
+            None => {
+                let i = u32::try_from(self.unkept.len()).map_err(too_many)?;
+                self.unkept.push(Unkept {
+                    upn: upn.clone(),
+                    number: pending.number.clone(),
+                    file: Arc::clone(file),
+                    row,
+                });
+                Claimant::Unkept(i)
+            }
+        };
+        let State {
+            upns,
+            numbers,
+            unkept,
+        } = self;
+        let rows = Rows { specs, unkept };
+        if pending.claims_upn {
+            upns.insert(&upn, who, |c| rows.upn(c));
+        }
+        if let Some(n) = &pending.number {
+            numbers.insert(n, who, |c| rows.number(c));
+        }
+        Ok(())
+    }
 }
 
 /// Validates one file into `v`; returns its kind when its header was usable.
 fn validate_file(
     path: &std::path::Path,
-    file: &str,
+    file: &Arc<str>,
     opts: &SheetOptions,
     templates: &TemplateSet,
     v: &mut Validated,
@@ -238,17 +436,31 @@ fn validate_file(
             header: &header,
             errors: Vec::new(),
             warnings: Vec::new(),
+            pending: Pending::default(),
         };
-        let spec = normalise_row(&mut ctx, kind, opts, templates, state);
+        let spec = normalise_row(&mut ctx, kind, opts, templates, state, &v.specs);
         let ok = ctx.errors.is_empty();
         v.errors.append(&mut ctx.errors);
         v.warnings.append(&mut ctx.warnings);
-        if let (true, Some(spec)) = (ok, spec) {
-            v.valid += 1;
-            v.specs.push(spec);
+        let kept = match (ok, spec) {
+            (true, Some(spec)) => {
+                v.valid += 1;
+                v.specs.push(spec);
+                Some(v.specs.len() - 1)
+            }
+            _ => None,
+        };
+        if let Err(message) = state.record(&v.specs, ctx.pending, kept, file, row.row) {
+            v.errors.push(Diagnostic {
+                file: file.to_string(),
+                row: Some(row.row),
+                column: None,
+                message,
+            });
+            break;
         }
     }
-    if rows_here == 0 && !v.errors.iter().any(|e| e.file == file) {
+    if rows_here == 0 && !v.errors.iter().any(|e| *e.file == **file) {
         v.errors.push(file_diag(
             "no user rows, only a header: an empty export must never read as \"remove \
              everyone\""
@@ -259,11 +471,13 @@ fn validate_file(
 }
 
 struct RowCtx<'a> {
-    file: &'a str,
+    file: &'a Arc<str>,
     row: &'a Row,
     header: &'a HeaderMap,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
+    /// What this row claims first, recorded in `State` once the row is done.
+    pending: Pending,
 }
 
 impl RowCtx<'_> {
@@ -303,8 +517,13 @@ fn normalise_row(
     kind: JobKind,
     opts: &SheetOptions,
     templates: &TemplateSet,
-    state: &mut State,
+    state: &State,
+    specs: &[UserSpec],
 ) -> Option<UserSpec> {
+    let rows = Rows {
+        specs,
+        unkept: &state.unkept,
+    };
     // Values under no header at all (beyond the header or under an empty header cell).
     if !opts.ignore_unknown_columns {
         for (i, c) in ctx.row.cells.iter().enumerate() {
@@ -323,21 +542,22 @@ fn normalise_row(
 
     let upn = ctx.field(Column::Upn, cell::upn(ctx.cell(Column::Upn)));
     if let Some(u) = &upn {
-        if let Some((f, r)) = state.upns.get(u) {
+        let first = state.upns.get(u, |c| rows.upn(c));
+        if let Some(site) = first.and_then(|c| rows.site(c)) {
             let msg = format!(
-                "duplicate UPN {u}: also on {} row {r} (UPNs compare case-insensitively)",
-                if f == ctx.file {
-                    "this sheet's".to_string()
+                "duplicate UPN {u}: also on {} row {} (UPNs compare case-insensitively)",
+                if site.file == &**ctx.file {
+                    "this sheet's"
                 } else {
-                    f.clone()
-                }
+                    site.file
+                },
+                site.row
             );
             ctx.error(Column::Upn, msg);
         } else {
-            state
-                .upns
-                .insert(u.clone(), (ctx.file.to_string(), ctx.row.row));
+            ctx.pending.claims_upn = true;
         }
+        ctx.pending.upn = Some(u.clone());
     }
 
     let template_name = ctx
@@ -396,21 +616,22 @@ fn normalise_row(
     for m in w.drain(..) {
         ctx.warn(Column::Number, m);
     }
-    if let (Some(Field::Set(n)), Some(u)) = (&number, &upn) {
-        if let Some((f, r, other)) = state.numbers.get(n) {
+    if let (Some(Field::Set(n)), Some(_)) = (&number, &upn) {
+        let first = state.numbers.get(n, |c| rows.number(c));
+        if let Some(site) = first.and_then(|c| rows.site(c)) {
             let msg = format!(
-                "number {n} is also given to {other} on {} row {r}",
-                if f == ctx.file {
-                    "this sheet's".to_string()
+                "number {n} is also given to {} on {} row {}",
+                site.upn,
+                if site.file == &**ctx.file {
+                    "this sheet's"
                 } else {
-                    f.clone()
-                }
+                    site.file
+                },
+                site.row
             );
             ctx.error(Column::Number, msg);
         } else {
-            state
-                .numbers
-                .insert(n.clone(), (ctx.file.to_string(), ctx.row.row, u.clone()));
+            ctx.pending.number = Some(n.clone());
         }
     }
 
@@ -453,7 +674,7 @@ fn normalise_row(
     spec.action = action?;
     spec.account_type = account_type?;
     spec.origin = Some(RowOrigin {
-        file: ctx.file.to_string(),
+        file: Arc::clone(ctx.file),
         row: ctx.row.row,
     });
     if let Some(t) = template {
@@ -561,7 +782,7 @@ mod tests {
         assert_eq!(
             ann.origin,
             Some(RowOrigin {
-                file: v.files[0].clone(),
+                file: v.files[0].as_str().into(),
                 row: 2
             })
         );
@@ -703,6 +924,189 @@ mod tests {
                 .errors
                 .len()
                 == 1
+        );
+    }
+
+    #[test]
+    fn rows_of_a_file_share_one_file_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let body: String = (0..50)
+            .map(|i| format!("u{i}@contoso.onmicrosoft.com\n"))
+            .collect();
+        let a = write(&dir, "a.csv", &format!("upn\n{body}"));
+        let b = write(&dir, "b.csv", "upn\nother@contoso.onmicrosoft.com\n");
+        let v = validate_files(&[a, b], &SheetOptions::default(), &templates());
+        assert!(v.errors.is_empty(), "{:?}", v.errors);
+        let files: Vec<&Arc<str>> = v
+            .specs
+            .iter()
+            .map(|s| &s.origin.as_ref().unwrap().file)
+            .collect();
+        assert_eq!(files.len(), 51);
+        assert!(files[..50].iter().all(|f| Arc::ptr_eq(f, files[0])));
+        assert_eq!(&**files[0], v.files[0].as_str());
+        assert_eq!(&**files[50], v.files[1].as_str());
+        // One allocation per file: only the specs hold it once validation is done.
+        assert_eq!(Arc::strong_count(files[0]), 50);
+        assert_eq!(Arc::strong_count(files[50]), 1);
+    }
+
+    #[test]
+    fn duplicates_of_rows_with_errors_are_still_found() {
+        let dir = tempfile::tempdir().unwrap();
+        // Row 2 has an error (bad country) but claims its UPN and number first.
+        let a = write(
+            &dir,
+            "a.csv",
+            "upn,number,country\n\
+             x@contoso.onmicrosoft.com,+3225405201,ZZ\n\
+             y@contoso.onmicrosoft.com,+3225405201,BE\n",
+        );
+        let b = write(
+            &dir,
+            "b.csv",
+            "upn,number\nX@contoso.onmicrosoft.com,+3225405202\nz@contoso.onmicrosoft.com,+3225405202\n",
+        );
+        let v = validate_files(&[a.clone(), b], &SheetOptions::default(), &templates());
+        let msgs: Vec<(Option<u64>, &str)> = v
+            .errors
+            .iter()
+            .map(|e| (e.row, e.message.as_str()))
+            .collect();
+        assert_eq!(msgs.len(), 4, "{msgs:?}");
+        assert!(msgs[1].1.contains(
+            "number +3225405201 is also given to x@contoso.onmicrosoft.com on this sheet's row 2"
+        ));
+        assert_eq!(msgs[1].0, Some(3));
+        assert!(msgs[2].1.contains(&format!(
+            "duplicate UPN x@contoso.onmicrosoft.com: also on {} row 2",
+            a.display()
+        )));
+        // b.csv row 2 had a duplicate UPN but claimed its number: row 3 repeats it.
+        assert!(msgs[3].1.contains(
+            "number +3225405202 is also given to x@contoso.onmicrosoft.com on this sheet's row 2"
+        ));
+        assert_eq!(v.specs.len(), 0);
+    }
+
+    /// Every key hashes alike, so every claim after the first is a collision.
+    #[derive(Default)]
+    struct Constant;
+    impl Hasher for Constant {
+        fn finish(&self) -> u64 {
+            7
+        }
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    #[test]
+    fn claim_index_answers_exactly_despite_hash_collisions() {
+        let keys: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let key_of = |c: Claimant| match c {
+            Claimant::Spec(i) | Claimant::Unkept(i) => keys.get(i as usize),
+        };
+        let mut idx: ClaimIndex<String, BuildHasherDefault<Constant>> = ClaimIndex::default();
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(idx.get(k, key_of), None);
+            idx.insert(k, Claimant::Spec(i as u32), key_of);
+        }
+        assert_eq!(idx.collided.len(), 2);
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(idx.get(k, key_of), Some(Claimant::Spec(i as u32)));
+        }
+        assert_eq!(idx.get(&"d".to_string(), key_of), None);
+        // A second claim of a key keeps the first claimant.
+        idx.insert(&keys[1], Claimant::Unkept(9), key_of);
+        assert_eq!(idx.get(&keys[1], key_of), Some(Claimant::Spec(1)));
+    }
+
+    /// Peak resident set of this process in KiB (Linux), `None` elsewhere.
+    fn peak_kib() -> Option<u64> {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    const MEMORY_CHILD_ROWS: &str = "TEAMSYNC_VALIDATE_MEMORY_ROWS";
+
+    /// Run only as the child of `memory_per_row_stays_bounded`: validates a generated
+    /// sheet of the given size and prints the peak RSS growth it caused.
+    #[test]
+    #[ignore = "child process of memory_per_row_stays_bounded"]
+    fn memory_child() {
+        let Some(rows) = std::env::var(MEMORY_CHILD_ROWS)
+            .ok()
+            .and_then(|r| r.parse::<usize>().ok())
+        else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.csv");
+        {
+            let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+            writeln!(w, "upn,displayName,number,country,licenses").unwrap();
+            for i in 0..rows {
+                writeln!(
+                    w,
+                    "user{i:06}@contoso.com,User {i},+322{},BE,STANDARDPACK;MCOEV",
+                    5_000_000 + i
+                )
+                .unwrap();
+            }
+        }
+        let before = peak_kib().unwrap();
+        let v = validate_files(&[path], &SheetOptions::default(), &TemplateSet::default());
+        let after = peak_kib().unwrap();
+        assert_eq!(v.valid as usize, rows, "{:?}", v.errors.first());
+        println!("VALIDATE_MEMORY {} {}", rows, after.saturating_sub(before));
+    }
+
+    /// Memory per kept row, measured as peak RSS in child processes (one per size, so
+    /// neither sees the other's heap) and taken as the slope between two sizes, so fixed
+    /// costs cancel. Memory does not depend on machine load, only on what is kept. In a
+    /// debug build this measured ~1,400 bytes per row before the file name was shared and
+    /// the duplicate maps stopped copying keys, ~570 after (mostly the specs themselves,
+    /// which the planner needs).
+    #[test]
+    fn memory_per_row_stays_bounded() {
+        if peak_kib().is_none() {
+            eprintln!("no /proc/self/status VmHWM here: memory bound not checked");
+            return;
+        }
+        let grown = |rows: usize| -> u64 {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "validate::tests::memory_child",
+                    "--exact",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(MEMORY_CHILD_ROWS, rows.to_string())
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "child failed: {text}");
+            text.lines()
+                // The harness may print "test … ... " on the same line first.
+                .find_map(|l| l.split("VALIDATE_MEMORY ").nth(1))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse().ok())
+                .unwrap_or_else(|| panic!("no measurement in: {text}"))
+        };
+        let (small, large) = (20_000u64, 60_000u64);
+        let (a, b) = (grown(small as usize), grown(large as usize));
+        let per_row = b.saturating_sub(a) * 1024 / (large - small);
+        eprintln!("validate: {a} KiB at {small} rows, {b} KiB at {large}: {per_row} B/row");
+        assert!(
+            per_row < 750,
+            "validate keeps {per_row} bytes per row ({a} KiB at {small} rows, {b} KiB at {large})"
         );
     }
 }

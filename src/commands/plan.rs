@@ -56,7 +56,7 @@ pub(crate) fn check_backend_rules(
                 file: s
                     .origin
                     .as_ref()
-                    .map(|o| o.file.clone())
+                    .map(|o| o.file.to_string())
                     .unwrap_or_else(|| "<sheet>".into()),
                 row: s.origin.as_ref().map(|o| o.row),
                 column: Some(p.column.to_string()),

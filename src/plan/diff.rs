@@ -56,7 +56,7 @@ pub(crate) fn diagnostic(
         file: spec
             .origin
             .as_ref()
-            .map(|o| o.file.clone())
+            .map(|o| o.file.to_string())
             .unwrap_or_else(|| default_file.to_string()),
         row: spec.origin.as_ref().map(|o| o.row),
         column: column.map(str::to_string),

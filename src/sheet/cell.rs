@@ -130,6 +130,8 @@ pub fn split_list(t: &str) -> Vec<String> {
         }
         out.push(m.to_string());
     }
+    // A validated sheet keeps these per row; drop the growth slack (4 slots for 2 items).
+    out.shrink_to_fit();
     out
 }
 
