@@ -135,7 +135,7 @@ impl Shape {
         self.absent_every > 0 && i % self.absent_every == self.absent_every - 1
     }
     fn renamed(&self, i: usize) -> bool {
-        self.renamed_every > 0 && i % self.renamed_every == 0
+        self.renamed_every > 0 && i.is_multiple_of(self.renamed_every)
     }
 }
 
