@@ -13,7 +13,6 @@ use crate::plan::{self, PlanInput};
 use is_terminal::IsTerminal;
 use std::io::Write;
 use std::path::Path;
-use std::time::Duration;
 
 fn apply_options(tenant: &Tenant, run: &RunArgs, title: String) -> Result<ApplyOptions, CliError> {
     let cfg = &tenant.config;
@@ -22,18 +21,15 @@ fn apply_options(tenant: &Tenant, run: &RunArgs, title: String) -> Result<ApplyO
         .iter()
         .map(|u| Upn::parse(u).map_err(|e| CliError::Invalid(format!("--only: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
+    let base = ApplyOptions::from_tenant(cfg);
     Ok(ApplyOptions {
-        concurrency: run.concurrency.unwrap_or(cfg.concurrency).max(1),
-        max_attempts: cfg.max_attempts,
-        retry_budget: cfg.retry_budget,
-        max_consecutive_failures: cfg.max_consecutive_failures,
-        request_timeout: Duration::from_secs(cfg.request_timeout_s.max(1)),
-        replication_window: Duration::from_secs(cfg.replication_window_s),
+        concurrency: run.concurrency.map_or(base.concurrency, |c| c.max(1)),
         verify: !run.no_verify,
         limit: run.limit,
         only,
         title,
         progress: std::io::stderr().is_terminal(),
+        ..base
     })
 }
 
