@@ -273,48 +273,51 @@ impl Tenant {
     }
 
     pub(super) fn unindex_user(&mut self, u: &User) {
-        self.upn_index.remove(&u.upn.to_lowercase());
-        if let Some(n) = &u.phone_number {
-            self.number_holder.remove(n);
-        }
-        for s in &u.licenses {
-            if let Some(c) = self.assigned.get_mut(s) {
-                *c -= 1;
-            }
-        }
+        self.unindex(&u.upn, u.phone_number.as_ref(), &u.licenses);
     }
 
     pub(super) fn index_user(&mut self, u: &User) {
-        self.upn_index.insert(u.upn.to_lowercase(), u.id.clone());
-        if let Some(n) = &u.phone_number {
-            self.number_holder
-                .insert(n.clone(), Holder::User(u.id.clone()));
-        }
-        for s in &u.licenses {
-            *self.assigned.entry(s.clone()).or_insert(0) += 1;
-        }
+        let holder = Holder::User(u.id.clone());
+        self.index(&u.upn, &u.id, u.phone_number.as_ref(), &u.licenses, holder);
     }
 
     pub(super) fn unindex_account(&mut self, a: &Account) {
-        self.upn_index.remove(&a.upn.to_lowercase());
-        if let Some(n) = &a.phone_number {
-            self.number_holder.remove(n);
-        }
-        for s in &a.licenses {
-            if let Some(c) = self.assigned.get_mut(s) {
-                *c -= 1;
-            }
-        }
+        self.unindex(&a.upn, a.phone_number.as_ref(), &a.licenses);
     }
 
     pub(super) fn index_account(&mut self, a: &Account) {
-        self.upn_index.insert(a.upn.to_lowercase(), a.id.clone());
-        if let Some(n) = &a.phone_number {
-            self.number_holder
-                .insert(n.clone(), Holder::Account(a.id.clone()));
+        let holder = Holder::Account(a.id.clone());
+        self.index(&a.upn, &a.id, a.phone_number.as_ref(), &a.licenses, holder);
+    }
+
+    /// Users and resource accounts share the UPN namespace, the number inventory and the
+    /// license counts, so both are indexed the same way.
+    fn index(
+        &mut self,
+        upn: &str,
+        id: &str,
+        number: Option<&String>,
+        licenses: &[String],
+        holder: Holder,
+    ) {
+        self.upn_index.insert(upn.to_lowercase(), id.to_string());
+        if let Some(n) = number {
+            self.number_holder.insert(n.clone(), holder);
         }
-        for s in &a.licenses {
+        for s in licenses {
             *self.assigned.entry(s.clone()).or_insert(0) += 1;
+        }
+    }
+
+    fn unindex(&mut self, upn: &str, number: Option<&String>, licenses: &[String]) {
+        self.upn_index.remove(&upn.to_lowercase());
+        if let Some(n) = number {
+            self.number_holder.remove(n);
+        }
+        for s in licenses {
+            if let Some(c) = self.assigned.get_mut(s) {
+                *c -= 1;
+            }
         }
     }
 
