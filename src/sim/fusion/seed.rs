@@ -200,13 +200,7 @@ impl Tenant {
                     return Err(format!("{ctx}: location {loc:?} is not ISO 3166 alpha-2"));
                 }
             }
-            let mut licenses = Vec::new();
-            for l in &m.licenses {
-                let Some(obj) = t.license(&l.sku_id) else {
-                    return Err(format!("{ctx}: unknown license {}", l.sku_id));
-                };
-                licenses.push(obj.sku_id.clone());
-            }
+            let licenses = seed_licenses(&t, &ctx, m.licenses.iter().map(|l| l.sku_id.as_str()))?;
             let mut groups = Vec::new();
             for g in &m.groups {
                 let Some(obj) = t.group(&g.id) else {
@@ -222,12 +216,7 @@ impl Tenant {
             let d = su.draas;
             let phone = d.as_ref().and_then(|d| d.phone_number.clone());
             if let Some(n) = &phone {
-                if !t.number_ids.contains_key(n) {
-                    return Err(format!("{ctx}: number {n} is not in the inventory"));
-                }
-                if t.number_holder.contains_key(n) {
-                    return Err(format!("{ctx}: number {n} is linked twice"));
-                }
+                seed_number(&t, &ctx, n)?;
             }
             let draas_id = d.as_ref().map(|d| d.id).unwrap_or(0);
             max_draas = max_draas.max(draas_id);
@@ -265,18 +254,14 @@ impl Tenant {
             {
                 return Err(format!("{ctx}: duplicate userPrincipalName"));
             }
-            let mut licenses = Vec::new();
-            for l in m.licenses.unwrap_or_default() {
-                let Some(obj) = t.license(&l.sku_id) else {
-                    return Err(format!("{ctx}: unknown license {}", l.sku_id));
-                };
-                licenses.push(obj.sku_id.clone());
-            }
+            let licenses = seed_licenses(
+                &t,
+                &ctx,
+                m.licenses.iter().flatten().map(|l| l.sku_id.as_str()),
+            )?;
             let phone = m.phone_number.clone();
             if let Some(n) = &phone {
-                if !t.number_ids.contains_key(n) || t.number_holder.contains_key(n) {
-                    return Err(format!("{ctx}: number {n} is unknown or linked twice"));
-                }
+                seed_number(&t, &ctx, n)?;
             }
             let d = ra.draas;
             let draas_id = d.as_ref().map(|d| d.id).unwrap_or(0);
@@ -344,4 +329,30 @@ impl Tenant {
         }
         Ok(t)
     }
+}
+
+/// A seeded user's or resource account's licenses, each of which must be in the catalog.
+fn seed_licenses<'a>(
+    t: &Tenant,
+    ctx: &str,
+    sku_ids: impl Iterator<Item = &'a str>,
+) -> Result<Vec<String>, String> {
+    sku_ids
+        .map(|id| {
+            t.license(id)
+                .map(|obj| obj.sku_id.clone())
+                .ok_or_else(|| format!("{ctx}: unknown license {id}"))
+        })
+        .collect()
+}
+
+/// A seeded number must be in the inventory and held by no one yet.
+fn seed_number(t: &Tenant, ctx: &str, n: &str) -> Result<(), String> {
+    if !t.number_ids.contains_key(n) {
+        return Err(format!("{ctx}: number {n} is not in the inventory"));
+    }
+    if t.number_holder.contains_key(n) {
+        return Err(format!("{ctx}: number {n} is linked twice"));
+    }
+    Ok(())
 }
