@@ -6,8 +6,8 @@
 //! never a failed snapshot for one odd user.
 
 use super::wire::{
-    GroupsAnswer, LicensesAnswer, ResourceAccountsAnswer, UsersPage, VrpsAnswer,
-    WireResourceAccount, WireUser,
+    DraasUser, GroupsAnswer, LicenseRef, LicensesAnswer, ResourceAccountsAnswer, UsersPage,
+    VrpsAnswer, WireResourceAccount, WireUser,
 };
 use crate::model::{
     AccountType, Country, GroupInfo, LicenseInfo, TenantUser, Upn, UserDetails, VrpInfo, E164,
@@ -20,21 +20,11 @@ pub fn user_from_wire(w: &WireUser, with_details: bool) -> Result<TenantUser, St
     let upn =
         Upn::parse(&m.user_principal_name).map_err(|e| format!("user {}: skipped, {e}", m.id))?;
     let country = parse_country(&upn, m.location.as_deref());
-    let number = match w
-        .draas
-        .as_ref()
-        .and_then(|d| d.phone_number.as_deref())
-        .map(str::trim)
-    {
-        None | Some("") => None,
-        Some(n) => match E164::parse_canonical(n) {
-            Ok(n) => Some(n),
-            Err(e) => {
-                tracing::warn!(upn = %upn, "tenant phone number ignored: {e}");
-                None
-            }
-        },
-    };
+    let number = parse_number(
+        &upn,
+        w.draas.as_ref().and_then(|d| d.phone_number.as_deref()),
+        "tenant phone number",
+    );
     let details = with_details.then(|| UserDetails {
         groups: m
             .groups
@@ -43,12 +33,7 @@ pub fn user_from_wire(w: &WireUser, with_details: bool) -> Result<TenantUser, St
             .iter()
             .map(|g| g.id().to_string())
             .collect(),
-        vrp: m
-            .vrp
-            .as_deref()
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string),
+        vrp: vrp_name(m.vrp.as_deref()),
     });
     Ok(TenantUser {
         id: m.id.clone(),
@@ -60,18 +45,8 @@ pub fn user_from_wire(w: &WireUser, with_details: bool) -> Result<TenantUser, St
             .as_deref()
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("yes")),
         number,
-        licenses: m
-            .licenses
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .map(|l| l.sku_id.clone())
-            .collect(),
-        customer_licenses: w
-            .draas
-            .as_ref()
-            .and_then(|d| d.customer_licenses.clone())
-            .unwrap_or_default(),
+        licenses: sku_ids(m.licenses.as_deref()),
+        customer_licenses: customer_licenses(w.draas.as_ref()),
         details,
         account_type: None,
     })
@@ -115,45 +90,62 @@ pub fn resource_account_from_wire(w: &WireResourceAccount) -> Result<TenantUser,
         None => return Err(format!("resource account {upn}: skipped, no accountType")),
     };
     let draas_number = w.draas.as_ref().and_then(|d| d.phone_number.as_deref());
-    let number = match draas_number.or(m.phone_number.as_deref()).map(str::trim) {
-        None | Some("") => None,
-        Some(n) => match E164::parse_canonical(n) {
-            Ok(n) => Some(n),
-            Err(e) => {
-                tracing::warn!(upn = %upn, "resource account phone number ignored: {e}");
-                None
-            }
-        },
-    };
+    let number = parse_number(
+        &upn,
+        draas_number.or(m.phone_number.as_deref()),
+        "resource account phone number",
+    );
     Ok(TenantUser {
         id: m.id.clone(),
         display_name: m.display_name.clone().unwrap_or_default(),
         country: parse_country(&upn, m.location.as_deref()),
         voice_enabled: true,
         number,
-        licenses: m
-            .licenses
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .map(|l| l.sku_id.clone())
-            .collect(),
-        customer_licenses: w
-            .draas
-            .as_ref()
-            .and_then(|d| d.customer_licenses.clone())
-            .unwrap_or_default(),
+        licenses: sku_ids(m.licenses.as_deref()),
+        customer_licenses: customer_licenses(w.draas.as_ref()),
         details: m.vrp.as_ref().map(|v| UserDetails {
             groups: Vec::new(),
-            vrp: v
-                .as_deref()
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_string),
+            vrp: vrp_name(v.as_deref()),
         }),
         account_type: Some(account_type),
         upn,
     })
+}
+
+/// A number from the tenant; one that is not E.164 is dropped with a warning (`what` says
+/// which field), never a failed snapshot.
+fn parse_number(upn: &Upn, raw: Option<&str>, what: &str) -> Option<E164> {
+    match raw.map(str::trim) {
+        None | Some("") => None,
+        Some(n) => match E164::parse_canonical(n) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                tracing::warn!(upn = %upn, "{what} ignored: {e}");
+                None
+            }
+        },
+    }
+}
+
+fn sku_ids(licenses: Option<&[LicenseRef]>) -> Vec<String> {
+    licenses
+        .unwrap_or_default()
+        .iter()
+        .map(|l| l.sku_id.clone())
+        .collect()
+}
+
+/// Customer licenses live only in the `draas` object (users with a number).
+fn customer_licenses(d: Option<&DraasUser>) -> Vec<String> {
+    d.and_then(|d| d.customer_licenses.clone())
+        .unwrap_or_default()
+}
+
+/// A VRP name; blank means none.
+fn vrp_name(v: Option<&str>) -> Option<String> {
+    v.map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
 }
 
 /// Maps the resource-account list, skipping odd entries with a warning.
