@@ -5,6 +5,10 @@
 //! spells it. Normalisation happens once, at construction: two values that compare equal
 //! here mean the same thing to the tenant.
 
+pub mod attr;
+
+pub use attr::{Attr, AttrSet, AttrValue};
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
@@ -470,6 +474,9 @@ pub struct TenantUser {
     /// Resource accounts only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_type: Option<AccountType>,
+    /// PBX extension number, on backends whose users have one (PortSIP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -94,6 +94,7 @@ impl Fake {
                         vrp: None,
                     }),
                     account_type: None,
+                    extension: None,
                 },
             );
         }
@@ -171,6 +172,7 @@ impl Fake {
                         vrp: None,
                     }),
                     account_type: None,
+                    extension: None,
                 },
             );
             if self.replication_lag > 0 {

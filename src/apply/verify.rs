@@ -184,6 +184,7 @@ mod tests {
                 vrp: Some("BE-National".into()),
             }),
             account_type: None,
+            extension: None,
         }
     }
 

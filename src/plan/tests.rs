@@ -111,6 +111,7 @@ fn tuser(u: &str, number: Option<&str>) -> TenantUser {
             vrp: number.map(|_| "BE-National".to_string()),
         }),
         account_type: None,
+        extension: None,
     }
 }
 
@@ -232,6 +233,7 @@ fn apply_to(snap: &Snapshot, p: &Plan) -> Snapshot {
                         vrp: None,
                     }),
                     account_type: up.desired.account_type,
+                    extension: None,
                 }),
                 Operation::Delete => {
                     s.users.remove(idx.unwrap());

@@ -49,6 +49,7 @@ pub fn user_from_wire(w: &WireUser, with_details: bool) -> Result<TenantUser, St
         customer_licenses: customer_licenses(w.draas.as_ref()),
         details,
         account_type: None,
+        extension: None,
     })
 }
 
@@ -108,6 +109,7 @@ pub fn resource_account_from_wire(w: &WireResourceAccount) -> Result<TenantUser,
             vrp: vrp_name(v.as_deref()),
         }),
         account_type: Some(account_type),
+        extension: None,
         upn,
     })
 }

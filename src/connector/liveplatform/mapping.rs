@@ -61,6 +61,7 @@ pub fn user_from_wire(w: &TeamsUser) -> Result<TenantUser, String> {
             vrp: non_empty(w.online_voice_routing_policy.as_deref()).map(str::to_string),
         }),
         account_type: None,
+        extension: None,
         upn,
     })
 }

@@ -178,6 +178,12 @@ fn user_from_wire(w: &wire::WireUser) -> Option<TenantUser> {
         customer_licenses: vec![],
         details: None,
         account_type: None,
+        extension: w
+            .extension_number
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_string),
     })
 }
 

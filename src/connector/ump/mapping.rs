@@ -83,6 +83,7 @@ pub fn user_from_list(u: &wire::ListUser) -> Result<TenantUser, String> {
         customer_licenses: vec![],
         details: None,
         account_type: None,
+        extension: None,
     })
 }
 
@@ -115,6 +116,7 @@ pub fn user_from_detail(d: &wire::DetailUser) -> Result<TenantUser, String> {
                 .map(str::to_string),
         }),
         account_type: None,
+        extension: None,
     })
 }
 
