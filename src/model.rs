@@ -6,8 +6,10 @@
 //! here mean the same thing to the tenant.
 
 pub mod attr;
+pub mod profile;
 
 pub use attr::{Attr, AttrSet, AttrValue};
+pub use profile::{Profile, RowProblem};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;

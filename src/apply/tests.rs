@@ -1,9 +1,11 @@
 //! Executor tests against an in-memory tenant with scripted failures.
 
 use super::*;
-use crate::connector::{Capabilities, Gate, Step, TenantStatus};
+use crate::connector::{Gate, Step, TenantStatus};
 use crate::history::{ItemRow, JobFilter};
-use crate::model::{Country, JobKind, Snapshot, TenantUser, UserDetails, UserSpec, E164};
+use crate::model::{
+    Attr, AttrSet, Country, JobKind, Profile, Snapshot, TenantUser, UserDetails, UserSpec, E164,
+};
 use crate::plan::model::{Mode, OpRef, Operation, PlannedOp, UserAction};
 use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
@@ -239,24 +241,15 @@ impl Fake {
 
 #[async_trait]
 impl Connector for Fake {
-    fn backend(&self) -> &'static str {
-        "fake"
-    }
-    fn capabilities(&self) -> Capabilities {
+    fn profile(&self) -> Profile {
         let all = !self.read_only;
-        Capabilities {
-            read: true,
+        Profile {
             write: all,
             create: all,
             delete: all,
-            groups: true,
-            licenses: true,
-            vrp: true,
-            customer_licenses: true,
-            resource_accounts: false,
-            number_ranges: false,
-            country: true,
-            extension: false,
+            attrs: AttrSet::ALL.without(Attr::Extension),
+            create_needs: AttrSet::of(&[Attr::DisplayName, Attr::Country]),
+            ..Profile::read_only("fake")
         }
     }
     async fn check(&self) -> Result<TenantStatus, ConnectorError> {

@@ -332,22 +332,21 @@ async fn revert_job(ctx: &Ctx, job: &str, out: Option<&std::path::Path>) -> CmdR
     }
     let tenant = open_tenant(ctx, Some(&j.tenant), None).await?;
     let result = async {
-        let snap = snapshot(ctx, &tenant, &specs).await?;
         let kind = if j.kind == JobKind::MsResourceAccounts.as_str() {
             JobKind::MsResourceAccounts
         } else {
             JobKind::MsUsers
         };
+        let snap = snapshot(ctx, &tenant, &specs, kind).await?;
         let input = PlanInput {
             tenant: &tenant.name,
-            backend: tenant.connector.backend(),
             mode: Mode::Upsert,
             kind,
             sources: vec![format!("revert of job {}", j.id)],
             source_sha256: j.source_sha256.clone(),
             specs: &specs,
             snapshot: &snap,
-            capabilities: tenant.connector.capabilities(),
+            profile: tenant.connector.profile(),
             allow_removals: None,
         };
         let p = plan_or_report(ctx, input)?;

@@ -4,7 +4,7 @@ use super::validate::read_sheets;
 use super::{exit, print_json, CliError, CmdResult, Ctx};
 use crate::cli::{ModeArg, PlanArgs, SheetArgs};
 use crate::connect::Tenant;
-use crate::model::{Diagnostic, Snapshot, UserSpec};
+use crate::model::{Diagnostic, JobKind, Snapshot, UserSpec};
 use crate::plan::model::{Mode, Plan};
 use crate::plan::{self, PlanInput};
 use sha2::{Digest, Sha256};
@@ -28,45 +28,21 @@ pub(crate) async fn open_tenant(
         .map_err(|e| CliError::Aborted(e.to_string()))
 }
 
-/// Rows breaking the backend's own rules ([`Connector::check_spec`]) are plan errors
-/// (exit 2), reported like the planner's, before any request is sent.
-///
-/// [`Connector::check_spec`]: crate::connector::Connector::check_spec
-/// [`Connector::check_existing`]: crate::connector::Connector::check_existing
-/// With a snapshot, [`Connector::check_existing`] runs too, for rows of existing users.
+/// Rows the backend's own rules refuse (PortSIP's reserved account names) stop the run
+/// before any request is sent, with every problem the sheet has that needs no tenant data
+/// ([`plan::check_rows`]) as plan errors (exit 2). Otherwise the planner reports those
+/// problems together with the ones only the tenant can tell.
 pub(crate) fn check_backend_rules(
     ctx: &Ctx,
     tenant: &Tenant,
     specs: &[UserSpec],
-    snap: Option<&Snapshot>,
+    kind: JobKind,
 ) -> Result<(), CliError> {
-    let by_upn: std::collections::HashMap<_, _> = snap
-        .map(|s| s.users.iter().map(|u| (&u.upn, u)).collect())
-        .unwrap_or_default();
-    let c = &tenant.connector;
-    let errors: Vec<Diagnostic> = specs
-        .iter()
-        .flat_map(|s| {
-            let problems = match (snap, by_upn.get(&s.upn)) {
-                (None, _) => c.check_spec(s),
-                (Some(_), Some(cur)) => c.check_existing(s, cur),
-                (Some(_), None) => vec![],
-            };
-            problems.into_iter().map(move |p| Diagnostic {
-                file: s
-                    .origin
-                    .as_ref()
-                    .map(|o| o.file.to_string())
-                    .unwrap_or_else(|| "<sheet>".into()),
-                row: s.origin.as_ref().map(|o| o.row),
-                column: Some(p.column.to_string()),
-                message: format!("{}: {}", s.upn, p.message),
-            })
-        })
-        .collect();
-    if errors.is_empty() {
+    let profile = tenant.connector.profile();
+    if specs.iter().all(|s| profile.row_problems(s).is_empty()) {
         return Ok(());
     }
+    let errors = plan::check_rows(specs, kind, &profile);
     report_plan_errors(ctx, &errors);
     Err(CliError::Invalid(format!(
         "{} plan error(s); nothing was sent",
@@ -85,15 +61,15 @@ fn report_plan_errors(ctx: &Ctx, errors: &[Diagnostic]) {
 }
 
 /// Reads what the plan needs from the tenant; auth failures abort (exit 3). The
-/// backend's own row rules are checked first, so a refused row costs no request, and
-/// its rules on existing users right after the read.
+/// backend's own row rules are checked first, so a row it refuses costs no request.
 pub(crate) async fn snapshot(
     ctx: &Ctx,
     tenant: &Tenant,
     specs: &[UserSpec],
+    kind: JobKind,
 ) -> Result<Snapshot, CliError> {
-    check_backend_rules(ctx, tenant, specs, None)?;
-    let detail = plan::detail_upns(specs);
+    check_backend_rules(ctx, tenant, specs, kind)?;
+    let detail = plan::detail_upns(specs, &tenant.connector.profile());
     let t0 = std::time::Instant::now();
     let snap = tenant
         .connector
@@ -107,7 +83,6 @@ pub(crate) async fn snapshot(
         snap.requests,
         t0.elapsed().as_secs_f64()
     );
-    check_backend_rules(ctx, tenant, specs, Some(&snap))?;
     Ok(snap)
 }
 
@@ -140,17 +115,16 @@ pub(crate) async fn build_plan(
 ) -> Result<Plan, CliError> {
     let paths = vec![sheet.to_path_buf()];
     let v = read_sheets(ctx, &paths, sheet_args)?;
-    let snap = snapshot(ctx, tenant, &v.specs).await?;
+    let snap = snapshot(ctx, tenant, &v.specs, v.kind).await?;
     let input = PlanInput {
         tenant: &tenant.name,
-        backend: tenant.connector.backend(),
         mode: mode(args.mode),
         kind: v.kind,
         sources: paths.iter().map(|p| p.display().to_string()).collect(),
         source_sha256: sources_sha256(&paths)?,
         specs: &v.specs,
         snapshot: &snap,
-        capabilities: tenant.connector.capabilities(),
+        profile: tenant.connector.profile(),
         allow_removals: args.allow_removals,
     };
     plan_or_report(ctx, input)

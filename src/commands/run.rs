@@ -164,7 +164,7 @@ fn write_html_report(history: &History, bulk_id: i64, path: &Path) -> Result<(),
 /// A read-only backend (Live Platform) is audited with `plan` and never written: the
 /// refusal comes before the snapshot, so a job that cannot run sends no request at all.
 fn refuse_read_only(tenant: &Tenant, command: &str) -> Result<(), CliError> {
-    if tenant.connector.capabilities().write {
+    if tenant.connector.profile().write {
         return Ok(());
     }
     Err(CliError::Invalid(format!(
@@ -227,7 +227,7 @@ pub async fn apply(
                 let p = plan::load(f)
                     .map_err(|e| CliError::Invalid(format!("{}: {e}", f.display())))?;
                 let specs: Vec<_> = p.users.iter().map(|u| u.desired.clone()).collect();
-                let fresh = snapshot(ctx, &tenant, &specs).await?;
+                let fresh = snapshot(ctx, &tenant, &specs, p.kind).await?;
                 if let Err(drift) = plan::check_drift(&p, &fresh) {
                     return Err(CliError::Invalid(format!(
                         "the tenant changed since {} was made; nothing was sent. Plan again.\n  {}",
@@ -296,21 +296,21 @@ pub async fn resume(ctx: &Ctx, job: &str, run: &RunArgs) -> CmdResult {
     let tenant = open_tenant(ctx, Some(&row.tenant), run.rate).await?;
     let result = async {
         refuse_read_only(&tenant, "resume")?;
-        let snap = snapshot(ctx, &tenant, &specs).await?;
+        let kind = if row.kind == JobKind::MsResourceAccounts.as_str() {
+            JobKind::MsResourceAccounts
+        } else {
+            JobKind::MsUsers
+        };
+        let snap = snapshot(ctx, &tenant, &specs, kind).await?;
         let input = PlanInput {
             tenant: &tenant.name,
-            backend: tenant.connector.backend(),
             mode: crate::plan::model::Mode::Upsert,
-            kind: if row.kind == JobKind::MsResourceAccounts.as_str() {
-                JobKind::MsResourceAccounts
-            } else {
-                JobKind::MsUsers
-            },
+            kind,
             sources: vec![row.source.clone()],
             source_sha256: row.source_sha256.clone(),
             specs: &specs,
             snapshot: &snap,
-            capabilities: tenant.connector.capabilities(),
+            profile: tenant.connector.profile(),
             allow_removals: None,
         };
         let p = plan_or_report(ctx, input)?;

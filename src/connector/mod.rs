@@ -18,33 +18,13 @@ pub mod portsip;
 pub mod retry;
 pub mod ump;
 
-use crate::model::{Snapshot, TenantUser, Upn, UserSpec};
+use crate::model::{Profile, Snapshot, TenantUser, Upn};
 use crate::plan::model::UserPlan;
 use async_trait::async_trait;
 use serde::Serialize;
 use std::time::Duration;
 
 pub use gate::Gate;
-
-/// What a backend can do; shown by `teamsync backends`, checked before anything is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Capabilities {
-    pub read: bool,
-    pub write: bool,
-    pub create: bool,
-    pub delete: bool,
-    pub groups: bool,
-    pub licenses: bool,
-    pub vrp: bool,
-    pub customer_licenses: bool,
-    pub resource_accounts: bool,
-    pub number_ranges: bool,
-    /// The user record has a country (usage location): a backend without one cannot
-    /// take the `country` column, nor need it to create a user.
-    pub country: bool,
-    /// Users carry an extension number (the `extension` column), required to create one.
-    pub extension: bool,
-}
 
 /// Why a request failed, in the terms the executor decides on.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -105,15 +85,6 @@ pub struct Step {
     pub label: String,
 }
 
-/// A sheet row breaking one of the backend's own rules (PortSIP's user-name rules, say),
-/// found before anything is sent; the CLI reports it as a plan error on that row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpecProblem {
-    /// Sheet column name, as in diagnostics (`upn`, `extension`…).
-    pub column: &'static str,
-    pub message: String,
-}
-
 /// What the tenant answered to the status check made at job start.
 #[derive(Debug, Clone, Serialize)]
 pub struct TenantStatus {
@@ -124,24 +95,12 @@ pub struct TenantStatus {
 
 #[async_trait]
 pub trait Connector: Send + Sync {
+    /// What the backend can do, which attributes it carries and its rules on rows: all
+    /// the planner knows about it.
+    fn profile(&self) -> Profile;
     /// Backend name: fusion, liveplatform, ump, portsip.
-    fn backend(&self) -> &'static str;
-    fn capabilities(&self) -> Capabilities;
-    /// Backend-specific rules on a desired row that need no tenant data (names the
-    /// vendor reserves, characters it refuses). Called for every row before the snapshot,
-    /// so a row that breaks them is a plan error and nothing at all is sent. Rules the
-    /// capability flags express (unsupported fields) stay the planner's.
-    fn check_spec(&self, spec: &UserSpec) -> Vec<SpecProblem> {
-        let _ = spec;
-        Vec::new()
-    }
-    /// Backend-specific rules on a row for a user the last snapshot found (`current`),
-    /// for values the shared model does not carry (PortSIP's extension number, which
-    /// cannot change). Called after the snapshot, before planning; problems are plan
-    /// errors.
-    fn check_existing(&self, spec: &UserSpec, current: &TenantUser) -> Vec<SpecProblem> {
-        let _ = (spec, current);
-        Vec::new()
+    fn backend(&self) -> &'static str {
+        self.profile().backend
     }
     /// Checks the tenant path exists and credentials work (Fusion: `msteams/status`).
     async fn check(&self) -> Result<TenantStatus, ConnectorError>;

@@ -8,19 +8,19 @@
 
 use super::model::{FieldChange, Operation, PlannedOp, UserAction, UserPlan};
 use super::resolve::{carries_phone_system, Resolver};
-use crate::connector::Capabilities;
 use crate::model::{
-    Diagnostic, Field, GroupInfo, JobKind, LicenseInfo, RowAction, TenantUser, UserSpec, VrpInfo,
-    E164,
+    Attr, Diagnostic, Field, GroupInfo, JobKind, LicenseInfo, Profile, RowAction, TenantUser,
+    UserSpec, VrpInfo, E164,
 };
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
 
 /// What every per-user diff needs to know about the run.
 pub(crate) struct Ctx<'a> {
+    /// Backend name in messages (a saved plan's, when re-planning for drift).
     pub backend: &'a str,
     pub kind: JobKind,
-    pub caps: Capabilities,
+    pub profile: Profile,
     pub resolver: Resolver<'a>,
     /// File named in diagnostics of rows without an origin (hand-built specs).
     pub default_file: String,
@@ -144,7 +144,7 @@ struct Resolved<'a> {
 
 fn resolve<'a>(ctx: &Ctx<'a>, spec: &UserSpec, rep: &mut Report) -> Resolved<'a> {
     let mut out = Resolved::default();
-    if ctx.caps.groups && ctx.kind == JobKind::MsUsers {
+    if ctx.profile.carries(Attr::Groups) && ctx.kind == JobKind::MsUsers {
         out.groups = resolve_list(
             ctx,
             spec,
@@ -156,7 +156,7 @@ fn resolve<'a>(ctx: &Ctx<'a>, spec: &UserSpec, rep: &mut Report) -> Resolved<'a>
             &|g| g.id.clone(),
         );
     }
-    if ctx.caps.licenses && ctx.kind == JobKind::MsUsers {
+    if ctx.profile.carries(Attr::Licenses) && ctx.kind == JobKind::MsUsers {
         out.licenses = resolve_list(
             ctx,
             spec,
@@ -168,7 +168,7 @@ fn resolve<'a>(ctx: &Ctx<'a>, spec: &UserSpec, rep: &mut Report) -> Resolved<'a>
             &|l| l.sku_id.to_lowercase(),
         );
     }
-    if ctx.caps.vrp {
+    if ctx.profile.carries(Attr::Vrp) {
         match &spec.vrp {
             Field::Keep => {}
             Field::Clear => out.vrp = Some(None),
@@ -222,27 +222,24 @@ fn resolve_list<'a, T>(
     }
 }
 
-/// Refuses fields the backend (or the sheet kind) cannot carry rather than dropping them.
-fn check_capabilities(ctx: &Ctx, spec: &UserSpec, rep: &mut Report) {
-    let fields: [(&str, bool, bool); 6] = [
-        ("country", !spec.country.is_keep(), ctx.caps.country),
-        ("extension", !spec.extension.is_keep(), ctx.caps.extension),
-        ("groups", !spec.groups.is_keep(), ctx.caps.groups),
-        ("licenses", !spec.licenses.is_keep(), ctx.caps.licenses),
-        ("vrp", !spec.vrp.is_keep(), ctx.caps.vrp),
-        (
-            "customerLicenses",
-            !spec.customer_licenses.is_keep(),
-            ctx.caps.customer_licenses,
-        ),
-    ];
+/// The row's problems that need no tenant data, all of them: the backend's own rules,
+/// attributes the backend (or the sheet kind) cannot carry — refused rather than dropped —
+/// and a resource-account column in a user sheet.
+pub(crate) fn check_row(ctx: &Ctx, spec: &UserSpec, rep: &mut Report) {
+    for p in ctx.profile.row_problems(spec) {
+        rep.error(ctx, spec, Some(p.column), p.message);
+    }
     let ra = ctx.kind == JobKind::MsResourceAccounts;
-    for (col, touched, can) in fields {
-        // Resource accounts get the more specific message below for these two.
-        if ra && (col == "groups" || col == "licenses") {
-            continue;
-        }
-        if touched && !can {
+    for attr in spec.touched().iter() {
+        let col = attr.name();
+        if ra && !attr.info().resource_accounts {
+            rep.error(
+                ctx,
+                spec,
+                Some(col),
+                format!("resource accounts have no {col} column (the tenant assigns their virtual-user license itself)"),
+            );
+        } else if !ctx.profile.carries(attr) {
             rep.error(
                 ctx,
                 spec,
@@ -254,21 +251,7 @@ fn check_capabilities(ctx: &Ctx, spec: &UserSpec, rep: &mut Report) {
             );
         }
     }
-    if ctx.kind == JobKind::MsResourceAccounts {
-        for (col, touched) in [
-            ("groups", !spec.groups.is_keep()),
-            ("licenses", !spec.licenses.is_keep()),
-        ] {
-            if touched {
-                rep.error(
-                    ctx,
-                    spec,
-                    Some(col),
-                    format!("resource accounts have no {col} column (the tenant assigns their virtual-user license itself)"),
-                );
-            }
-        }
-    } else if spec.account_type.is_some() {
+    if !ra && spec.account_type.is_some() {
         rep.error(
             ctx,
             spec,
@@ -286,7 +269,7 @@ pub(crate) fn diff_user(
     rep: &mut Report,
 ) -> UserPlan {
     let errors_before = rep.errors.len();
-    check_capabilities(ctx, spec, rep);
+    check_row(ctx, spec, rep);
     if let Some(cur) = current {
         match (ctx.kind, cur.account_type.is_some()) {
             (JobKind::MsUsers, true) => rep.error(
@@ -380,7 +363,7 @@ fn full_before(cur: &TenantUser) -> Map<String, Value> {
 }
 
 fn plan_delete(ctx: &Ctx, spec: &UserSpec, cur: &TenantUser, up: &mut UserPlan, rep: &mut Report) {
-    if !ctx.caps.delete {
+    if !ctx.profile.delete {
         rep.error(
             ctx,
             spec,
@@ -415,7 +398,7 @@ pub(crate) fn disable_ops(
             .push(scalar_change("number", num_json(&cur.number), Value::Null));
         up.before.insert("number".into(), num_json(&cur.number));
     }
-    if !ctx.caps.vrp {
+    if !ctx.profile.carries(Attr::Vrp) {
         return;
     }
     let vrp: Option<Option<String>> = match &cur.details {
@@ -498,7 +481,7 @@ fn check_phone_system(
     // A backend without a license catalog cannot tell; the tenant will.
     if ctx.kind != JobKind::MsUsers
         || end_number.is_none()
-        || !ctx.caps.licenses
+        || !ctx.profile.carries(Attr::Licenses)
         || ctx.resolver.catalogs.licenses.is_empty()
     {
         return;
@@ -526,30 +509,7 @@ fn check_phone_system(
 }
 
 fn plan_create(ctx: &Ctx, spec: &UserSpec, res: &Resolved, up: &mut UserPlan, rep: &mut Report) {
-    let mut missing = vec![];
-    let dn = match &spec.display_name {
-        Field::Set(d) if !d.trim().is_empty() => Some(d.trim().to_string()),
-        _ => {
-            missing.push("displayName");
-            None
-        }
-    };
-    // `Some(None)`: the backend has no country, so none is needed.
-    let country = match &spec.country {
-        _ if !ctx.caps.country => Some(None),
-        Field::Set(c) => Some(Some(c.clone())),
-        _ => {
-            missing.push("country");
-            None
-        }
-    };
-    if ctx.caps.extension && spec.extension.as_set().is_none() {
-        missing.push("extension");
-    }
-    if ctx.kind == JobKind::MsResourceAccounts && spec.account_type.is_none() {
-        missing.push("accountType");
-    }
-    if !ctx.caps.create {
+    if !ctx.profile.create {
         rep.error(
             ctx,
             spec,
@@ -561,31 +521,40 @@ fn plan_create(ctx: &Ctx, spec: &UserSpec, res: &Resolved, up: &mut UserPlan, re
         );
         return;
     }
-    let (Some(dn), Some(country)) = (dn, country) else {
+    let missing: Vec<Attr> = ctx
+        .profile
+        .create_needs
+        .iter()
+        .filter(|a| match spec.get(*a) {
+            Field::Set(crate::model::AttrValue::Text(t)) => t.trim().is_empty(),
+            Field::Set(_) => false,
+            _ => true,
+        })
+        .collect();
+    let ra_type_missing = ctx.kind == JobKind::MsResourceAccounts && spec.account_type.is_none();
+    if let Some(first) = missing.first() {
+        let mut names: Vec<&str> = missing.iter().map(|a| a.name()).collect();
+        if ra_type_missing {
+            names.push("accountType");
+        }
+        // A backend-specific attribute (an extension) comes from the row only.
+        let (on, from) = if missing.iter().any(|a| a.info().common) {
+            (String::new(), "from the row or its template")
+        } else {
+            (format!(" on the {} backend", ctx.backend), "from the row")
+        };
         rep.error(
             ctx,
             spec,
-            Some(missing[0]),
+            Some(first.name()),
             format!(
-                "not in the tenant, so it would be created, which needs {} (from the row or its template)",
-                missing.join(" and ")
-            ),
-        );
-        return;
-    };
-    if missing.first() == Some(&"extension") {
-        rep.error(
-            ctx,
-            spec,
-            Some("extension"),
-            format!(
-                "not in the tenant, so it would be created, which needs an extension number on the {} backend (from the row)",
-                ctx.backend
+                "not in the tenant, so it would be created, which needs {}{on} ({from})",
+                names.join(" and ")
             ),
         );
         return;
     }
-    if !missing.is_empty() {
+    if ra_type_missing {
         rep.error(
             ctx,
             spec,
@@ -594,6 +563,16 @@ fn plan_create(ctx: &Ctx, spec: &UserSpec, res: &Resolved, up: &mut UserPlan, re
         );
         return;
     }
+    let dn = spec
+        .display_name
+        .as_set()
+        .map(|d| d.trim().to_string())
+        .unwrap_or_default();
+    let country = spec
+        .country
+        .as_set()
+        .filter(|_| ctx.profile.carries(Attr::Country))
+        .cloned();
     push(
         up,
         Operation::Create {
@@ -659,7 +638,8 @@ fn plan_create(ctx: &Ctx, spec: &UserSpec, res: &Resolved, up: &mut UserPlan, re
     up.before.clear(); // nothing to revert to: the user did not exist
 }
 
-/// customerLicenses live in Fusion's `draas` object, which only users with a number have.
+/// Customer licenses; on a backend that keeps them only for users with a number (the
+/// profile's `need_number`), a user ending without one cannot be given any.
 fn customer_licenses(
     ctx: &Ctx,
     spec: &UserSpec,
@@ -668,7 +648,7 @@ fn customer_licenses(
     up: &mut UserPlan,
     rep: &mut Report,
 ) {
-    if !ctx.caps.customer_licenses {
+    if !ctx.profile.carries(Attr::CustomerLicenses) {
         return;
     }
     let want = match &spec.customer_licenses {
@@ -676,7 +656,7 @@ fn customer_licenses(
         Field::Clear => vec![],
         Field::Set(v) => dedup_ci(v),
     };
-    if end_number.is_none() {
+    if end_number.is_none() && ctx.profile.need_number.contains(Attr::CustomerLicenses) {
         if !want.is_empty() {
             rep.error(
                 ctx,
@@ -703,6 +683,23 @@ fn plan_update(
     up: &mut UserPlan,
     rep: &mut Report,
 ) {
+    // Attributes set only at creation: another value cannot be carried out.
+    for attr in ctx.profile.create_only.iter() {
+        let (Field::Set(want), Some(Some(have))) = (spec.get(attr), cur.get(attr)) else {
+            continue;
+        };
+        if !crate::model::attr::same_value(attr, Some(&want), Some(&have)) {
+            rep.error(
+                ctx,
+                spec,
+                Some(attr.name()),
+                format!(
+                    "has {attr} {have} in {}; its API cannot change {attr} once the user exists (leave the cell empty or write {have})",
+                    ctx.backend
+                ),
+            );
+        }
+    }
     // Properties.
     let mut props_dn = None;
     let mut props_country = None;
@@ -847,11 +844,12 @@ fn plan_update(
         }
     }
 
-    // A user whose number goes away loses its draas object, customer licenses included.
-    let current_cl = if cur.number.is_some() {
-        cur.customer_licenses.clone()
-    } else {
-        vec![]
-    };
+    // Where customer licenses need a number, a user without one holds none.
+    let current_cl =
+        if cur.number.is_some() || !ctx.profile.need_number.contains(Attr::CustomerLicenses) {
+            cur.customer_licenses.clone()
+        } else {
+            vec![]
+        };
     customer_licenses(ctx, spec, &end_number, &current_cl, up, rep);
 }

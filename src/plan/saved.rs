@@ -10,8 +10,7 @@
 use super::diff::{self, Ctx, Report};
 use super::model::{FieldChange, Mode, Operation, Plan, UserPlan, PLAN_FORMAT};
 use super::resolve::Resolver;
-use crate::connector::Capabilities;
-use crate::model::{Field, RowAction, Snapshot, TenantUser, Upn, UserSpec};
+use crate::model::{Attr, AttrSet, Field, Profile, RowAction, Snapshot, TenantUser, Upn, UserSpec};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
@@ -207,29 +206,21 @@ pub fn fingerprint(snapshot: &Snapshot, plan_users: &[UserPlan]) -> String {
     hex::encode(h.finalize())
 }
 
-/// Every capability, except `country` when the plan's creates carry none (a backend
-/// without a country, such as PortSIP, planned them): re-planning must not ask for one.
-fn all_capabilities(plan: &Plan) -> Capabilities {
-    let country = !plan.users.iter().flat_map(|u| &u.ops).any(|o| {
-        matches!(
-            o.op,
-            crate::plan::model::Operation::Create { country: None, .. }
-        )
-    });
-    Capabilities {
-        read: true,
-        write: true,
-        create: true,
-        delete: true,
-        groups: true,
-        licenses: true,
-        vrp: true,
-        customer_licenses: true,
-        resource_accounts: true,
-        number_ranges: true,
-        country,
-        extension: true,
+/// A profile that refuses nothing the plan holds: a saved plan passed its backend's
+/// rules when it was made, and its drift report is about the tenant. Creates need what
+/// the plan's creates carry (a backend without a country, such as PortSIP, planned them
+/// without one; re-planning must not ask for one).
+fn permissive_profile(plan: &Plan) -> Profile {
+    let mut needs = AttrSet::of(&[Attr::DisplayName]);
+    for o in plan.users.iter().flat_map(|u| &u.ops) {
+        if let Operation::Create {
+            country: Some(_), ..
+        } = o.op
+        {
+            needs = needs.with(Attr::Country);
+        }
     }
+    Profile::permissive("saved plan", needs)
 }
 
 /// A user only a mirror run touches: no sheet row, the synthesised disable row.
@@ -258,7 +249,7 @@ pub fn check_drift(plan: &Plan, fresh: &Snapshot) -> Result<(), Vec<String>> {
     let ctx = Ctx {
         backend: &plan.backend,
         kind: plan.kind,
-        caps: all_capabilities(plan),
+        profile: permissive_profile(plan),
         resolver: Resolver::new(&fresh.catalogs),
         default_file: plan.sources.join(", "),
     };

@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::model::{
-    AccountType, Catalogs, Country, GroupInfo, LicenseInfo, RowOrigin, UserDetails, VrpInfo, E164,
+    AccountType, Attr, Catalogs, Country, GroupInfo, LicenseInfo, RowOrigin, UserDetails, VrpInfo,
+    E164,
 };
 use std::collections::HashMap;
 
@@ -19,20 +20,19 @@ fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-fn caps() -> Capabilities {
-    Capabilities {
-        read: true,
+/// A Fusion-like backend, built here rather than taken from the connector: the planner
+/// knows backends only through their profile.
+fn profile() -> Profile {
+    Profile {
         write: true,
         create: true,
         delete: true,
-        groups: true,
-        licenses: true,
-        vrp: true,
-        customer_licenses: true,
         resource_accounts: true,
-        number_ranges: false,
-        country: true,
-        extension: false,
+        attrs: AttrSet::ALL.without(Attr::Extension),
+        create_needs: AttrSet::of(&[Attr::DisplayName, Attr::Country]),
+        detail_reads: AttrSet::of(&[Attr::Groups, Attr::Vrp]),
+        need_number: AttrSet::of(&[Attr::CustomerLicenses]),
+        ..Profile::read_only("fusion")
     }
 }
 
@@ -165,14 +165,13 @@ fn alice_full(row: u64) -> UserSpec {
 fn input<'a>(specs: &'a [UserSpec], snap: &'a Snapshot) -> PlanInput<'a> {
     PlanInput {
         tenant: "demo",
-        backend: "fusion",
         mode: Mode::Upsert,
         kind: JobKind::MsUsers,
         sources: vec!["users.csv".into()],
         source_sha256: "00".repeat(32),
         specs,
         snapshot: snap,
-        capabilities: caps(),
+        profile: profile(),
         allow_removals: None,
     }
 }
@@ -884,8 +883,8 @@ fn capability_refusals_name_field_and_backend() {
     s.groups = Field::Set(strs(&["Sales"]));
     let specs = [s];
     let mut i = input(&specs, &snap);
-    i.backend = "portsip";
-    i.capabilities.groups = false;
+    i.profile.backend = "portsip";
+    i.profile.attrs = i.profile.attrs.without(Attr::Groups);
     let errs = errors(make_plan(i));
     assert_eq!(errs.len(), 1);
     assert_eq!(errs[0].column.as_deref(), Some("groups"));
@@ -899,7 +898,7 @@ fn capability_refusals_name_field_and_backend() {
 
     // A read-only backend still plans (audit).
     let mut i = input(&specs, &snap);
-    i.capabilities.write = false;
+    i.profile.write = false;
     assert_eq!(ops_total(&make_plan(i).unwrap()), 1);
 }
 
@@ -928,7 +927,7 @@ fn detail_upns_lists_rows_touching_groups_vrp_or_disabling() {
     let mut d = spec("dave@contoso.com", 5);
     d.action = RowAction::Disable;
     assert_eq!(
-        detail_upns(&[a, b, c, d]),
+        detail_upns(&[a, b, c, d], &profile()),
         vec![
             upn("alice@contoso.com"),
             upn("carol@contoso.com"),
@@ -1097,7 +1096,7 @@ fn mirror_removals_survive_a_drift_check_that_reads_their_details() {
         ["set_number", "set_vrp"]
     );
     let desired: Vec<UserSpec> = p.users.iter().map(|u| u.desired.clone()).collect();
-    assert!(detail_upns(&desired).contains(&upn("dave@contoso.com")));
+    assert!(detail_upns(&desired, &profile()).contains(&upn("dave@contoso.com")));
 
     let fresh = snapshot(); // dave's details read this time
     assert_eq!(check_drift(&p, &fresh), Ok(()));
@@ -1388,9 +1387,9 @@ proptest::proptest! {
 fn country_and_extension_follow_the_capabilities() {
     let snap = snapshot();
     let portsip = |i: &mut PlanInput| {
-        i.backend = "portsip";
-        i.capabilities.country = false;
-        i.capabilities.extension = true;
+        i.profile.backend = "portsip";
+        i.profile.attrs = i.profile.attrs.without(Attr::Country).with(Attr::Extension);
+        i.profile.create_needs = AttrSet::of(&[Attr::DisplayName, Attr::Extension]);
     };
     let mut carol = spec("erin.new@contoso.com", 2);
     carol.display_name = Field::Set("Carol".into());
@@ -1454,7 +1453,7 @@ fn auto_number_takes_the_lowest_free_number_not_named_elsewhere() {
     dave.number = Field::Set(num("+3225405290"));
     let specs = [carol, alice, dave];
     let mut i = input(&specs, &snap);
-    i.capabilities.number_ranges = true;
+    i.profile.number_ranges = true;
     let p = make_plan(i).unwrap();
     let c = user(&p, "carol@contoso.com");
     assert_eq!(
@@ -1470,7 +1469,7 @@ fn auto_number_takes_the_lowest_free_number_not_named_elsewhere() {
     let mut carol2 = spec("carol@contoso.com", 2);
     carol2.number_range = Some("BE-Brussels".into());
     let mut i2 = input(std::slice::from_ref(&carol2), &after);
-    i2.capabilities.number_ranges = true;
+    i2.profile.number_ranges = true;
     let p2 = make_plan(i2).unwrap();
     assert_eq!(ops_total(&p2), 0);
 }
@@ -1490,7 +1489,7 @@ fn auto_number_errors_name_the_row_and_the_reason() {
         auto("new2@contoso.com", 4, "Nowhere"),
     ];
     let mut i = input(&specs, &snap);
-    i.capabilities.number_ranges = true;
+    i.profile.number_ranges = true;
     let errs = errors(make_plan(i));
     let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
     assert!(
@@ -1512,4 +1511,95 @@ fn auto_number_errors_name_the_row_and_the_reason() {
         errs[0].message.contains("the fusion backend has none"),
         "{errs:?}"
     );
+}
+
+fn no_admin(s: &UserSpec) -> Vec<crate::model::RowProblem> {
+    if s.upn.local_part() == "admin" {
+        vec![crate::model::RowProblem {
+            column: "upn",
+            message: "admin is reserved".into(),
+        }]
+    } else {
+        vec![]
+    }
+}
+
+/// A PortSIP-like profile: row rules, a create-only extension, no groups or country.
+fn pbx_profile() -> Profile {
+    Profile {
+        write: true,
+        create: true,
+        attrs: AttrSet::of(&[Attr::DisplayName, Attr::Number, Attr::Extension]),
+        create_needs: AttrSet::of(&[Attr::DisplayName, Attr::Extension]),
+        create_only: AttrSet::of(&[Attr::Extension]),
+        row_rules: no_admin,
+        ..Profile::read_only("pbx")
+    }
+}
+
+/// Every backend rule comes from the profile and is checked in one pass: a sheet breaking
+/// the row rules, the carried attributes and a create-only attribute gets every error at
+/// once, and the tenant-independent ones are also found without a snapshot.
+#[test]
+fn every_backend_rule_is_reported_in_one_pass() {
+    let mut snap = snapshot();
+    snap.users[0].extension = Some("101".into());
+    let mut admin = spec("admin@contoso.com", 2);
+    admin.display_name = Field::Set("Admin".into());
+    admin.extension = Field::Set("100".into());
+    let mut alice = spec("alice@contoso.com", 3);
+    alice.extension = Field::Set("102".into());
+    let mut bob = spec("bob@contoso.com", 4);
+    bob.groups = Field::Set(strs(&["Sales"]));
+    let specs = [admin, alice, bob];
+    let mut i = input(&specs, &snap);
+    i.profile = pbx_profile();
+    let errs = errors(make_plan(i));
+    let got: Vec<(Option<u64>, Option<&str>)> =
+        errs.iter().map(|e| (e.row, e.column.as_deref())).collect();
+    assert_eq!(
+        got,
+        [
+            (Some(2), Some("upn")),
+            (Some(3), Some("extension")),
+            (Some(4), Some("groups"))
+        ],
+        "{errs:?}"
+    );
+    assert!(
+        errs[1].message.contains("has extension 101 in pbx"),
+        "{errs:?}"
+    );
+    let early = check_rows(&specs, JobKind::MsUsers, &pbx_profile());
+    let got: Vec<(Option<u64>, Option<&str>)> =
+        early.iter().map(|e| (e.row, e.column.as_deref())).collect();
+    assert_eq!(got, [(Some(2), Some("upn")), (Some(4), Some("groups"))]);
+    // The same extension, or none, is fine.
+    let mut alice = spec("alice@contoso.com", 3);
+    alice.extension = Field::Set("101".into());
+    let specs = [alice];
+    let mut i = input(&specs, &snap);
+    i.profile = pbx_profile();
+    assert_eq!(ops_total(&make_plan(i).unwrap()), 0);
+}
+
+/// Detail reads follow the profile: a backend whose list carries everything reads none.
+#[test]
+fn detail_upns_follow_the_profiles_detail_reads() {
+    let mut g = spec("a@contoso.com", 2);
+    g.groups = Field::Set(strs(&["Sales"]));
+    let mut d = spec("b@contoso.com", 3);
+    d.action = RowAction::Disable;
+    let specs = [g, d];
+    assert_eq!(detail_upns(&specs, &profile()).len(), 2);
+    let vrp_only = Profile {
+        detail_reads: AttrSet::of(&[Attr::Vrp]),
+        ..profile()
+    };
+    assert_eq!(
+        detail_upns(&specs, &vrp_only),
+        vec![upn("b@contoso.com")],
+        "groups are not a detail here; a disable still releases the VRP"
+    );
+    assert!(detail_upns(&specs, &pbx_profile()).is_empty());
 }

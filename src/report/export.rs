@@ -361,7 +361,7 @@ mod tests {
             json!({"upn": "carol.new@contoso.com", "displayName": "Carol",
                    "number": "+3225405202", "extension": "0103", "action": "upsert"}),
         );
-        let rows = read_back(&items_csv(&job(), &[it.clone()], true));
+        let rows = read_back(&items_csv(&job(), std::slice::from_ref(&it), true));
         assert_eq!(
             rows,
             vec![

@@ -374,13 +374,16 @@ fn connector(base: &str) -> PortsipConnector {
 
 #[test]
 fn connector_refuses_the_documents_bad_names_before_sending() {
-    // No server at all: check_spec must decide alone.
+    // No server at all: the profile's row rules must decide alone.
     let c = connector("https://pbx.invalid");
     let rules = rules();
     let mut checked_bad = 0;
     for name in strings(&rules["user_names"]["accepted"]) {
         let upn = Upn::parse(&format!("{name}@contoso.com")).unwrap();
-        assert!(c.check_spec(&UserSpec::new(upn)).is_empty(), "{name}");
+        assert!(
+            c.profile().row_problems(&UserSpec::new(upn)).is_empty(),
+            "{name}"
+        );
     }
     for kind in ["invalid", "reserved"] {
         for name in strings(&rules["user_names"][kind]) {
@@ -388,7 +391,7 @@ fn connector_refuses_the_documents_bad_names_before_sending() {
             let Ok(upn) = Upn::parse(&format!("{name}@contoso.com")) else {
                 continue;
             };
-            let p = c.check_spec(&UserSpec::new(upn));
+            let p = c.profile().row_problems(&UserSpec::new(upn));
             assert_eq!(p.len(), 1, "{name:?}: {p:?}");
             assert_eq!(p[0].column, "upn");
             checked_bad += 1;
@@ -402,12 +405,12 @@ fn connector_refuses_the_documents_bad_names_before_sending() {
     for e in strings(&rules["extension_numbers"]["accepted"]) {
         let mut s = UserSpec::new(upn.clone());
         s.extension = Field::Set(e.clone());
-        assert!(c.check_spec(&s).is_empty(), "{e}");
+        assert!(c.profile().row_problems(&s).is_empty(), "{e}");
     }
     for e in strings(&rules["extension_numbers"]["invalid"]) {
         let mut s = UserSpec::new(upn.clone());
         s.extension = Field::Set(e.clone());
-        assert_eq!(c.check_spec(&s)[0].column, "extension", "{e:?}");
+        assert_eq!(c.profile().row_problems(&s)[0].column, "extension", "{e:?}");
     }
 }
 
