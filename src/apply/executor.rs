@@ -256,7 +256,11 @@ async fn send_step(
     st: &mut UserState,
 ) -> Result<(), Fail> {
     let create = step.ops.iter().find_map(|&i| match &user.ops[i].op {
-        Operation::Create { display_name, .. } => Some(display_name.clone()),
+        op @ Operation::Create { .. } => Some(
+            op.sets_text(crate::model::Attr::DisplayName)
+                .unwrap_or_default()
+                .to_string(),
+        ),
         _ => None,
     });
     let is_delete = step

@@ -67,6 +67,18 @@ pub enum OpGroup {
 }
 
 impl OpGroup {
+    /// How a change of the group is named in messages ("waits for bob's … change").
+    pub fn change_noun(self) -> &'static str {
+        match self {
+            OpGroup::Properties => "properties change",
+            OpGroup::Licenses => "licenses change",
+            OpGroup::Number => "number change",
+            OpGroup::Vrp => "VRP change",
+            OpGroup::Groups => "groups change",
+            OpGroup::CustomerLicenses => "customer licenses change",
+        }
+    }
+
     /// The operation's stable name, as plan JSON and summaries show it.
     pub fn kind(self) -> &'static str {
         match self {
@@ -100,6 +112,17 @@ pub enum Catalog {
     Groups,
     Licenses,
     Vrps,
+}
+
+impl Catalog {
+    /// What one entry is called in messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Catalog::Groups => "group",
+            Catalog::Licenses => "license",
+            Catalog::Vrps => "voice routing policy",
+        }
+    }
 }
 
 /// One row of the table.
@@ -502,6 +525,23 @@ impl fmt::Display for AttrValue {
 impl Serialize for AttrValue {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.to_json().serialize(s)
+    }
+}
+
+/// "No value" for an attribute: an empty list for lists, `None` otherwise.
+pub fn none_of(attr: Attr) -> Option<AttrValue> {
+    match attr.info().kind {
+        Kind::List => Some(AttrValue::List(Vec::new())),
+        _ => None,
+    }
+}
+
+/// True for "no value": `None` or an empty list.
+pub fn is_none_value(v: Option<&AttrValue>) -> bool {
+    match v {
+        None => true,
+        Some(AttrValue::List(l)) => l.is_empty(),
+        Some(_) => false,
     }
 }
 
