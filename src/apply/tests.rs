@@ -509,7 +509,7 @@ async fn applies_every_user_and_records_every_item() {
     );
     assert!(j.get("job_items").is_none());
     // The lock is released.
-    h.acquire_lock("t1").await.unwrap().release().await.unwrap();
+    drop(history_lock(&h, "t1").unwrap());
 }
 
 #[tokio::test]
@@ -727,16 +727,15 @@ async fn an_auth_failure_at_the_check_writes_nothing() {
     assert_eq!(e.exit_code(), 3);
     assert_eq!(h.list_jobs(&JobFilter::default(), 1, 10).unwrap().1, 0);
     assert!(fake.sends().is_empty());
-    // The lock went with the failed attempt (released on drop, asynchronously).
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    h.acquire_lock("t1").await.unwrap().release().await.unwrap();
+    // The lock went with the failed attempt.
+    drop(history_lock(&h, "t1").unwrap());
 }
 
 #[tokio::test]
 async fn a_held_lock_refuses_the_job() {
     let fake = Arc::new(Fake::new().with_user("a@x.com", None));
     let (_d, h) = history();
-    let g = h.acquire_lock("t1").await.unwrap();
+    let g = history_lock(&h, "t1").unwrap();
     let e = execute(
         &plan(vec![existing("a@x.com", vec![op(vrp("BE"))])]),
         fake.clone(),
@@ -747,7 +746,7 @@ async fn a_held_lock_refuses_the_job() {
     .await
     .unwrap_err();
     assert!(matches!(e, ApplyError::Locked(_)), "{e}");
-    assert!(e.to_string().contains("lock held by"), "{e}");
+    assert!(e.to_string().contains("is busy: its lock"), "{e}");
     assert_eq!(e.exit_code(), 3);
     assert!(fake.sends().is_empty());
     g.release().await.unwrap();
