@@ -406,7 +406,7 @@ pub async fn execute_locked(
             joined(&ctx, r);
         }
     }
-    drain(&ctx, &mut set).await;
+    drain(&ctx, &mut set, stop.grace()).await;
     watcher.abort();
 
     let abort_reason = ctx.abort.reason();
@@ -455,9 +455,10 @@ pub async fn execute_locked(
     Ok(outcome)
 }
 
-/// Waits for the users under way. Once the job aborts (or is stopped), they get
-/// [`STOP_GRACE`] to finish their request and record it; what is left is cancelled.
-async fn drain(ctx: &Arc<RunCtx>, set: &mut JoinSet<()>) {
+/// Waits for the users under way. Once the job aborts (or is stopped), they get `grace`
+/// ([`STOP_GRACE`] unless the caller's [`Stop`] says otherwise) to finish their request
+/// and record it; what is left is cancelled.
+async fn drain(ctx: &Arc<RunCtx>, set: &mut JoinSet<()>, grace: Duration) {
     loop {
         tokio::select! {
             r = set.join_next() => match r {
@@ -467,7 +468,7 @@ async fn drain(ctx: &Arc<RunCtx>, set: &mut JoinSet<()>) {
             _ = ctx.abort.wait() => break,
         }
     }
-    let deadline = Instant::now() + STOP_GRACE;
+    let deadline = Instant::now() + grace;
     loop {
         tokio::select! {
             r = set.join_next() => match r {
@@ -476,7 +477,7 @@ async fn drain(ctx: &Arc<RunCtx>, set: &mut JoinSet<()>) {
             },
             _ = tokio::time::sleep_until(deadline) => {
                 tracing::warn!(
-                    "{} user(s) still had a request under way {STOP_GRACE:?} after the stop; cancelling (their items stay pending, their last request recorded as sent)",
+                    "{} user(s) still had a request under way {grace:?} after the stop; cancelling (their items stay pending, their last request recorded as sent)",
                     set.len()
                 );
                 set.abort_all();

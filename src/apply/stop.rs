@@ -7,12 +7,14 @@
 //! runs) watch the same token.
 
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// Cheap to clone; every clone sees the same stop. The first reason wins.
 #[derive(Debug, Clone)]
 pub struct Stop {
     tx: Arc<watch::Sender<Option<String>>>,
+    grace: Duration,
 }
 
 impl Default for Stop {
@@ -22,10 +24,22 @@ impl Default for Stop {
 }
 
 impl Stop {
+    /// A stop that gives requests under way [`super::STOP_GRACE`] to finish.
     pub fn new() -> Stop {
+        Stop::with_grace(super::STOP_GRACE)
+    }
+
+    /// A stop with another grace for requests under way (tests use a short one).
+    pub fn with_grace(grace: Duration) -> Stop {
         Stop {
             tx: Arc::new(watch::channel(None).0),
+            grace,
         }
+    }
+
+    /// How long requests under way may take to finish once the job stops or aborts.
+    pub fn grace(&self) -> Duration {
+        self.grace
     }
 
     /// Asks the run to stop; `reason` is what the job records (e.g. "stopped by SIGTERM").
