@@ -27,9 +27,10 @@ use teamsync::connector::{Connector, Gate};
 use teamsync::history::{History, ItemResult, ItemStatus, NewItem, NewJob};
 use teamsync::model::JobKind;
 use teamsync::plan::{self, PlanInput};
-use teamsync::sim::fusion::{self as fsim, FusionSim, RunningSim, SimOptions};
 use teamsync::template::TemplateSet;
 use teamsync::validate::{validate_files, SheetOptions};
+use teamsync_sim::fusion::{self as fsim, FusionSim, RunningSim};
+use teamsync_sim::SimOptions;
 
 /// Marks the one stdout line of a child that carries its result.
 const MARK: &str = "BENCH_RESULT ";

@@ -9,12 +9,13 @@ use crate::connector::liveplatform::{LivePlatformConnector, LivePlatformSettings
 use crate::connector::portsip::{PortsipConnector, PortsipSettings};
 use crate::connector::ump::{UmpConnector, UmpSettings};
 use crate::connector::{Connector, ConnectorError, Gate};
-use crate::sim::fusion::conn::Background;
-use crate::sim::fusion::{self as fsim, FusionSim, SimOptions};
-use crate::sim::liveplatform::{self as lpsim, LivePlatformSim};
-use crate::sim::portsip::{self as psim, PortsipSim};
-use crate::sim::ump::{self as usim, UmpSim};
 use std::sync::Arc;
+use teamsync_sim::common::conn::Background;
+use teamsync_sim::fusion::{self as fsim, FusionSim};
+use teamsync_sim::liveplatform::{self as lpsim, LivePlatformSim};
+use teamsync_sim::portsip::{self as psim, PortsipSim};
+use teamsync_sim::ump::{self as usim, UmpSim};
+use teamsync_sim::SimOptions;
 
 /// A connected tenant. Keeps the embedded simulator alive as long as it lives.
 pub struct Tenant {

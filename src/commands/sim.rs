@@ -2,7 +2,8 @@
 
 use super::{CliError, CmdResult, Ctx};
 use crate::cli::SimArgs;
-use crate::sim::fusion::{self as fsim, FusionSim, SimOptions};
+use teamsync_sim::fusion::{self as fsim, FusionSim};
+use teamsync_sim::SimOptions;
 
 pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
     if !["fusion", "liveplatform", "portsip", "ump"].contains(&args.backend.as_str()) {
@@ -52,7 +53,7 @@ pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
 }
 
 async fn liveplatform(args: &SimArgs, opts: SimOptions) -> CmdResult {
-    use crate::sim::liveplatform::{self as lpsim, LivePlatformSim};
+    use teamsync_sim::liveplatform::{self as lpsim, LivePlatformSim};
     let sim = LivePlatformSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
         .map_err(|e| CliError::Invalid(format!("simulator: {e}")))?;
     let customer = sim.customer_guid();
@@ -68,7 +69,7 @@ async fn liveplatform(args: &SimArgs, opts: SimOptions) -> CmdResult {
 
 /// `--backend portsip`: the PortSIP users simulator, same options as Fusion's.
 async fn portsip(args: &SimArgs, opts: SimOptions) -> CmdResult {
-    use crate::sim::portsip::{self as psim, PortsipSim};
+    use teamsync_sim::portsip::{self as psim, PortsipSim};
     let sim = PortsipSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
         .map_err(|e| CliError::Invalid(format!("simulator: {e}")))?;
     let (listener, addr) = bind(&args.listen).await?;
@@ -81,12 +82,12 @@ async fn portsip(args: &SimArgs, opts: SimOptions) -> CmdResult {
 
 /// `--token` stands for an authenticating proxy in front: UMP itself has none.
 async fn ump(args: &SimArgs, opts: SimOptions) -> CmdResult {
-    use crate::sim::ump::UmpSim;
+    use teamsync_sim::ump::UmpSim;
     let sim = UmpSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
         .map_err(|e| CliError::Invalid(format!("simulator: {e}")))?;
     let (listener, addr) = bind(&args.listen).await?;
     eprintln!("ump simulator on http://{addr}/sysadmin/api/ (Ctrl-C to stop)");
-    fsim::conn::serve(listener, sim.router(), ctrl_c())
+    teamsync_sim::common::conn::serve(listener, sim.router(), ctrl_c())
         .await
         .map_err(|e| CliError::Other(anyhow::anyhow!("simulator: {e}")))?;
     Ok(0)

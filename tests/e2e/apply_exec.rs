@@ -13,7 +13,8 @@ use teamsync::connector::{Connector, ConnectorError, Gate};
 use teamsync::history::{History, ItemStatus, JobFilter, JobStatus};
 use teamsync::model::{Country, JobKind, Snapshot, TenantUser, Upn, UserSpec, E164};
 use teamsync::plan::model::{Mode, OpRef, Operation, Plan, PlannedOp, UserAction, UserPlan};
-use teamsync::sim::fusion::{start, FusionSim, RunningSim, SimOptions};
+use teamsync_sim::fusion::{start, FusionSim, RunningSim};
+use teamsync_sim::SimOptions;
 
 const TOKEN: &str = "apply-e2e-token";
 

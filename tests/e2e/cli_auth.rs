@@ -3,7 +3,8 @@
 //! binary talks to it over HTTP as a `fusion` tenant.
 
 use crate::support::{repo, sample, Workspace};
-use teamsync::sim::fusion::{start, FusionSim, RunningSim, SimOptions};
+use teamsync_sim::fusion::{start, FusionSim, RunningSim};
+use teamsync_sim::SimOptions;
 
 fn sim_with_token(rt: &tokio::runtime::Runtime, token: &str) -> RunningSim {
     let opts = SimOptions {

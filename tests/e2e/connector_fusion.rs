@@ -1176,7 +1176,8 @@ async fn a_created_resource_account_is_found_by_upn_before_its_next_write() {
 mod against_sim {
     use super::*;
     use teamsync::model::AccountType;
-    use teamsync::sim::fusion::{start, FusionSim, RunningSim, SimOptions};
+    use teamsync_sim::fusion::{start, FusionSim, RunningSim};
+    use teamsync_sim::SimOptions;
 
     const SIM_TOKEN: &str = "sim-token-1";
     const MCOEV: &str = "4828c8ec-dc2e-4779-b502-87ac9ce28ab7";

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use teamsync::connector::http::TokenSource;
 use teamsync::connector::liveplatform::{LivePlatformConnector, LivePlatformSettings};
 use teamsync::connector::{Connector, ConnectorError, Gate};
-use teamsync::sim::fusion::conn::Background;
-use teamsync::sim::fusion::SimOptions;
-use teamsync::sim::liveplatform::{self as lpsim, LivePlatformSim};
+use teamsync_sim::common::conn::Background;
+use teamsync_sim::liveplatform::{self as lpsim, LivePlatformSim};
+use teamsync_sim::SimOptions;
 
 const GUID: &str = "3f2a5c8e-1b4d-4e6f-9a7b-2c8d0e1f3a5b";
 const TOKEN: &str = "lp-test-token";

@@ -9,9 +9,9 @@ use teamsync::connector::http::TokenSource;
 use teamsync::connector::portsip::{PortsipConnector, PortsipSettings, PASSWORD_LEN};
 use teamsync::connector::{Connector, Gate};
 use teamsync::model::{Field, Upn, UserSpec};
-use teamsync::sim::fusion::conn::Background;
-use teamsync::sim::fusion::SimOptions;
-use teamsync::sim::portsip::PortsipSim;
+use teamsync_sim::common::conn::Background;
+use teamsync_sim::portsip::PortsipSim;
+use teamsync_sim::SimOptions;
 
 const TOKEN: &str = "portsip-test-token-7f3a";
 const TOKEN_VAR: &str = "PORTSIP_E2E_TOKEN";

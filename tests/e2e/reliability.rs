@@ -24,9 +24,11 @@ use teamsync::connector::{Connector, Gate};
 use teamsync::history::History;
 use teamsync::model::{JobKind, UserSpec};
 use teamsync::plan::{self, PlanInput};
-use teamsync::sim::fusion::{conn, FusionSim, SimOptions, TenantPath};
 use teamsync::template::TemplateSet;
 use teamsync::validate::{validate_files, SheetOptions};
+use teamsync_sim::common::conn;
+use teamsync_sim::fusion::{FusionSim, TenantPath};
+use teamsync_sim::SimOptions;
 
 const TOKEN: &str = "reliability-token";
 

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use teamsync::sim::fusion::{self, FusionSim, RunningSim, SimOptions};
+use teamsync_sim::fusion::{self, FusionSim, RunningSim};
+use teamsync_sim::SimOptions;
 
 pub(crate) fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/tenant.json")

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use teamsync::sim::fusion::SimOptions;
+use teamsync_sim::SimOptions;
 
 use crate::sim_fusion::{
     assert_shape, fixture, free, sample, sim, start_with, urlenc, Answer, Sim, ALICE, E1, LUCAS,
@@ -976,7 +976,7 @@ async fn new_state_persists_and_a_dump_reseeds_it() {
 
 #[tokio::test]
 async fn seeds_with_bad_templates_or_filters_are_refused() {
-    use teamsync::sim::fusion::FusionSim;
+    use teamsync_sim::fusion::FusionSim;
     type SeedEdit = Box<dyn Fn(&mut Value)>;
     let cases: Vec<(SeedEdit, &str)> = vec![
         (

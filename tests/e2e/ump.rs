@@ -8,9 +8,9 @@ use std::sync::Arc;
 use teamsync::connector::http::TokenSource;
 use teamsync::connector::ump::{UmpConnector, UmpSettings};
 use teamsync::connector::{Connector, ConnectorError, Gate};
-use teamsync::sim::fusion::conn::Background;
-use teamsync::sim::fusion::SimOptions;
-use teamsync::sim::ump::{start, UmpSim};
+use teamsync_sim::common::conn::Background;
+use teamsync_sim::ump::{start, UmpSim};
+use teamsync_sim::SimOptions;
 
 fn doc(name: &str) -> Value {
     let text = std::fs::read_to_string(fixture(&format!("ump/{name}"))).unwrap();

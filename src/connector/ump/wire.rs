@@ -1,6 +1,6 @@
 //! UMP 365's JSON as the connector reads it: only the fields teamsync uses, each tolerant
 //! of `null` (the document's examples show `null` for most unset attributes). Kept apart
-//! from the simulator's types on purpose (see `crate::sim`).
+//! from the simulator's types on purpose (see the `teamsync-sim` crate).
 
 use serde::Deserialize;
 

@@ -7,8 +7,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::state::{is_country, is_e164, Account, Admin, Tenant, User, DRAAS_STATUS};
+use super::state::{Account, Admin, Tenant, User, DRAAS_STATUS};
 use super::wire::{AdminObj, Draas, TenantDoc};
+use crate::common::{is_country, is_e164};
 
 impl Tenant {
     /// The tenant in the seed's shape (`GET /_sim/state`).

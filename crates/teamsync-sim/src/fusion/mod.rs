@@ -89,16 +89,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 
-pub mod admin;
 pub mod admins;
 pub mod bulk;
 pub mod catalog;
-pub mod conn;
 pub mod error;
 pub mod extract;
 pub mod group_filter;
-pub mod middleware;
-pub mod reqlog;
 pub mod resource_accounts;
 pub mod seed;
 pub mod sip_sync;
@@ -109,45 +105,12 @@ pub mod token;
 pub mod users;
 pub mod wire;
 
+use crate::common::conn;
+use crate::common::middleware::{self, EdgeState, Refusal};
+use crate::common::{admin, read_seed, SimError, SimOptions};
 use error::{ApiError, Code};
-use middleware::{EdgeState, Refusal};
 use state::{Change, Tenant};
-use store::{Store, StoreError};
-
-/// How the simulator behaves beyond the document. The default is a well-behaved server.
-#[derive(Clone, Default)]
-pub struct SimOptions {
-    /// Bearer token required on every API request; None disables auth.
-    pub token: Option<String>,
-    /// Requests per second allowed for the tenant (burst: one second's worth; 0 counts as 1);
-    /// None disables the limit.
-    pub rate_limit: Option<u32>,
-    /// Added to every answer.
-    pub latency_ms: u64,
-    /// Probability of a 500, 503 or dropped connection instead of handling a request.
-    pub fault_rate: f64,
-    /// Probability that a write is applied but its answer lost (connection dropped).
-    pub lost_answer_rate: f64,
-    /// A created user is invisible (404) for this long.
-    pub replication_delay_ms: u64,
-    /// Seed of the fault generator: same seed, same requests → same faults.
-    pub seed_rng: u64,
-}
-
-/// Hand-written so the token never reaches a log line.
-impl std::fmt::Debug for SimOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimOptions")
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("rate_limit", &self.rate_limit)
-            .field("latency_ms", &self.latency_ms)
-            .field("fault_rate", &self.fault_rate)
-            .field("lost_answer_rate", &self.lost_answer_rate)
-            .field("replication_delay_ms", &self.replication_delay_ms)
-            .field("seed_rng", &self.seed_rng)
-            .finish()
-    }
-}
+use store::Store;
 
 /// The one tenant a simulator serves: the parts of the API path that name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,18 +128,6 @@ impl TenantPath {
             self.draas_instance, self.tenant_uuid, self.subscription_id
         )
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SimError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("seed file {path}: {reason}")]
-    Seed { path: String, reason: String },
-    #[error("the state is empty and no seed file was given")]
-    NoSeed,
-    #[error("cannot listen: {0}")]
-    Io(#[from] std::io::Error),
 }
 
 struct Db {
@@ -239,18 +190,9 @@ impl middleware::Edge for Shared {
 /// Reads a seed file (`None`: the state is empty and nothing can fill it) and builds the
 /// simulator's tenant from it with `build`, which checks what serde cannot. Shared by every
 /// simulator so seed errors read alike.
-pub(crate) fn read_seed<D: serde::de::DeserializeOwned, T>(
-    seed: Option<&Path>,
-    build: impl FnOnce(D) -> Result<T, String>,
-) -> Result<T, SimError> {
-    let seed = seed.ok_or(SimError::NoSeed)?;
-    let err = |reason: String| SimError::Seed {
-        path: seed.display().to_string(),
-        reason,
-    };
-    let text = std::fs::read_to_string(seed).map_err(|e| err(e.to_string()))?;
-    let doc: D = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
-    build(doc).map_err(err)
+/// `GET /_sim/state`: the tenant now, in the seed's shape.
+async fn sim_state(State(sh): State<Arc<Shared>>) -> axum::Json<wire::TenantDoc> {
+    axum::Json(sh.read(|t| t.to_doc()))
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -377,7 +319,7 @@ impl FusionSim {
             )
             .fallback(unknown_route)
             .layer(from_fn_with_state(sh.clone(), middleware::gate::<Shared>));
-        api.merge(admin::router(sh))
+        api.merge(admin::sim_routes(sh, sim_state))
     }
 }
 

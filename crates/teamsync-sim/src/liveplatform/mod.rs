@@ -3,7 +3,7 @@
 //! as strict as those documents: the read-only backend's tests (and `teamsync sim --backend
 //! liveplatform`, and `sim_backend = "liveplatform"` tenants) talk to it over real HTTP.
 //!
-//! It reuses the Fusion simulator's machinery (`crate::sim::fusion::{middleware, conn,
+//! It reuses the Fusion simulator's machinery (`crate::fusion::{middleware, conn,
 //! reqlog, admin, store}`): latency, bearer auth, rate limit with `Retry-After`, injected
 //! faults, dropped connections, the request log and the SQLite state file. Only the API,
 //! its error shape and the seed are its own.
@@ -40,11 +40,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use rusqlite::OptionalExtension;
 
-use crate::sim::fusion::conn::{self, Background};
-use crate::sim::fusion::error::json_error;
-use crate::sim::fusion::middleware::{self, Edge, EdgeState, Refusal};
-use crate::sim::fusion::store::{open_db, Schema, StoreError};
-use crate::sim::fusion::{admin, SimError, SimOptions};
+use crate::common::conn::{self, Background};
+use crate::common::error::json_error;
+use crate::common::middleware::{self, Edge, EdgeState, Refusal};
+use crate::common::store::{open_db, Schema, StoreError};
+use crate::common::{admin, SimError, SimOptions};
 use wire::{LicensedUser, Page, Problem, TeamsUser, TenantDoc};
 
 /// Page size when the request names none (the document's example answers with 10).
@@ -254,7 +254,7 @@ fn load_or_seed(state: Option<&Path>, seed: Option<&Path>) -> Result<TenantDoc, 
         let doc: TenantDoc = serde_json::from_str(&json).map_err(StoreError::from)?;
         return normalise(doc).map_err(|e| StoreError::Invalid(e).into());
     }
-    let doc = crate::sim::fusion::read_seed(seed, normalise)?;
+    let doc = crate::common::read_seed(seed, normalise)?;
     conn.execute(
         "INSERT INTO liveplatform_state(key, value) VALUES ('doc', ?1)",
         [serde_json::to_string(&doc).map_err(StoreError::from)?],
@@ -475,7 +475,7 @@ mod tests {
     use super::*;
 
     fn sample() -> TenantDoc {
-        let text = include_str!("../../../samples/liveplatform-tenant.json");
+        let text = include_str!("../../../../samples/liveplatform-tenant.json");
         normalise(serde_json::from_str(text).unwrap()).unwrap()
     }
 
@@ -505,7 +505,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("lp.db");
         let seed = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("samples/liveplatform-tenant.json");
+            .join("../../samples/liveplatform-tenant.json");
         let a = load_or_seed(Some(&state), Some(&seed)).unwrap();
         let b = load_or_seed(Some(&state), None).unwrap();
         assert_eq!(a.users, b.users);
@@ -514,7 +514,7 @@ mod tests {
             SimError::NoSeed
         ));
         let fusion = dir.path().join("fusion.db");
-        crate::sim::fusion::store::Store::open(Some(&fusion)).unwrap();
+        crate::fusion::store::Store::open(Some(&fusion)).unwrap();
         assert!(load_or_seed(Some(&fusion), Some(&seed)).is_err());
     }
 }

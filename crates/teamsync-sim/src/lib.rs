@@ -5,7 +5,10 @@
 //! document. Each simulator keeps its own wire types: sharing serde structs with a connector
 //! would let both sides agree on the same misreading of a spec.
 
+pub mod common;
 pub mod fusion;
 pub mod liveplatform;
 pub mod portsip;
 pub mod ump;
+
+pub use common::{SimError, SimOptions};

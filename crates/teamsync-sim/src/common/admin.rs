@@ -13,8 +13,6 @@ use serde::Serialize;
 
 use super::middleware::Edge;
 use super::reqlog::Entry;
-use super::wire::TenantDoc;
-use super::Shared;
 
 #[derive(Serialize)]
 struct Requests {
@@ -32,14 +30,6 @@ async fn requests<S: Edge>(State(sh): State<Arc<S>>) -> Json<Requests> {
 async fn clear<S: Edge>(State(sh): State<Arc<S>>) -> StatusCode {
     sh.edge().log().clear();
     StatusCode::NO_CONTENT
-}
-
-async fn state(State(sh): State<Arc<Shared>>) -> Json<TenantDoc> {
-    Json(sh.read(|t| t.to_doc()))
-}
-
-pub fn router(sh: Arc<Shared>) -> Router {
-    sim_routes(sh, state)
 }
 
 /// Any simulator's `/_sim/*` surface: its request log, and its own `state` dump.

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{Map, Value};
 
 use super::wire::{Kind, SeedDoc, SCRIPT_ATTRIBUTES};
-use crate::sim::fusion::state::{is_country, is_e164};
+use crate::common::{is_country, is_e164};
 
 pub type User = Map<String, Value>;
 

@@ -1,6 +1,6 @@
 //! The simulator's side of UMP 365's JSON: the seed file and which attributes each answer
 //! carries, key for key as the document's examples show them. Separate from the
-//! connector's types on purpose (see `crate::sim`).
+//! connector's types on purpose (see the crate root).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -32,10 +32,10 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::sim::fusion::conn::Background;
-use crate::sim::fusion::error::json_error;
-use crate::sim::fusion::middleware::{self, Edge, EdgeState, Refusal};
-use crate::sim::fusion::{admin, SimError, SimOptions};
+use crate::common::conn::Background;
+use crate::common::error::json_error;
+use crate::common::middleware::{self, Edge, EdgeState, Refusal};
+use crate::common::{admin, SimError, SimOptions};
 use state::Tenant;
 use store::Store;
 use wire::{ListBody, Problem, SeedDoc, DETAIL_FIELDS, LIST_FIELDS};
@@ -102,7 +102,7 @@ impl UmpSim {
     ) -> Result<UmpSim, SimError> {
         let mut store = Store::open(state)?;
         let tenant = if store.is_empty()? {
-            let tenant = crate::sim::fusion::read_seed(seed, Tenant::from_doc)?;
+            let tenant = crate::common::read_seed(seed, Tenant::from_doc)?;
             store.seed(&tenant)?;
             tenant
         } else {

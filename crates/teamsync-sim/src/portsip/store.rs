@@ -24,8 +24,8 @@ CREATE TABLE IF NOT EXISTS portsip_users (
     own_table: "portsip_users",
 };
 
-pub use crate::sim::fusion::store::StoreError;
-use crate::sim::fusion::store::{open_db, Schema};
+pub use crate::common::store::StoreError;
+use crate::common::store::{open_db, Schema};
 
 /// One user and its secrets' hashes.
 #[derive(Debug, Clone, PartialEq)]
@@ -196,14 +196,14 @@ mod tests {
     fn another_simulators_state_file_is_refused_both_ways() {
         let dir = tempfile::tempdir().unwrap();
         let fusion_file = dir.path().join("fusion.db");
-        crate::sim::fusion::store::Store::open(Some(&fusion_file)).unwrap();
+        crate::fusion::store::Store::open(Some(&fusion_file)).unwrap();
         let e = Store::open(Some(&fusion_file)).err().unwrap();
         assert!(e.to_string().contains("another simulator"), "{e}");
 
         let portsip_file = dir.path().join("portsip.db");
         Store::open(Some(&portsip_file)).unwrap();
         Store::open(Some(&portsip_file)).unwrap();
-        let e = crate::sim::fusion::store::Store::open(Some(&portsip_file))
+        let e = crate::fusion::store::Store::open(Some(&portsip_file))
             .err()
             .unwrap();
         assert!(e.to_string().contains("another simulator"), "{e}");

@@ -31,10 +31,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::fusion::conn::{self, Background};
-use super::fusion::middleware::{self, Edge, EdgeState, Refusal};
-pub use super::fusion::SimError;
-use super::fusion::{admin, read_seed, SimOptions};
+use crate::common::conn::{self, Background};
+use crate::common::middleware::{self, Edge, EdgeState, Refusal};
+pub use crate::common::SimError;
+use crate::common::{admin, read_seed, SimOptions};
 use error::{ApiError, Code};
 use store::{Record, Store, Tenant};
 use wire::TenantDoc;

@@ -4,6 +4,7 @@
 //! Handlers validate a change against this model, the store persists it, and only then is
 //! it applied here, so a failed write never leaves memory and disk apart.
 
+use crate::common::{is_country, is_e164};
 use std::collections::{BTreeMap, HashMap};
 
 use super::error::{ApiError, Code};
@@ -485,24 +486,6 @@ impl Tenant {
         }
         Ok(())
     }
-}
-
-/// `+` then 7 to 15 digits, not starting with 0.
-pub fn is_e164(s: &str) -> bool {
-    let Some(digits) = s.strip_prefix('+') else {
-        return false;
-    };
-    (7..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0')
-}
-
-/// ISO 3166-1 alpha-2, uppercase, officially assigned (so `UK` is refused).
-pub fn is_country(s: &str) -> bool {
-    s.len() == 2
-        && s.bytes().all(|b| b.is_ascii_uppercase())
-        && s != "UK"
-        && celes::Country::from_alpha2(s).is_ok()
 }
 
 pub fn check_country(s: &str) -> Result<(), ApiError> {

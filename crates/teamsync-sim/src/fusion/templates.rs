@@ -175,7 +175,7 @@ pub async fn apply_to_user(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::fusion::wire::TenantDoc;
+    use crate::fusion::wire::TenantDoc;
 
     fn tenant() -> Tenant {
         let doc: TenantDoc = serde_json::from_value(serde_json::json!({

@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::state::{key, Tenant, User};
 use super::wire::SeedDoc;
-use crate::sim::fusion::store::{open_db, Schema, StoreError};
+use crate::common::store::{open_db, Schema, StoreError};
 
 /// The state file's tables (prefixed, like every simulator's but Fusion's).
 const STATE: Schema = Schema {

@@ -126,11 +126,6 @@ impl IntoResponse for ApiError {
             code: self.code.name(),
             message: &self.message,
         };
-        crate::sim::fusion::error::json_error(
-            self.status,
-            "application/json",
-            &body,
-            self.retry_after,
-        )
+        crate::common::error::json_error(self.status, "application/json", &body, self.retry_after)
     }
 }

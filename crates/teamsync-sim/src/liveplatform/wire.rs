@@ -1,5 +1,5 @@
 //! The simulator's serde types, field for field as the two Live Platform documents show
-//! them. Separate from the connector's on purpose (see `crate::sim`): the contract tests
+//! them. Separate from the connector's on purpose (see the crate root): the contract tests
 //! compare what these serialise to with the documents' examples.
 
 use serde::{Deserialize, Serialize};

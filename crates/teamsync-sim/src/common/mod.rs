@@ -1,0 +1,96 @@
+//! What every simulator shares, whatever its vendor: the edge in front of the handlers
+//! (latency, auth, rate limit, faults, request log), connections a fault can cut, the
+//! `/_sim/*` test surface, the SQLite state file, the error answer, the options a
+//! simulator is started with and the seed reader. Vendor shapes stay in each simulator's
+//! own folder.
+
+pub mod admin;
+pub mod conn;
+pub mod error;
+pub mod middleware;
+pub mod reqlog;
+pub mod store;
+
+use std::path::Path;
+
+use store::StoreError;
+
+/// How the simulator behaves beyond the document. The default is a well-behaved server.
+#[derive(Clone, Default)]
+pub struct SimOptions {
+    /// Bearer token required on every API request; None disables auth.
+    pub token: Option<String>,
+    /// Requests per second allowed for the tenant (burst: one second's worth; 0 counts as 1);
+    /// None disables the limit.
+    pub rate_limit: Option<u32>,
+    /// Added to every answer.
+    pub latency_ms: u64,
+    /// Probability of a 500, 503 or dropped connection instead of handling a request.
+    pub fault_rate: f64,
+    /// Probability that a write is applied but its answer lost (connection dropped).
+    pub lost_answer_rate: f64,
+    /// A created user is invisible (404) for this long.
+    pub replication_delay_ms: u64,
+    /// Seed of the fault generator: same seed, same requests → same faults.
+    pub seed_rng: u64,
+}
+
+/// Hand-written so the token never reaches a log line.
+impl std::fmt::Debug for SimOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimOptions")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("rate_limit", &self.rate_limit)
+            .field("latency_ms", &self.latency_ms)
+            .field("fault_rate", &self.fault_rate)
+            .field("lost_answer_rate", &self.lost_answer_rate)
+            .field("replication_delay_ms", &self.replication_delay_ms)
+            .field("seed_rng", &self.seed_rng)
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("seed file {path}: {reason}")]
+    Seed { path: String, reason: String },
+    #[error("the state is empty and no seed file was given")]
+    NoSeed,
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads a seed file (JSON in the vendor's own shapes) and builds a tenant from it.
+pub fn read_seed<D: serde::de::DeserializeOwned, T>(
+    seed: Option<&Path>,
+    build: impl FnOnce(D) -> Result<T, String>,
+) -> Result<T, SimError> {
+    let seed = seed.ok_or(SimError::NoSeed)?;
+    let err = |reason: String| SimError::Seed {
+        path: seed.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(seed).map_err(|e| err(e.to_string()))?;
+    let doc: D = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+    build(doc).map_err(err)
+}
+
+/// `+` then 7 to 15 digits, not starting with 0.
+pub fn is_e164(s: &str) -> bool {
+    let Some(digits) = s.strip_prefix('+') else {
+        return false;
+    };
+    (7..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
+/// ISO 3166-1 alpha-2, uppercase, officially assigned (so `UK` is refused).
+pub fn is_country(s: &str) -> bool {
+    s.len() == 2
+        && s.bytes().all(|b| b.is_ascii_uppercase())
+        && s != "UK"
+        && celes::Country::from_alpha2(s).is_ok()
+}
