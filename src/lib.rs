@@ -17,6 +17,7 @@ pub mod history;
 pub mod model;
 pub mod plan;
 pub mod report;
+pub mod run;
 pub mod sheet;
 pub mod template;
 pub mod validate;

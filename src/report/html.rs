@@ -118,6 +118,7 @@ struct ItemView {
     updated_machine: Option<String>,
     search: String,
     requested: Vec<(String, String)>,
+    note: Option<String>,
 }
 
 fn status_label(status: &str) -> String {
@@ -196,6 +197,7 @@ fn item_view(item: &ReportItem) -> ItemView {
             .join(" ")
             .to_lowercase(),
         requested,
+        note: item.note.clone().filter(|s| !s.is_empty()),
     }
 }
 
