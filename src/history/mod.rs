@@ -168,17 +168,29 @@ impl History {
             path: path.display().to_string(),
             message: m,
         };
-        let reader = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| open_err(e.to_string()))?;
-        reader
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(|e| open_err(e.to_string()))?;
-        let pending = schema::migrations()
-            .pending_migrations(&reader)
-            .map_err(|e| open_err(format!("cannot read its schema version: {e}")))?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let version = |c: &Connection| schema::migrations().pending_migrations(c);
+        let normal = Connection::open_with_flags(path, flags).and_then(|c| {
+            c.busy_timeout(std::time::Duration::from_secs(10))?;
+            Ok(c)
+        });
+        // On a read-only file system a WAL database whose `-shm` is gone (closed cleanly)
+        // cannot be opened normally; nothing can change it there, so it is read as
+        // immutable (SQLite's documented way for read-only media).
+        let (reader, pending) = match normal.map(|c| {
+            let v = version(&c);
+            (c, v)
+        }) {
+            Ok((c, Ok(v))) => (c, v),
+            _ => {
+                let uri = format!("{}?immutable=1", sqlite_uri(path));
+                let c = Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
+                    .map_err(|e| open_err(e.to_string()))?;
+                let v = version(&c)
+                    .map_err(|e| open_err(format!("cannot read its schema version: {e}")))?;
+                (c, v)
+            }
+        };
         if pending != 0 {
             return Err(open_err(
                 "it was written by an older teamsync and is read-only here; open it once where it can be written to update it".into(),
@@ -367,7 +379,7 @@ impl History {
 }
 
 /// Why SQLite refused, in the user's terms (the file is named by the caller).
-fn explain(message: &str) -> String {
+pub fn explain(message: &str) -> String {
     let m = message.to_ascii_lowercase();
     if m.contains("readonly") || m.contains("read-only") || m.contains("read only") {
         format!("it is read-only ({message})")
@@ -383,7 +395,48 @@ fn explain(message: &str) -> String {
 fn unwritable(path: &Path, reason: String) -> HistoryError {
     HistoryError::Unwritable {
         path: path.display().to_string(),
-        reason,
+        reason: diagnose(path).unwrap_or(reason),
+    }
+}
+
+/// `file:` URI of a path for SQLite: bytes outside the unreserved set percent-encoded.
+fn sqlite_uri(path: &Path) -> String {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = String::from("file:");
+    for b in abs.to_string_lossy().bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// What the file system says when SQLite only says "unable to open": the database file
+/// (read-only file, read-only file system) or its folder (SQLite creates `-wal` and
+/// `-shm` files next to it) refuses writes.
+fn diagnose(path: &Path) -> Option<String> {
+    if path.exists() {
+        if let Err(e) = std::fs::OpenOptions::new().append(true).open(path) {
+            return Some(format!("it is read-only ({e})"));
+        }
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let probe = dir.join(format!(".teamsync-write-probe-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) => Some(format!(
+            "its folder {} is read-only ({e}); SQLite needs to create files next to it",
+            dir.display()
+        )),
     }
 }
 

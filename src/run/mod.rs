@@ -184,9 +184,21 @@ pub enum RunError {
     /// The run stopped before its first write; recorded as a `failed` job.
     #[error("{}", .0.message)]
     Failed(Box<Failure>),
-    /// The job ran and could not be completed, or its history failed mid-way.
+    /// The job ran and could not be completed.
     #[error(transparent)]
     Apply(ApplyError),
+    /// The history stopped taking writes while the job ran (a full disk): sending
+    /// stopped at once; what went out is recorded up to the failed write.
+    #[error(
+        "the job history {path} could not be written ({reason}); the job stopped sending at once. \
+         Make room, then `teamsync resume` finishes it"
+    )]
+    HistoryFailed {
+        path: String,
+        reason: String,
+        #[source]
+        source: HistoryError,
+    },
     /// `resume` of a job with no unfinished item: nothing to do (exit 0).
     #[error("job {0} has no pending items; nothing to resume")]
     NothingToResume(i64),
@@ -197,7 +209,7 @@ impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
             RunError::Config(_) | RunError::Usage(_) => 2,
-            RunError::History(_) => 3,
+            RunError::History(_) | RunError::HistoryFailed { .. } => 3,
             RunError::Failed(f) => f.kind.exit_code(),
             RunError::Apply(e) => e.exit_code(),
             RunError::NothingToResume(_) => 0,
@@ -594,6 +606,11 @@ async fn run_tenant(
         ApplyError::Check(c) => connector_failure(name, c),
         ApplyError::Stopped(_) => stopped(stop, name),
         ApplyError::Locked(l) => lock_failure(name, l),
+        ApplyError::History(e) => RunError::HistoryFailed {
+            path: history.path().display().to_string(),
+            reason: crate::history::explain(&e.to_string()),
+            source: e,
+        },
         e => RunError::Apply(e),
     })?;
     Ok((Some(plan), Some(outcome)))
