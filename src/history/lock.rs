@@ -87,12 +87,13 @@ impl std::fmt::Display for Holder {
 pub enum LockError {
     #[error(
         "tenant {tenant} is busy: its lock {file} is held by {}",
-        holder.as_ref().map_or_else(|| "another process".to_string(), Holder::to_string)
+        holder.as_deref().map_or_else(|| "another process".to_string(), Holder::to_string)
     )]
     Busy {
         tenant: String,
         file: PathBuf,
-        holder: Option<Holder>,
+        /// Boxed: errors stay small on the happy path.
+        holder: Option<Box<Holder>>,
     },
     #[error("cannot use the tenant lock file {path}: {source}")]
     Io {
@@ -199,7 +200,7 @@ impl TenantLock {
             if !try_lock_for_a_moment(&file, &path)? {
                 return Err(LockError::Busy {
                     tenant: tenant.to_string(),
-                    holder: read_holder(&path),
+                    holder: read_holder(&path).map(Box::new),
                     file: path,
                 });
             }
@@ -268,7 +269,7 @@ impl TenantLock {
             return Err(LockError::Busy {
                 tenant: self.holder.tenant.clone(),
                 file: PathBuf::from(other.lock_file.clone().unwrap_or_default()),
-                holder: Some(Holder {
+                holder: Some(Box::new(Holder {
                     tenant: other.tenant,
                     host: other.host,
                     pid: other.pid,
@@ -276,7 +277,7 @@ impl TenantLock {
                     history: history.path().display().to_string(),
                     job_id: None,
                     bulk_id: other.bulk_id,
-                }),
+                })),
             });
         }
         self.lease = Some((history.clone(), token));
