@@ -240,7 +240,7 @@ impl History {
             Ok(()) => Ok(()),
             Err(HistoryError::ReadOnly(_)) => Err(unwritable(&path, "it is open read-only".into())),
             Err(HistoryError::Db(m)) | Err(HistoryError::Writer(m)) => {
-                Err(unwritable(&path, explain(&m)))
+                Err(unwritable_diagnosed(&path, explain(&m)))
             }
             Err(e) => Err(e),
         }
@@ -395,8 +395,14 @@ pub fn explain(message: &str) -> String {
 fn unwritable(path: &Path, reason: String) -> HistoryError {
     HistoryError::Unwritable {
         path: path.display().to_string(),
-        reason: diagnose(path).unwrap_or(reason),
+        reason,
     }
+}
+
+/// [`unwritable`] with the file system's own word when it has one (SQLite's "unable to
+/// open database file" does not say that the file system is read-only).
+fn unwritable_diagnosed(path: &Path, sqlite_says: String) -> HistoryError {
+    unwritable(path, diagnose(path).unwrap_or(sqlite_says))
 }
 
 /// `file:` URI of a path for SQLite: bytes outside the unreserved set percent-encoded.
@@ -448,7 +454,9 @@ fn open_error(path: &Path, e: rusqlite::Error) -> HistoryError {
         Some(rusqlite::ErrorCode::ReadOnly)
         | Some(rusqlite::ErrorCode::DiskFull)
         | Some(rusqlite::ErrorCode::CannotOpen)
-        | Some(rusqlite::ErrorCode::PermissionDenied) => unwritable(path, explain(&e.to_string())),
+        | Some(rusqlite::ErrorCode::PermissionDenied) => {
+            unwritable_diagnosed(path, explain(&e.to_string()))
+        }
         _ => HistoryError::Open {
             path: path.display().to_string(),
             message: e.to_string(),
