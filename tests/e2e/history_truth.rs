@@ -18,7 +18,8 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use teamsync_sim::fusion::{start, FusionSim, RunningSim};
+use teamsync_sim::common::conn::Background;
+use teamsync_sim::fusion::{FusionSim, TenantPath};
 use teamsync_sim::SimOptions;
 
 const TOKEN: &str = "history-truth-token";
@@ -160,22 +161,121 @@ fn items(db: &Path, job: i64) -> Vec<(String, String, usize, Option<String>)> {
     .collect()
 }
 
-fn export(ws: &Workspace) -> String {
-    let r = ws.run(&["tenant", "export", "--format", "csv"]);
-    r.code(0);
-    r.stdout
+// ---------------------------------------------------------------- a simulator we can watch
+
+struct Sim {
+    rt: tokio::runtime::Runtime,
+    server: Background,
+    tenant: TenantPath,
+}
+
+impl Sim {
+    /// A simulator whose every answer takes `latency_ms` (before it is handled).
+    fn start(latency_ms: u64) -> Sim {
+        Sim::serve(latency_ms, None)
+    }
+
+    /// A simulator that applies a write at once and answers it `ms` later: a run killed
+    /// while it waits leaves a change on the tenant that the history has not seen answered.
+    fn with_late_answers(ms: u64) -> Sim {
+        Sim::serve(0, Some(Duration::from_millis(ms)))
+    }
+
+    fn serve(latency_ms: u64, late_answers: Option<Duration>) -> Sim {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let opts = SimOptions {
+            token: Some(TOKEN.into()),
+            latency_ms,
+            ..SimOptions::default()
+        };
+        let sim = FusionSim::open(None, Some(&repo().join("samples/tenant.json")), opts).unwrap();
+        let tenant = sim.tenant_path();
+        let mut router = sim.router();
+        if let Some(delay) = late_answers {
+            router = router.layer(axum::middleware::from_fn(
+                move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+                    let write = req.method() != axum::http::Method::GET
+                        && !req.uri().path().starts_with("/_sim");
+                    let answer = next.run(req).await;
+                    if write {
+                        tokio::time::sleep(delay).await;
+                    }
+                    answer
+                },
+            ));
+        }
+        let server = rt.block_on(Background::spawn(router)).unwrap();
+        Sim { rt, server, tenant }
+    }
+
+    fn requests(&self) -> Vec<Value> {
+        let url = format!("{}/_sim/requests", self.server.base_url());
+        let v: Value = self
+            .rt
+            .block_on(async { reqwest::get(url).await?.json().await })
+            .unwrap();
+        v["requests"].as_array().cloned().unwrap_or_default()
+    }
+
+    fn writes(&self) -> Vec<Value> {
+        self.requests()
+            .into_iter()
+            .filter(|e| e["method"] != "GET")
+            .collect()
+    }
+
+    /// A workspace whose default tenant is this simulator; its token comes from
+    /// `TS_TRUTH_TOKEN` (which [`spawn`] sets, and a test may set wrong).
+    fn workspace(&self) -> Workspace {
+        let ws = Workspace::new();
+        let t = &self.tenant;
+        let cfg = format!(
+            "db = \"../history.db\"\ntemplates = {templates:?}\ndefault_tenant = \"real\"\nlock_dir = \"../locks\"\n\n\
+             [tenants.real]\nbackend = \"fusion\"\nbase_url = {url:?}\ndraas_instance = {di:?}\n\
+             tenant_uuid = {tu:?}\nsubscription_id = {sid}\ntoken_env = \"TS_TRUTH_TOKEN\"\n\
+             rate_per_second = 0\nconcurrency = 2\n",
+            templates = repo().join("templates").display().to_string(),
+            url = self.server.base_url(),
+            di = t.draas_instance,
+            tu = t.tenant_uuid,
+            sid = t.subscription_id,
+        );
+        ws.write("config/teamsync.toml", &cfg);
+        ws
+    }
+}
+
+/// Runs teamsync in a simulator workspace with the right token; (code, stdout, stderr).
+fn run_ok(ws: &Workspace, args: &[&str]) -> String {
+    let out = ws
+        .cmd()
+        .env("TS_TRUTH_TOKEN", TOKEN)
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
 fn kill_9_at_many_points_then_resume_then_revert_restores_the_tenant() {
-    // After the n-th user's first request is recorded (that request is then in flight).
+    // Kill right after the n-th user's first request is recorded: the simulator has
+    // applied it and answers 150 ms later, so the kill lands on a change the tenant holds
+    // and the history has not seen answered.
     let mut killed_in_flight = 0;
-    for n in [1, 2, 4, 6, 9] {
+    let mut credited = 0;
+    for n in [1, 3, 5, 8] {
         let what = format!("kill -9 after the intent of user {n}");
-        let ws = Workspace::with_tenant_extra("sim_latency_ms = 30\nconcurrency = 2\n");
+        let sim = Sim::with_late_answers(150);
+        let ws = sim.workspace();
         let sheet = revertible_sheet(&ws);
         let db = ws.path("history.db");
-        let before = export(&ws);
+        let before = run_ok(&ws, &["tenant", "export", "--format", "csv"]);
         let mut child = spawn(&ws, &["sync", &sheet]);
         wait_until(Duration::from_secs(20), || {
             intents(&db) >= n || child.try_wait().unwrap().is_some()
@@ -186,24 +286,40 @@ fn kill_9_at_many_points_then_resume_then_revert_restores_the_tenant() {
         if status == "running" {
             killed_in_flight += 1;
             // Nobody holds it any more: the history says so.
-            let list = ws.run(&["--output", "json", "jobs", "list"]).code(0).json();
+            let list: Value =
+                serde_json::from_str(&run_ok(&ws, &["--output", "json", "jobs", "list"])).unwrap();
             assert_eq!(list["bulks"][0]["status"], "interrupted", "{what}: {list}");
-            ws.run(&["resume", &job.to_string()]).code(0);
+            run_ok(&ws, &["resume", &job.to_string()]);
         }
         // No user this job changed reads "unchanged": a stored plan with operations
         // ended in success (some "applied before the interruption").
-        for (upn, status, ops, note) in items(&db, job) {
-            let want = if ops > 0 { "success" } else { "unchanged" };
+        let rows = items(&db, job);
+        for (upn, status, ops, note) in &rows {
+            let want = if *ops > 0 { "success" } else { "unchanged" };
             assert_eq!(status, want, "{what}: {upn} ({ops} ops, note {note:?})");
         }
+        let applied_before = rows.iter().filter(|r| r.3.is_some()).count();
+        credited += applied_before;
+        eprintln!(
+            "figure: {what}: job {status} at the kill; after resume {applied_before} user(s) \
+             'applied before the interruption', 0 of {} changed users read unchanged",
+            rows.iter().filter(|r| r.2 > 0).count()
+        );
         assert_eq!(newest_job(&db).2, "success", "{what}");
-        ws.run(&["jobs", "revert", &job.to_string(), "--out", "undo.json"])
-            .code(0);
-        ws.run(&["apply", "--plan", "undo.json", "--yes"]).code(0);
-        assert_eq!(export(&ws), before, "{what}: the tenant is not back");
+        run_ok(
+            &ws,
+            &["jobs", "revert", &job.to_string(), "--out", "undo.json"],
+        );
+        run_ok(&ws, &["apply", "--plan", "undo.json", "--yes"]);
+        let after = run_ok(&ws, &["tenant", "export", "--format", "csv"]);
+        assert_eq!(after, before, "{what}: the tenant is not back");
         integrity_ok(&db);
     }
     assert!(killed_in_flight >= 3, "too few kills landed mid-job");
+    assert!(
+        credited >= 1,
+        "no kill left a change applied but unanswered"
+    );
 }
 
 #[test]
@@ -217,6 +333,7 @@ fn sigterm_interrupts_the_job_frees_the_lock_and_the_printed_resume_finishes_it(
     signal(&child, "TERM");
     let code = wait_for(&mut child, Duration::from_secs(10));
     let stopped_in = t0.elapsed();
+    eprintln!("figure: SIGTERM to exit: {stopped_in:?} (exit {code})");
     let err = stderr_of(&mut child);
     assert_eq!(code, 3, "{err}");
     assert!(
@@ -306,62 +423,6 @@ fn a_second_signal_exits_at_once_and_resume_finishes_the_job() {
     integrity_ok(&db);
 }
 
-// ---------------------------------------------------------------- a simulator we can watch
-
-struct Sim {
-    rt: tokio::runtime::Runtime,
-    sim: RunningSim,
-}
-
-impl Sim {
-    fn start(latency_ms: u64) -> Sim {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let opts = SimOptions {
-            token: Some(TOKEN.into()),
-            latency_ms,
-            ..SimOptions::default()
-        };
-        let sim = FusionSim::open(None, Some(&repo().join("samples/tenant.json")), opts).unwrap();
-        let sim = rt.block_on(start(sim)).unwrap();
-        Sim { rt, sim }
-    }
-
-    fn requests(&self) -> Vec<Value> {
-        let url = format!("{}/_sim/requests", self.sim.base_url());
-        let v: Value = self
-            .rt
-            .block_on(async { reqwest::get(url).await?.json().await })
-            .unwrap();
-        v["requests"].as_array().cloned().unwrap_or_default()
-    }
-
-    fn writes(&self) -> Vec<Value> {
-        self.requests()
-            .into_iter()
-            .filter(|e| e["method"] != "GET")
-            .collect()
-    }
-
-    /// A workspace whose default tenant is this simulator, token from `TS_TRUTH_TOKEN`.
-    fn workspace(&self) -> Workspace {
-        let ws = Workspace::new();
-        let t = &self.sim.tenant;
-        let cfg = format!(
-            "db = \"../history.db\"\ntemplates = {templates:?}\ndefault_tenant = \"real\"\nlock_dir = \"../locks\"\n\n\
-             [tenants.real]\nbackend = \"fusion\"\nbase_url = {url:?}\ndraas_instance = {di:?}\n\
-             tenant_uuid = {tu:?}\nsubscription_id = {sid}\ntoken_env = \"TS_TRUTH_TOKEN\"\n\
-             rate_per_second = 0\nconcurrency = 2\n",
-            templates = repo().join("templates").display().to_string(),
-            url = self.sim.base_url(),
-            di = t.draas_instance,
-            tu = t.tenant_uuid,
-            sid = t.subscription_id,
-        );
-        ws.write("config/teamsync.toml", &cfg);
-        ws
-    }
-}
-
 #[test]
 fn two_syncs_a_second_apart_the_second_sends_nothing_and_exits_3() {
     // ~40 requests two at a time, 120 ms each: the first run takes a few seconds.
@@ -387,11 +448,13 @@ fn two_syncs_a_second_apart_the_second_sends_nothing_and_exits_3() {
         .output()
         .unwrap();
     let took = t0.elapsed();
+    eprintln!("figure: second sync refused in {took:?} (whole process)");
     let after = sim.requests().len();
     signal(&first, "CONT");
     let err = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(3), "{err}");
     assert_eq!(after - seen, 0, "the second run sent requests");
+    eprintln!("figure: requests the second sync sent: {}", after - seen);
     assert!(took < Duration::from_secs(3), "not at once: {took:?}");
     assert!(
         err.contains("is busy") && err.contains(&format!("pid {}", first.id())),
@@ -513,6 +576,7 @@ fn a_history_on_a_tiny_file_system_that_fills_mid_job_loses_no_write() {
     );
     // Fill the disk once the job has sent a few writes.
     wait_until(Duration::from_secs(20), || sim.writes().len() >= 4);
+    let filled_at = chrono::Utc::now();
     std::fs::write(&trigger, "").unwrap();
     assert_eq!(
         wait_for(&mut child, Duration::from_secs(30)),
@@ -572,7 +636,21 @@ fn a_history_on_a_tiny_file_system_that_fills_mid_job_loses_no_write() {
         recorded_creates >= i64::from(creates > 0),
         "a create reached the tenant unrecorded"
     );
-    let recorded_all = recorded("1 = ?1", "1");
+    let recorded_all = recorded("?1 = ?1", "all");
+    let after_fill: Vec<i64> = writes
+        .iter()
+        .filter_map(|w| w["time"].as_str())
+        .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| (t.with_timezone(&chrono::Utc) - filled_at).num_milliseconds())
+        .filter(|ms| *ms >= 0)
+        .collect();
+    eprintln!(
+        "figure: disk filled after {} writes; {} write(s) arrived after (last {} ms after), \
+         all with a recorded intent; {recorded_all} of {all_users} items record a request",
+        writes.len() - after_fill.len(),
+        after_fill.len(),
+        after_fill.iter().max().copied().unwrap_or(0)
+    );
     assert!(
         (recorded_all as usize) < all_users,
         "the disk filled after the job ended: nothing to test"
