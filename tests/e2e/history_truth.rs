@@ -501,6 +501,22 @@ fn a_wrong_token_shows_up_in_jobs_list() {
         "{}",
         shown.stdout
     );
+    // The HTML report and the job's JSON say so too.
+    ws.run(&[
+        "jobs", "export", "1", "--format", "html", "--out", "job.html",
+    ])
+    .code(0);
+    let html = std::fs::read_to_string(ws.path("job.html")).unwrap();
+    assert!(html.contains("badge failed") && html.contains("authentication failed"));
+    let shown = ws
+        .run(&["--output", "json", "jobs", "show", "1"])
+        .code(0)
+        .json();
+    assert_eq!(shown["status"], "failed");
+    assert!(
+        shown["abort_reason"].as_str().unwrap().contains("HTTP 403"),
+        "{shown}"
+    );
     // The token never reaches the history.
     let bytes = std::fs::read(ws.path("history.db")).unwrap();
     let needle = b"wrong-token-4711";
