@@ -258,6 +258,15 @@ fn default_title(command: Command, source: &str) -> String {
     }
 }
 
+/// A job row's kind (the history only stores the two kinds the schema allows).
+fn stored_kind(kind: &str) -> JobKind {
+    if kind == JobKind::MsResourceAccounts.as_str() {
+        JobKind::MsResourceAccounts
+    } else {
+        JobKind::MsUsers
+    }
+}
+
 /// Opens the history for a write run and proves it takes a write.
 async fn writable_history(db: &Path) -> Result<History, RunError> {
     let h = History::open(db).map_err(RunError::History)?;
@@ -309,7 +318,7 @@ pub async fn execute(
     }
     let history = writable_history(&session.db).await?;
 
-    let info = match (&req.source, &saved, &resumed) {
+    let mut info = match (&req.source, &saved, &resumed) {
         (Source::Sheet(s), _, _) => {
             let source = s.path.display().to_string();
             JobInfo {
@@ -337,11 +346,7 @@ pub async fn execute(
             source_sha256: p.source_sha256.clone(),
         },
         (_, _, Some((row, _))) => JobInfo {
-            kind: if row.kind == JobKind::MsResourceAccounts.as_str() {
-                JobKind::MsResourceAccounts
-            } else {
-                JobKind::MsUsers
-            },
+            kind: stored_kind(&row.kind),
             title: format!("resume of job {} ({})", row.job_id, row.title),
             tenant: tenant_name.clone(),
             source: row.source.clone(),
@@ -349,7 +354,6 @@ pub async fn execute(
         },
         _ => return Err(RunError::Usage("nothing to run".into())),
     };
-    let mut info = info;
 
     let result = run_recorded(
         session,
@@ -545,11 +549,7 @@ async fn run_tenant(
                 tenant: name,
                 backend: tenant.connector.backend(),
                 mode: plan::Mode::Upsert,
-                kind: if row.kind == JobKind::MsResourceAccounts.as_str() {
-                    JobKind::MsResourceAccounts
-                } else {
-                    JobKind::MsUsers
-                },
+                kind: stored_kind(&row.kind),
                 sources: vec![row.source.clone()],
                 source_sha256: row.source_sha256.clone(),
                 specs: &specs,
