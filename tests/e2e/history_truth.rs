@@ -577,6 +577,9 @@ fn a_history_on_a_tiny_file_system_that_fills_mid_job_loses_no_write() {
         set +e
         wait "$pid"; echo $? > "$OUT/code"
         "$BIN" --config "$CFG" --db "$MNT/history.db" jobs list > "$OUT/list" 2>&1
+        while [ ! -e "$GO2" ]; do sleep 0.01; done
+        "$BIN" --config "$CFG" --db "$MNT/history.db" sync "$SHEET" > /dev/null 2> "$OUT/stderr2"
+        echo $? > "$OUT/code2"
         cp "$MNT"/history.db* "$OUT/"
     "#;
     let p = |p: &Path| p.display().to_string();
@@ -588,12 +591,17 @@ fn a_history_on_a_tiny_file_system_that_fills_mid_job_loses_no_write() {
             ("CFG", p(&ws.path("config/teamsync.toml"))),
             ("SHEET", sheet.clone()),
             ("TRIGGER", p(&trigger)),
+            ("GO2", p(&ws.path("go2"))),
         ],
     );
     // Fill the disk once the job has sent a few writes.
     wait_until(Duration::from_secs(20), || sim.writes().len() >= 4);
     let filled_at = chrono::Utc::now();
     std::fs::write(&trigger, "").unwrap();
+    // Once the job has stopped, a new sync on the full disk: refused before any request.
+    wait_until(Duration::from_secs(30), || out.join("list").exists());
+    let before_second = sim.requests().len();
+    std::fs::write(ws.path("go2"), "").unwrap();
     assert_eq!(
         wait_for(&mut child, Duration::from_secs(30)),
         0,
@@ -606,6 +614,23 @@ fn a_history_on_a_tiny_file_system_that_fills_mid_job_loses_no_write() {
     assert!(
         err.contains("history.db") && err.contains("disk is full"),
         "the message names the file and the reason: {err}"
+    );
+    let err2 = std::fs::read_to_string(out.join("stderr2")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(out.join("code2")).unwrap().trim(),
+        "3",
+        "{err2}"
+    );
+    assert!(
+        err2.contains("history.db")
+            && err2.contains("disk is full")
+            && err2.contains("nothing was sent"),
+        "{err2}"
+    );
+    assert_eq!(
+        sim.requests().len(),
+        before_second,
+        "the refused sync sent requests"
     );
     let list = std::fs::read_to_string(out.join("list")).unwrap();
     assert!(
