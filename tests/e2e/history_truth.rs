@@ -8,6 +8,7 @@
 //! - two syncs started a second apart: the second sends nothing and exits 3, even with
 //!   another `--db`, and is recorded there as a failed run;
 //! - a wrong token: exit 3 and a failed job in `jobs list`;
+//! - a user created before its number was refused: the item says so and revert removes it;
 //! - the history on a tiny file system that fills mid-job (a real tmpfs in a user and
 //!   mount namespace, `unshare -rm`): the job stops, every write the tenant received has
 //!   its intent in the history, and resume finishes from there; a read-only history is
@@ -320,6 +321,43 @@ fn kill_9_at_many_points_then_resume_then_revert_restores_the_tenant() {
         credited >= 1,
         "no kill left a change applied but unanswered"
     );
+}
+
+#[test]
+fn a_user_created_before_its_number_was_refused_is_recorded_and_reverted() {
+    let ws = Workspace::new();
+    let sheet = ws.write(
+        "orphan.csv",
+        "upn,displayName,number,country,licenses\n\
+         new.person@contoso.onmicrosoft.com,New Person,+3225409999,BE,MCOEV;STANDARDPACK\n",
+    );
+    let sheet = sheet.display().to_string();
+    ws.run(&["sync", &sheet]).code(1);
+    let shown = ws
+        .run(&["--output", "json", "jobs", "show", "1"])
+        .code(0)
+        .json();
+    let item = &shown["job_items"][0];
+    assert_eq!(item["status"], "error");
+    let reason = item["error_reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("created; ")
+            && reason.contains("number not assigned")
+            && reason.contains("2020"),
+        "{reason}"
+    );
+    let users = ws.run(&["tenant", "users"]).code(0).stdout.clone();
+    assert!(users.contains("new.person@"), "the user exists");
+    // Revert knows the job created it.
+    ws.run(&["jobs", "revert", "1", "--out", "undo.json"])
+        .code(0);
+    ws.run(&["apply", "--plan", "undo.json", "--yes"]).code(0);
+    let users = ws.run(&["tenant", "users"]).code(0).stdout.clone();
+    assert!(
+        !users.contains("new.person@"),
+        "the created user was removed"
+    );
+    integrity_ok(&ws.path("history.db"));
 }
 
 #[test]
