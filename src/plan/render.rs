@@ -210,7 +210,7 @@ pub fn render_human(plan: &Plan, color: bool) -> String {
         );
         let created = u.action == UserAction::Create;
         for c in &u.changes {
-            let waits = if c.field == "number" {
+            let waits = if c.field == crate::model::Attr::Number.name() {
                 number_waits(u)
             } else {
                 String::new()

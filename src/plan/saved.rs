@@ -296,13 +296,15 @@ pub fn check_drift(plan: &Plan, fresh: &Snapshot) -> Result<(), Vec<String>> {
         if !rep.errors.is_empty() {
             continue;
         }
-        // A mirror removal planned without details releases the VRP blind; a fresh read
-        // that now knows the VRP is not drift.
-        let blind_vrp = up
+        // A mirror removal planned without details releases what it never read blind; a
+        // fresh read that now knows the value is not drift.
+        let blind: BTreeSet<&str> = up
             .changes
             .iter()
-            .any(|c| c.field == "vrp" && c.old == json!(diff::NOT_READ));
-        let keep = |c: &&FieldChange| !(blind_vrp && c.field == "vrp");
+            .filter(|c| c.old == json!(diff::NOT_READ))
+            .map(|c| c.field.as_str())
+            .collect();
+        let keep = |c: &&FieldChange| !blind.contains(c.field.as_str());
         let old: Vec<String> = up.changes.iter().filter(keep).map(change_key).collect();
         let new: Vec<String> = fresh_plan
             .changes
