@@ -481,6 +481,27 @@ pub struct TenantUser {
     pub extension: Option<String>,
 }
 
+impl TenantUser {
+    /// A user with only its identity: no display name, number, licenses or details.
+    /// Readers fill in what their backend returns (`TenantUser { number, ..TenantUser::new(id,
+    /// upn) }`), so a new attribute needs no edit where a backend lacks it.
+    pub fn new(id: String, upn: Upn) -> TenantUser {
+        TenantUser {
+            id,
+            upn,
+            display_name: String::new(),
+            country: None,
+            voice_enabled: false,
+            number: None,
+            licenses: Vec::new(),
+            customer_licenses: Vec::new(),
+            details: None,
+            account_type: None,
+            extension: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupInfo {
     pub id: String,

@@ -88,20 +88,15 @@ impl Fake {
             s.users.insert(
                 format!("id-{}", upn(u).local_part()),
                 TenantUser {
-                    id: format!("id-{}", upn(u).local_part()),
-                    upn: upn(u),
                     display_name: u.to_string(),
                     country: Some(Country::parse("BE").unwrap()),
                     voice_enabled: number.is_some(),
                     number: number.map(num),
-                    licenses: vec![],
-                    customer_licenses: vec![],
                     details: Some(UserDetails {
                         groups: vec![],
                         vrp: None,
                     }),
-                    account_type: None,
-                    extension: None,
+                    ..TenantUser::new(format!("id-{}", upn(u).local_part()), upn(u))
                 },
             );
         }
@@ -161,24 +156,17 @@ impl Fake {
             s.users.insert(
                 id.clone(),
                 TenantUser {
-                    id: id.clone(),
-                    upn: user.upn.clone(),
                     display_name: op.sets_text(Attr::DisplayName).unwrap_or_default().into(),
                     country: op
                         .sets(Attr::Country)
                         .and_then(Option::as_ref)
                         .and_then(AttrValue::as_country)
                         .cloned(),
-                    voice_enabled: false,
-                    number: None,
-                    licenses: vec![],
-                    customer_licenses: vec![],
                     details: Some(UserDetails {
                         groups: vec![],
                         vrp: None,
                     }),
-                    account_type: None,
-                    extension: None,
+                    ..TenantUser::new(id.clone(), user.upn.clone())
                 },
             );
             if self.replication_lag > 0 {

@@ -111,20 +111,16 @@ mod tests {
 
     fn user() -> TenantUser {
         TenantUser {
-            id: "1".into(),
-            upn: Upn::parse("a@x.com").unwrap(),
             display_name: "A".into(),
             country: Some(Country::parse("BE").unwrap()),
             voice_enabled: true,
             number: Some(E164::parse_canonical("+3225405200").unwrap()),
             licenses: vec!["AAA".into(), "bbb".into()],
-            customer_licenses: vec![],
             details: Some(UserDetails {
                 groups: vec!["g1".into()],
                 vrp: Some("BE-National".into()),
             }),
-            account_type: None,
-            extension: None,
+            ..TenantUser::new("1".into(), Upn::parse("a@x.com").unwrap())
         }
     }
 

@@ -296,20 +296,16 @@ mod tests {
 
     fn user(upn: &str, number: Option<&str>) -> TenantUser {
         TenantUser {
-            id: upn.into(),
-            upn: Upn::parse(upn).unwrap(),
             display_name: "A".into(),
-            country: None,
             voice_enabled: number.is_some(),
             number: number.map(|n| E164::parse_canonical(n).unwrap()),
-            licenses: vec![],
             customer_licenses: vec!["CB".into()],
             details: Some(UserDetails {
                 groups: vec!["g1".into()],
                 vrp: None,
             }),
-            account_type: None,
             extension: Some("0101".into()),
+            ..TenantUser::new(upn.into(), Upn::parse(upn).unwrap())
         }
     }
 

@@ -769,17 +769,8 @@ mod tests {
     #[test]
     fn a_tenant_user_knows_what_it_did_not_read() {
         let mut u = TenantUser {
-            id: "1".into(),
-            upn: Upn::parse("a@b.com").unwrap(),
             display_name: "A".into(),
-            country: None,
-            voice_enabled: false,
-            number: None,
-            licenses: vec![],
-            customer_licenses: vec![],
-            details: None,
-            account_type: None,
-            extension: None,
+            ..TenantUser::new("1".into(), Upn::parse("a@b.com").unwrap())
         };
         assert_eq!(u.get(Attr::Vrp), None, "not read");
         assert_eq!(u.get(Attr::Groups), None);

@@ -94,8 +94,6 @@ fn catalogs() -> Catalogs {
 fn tuser(u: &str, number: Option<&str>) -> TenantUser {
     let name = u.split('@').next().unwrap();
     TenantUser {
-        id: format!("id-{name}"),
-        upn: upn(u),
         display_name: format!("{}{}", name[..1].to_uppercase(), &name[1..]),
         country: Some(be()),
         voice_enabled: number.is_some(),
@@ -110,8 +108,7 @@ fn tuser(u: &str, number: Option<&str>) -> TenantUser {
             groups: strs(&["g-all"]),
             vrp: number.map(|_| "BE-National".to_string()),
         }),
-        account_type: None,
-        extension: None,
+        ..TenantUser::new(format!("id-{name}"), upn(u))
     }
 }
 
@@ -236,20 +233,13 @@ fn apply_to(snap: &Snapshot, p: &Plan) -> Snapshot {
             match &op.op {
                 Operation::Create { changes } => {
                     let mut u = TenantUser {
-                        id: format!("new-{}", up.upn),
-                        upn: up.upn.clone(),
                         display_name: String::new(),
-                        country: None,
-                        voice_enabled: false,
-                        number: None,
-                        licenses: vec![],
-                        customer_licenses: vec![],
                         details: Some(UserDetails {
                             groups: vec![],
                             vrp: None,
                         }),
                         account_type: up.desired.account_type,
-                        extension: None,
+                        ..TenantUser::new(format!("new-{}", up.upn), up.upn.clone())
                     };
                     for c in changes {
                         u.set(c.attr, c.after.clone()).unwrap();

@@ -181,22 +181,16 @@ fn user_from_wire(w: &wire::WireUser) -> Option<TenantUser> {
         tracing::warn!(upn = %upn, "office phone number is not an E.164 number; read as none");
     }
     Some(TenantUser {
-        id: w.id.0.clone(),
-        upn,
         display_name: w.display_name.clone().unwrap_or_default(),
-        country: None,
         voice_enabled: w.enabled.unwrap_or(true),
         number,
-        licenses: vec![],
-        customer_licenses: vec![],
-        details: None,
-        account_type: None,
         extension: w
             .extension_number
             .as_deref()
             .map(str::trim)
             .filter(|e| !e.is_empty())
             .map(str::to_string),
+        ..TenantUser::new(w.id.0.clone(), upn)
     })
 }
 

@@ -75,17 +75,11 @@ pub fn user_from_list(u: &wire::ListUser) -> Result<TenantUser, String> {
     let upn = upn_of_sip(sip)?;
     let number = number_or_warn(&upn, u.line_uri.as_deref());
     Ok(TenantUser {
-        id: sip_of(sip),
         display_name: u.web_name.clone().unwrap_or_default().trim().to_string(),
         country: country_of(u.usage_location.as_deref()),
         voice_enabled: number.is_some(),
         number,
-        upn,
-        licenses: vec![],
-        customer_licenses: vec![],
-        details: None,
-        account_type: None,
-        extension: None,
+        ..TenantUser::new(sip_of(sip), upn)
     })
 }
 
@@ -95,7 +89,6 @@ pub fn user_from_detail(d: &wire::DetailUser) -> Result<TenantUser, String> {
     let upn = upn_of_sip(sip)?;
     let number = number_or_warn(&upn, d.line_uri.as_deref());
     Ok(TenantUser {
-        id: sip_of(sip),
         display_name: d
             .display_name
             .clone()
@@ -105,9 +98,6 @@ pub fn user_from_detail(d: &wire::DetailUser) -> Result<TenantUser, String> {
         country: country_of(d.usage_location.as_deref()),
         voice_enabled: d.enterprise_voice_enabled.unwrap_or(number.is_some()),
         number,
-        upn,
-        licenses: vec![],
-        customer_licenses: vec![],
         details: Some(UserDetails {
             groups: vec![],
             vrp: d
@@ -117,8 +107,7 @@ pub fn user_from_detail(d: &wire::DetailUser) -> Result<TenantUser, String> {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
         }),
-        account_type: None,
-        extension: None,
+        ..TenantUser::new(sip_of(sip), upn)
     })
 }
 
