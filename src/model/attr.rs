@@ -149,8 +149,9 @@ pub struct AttrInfo {
     pub case_insensitive: bool,
     /// A `disable` row releases it.
     pub disable_clears: bool,
-    /// Resource accounts may hold it (they have no groups and get their license from the
-    /// tenant).
+    /// Resource accounts may hold it where the backend carries it: they have no groups, and
+    /// the tenant assigns their license, so a resource-account sheet refuses those columns
+    /// whatever the backend.
     pub resource_accounts: bool,
     /// Every Teams user has it: report and export sheets always have its column (left empty
     /// where a backend lacks it). Backend-specific attributes (a PBX extension) get a column
@@ -277,7 +278,7 @@ pub const ATTRS: &[AttrInfo] = &[
         catalog: None,
         case_insensitive: false,
         disable_clears: false,
-        resource_accounts: false,
+        resource_accounts: true,
         common: false,
     },
 ];
