@@ -43,7 +43,8 @@ pub enum Target {
     ResourceAccount,
 }
 
-/// The body key of an attribute in the full `PUT users/{id}` (and the create bodies).
+/// The body key of an attribute in the full `PUT users/{id}` (and the create bodies);
+/// `None` for one Fusion has no key for.
 fn wire_key(attr: Attr) -> Option<&'static str> {
     match attr {
         Attr::DisplayName => Some("displayName"),
@@ -53,7 +54,8 @@ fn wire_key(attr: Attr) -> Option<&'static str> {
         Attr::Vrp => Some("vrp"),
         Attr::Groups => Some("groups"),
         Attr::CustomerLicenses => Some("customerLicenses"),
-        Attr::Extension => None,
+        // Attributes Fusion does not carry (its profile says so; the planner refuses them).
+        _ => None,
     }
 }
 
