@@ -19,7 +19,7 @@
 
 use super::wire::{CreateBody, ModifyBody};
 use crate::connector::{group_steps, Batching, ConnectorError, Step};
-use crate::model::{Attr, AttrSet, AttrValue, E164};
+use crate::model::{Attr, AttrValue, E164};
 use crate::plan::model::{Operation, UserPlan};
 use rand::Rng;
 
@@ -37,10 +37,11 @@ pub fn random_password() -> String {
         .collect()
 }
 
-/// What one PortSIP request can carry: the display name and the number, also on the
-/// create (the extension is the create's own value).
+/// What one PortSIP request can carry: every attribute PortSIP has (display name and
+/// number), also on the create, except the extension, which only a create sets (its
+/// own value).
 pub fn batching() -> Batching {
-    let carried = AttrSet::of(&[Attr::DisplayName, Attr::Number]);
+    let carried = super::PROFILE.attrs.without(Attr::Extension);
     Batching {
         together: carried,
         with_create: carried,
