@@ -4,6 +4,10 @@
 //! planner can agree on what a UPN or a number *is* without agreeing on how one backend
 //! spells it. Normalisation happens once, at construction: two values that compare equal
 //! here mean the same thing to the tenant.
+//!
+//! Two tables sit beside them: [`attr`], the user attributes every stage derives its
+//! columns, keys and checks from, and [`profile`], what a backend is in the planner's
+//! terms.
 
 pub mod attr;
 pub mod profile;

@@ -1,7 +1,12 @@
-//! Backends behind one trait. The planner and the executor only ever see this trait, so
-//! adding a vendor never touches them.
+//! Backends behind one trait. The executor only ever sees this trait and the planner only
+//! the [`Profile`] a connector hands out, so adding a vendor never touches them.
 //!
 //! Contract for implementors:
+//! - [`Connector::profile`] says everything the planner must know: what the backend can
+//!   do, the attributes it carries, what a create needs, what cannot change, what only the
+//!   single-user read returns, its own row rules;
+//! - `steps` groups a user's operations with the shared [`group_steps`], from a
+//!   [`Batching`] that says what one request can carry;
 //! - every HTTP request goes through [`Gate::ready`] first (one rate limiter per tenant,
 //!   reads included), and a 429 calls [`Gate::pause`] with its Retry-After before the error
 //!   is returned, so the whole tenant waits, not only the caller;

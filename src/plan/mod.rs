@@ -9,6 +9,12 @@
 //! conflicts), `preflight` (license counts), `render` (human, JSON, summary), `saved`
 //! (plan files, fingerprint, drift).
 //!
+//! The planner knows attributes through their table (`model::attr`) and a backend only
+//! through its [`Profile`] (`model::profile`), which the caller takes from the connector:
+//! it never imports a connector, and the connectors import the plan they execute. Every
+//! backend rule (attributes it carries, what a create needs, what cannot change, what
+//! needs a detail read, its own row rules) is checked in the same pass as everything else.
+//!
 //! Choices where DESIGN.md is silent:
 //! - A `disable`/`delete` row for a UPN the tenant lacks is an unchanged item plus a plan
 //!   warning, not an error: the desired end state already holds.
