@@ -132,6 +132,8 @@ pub struct AttrInfo {
     /// Canonical name: the sheet column our exports write, the JSON key of stored rows,
     /// plans and history, and the template key.
     pub name: &'static str,
+    /// What a person calls it in a sentence ("the job set a usage location").
+    pub noun: &'static str,
     /// Other header spellings, folded (lowercase, no spaces); the canonical name is
     /// always accepted too.
     pub aliases: &'static [&'static str],
@@ -164,6 +166,7 @@ pub const ATTRS: &[AttrInfo] = &[
     AttrInfo {
         attr: Attr::DisplayName,
         name: "displayName",
+        noun: "a display name",
         aliases: &["name"],
         kind: Kind::Text,
         clearable: false,
@@ -179,6 +182,7 @@ pub const ATTRS: &[AttrInfo] = &[
     AttrInfo {
         attr: Attr::Number,
         name: "number",
+        noun: "a number",
         aliases: &["phonenumber", "lineuri", "phone"],
         kind: Kind::Number,
         clearable: true,
@@ -194,6 +198,7 @@ pub const ATTRS: &[AttrInfo] = &[
     AttrInfo {
         attr: Attr::Country,
         name: "country",
+        noun: "a usage location",
         aliases: &["location", "usagelocation"],
         kind: Kind::Country,
         clearable: false,
@@ -209,6 +214,7 @@ pub const ATTRS: &[AttrInfo] = &[
     AttrInfo {
         attr: Attr::Vrp,
         name: "vrp",
+        noun: "a voice routing policy",
         aliases: &["voiceroutingpolicy", "onlinevoiceroutingpolicy"],
         kind: Kind::Text,
         clearable: true,
@@ -224,6 +230,7 @@ pub const ATTRS: &[AttrInfo] = &[
     AttrInfo {
         attr: Attr::Groups,
         name: "groups",
+        noun: "groups",
         aliases: &[],
         kind: Kind::List,
         clearable: true,
@@ -239,6 +246,7 @@ pub const ATTRS: &[AttrInfo] = &[
     AttrInfo {
         attr: Attr::Licenses,
         name: "licenses",
+        noun: "licenses",
         aliases: &[],
         kind: Kind::List,
         clearable: true,
@@ -254,6 +262,7 @@ pub const ATTRS: &[AttrInfo] = &[
     AttrInfo {
         attr: Attr::CustomerLicenses,
         name: "customerLicenses",
+        noun: "customer licenses",
         aliases: &[],
         kind: Kind::List,
         clearable: true,
@@ -269,6 +278,7 @@ pub const ATTRS: &[AttrInfo] = &[
     AttrInfo {
         attr: Attr::Extension,
         name: "extension",
+        noun: "an extension number",
         aliases: &["extensionnumber"],
         kind: Kind::Digits { min: 3, max: 64 },
         clearable: false,

@@ -592,12 +592,17 @@ fn plan_create(ctx: &Ctx, spec: &UserSpec, wants: &[Want], up: &mut UserPlan, re
         .collect();
     let ra_type_missing = ctx.kind == JobKind::MsResourceAccounts && spec.account_type.is_none();
     if let Some(first) = missing.first() {
-        let mut names: Vec<&str> = missing.iter().map(|a| a.name()).collect();
+        // A backend-specific attribute (an extension) is named as a person calls it, and
+        // comes from the row only.
+        let common = missing.iter().any(|a| a.info().common);
+        let mut names: Vec<&str> = missing
+            .iter()
+            .map(|a| if common { a.name() } else { a.info().noun })
+            .collect();
         if ra_type_missing {
             names.push("accountType");
         }
-        // A backend-specific attribute (an extension) comes from the row only.
-        let (on, from) = if missing.iter().any(|a| a.info().common) {
+        let (on, from) = if common {
             (String::new(), "from the row or its template")
         } else {
             (format!(" on the {} backend", ctx.backend), "from the row")

@@ -67,8 +67,8 @@ pub fn revert_spec(
             // pretending the revert is complete.
             None => {
                 warnings.push(format!(
-                    "{}: the job set {attr} where there was none; it cannot be removed and stays",
-                    applied.upn
+                    "{}: the job set {} where there was none; it cannot be removed and stays",
+                    applied.upn, info.noun
                 ));
                 continue;
             }
