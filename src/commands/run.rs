@@ -115,7 +115,7 @@ impl run::Review for Ui<'_> {
             return true;
         }
         let requests = request_count(tenant, p, self.verify);
-        let rate = self.rate.unwrap_or(tenant.config.rate_per_second);
+        let rate = self.rate.unwrap_or(tenant.config.pacing().rate_per_second);
         let secs = if rate > 0.0 {
             requests as f64 / rate
         } else {

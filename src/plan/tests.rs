@@ -134,6 +134,7 @@ fn snapshot() -> Snapshot {
         catalogs: catalogs(),
         requests: 7,
         number_ranges: vec![],
+        held_elsewhere: vec![],
     }
 }
 

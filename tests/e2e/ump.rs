@@ -275,8 +275,7 @@ fn ump_workspace() -> Workspace {
         &format!(
             "db = \"../history.db\"\ntemplates = \"../templates\"\ndefault_tenant = \"ump\"\n\n\
              [tenants.ump]\nbackend = \"sim\"\nsim_backend = \"ump\"\nseed = {seed:?}\n\
-             state = \"../ump-tenant.db\"\nrate_per_second = 0\nrequest_timeout_s = 5\n\
-             voice_policies = [\"International\", \"National\"]\n",
+             state = \"../ump-tenant.db\"\nrate_per_second = 0\nrequest_timeout_s = 5\n",
             seed = repo().join("samples/ump-tenant.json").display().to_string(),
         ),
     );

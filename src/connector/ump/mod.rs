@@ -1,9 +1,10 @@
 //! AudioCodes User Management Pack 365 (`/work/shared/specs/ump365-rest-api.txt`) as a
 //! read-and-write backend: a Teams / Skype for Business user manager that fronts
 //! PowerShell, so what it can write is exactly the attribute list of "Update an Individual
-//! User". Layout: `wire` (the JSON as read), `mapping` (wire ↔ model, the attribute table,
-//! request grouping); HTTP is the shared [`crate::connector::http`] client (gate, auth,
-//! status mapping, read retries), rooted at `{base_url}/sysadmin/api`.
+//! User". Layout: `config` (the tenant table), `wire` (the JSON as read), `mapping` (wire →
+//! model), `steps` (which request carries which change), `sim` (the simulator as a
+//! tenant); HTTP is the shared [`crate::connector::http`] client (gate, auth, status
+//! mapping, read retries), rooted at `{base_url}/sysadmin/api`.
 //!
 //! What it can and cannot do (see [`PROFILE`]): read users, write display name,
 //! usage location, number (LineURI + EnterpriseVoiceEnabled) and voice policy, list
@@ -37,11 +38,14 @@
 //! - **Status**: `check` reads `license` and `sysinfo` (and the SIP domains); it is not ok
 //!   when the license's `Expired` date has passed.
 
+pub mod config;
 pub mod mapping;
+pub mod sim;
+pub mod steps;
 pub mod wire;
 
-use crate::config::TenantConfig;
-use crate::connector::http::{parse_error_body, required, Client, HttpSettings, Request};
+use crate::connector::http::{parse_error_body, Client, HttpSettings, Request};
+use crate::connector::registry::Backend;
 use crate::connector::{Connector, ConnectorError, Gate, Step, TenantStatus};
 use crate::model::{Attr, AttrSet, Catalogs, Profile, Snapshot, TenantUser, Upn, VrpInfo, E164};
 use crate::plan::model::UserPlan;
@@ -66,6 +70,19 @@ pub const PROFILE: Profile = Profile {
     ..Profile::read_only("ump")
 };
 
+/// UMP 365 in the registry of backends.
+pub const BACKEND: Backend = Backend {
+    name: "ump",
+    note: "AudioCodes UMP 365 (no create or delete; `tenant numbers` lists its ranges)",
+    profile: PROFILE,
+    keys: UmpConfig::KEYS,
+    sample: teamsync_sim::ump::SAMPLE,
+    sim_token: false,
+    open_sim: sim::open,
+};
+
+pub use config::UmpConfig;
+
 /// Everything needed to reach one UMP server.
 #[derive(Clone, Debug)]
 pub struct UmpSettings {
@@ -85,16 +102,6 @@ impl UmpSettings {
             voice_policies: vec![],
             http: HttpSettings::default(),
         }
-    }
-
-    /// From a `[tenants.X]` table with `backend = "ump"` (or a `sim` tenant's knobs).
-    pub fn from_tenant_config(cfg: &TenantConfig) -> Result<UmpSettings, ConnectorError> {
-        Ok(UmpSettings {
-            base_url: required(&cfg.base_url, "ump", "base_url")?,
-            page_size: DEFAULT_PAGE_SIZE,
-            voice_policies: cfg.voice_policies.clone().unwrap_or_default(),
-            http: HttpSettings::from_tenant_config(cfg),
-        })
     }
 }
 
@@ -300,6 +307,7 @@ impl Connector for UmpConnector {
             },
             requests: counter.load(Ordering::Relaxed),
             number_ranges: ranges,
+            held_elsewhere: Vec::new(),
         })
     }
 
@@ -317,7 +325,7 @@ impl Connector for UmpConnector {
     }
 
     fn steps(&self, user: &UserPlan) -> Vec<Step> {
-        mapping::steps(user)
+        steps::group(user)
     }
 
     async fn send(
@@ -326,7 +334,7 @@ impl Connector for UmpConnector {
         user_id: &mut Option<String>,
         step: &Step,
     ) -> Result<(), ConnectorError> {
-        let body = mapping::script_body(user, step)?;
+        let body = steps::script_body(user, step)?;
         let id = user_id
             .clone()
             .unwrap_or_else(|| mapping::sip_of(user.upn.as_str()));
@@ -386,17 +394,16 @@ mod tests {
 
     #[test]
     fn tenant_config_keys_and_capabilities() {
-        let cfg: TenantConfig = toml::from_str(
-            "backend = \"ump\"\nbase_url = \"http://10.0.0.5\"\nallow_insecure_http = true\n\
+        let cfg: UmpConfig = toml::from_str(
+            "base_url = \"http://10.0.0.5\"\nallow_insecure_http = true\n\
              token_env = \"UMP_PROXY_TOKEN\"\nvoice_policies = [\"International\"]\n",
         )
         .unwrap();
-        let s = UmpSettings::from_tenant_config(&cfg).unwrap();
+        let s = cfg.settings();
         assert_eq!(s.http.token, TokenSource::Env("UMP_PROXY_TOKEN".into()));
         assert_eq!(s.voice_policies, ["International"]);
-        let cfg: TenantConfig = toml::from_str("backend = \"ump\"\n").unwrap();
-        let e = UmpSettings::from_tenant_config(&cfg).unwrap_err();
-        assert!(e.to_string().contains("base_url"));
+        let e = toml::from_str::<UmpConfig>("voice_policies = []\n").unwrap_err();
+        assert!(e.to_string().contains("base_url"), "{e}");
         let c = PROFILE;
         assert!(c.read && c.write && c.carries(Attr::Vrp) && c.number_ranges);
         assert!(!c.create && !c.delete);
