@@ -6,9 +6,8 @@
 //! tenant); HTTP is the shared [`crate::connector::http`] client (gate, auth, status
 //! mapping, read retries), rooted at `{base_url}/sysadmin/api`.
 //!
-//! What it can and cannot do (see [`PROFILE`]): read users, write display name,
-//! usage location, number (LineURI + EnterpriseVoiceEnabled) and voice policy, list
-//! number ranges. The document has no endpoint to create or delete users, nor groups,
+//! What it can and cannot do (see [`PROFILE`]): read users, write usage location, number
+//! (LineURI + EnterpriseVoiceEnabled) and voice policy, list number ranges. The document has no endpoint to create or delete users, nor groups,
 //! licenses or customer licenses: the planner turns rows that need them into plan errors.
 //!
 //! Our readings where the document is vague (kept here, in one place):
@@ -22,8 +21,14 @@
 //! - **UPN**: the list carries no `UserPrincipalName`; a user's UPN is its `SipAddress`
 //!   without `sip:` (Teams' default). Its id (the path key) is the SIP address with `sip:`.
 //! - **Display name**: `WebName` in the list, `DisplayName` in the detail (the document's
-//!   examples differ for one user; we treat them as one value). `DisplayName` is written
-//!   although the attribute table omits it: "Example 1" of the update call sets it.
+//!   examples differ for one user; we treat them as one value). It is read, never written:
+//!   the update call's table of "supported attributes to be updated" does not list
+//!   `DisplayName`. Its "Example 1" says it "updates the display name", but the example's
+//!   body is not in the document, and the table lists `FirstName` and `LastName`, from which
+//!   a directory may derive the display name itself. Sending a key the table does not list
+//!   would be a guess a real server may refuse or ignore, so a sheet giving a user another
+//!   display name is a plan error (the profile marks it as not changeable), not a silent
+//!   send; the same value plans nothing, so an export plans to zero changes.
 //! - **Country**: `UsageLocation` is in the list; the document's detail example (an
 //!   on-premises user) lacks it, so the detail's is read when present (our simulator
 //!   shows it) and the list's is used otherwise.
@@ -61,11 +66,13 @@ pub const DEFAULT_PAGE_SIZE: u32 = 500;
 const DETAIL_CONCURRENCY: usize = 8;
 
 /// What UMP 365 can do (shown by `teamsync backends`). The voice policy is only in the
-/// detail answer, so rows touching it get a detail read.
+/// detail answer, so rows touching it get a detail read. The display name is read and
+/// compared but never written (see the module doc): another value is a plan error.
 pub const PROFILE: Profile = Profile {
     write: true,
     number_ranges: true,
     attrs: AttrSet::of(&[Attr::DisplayName, Attr::Number, Attr::Country, Attr::Vrp]),
+    create_only: AttrSet::of(&[Attr::DisplayName]),
     detail_reads: AttrSet::of(&[Attr::Vrp]),
     ..Profile::read_only("ump")
 };

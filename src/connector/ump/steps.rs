@@ -2,7 +2,7 @@
 //!
 //! | model | written as |
 //! | --- | --- |
-//! | `displayName` | `DisplayName` |
+//! | `displayName` | never (not in the document's table of updatable attributes; see the module doc) |
 //! | `country` | `UsageLocation` |
 //! | `number` | `LineURI` `tel:+…` + `EnterpriseVoiceEnabled: true`; release: `LineURI: null` + `EnterpriseVoiceEnabled: false` |
 //! | `vrp` | `VoicePolicy`, `null` to remove |
@@ -16,7 +16,7 @@
 //! already carries (a release then a claim of a number).
 
 use crate::connector::{group_steps, Batching, ConnectorError, Step};
-use crate::model::{Attr, AttrValue, E164};
+use crate::model::{Attr, AttrSet, AttrValue, E164};
 use crate::plan::model::{AttrChange, Operation, UserPlan};
 use serde_json::{json, Map, Value};
 
@@ -24,7 +24,6 @@ use serde_json::{json, Map, Value};
 /// an attribute UMP has no script attribute for.
 fn writes(c: &AttrChange) -> Option<Vec<(&'static str, Value)>> {
     Some(match (c.attr, &c.after) {
-        (Attr::DisplayName, v) => vec![("DisplayName", json!(v.as_ref().map(|v| v.to_string())))],
         (Attr::Country, v) => vec![("UsageLocation", json!(v.as_ref().map(|v| v.to_string())))],
         (Attr::Number, v) => {
             let n = v.as_ref().and_then(AttrValue::as_number);
@@ -63,7 +62,7 @@ fn unsupported(op: &Operation) -> Option<String> {
 /// What one `PUT …/script` can carry: every attribute UMP writes (see the table above).
 pub fn batching() -> Batching {
     Batching {
-        together: super::PROFILE.attrs,
+        together: AttrSet::of(&[Attr::Country, Attr::Number, Attr::Vrp]),
         ..Batching::ONE_BY_ONE
     }
 }
@@ -141,7 +140,7 @@ mod tests {
     fn one_script_request_per_user_unless_a_number_waits() {
         let up = plan(vec![
             op(Operation::set_properties(
-                Some("A".into()),
+                None,
                 Some(Country::parse("NL").unwrap()),
             )),
             op(Operation::set_number(num("+31205550101"))),
@@ -151,13 +150,20 @@ mod tests {
         assert_eq!(st.len(), 1);
         assert_eq!(
             st[0].label,
-            "PUT proxy/endpoint/{sip}/script [DisplayName, UsageLocation, LineURI, EnterpriseVoiceEnabled, VoicePolicy]"
+            "PUT proxy/endpoint/{sip}/script [UsageLocation, LineURI, EnterpriseVoiceEnabled, VoicePolicy]"
         );
         assert_eq!(
             script_body(&up, &st[0]).unwrap(),
-            json!({"DisplayName": "A", "UsageLocation": "NL", "LineURI": "tel:+31205550101",
+            json!({"UsageLocation": "NL", "LineURI": "tel:+31205550101",
                    "EnterpriseVoiceEnabled": true, "VoicePolicy": "National"})
         );
+        // The display name is never written: a plan that asks for it is refused here too.
+        let up = plan(vec![op(Operation::set_properties(Some("A".into()), None))]);
+        let st = group(&up);
+        assert!(matches!(
+            script_body(&up, &st[0]),
+            Err(ConnectorError::Unsupported(m)) if m.contains("displayName")
+        ));
 
         // A swap: release (awaited by another user), then claim after someone else's release.
         let mut release = op(Operation::set_number(None));
