@@ -12,11 +12,19 @@
 //!
 //! Numbers are keyed by their full canonical form, extension included: two extensions of
 //! one main number are different lines in Teams.
+//!
+//! Uniqueness is checked against every user and account the backend lists: the snapshot's
+//! users and the holders no sheet can address (`Snapshot::held_elsewhere`, e.g. a PortSIP
+//! user without an email), so a claim never leaves one number on two accounts.
+//!
+//! A number libphonenumber calls invalid is read from a sheet with a warning (a tenant's
+//! test range, like UMP's `+311111120`, is such a number); [`check_unknown_numbers`]
+//! accepts a claim of one only when the tenant holds it or offers it in a number range.
 
 use super::diff::{diagnostic, row_label, Report};
 use super::model::{OpRef, Operation, PlannedOp, UserPlan};
 use crate::model::{Attr, AttrValue, Snapshot, TenantUser, Upn, E164};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// What one user does with numbers: the number it ends up claiming and the one it gives up,
 /// each with the index of the op that does it.
@@ -75,6 +83,11 @@ pub(crate) fn link_numbers(
             holder.entry(n).or_insert(u);
         }
     }
+    let elsewhere: HashMap<&E164, &str> = snapshot
+        .held_elsewhere
+        .iter()
+        .map(|h| (&h.number, h.holder.as_str()))
+        .collect();
     let current = |up: &UserPlan| by_upn.get(&up.upn).and_then(|t| t.number.as_ref()).cloned();
     let index: HashMap<Upn, usize> = users
         .iter()
@@ -144,6 +157,18 @@ pub(crate) fn link_numbers(
     }
     for (i, (m, _)) in analysed.iter().enumerate() {
         let Some((n, _)) = &m.claim else { continue };
+        if let Some(who) = elsewhere.get(n) {
+            conflicted = true;
+            rep.errors.push(diagnostic(
+                default_file,
+                &users[i].desired,
+                Some("number"),
+                format!(
+                    "number {n} is held by {who}, which no sheet row can address (so no plan can release it); free it in the backend first"
+                ),
+            ));
+            continue;
+        }
         if releaser.contains_key(n) {
             continue;
         }
@@ -253,6 +278,61 @@ pub(crate) fn link_numbers(
         }
         users[r].ops[rop].awaited = true;
     }
+}
+
+/// Claims of numbers libphonenumber calls invalid (the sheet read them with a warning): a
+/// plan error unless the tenant holds the number (a user keeping it, or one the plan moves
+/// it from) or offers it in a number range, where the backend lists ranges.
+pub(crate) fn check_unknown_numbers(
+    users: &[UserPlan],
+    snapshot: &Snapshot,
+    default_file: &str,
+    rep: &mut Report,
+) {
+    let mut known: HashSet<&E164> = snapshot
+        .users
+        .iter()
+        .filter_map(|u| u.number.as_ref())
+        .collect();
+    known.extend(snapshot.held_elsewhere.iter().map(|h| &h.number));
+    known.extend(snapshot.number_ranges.iter().flat_map(|r| &r.numbers_free));
+    for up in users {
+        for op in &up.ops {
+            let Some(n) = op.op.claims_number() else {
+                continue;
+            };
+            if known.contains(n) || is_valid_number(n) {
+                continue;
+            }
+            let country = up
+                .desired
+                .country
+                .as_set()
+                .map(|c| format!(" (country {c})"))
+                .unwrap_or_default();
+            let ranges = if snapshot.number_ranges.is_empty() {
+                ""
+            } else {
+                " or offers in a number range (`tenant numbers`)"
+            };
+            rep.errors.push(diagnostic(
+                default_file,
+                &up.desired,
+                Some("number"),
+                format!(
+                    "{n} is not a valid phone number{country}, and it is not a number the tenant holds{ranges}"
+                ),
+            ));
+        }
+    }
+}
+
+/// libphonenumber's word on a number (its main part: an extension changes nothing).
+pub(crate) fn is_valid_number(n: &E164) -> bool {
+    std::panic::catch_unwind(|| {
+        phonenumber::parse(None, n.number()).is_ok_and(|p| phonenumber::is_valid(&p))
+    })
+    .unwrap_or(false)
 }
 
 /// Kahn's algorithm over every op: a user's ops run in order, and `after` adds edges.
