@@ -55,6 +55,10 @@ pub struct Profile {
     /// object that only a numbered user has): a user without a number has none, and one
     /// that ends without a number cannot be given any.
     pub need_number: AttrSet,
+    /// Attributes a resource account can be given but the backend never shows back (Fusion's
+    /// resource-account list has no VRP): a row's value is sent on every run, shown as not
+    /// known before, and never compared or verified.
+    pub unshown_on_accounts: AttrSet,
     /// The backend's own rules on a row.
     pub row_rules: RowRules,
 }
@@ -76,6 +80,7 @@ impl Profile {
             create_only: AttrSet::EMPTY,
             detail_reads: AttrSet::EMPTY,
             need_number: AttrSet::EMPTY,
+            unshown_on_accounts: AttrSet::EMPTY,
             row_rules: no_row_rules,
         }
     }
@@ -98,6 +103,7 @@ impl Profile {
             create_only: AttrSet::EMPTY,
             detail_reads: AttrSet::EMPTY,
             need_number: AttrSet::EMPTY,
+            unshown_on_accounts: AttrSet::EMPTY,
             row_rules: no_row_rules,
         }
     }

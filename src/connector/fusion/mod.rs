@@ -321,8 +321,9 @@ impl FusionConnector {
 }
 
 /// What Fusion can do (shown by `teamsync backends`), and the Fusion facts the planner
-/// follows: groups and VRP are only in the single-user GET (the list lacks them), and
-/// customer licenses live in the `draas` object that only a user with a number has.
+/// follows: groups and VRP are only in the single-user GET (the list lacks them), customer
+/// licenses live in the `draas` object that only a user with a number has, and a resource
+/// account's VRP can be set but is shown nowhere (its list lacks it, it has no single GET).
 pub const PROFILE: Profile = Profile {
     write: true,
     create: true,
@@ -340,6 +341,7 @@ pub const PROFILE: Profile = Profile {
     create_needs: AttrSet::of(&[Attr::DisplayName, Attr::Country]),
     detail_reads: AttrSet::of(&[Attr::Groups, Attr::Vrp]),
     need_number: AttrSet::of(&[Attr::CustomerLicenses]),
+    unshown_on_accounts: AttrSet::of(&[Attr::Vrp]),
     ..Profile::read_only("fusion")
 };
 
