@@ -301,15 +301,24 @@ pub(crate) fn check_unknown_numbers(
             let Some(n) = op.op.claims_number() else {
                 continue;
             };
-            if known.contains(n) || is_valid_number(n) {
+            if known.contains(n) {
                 continue;
             }
-            let country = up
-                .desired
-                .country
-                .as_set()
-                .map(|c| format!(" (country {c})"))
-                .unwrap_or_default();
+            let country = up.desired.country.as_set();
+            let problem = match number_country(n) {
+                None => format!(
+                    "{n} is not a valid phone number{}",
+                    country
+                        .map(|c| format!(" (country {c})"))
+                        .unwrap_or_default()
+                ),
+                Some(of) => match country {
+                    Some(c) if !of.eq_ignore_ascii_case(c.as_str()) => {
+                        format!("{n} is a {of} number, not valid for the row's country {c}")
+                    }
+                    _ => continue,
+                },
+            };
             let ranges = if snapshot.number_ranges.is_empty() {
                 ""
             } else {
@@ -319,20 +328,33 @@ pub(crate) fn check_unknown_numbers(
                 default_file,
                 &up.desired,
                 Some("number"),
-                format!(
-                    "{n} is not a valid phone number{country}, and it is not a number the tenant holds{ranges}"
-                ),
+                format!("{problem}, and it is not a number the tenant holds{ranges}"),
             ));
         }
     }
 }
 
-/// libphonenumber's word on a number (its main part: an extension changes nothing).
-pub(crate) fn is_valid_number(n: &E164) -> bool {
+/// libphonenumber's word on a number (its main part: an extension changes nothing): the
+/// country it belongs to (ISO alpha-2), `None` when it calls it invalid. A region it cannot
+/// name (a non-geographic number) is `"001"`, which matches no row's country.
+pub(crate) fn number_country(n: &E164) -> Option<String> {
     std::panic::catch_unwind(|| {
-        phonenumber::parse(None, n.number()).is_ok_and(|p| phonenumber::is_valid(&p))
+        let p = phonenumber::parse(None, n.number()).ok()?;
+        if !phonenumber::is_valid(&p) {
+            return None;
+        }
+        Some(
+            p.country()
+                .id()
+                .map(|id| id.as_ref().to_string())
+                .unwrap_or_else(|| "001".into()),
+        )
     })
-    .unwrap_or(false)
+    .unwrap_or(None)
+}
+
+pub(crate) fn is_valid_number(n: &E164) -> bool {
+    number_country(n).is_some()
 }
 
 /// Kahn's algorithm over every op: a user's ops run in order, and `after` adds edges.

@@ -1861,6 +1861,21 @@ fn invalid_numbers_only_when_the_tenant_holds_or_offers_them() {
     );
     assert!(numbers::is_valid_number(&num("+3225405200")));
     assert!(!numbers::is_valid_number(&num("+311111120")));
+    // Another country's number: fine where the tenant holds it, an error otherwise.
+    let mut e = spec("erin@contoso.com", 6);
+    e.number = Field::Set(num("+33140201234"));
+    e.country = Field::Set(be());
+    e.display_name = Field::Set("Erin".into());
+    let errs = errors(plan(&[e.clone()], &snap));
+    assert!(
+        errs.iter().any(|d| d.message.contains("+33140201234 is a FR number, not valid for the row's country BE, and it is not a number the tenant holds")),
+        "{errs:?}"
+    );
+    snap.users[1].number = Some(num("+33140201234"));
+    let mut b = spec("bob@contoso.com", 3);
+    b.number = Field::Set(num("+33140201234"));
+    b.country = Field::Set(be());
+    assert!(plan(&[b], &snap).is_ok());
 }
 
 /// A number held by an account no sheet row can address (a PortSIP user without an
