@@ -270,6 +270,9 @@ pub enum TenantCommand {
     Export {
         #[arg(long)]
         tenant: Option<String>,
+        /// The resource accounts (call queues, auto attendants), as a resource-account sheet.
+        #[arg(long)]
+        resource_accounts: bool,
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
         format: ExportFormat,
         #[arg(long)]

@@ -40,6 +40,10 @@ pub struct Profile {
     pub resource_accounts: bool,
     /// Lists named number ranges (what `number = auto` allocates from).
     pub number_ranges: bool,
+    /// Assigns only numbers of an inventory it cannot list (Fusion: its subscription's): a
+    /// claimed number no user or account holds can only be checked when sent, and the plan
+    /// says so.
+    pub unlisted_inventory: bool,
     /// The attributes it carries: a sheet that sets any other is a plan error, not a
     /// silent drop.
     pub attrs: AttrSet,
@@ -75,6 +79,7 @@ impl Profile {
             delete: false,
             resource_accounts: false,
             number_ranges: false,
+            unlisted_inventory: false,
             attrs: AttrSet::EMPTY,
             create_needs: AttrSet::EMPTY,
             create_only: AttrSet::EMPTY,
@@ -98,6 +103,7 @@ impl Profile {
             delete: true,
             resource_accounts: true,
             number_ranges: true,
+            unlisted_inventory: false,
             attrs: AttrSet::ALL,
             create_needs,
             create_only: AttrSet::EMPTY,

@@ -23,7 +23,7 @@
 
 use super::diff::{diagnostic, row_label, Report};
 use super::model::{OpRef, Operation, PlannedOp, UserPlan};
-use crate::model::{Attr, AttrValue, Snapshot, TenantUser, Upn, E164};
+use crate::model::{Attr, AttrValue, Profile, Snapshot, TenantUser, Upn, E164};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// What one user does with numbers: the number it ends up claiming and the one it gives up,
@@ -286,9 +286,11 @@ pub(crate) fn link_numbers(
 pub(crate) fn check_unknown_numbers(
     users: &[UserPlan],
     snapshot: &Snapshot,
+    profile: &Profile,
     default_file: &str,
     rep: &mut Report,
 ) {
+    let mut unchecked: Vec<&E164> = Vec::new();
     let mut known: HashSet<&E164> = snapshot
         .users
         .iter()
@@ -303,6 +305,9 @@ pub(crate) fn check_unknown_numbers(
             };
             if known.contains(n) {
                 continue;
+            }
+            if profile.unlisted_inventory {
+                unchecked.push(n);
             }
             let country = up.desired.country.as_set();
             let problem = match number_country(n) {
@@ -332,6 +337,16 @@ pub(crate) fn check_unknown_numbers(
             ));
         }
     }
+    if let Some(first) = unchecked.first() {
+        let more = match unchecked.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        rep.warnings.push(format!(
+            "{first}{more}: held by no user or account, and the {} backend cannot list the numbers it may assign, so whether they are its own is checked only when sent",
+            profile.backend
+        ));
+    }
 }
 
 /// libphonenumber's word on a number (its main part: an extension changes nothing): the
@@ -353,6 +368,7 @@ pub(crate) fn number_country(n: &E164) -> Option<String> {
     .unwrap_or(None)
 }
 
+#[cfg(test)]
 pub(crate) fn is_valid_number(n: &E164) -> bool {
     number_country(n).is_some()
 }

@@ -322,8 +322,10 @@ impl FusionConnector {
 
 /// What Fusion can do (shown by `teamsync backends`), and the Fusion facts the planner
 /// follows: groups and VRP are only in the single-user GET (the list lacks them), customer
-/// licenses live in the `draas` object that only a user with a number has, and a resource
-/// account's VRP can be set but is shown nowhere (its list lacks it, it has no single GET).
+/// licenses live in the `draas` object that only a user with a number has, a resource
+/// account's VRP can be set but is shown nowhere (its list lacks it, it has no single GET),
+/// and the subscription's numbers are not listed (the API has no call for them; a number
+/// outside them is refused when sent, error 2020).
 pub const PROFILE: Profile = Profile {
     write: true,
     create: true,
@@ -342,6 +344,7 @@ pub const PROFILE: Profile = Profile {
     detail_reads: AttrSet::of(&[Attr::Groups, Attr::Vrp]),
     need_number: AttrSet::of(&[Attr::CustomerLicenses]),
     unshown_on_accounts: AttrSet::of(&[Attr::Vrp]),
+    unlisted_inventory: true,
     ..Profile::read_only("fusion")
 };
 
