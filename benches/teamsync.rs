@@ -684,8 +684,9 @@ fn phase_validate(args: &[String]) -> anyhow::Result<Value> {
     let t0 = Instant::now();
     let code = match teamsync::commands::run(cli) {
         Ok(c) => c,
-        Err(e) => e.exit_code(),
-    };
+        Err(e) => e.exit(),
+    }
+    .code();
     Ok(json!({ "seconds": t0.elapsed().as_secs_f64(), "exit": code }))
 }
 

@@ -15,6 +15,8 @@ pub mod commands;
 pub mod config;
 pub mod connect;
 pub mod connector;
+pub mod exit;
+pub mod files;
 pub mod history;
 pub mod model;
 pub mod plan;

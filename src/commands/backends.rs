@@ -1,7 +1,7 @@
 //! `teamsync backends`: the capability matrix, so a user sees what a backend can do
 //! before trying.
 
-use super::{print_json, CmdResult, Ctx};
+use super::{print_json, CmdResult, Ctx, Exit};
 use crate::connector::Capabilities;
 
 struct Row {
@@ -42,8 +42,8 @@ pub fn run(ctx: &Ctx) -> CmdResult {
             .iter()
             .map(|r| serde_json::json!({"backend": r.name, "available": r.caps.is_some(), "capabilities": r.caps, "note": r.note}))
             .collect();
-        print_json(&serde_json::Value::Array(v));
-        return Ok(0);
+        print_json(&serde_json::Value::Array(v))?;
+        return Ok(Exit::Done);
     }
     let yn = |b: bool| if b { "yes" } else { "-" };
     outln!(
@@ -61,7 +61,7 @@ pub fn run(ctx: &Ctx) -> CmdResult {
         "RANGES",
         "COUNTRY",
         "EXTENSION"
-    );
+    )?;
     for r in &rows {
         match r.caps {
             Some(c) => outln!(
@@ -79,9 +79,9 @@ pub fn run(ctx: &Ctx) -> CmdResult {
                 yn(c.number_ranges),
                 yn(c.country),
                 yn(c.extension)
-            ),
-            None => outln!("{:<13} {}", r.name, r.note),
+            )?,
+            None => outln!("{:<13} {}", r.name, r.note)?,
         }
     }
-    Ok(0)
+    Ok(Exit::Done)
 }

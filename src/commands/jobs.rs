@@ -2,7 +2,7 @@
 
 use super::plan::show_plan;
 use super::run::render_run_error;
-use super::{print_json, CliError, CmdResult, Ctx};
+use super::{print_json, CliError, CmdResult, Ctx, Exit};
 use crate::cli::{ExportFormat, JobsCommand};
 use crate::history::queries::jobs_page_json;
 use crate::history::{History, ItemRow, ItemStatus, JobFilter, JobRow, JobStatus};
@@ -25,8 +25,7 @@ fn open(ctx: &Ctx) -> Result<History, CliError> {
     if !ctx.db.exists() {
         return Err(no_history(ctx));
     }
-    History::open_for_reading(&ctx.db)
-        .map_err(|e| CliError::Other(anyhow::anyhow!("job history {}: {e}", ctx.db.display())))
+    History::open_for_reading(&ctx.db).map_err(CliError::history(&ctx.db))
 }
 
 /// Opens the history to change it (`jobs prune`).
@@ -34,17 +33,12 @@ fn open_writable(ctx: &Ctx) -> Result<History, CliError> {
     if !ctx.db.exists() {
         return Err(no_history(ctx));
     }
-    History::open(&ctx.db)
-        .map_err(|e| CliError::Other(anyhow::anyhow!("job history {}: {e}", ctx.db.display())))
-}
-
-fn hist_err(e: crate::history::HistoryError) -> CliError {
-    CliError::Other(anyhow::anyhow!("job history: {e}"))
+    History::open(&ctx.db).map_err(CliError::history(&ctx.db))
 }
 
 fn find_job(h: &History, job: &str) -> Result<JobRow, CliError> {
     h.get_job(job)
-        .map_err(hist_err)?
+        .map_err(CliError::history(h.path()))?
         .ok_or_else(|| CliError::Invalid(format!("no job {job:?} in the history")))
 }
 
@@ -167,9 +161,11 @@ pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
             let page_size = u32::try_from(page_size)
                 .unwrap_or(u32::MAX)
                 .clamp(1, 10_000);
-            let (rows, total) = h.list_jobs(&filter, page, page_size).map_err(hist_err)?;
+            let (rows, total) = h
+                .list_jobs(&filter, page, page_size)
+                .map_err(CliError::history(h.path()))?;
             if ctx.json() {
-                print_json(&jobs_page_json(&rows, page, page_size, total));
+                print_json(&jobs_page_json(&rows, page, page_size, total))?;
             } else {
                 outln!(
                     "{:>5}  {:<26} {:<20} {:<8} {:<11} {:>6} {:>6} {:>6}  TITLE",
@@ -181,7 +177,7 @@ pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
                     "TOTAL",
                     "OK",
                     "FAILED"
-                );
+                )?;
                 for j in &rows {
                     let why = match (j.status, j.reason_code.as_deref()) {
                         (
@@ -207,25 +203,27 @@ pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
                         j.error_count,
                         j.title,
                         why
-                    );
+                    )?;
                 }
                 let pages = total.div_ceil(u64::from(page_size));
-                eprintln!("page {page} of {pages} ({total} jobs)");
+                errln!("page {page} of {pages} ({total} jobs)");
             }
-            Ok(0)
+            Ok(Exit::Done)
         }
         JobsCommand::Show { job, status } => {
             let h = open(ctx)?;
             let j = find_job(&h, &job)?;
             let statuses = parse_statuses(status.as_deref())?;
-            let items = h.job_items(j.id, &statuses).map_err(hist_err)?;
+            let items = h
+                .job_items(j.id, &statuses)
+                .map_err(CliError::history(h.path()))?;
             if ctx.json() {
                 let items: Vec<_> = items.iter().map(report_item).collect();
-                print_json(&report::job_json(&report_job(&j), &items));
+                print_json(&report::job_json(&report_job(&j), &items))?;
             } else {
-                out!("{}", render_job(&j, &items));
+                out!("{}", render_job(&j, &items))?;
             }
-            Ok(0)
+            Ok(Exit::Done)
         }
         JobsCommand::Export {
             job,
@@ -242,7 +240,7 @@ pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
             };
             let items: Vec<_> = h
                 .job_items(j.id, &statuses)
-                .map_err(hist_err)?
+                .map_err(CliError::history(h.path()))?
                 .iter()
                 .map(report_item)
                 .collect();
@@ -253,8 +251,7 @@ pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
                     if out.is_none() {
                         return Err(CliError::Invalid("--format xlsx needs --out FILE".into()));
                     }
-                    report::items_xlsx(&rj, &items, failed_only)
-                        .map_err(|e| CliError::Other(e.into()))?
+                    report::items_xlsx(&rj, &items, failed_only)?
                 }
                 ExportFormat::Json => {
                     let mut s = serde_json::to_vec_pretty(&report::job_json(&rj, &items))
@@ -262,32 +259,30 @@ pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
                     s.push(b'\n');
                     s
                 }
-                ExportFormat::Html => report::html_report(&rj, &items)
-                    .map_err(|e| CliError::Other(e.into()))?
-                    .into_bytes(),
+                ExportFormat::Html => report::html_report(&rj, &items)?.into_bytes(),
             };
-            sheet_out::write_out(out.as_deref(), &bytes).map_err(|e| CliError::Other(e.into()))?;
+            sheet_out::write_out(out.as_deref(), &bytes)?;
             if let Some(o) = &out {
-                eprintln!(
+                errln!(
                     "job {} ({} items) written to {}",
                     j.id,
                     items.len(),
                     o.display()
                 );
             }
-            Ok(0)
+            Ok(Exit::Done)
         }
         JobsCommand::Revert { job, out } => revert_job(ctx, &job, out.as_deref()).await,
         JobsCommand::Prune { older_than } => {
             let h = open_writable(ctx)?;
             let days = u32::try_from(older_than).unwrap_or(u32::MAX);
-            let n = h.prune(days).await.map_err(hist_err)?;
+            let n = h.prune(days).await.map_err(CliError::history(h.path()))?;
             if ctx.json() {
-                print_json(&serde_json::json!({ "pruned": n }));
+                print_json(&serde_json::json!({ "pruned": n }))?;
             } else {
-                outln!("{n} job(s) older than {days} days removed");
+                outln!("{n} job(s) older than {days} days removed")?;
             }
-            Ok(0)
+            Ok(Exit::Done)
         }
     }
 }
@@ -377,27 +372,36 @@ fn short(v: Option<&serde_json::Value>) -> String {
 /// killed run). Each goes back to the `before` the job stored at plan time; planned
 /// against the tenant as it is now, a field that was never changed costs nothing.
 async fn revert_job(ctx: &Ctx, job: &str, out: Option<&std::path::Path>) -> CmdResult {
+    if let Some(out) = out {
+        super::plan::check_output(out)?;
+    }
     let h = open(ctx)?;
     let j = find_job(&h, job)?;
-    let items = h.job_items(j.id, &[]).map_err(hist_err)?;
+    let items = h
+        .job_items(j.id, &[])
+        .map_err(CliError::history(h.path()))?;
     let applied: Vec<UserPlan> = items
         .iter()
         .filter(|i| i.may_have_changed_tenant())
         .filter_map(|i| i.plan.clone())
         .map(serde_json::from_value)
         .collect::<Result<_, _>>()
-        .map_err(|e| {
-            CliError::Other(anyhow::anyhow!("job {}: stored plan unreadable: {e}", j.id))
+        .map_err(|e| CliError::History {
+            path: h.path().to_path_buf(),
+            source: crate::history::HistoryError::Corrupt(format!(
+                "job {}: stored plan unreadable: {e}",
+                j.id
+            )),
         })?;
     let (specs, warnings) =
         revert::revert_specs(&applied).map_err(|e| CliError::Invalid(e.to_string()))?;
     for w in &warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     drop(h);
     if specs.is_empty() {
-        eprintln!("job {} changed nothing that could be reverted", j.id);
-        return Ok(0);
+        errln!("job {} changed nothing that could be reverted", j.id);
+        return Ok(Exit::Done);
     }
     let tenant = run::open_tenant(&ctx.config, Some(&j.tenant), None)
         .await
@@ -424,20 +428,18 @@ async fn revert_job(ctx: &Ctx, job: &str, out: Option<&std::path::Path>) -> CmdR
             allow_removals: None,
         };
         let p = run::make_plan(input).map_err(|e| render_run_error(ctx, e))?;
-        show_plan(ctx, &p);
+        show_plan(ctx, &p)?;
         if let Some(out) = out {
-            plan::save(&p, out).map_err(|e| {
-                CliError::Other(anyhow::anyhow!("cannot write {}: {e}", out.display()))
-            })?;
+            plan::save(&p, out).map_err(CliError::output(out))?;
             if !ctx.json() {
-                eprintln!(
+                errln!(
                     "revert plan saved to {} (apply it with: teamsync apply --plan {})",
                     out.display(),
                     out.display()
                 );
             }
         }
-        Ok(0)
+        Ok(Exit::Done)
     }
     .await;
     tenant.close().await;

@@ -2,7 +2,7 @@
 //! the plan (and ask on a terminal), then render the job or the failure. The pipeline
 //! itself — lock, snapshot, plan, apply, record — is `crate::run`.
 
-use super::{print_json, CliError, CmdResult, Ctx};
+use super::{print_json, CliError, CmdResult, Ctx, Exit};
 use crate::apply::{JobOutcome, Stop};
 use crate::cli::{PlanArgs, RunArgs, SheetArgs};
 use crate::connect::Tenant;
@@ -46,42 +46,38 @@ pub(crate) fn sheet_input(
 }
 
 /// Prints what a failed run found (sheet errors, plan errors) the way `validate` and
-/// `plan` print them, then turns the error into the CLI's, keeping its exit code. A run
-/// recorded as a failed job says which.
+/// `plan` print them, then hands the error on for `main` to render. A run recorded as a
+/// failed job says which.
 pub(crate) fn render_run_error(ctx: &Ctx, e: RunError) -> CliError {
     if let RunError::Failed(f) = &e {
-        match &f.report {
+        let shown = match &f.report {
             Some(Report::Sheet(v)) if ctx.json() => print_json(&v.to_json()),
-            Some(Report::Sheet(v)) => eprint!("{}", v.render_human()),
+            Some(Report::Sheet(v)) => {
+                err!("{}", v.render_human());
+                Ok(())
+            }
             Some(Report::Plan(errors)) if ctx.json() => {
                 print_json(&serde_json::json!({ "errors": errors }))
             }
             Some(Report::Plan(errors)) => {
                 for d in errors {
-                    eprintln!("{d}");
+                    errln!("{d}");
                 }
+                Ok(())
             }
-            Some(Report::Drift(_)) | None => {}
-        }
+            Some(Report::Drift(_)) | None => Ok(()),
+        };
+        // A reader that left while the findings were shown changes nothing: the run's
+        // own error decides the exit code.
+        drop(shown);
         if let Some((id, job_id)) = &f.job {
-            eprintln!(
+            errln!(
                 "recorded as job {id} ({job_id}), status failed ({}): teamsync jobs show {id}",
                 f.kind
             );
         }
     }
-    cli_error(e)
-}
-
-/// A run error as the CLI's, keeping its exit code (nothing printed).
-pub(crate) fn cli_error(e: RunError) -> CliError {
-    let code = e.exit_code();
-    match e {
-        RunError::Config(c) => CliError::Config(c),
-        e if code == super::exit::INVALID => CliError::Invalid(e.to_string()),
-        e if code == super::exit::ABORTED => CliError::Aborted(e.to_string()),
-        e => CliError::Other(anyhow::Error::new(e)),
-    }
+    CliError::Run(e)
 }
 
 /// Requests the job will send: the status check, the writes as the connector groups
@@ -103,13 +99,24 @@ struct Ui<'a> {
     ask: bool,
     verify: bool,
     rate: Option<f64>,
+    /// The first failed write to stdout while the run went on (a closed pipe): the run is
+    /// not stopped by it, its job decides the exit code.
+    output_error: Option<CliError>,
 }
 
 #[async_trait::async_trait]
 impl run::Review for Ui<'_> {
     async fn review(&mut self, p: &Plan, tenant: &Tenant) -> bool {
         if self.show_plan {
-            super::plan::show_plan(self.ctx, p);
+            if let Err(e) = super::plan::show_plan(self.ctx, p) {
+                // Nobody can read the plan (stdout closed): do not ask about it.
+                let ask = self.ask;
+                self.output_error = Some(e);
+                if ask {
+                    errln!("the plan could not be shown; nothing was applied");
+                    return false;
+                }
+            }
         }
         if !self.ask || plan::summary(p).operations == 0 {
             return true;
@@ -122,7 +129,7 @@ impl run::Review for Ui<'_> {
             0.0
         };
         let s = plan::summary(p);
-        eprint!(
+        err!(
             "\nThis will change {} user(s) with {} operation(s) in {} request(s) on tenant {} \
              (about {:.0}s at {} req/s).\nApply? [y/N] ",
             s.users - s.unchanged,
@@ -145,7 +152,7 @@ impl run::Review for Ui<'_> {
             Ok(Ok("y" | "Y" | "yes" | "YES" | "Yes"))
         );
         if !yes {
-            eprintln!("nothing was applied");
+            errln!("nothing was applied");
         }
         yes
     }
@@ -165,12 +172,20 @@ fn resume_command(ctx: &Ctx, job_id: &str) -> String {
     format!("{cmd} resume {job_id}")
 }
 
-fn report(ctx: &Ctx, o: &JobOutcome, history: &History) -> CmdResult {
+/// Shows the finished job. Only output can fail here: the caller keeps the job's exit
+/// code whatever happens to stdout.
+fn report(ctx: &Ctx, o: &JobOutcome, history: &History) -> Result<(), CliError> {
+    if matches!(o.status, JobStatus::Interrupted | JobStatus::Aborted) {
+        errln!(
+            "the job is not finished; to finish it: {}",
+            resume_command(ctx, &o.job_id)
+        );
+    }
     if ctx.json() {
         let job = o
             .to_json(history)
-            .map_err(|e| CliError::Other(anyhow::Error::new(e)))?;
-        print_json(&job);
+            .map_err(CliError::history(history.path()))?;
+        print_json(&job)?;
     } else {
         outln!(
             "\njob {} ({}): {} — {} users: {} succeeded ({} unchanged), {} failed; {} requests, {} retries, {:.1}s",
@@ -184,41 +199,34 @@ fn report(ctx: &Ctx, o: &JobOutcome, history: &History) -> CmdResult {
             o.requests,
             o.retries,
             o.elapsed.as_secs_f64()
-        );
+        )?;
         if let Some(r) = &o.abort_reason {
-            outln!("stopped: {r}");
+            outln!("stopped: {r}")?;
         }
         if o.errors > 0 {
             outln!(
                 "failed items: teamsync jobs show {} --status error   retry sheet: teamsync jobs export {} --format csv --failed-only",
                 o.bulk_id, o.bulk_id
-            );
+            )?;
         }
     }
-    if matches!(o.status, JobStatus::Interrupted | JobStatus::Aborted) {
-        eprintln!(
-            "the job is not finished; to finish it: {}",
-            resume_command(ctx, &o.job_id)
-        );
-    }
-    Ok(o.exit_code)
+    Ok(())
 }
 
 fn write_html_report(history: &History, bulk_id: i64, path: &Path) -> Result<(), CliError> {
-    let fail = |e: String| CliError::Other(anyhow::anyhow!("job report {}: {e}", path.display()));
+    let hist = CliError::history(history.path());
     let job = history
         .get_job(&bulk_id.to_string())
-        .map_err(|e| fail(e.to_string()))?
-        .ok_or_else(|| fail("job not found".into()))?;
+        .map_err(&hist)?
+        .ok_or_else(|| hist(crate::history::HistoryError::NoSuchJob(bulk_id.to_string())))?;
     let items: Vec<_> = history
         .job_items(bulk_id, &[])
-        .map_err(|e| fail(e.to_string()))?
+        .map_err(&hist)?
         .iter()
         .map(super::jobs::report_item)
         .collect();
-    let html = crate::report::html_report(&super::jobs::report_job(&job), &items)
-        .map_err(|e| fail(e.to_string()))?;
-    std::fs::write(path, html).map_err(|e| fail(e.to_string()))
+    let html = crate::report::html_report(&super::jobs::report_job(&job), &items)?;
+    crate::files::write_private(path, html.as_bytes()).map_err(CliError::output(path))
 }
 
 /// Runs the pipeline with signal handling, then renders the job (or the failure). A
@@ -231,29 +239,43 @@ async fn execute(ctx: &Ctx, req: RunRequest, ui: &mut Ui<'_>, run: &RunArgs) -> 
         db: ctx.db.clone(),
         stop,
     };
+    if let Some(path) = &run.report {
+        super::plan::check_output(path)?;
+    }
     match run::execute(&session, req, ui).await {
         Ok(out) => {
             let Some(outcome) = out.outcome else {
-                return Ok(super::exit::OK);
+                // The review declined: the operator said no (terraform exits 1 too).
+                return match ui.output_error.take() {
+                    Some(e) => Err(e),
+                    None => Ok(Exit::Incomplete),
+                };
             };
+            let exit = Exit::job(outcome.status, None);
             if let Some(path) = &run.report {
-                write_html_report(&out.history, outcome.bulk_id, path)?;
-                if !ctx.json() {
-                    outln!("job report: {}", path.display());
+                // The job ran: a report that cannot be written is told, not its exit code.
+                match write_html_report(&out.history, outcome.bulk_id, path) {
+                    Ok(()) if !ctx.json() => {
+                        let _ = outln!("job report: {}", path.display());
+                    }
+                    Ok(()) => {}
+                    Err(e) => errln!("warning: {}", super::render_error(&e)),
                 }
             }
-            report(ctx, &outcome, &out.history)
+            // Whatever happens to stdout now, the job's outcome is the exit code.
+            let _ = report(ctx, &outcome, &out.history);
+            Ok(exit)
         }
         // Nothing pending is not a failure of `resume`.
         Err(e @ RunError::NothingToResume(_)) => {
-            eprintln!("{e}");
-            Ok(super::exit::OK)
+            errln!("{e}");
+            Ok(Exit::run_error(&e))
         }
         Err(e) => {
             if let (Some(path), RunError::Failed(f)) = (&run.report, &e) {
                 if let (Some((id, _)), Ok(h)) = (&f.job, History::open_for_reading(&ctx.db)) {
                     if let Err(w) = write_html_report(&h, *id, path) {
-                        eprintln!("warning: {w}");
+                        errln!("warning: {}", super::render_error(&w));
                     }
                 }
             }
@@ -296,6 +318,7 @@ pub async fn apply(
         ask: !yes,
         verify: !run.no_verify,
         rate: run.rate,
+        output_error: None,
     };
     execute(ctx, req, &mut ui, run).await
 }
@@ -319,6 +342,7 @@ pub async fn sync(
         ask: false,
         verify: !run.no_verify,
         rate: run.rate,
+        output_error: None,
     };
     execute(ctx, req, &mut ui, run).await
 }
@@ -336,6 +360,7 @@ pub async fn resume(ctx: &Ctx, job: &str, run: &RunArgs) -> CmdResult {
         ask: false,
         verify: !run.no_verify,
         rate: run.rate,
+        output_error: None,
     };
     execute(ctx, req, &mut ui, run).await
 }

@@ -1,7 +1,7 @@
 //! `teamsync templates list|show`.
 
 use super::validate::load_templates;
-use super::{print_json, CliError, CmdResult, Ctx};
+use super::{print_json, CliError, CmdResult, Ctx, Exit};
 use crate::cli::TemplatesCommand;
 
 pub fn run(ctx: &Ctx, cmd: TemplatesCommand) -> CmdResult {
@@ -14,14 +14,14 @@ pub fn run(ctx: &Ctx, cmd: TemplatesCommand) -> CmdResult {
                     .into_iter()
                     .filter_map(|n| set.get(n).map(|t| t.to_json()))
                     .collect();
-                print_json(&serde_json::Value::Array(items));
+                print_json(&serde_json::Value::Array(items))?;
             } else {
                 for n in set.names() {
                     let desc = set
                         .get(n)
                         .and_then(|t| t.description.clone())
                         .unwrap_or_default();
-                    outln!("{n:<24} {desc}");
+                    outln!("{n:<24} {desc}")?;
                 }
             }
         }
@@ -33,11 +33,11 @@ pub fn run(ctx: &Ctx, cmd: TemplatesCommand) -> CmdResult {
                 ))
             })?;
             if ctx.json() {
-                print_json(&t.to_json());
+                print_json(&t.to_json())?;
             } else {
-                out!("{}", t.render_human());
+                out!("{}", t.render_human())?;
             }
         }
     }
-    Ok(0)
+    Ok(Exit::Done)
 }

@@ -280,7 +280,7 @@ async fn a_stopped_job_is_interrupted_and_listed_as_such() {
         .await
         .unwrap();
     assert_eq!(j.status, JobStatus::Interrupted);
-    assert_eq!(j.exit_code(), 3);
+    assert_eq!(j.exit().code(), 3);
     assert_eq!(j.reason.as_deref(), Some("stopped by SIGTERM"));
     assert_eq!(j.to_fusion_json()["abort_reason"], "stopped by SIGTERM");
     let f = JobFilter {
@@ -320,9 +320,12 @@ async fn a_run_that_never_wrote_leaves_a_failed_job_with_its_errors() {
     assert_eq!(j.reason_code.as_deref(), Some("plan"));
     assert_eq!(j.errors, Some(errors));
     assert!(j.finished_on.is_some() && !j.interrupted);
-    assert_eq!((j.total_count, j.exit_code()), (0, 2));
+    assert_eq!((j.total_count, j.exit().code()), (0, 2));
     let a = h.get_job(&auth.to_string()).unwrap().unwrap();
-    assert_eq!((a.reason_code.as_deref(), a.exit_code()), (Some("auth"), 3));
+    assert_eq!(
+        (a.reason_code.as_deref(), a.exit().code()),
+        (Some("auth"), 3)
+    );
     let f = JobFilter {
         status: Some(JobStatus::Failed),
         ..Default::default()

@@ -205,15 +205,9 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// README's exit-code table.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            RunError::Config(_) | RunError::Usage(_) => 2,
-            RunError::History(_) | RunError::HistoryFailed { .. } => 3,
-            RunError::Failed(f) => f.kind.exit_code(),
-            RunError::Apply(e) => e.exit_code(),
-            RunError::NothingToResume(_) => 0,
-        }
+    /// The exit code this error ends a command with ([`crate::exit::Exit::run_error`]).
+    pub fn exit(&self) -> crate::exit::Exit {
+        crate::exit::Exit::run_error(self)
     }
 }
 

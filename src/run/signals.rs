@@ -8,8 +8,8 @@
 
 use crate::apply::Stop;
 
-/// The exit code of a second signal (README: 3, aborted).
-pub const EXIT_ON_SECOND_SIGNAL: i32 = 3;
+/// The exit code of a second signal: aborted.
+pub const EXIT_ON_SECOND_SIGNAL: crate::exit::Exit = crate::exit::Exit::Aborted;
 
 /// Starts listening on the current tokio runtime. Without signal support (not Unix, or
 /// registration failed) the default behaviour stays: the process dies on the signal.
@@ -54,7 +54,7 @@ async fn listen(
             stop.trigger(format!("stopped by {name}"));
         } else {
             eprintln!("teamsync: {name} again: exiting now; `teamsync resume` finishes the job");
-            std::process::exit(EXIT_ON_SECOND_SIGNAL);
+            std::process::exit(i32::from(EXIT_ON_SECOND_SIGNAL.code()));
         }
     }
 }
