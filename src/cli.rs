@@ -36,9 +36,20 @@ pub struct GlobalArgs {
     /// More log detail on stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
-    /// Only errors on stderr.
+    /// Only errors on stderr; `sync`, `apply` and `resume` print one line per run (job,
+    /// counts, exit code, report) instead of the plan.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Log lines on stderr as text (timestamped when stderr is not a terminal) or as one
+    /// JSON object per line, for log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -73,8 +84,12 @@ pub struct PlanArgs {
     #[arg(long, value_enum, default_value_t = ModeArg::Upsert)]
     pub mode: ModeArg,
     /// Allow up to N removals in mirror mode (above the safety threshold).
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub allow_removals: Option<usize>,
+    /// Allow up to N users to lose licenses (above the safety threshold: 10, or 5 % of
+    /// the tenant's licensed users).
+    #[arg(long, value_name = "N")]
+    pub allow_license_removals: Option<usize>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -232,10 +247,17 @@ pub enum JobsCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Delete jobs older than N days.
+    /// Delete jobs older than N days (asks on a terminal; --yes for schedulers).
     Prune {
-        #[arg(long)]
+        /// Jobs whose last update is more than this many days ago.
+        #[arg(long, value_name = "DAYS")]
         older_than: u64,
+        /// List the jobs that would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 }
 

@@ -50,6 +50,11 @@ impl Exit {
         Exit::ChangesPending,
     ];
 
+    /// The row of a code (`None` for a code teamsync never exits with).
+    pub fn from_code(code: u8) -> Option<Exit> {
+        Exit::ALL.into_iter().find(|e| e.code() == code)
+    }
+
     /// The process exit code.
     pub const fn code(self) -> u8 {
         match self {

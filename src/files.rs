@@ -13,6 +13,12 @@ use std::path::Path;
 /// An existing file is replaced with the same restriction. A path that exists and is not
 /// a regular file (`/dev/stdout`, a named pipe) is written in place.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic(path, bytes, 0o640)
+}
+
+/// [`write_private`] with the mode of a new file given (the metrics file is 0644: the
+/// textfile collector runs as another user).
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
         let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
         return f.write_all(bytes).and_then(|()| f.flush());
@@ -27,7 +33,9 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o640);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
     let written = opts.open(&tmp).and_then(|mut f| {
         f.write_all(bytes)?;
         f.sync_all()

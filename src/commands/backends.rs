@@ -42,7 +42,10 @@ pub fn run(ctx: &Ctx) -> CmdResult {
             .iter()
             .map(|r| serde_json::json!({"backend": r.name, "available": r.caps.is_some(), "capabilities": r.caps, "note": r.note}))
             .collect();
-        print_json(&serde_json::Value::Array(v))?;
+        print_json(
+            "backends",
+            super::schema::list("backends", "backends", v.into(), &[]),
+        )?;
         return Ok(Exit::Done);
     }
     let yn = |b: bool| if b { "yes" } else { "-" };

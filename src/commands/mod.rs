@@ -26,6 +26,7 @@ mod backends;
 mod jobs;
 mod plan;
 mod run;
+pub mod schema;
 mod sim;
 mod templates;
 mod tenant;
@@ -132,6 +133,8 @@ pub struct Ctx {
     pub config: Config,
     pub output: OutputFormat,
     pub db: PathBuf,
+    /// `-q`: one line per run, no plan.
+    pub quiet: bool,
 }
 
 impl Ctx {
@@ -157,15 +160,26 @@ pub fn init_logging(g: &GlobalArgs) {
             "{level},hyper=warn,reqwest=warn,h2=warn,rustls=warn"
         ))
     });
-    let _ = tracing_subscriber::fmt()
+    use is_terminal::IsTerminal;
+    let terminal = std::io::stderr().is_terminal();
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi({
-            use is_terminal::IsTerminal;
-            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-        })
-        .try_init();
+        .with_target(false);
+    // A terminal shows the time already; a log file (cron, systemd) needs it on each line.
+    let _ = match g.log_format {
+        crate::cli::LogFormat::Json => builder
+            .json()
+            .with_current_span(false)
+            .flatten_event(true)
+            .try_init(),
+        crate::cli::LogFormat::Text if terminal => builder
+            .without_time()
+            .with_ansi(std::env::var_os("NO_COLOR").is_none())
+            .try_init(),
+        // The default timer writes RFC 3339 in UTC (`2026-12-04T02:30:01.123456Z`).
+        crate::cli::LogFormat::Text => builder.with_ansi(false).try_init(),
+    };
 }
 
 pub fn run(cli: Cli) -> CmdResult {
@@ -176,6 +190,7 @@ pub fn run(cli: Cli) -> CmdResult {
         config,
         output: cli.global.output,
         db,
+        quiet: cli.global.quiet,
     };
     match cli.command {
         Command::Validate { sheets, sheet } => validate::run(&ctx, &sheets, &sheet),
@@ -231,11 +246,13 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(|e| CliError::internal("cannot start the async runtime", e))
 }
 
-/// Prints a JSON value on stdout (pretty, one document).
-pub(crate) fn print_json(v: &serde_json::Value) -> Result<(), CliError> {
+/// Prints the `--output json` document `kind` on stdout: pretty, one object, with its
+/// `schema` key (see [`schema`]).
+pub(crate) fn print_json(kind: &str, v: serde_json::Value) -> Result<(), CliError> {
+    let v = schema::tag(kind, v);
     outln!(
         "{}",
-        serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+        serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
     )
 }
 

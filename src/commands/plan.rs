@@ -17,7 +17,7 @@ pub(crate) fn mode(m: ModeArg) -> Mode {
 
 pub(crate) fn show_plan(ctx: &Ctx, p: &Plan) -> Result<(), CliError> {
     if ctx.json() {
-        print_json(&plan::render_json(p))
+        print_json("plan", plan::render_json(p))
     } else {
         out!("{}", plan::render_human(p, color_stdout()))
     }

@@ -45,7 +45,8 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
                 .map_err(|e| render_run_error(ctx, connector_failure(&tenant.name, e)))?;
             if ctx.json() {
                 print_json(
-                    &serde_json::json!({"tenant": tenant.name, "backend": tenant.connector.backend(), "ok": st.ok, "details": st.details}),
+                    "tenant-status",
+                    serde_json::json!({"tenant": tenant.name, "backend": tenant.connector.backend(), "ok": st.ok, "details": st.details}),
                 )?;
             } else {
                 outln!("tenant   {} ({})", tenant.name, tenant.connector.backend())?;
@@ -63,7 +64,7 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
             let mut snap = full_snapshot(tenant, false).await?;
             snap.users.sort_by(|a, b| a.upn.cmp(&b.upn));
             if ctx.json() {
-                print_json(&serde_json::to_value(&snap.users).unwrap_or_default())?;
+                print_json("tenant-users", listed(tenant, "users", &snap.users))?;
             } else {
                 outln!(
                     "{:<44} {:<28} {:<3} {:<16} LICENSES",
@@ -89,7 +90,10 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
         TenantCommand::Groups { .. } => {
             let snap = full_snapshot(tenant, false).await?;
             if ctx.json() {
-                print_json(&serde_json::to_value(&snap.catalogs.groups).unwrap_or_default())?;
+                print_json(
+                    "tenant-groups",
+                    listed(tenant, "groups", &snap.catalogs.groups),
+                )?;
             } else {
                 outln!("{:<38} DISPLAY NAME", "ID")?;
                 for g in &snap.catalogs.groups {
@@ -101,7 +105,10 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
         TenantCommand::Licenses { .. } => {
             let snap = full_snapshot(tenant, false).await?;
             if ctx.json() {
-                print_json(&serde_json::to_value(&snap.catalogs.licenses).unwrap_or_default())?;
+                print_json(
+                    "tenant-licenses",
+                    listed(tenant, "licenses", &snap.catalogs.licenses),
+                )?;
             } else {
                 outln!(
                     "{:<26} {:>7} {:>7}  {:<38} DESCRIPTION",
@@ -126,7 +133,7 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
         TenantCommand::Vrps { .. } => {
             let snap = full_snapshot(tenant, false).await?;
             if ctx.json() {
-                print_json(&serde_json::to_value(&snap.catalogs.vrps).unwrap_or_default())?;
+                print_json("tenant-vrps", listed(tenant, "vrps", &snap.catalogs.vrps))?;
             } else {
                 for v in &snap.catalogs.vrps {
                     outln!(
@@ -141,7 +148,10 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
         TenantCommand::Numbers { .. } => {
             let snap = full_snapshot(tenant, false).await?;
             if ctx.json() {
-                print_json(&serde_json::to_value(&snap.number_ranges).unwrap_or_default())?;
+                print_json(
+                    "tenant-numbers",
+                    listed(tenant, "number_ranges", &snap.number_ranges),
+                )?;
             } else if snap.number_ranges.is_empty() {
                 errln!(
                     "the {} backend lists no number ranges",
@@ -187,6 +197,16 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
             Ok(Exit::Done)
         }
     }
+}
+
+/// A list read from the tenant as a `--output json` document: the items under `key`,
+/// with the tenant's name and backend.
+fn listed(tenant: &Tenant, key: &str, items: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::json!({
+        key: serde_json::to_value(items).unwrap_or_default(),
+        "tenant": tenant.name,
+        "backend": tenant.connector.backend(),
+    })
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -29,7 +29,7 @@ pub fn run(ctx: &Ctx, paths: &[PathBuf], args: &SheetArgs) -> CmdResult {
     let templates = load_templates(ctx)?;
     let v = validate_files(paths, &sheet_options(ctx, args), &templates);
     if ctx.json() {
-        print_json(&v.to_json())?;
+        print_json("validate", v.to_json())?;
     } else {
         out!("{}", v.render_human())?;
     }

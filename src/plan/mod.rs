@@ -32,6 +32,7 @@ mod diff;
 pub mod model;
 mod numbers;
 mod preflight;
+pub mod removals;
 mod render;
 mod resolve;
 pub mod revert;

@@ -499,6 +499,7 @@ mod tests {
                 created_on: s(&i["created_on"]),
                 updated_on: s(&i["updated_on"]),
                 note: None,
+                action: None,
             })
             .collect();
         let ours = job_json(&doc_job, &doc_items);

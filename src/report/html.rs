@@ -26,10 +26,11 @@ const TEMPLATE: &str = include_str!("assets/report.html.j2");
 const CSS: &str = include_str!("assets/report.css");
 const SCRIPT: &str = include_str!("assets/report.js");
 
-/// Item statuses in the order the filter shows them, with the words a customer reads.
+/// Item statuses in the order the filter shows them, with the words a customer reads. A
+/// successful item's badge says what was done to it ([`ReportItem::outcome`]).
 const ITEM_STATUSES: [(&str, &str); 5] = [
     ("error", "Failed"),
-    ("success", "Updated"),
+    ("success", "Changed"),
     ("unchanged", "Unchanged"),
     ("pending", "Pending"),
     ("running", "Running"),
@@ -107,6 +108,8 @@ struct ChangeView {
 struct ItemView {
     id: i64,
     upn: String,
+    /// The UPN cut where a line may break: after `@`, before each `.`.
+    upn_parts: Vec<String>,
     display_name: Option<String>,
     status: String,
     status_label: String,
@@ -127,6 +130,41 @@ fn status_label(status: &str) -> String {
         .find(|(s, _)| *s == status)
         .map(|(_, l)| l.to_string())
         .unwrap_or_else(|| status.to_string())
+}
+
+/// The badge of one item: what was done to a user that succeeded (Created, Updated,
+/// Disabled, Deleted), else its status's word.
+fn item_label(item: &ReportItem) -> String {
+    match item.status.as_str() {
+        "success" => {
+            let o = item.outcome();
+            let mut c = o.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect())
+                .unwrap_or_default()
+        }
+        s => status_label(s),
+    }
+}
+
+/// Where a UPN may wrap: after the `@` and before each `.`, so `first.last@contoso.com`
+/// breaks into `first` `.last@` `contoso` `.com` rather than in the middle of a word.
+fn upn_parts(upn: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    for ch in upn.chars() {
+        if ch == '.' && !cur.is_empty() {
+            parts.push(std::mem::take(&mut cur));
+        }
+        cur.push(ch);
+        if ch == '@' {
+            parts.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        parts.push(cur);
+    }
+    parts
 }
 
 fn is_none(v: &serde_json::Value) -> bool {
@@ -162,7 +200,7 @@ fn item_view(item: &ReportItem) -> ItemView {
     } else {
         Vec::new()
     };
-    let label = status_label(&item.status);
+    let label = item_label(item);
     let mut search = vec![
         item.upn.clone(),
         item.status.clone(),
@@ -180,6 +218,7 @@ fn item_view(item: &ReportItem) -> ItemView {
     ItemView {
         id: item.id,
         upn: item.upn.clone(),
+        upn_parts: upn_parts(&item.upn),
         display_name: item.display_name().map(str::to_string),
         status: item.status.clone(),
         status_label: label,
@@ -221,16 +260,10 @@ fn pct_text(count: u64, total: u64) -> String {
 /// Renders the job report. `items` may be a subset of the job (the page says so).
 pub fn html_report(job: &ReportJob, items: &[ReportItem]) -> Result<String, ReportError> {
     let total = job.total_count;
-    let changed = job.success_count.saturating_sub(job.unchanged_count);
-    let unchanged = job.unchanged_count.min(job.success_count);
-    let failed = job.error_count;
-    let open = total.saturating_sub(job.success_count.saturating_add(job.error_count));
-    let outcomes: [(&'static str, &'static str, u64); 4] = [
-        ("changed", "Updated", changed),
-        ("unchanged", "Unchanged", unchanged),
-        ("failed", "Failed", failed),
-        ("open", "Not finished", open),
-    ];
+    let outcomes = job.outcomes.rows().map(|(k, label, n)| match k {
+        "pending" => ("open", label, n),
+        k => (k, label, n),
+    });
     // The ring's circumference is 100 (r = 100 / 2π), so dash lengths are percentages;
     // an offset of 25 starts the first segment at twelve o'clock.
     let mut drawn = 0.0;
@@ -280,7 +313,7 @@ pub fn html_report(job: &ReportJob, items: &[ReportItem]) -> Result<String, Repo
         value: total.to_string(),
     }];
     for (class, label, count) in outcomes {
-        if class != "open" || count > 0 {
+        if count > 0 || class != "open" {
             cards.push(Card {
                 class,
                 label: label.to_string(),
@@ -302,7 +335,7 @@ pub fn html_report(job: &ReportJob, items: &[ReportItem]) -> Result<String, Repo
             Some(f) => f.count += 1,
             None => filters.push(Filter {
                 status: v.status.clone(),
-                label: v.status_label.clone(),
+                label: status_label(&v.status),
                 count: 1,
             }),
         }

@@ -27,6 +27,7 @@ fn sheet(dir: &Path, rows: &str) -> Source {
         options: SheetOptions::default(),
         mode: plan::Mode::Upsert,
         allow_removals: None,
+        allow_license_removals: None,
     })
 }
 
