@@ -23,6 +23,7 @@ macro_rules! err {
 }
 
 mod backends;
+mod help;
 mod jobs;
 mod plan;
 mod run;
@@ -196,6 +197,8 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Validate { sheets, sheet } => validate::run(&ctx, &sheets, &sheet),
         Command::Templates { command } => templates::run(&ctx, command),
         Command::Backends => backends::run(&ctx),
+        Command::Completions { shell } => help::completions(shell),
+        Command::Man { out_dir } => help::man(out_dir.as_deref()),
         Command::Sim(args) => runtime()?.block_on(sim::run(&ctx, args)),
         Command::Plan {
             sheet,

@@ -2,7 +2,7 @@
 
 use super::run::render_run_error;
 use super::{print_json, CliError, CmdResult, Ctx, Exit};
-use crate::cli::{ExportFormat, TenantCommand};
+use crate::cli::{SheetFormat, TenantCommand};
 use crate::connect::Tenant;
 use crate::connector::Capabilities;
 use crate::model::{Catalogs, Snapshot, TenantUser};
@@ -177,17 +177,12 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
             // the exported sheet fail its own plan: it is left empty.
             let (header, rows) = export_rows(&snap, &tenant.connector.capabilities());
             let bytes = match format {
-                ExportFormat::Csv => sheet_out::to_csv(&header, &rows),
-                ExportFormat::Xlsx => {
+                SheetFormat::Csv => sheet_out::to_csv(&header, &rows),
+                SheetFormat::Xlsx => {
                     if out.is_none() {
                         return Err(CliError::Invalid("--format xlsx needs --out FILE".into()));
                     }
                     sheet_out::to_xlsx(&header, &rows)?
-                }
-                other => {
-                    return Err(CliError::Invalid(format!(
-                        "tenant export writes csv or xlsx, not {other:?}"
-                    )))
                 }
             };
             sheet_out::write_out(out.as_deref(), &bytes)?;
