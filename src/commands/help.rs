@@ -25,7 +25,9 @@ pub fn completions(shell: Shell) -> CmdResult {
 pub fn man(dir: Option<&std::path::Path>) -> CmdResult {
     let cmd = Cli::command();
     if let Some(dir) = dir {
-        clap_mangen::generate_to(cmd, dir).map_err(super::CliError::output(dir))?;
+        std::fs::create_dir_all(dir)
+            .and_then(|()| clap_mangen::generate_to(cmd, dir))
+            .map_err(super::CliError::output(dir))?;
         errln!("manual pages written to {}", dir.display());
         return Ok(Exit::Done);
     }

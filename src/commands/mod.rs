@@ -166,7 +166,10 @@ pub fn init_logging(g: &GlobalArgs) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false);
+        .with_target(false)
+        // Its own report of a failed write is an `eprintln!`, which panics when stderr
+        // is closed (`teamsync plan … 2>&1 | head -1`); a lost log line is no error.
+        .log_internal_errors(false);
     // A terminal shows the time already; a log file (cron, systemd) needs it on each line.
     let _ = match g.log_format {
         crate::cli::LogFormat::Json => builder

@@ -205,6 +205,7 @@ pub fn job_json(job: &ReportJob, items: &[ReportItem]) -> Value {
                 "before": i.before,
                 "attempts": i.attempts,
                 "note": i.note,
+                "outcome": i.outcome(),
             })
         })
         .collect();
@@ -229,6 +230,7 @@ pub fn job_json(job: &ReportJob, items: &[ReportItem]) -> Value {
         "teamsync_version": job.teamsync_version,
         "abort_reason": job.reason,
         "problems": job.problems,
+        "outcomes": job.outcomes,
     })
 }
 
