@@ -8,7 +8,7 @@
 //! tenant lock is the caller's ([`execute_locked`], taken by `run::` before its first
 //! request); [`execute`] takes a lock of its own for library callers.
 //!
-//! Choices where DESIGN.md is silent:
+//! Choices where the README is silent:
 //! - `only` keeps the named users; `limit` then keeps the first N users *with changes*
 //!   (a canary applies changes). A job holds exactly the users of its run, so a limited
 //!   job ends `success` when its users do. A selected user waiting for an operation of a

@@ -310,7 +310,7 @@ pub(crate) fn counts(conn: &Connection, bulk_id: i64) -> Result<Counts, HistoryE
     Ok(c)
 }
 
-/// The status rule of DESIGN.md: everything as desired (unchanged included) → success;
+/// The status rule (ARCHITECTURE.md, "Job statuses"): everything as desired (unchanged included) → success;
 /// every item failed → error; some failed or some never finished → partial; a fail-fast
 /// stop → aborted whatever the counts; a signal → interrupted while items are left (a
 /// signal after the last item changes nothing). An empty job (nothing to check) is a
