@@ -37,7 +37,7 @@ pub fn plural(n: u64, noun: &str) -> String {
 /// A rate with two significant digits at most: 27.2691 → "27 req/s", 2.54 → "2.5 req/s",
 /// 0.25 → "0.25 req/s"; 0 or less is "unlimited".
 pub fn rate(per_second: f64, unit: &str) -> String {
-    if !(per_second > 0.0) || !per_second.is_finite() {
+    if per_second <= 0.0 || !per_second.is_finite() {
         return "unlimited".into();
     }
     let shown = if per_second >= 10.0 {
@@ -68,9 +68,9 @@ pub fn duration(d: Duration) -> String {
     let secs = secs.round() as u64;
     match secs {
         0..=59 => format!("{secs} s"),
-        60..=3599 if secs % 60 == 0 => format!("{} min", secs / 60),
+        60..=3599 if secs.is_multiple_of(60) => format!("{} min", secs / 60),
         60..=3599 => format!("{} min {} s", secs / 60, secs % 60),
-        _ if secs % 3600 / 60 == 0 => format!("{} h", secs / 3600),
+        _ if secs % 3600 < 60 => format!("{} h", secs / 3600),
         _ => format!("{} h {} min", secs / 3600, secs % 3600 / 60),
     }
 }

@@ -572,6 +572,7 @@ mod tests {
                 "job_items",
                 "kind",
                 "os_user",
+                "outcomes",
                 "problems",
                 "source",
                 "status",

@@ -455,7 +455,11 @@ mod tests {
             between(&html[at..], "<div class=\"value\">", "</div>").to_string()
         };
         assert_eq!(card("total"), "5");
-        assert_eq!(card("changed"), "2");
+        // Every outcome has its card, a create counted as created, not updated.
+        assert_eq!(card("created"), "1");
+        assert_eq!(card("updated"), "1");
+        assert_eq!(card("disabled"), "0");
+        assert_eq!(card("deleted"), "0");
         assert_eq!(card("unchanged"), "1");
         assert_eq!(card("failed"), "2");
         assert_eq!(card("time"), "3 min 07 s");
@@ -463,9 +467,13 @@ mod tests {
             !html.contains("id=\"card-open\""),
             "no 'not finished' card when all ended"
         );
-        assert!(html.contains("Outcomes: 2 updated, 1 unchanged, 2 failed"));
-        assert!(html.contains("stroke-dasharray=\"40.000 60.000\" stroke-dashoffset=\"25.000\""));
-        assert!(html.contains("stroke-dasharray=\"20.000 80.000\" stroke-dashoffset=\"-15.000\""));
+        assert!(html.contains(
+            "Outcomes: 1 created, 1 updated, 0 disabled, 0 deleted, 1 unchanged, 2 failed"
+        ));
+        assert!(html.contains(
+            "class=\"seg created\" cx=\"21\" cy=\"21\" r=\"15.91549\" stroke-dasharray=\"20.000 80.000\" stroke-dashoffset=\"25.000\""
+        ));
+        assert!(html.contains("stroke-dasharray=\"40.000 60.000\" stroke-dashoffset=\"-35.000\""));
         assert!(html.contains("<span class=\"pct\">40%</span>"));
         assert!(
             html.contains("<time datetime=\"2026-11-23T06:03:07Z\">2026-11-23 06:03:07 UTC</time>")
@@ -533,6 +541,22 @@ mod tests {
     }
 
     #[test]
+    fn upns_wrap_after_the_at_and_before_each_dot() {
+        assert_eq!(
+            upn_parts("first.last@contoso.onmicrosoft.com"),
+            ["first", ".last@", "contoso", ".onmicrosoft", ".com"]
+        );
+        assert_eq!(upn_parts("a@b"), ["a@", "b"]);
+        let html = html_report(&job(), &items()).unwrap();
+        assert!(html.contains("<div class=\"upn\">alice@<wbr>acme<wbr>.example</div>"));
+        // The badge of a successful item says what was done to it.
+        let mut created = item(8, "n@x.example", "success", json!({}));
+        created.action = Some("create".into());
+        let html = html_report(&job(), &[created]).unwrap();
+        assert!(html.contains("<span class=\"badge success\">Created</span>"));
+    }
+
+    #[test]
     fn unfinished_job_and_subset_are_said_so() {
         let mut j = job();
         j.status = "running".into();
@@ -540,6 +564,12 @@ mod tests {
         j.success_count = 1;
         j.unchanged_count = 0;
         j.error_count = 1;
+        j.outcomes = crate::report::Outcomes {
+            updated: 1,
+            failed: 1,
+            pending: 3,
+            ..Default::default()
+        };
         let list = items();
         let html = html_report(&j, &list[..2]).unwrap();
         assert!(html.contains("not finished (last update 2026-11-23 06:03:07 UTC)"));
