@@ -84,6 +84,19 @@ fn a_quiet_nightly_sync_logs_one_line() {
     assert_eq!(again.stdout.lines().count(), 1);
     assert!(again.stdout.contains("unchanged"), "{}", again.stdout);
 
+    // Log shippers get one JSON object per log line.
+    let r = ws.run(&["--log-format", "json", "-v", "plan", &sample("users.csv")]);
+    r.code(0);
+    let logs: Vec<serde_json::Value> = r
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(!logs.is_empty());
+    assert!(logs
+        .iter()
+        .all(|l| l["timestamp"].is_string() && l["level"].is_string()));
+
     // A sheet with errors: one line, on stderr, with the job that records it.
     let bad = ws.write("bad.csv", "upn,displayName\nnot-a-upn,X\n");
     let r = ws.run(&["-q", "sync", bad.to_str().unwrap()]);
