@@ -1,7 +1,7 @@
 //! `teamsync sim`: serve a simulated backend on loopback until Ctrl-C. Which simulator and
 //! where its API lives is the backend's, from the registry.
 
-use super::{CliError, CmdResult, Ctx};
+use super::{CliError, CmdResult, Ctx, Exit};
 use crate::cli::SimArgs;
 use crate::connector::registry;
 use teamsync_sim::SimOptions;
@@ -35,21 +35,22 @@ pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
         .map_err(|e| CliError::Invalid(format!("cannot listen on {}: {e}", args.listen)))?;
     let addr = listener
         .local_addr()
-        .map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))?;
+        .map_err(|e| CliError::internal("the simulator's address", e))?;
     if args.seed.is_none() && state_is_new {
-        eprintln!(
+        errln!(
             "seeded from the built-in sample ({}); --seed FILE serves another tenant",
             backend.sample.name
         );
     }
-    eprintln!(
+    errln!(
         "{} simulator on http://{addr}{} (Ctrl-C to stop)",
-        backend.name, server.api_path
+        backend.name,
+        server.api_path
     );
     teamsync_sim::common::conn::serve(listener, server.router, ctrl_c())
         .await
-        .map_err(|e| CliError::Other(anyhow::anyhow!("simulator: {e}")))?;
-    Ok(0)
+        .map_err(|e| CliError::internal("simulator", e))?;
+    Ok(Exit::Done)
 }
 
 async fn ctrl_c() {
