@@ -649,7 +649,8 @@ mod tests {
         let p = d.path().join("teamsync.toml");
         std::fs::write(
             &p,
-            "[tenants.a]\nbackend = \"fusion\"\nbase_url = \"https://f.example\"\ntoken_command = \"get-token\"\n",
+            "[tenants.a]\nbackend = \"fusion\"\nbase_url = \"https://f.example\"\ntoken_command = \"get-token\"\n\
+             draas_instance = \"p\"\ntenant_uuid = \"t\"\nsubscription_id = 1\n",
         )
         .unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
