@@ -98,9 +98,14 @@ pub struct JobOutcome {
     pub success: u64,
     pub errors: u64,
     pub unchanged: u64,
-    /// Requests and retries of this run.
+    /// Requests and retries of this run (throttled sends are not retries).
     pub requests: u64,
     pub retries: u64,
+    /// Throttling answers (429, 503 with Retry-After) the tenant's gate received: for the
+    /// CLI, which opens one gate per command, this run's (the snapshot's reads included).
+    pub throttled: u64,
+    /// The rate the gate learned, req/s; None when the tenant never throttled.
+    pub settled_rate: Option<f64>,
     pub elapsed: Duration,
     /// 0 all done, 1 some items failed (or left pending), 3 aborted.
     pub exit_code: i32,
@@ -109,6 +114,15 @@ pub struct JobOutcome {
 }
 
 impl JobOutcome {
+    /// "not throttled", or "N throttled (429), settled at R req/s", for summary lines.
+    pub fn throttling(&self) -> String {
+        match (self.throttled, self.settled_rate) {
+            (0, None) => "not throttled".into(),
+            (n, Some(r)) => format!("{n} throttled (429), settled at {r:.1} req/s"),
+            (n, None) => format!("{n} throttled (429)"),
+        }
+    }
+
     /// What `apply`/`sync`/`resume --output json` print: the job object as the history
     /// shows it (Fusion's bulk job plus our counts), without items, plus this run's
     /// figures and the exit code.
@@ -121,6 +135,7 @@ impl JobOutcome {
             o.insert("exit_code".into(), self.exit_code.into());
             o.insert("requests".into(), self.requests.into());
             o.insert("retries".into(), self.retries.into());
+            o.insert("throttled".into(), self.throttled.into());
             o.insert(
                 "elapsed_s".into(),
                 serde_json::json!((self.elapsed.as_secs_f64() * 1000.0).round() / 1000.0),
@@ -351,6 +366,12 @@ pub async fn execute(
     watcher.abort();
 
     let abort_reason = ctx.abort.reason();
+    let gate = ctx.connector.gate().map(|g| g.stats());
+    let (throttled, settled_rate) = gate.map_or((0, None), |g| (g.throttles, g.learned));
+    history
+        .add_throttling(bulk_id, throttled, settled_rate)
+        .await
+        .map_err(ApplyError::History)?;
     let job = history
         .finish_job(bulk_id, abort_reason.is_some())
         .await
@@ -377,12 +398,14 @@ pub async fn execute(
         unchanged: job.unchanged_count,
         requests: ctx.requests.load(Ordering::Relaxed),
         retries: ctx.retries.load(Ordering::Relaxed),
+        throttled,
+        settled_rate,
         elapsed: started.elapsed(),
         exit_code: job.status.exit_code(),
         abort_reason,
     };
     tracing::info!(
-        "job {} finished {}: {} users, {} ok ({} unchanged), {} failed, {} requests, {} retries, {:.1?}",
+        "job {} finished {}: {} users, {} ok ({} unchanged), {} failed, {} requests, {} retries, {}, {:.1?}",
         outcome.job_id,
         outcome.status,
         outcome.total,
@@ -391,6 +414,7 @@ pub async fn execute(
         outcome.errors,
         outcome.requests,
         outcome.retries,
+        outcome.throttling(),
         outcome.elapsed
     );
     Ok(outcome)

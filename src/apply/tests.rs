@@ -1,6 +1,7 @@
 //! Executor tests against an in-memory tenant with scripted failures.
 
 use super::*;
+use crate::connector::gate::{Answer, Kind};
 use crate::connector::{Capabilities, Gate, Step, TenantStatus};
 use crate::history::{ItemRow, JobFilter};
 use crate::model::{Country, JobKind, Snapshot, TenantUser, UserDetails, UserSpec, E164};
@@ -270,7 +271,8 @@ impl Connector for Fake {
         Ok(Snapshot::default())
     }
     async fn read_user(&self, id: &str) -> Result<Option<TenantUser>, ConnectorError> {
-        self.gate.ready().await;
+        let p = self.gate.admit(Kind::Read).await;
+        self.gate.answered(p, Answer::Served { limit_used: None });
         let mut s = self.state.lock().unwrap();
         if let Some(l) = s.lag.get_mut(id) {
             if *l > 0 {
@@ -285,7 +287,8 @@ impl Connector for Fake {
         u: &Upn,
         _: Option<&str>,
     ) -> Result<Option<TenantUser>, ConnectorError> {
-        self.gate.ready().await;
+        let p = self.gate.admit(Kind::Read).await;
+        self.gate.answered(p, Answer::Served { limit_used: None });
         Ok(self.user(u.as_str()))
     }
     fn steps(&self, user: &UserPlan) -> Vec<Step> {
@@ -302,7 +305,7 @@ impl Connector for Fake {
         user_id: &mut Option<String>,
         step: &Step,
     ) -> Result<(), ConnectorError> {
-        self.gate.ready().await;
+        let permit = self.gate.admit(Kind::Write).await;
         if let Some(h) = &self.watch_history {
             let (jobs, _) = h.list_jobs(&JobFilter::default(), 1, 1).unwrap();
             let running = h.job_items(jobs[0].id, &[ItemStatus::Running]).unwrap();
@@ -341,7 +344,7 @@ impl Connector for Fake {
         let r = match scripted {
             Some(Script::Fail(e)) => Err(e),
             Some(Script::TooMany(d)) => {
-                self.gate.pause(d);
+                self.gate.answered(permit, Answer::Throttled { retry_after: d });
                 Err(ConnectorError::Retryable {
                     status: Some(429),
                     retry_after: Some(d),

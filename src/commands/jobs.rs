@@ -165,7 +165,13 @@ pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
             let items = h.job_items(j.id, &statuses).map_err(hist_err)?;
             if ctx.json() {
                 let items: Vec<_> = items.iter().map(report_item).collect();
-                print_json(&report::job_json(&report_job(&j), &items));
+                let mut v = report::job_json(&report_job(&j), &items);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("throttled_count".into(), j.throttled_count.into());
+                    let rate = j.settled_rate.map(|r| (r * 10.0).round() / 10.0);
+                    o.insert("settled_rate".into(), serde_json::json!(rate));
+                }
+                print_json(&v);
             } else {
                 out!("{}", render_job(&j, &items));
             }
@@ -259,9 +265,21 @@ fn render_job(j: &JobRow, items: &[ItemRow]) -> String {
     );
     let _ = writeln!(
         s,
-        "{} items: {} succeeded ({} unchanged), {} failed, {} pending\n",
+        "{} items: {} succeeded ({} unchanged), {} failed, {} pending",
         j.total_count, j.success_count, j.unchanged_count, j.error_count, j.pending_count
     );
+    if j.throttled_count > 0 || j.settled_rate.is_some() {
+        let settled = j
+            .settled_rate
+            .map(|r| format!(", settled at {r:.1} req/s"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "throttled: {} answers 429 (or 503 with Retry-After){settled}",
+            j.throttled_count
+        );
+    }
+    s.push('\n');
     for i in items {
         let _ = write!(s, "{:<10} {}", i.status.as_str(), i.upn);
         if let Some(changes) = i.changes.as_array().filter(|c| !c.is_empty()) {

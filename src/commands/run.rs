@@ -91,12 +91,13 @@ fn report(ctx: &Ctx, o: &JobOutcome, history: &History) -> CmdResult {
             m.insert("exit_code".into(), o.exit_code.into());
             m.insert("requests".into(), o.requests.into());
             m.insert("retries".into(), o.retries.into());
+            m.insert("throttled".into(), o.throttled.into());
             m.insert("elapsed_s".into(), o.elapsed.as_secs_f64().into());
         }
         print_json(&job);
     } else {
         outln!(
-            "\njob {} ({}): {} — {} users: {} succeeded ({} unchanged), {} failed; {} requests, {} retries, {:.1}s",
+            "\njob {} ({}): {} — {} users: {} succeeded ({} unchanged), {} failed; {} requests, {} retries, {}, {:.1}s",
             o.bulk_id,
             o.job_id,
             o.status.as_str(),
@@ -106,6 +107,7 @@ fn report(ctx: &Ctx, o: &JobOutcome, history: &History) -> CmdResult {
             o.errors,
             o.requests,
             o.retries,
+            o.throttling(),
             o.elapsed.as_secs_f64()
         );
         if o.errors > 0 {

@@ -2,9 +2,10 @@
 //! adding a vendor never touches them.
 //!
 //! Contract for implementors:
-//! - every HTTP request goes through [`Gate::ready`] first (one rate limiter per tenant,
-//!   reads included), and a 429 calls [`Gate::pause`] with its Retry-After before the error
-//!   is returned, so the whole tenant waits, not only the caller;
+//! - every HTTP request goes through [`Gate::admit`] first (one adaptive rate limiter per
+//!   tenant, reads included) and reports its answer with [`Gate::answered`], so a 429's
+//!   Retry-After pauses the whole tenant, not only the caller, and the gate learns the
+//!   tenant's limit (the shared [`http::Client`] does both);
 //! - `send` makes exactly one HTTP request (one attempt, no retry: the executor owns
 //!   retries and the job's retry budget);
 //! - `snapshot` and `read_user` are idempotent reads and retry on their own with
@@ -73,11 +74,40 @@ pub enum ConnectorError {
     /// Local problem: bad configuration, token command failed, invalid URL.
     #[error("{0}")]
     Config(String),
+    /// The tenant throttled without a break for longer than the tenant's
+    /// `max_throttle_minutes` (the Retry-After just asked for included): the job stops,
+    /// resumable, rather than wait on.
+    #[error(
+        "{request}: the tenant has been throttling for {:.0}s without a break, longer than max_throttle_minutes allows ({:.0}s); stopping (resume the job later)",
+        throttled_for.as_secs_f64(),
+        limit.as_secs_f64()
+    )]
+    Throttled {
+        request: String,
+        throttled_for: Duration,
+        limit: Duration,
+    },
 }
 
 impl ConnectorError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, ConnectorError::Rejected { status: 404, .. })
+    }
+    /// The tenant throttled this request (429, or 503 with Retry-After): not a failure,
+    /// it costs no attempt and no retry budget; the gate holds every request until the
+    /// Retry-After has passed.
+    pub fn is_throttle(&self) -> bool {
+        matches!(
+            self,
+            ConnectorError::Retryable {
+                status: Some(429),
+                ..
+            } | ConnectorError::Retryable {
+                status: Some(503),
+                retry_after: Some(_),
+                ..
+            }
+        )
     }
     /// Stable code kept in the history's `error_code`.
     pub fn code(&self) -> String {
@@ -92,6 +122,7 @@ impl ConnectorError {
             ConnectorError::Auth { status, .. } => status.to_string(),
             ConnectorError::Unsupported(_) => "unsupported".into(),
             ConnectorError::Config(_) => "config".into(),
+            ConnectorError::Throttled { .. } => "throttled".into(),
         }
     }
 }

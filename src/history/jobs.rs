@@ -96,6 +96,11 @@ pub struct JobRow {
     pub created_on: String,
     pub updated_on: String,
     pub finished_on: Option<String>,
+    /// Throttling answers (429, 503 with Retry-After) over all the job's runs.
+    pub throttled_count: u64,
+    /// The rate (req/s) the tenant's gate learned in the last throttled run; None when
+    /// the tenant never throttled the job.
+    pub settled_rate: Option<f64>,
 }
 
 impl JobRow {
@@ -124,6 +129,8 @@ impl JobRow {
             "created_on": self.created_on,
             "updated_on": self.updated_on,
             "finished_on": self.finished_on,
+            "throttled_count": self.throttled_count,
+            "settled_rate": self.settled_rate.map(|r| (r * 10.0).round() / 10.0),
         })
     }
 }
@@ -131,7 +138,7 @@ impl JobRow {
 pub(crate) const JOB_COLUMNS: &str =
     "id, job_id, kind, title, tenant, source, source_sha256, status, \
      total_count, success_count, error_count, unchanged_count, host, os_user, teamsync_version, \
-     created_on, updated_on, finished_on";
+     created_on, updated_on, finished_on, throttled_count, settled_rate";
 
 pub(crate) fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
     let status: String = r.get(7)?;
@@ -162,7 +169,32 @@ pub(crate) fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
         created_on: r.get(15)?,
         updated_on: r.get(16)?,
         finished_on: r.get(17)?,
+        throttled_count: r.get::<_, i64>(18)?.max(0) as u64,
+        settled_rate: r.get(19)?,
     })
+}
+
+/// Adds a run's throttling to the job: the count adds up, a learned rate replaces the
+/// previous one (a run that was not throttled keeps the last one learned).
+pub(crate) fn add_throttling(
+    conn: &Connection,
+    bulk_id: i64,
+    throttled: u64,
+    settled_rate: Option<f64>,
+) -> Result<(), HistoryError> {
+    let n = conn.execute(
+        "UPDATE bulk_jobs SET throttled_count = throttled_count + ?2, \
+         settled_rate = coalesce(?3, settled_rate) WHERE id = ?1",
+        params![
+            bulk_id,
+            i64::try_from(throttled).unwrap_or(i64::MAX),
+            settled_rate.filter(|r| r.is_finite())
+        ],
+    )?;
+    if n == 0 {
+        return Err(HistoryError::NoSuchJob(bulk_id.to_string()));
+    }
+    Ok(())
 }
 
 /// Item counts of one job, straight from its items.

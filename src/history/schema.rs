@@ -6,8 +6,9 @@ use rusqlite::Connection;
 use rusqlite_migration::{Migrations, M};
 
 /// Append-only: never edit a migration that has shipped; add the next one.
-const MIGRATIONS: &[M<'static>] = &[M::up(
-    r#"
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(
+        r#"
 CREATE TABLE bulk_jobs (
     id               INTEGER PRIMARY KEY,
     job_id           TEXT NOT NULL UNIQUE,
@@ -62,7 +63,16 @@ CREATE TABLE job_locks (
     heartbeat_on TEXT NOT NULL
 );
 "#,
-)];
+    ),
+    // Throttling seen by a job: 429s (and 503s with Retry-After) answered over all its
+    // runs, and the limit the tenant's gate learned in the last run that was throttled.
+    M::up(
+        r#"
+ALTER TABLE bulk_jobs ADD COLUMN throttled_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE bulk_jobs ADD COLUMN settled_rate REAL;
+"#,
+    ),
+];
 
 pub(crate) fn migrations() -> Migrations<'static> {
     Migrations::from_slice(MIGRATIONS)
