@@ -38,6 +38,8 @@ pub(crate) struct RunCtx {
     pub progress: super::progress::Progress,
     pub requests: AtomicU64,
     pub retries: AtomicU64,
+    /// Throttling answers the workers saw (a connector without a gate has no other count).
+    pub throttled: AtomicU64,
     pub consecutive_failures: AtomicU32,
     /// The first history write that failed: the job stops and the caller gets it.
     pub history_error: Mutex<Option<HistoryError>>,
@@ -118,6 +120,7 @@ impl RunCtx {
     /// Before sending again after a throttle: the gate holds the next request until the
     /// Retry-After has passed; a connector without a gate is waited for here.
     async fn after_throttle(&self, e: &ConnectorError, tries: u32) -> bool {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
         if self.connector.gate().is_some() {
             return self.abort.reason().is_none();
         }

@@ -304,6 +304,10 @@ pub async fn execute(
     );
 
     let concurrency = opts.concurrency.max(1);
+    let pace = connector.gate().is_some().then(|| -> progress::PaceSource {
+        let c = connector.clone();
+        Arc::new(move || c.gate().map(|g| g.stats()))
+    });
     let ctx = Arc::new(RunCtx {
         board: scheduler::Board::new(plan, &users),
         users,
@@ -319,9 +323,10 @@ pub async fn execute(
         budget: RetryBudget::new(opts.retry_budget),
         abort: scheduler::Abort::new(),
         slots: Arc::new(Semaphore::new(concurrency)),
-        progress: progress::Progress::start(to_run.len() as u64, opts.progress),
+        progress: progress::Progress::start(to_run.len() as u64, opts.progress, pace),
         requests,
         retries: AtomicU64::new(0),
+        throttled: AtomicU64::new(0),
         consecutive_failures: AtomicU32::new(0),
         history_error: Mutex::new(None),
     });
@@ -366,8 +371,10 @@ pub async fn execute(
     watcher.abort();
 
     let abort_reason = ctx.abort.reason();
-    let gate = ctx.connector.gate().map(|g| g.stats());
-    let (throttled, settled_rate) = gate.map_or((0, None), |g| (g.throttles, g.learned));
+    let (throttled, settled_rate) = match ctx.connector.gate().map(|g| g.stats()) {
+        Some(g) => (g.throttles, g.learned),
+        None => (ctx.throttled.load(Ordering::Relaxed), None),
+    };
     history
         .add_throttling(bulk_id, throttled, settled_rate)
         .await

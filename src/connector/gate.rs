@@ -125,6 +125,16 @@ pub struct GateConfig {
 }
 
 impl GateConfig {
+    /// From a `[tenants.X]` table; `rate` overrides `rate_per_second` (`--rate`).
+    pub fn from_tenant(cfg: &crate::config::TenantConfig, rate: Option<f64>) -> GateConfig {
+        GateConfig {
+            rate: rate.unwrap_or(cfg.rate_per_second),
+            read_rate: cfg.read_rate_per_second,
+            burst: cfg.burst,
+            max_throttle: Some(secs(cfg.max_throttle_minutes * 60.0)),
+        }
+    }
+
     /// `rate` req/s for everything, `burst`, no read ceiling, no throttle bound.
     pub fn new(rate: f64, burst: u32) -> GateConfig {
         GateConfig {
