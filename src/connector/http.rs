@@ -766,6 +766,64 @@ mod tests {
     }
 
     #[test]
+    fn throttling_is_a_429_or_a_503_with_retry_after() {
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            answer_of(StatusCode::TOO_MANY_REQUESTS, &h),
+            Answer::Throttled {
+                retry_after: DEFAULT_RETRY_AFTER
+            }
+        );
+        assert_eq!(
+            answer_of(StatusCode::SERVICE_UNAVAILABLE, &h),
+            Answer::Served { limit_used: None },
+            "a 503 without Retry-After is a fault, not throttling"
+        );
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(
+            answer_of(StatusCode::SERVICE_UNAVAILABLE, &h),
+            Answer::Throttled {
+                retry_after: Duration::from_secs(7)
+            }
+        );
+        assert_eq!(
+            answer_of(StatusCode::TOO_MANY_REQUESTS, &h),
+            Answer::Throttled {
+                retry_after: Duration::from_secs(7)
+            }
+        );
+        assert_eq!(
+            answer_of(StatusCode::OK, &h),
+            Answer::Served { limit_used: None }
+        );
+    }
+
+    #[test]
+    fn limit_used_reads_graphs_fraction_and_a_percentage() {
+        let mut h = HeaderMap::new();
+        assert_eq!(limit_used(&h), None);
+        for (v, want) in [
+            ("0.8", Some(0.8)),
+            ("1.8", Some(1.8)),
+            ("85", Some(0.85)),
+            (" 90 % ", Some(0.9)),
+            ("lots", None),
+            ("-1", None),
+            ("NaN", None),
+        ] {
+            h.insert(LIMIT_USED_HEADER, HeaderValue::from_static(v));
+            assert_eq!(limit_used(&h), want, "{v:?}");
+        }
+        h.insert(LIMIT_USED_HEADER, HeaderValue::from_static("0.93"));
+        assert_eq!(
+            answer_of(StatusCode::OK, &h),
+            Answer::Served {
+                limit_used: Some(0.93)
+            }
+        );
+    }
+
+    #[test]
     fn error_bodies_of_every_shape() {
         let s = StatusCode::BAD_REQUEST;
         assert_eq!(
