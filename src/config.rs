@@ -523,7 +523,10 @@ mod tests {
                 &[],
             )
             .unwrap_err();
-            assert!(e.to_string().contains(bad.split(' ').next().unwrap()), "{e}");
+            assert!(
+                e.to_string().contains(bad.split(' ').next().unwrap()),
+                "{e}"
+            );
         }
     }
 

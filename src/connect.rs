@@ -4,11 +4,11 @@
 
 use crate::config::{BackendKind, TenantConfig};
 use crate::connector::fusion::{FusionConnector, FusionSettings};
+use crate::connector::gate::GateConfig;
 use crate::connector::http::{HttpSettings, TokenSource};
 use crate::connector::liveplatform::{LivePlatformConnector, LivePlatformSettings};
 use crate::connector::portsip::{PortsipConnector, PortsipSettings};
 use crate::connector::ump::{UmpConnector, UmpSettings};
-use crate::connector::gate::GateConfig;
 use crate::connector::{Connector, ConnectorError, Gate};
 use std::sync::Arc;
 use teamsync_sim::common::conn::Background;

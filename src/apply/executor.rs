@@ -309,7 +309,11 @@ async fn send_step(
         };
         if let Err(e) = &r {
             if e.is_throttle() {
-                tracing::debug!("{}: {}: {e}; sending again after the pause", user.upn, step.label);
+                tracing::debug!(
+                    "{}: {}: {e}; sending again after the pause",
+                    user.upn,
+                    step.label
+                );
                 if !ctx.after_throttle(e, tries).await {
                     return Err(Fail::Interrupted);
                 }

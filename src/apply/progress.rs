@@ -66,7 +66,10 @@ impl Progress {
                     tick.tick().await;
                     let errors = c.errors.load(Ordering::Relaxed);
                     let failed = (errors > 0).then(|| format!("{errors} failed"));
-                    let rate = pace_of.as_ref().map(|p| pace(p())).filter(|p| !p.is_empty());
+                    let rate = pace_of
+                        .as_ref()
+                        .map(|p| pace(p()))
+                        .filter(|p| !p.is_empty());
                     let msg: Vec<String> = failed.into_iter().chain(rate).collect();
                     b.set_message(msg.join(", "));
                 }

@@ -344,7 +344,8 @@ impl Connector for Fake {
         let r = match scripted {
             Some(Script::Fail(e)) => Err(e),
             Some(Script::TooMany(d)) => {
-                self.gate.answered(permit, Answer::Throttled { retry_after: d });
+                self.gate
+                    .answered(permit, Answer::Throttled { retry_after: d });
                 Err(ConnectorError::Retryable {
                     status: Some(429),
                     retry_after: Some(d),
@@ -593,7 +594,11 @@ async fn throttling_uses_neither_attempts_nor_the_retry_budget() {
     // More throttles in a row than the item has attempts, and a job with no retry
     // budget at all: the item still ends well.
     for _ in 0..5 {
-        fake.script("a@x.com", "set_vrp", Script::TooMany(Duration::from_millis(20)));
+        fake.script(
+            "a@x.com",
+            "set_vrp",
+            Script::TooMany(Duration::from_millis(20)),
+        );
     }
     let p = plan(vec![existing("a@x.com", vec![op(vrp("BE"))])]);
     let (_d, h) = history();
@@ -601,7 +606,10 @@ async fn throttling_uses_neither_attempts_nor_the_retry_budget() {
     o2.max_attempts = 2;
     o2.retry_budget = 0;
     let o = run(&p, &fake, &h, &o2).await;
-    assert_eq!((o.status, o.errors, o.retries, o.throttled), (JobStatus::Success, 0, 0, 5));
+    assert_eq!(
+        (o.status, o.errors, o.retries, o.throttled),
+        (JobStatus::Success, 0, 0, 5)
+    );
     let it = item(&h.job_items(o.bulk_id, &[]).unwrap(), "a@x.com").clone();
     assert_eq!((it.status, it.attempts), (ItemStatus::Success, 1));
 }
@@ -636,7 +644,10 @@ async fn throttling_past_its_time_bound_aborts_the_job_resumably() {
     // Nothing failed: the throttled item is pending again, for `resume`.
     let items = h.job_items(o.bulk_id, &[]).unwrap();
     assert_eq!(item(&items, "a@x.com").status, ItemStatus::Pending);
-    assert!(items.iter().all(|i| i.status != ItemStatus::Error), "{items:?}");
+    assert!(
+        items.iter().all(|i| i.status != ItemStatus::Error),
+        "{items:?}"
+    );
 }
 
 #[tokio::test]

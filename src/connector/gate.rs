@@ -252,7 +252,11 @@ struct Curve {
 impl Curve {
     fn new(w: f64, epoch: Instant, k: Duration) -> Curve {
         let k = k.as_secs_f64();
-        let c1 = if k > 0.0 { w * (1.0 - BETA) / k.powi(3) } else { 0.0 };
+        let c1 = if k > 0.0 {
+            w * (1.0 - BETA) / k.powi(3)
+        } else {
+            0.0
+        };
         Curve { w, epoch, k, c1 }
     }
 
@@ -505,7 +509,9 @@ impl Limiter {
             .iter()
             .filter(|(t, _)| *t + NOISY_FOR >= now)
             .map(|(_, w)| *w)
-            .fold(None, |acc: Option<f64>, w| Some(acc.map_or(w, |a| a.max(w))));
+            .fold(None, |acc: Option<f64>, w| {
+                Some(acc.map_or(w, |a| a.max(w)))
+            });
         if let (Some(best), Phase::Learned(c)) = (best, self.phase) {
             if best > c.w {
                 self.phase = Phase::Learned(Curve::new(best, c.epoch, Duration::ZERO));
@@ -532,7 +538,10 @@ impl Limiter {
         if let Some(c) = self.ceiling {
             w = w.min(c);
         }
-        tracing::debug!("the tenant reports {:.0} % of its limit used; holding at {w:.1} req/s", used * 100.0);
+        tracing::debug!(
+            "the tenant reports {:.0} % of its limit used; holding at {w:.1} req/s",
+            used * 100.0
+        );
         self.phase = Phase::Learned(Curve::new(w, now, Duration::ZERO));
         self.last_soft_cut = Some(now);
     }

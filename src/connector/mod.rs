@@ -78,15 +78,26 @@ pub enum ConnectorError {
     /// `max_throttle_minutes` (the Retry-After just asked for included): the job stops,
     /// resumable, rather than wait on.
     #[error(
-        "{request}: the tenant has been throttling for {:.0}s without a break, longer than max_throttle_minutes allows ({:.0}s); stopping (resume the job later)",
-        throttled_for.as_secs_f64(),
-        limit.as_secs_f64()
+        "{request}: the tenant has been throttling for {} without a break, longer than max_throttle_minutes allows ({}); stopping (resume the job later)",
+        human(*throttled_for),
+        human(*limit)
     )]
     Throttled {
         request: String,
         throttled_for: Duration,
         limit: Duration,
     },
+}
+
+/// "3.2s", "31m 5s": a duration in an error message.
+fn human(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 60.0 {
+        format!("{s:.1}s")
+    } else {
+        let m = d.as_secs() / 60;
+        format!("{m}m {}s", d.as_secs() % 60)
+    }
 }
 
 impl ConnectorError {

@@ -5,8 +5,8 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use teamsync::connector::fusion::{FusionConnector, FusionSettings, TokenSource};
-use teamsync::connector::retry::RetryPolicy;
 use teamsync::connector::gate::GateConfig;
+use teamsync::connector::retry::RetryPolicy;
 use teamsync::connector::{Connector, ConnectorError, Gate, Step};
 use teamsync::model::{Country, Upn, UserSpec, E164};
 use teamsync::plan::model::{Operation, PlannedOp, UserAction, UserPlan};
@@ -119,7 +119,10 @@ fn bounded(s: FusionSettings, bound: Duration) -> (FusionConnector, Arc<Gate>) {
         max_throttle: Some(bound),
         ..GateConfig::new(0.0, 1)
     }));
-    (FusionConnector::new(s, gate.clone()).expect("valid settings"), gate)
+    (
+        FusionConnector::new(s, gate.clone()).expect("valid settings"),
+        gate,
+    )
 }
 
 #[tokio::test]
@@ -145,7 +148,10 @@ async fn a_429_with_retry_after_seconds_pauses_the_whole_gate() {
             limit,
             ..
         } => {
-            assert!(*throttled_for >= Duration::from_millis(1900), "{throttled_for:?}");
+            assert!(
+                *throttled_for >= Duration::from_millis(1900),
+                "{throttled_for:?}"
+            );
             assert_eq!(*limit, Duration::from_secs(1));
         }
         other => panic!("{other:?}"),
@@ -257,7 +263,11 @@ async fn a_503_with_retry_after_is_throttling_not_a_fault() {
     let t0 = Instant::now();
     // One attempt only, as above: a fault would have ended the read.
     assert!(c.read_user("u1").await.unwrap().is_some());
-    assert!(t0.elapsed() >= Duration::from_millis(950), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        t0.elapsed()
+    );
     assert_eq!(gate.stats().throttles, 1);
 }
 

@@ -17,4 +17,5 @@ mod report_html;
 mod sheets;
 mod sim_fusion;
 mod sim_fusion_more;
+mod throttling;
 mod ump;

@@ -111,12 +111,18 @@ fn a_cut_learns_from_what_the_tenant_admitted_then_recovers_holds_and_probes() {
     let at = |x: f64| l.rate(resume + secs(x)).unwrap();
     assert!((at(0.0) - BETA * w).abs() < 1e-9, "restarts at BETA·W");
     assert!(at(1.0) > at(0.5) && at(1.0) < w, "concave climb");
-    assert!((at(RECOVERY.as_secs_f64()) - w).abs() < 1e-9, "back at W after K");
+    assert!(
+        (at(RECOVERY.as_secs_f64()) - w).abs() < 1e-9,
+        "back at W after K"
+    );
     let k = RECOVERY.as_secs_f64();
     let h = HOLD.as_secs_f64();
     assert!((at(k + h - 0.1) - w).abs() < 1e-9, "flat for the hold");
     let probe = at(k + h + 4.0);
-    assert!((probe - (w + PROBE_C * 64.0)).abs() < 1e-9, "cubic probe: {probe}");
+    assert!(
+        (probe - (w + PROBE_C * 64.0)).abs() < 1e-9,
+        "cubic probe: {probe}"
+    );
 }
 
 #[test]
@@ -181,7 +187,11 @@ fn continuous_throttling_past_the_bound_gives_up_and_any_served_answer_resets_it
     }
     // Throttled at 0, 1, 2, 3, 4 s, each asking for 1 s more: 5 s at the fifth.
     assert!(verdicts[..4].iter().all(|v| *v == Verdict::Continue));
-    assert_eq!(verdicts[4], Verdict::Continue, "exactly 5 s is not past 5 s");
+    assert_eq!(
+        verdicts[4],
+        Verdict::Continue,
+        "exactly 5 s is not past 5 s"
+    );
     t = l.next_slot(t);
     let p = admit(&mut l, t);
     assert_eq!(
@@ -231,7 +241,10 @@ fn a_throttled_first_request_after_a_pause_means_noise_cuts_are_undone() {
     assert!(p.first_after_pause);
     l.answered(end, p, throttled(1));
     let undone = l.learned().unwrap();
-    assert!(undone >= w1, "the last minute's cuts are undone: {undone} < {w1}");
+    assert!(
+        undone >= w1,
+        "the last minute's cuts are undone: {undone} < {w1}"
+    );
     // For NOISY_FOR, throttles neither cut nor let the rate probe above the plateau.
     let end2 = l.next_slot(end);
     let p = admit(&mut l, end2);
@@ -240,7 +253,11 @@ fn a_throttled_first_request_after_a_pause_means_noise_cuts_are_undone() {
     let p = admit(&mut l, at);
     l.answered(end2 + Duration::from_secs(1), p, throttled(1));
     assert_eq!(l.learned(), Some(undone));
-    assert_eq!(l.rate(end + Duration::from_secs(50)), Some(undone), "no probing");
+    assert_eq!(
+        l.rate(end + Duration::from_secs(50)),
+        Some(undone),
+        "no probing"
+    );
     assert!(l.rate(end + NOISY_FOR + Duration::from_secs(30)).unwrap() > undone);
 }
 
@@ -250,11 +267,23 @@ fn a_server_near_its_limit_gets_a_soft_cut_without_a_pause() {
     let mut l = Limiter::new(200.0, 1, None);
     let t = serve_at(&mut l, t0, 30.0, Duration::from_secs(1));
     let p = admit(&mut l, t);
-    l.answered(t, p, Answer::Served { limit_used: Some(0.5) });
+    l.answered(
+        t,
+        p,
+        Answer::Served {
+            limit_used: Some(0.5),
+        },
+    );
     assert_eq!(l.learned(), None, "50 % used is no signal");
     let at = l.next_slot(t);
     let p = admit(&mut l, at);
-    l.answered(t + ms(30), p, Answer::Served { limit_used: Some(0.85) });
+    l.answered(
+        t + ms(30),
+        p,
+        Answer::Served {
+            limit_used: Some(0.85),
+        },
+    );
     let w = l.learned().expect("soft cut");
     assert!(w <= 30.0 * GAMMA + 1.0, "{w}");
     assert_eq!(l.pause_remaining(t + ms(30)), None, "no pause");
@@ -262,7 +291,13 @@ fn a_server_near_its_limit_gets_a_soft_cut_without_a_pause() {
     // Another report within the second does not cut again.
     let at = l.next_slot(t + ms(30));
     let p = admit(&mut l, at);
-    l.answered(t + ms(100), p, Answer::Served { limit_used: Some(1.2) });
+    l.answered(
+        t + ms(100),
+        p,
+        Answer::Served {
+            limit_used: Some(1.2),
+        },
+    );
     assert_eq!(l.learned(), Some(w));
 }
 
@@ -363,10 +398,16 @@ fn against_a_30_per_second_bucket_it_settles_just_under_the_limit() {
     let (wall, throttled_n, learned) = run_against(&mut l, &mut server, t0, 16, 4000);
     let ideal = 4000.0 / 30.0;
     let ratio = wall.as_secs_f64() / ideal;
-    assert!(ratio < 1.1, "{wall:?} for 4000 requests ({ratio:.3}× ideal)");
+    assert!(
+        ratio < 1.1,
+        "{wall:?} for 4000 requests ({ratio:.3}× ideal)"
+    );
     assert!(throttled_n * 100 < 4000, "{throttled_n} throttled");
     let settled = *learned.last().unwrap();
-    assert!((26.0..30.0).contains(&settled), "settled at {settled} ({learned:?})");
+    assert!(
+        (26.0..30.0).contains(&settled),
+        "settled at {settled} ({learned:?})"
+    );
     // One throttle event per probe, not a storm: about one every 25 s.
     assert!(learned.len() <= 8, "{learned:?}");
 }
@@ -379,7 +420,10 @@ fn against_other_buckets_it_converges_without_a_storm() {
         let mut server = Bucket::new(rate, burst, t0);
         let (wall, throttled_n, learned) = run_against(&mut l, &mut server, t0, 16, requests);
         let ratio = wall.as_secs_f64() / (requests as f64 / rate);
-        assert!(ratio < 1.5, "{rate}/s burst {burst}: {ratio:.3}× ideal, {learned:?}");
+        assert!(
+            ratio < 1.5,
+            "{rate}/s burst {burst}: {ratio:.3}× ideal, {learned:?}"
+        );
         assert!(
             throttled_n * 20 < requests,
             "{rate}/s burst {burst}: {throttled_n} throttled"
@@ -438,7 +482,10 @@ async fn reads_keep_their_own_ceiling_under_the_shared_one() {
     let t1 = std::time::Instant::now();
     let p = g.admit(Kind::Write).await;
     g.answered(p, SERVED);
-    assert!(t1.elapsed() < ms(150), "a write is not held by the reads' ceiling");
+    assert!(
+        t1.elapsed() < ms(150),
+        "a write is not held by the reads' ceiling"
+    );
 }
 
 #[tokio::test]
