@@ -69,7 +69,8 @@ impl Progress {
                     let rate = pace_of
                         .as_ref()
                         .map(|p| pace(p()))
-                        .filter(|p| !p.is_empty());
+                        .filter(|p| !p.is_empty())
+                        .map(|p| format!("tenant {p}"));
                     let msg: Vec<String> = failed.into_iter().chain(rate).collect();
                     b.set_message(msg.join(", "));
                 }
