@@ -647,31 +647,44 @@ async fn run_sync(dir: &Path, users: usize, opts: SimOptions, limit: u32) -> any
 /// it: the simulator logs arrival, decides after its latency).
 fn throttle_figures(log: &[Value], limit: u32) -> Value {
     const GRACE_MS: i64 = 150;
-    let entries: Vec<(i64, Option<u16>, Option<u64>)> = log
+    // (arrival ms, status, Retry-After, index in the log)
+    let entries: Vec<(i64, Option<u16>, Option<u64>, usize)> = log
         .iter()
-        .filter_map(|e| {
+        .enumerate()
+        .filter_map(|(i, e)| {
             let t = chrono::DateTime::parse_from_rfc3339(e["time"].as_str()?).ok()?;
             let status = e["status"].as_u64().and_then(|s| u16::try_from(s).ok());
-            Some((t.timestamp_millis(), status, e["retry_after"].as_u64()))
+            Some((t.timestamp_millis(), status, e["retry_after"].as_u64(), i))
         })
         .collect();
     let throttled: Vec<(i64, u64)> = entries
         .iter()
-        .filter(|(_, st, _)| *st == Some(429))
-        .map(|(t, _, ra)| (*t, ra.unwrap_or(0)))
+        .filter(|(_, st, _, _)| *st == Some(429))
+        .map(|(t, _, ra, _)| (*t, ra.unwrap_or(0)))
         .collect();
-    let mut times: Vec<i64> = entries.iter().map(|(t, _, _)| *t).collect();
+    let mut times: Vec<(i64, usize)> = entries.iter().map(|(t, _, _, i)| (*t, *i)).collect();
     times.sort_unstable();
     let mut early = 0usize;
+    let mut examples = Vec::new();
     for (t, ra) in &throttled {
         let (from, until) = (t + GRACE_MS, t + *ra as i64 * 1000);
-        let lo = times.partition_point(|x| *x <= from);
-        let hi = times.partition_point(|x| *x < until);
+        let lo = times.partition_point(|x| x.0 <= from);
+        let hi = times.partition_point(|x| x.0 < until);
         early += hi.saturating_sub(lo);
+        for &(at, i) in times.get(lo..hi).unwrap_or_default().iter().take(2) {
+            if examples.len() < 6 {
+                examples.push(format!(
+                    "429 at {t} (Retry-After {ra} s), then {} {} at +{} ms",
+                    log[i]["method"].as_str().unwrap_or("?"),
+                    log[i]["path"].as_str().unwrap_or("?"),
+                    at - t
+                ));
+            }
+        }
     }
     let answered = entries
         .iter()
-        .filter(|(_, st, _)| st.is_some_and(|s| s != 429))
+        .filter(|(_, st, _, _)| st.is_some_and(|s| s != 429))
         .count();
     json!({
         "requests": entries.len(),
@@ -680,6 +693,7 @@ fn throttle_figures(log: &[Value], limit: u32) -> Value {
         "throttled_share": throttled.len() as f64 / entries.len().max(1) as f64,
         "ideal_s": answered as f64 / f64::from(limit.max(1)),
         "early_sends": early,
+        "early_examples": examples,
     })
 }
 
@@ -781,7 +795,12 @@ fn render(z: &Sizes, r: &Value) -> String {
         .unwrap_or_default()
         .iter()
         .map(|x| ("throttled", x))
-        .chain(mixed.iter().filter(|x| !x.is_null()).map(|x| ("mixed faults", x)));
+        .chain(
+            mixed
+                .iter()
+                .filter(|x| !x.is_null())
+                .map(|x| ("mixed faults", x)),
+        );
     for (kind, x) in runs {
         let l = &x["log"];
         let outcome = match x["aborted"].as_str() {

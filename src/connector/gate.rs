@@ -100,6 +100,8 @@ pub const NEAR_LIMIT: f64 = 0.8;
 const START_WINDOW: Duration = Duration::from_secs(1);
 /// The same, once a limit has been learned.
 const WINDOW: Duration = Duration::from_secs(2);
+/// The admitted rate is counted over at least this much time.
+const MIN_SPAN: Duration = Duration::from_millis(500);
 /// Fewer non-throttled answers than this in the window measure nothing: the cut is then
 /// AWS's plain 0.7 × the rate the throttled request was sent at.
 const MIN_SAMPLES: usize = 3;
@@ -260,15 +262,19 @@ impl Curve {
         Curve { w, epoch, k, c1 }
     }
 
-    fn at(&self, now: Instant, probe: bool) -> f64 {
+    /// The rate at `now`; probing above the plateau starts no earlier than `probe_from`
+    /// (the end of a noisy spell: the probe then starts gently, not where its clock
+    /// would be had it run all along).
+    fn at(&self, now: Instant, probe_from: Option<Instant>) -> f64 {
         let x = now.saturating_duration_since(self.epoch).as_secs_f64();
-        let hold_end = self.k + HOLD.as_secs_f64();
         if x < self.k {
-            self.w - self.c1 * (self.k - x).powi(3)
-        } else if x < hold_end || !probe {
-            self.w
-        } else {
-            self.w + PROBE_C * (x - hold_end).powi(3)
+            return self.w - self.c1 * (self.k - x).powi(3);
+        }
+        let hold_end = self.epoch + secs(self.k + HOLD.as_secs_f64());
+        let start = probe_from.map_or(hold_end, |p| p.max(hold_end));
+        match now.checked_duration_since(start) {
+            Some(p) if !p.is_zero() => self.w + PROBE_C * p.as_secs_f64().powi(3),
+            _ => self.w,
         }
     }
 }
@@ -318,7 +324,7 @@ impl Limiter {
                     .map_or(0.0, |s| now.saturating_duration_since(s).as_secs_f64());
                 INITIAL_RATE * (x / DOUBLING.as_secs_f64()).min(64.0).exp2()
             }
-            Phase::Learned(c) => c.at(now, !self.noisy(now)),
+            Phase::Learned(c) => c.at(now, self.noisy_until),
         };
         let r = raw.clamp(FLOOR, MAX_RATE);
         Some(self.ceiling.map_or(r, |c| r.min(c)))
@@ -457,7 +463,11 @@ impl Limiter {
             from = from.max(r);
         }
         let n = self.served.iter().rev().take_while(|t| **t >= from).count();
-        let span = now.saturating_duration_since(from).as_secs_f64().max(0.05);
+        // Less than MIN_SPAN of sending measures a burst, not a rate.
+        let span = now
+            .saturating_duration_since(from)
+            .as_secs_f64()
+            .max(MIN_SPAN.as_secs_f64());
         (n >= MIN_SAMPLES).then(|| n as f64 / span)
     }
 

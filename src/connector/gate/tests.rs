@@ -258,7 +258,11 @@ fn a_throttled_first_request_after_a_pause_means_noise_cuts_are_undone() {
         Some(undone),
         "no probing"
     );
-    assert!(l.rate(end + NOISY_FOR + Duration::from_secs(30)).unwrap() > undone);
+    // Once the noisy spell is over, the probe starts gently from the plateau.
+    let calm = l.noisy_until.unwrap();
+    let r = l.rate(calm + Duration::from_secs(1)).unwrap();
+    assert!(r > undone && r < undone + 0.1, "{r} vs {undone}");
+    assert!(l.rate(calm + Duration::from_secs(30)).unwrap() > undone + 1.0);
 }
 
 #[test]
@@ -309,6 +313,9 @@ struct Bucket {
     burst: f64,
     tokens: f64,
     last: Instant,
+    /// Share of admitted requests answered 429 (Retry-After 1) anyway, and the dice.
+    noise: f64,
+    dice: rand::rngs::StdRng,
 }
 
 impl Bucket {
@@ -318,6 +325,8 @@ impl Bucket {
             burst,
             tokens: burst,
             last: t0,
+            noise: 0.0,
+            dice: rand::SeedableRng::seed_from_u64(14),
         }
     }
     fn check(&mut self, now: Instant) -> Result<(), u64> {
@@ -325,7 +334,11 @@ impl Bucket {
         self.last = now;
         self.tokens = (self.tokens + dt * self.rate).min(self.burst) - 1.0;
         if self.tokens >= 0.0 {
-            return Ok(());
+            return if rand::Rng::random::<f64>(&mut self.dice) < self.noise {
+                Err(1)
+            } else {
+                Ok(())
+            };
         }
         Err((((1.0 - self.tokens) / self.rate) - 1e-9).ceil().max(1.0) as u64)
     }
@@ -437,6 +450,25 @@ fn against_other_buckets_it_converges_without_a_storm() {
             "{rate}/s: settled at {settled}: {learned:?}"
         );
     }
+}
+
+#[test]
+fn random_throttling_neither_collapses_the_rate_nor_overruns_the_limit() {
+    // 30 % of the requests the bucket admits are throttled anyway: every one costs a
+    // pause, whatever the rate, so cutting on them would only drive the rate down.
+    let t0 = Instant::now();
+    let mut l = Limiter::new(200.0, 5, None);
+    let mut server = Bucket::new(30.0, 5.0, t0);
+    server.noise = 0.3;
+    let (wall, throttled_n, learned) = run_against(&mut l, &mut server, t0, 16, 1000);
+    let w = l.learned().expect("learned");
+    assert!(w >= 5.0 && w <= 30.0, "settled at {w}: {learned:?}");
+    // About one pause per 2.3 served requests is the best anyone can do here.
+    let floor = 1000.0 / (0.7 / 0.3) * 1.0;
+    assert!(
+        wall.as_secs_f64() < floor * 1.5,
+        "{wall:?} for 1000 requests, {throttled_n} throttled"
+    );
 }
 
 // ---------------------------------------------------------------- the async gate

@@ -459,13 +459,15 @@ mod tests {
             ..SimOptions::default()
         };
         let d = ExtraDice::new(&opts);
-        let draws: Vec<_> = (0..20_000).map(|_| d.draw()).collect();
-        let share = |f: &dyn Fn(&(bool, Option<Fault>)) -> bool| {
-            draws.iter().filter(|x| f(x)).count() as f64 / draws.len() as f64
-        };
-        let throttled = share(&|x| x.0);
-        let errors = share(&|x| matches!(x.1, Some(Fault::Status500 | Fault::Status503)));
-        let drops = share(&|x| x.1 == Some(Fault::Drop));
+        let draws: Vec<(bool, Option<Fault>)> = (0..20_000).map(|_| d.draw()).collect();
+        let n = draws.len() as f64;
+        let throttled = draws.iter().filter(|x| x.0).count() as f64 / n;
+        let errors = draws
+            .iter()
+            .filter(|x| matches!(x.1, Some(Fault::Status500 | Fault::Status503)))
+            .count() as f64
+            / n;
+        let drops = draws.iter().filter(|x| x.1 == Some(Fault::Drop)).count() as f64 / n;
         assert!((throttled - 0.3).abs() < 0.02, "{throttled}");
         // Faults are drawn among the requests not throttled.
         assert!((errors - 0.07).abs() < 0.01, "{errors}");
