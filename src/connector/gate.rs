@@ -48,8 +48,9 @@
 //!   that request is throttled, the throttles are not about our rate (a busy tenant, or
 //!   a server throttling at random); cutting on them would drive the rate to the floor
 //!   for nothing, as no single answer can tell such a 429 from a limit's. Then the cuts
-//!   of the last [`NOISY_FOR`] are undone and for that long the gate neither cuts nor
-//!   probes: it honours every pause and holds the rate.
+//!   of the last [`NOISY_FOR`] are undone and for that long (renewed by every such
+//!   throttle) the gate neither cuts nor probes: it honours every pause and holds the
+//!   rate; probing afterwards starts gently from the plateau.
 //! - **Near the limit.** A server that says how much of its limit is used
 //!   (`x-ms-throttle-limit-percentage`, Microsoft Graph's, as a fraction or a percentage)
 //!   at [`NEAR_LIMIT`] or more gets a soft cut: `W` as on a throttle, but no pause and no
@@ -392,7 +393,9 @@ impl Limiter {
                 if self.served.len() >= SAMPLES_KEPT {
                     self.served.pop_front();
                 }
-                self.served.push_back(p.sent);
+                // Answers come back out of order; the samples stay sorted by send time.
+                let at = self.served.partition_point(|t| *t <= p.sent);
+                self.served.insert(at, p.sent);
                 if let Some(u) = limit_used.filter(|u| *u >= NEAR_LIMIT) {
                     self.near_limit(now, p, u);
                 }
@@ -401,8 +404,12 @@ impl Limiter {
             Answer::Throttled { retry_after } => {
                 self.throttles += 1;
                 let since = *self.throttled_since.get_or_insert(now);
-                if p.first_after_pause && !self.noisy(now) {
-                    self.turn_noisy(now);
+                if p.first_after_pause {
+                    if self.noisy(now) {
+                        self.noisy_until = Some(now + NOISY_FOR);
+                    } else {
+                        self.turn_noisy(now);
+                    }
                 }
                 self.extend_pause(now + retry_after);
                 let new_event = self.resume.is_none_or(|r| p.sent >= r);
@@ -462,7 +469,7 @@ impl Limiter {
         if let Some(r) = self.resume.or(self.started) {
             from = from.max(r);
         }
-        let n = self.served.iter().rev().take_while(|t| **t >= from).count();
+        let n = self.served.len() - self.served.partition_point(|t| *t < from);
         // Less than MIN_SPAN of sending measures a burst, not a rate.
         let span = now
             .saturating_duration_since(from)
