@@ -15,14 +15,16 @@
 //! the tenant default). `BENCH_QUICK=1` shrinks everything for a smoke run;
 //! `BENCH_ONLY=validate,plan,history,apply,speedup,sim` runs some parts only.
 //!
-//! Throttling (only when named: `BENCH_ONLY=throttle,mixed`, they take minutes): whole
+//! Throttling (only when named: `BENCH_ONLY=throttle,throttle-header,mixed`, they take
+//! minutes): whole
 //! syncs (snapshot, plan, apply with read-back, as `teamsync sync` runs them, through
 //! `connect::Tenant::open` from a tenant table) with the client settings
 //! (`rate_per_second = 200`, `concurrency = 16`, every other key at its default) against
 //! the Fusion simulator allowing `BENCH_THROTTLE_RATE` (30) req/s with a burst of
 //! `BENCH_THROTTLE_BURST` (5) and `BENCH_THROTTLE_LATENCY_MS` (25) per answer, for each of
 //! `BENCH_THROTTLE_USERS` (150,600,2000) renamed users; `mixed` adds 30 % random 429s,
-//! 10 % 5xx and 1 % dropped connections for `BENCH_MIXED_USERS` (1000). The figures come
+//! 10 % 5xx and 1 % dropped connections for `BENCH_MIXED_USERS` (1000); `throttle-header`
+//! repeats `throttle` with the tenant sending `x-ms-throttle-limit-percentage`. The figures come
 //! from the simulator's request log (429s, answered requests, sends before a Retry-After
 //! ended) and the history (failed items).
 //! Results: printed as Markdown, and written to `target/bench/results.json`.
@@ -80,7 +82,7 @@ struct Sizes {
 }
 
 /// Parts that run only when `BENCH_ONLY` names them (they take minutes).
-const OPT_IN: &[&str] = &["throttle", "mixed"];
+const OPT_IN: &[&str] = &["throttle", "throttle-header", "mixed"];
 
 fn env_num<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key)
@@ -578,6 +580,21 @@ async fn orchestrate_async() -> anyhow::Result<()> {
         }
         results.insert("throttle".into(), Value::Array(runs));
     }
+    if z.wants("throttle-header") {
+        // The same tenant, saying how much of its limit is used from 80 % on.
+        let opts = SimOptions {
+            limit_header: true,
+            ..throttled_tenant.clone()
+        };
+        let mut runs = Vec::new();
+        for &n in &z.throttle_users {
+            eprintln!("throttle-header: sync of {n} users, x-ms-throttle-limit-percentage on…");
+            let mut r = run_sync(dir, n, opts.clone(), z.throttle_rate).await?;
+            r["limit_header"] = json!(true);
+            runs.push(r);
+        }
+        results.insert("throttle_header".into(), Value::Array(runs));
+    }
     if z.wants("mixed") {
         let opts = SimOptions {
             throttle_share: 0.3,
@@ -789,12 +806,12 @@ fn render(z: &Sizes, r: &Value) -> String {
         );
     }
     let mixed = [r["mixed"].clone()];
-    let runs = r["throttle"]
-        .as_array()
-        .map(|a| a.as_slice())
-        .unwrap_or_default()
+    let list = |k: &str| r[k].as_array().cloned().unwrap_or_default();
+    let (plain, header) = (list("throttle"), list("throttle_header"));
+    let runs = plain
         .iter()
         .map(|x| ("throttled", x))
+        .chain(header.iter().map(|x| ("throttled, near-limit header", x)))
         .chain(
             mixed
                 .iter()

@@ -509,6 +509,12 @@ impl Limiter {
             w = w.min(c);
         }
         let epoch = self.pause_until.unwrap_or(now).max(now);
+        tracing::info!(
+            "the tenant throttles: pausing {:.1}s, then {:.1} req/s (learned limit, from {:.1} req/s admitted)",
+            epoch.saturating_duration_since(now).as_secs_f64(),
+            w,
+            est
+        );
         self.phase = Phase::Learned(Curve::new(w, epoch, RECOVERY));
         self.resume = Some(epoch);
         self.cuts.push_back((now, before));
@@ -520,6 +526,10 @@ impl Limiter {
     /// The first request after a pause was throttled too: undo the recent cuts and stop
     /// cutting for a while (see the module doc).
     fn turn_noisy(&mut self, now: Instant) {
+        tracing::info!(
+            "the tenant throttled the first request after its pause: taking its throttling for noise for {}s (pauses honoured, rate held)",
+            NOISY_FOR.as_secs()
+        );
         self.noisy_until = Some(now + NOISY_FOR);
         let best = self
             .cuts
