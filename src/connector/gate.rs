@@ -53,8 +53,11 @@
 //!   rate; probing afterwards starts gently from the plateau.
 //! - **Near the limit.** A server that says how much of its limit is used
 //!   (`x-ms-throttle-limit-percentage`, Microsoft Graph's, as a fraction or a percentage)
-//!   at [`NEAR_LIMIT`] or more gets a soft cut: `W` as on a throttle, but no pause and no
-//!   dip, so the plateau starts before the 429 (at most one per second).
+//!   at [`NEAR_LIMIT`] or more on every answer for [`NEAR_PERSIST`] gets a soft cut: `W`
+//!   at [`GAMMA_SOFT`] of the estimate, no pause and no dip, so the plateau starts before
+//!   the 429 (at most one per second). A burst that empties the tenant's bucket for a
+//!   moment is no signal: reacting to it cut the rate to a third in the first second of
+//!   a job (measured; BENCHMARKS.md).
 //! - **Restart smoothly.** After a pause the schedule restarts from the pause's end at
 //!   the current rate: the first request goes at the end, the next one interval later,
 //!   with no burst of the requests that queued up meanwhile.
@@ -95,8 +98,14 @@ pub const FLOOR: f64 = 0.5;
 /// How long throttles are taken for noise after the first request after a pause was
 /// throttled too.
 pub const NOISY_FOR: Duration = Duration::from_secs(60);
-/// A server reporting this share of its limit used (or more) gets a soft cut.
+/// A server reporting this share of its limit used (or more) on every answer for
+/// [`NEAR_PERSIST`] gets a soft cut: a burst that briefly empties the tenant's bucket
+/// says nothing about the rate, a bucket that stays nearly empty does.
 pub const NEAR_LIMIT: f64 = 0.8;
+pub const NEAR_PERSIST: Duration = Duration::from_millis(500);
+/// The plateau after a soft cut sits this far under the pace that was near the limit:
+/// closer than after a 429, since the tenant said so before its bucket ran out.
+pub const GAMMA_SOFT: f64 = 0.97;
 /// Sending time over which the tenant's admitted rate is measured, in slow start.
 const START_WINDOW: Duration = Duration::from_secs(1);
 /// The same, once a limit has been learned.
@@ -223,6 +232,8 @@ pub(crate) struct Limiter {
     /// Whether the first request after the current pause has gone yet.
     sent_after_pause: bool,
     last_soft_cut: Option<Instant>,
+    /// Since when every answer has said the tenant is near its limit.
+    near_since: Option<Instant>,
     noisy_until: Option<Instant>,
     /// Plateaus before recent cuts: (when, plateau), to undo them when throttling turns
     /// out to be noise.
@@ -303,6 +314,7 @@ impl Limiter {
             resume: None,
             sent_after_pause: true,
             last_soft_cut: None,
+            near_since: None,
             noisy_until: None,
             cuts: VecDeque::new(),
             served: VecDeque::new(),
@@ -396,8 +408,14 @@ impl Limiter {
                 // Answers come back out of order; the samples stay sorted by send time.
                 let at = self.served.partition_point(|t| *t <= p.sent);
                 self.served.insert(at, p.sent);
-                if let Some(u) = limit_used.filter(|u| *u >= NEAR_LIMIT) {
-                    self.near_limit(now, p, u);
+                match limit_used.filter(|u| *u >= NEAR_LIMIT) {
+                    Some(u) => {
+                        let since = *self.near_since.get_or_insert(now);
+                        if now.saturating_duration_since(since) >= NEAR_PERSIST {
+                            self.near_limit(now, p, u);
+                        }
+                    }
+                    None => self.near_since = None,
                 }
                 Verdict::Continue
             }
@@ -561,7 +579,7 @@ impl Limiter {
             (None, Some(r)) => r,
             (None, None) => return,
         };
-        let mut w = (GAMMA * est).max(FLOOR);
+        let mut w = (GAMMA_SOFT * est).max(FLOOR);
         if let Some(c) = self.ceiling {
             w = w.min(c);
         }

@@ -270,38 +270,39 @@ fn a_server_near_its_limit_gets_a_soft_cut_without_a_pause() {
     let t0 = Instant::now();
     let mut l = Limiter::new(200.0, 1, None);
     let t = serve_at(&mut l, t0, 30.0, Duration::from_secs(1));
+    let near = |u: f64| Answer::Served {
+        limit_used: Some(u),
+    };
     let p = admit(&mut l, t);
-    l.answered(
-        t,
-        p,
-        Answer::Served {
-            limit_used: Some(0.5),
-        },
-    );
+    l.answered(t, p, near(0.5));
     assert_eq!(l.learned(), None, "50 % used is no signal");
+    // A moment near the limit (a burst), then not: no signal either.
+    let mut t = t;
+    for u in [0.85, 0.9, 0.6] {
+        t = l.next_slot(t + ms(33));
+        let p = admit(&mut l, t);
+        l.answered(t + ms(30), p, near(u));
+    }
+    assert_eq!(l.learned(), None, "a burst is no signal");
+    // Near the limit on every answer for half a second: a soft cut.
+    let from = t;
+    while l.learned().is_none() {
+        // Still at 30/s, as the tenant admits.
+        t = l.next_slot(t + ms(33));
+        let p = admit(&mut l, t);
+        l.answered(t + ms(30), p, near(0.9));
+        assert!(t < from + Duration::from_secs(2), "no soft cut");
+    }
+    assert!(t + ms(30) >= from + NEAR_PERSIST);
+    let w = l.learned().unwrap();
+    let pace = l.rate(t).unwrap();
+    assert!(w <= 30.0 * GAMMA_SOFT + 1.0, "{w}");
+    assert_eq!(l.pause_remaining(t + ms(30)), None, "no pause");
+    assert!((pace - w).abs() < 1e-9, "no dip either: {pace} vs {w}");
+    // More reports within the second do not cut again.
     let at = l.next_slot(t);
     let p = admit(&mut l, at);
-    l.answered(
-        t + ms(30),
-        p,
-        Answer::Served {
-            limit_used: Some(0.85),
-        },
-    );
-    let w = l.learned().expect("soft cut");
-    assert!(w <= 30.0 * GAMMA + 1.0, "{w}");
-    assert_eq!(l.pause_remaining(t + ms(30)), None, "no pause");
-    assert_eq!(l.rate(t + ms(30)), Some(w), "no dip either");
-    // Another report within the second does not cut again.
-    let at = l.next_slot(t + ms(30));
-    let p = admit(&mut l, at);
-    l.answered(
-        t + ms(100),
-        p,
-        Answer::Served {
-            limit_used: Some(1.2),
-        },
-    );
+    l.answered(at + ms(30), p, near(1.2));
     assert_eq!(l.learned(), Some(w));
 }
 
