@@ -182,9 +182,11 @@ async fn run_async(ws: &Workspace, args: &[&str]) -> Run {
 /// The 429s in the log; panics if any request arrived while one of them still asked for
 /// silence. A request's time is its arrival; a 429 is decided after the simulator's
 /// 25 ms latency and reaches the client a moment later, so requests arriving within
-/// `GRACE` of a 429 were sent before the client heard of it.
+/// `GRACE_MS` of a 429 were sent before the client heard of it (generous: the test
+/// machine is shared, and a request may wait a while between its admission and the
+/// socket).
 fn retry_after_respected(log: &[Value], what: &str) -> usize {
-    const GRACE_MS: i64 = 150;
+    const GRACE_MS: i64 = 250;
     let entries: Vec<(i64, Option<u64>, String)> = log
         .iter()
         .map(|e| {
