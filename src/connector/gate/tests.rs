@@ -463,9 +463,9 @@ fn random_throttling_neither_collapses_the_rate_nor_overruns_the_limit() {
     server.noise = 0.3;
     let (wall, throttled_n, learned) = run_against(&mut l, &mut server, t0, 16, 1000);
     let w = l.learned().expect("learned");
-    assert!(w >= 5.0 && w <= 30.0, "settled at {w}: {learned:?}");
+    assert!((5.0..=30.0).contains(&w), "settled at {w}: {learned:?}");
     // About one pause per 2.3 served requests is the best anyone can do here.
-    let floor = 1000.0 / (0.7 / 0.3) * 1.0;
+    let floor = 1000.0 / (0.7 / 0.3);
     assert!(
         wall.as_secs_f64() < floor * 1.5,
         "{wall:?} for 1000 requests, {throttled_n} throttled"
