@@ -9,13 +9,20 @@
 //! retry with backoff from the item's attempts and the job's budget; Rejected → the
 //! item's error; Auth/Config, or throttling past `max_throttle_minutes` → the whole job
 //! stops (resumable).
+//!
+//! Recording: before each step goes out, the item's intent (the step and what the user's
+//! earlier steps applied) is committed to the history; if that write fails, the step is
+//! not sent and the job stops. A step the tenant acknowledged is kept as applied even
+//! when a later step of the same user fails, and the item's error then says what exists
+//! ("created; number not assigned: …") so revert can undo it.
 
 use super::scheduler::{Abort, Board, Deps};
 use super::verify::Expect;
 use super::ApplyOptions;
 use crate::connector::retry::{RetryBudget, RetryPolicy};
 use crate::connector::{Connector, ConnectorError, Step};
-use crate::history::{History, HistoryError, ItemResult, ItemStatus};
+use crate::history::{History, HistoryError, Intent, ItemResult, ItemStatus};
+use crate::model::attr::OpGroup;
 use crate::plan::model::{OpRef, Operation, UserPlan};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -58,6 +65,9 @@ enum Fail {
     Abort(String),
     /// The job is stopping; this item stays pending.
     Interrupted,
+    /// The history refused the item's intent: nothing was sent, nothing more can be
+    /// recorded for it, and the job stops.
+    HistoryDown,
 }
 
 fn item_err(code: impl Into<String>, reason: impl Into<String>) -> Fail {
@@ -74,6 +84,8 @@ struct UserState {
     /// When this job created the user (a 404 on it is then replication delay).
     created_at: Option<Instant>,
     attempts: u32,
+    /// Kinds of the operations the tenant acknowledged, in order.
+    applied: Vec<String>,
 }
 
 impl RunCtx {
@@ -84,36 +96,29 @@ impl RunCtx {
     }
 
     /// Runs a connector call under the per-request timeout; a timeout is retryable
-    /// (the request may or may not have been applied). None when the job stops first: a
-    /// call may wait in the tenant's gate for a long Retry-After, and a stopping job must
-    /// not wait for it (the item stays pending, as after a kill, and `resume` re-plans it
-    /// from the tenant's state).
-    async fn call<T>(
+    /// (the request may or may not have been applied).
+    async fn timed<T>(
         &self,
         what: &str,
         fut: impl std::future::Future<Output = Result<T, ConnectorError>>,
-    ) -> Option<Result<T, ConnectorError>> {
+    ) -> Result<T, ConnectorError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         // A connector with a gate times each HTTP request itself, once the gate admits
         // it. Timing the whole call here would count the tenant's pacing and Retry-After
         // pauses as a slow answer: with a pause longer than the timeout, every queued
         // request "timed out" unsent and items failed once their attempts were spent.
-        let bounded = async {
-            if self.connector.gate().is_some() {
-                return fut.await;
-            }
-            match tokio::time::timeout(self.opts.request_timeout, fut).await {
-                Ok(r) => r,
-                Err(_) => Err(ConnectorError::Retryable {
-                    status: None,
-                    retry_after: None,
-                    message: format!("{what}: no answer within {:?}", self.opts.request_timeout),
-                }),
-            }
-        };
-        tokio::select! {
-            r = bounded => Some(r),
-            _ = self.abort.wait() => None,
+        // (A stopping job does not wait for a long pause either: it cancels what is still
+        // under way after its grace.)
+        if self.connector.gate().is_some() {
+            return fut.await;
+        }
+        match tokio::time::timeout(self.opts.request_timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(ConnectorError::Retryable {
+                status: None,
+                retry_after: None,
+                message: format!("{what}: no answer within {:?}", self.opts.request_timeout),
+            }),
         }
     }
 
@@ -151,18 +156,15 @@ impl RunCtx {
 pub(crate) async fn run_user(ctx: Arc<RunCtx>, ui: usize, slot: OwnedSemaphorePermit) {
     let user = &ctx.users[ui];
     let item = ctx.item_ids[ui];
-    if let Err(e) = ctx.history.item_running(item).await {
-        ctx.history_failed(e);
-        return;
-    }
     let mut st = UserState {
         user_id: user.user_id.clone(),
         created_at: None,
         attempts: 0,
+        applied: Vec::new(),
     };
     // The slot is held through the read-back too, so `concurrency` bounds every request.
     let mut slot = Some(slot);
-    let outcome = run_steps(&ctx, user, ui, &mut slot, &mut st).await;
+    let outcome = run_steps(&ctx, user, ui, item, &mut slot, &mut st).await;
     let outcome = match outcome {
         Ok(()) if ctx.opts.verify => verify_user(&ctx, user, &st).await,
         other => other,
@@ -176,6 +178,8 @@ pub(crate) async fn run_user(ctx: Arc<RunCtx>, ui: usize, slot: OwnedSemaphorePe
                 error_reason: None,
                 attempts: st.attempts,
                 user_id: st.user_id.clone(),
+                applied: st.applied.clone(),
+                note: None,
             }
         }
         Err(Fail::Item { code, reason, sent }) => {
@@ -196,6 +200,8 @@ pub(crate) async fn run_user(ctx: Arc<RunCtx>, ui: usize, slot: OwnedSemaphorePe
                 error_reason: Some(reason),
                 attempts: st.attempts,
                 user_id: st.user_id.clone(),
+                applied: st.applied.clone(),
+                note: None,
             }
         }
         Err(Fail::Abort(reason)) => {
@@ -207,6 +213,7 @@ pub(crate) async fn run_user(ctx: Arc<RunCtx>, ui: usize, slot: OwnedSemaphorePe
             record_progress_of_interrupted(&ctx, item, &st).await;
             return;
         }
+        Err(Fail::HistoryDown) => return,
     };
     let ok = result.status == ItemStatus::Success;
     match ctx.history.item_finished(item, result).await {
@@ -216,25 +223,74 @@ pub(crate) async fn run_user(ctx: Arc<RunCtx>, ui: usize, slot: OwnedSemaphorePe
 }
 
 /// An interrupted item stays unfinished (back to pending when the job closes), but what
-/// it learned is kept: the attempts made and the id of a user it created, so resume and
-/// revert see them.
+/// it learned is kept: the attempts made, what the tenant acknowledged and the id of a
+/// user it created, so resume and revert see them.
 async fn record_progress_of_interrupted(ctx: &RunCtx, item: i64, st: &UserState) {
+    if st.attempts == 0 {
+        return; // it never sent: nothing to add to its pending row
+    }
     let r = ItemResult {
         status: ItemStatus::Running,
         error_code: None,
         error_reason: None,
         attempts: st.attempts,
         user_id: st.user_id.clone(),
+        applied: st.applied.clone(),
+        note: None,
     };
     if let Err(e) = ctx.history.item_finished(item, r).await {
         ctx.history_failed(e);
     }
 }
 
+/// What a step that failed left undone, in the user's words ("number not assigned").
+fn undone(user: &UserPlan, step: &Step) -> String {
+    let parts: Vec<&str> = step
+        .ops
+        .iter()
+        .map(|&i| {
+            let op = &user.ops[i].op;
+            match (op, op.group()) {
+                (Operation::Create { .. }, _) => "not created",
+                (Operation::Delete, _) => "not deleted",
+                _ if op.releases_number() => "number not released",
+                (_, Some(OpGroup::Properties)) => "properties not set",
+                (_, Some(OpGroup::Licenses)) => "licenses not assigned",
+                (_, Some(OpGroup::Number)) => "number not assigned",
+                (_, Some(OpGroup::Vrp)) => "voice routing policy not set",
+                (_, Some(OpGroup::Groups)) => "groups not set",
+                (_, Some(OpGroup::CustomerLicenses)) => "customer licenses not assigned",
+                (_, None) => "nothing set",
+            }
+        })
+        .collect();
+    parts.join(", ")
+}
+
+/// What the acknowledged steps did, in the user's words ("created", "number set").
+fn done(applied: &[String]) -> String {
+    let parts: Vec<&str> = applied
+        .iter()
+        .map(|k| match k.as_str() {
+            "create" => "created",
+            "set_properties" => "properties set",
+            "set_licenses" => "licenses assigned",
+            "set_number" => "number set",
+            "set_vrp" => "voice routing policy set",
+            "set_groups" => "groups set",
+            "set_customer_licenses" => "customer licenses assigned",
+            "delete" => "deleted",
+            other => other,
+        })
+        .collect();
+    parts.join(", ")
+}
+
 async fn run_steps(
     ctx: &Arc<RunCtx>,
     user: &UserPlan,
     ui: usize,
+    item: i64,
     slot: &mut Option<OwnedSemaphorePermit>,
     st: &mut UserState,
 ) -> Result<(), Fail> {
@@ -256,7 +312,7 @@ async fn run_steps(
                 Deps::Failed(reason) => {
                     return Err(Fail::Item {
                         code: "dependency".into(),
-                        reason,
+                        reason: after_applied(st, reason),
                         sent: false,
                     })
                 }
@@ -275,10 +331,52 @@ async fn run_steps(
         if ctx.abort.reason().is_some() {
             return Err(Fail::Interrupted);
         }
-        send_step(ctx, user, step, st).await?;
+        let kinds: Vec<String> = step
+            .ops
+            .iter()
+            .map(|&i| user.ops[i].op.kind().to_string())
+            .collect();
+        let intent = Intent {
+            step: step.label.clone(),
+            ops: kinds.clone(),
+            applied: st.applied.clone(),
+        };
+        if let Err(e) = ctx.history.item_sending(item, intent).await {
+            ctx.history_failed(e);
+            return Err(Fail::HistoryDown);
+        }
+        // The history may have failed for another worker while this intent was queued.
+        if ctx.abort.reason().is_some() {
+            return Err(Fail::Interrupted);
+        }
+        match send_step(ctx, user, step, st).await {
+            Ok(()) => st.applied.extend(kinds),
+            Err(Fail::Item { code, reason, sent }) => {
+                let reason = match st.applied.is_empty() {
+                    true => reason,
+                    false => format!("{}: {reason}", undone(user, step)),
+                };
+                return Err(Fail::Item {
+                    code,
+                    reason: after_applied(st, reason),
+                    sent,
+                });
+            }
+            Err(other) => return Err(other),
+        }
         ctx.board.mark_done(&user.upn, &step.ops);
     }
     Ok(())
+}
+
+/// An item error prefixed with what the user's earlier steps did, so the item says what
+/// exists now ("created; number not assigned: …").
+fn after_applied(st: &UserState, reason: String) -> String {
+    if st.applied.is_empty() {
+        reason
+    } else {
+        format!("{}; {reason}", done(&st.applied))
+    }
 }
 
 async fn send_step(
@@ -288,7 +386,11 @@ async fn send_step(
     st: &mut UserState,
 ) -> Result<(), Fail> {
     let create = step.ops.iter().find_map(|&i| match &user.ops[i].op {
-        Operation::Create { display_name, .. } => Some(display_name.clone()),
+        op @ Operation::Create { .. } => Some(
+            op.sets_text(crate::model::Attr::DisplayName)
+                .unwrap_or_default()
+                .to_string(),
+        ),
         _ => None,
     });
     let is_delete = step
@@ -301,12 +403,9 @@ async fn send_step(
         if ctx.abort.reason().is_some() {
             return Err(Fail::Interrupted);
         }
-        let Some(r) = ctx
-            .call(&step.label, ctx.connector.send(user, &mut st.user_id, step))
-            .await
-        else {
-            return Err(Fail::Interrupted);
-        };
+        let r = ctx
+            .timed(&step.label, ctx.connector.send(user, &mut st.user_id, step))
+            .await;
         if let Err(e) = &r {
             if e.is_throttle() {
                 tracing::debug!(
@@ -446,8 +545,7 @@ fn stops_the_job(e: &ConnectorError) -> bool {
 /// retryable — a timeout included — from the item's attempts and the job's budget, as a
 /// send is (throttling uses neither). The timeout covers the whole connector call (gate
 /// waits and the connector's own retries too), so without this one slow answer or one
-/// Retry-After pause failed an item whose changes had all been applied. A job that stops
-/// meanwhile ends the read with the job's reason.
+/// Retry-After pause failed an item whose changes had all been applied.
 async fn read_with_retry<T, F, Fut>(
     ctx: &RunCtx,
     what: &str,
@@ -459,13 +557,7 @@ where
 {
     let mut tries: u32 = 0;
     loop {
-        let Some(r) = ctx.call(what, call()).await else {
-            return Err(ConnectorError::Config(format!(
-                "{what}: the job is stopping ({})",
-                ctx.abort.reason().unwrap_or_default()
-            )));
-        };
-        match r {
+        match ctx.timed(what, call()).await {
             Err(e) if e.is_throttle() => {
                 tracing::debug!("{what}: {e}; reading again after the pause");
                 if !ctx.after_throttle(&e, tries).await {

@@ -2,9 +2,12 @@
 
 use super::*;
 use crate::connector::gate::{Answer, Kind};
-use crate::connector::{Capabilities, Gate, Step, TenantStatus};
+use crate::connector::{Gate, Step, TenantStatus};
 use crate::history::{ItemRow, JobFilter};
-use crate::model::{Country, JobKind, Snapshot, TenantUser, UserDetails, UserSpec, E164};
+use crate::model::{
+    Attr, AttrSet, AttrValue, Country, JobKind, Profile, Snapshot, TenantUser, UserDetails,
+    UserSpec, E164,
+};
 use crate::plan::model::{Mode, OpRef, Operation, PlannedOp, UserAction};
 use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
@@ -48,6 +51,9 @@ struct Fake {
     /// When set, every send records whether its item was already `running` in the history.
     watch_history: Option<History>,
     seen_running: StdMutex<Vec<(String, bool)>>,
+    /// After this many sends, the history refuses every item write (as a full disk
+    /// would): a trigger installed through the writer.
+    break_history_after: Option<(usize, History)>,
 }
 
 fn upn(s: &str) -> Upn {
@@ -73,6 +79,7 @@ impl Fake {
             read_only: false,
             watch_history: None,
             seen_running: StdMutex::new(Vec::new()),
+            break_history_after: None,
         }
     }
 
@@ -82,19 +89,15 @@ impl Fake {
             s.users.insert(
                 format!("id-{}", upn(u).local_part()),
                 TenantUser {
-                    id: format!("id-{}", upn(u).local_part()),
-                    upn: upn(u),
                     display_name: u.to_string(),
                     country: Some(Country::parse("BE").unwrap()),
                     voice_enabled: number.is_some(),
                     number: number.map(num),
-                    licenses: vec![],
-                    customer_licenses: vec![],
                     details: Some(UserDetails {
                         groups: vec![],
                         vrp: None,
                     }),
-                    account_type: None,
+                    ..TenantUser::new(format!("id-{}", upn(u).local_part()), upn(u))
                 },
             );
         }
@@ -141,12 +144,7 @@ impl Fake {
             code: None,
             reason: "user not found".into(),
         };
-        if let Operation::Create {
-            display_name,
-            country,
-            ..
-        } = op
-        {
+        if let Operation::Create { .. } = op {
             if s.users.values().any(|x| x.upn == user.upn) {
                 return Err(ConnectorError::Rejected {
                     status: 409,
@@ -159,19 +157,17 @@ impl Fake {
             s.users.insert(
                 id.clone(),
                 TenantUser {
-                    id: id.clone(),
-                    upn: user.upn.clone(),
-                    display_name: display_name.clone(),
-                    country: country.clone(),
-                    voice_enabled: false,
-                    number: None,
-                    licenses: vec![],
-                    customer_licenses: vec![],
+                    display_name: op.sets_text(Attr::DisplayName).unwrap_or_default().into(),
+                    country: op
+                        .sets(Attr::Country)
+                        .and_then(Option::as_ref)
+                        .and_then(AttrValue::as_country)
+                        .cloned(),
                     details: Some(UserDetails {
                         groups: vec![],
                         vrp: None,
                     }),
-                    account_type: None,
+                    ..TenantUser::new(id.clone(), user.upn.clone())
                 },
             );
             if self.replication_lag > 0 {
@@ -187,7 +183,7 @@ impl Fake {
                 return Err(not_found());
             }
         }
-        if let Operation::SetNumber { number: Some(n) } = op {
+        if let Some(n) = op.claims_number() {
             if s.users
                 .values()
                 .any(|x| x.id != id && x.number.as_ref() == Some(n))
@@ -204,33 +200,19 @@ impl Fake {
         }
         let ignores_numbers = self.ignores_numbers;
         let u = s.users.get_mut(&id).ok_or_else(not_found)?;
-        let det = u.details.get_or_insert(UserDetails {
+        u.details.get_or_insert(UserDetails {
             groups: vec![],
             vrp: None,
         });
-        match op {
-            Operation::SetProperties {
-                display_name,
-                country,
-            } => {
-                if let Some(d) = display_name {
-                    u.display_name = d.clone();
+        for c in op.changes() {
+            if c.attr == Attr::Number {
+                if ignores_numbers {
+                    continue;
                 }
-                if let Some(c) = country {
-                    u.country = Some(c.clone());
-                }
+                u.voice_enabled = c.after.is_some();
             }
-            Operation::SetLicenses { sku_ids } => u.licenses = sku_ids.clone(),
-            Operation::SetNumber { number } => {
-                if !ignores_numbers {
-                    u.number = number.clone();
-                    u.voice_enabled = number.is_some();
-                }
-            }
-            Operation::SetVrp { vrp } => det.vrp = vrp.clone(),
-            Operation::SetGroups { group_ids } => det.groups = group_ids.clone(),
-            Operation::SetCustomerLicenses { skus } => u.customer_licenses = skus.clone(),
-            Operation::Create { .. } | Operation::Delete => {}
+            u.set(c.attr, c.after.clone())
+                .map_err(|e| ConnectorError::Config(e.to_string()))?;
         }
         Ok(())
     }
@@ -238,24 +220,15 @@ impl Fake {
 
 #[async_trait]
 impl Connector for Fake {
-    fn backend(&self) -> &'static str {
-        "fake"
-    }
-    fn capabilities(&self) -> Capabilities {
+    fn profile(&self) -> Profile {
         let all = !self.read_only;
-        Capabilities {
-            read: true,
+        Profile {
             write: all,
             create: all,
             delete: all,
-            groups: true,
-            licenses: true,
-            vrp: true,
-            customer_licenses: true,
-            resource_accounts: false,
-            number_ranges: false,
-            country: true,
-            extension: false,
+            attrs: AttrSet::ALL.without(Attr::Extension),
+            create_needs: AttrSet::of(&[Attr::DisplayName, Attr::Country]),
+            ..Profile::read_only("fake")
         }
     }
     async fn check(&self) -> Result<TenantStatus, ConnectorError> {
@@ -315,18 +288,31 @@ impl Connector for Fake {
                 .unwrap()
                 .push((user.upn.to_string(), written));
         }
+        if let Some((after, h)) = &self.break_history_after {
+            if self.log.lock().unwrap().len() + 1 == *after {
+                h.write(|c| {
+                    c.execute_batch(
+                        "CREATE TRIGGER disk_full BEFORE UPDATE ON job_items \
+                         BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END;",
+                    )?;
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            }
+        }
         let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(n, Ordering::SeqCst);
         let op = &user.ops[step.ops[0]].op;
-        let detail = match op {
-            Operation::SetNumber { number } => format!(
+        let detail = match op.sets(Attr::Number) {
+            Some(number) => format!(
                 " {}",
                 number
                     .as_ref()
                     .map(|n| n.to_string())
                     .unwrap_or("none".into())
             ),
-            _ => String::new(),
+            None => String::new(),
         };
         self.log.lock().unwrap().push((
             Instant::now(),
@@ -380,13 +366,11 @@ fn op(o: Operation) -> PlannedOp {
 }
 
 fn set_number(n: Option<&str>) -> Operation {
-    Operation::SetNumber { number: n.map(num) }
+    Operation::set_number(n.map(num))
 }
 
 fn vrp(v: &str) -> Operation {
-    Operation::SetVrp {
-        vrp: Some(v.into()),
-    }
+    Operation::set_vrp(Some(v.into()))
 }
 
 fn user_plan(u: &str, id: Option<&str>, ops: Vec<PlannedOp>) -> UserPlan {
@@ -513,7 +497,7 @@ async fn applies_every_user_and_records_every_item() {
     );
     assert!(j.get("job_items").is_none());
     // The lock is released.
-    h.acquire_lock("t1").await.unwrap().release().await.unwrap();
+    drop(history_lock(&h, "t1").unwrap());
 }
 
 #[tokio::test]
@@ -796,16 +780,15 @@ async fn an_auth_failure_at_the_check_writes_nothing() {
     assert_eq!(e.exit_code(), 3);
     assert_eq!(h.list_jobs(&JobFilter::default(), 1, 10).unwrap().1, 0);
     assert!(fake.sends().is_empty());
-    // The lock went with the failed attempt (released on drop, asynchronously).
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    h.acquire_lock("t1").await.unwrap().release().await.unwrap();
+    // The lock went with the failed attempt.
+    drop(history_lock(&h, "t1").unwrap());
 }
 
 #[tokio::test]
 async fn a_held_lock_refuses_the_job() {
     let fake = Arc::new(Fake::new().with_user("a@x.com", None));
     let (_d, h) = history();
-    let g = h.acquire_lock("t1").await.unwrap();
+    let g = history_lock(&h, "t1").unwrap();
     let e = execute(
         &plan(vec![existing("a@x.com", vec![op(vrp("BE"))])]),
         fake.clone(),
@@ -816,7 +799,7 @@ async fn a_held_lock_refuses_the_job() {
     .await
     .unwrap_err();
     assert!(matches!(e, ApplyError::Locked(_)), "{e}");
-    assert!(e.to_string().contains("lock held by"), "{e}");
+    assert!(e.to_string().contains("is busy: its lock"), "{e}");
     assert_eq!(e.exit_code(), 3);
     assert!(fake.sends().is_empty());
     g.release().await.unwrap();
@@ -993,14 +976,11 @@ fn create_plan(u: &str) -> UserPlan {
         u,
         None,
         vec![
-            op(Operation::Create {
-                display_name: "New User".into(),
-                country: Some(Country::parse("BE").unwrap()),
-                customer_licenses: vec![],
-            }),
-            op(Operation::SetLicenses {
-                sku_ids: vec!["sku-1".into()],
-            }),
+            op(Operation::create_user(
+                "New User".into(),
+                Some(Country::parse("BE").unwrap()),
+            )),
+            op(Operation::set_licenses(vec!["sku-1".into()])),
             op(set_number(Some("+3225405209"))),
         ],
     )
@@ -1125,12 +1105,7 @@ async fn a_verify_mismatch_is_the_items_error() {
         existing("a@x.com", vec![op(set_number(Some("+3225405201")))]),
         existing(
             "b@x.com",
-            vec![
-                op(vrp("BE")),
-                op(Operation::SetGroups {
-                    group_ids: vec!["g1".into()],
-                }),
-            ],
+            vec![op(vrp("BE")), op(Operation::set_groups(vec!["g1".into()]))],
         ),
     ]);
     let o = run(&p, &fake, &h, &o1).await;
@@ -1409,5 +1384,176 @@ async fn executor_rate() {
         "{n} users in {:?} = {:.0} users/s",
         o.elapsed,
         n as f64 / o.elapsed.as_secs_f64()
+    );
+}
+
+// ---------------------------------------------------------------- what the history records
+
+fn create_then_number(u: &str, n: &str) -> UserPlan {
+    let mut p = user_plan(
+        u,
+        None,
+        vec![
+            op(Operation::create_user(
+                "New User".into(),
+                Some(Country::parse("BE").unwrap()),
+            )),
+            op(set_number(Some(n))),
+        ],
+    );
+    p.action = UserAction::Create;
+    p
+}
+
+#[tokio::test]
+async fn a_create_whose_number_is_refused_is_recorded_as_created() {
+    // b holds the number the new user asks for: the create works, the number is refused.
+    let fake = Arc::new(Fake::new().with_user("b@x.com", Some("+3225405201")));
+    let (_d, h) = history();
+    let o = run(
+        &plan(vec![create_then_number("new@x.com", "+3225405201")]),
+        &fake,
+        &h,
+        &opts(),
+    )
+    .await;
+    assert_eq!(o.status, JobStatus::Error);
+    let it = &h.job_items(o.bulk_id, &[]).unwrap()[0];
+    let reason = it.error_reason.as_deref().unwrap();
+    assert!(
+        reason.starts_with("created; number not assigned: HTTP 400 code number_linked"),
+        "{reason}"
+    );
+    assert_eq!(it.applied, vec!["create"]);
+    assert!(it.user_id.as_deref().unwrap().starts_with("new-"));
+    assert!(it.sending.is_none());
+    assert!(it.may_have_changed_tenant());
+    assert!(fake.user("new@x.com").is_some(), "the user exists");
+}
+
+#[tokio::test]
+async fn every_request_is_recorded_before_it_goes_out_and_a_failed_write_stops_the_job() {
+    let (_d, h) = history();
+    let mut f = Fake::new();
+    let mut users = Vec::new();
+    for i in 0..12 {
+        let u = format!("u{i:02}@x.com");
+        f = f.with_user(&u, None);
+        users.push(existing(&u, vec![op(vrp("BE")), op(vrp("NL"))]));
+    }
+    f.send_delay = Duration::from_millis(5);
+    f.break_history_after = Some((5, h.clone()));
+    let fake = Arc::new(f);
+    let mut o1 = opts();
+    o1.concurrency = 3;
+    let e = execute(&plan(users), fake.clone(), &h, JobTarget::New, &o1)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ApplyError::History(_)), "{e}");
+    assert!(e.to_string().contains("disk is full"), "{e}");
+    assert_eq!(e.exit_code(), 3);
+    let sent = fake.sends();
+    // The break came with the 5th send; at most the requests whose intent was already
+    // committed went out after it (one per worker), none from a new item.
+    assert!(
+        (5..=5 + 3).contains(&sent.len()),
+        "{} sends: {sent:?}",
+        sent.len()
+    );
+    h.write(|c| Ok(c.execute_batch("DROP TRIGGER disk_full")?))
+        .await
+        .unwrap();
+    let items = h
+        .job_items(
+            h.list_jobs(&JobFilter::default(), 1, 1).unwrap().0[0].id,
+            &[],
+        )
+        .unwrap();
+    for s in &sent {
+        let upn = s.split(' ').next().unwrap();
+        let it = item(&items, upn);
+        assert!(
+            it.sending.is_some() || it.status == ItemStatus::Success,
+            "{upn} was sent without a recorded intent: {it:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_stop_lets_requests_under_way_finish_and_leaves_the_job_interrupted() {
+    let mut f = Fake::new();
+    let mut users = Vec::new();
+    for i in 0..8 {
+        let u = format!("u{i}@x.com");
+        f = f.with_user(&u, None);
+        users.push(existing(&u, vec![op(vrp("BE"))]));
+    }
+    f.send_delay = Duration::from_millis(150);
+    let fake = Arc::new(f);
+    let (_d, h) = history();
+    let mut o1 = opts();
+    o1.concurrency = 2;
+    let stop = Stop::with_grace(Duration::from_secs(2));
+    let p = plan(users);
+    let mut lock = history_lock(&h, "t1").unwrap();
+    lock.record_lease(&h).await.unwrap();
+    let (o, stopped_at) = tokio::join!(
+        execute_locked(&p, fake.clone(), &h, JobTarget::New, &o1, &mut lock, &stop),
+        async {
+            tokio::time::sleep(Duration::from_millis(220)).await;
+            stop.trigger("stopped by SIGTERM");
+            Instant::now()
+        }
+    );
+    let o = o.unwrap();
+    lock.release().await.unwrap();
+    assert_eq!(o.status, JobStatus::Interrupted);
+    assert_eq!(o.exit_code, 3);
+    assert_eq!(o.abort_reason.as_deref(), Some("stopped by SIGTERM"));
+    // The users under way at the stop finished and were recorded; no new one started.
+    let log = fake.log.lock().unwrap().clone();
+    assert!(log.iter().all(|(t, _)| *t <= stopped_at), "{log:?}");
+    assert!((2..8).contains(&log.len()), "{log:?}");
+    assert_eq!((o.success, o.errors), (log.len() as u64, 0));
+    let job = h.get_job(&o.job_id).unwrap().unwrap();
+    assert_eq!(
+        (job.pending_count, job.status),
+        (8 - log.len() as u64, JobStatus::Interrupted)
+    );
+    assert_eq!(o.to_json(&h).unwrap()["abort_reason"], "stopped by SIGTERM");
+}
+
+#[tokio::test]
+async fn a_request_that_outlives_the_stop_grace_is_cancelled_with_its_intent_kept() {
+    let f = Fake::new().with_user("slow@x.com", None);
+    f.script(
+        "slow@x.com",
+        "set_vrp",
+        Script::Hang(Duration::from_secs(30)),
+    );
+    let fake = Arc::new(f);
+    let (_d, h) = history();
+    let stop = Stop::with_grace(Duration::from_millis(200));
+    let p = plan(vec![existing("slow@x.com", vec![op(vrp("BE"))])]);
+    let mut lock = history_lock(&h, "t1").unwrap();
+    lock.record_lease(&h).await.unwrap();
+    let t0 = Instant::now();
+    let o1 = opts();
+    let (o, ()) = tokio::join!(
+        execute_locked(&p, fake.clone(), &h, JobTarget::New, &o1, &mut lock, &stop),
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            stop.trigger("stopped by SIGINT");
+        }
+    );
+    let o = o.unwrap();
+    lock.release().await.unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert_eq!(o.status, JobStatus::Interrupted);
+    let it = &h.job_items(o.bulk_id, &[]).unwrap()[0];
+    assert_eq!(it.status, ItemStatus::Pending);
+    assert_eq!(
+        it.sending.as_ref().unwrap()["ops"],
+        serde_json::json!(["set_vrp"])
     );
 }

@@ -4,6 +4,7 @@
 //! counted, since a nightly sync of 5,000 users would otherwise bury the three that change.
 
 use super::model::{FieldChange, Operation, Plan, UserAction, UserPlan};
+use crate::model::attr::OpGroup;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -48,15 +49,21 @@ pub fn summary(plan: &Plan) -> PlanSummary {
         }
         for op in &u.ops {
             s.operations += 1;
-            match op.op {
-                Operation::Create { .. } => s.create += 1,
-                Operation::SetProperties { .. } => s.set_properties += 1,
-                Operation::SetLicenses { .. } => s.set_licenses += 1,
-                Operation::SetNumber { .. } => s.set_number += 1,
-                Operation::SetVrp { .. } => s.set_vrp += 1,
-                Operation::SetGroups { .. } => s.set_groups += 1,
-                Operation::SetCustomerLicenses { .. } => s.set_customer_licenses += 1,
-                Operation::Delete => s.delete += 1,
+            match (&op.op, op.op.group()) {
+                (Operation::Create { .. }, _) => s.create += 1,
+                (Operation::Delete, _) => s.delete += 1,
+                (Operation::Set { .. }, Some(g)) => {
+                    *match g {
+                        OpGroup::Properties => &mut s.set_properties,
+                        OpGroup::Licenses => &mut s.set_licenses,
+                        OpGroup::Number => &mut s.set_number,
+                        OpGroup::Vrp => &mut s.set_vrp,
+                        OpGroup::Groups => &mut s.set_groups,
+                        OpGroup::CustomerLicenses => &mut s.set_customer_licenses,
+                    } += 1
+                }
+                // A set of nothing (only a hand-edited plan holds one) counts as no kind.
+                (Operation::Set { .. }, None) => {}
             }
         }
     }
@@ -147,7 +154,7 @@ fn change_lines(out: &mut String, p: &Paint, c: &FieldChange, created: bool, wai
 fn number_waits(u: &UserPlan) -> String {
     let mut who: Vec<String> = vec![];
     for op in &u.ops {
-        if let Operation::SetNumber { number: Some(_) } = op.op {
+        if op.op.claims_number().is_some() {
             who.extend(op.after.iter().map(|a| a.upn.to_string()));
         }
     }
@@ -203,7 +210,7 @@ pub fn render_human(plan: &Plan, color: bool) -> String {
         );
         let created = u.action == UserAction::Create;
         for c in &u.changes {
-            let waits = if c.field == "number" {
+            let waits = if c.field == crate::model::Attr::Number.name() {
                 number_waits(u)
             } else {
                 String::new()
