@@ -63,7 +63,7 @@ pub enum ConnectorError {
     /// `max_throttle_minutes` (the Retry-After just asked for included): the job stops,
     /// resumable, rather than wait on.
     #[error(
-        "{request}: the tenant has been throttling for {} without a break, longer than max_throttle_minutes allows ({}); stopping (resume the job later)",
+        "{request}: the tenant has been throttling for {} without a break, longer than max_throttle_minutes allows ({}); stopping: run again (or `teamsync resume` the job) once the tenant is less busy",
         human(*throttled_for),
         human(*limit)
     )]

@@ -379,7 +379,7 @@ async fn throttling_past_max_throttle_minutes_aborts_resumably_and_resume_finish
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tenant_throttling_through_the_snapshot_past_the_bound_exits_3_and_records_nothing() {
+async fn a_tenant_throttling_through_the_snapshot_past_the_bound_exits_3_before_any_write() {
     let storm = Storm::default();
     storm.on.store(true, Ordering::SeqCst);
     let tenant = fusion(throttling(15, 3, true), &storm).await;
@@ -393,14 +393,17 @@ async fn a_tenant_throttling_through_the_snapshot_past_the_bound_exits_3_and_rec
         sync.stderr
     );
     assert!(!sync.stderr.contains(TOKEN));
-    let jobs: i64 = if ws.path("history.db").exists() {
-        ws.history()
-            .query_row("SELECT count(*) FROM bulk_jobs", [], |r| r.get(0))
-            .unwrap()
-    } else {
-        0
-    };
-    assert_eq!(jobs, 0, "nothing was planned, nothing recorded");
+    assert_eq!(
+        storm.writes.load(Ordering::SeqCst),
+        0,
+        "nothing was written"
+    );
+    // The run is recorded as failed, with the reason, and no item.
+    let job = last_job(&ws);
+    assert_eq!(job["status"], "failed", "{job}");
+    let reason = job["abort_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("max_throttle_minutes"), "{job}");
+    assert_eq!(job["job_items"].as_array().map_or(0, Vec::len), 0, "{job}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
