@@ -15,7 +15,6 @@
 //!   one (outside quotes) into a line holding one space, which reads as a blank record.
 
 use super::{Cell, Limits, Row, SheetError};
-use std::fs::File;
 use std::io::{Chain, Cursor, Read};
 use std::path::Path;
 
@@ -23,7 +22,7 @@ const PREFIX_BYTES: usize = 64 * 1024;
 
 /// True when the first bytes look like text rather than a binary file.
 pub(super) fn looks_like_text(path: &Path) -> Result<bool, SheetError> {
-    let mut f = File::open(path).map_err(|e| SheetError::Io(e.to_string()))?;
+    let mut f = super::open_regular(path)?;
     let mut buf = vec![0u8; 8192];
     let n = super::read_up_to(&mut f, &mut buf).map_err(|e| SheetError::Io(e.to_string()))?;
     let buf = &buf[..n];
@@ -43,7 +42,7 @@ pub(super) fn open(
     limits: &Limits,
 ) -> Result<(super::RowIter, Vec<String>), SheetError> {
     let io = |e: std::io::Error| SheetError::Io(e.to_string());
-    let mut file = File::open(path).map_err(io)?;
+    let mut file = super::open_regular(path)?;
     let mut prefix = vec![0u8; PREFIX_BYTES];
     let n = super::read_up_to(&mut file, &mut prefix).map_err(io)?;
     prefix.truncate(n);
