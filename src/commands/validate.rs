@@ -42,11 +42,14 @@ pub(crate) fn read_sheets(
         }
         return Err(CliError::Invalid(format!(
             "{} error(s) in the sheet; nothing was sent",
-            v.errors.len()
+            v.error_count()
         )));
     }
     for w in &v.warnings {
-        tracing::warn!("{w}");
+        tracing::warn!("{}", crate::sheet::terminal_safe(&w.to_string()));
+    }
+    if v.warnings_not_listed > 0 {
+        tracing::warn!("… and {} more warnings", v.warnings_not_listed);
     }
     Ok(v)
 }

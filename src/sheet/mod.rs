@@ -130,6 +130,41 @@ impl Row {
     }
 }
 
+/// Text from a sheet (or a tenant) made safe to show on a terminal: control characters
+/// (C0, DEL, C1), the bidirectional-formatting characters and the Unicode line separators
+/// are written as Rust writes them in `{:?}` (`\u{202e}`). A name could otherwise move the
+/// cursor or recolour the screen (ESC sequences), or reverse what follows it: U+202E shows
+/// `Alice \u{202e}gpj.exe` as "Alice exe.jpg". Only the display changes: the data is kept
+/// and sent as it is, and JSON output carries the characters untouched. A backslash is not
+/// doubled, so a literal `\u{7}` typed in a cell looks the same as an escaped BEL.
+pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{061C}'
+                    | '\u{200E}'
+                    | '\u{200F}'
+                    | '\u{202A}'..='\u{202E}'
+                    | '\u{2066}'..='\u{2069}'
+                    | '\u{2028}'
+                    | '\u{2029}'
+            )
+    }
+    if !s.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Spreadsheet column letter for a 0-based index: 0 → `A`, 25 → `Z`, 26 → `AA`.
 pub fn column_letter(index: usize) -> String {
     let mut n = index + 1;
@@ -251,7 +286,11 @@ pub enum SheetError {
          did not calculate it, and reading it as empty would silently keep the tenant's \
          value. Open and save the workbook in Excel (or LibreOffice), or copy the column and \
          paste it as values",
-        if *more == 0 { String::new() } else { format!(" (and {more} more cells like it)") }
+        match more {
+            0 => String::new(),
+            1 => " (and 1 more cell like it)".to_string(),
+            n => format!(" (and {n} more cells like it)"),
+        }
     )]
     FormulaWithoutValue { row: u64, column: usize, more: u64 },
     #[error(
@@ -616,6 +655,18 @@ mod tests {
         assert!(Cell::Text(" \t".into()).is_blank());
         assert!(!Cell::Int(0).is_blank());
         assert!(!Cell::Text("-".into()).is_blank());
+    }
+
+    #[test]
+    fn terminal_safe_escapes_controls_and_bidi_only() {
+        assert!(matches!(
+            terminal_safe("Zoë Ñúñez 李"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            terminal_safe("Alice \u{202E}gpj.exe\u{7}\u{1b}[31m\n\u{85}\u{2066}x\u{2069}"),
+            "Alice \\u{202e}gpj.exe\\u{7}\\u{1b}[31m\\u{a}\\u{85}\\u{2066}x\\u{2069}"
+        );
     }
 
     #[test]

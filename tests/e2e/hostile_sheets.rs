@@ -378,3 +378,259 @@ fn ods(path: &Path, rows: &str) {
     let mut w = z.finish();
     std::io::Write::flush(&mut w).unwrap();
 }
+
+// ---------------------------------------------------------------- odd files
+
+/// A script (openpyxl, some exporters) writes formulas without calculating them: the cell
+/// has `<f>` and no saved value, which calamine reads as empty, so the field would quietly
+/// keep the tenant's value. It is an error at the cell, with the fix.
+#[test]
+fn a_formula_without_a_saved_value_names_the_cell_and_the_fix() {
+    let ws = Workspace::new();
+    let path = ws.path("scripted.xlsx");
+    let rows = br#"<row r="2"><c r="A2" t="inlineStr"><is><t>alice.martin@contoso.onmicrosoft.com</t></is></c><c r="B2" t="str"><f>"Alice"&amp;" Martin"</f><v>Alice Martin</v></c></row><row r="3"><c r="A3" t="inlineStr"><is><t>bob.peeters@contoso.onmicrosoft.com</t></is></c><c r="B3"><f>CONCATENATE("Bob"," Peeters")</f><v></v></c></row><row r="4"><c r="A4" t="inlineStr"><is><t>hanne.claes@contoso.onmicrosoft.com</t></is></c><c r="B4"><f>PROPER("hanne claes")</f></c></row><row r="5"><c r="A5" t="inlineStr"><is><t>jan.smet@contoso.onmicrosoft.com</t></is></c><c r="B5" t="str"><f>""</f><v></v></c></row>"#;
+    xlsx(
+        &path,
+        &[once(SHEET_OPEN), once(rows), once(SHEET_CLOSE)],
+        None,
+        None,
+    );
+    let p = path.to_str().unwrap();
+    let r = ws.run(&["validate", p]);
+    r.code(2);
+    // B2 (a saved value) and B5 (a saved empty text) are fine; B3 (`<v></v>`) is first
+    assert!(
+        r.stdout.contains(&format!(
+            "{p}:3 [B]: cell holds a formula without a saved value (and 1 more cell like it)"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("Open and save the workbook in Excel")
+            && r.stdout.contains("paste it as values"),
+        "{}",
+        r.stdout
+    );
+    // the same workbook saved by a spreadsheet program (values cached) reads cleanly
+    let saved = ws.path("saved.xlsx");
+    let rows = String::from_utf8_lossy(rows)
+        .replace("<v></v>", "<v>Bob Peeters</v>")
+        .replace(
+            r#"PROPER("hanne claes")</f>"#,
+            r#"PROPER("hanne claes")</f><v>Hanne Claes</v>"#,
+        );
+    xlsx(
+        &saved,
+        &[once(SHEET_OPEN), once(rows.as_bytes()), once(SHEET_CLOSE)],
+        None,
+        None,
+    );
+    ws.run(&["validate", saved.to_str().unwrap()]).code(0);
+}
+
+/// A FIFO would block `open` forever, a device never ends, a directory cannot be read:
+/// each is refused at once, naming what it is.
+#[cfg(unix)]
+#[test]
+fn a_path_that_is_not_a_regular_file_is_refused_at_once() {
+    let ws = Workspace::new();
+    let fifo = ws.path("users.csv");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    let mut cases = vec![
+        (
+            ws.dir.path().to_path_buf(),
+            "is a directory, not a regular file",
+        ),
+        (
+            Path::new("/dev/zero").to_path_buf(),
+            "is a character device, not a regular file",
+        ),
+    ];
+    if made.is_ok_and(|s| s.success()) {
+        cases.push((fifo, "is a named pipe (FIFO), not a regular file"));
+    } else {
+        eprintln!("mkfifo not available: the FIFO case is not checked");
+    }
+    for (path, says) in cases {
+        let started = std::time::Instant::now();
+        let out = ws
+            .cmd()
+            .args(["validate", path.to_str().unwrap()])
+            .timeout(std::time::Duration::from_secs(30))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "{}: {stdout}", path.display());
+        assert!(stdout.contains(says), "{}: {stdout}", path.display());
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+}
+
+/// Every mismatch between a file's name and its content is a warning naming both formats,
+/// and the file is read as what it is.
+#[test]
+fn every_format_mismatch_is_a_warning_naming_both_formats() {
+    let ws = Workspace::new();
+    let users = "upn,displayName\nalice.martin@contoso.onmicrosoft.com,Alice Martin\n";
+    let csv = ws.write("users.csv", users);
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let sheet = wb.add_worksheet();
+    sheet.write_string(0, 0, "upn").unwrap();
+    sheet.write_string(0, 1, "displayName").unwrap();
+    sheet
+        .write_string(1, 0, "alice.martin@contoso.onmicrosoft.com")
+        .unwrap();
+    sheet.write_string(1, 1, "Alice Martin").unwrap();
+    let xlsx_bytes = wb.save_to_buffer().unwrap();
+    let xls = super::support::fixture("sheets/calamine/date.xls");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "really-csv.xlsx",
+            std::fs::read(&csv).unwrap(),
+            "named .xlsx, which is an XLSX workbook, but it holds CSV text; read as CSV",
+        ),
+        (
+            "really-xlsx.xls",
+            xlsx_bytes.clone(),
+            "named .xls, which is an XLS (Excel 97-2003) workbook, but it holds an XLSX \
+             workbook; read as XLSX",
+        ),
+        (
+            "really-xlsx.csv",
+            xlsx_bytes.clone(),
+            "named .csv, which is CSV text, but it holds an XLSX workbook; read as XLSX",
+        ),
+        (
+            "really-xls.xlsx",
+            std::fs::read(&xls).unwrap(),
+            "named .xlsx, which is an XLSX workbook, but it holds an XLS (Excel 97-2003) \
+             workbook; read as XLS",
+        ),
+    ];
+    for (name, bytes, says) in cases {
+        let p = ws.path(name);
+        std::fs::write(&p, bytes).unwrap();
+        let r = ws.run(&["--output", "json", "validate", p.to_str().unwrap()]);
+        let v = r.json();
+        let warnings: Vec<&str> = v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|w| w["message"].as_str())
+            .collect();
+        assert!(warnings.contains(&says), "{name}: {warnings:?}");
+    }
+    // a file named for what it is, or for nothing, gets no such warning
+    let plain = ws.path("users.xlsx");
+    std::fs::write(&plain, &xlsx_bytes).unwrap();
+    let noext = ws.path("users");
+    std::fs::write(&noext, users).unwrap();
+    for p in [plain, noext] {
+        let r = ws.run(&["--output", "json", "validate", p.to_str().unwrap()]);
+        r.code(0);
+        assert_eq!(
+            r.json()["warnings"],
+            serde_json::json!([]),
+            "{}",
+            p.display()
+        );
+    }
+}
+
+/// The column-limit error names the first column past the limit (the one to delete
+/// from), in CSV and in XLSX.
+#[test]
+fn the_column_limit_names_the_first_column_over_it() {
+    let ws = workspace_with_limits("max_columns = 3");
+    let csv = ws.write(
+        "wide.csv",
+        "upn,displayName,country\nalice.martin@contoso.onmicrosoft.com,Alice,BE,,x,,y\n",
+    );
+    let r = ws.run(&["validate", csv.to_str().unwrap()]);
+    r.code(2);
+    assert!(
+        r.stdout
+            .contains("row 2 has a value in column E, beyond the limit of 3 columns"),
+        "{}",
+        r.stdout
+    );
+    let path = ws.path("wide.xlsx");
+    let row = br#"<row r="2"><c r="A2" t="inlineStr"><is><t>alice.martin@contoso.onmicrosoft.com</t></is></c><c r="E2" t="inlineStr"><is><t>x</t></is></c><c r="G2" t="inlineStr"><is><t>y</t></is></c></row>"#;
+    xlsx(
+        &path,
+        &[once(SHEET_OPEN), once(row), once(SHEET_CLOSE)],
+        None,
+        None,
+    );
+    let r = ws.run(&["validate", path.to_str().unwrap()]);
+    r.code(2);
+    assert!(
+        r.stdout
+            .contains("row 2 has a value in column E, beyond the limit of 3 columns"),
+        "{}",
+        r.stdout
+    );
+}
+
+/// A display name with a right-to-left override (or any control character) is shown
+/// escaped where a person reads it — the plan, validate's messages — and sent as it is.
+#[test]
+fn control_and_bidi_characters_are_escaped_on_the_terminal_kept_in_data() {
+    let ws = Workspace::new();
+    let sheet = ws.write(
+        "rlo.csv",
+        "upn,displayName,number\nalice.martin@contoso.onmicrosoft.com,\"Alice \u{202E}gpj.exe\",\nbob.peeters@contoso.onmicrosoft.com,\"Bob\u{7}\",abc\u{202E}\n",
+    );
+    let p = sheet.to_str().unwrap();
+    let r = ws.run(&["validate", p]);
+    r.code(2);
+    assert!(
+        !r.stdout.contains('\u{202E}') && !r.stdout.contains('\u{7}'),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains(r"abc\u{202e}"), "{}", r.stdout);
+    let sheet = ws.write(
+        "rlo.csv",
+        "upn,displayName\nalice.martin@contoso.onmicrosoft.com,\"Alice \u{202E}gpj.exe\"\nbob.peeters@contoso.onmicrosoft.com,\"Bob\u{7}\u{1b}[31m\"\n",
+    );
+    let r = ws.run(&["plan", sheet.to_str().unwrap()]);
+    r.code(0);
+    for raw in ['\u{202E}', '\u{7}', '\u{1b}'] {
+        assert!(!r.stdout.contains(raw), "{:?} raw in:\n{}", raw, r.stdout);
+    }
+    assert!(r.stdout.contains(r"Alice \u{202e}gpj.exe"), "{}", r.stdout);
+    assert!(r.stdout.contains(r"Bob\u{7}\u{1b}[31m"), "{}", r.stdout);
+    // the data itself is untouched: the JSON plan carries the characters
+    let r = ws.run(&["--output", "json", "plan", sheet.to_str().unwrap()]);
+    r.code(0);
+    assert!(r.stdout.contains('\u{202E}'), "{}", r.stdout);
+}
+
+/// Excel drops the `+` of a number typed into a cell; saved as text it reads `3225405202`.
+/// With the row's country (BE) that is evidently +32…: read so, with a warning at the cell.
+#[test]
+fn a_number_that_lost_its_plus_is_read_with_a_warning_at_the_cell() {
+    let ws = Workspace::new();
+    let sheet = ws.write(
+        "numbers.csv",
+        "upn,number,country\n\
+         alice.martin@contoso.onmicrosoft.com,3225405201,BE\n\
+         bob.peeters@contoso.onmicrosoft.com,02 540 52 02,BE\n\
+         charlotte.janssens@contoso.onmicrosoft.com,+32 2 540 52 03,BE\n",
+    );
+    let p = sheet.to_str().unwrap();
+    let r = ws.run(&["--output", "json", "validate", p]);
+    r.code(0);
+    let v = r.json();
+    let warnings = v["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0]["row"], 2);
+    assert_eq!(warnings[0]["column"], "number (B)");
+    let m = warnings[0]["message"].as_str().unwrap();
+    assert!(
+        m.contains("\"3225405201\" read as +3225405201") && m.contains("+"),
+        "{m}"
+    );
+}
