@@ -546,13 +546,18 @@ struct RowCtx<'a> {
     pending: Pending,
 }
 
+/// Longest message kept for a row's diagnostic, in characters. Messages quote the cell,
+/// which may be `max_cell_chars` long (and, through a shared string, the same long text on
+/// every row): 10,000 listed errors of 32,767 characters would be 1 GB of messages.
+const MESSAGE_MAX: usize = 500;
+
 impl RowCtx<'_> {
     fn diag(&self, column: String, message: String) -> Diagnostic {
         Diagnostic {
             file: self.file.to_string(),
             row: Some(self.row.row),
             column: Some(column),
-            message,
+            message: truncate(&message, MESSAGE_MAX),
         }
     }
     fn error(&mut self, col: Column, message: String) {
@@ -1063,6 +1068,18 @@ mod tests {
             7
         }
         fn write(&mut self, _: &[u8]) {}
+    }
+
+    #[test]
+    fn long_cells_make_short_messages() {
+        let v = run(&format!(
+            "upn,action\na@contoso.com,{}\n",
+            "x".repeat(30_000)
+        ));
+        assert_eq!(v.errors.len(), 1);
+        let m = &v.errors[0].message;
+        assert_eq!(m.chars().count(), MESSAGE_MAX + 1, "{}", &m[..80]);
+        assert!(m.starts_with("action \"xxx") && m.ends_with('…'));
     }
 
     #[test]

@@ -12,9 +12,13 @@
 //!   XLS; anything else that is text is read as CSV. A file named `.xlsx`/`.xls`/`.ods` that
 //!   is really CSV text is read as CSV **with a warning** (people rename exports); one that is
 //!   neither text nor a spreadsheet is refused.
-//! - XLSX is streamed cell by cell (calamine's `worksheet_cells_reader` on a producer thread
-//!   with a bounded channel), so memory stays flat as rows grow. XLS, XLSB and ODS have no
-//!   streaming reader in calamine and are loaded whole (bounded by [`Limits::max_file_bytes`]).
+//! - XLSX and XLSB are streamed cell by cell (calamine's `worksheet_cells_reader` on a
+//!   producer thread with a bounded channel), so memory stays flat as rows grow. XLS and ODS
+//!   have no streaming reader in calamine and are loaded whole.
+//! - Before calamine opens a workbook, a pre-pass reads it the way calamine will and
+//!   refuses what would take memory or time past the limits: `zipguard` (XLSX, XLSB, ODS:
+//!   what is inflated is counted, never what the zip claims; tokens, shared strings and
+//!   cells are capped while being read; see also `odscheck`) and `xlscheck` (XLS).
 //! - Every calamine call runs under `catch_unwind`: a panic on a hostile file becomes a
 //!   rejected-file error, never a crash.
 //! - Blank rows (every cell empty or whitespace) are skipped but still counted, so row
@@ -24,6 +28,7 @@ pub mod cell;
 mod csv;
 pub mod header;
 mod odscheck;
+mod xlscheck;
 mod xlsx;
 mod xmlscan;
 mod zipguard;
@@ -396,6 +401,7 @@ impl SheetReader {
             let format = zipguard::inspect(path, opts)?;
             (format, xlsx::open(path, format, opts)?)
         } else if head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+            xlscheck::check(path, &limits)?;
             (Format::Xls, xlsx::open(path, Format::Xls, opts)?)
         } else {
             if named.is_some_and(|f| f != Format::Csv) && !csv::looks_like_text(path)? {

@@ -18,10 +18,108 @@ use std::fs::File;
 use std::io::BufReader;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
 
-/// Rows buffered between the XLSX producer thread and the consumer.
+/// Rows buffered between the workbook reader thread and the consumer.
 const CHANNEL_ROWS: usize = 256;
+/// Bytes of rows the reader thread may be ahead of the consumer (one row always passes).
+/// Counting rows alone is not enough: every cell that uses a shared string gets its own
+/// copy, so one row can be `max_columns × max_cell_chars` characters (20 MB at the
+/// defaults) from a few bytes of XML, and 256 of them would be gigabytes.
+const IN_FLIGHT_MAX: usize = 32 * 1024 * 1024;
+
+/// How many bytes of rows are between the reader thread and the consumer, and whether
+/// the consumer is still there.
+#[derive(Default)]
+struct Gate {
+    state: Mutex<(usize, bool)>,
+    freed: Condvar,
+}
+
+impl Gate {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, bool)> {
+        // A panic while holding this lock cannot leave the counts inconsistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until `bytes` more may be in flight; `false` when the consumer is gone.
+    fn acquire(&self, bytes: usize) -> bool {
+        let mut st = self.lock();
+        while !st.1 && st.0 > 0 && st.0 + bytes > IN_FLIGHT_MAX {
+            st = self.freed.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        if st.1 {
+            return false;
+        }
+        st.0 += bytes;
+        true
+    }
+
+    fn release(&self, bytes: usize) {
+        let mut st = self.lock();
+        st.0 = st.0.saturating_sub(bytes);
+        self.freed.notify_all();
+    }
+
+    fn close(&self) {
+        self.lock().1 = true;
+        self.freed.notify_all();
+    }
+}
+
+/// The reader thread's end: rows (or the error that ends them) with their size.
+struct RowSender {
+    tx: SyncSender<(Result<Row, SheetError>, usize)>,
+    gate: Arc<Gate>,
+}
+
+impl RowSender {
+    /// Sends a row once the consumer has room for it; `false` when the consumer is gone.
+    fn send(&self, item: Result<Row, SheetError>) -> bool {
+        let bytes = match &item {
+            Ok(row) => row_bytes(row),
+            Err(_) => 0,
+        };
+        self.gate.acquire(bytes) && self.tx.send((item, bytes)).is_ok()
+    }
+}
+
+/// Memory a row takes: its cells and the text they own.
+fn row_bytes(row: &Row) -> usize {
+    row.cells
+        .iter()
+        .map(|c| {
+            std::mem::size_of::<Cell>()
+                + match c {
+                    Cell::Text(s) | Cell::DateTime(s) | Cell::Error(s) => s.capacity(),
+                    _ => 0,
+                }
+        })
+        .sum()
+}
+
+/// The consumer's end, handing back each row's bytes as it takes it.
+struct GatedRows {
+    rx: Receiver<(Result<Row, SheetError>, usize)>,
+    gate: Arc<Gate>,
+}
+
+impl Iterator for GatedRows {
+    type Item = Result<Row, SheetError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let (item, bytes) = self.rx.recv().ok()?;
+        self.gate.release(bytes);
+        Some(item)
+    }
+}
+
+impl Drop for GatedRows {
+    /// Lets a reader thread waiting for room see that nobody will take its rows.
+    fn drop(&mut self) {
+        self.gate.close();
+    }
+}
 
 /// Opens a workbook of a known format and returns its rows (blank rows included).
 pub(super) fn open(
@@ -72,7 +170,12 @@ fn pick_sheet(sheets: &[calamine::Sheet], wanted: Option<&str>) -> Result<String
 }
 
 fn stream(path: &Path, format: Format, opts: &ReadOptions) -> super::RowIter {
-    let (tx, rx) = sync_channel::<Result<Row, SheetError>>(CHANNEL_ROWS);
+    let (tx, rx) = sync_channel(CHANNEL_ROWS);
+    let gate = Arc::new(Gate::default());
+    let tx = RowSender {
+        tx,
+        gate: Arc::clone(&gate),
+    };
     let path = path.to_path_buf();
     let opts = opts.clone();
     let spawned = std::thread::Builder::new()
@@ -91,7 +194,7 @@ fn stream(path: &Path, format: Format, opts: &ReadOptions) -> super::RowIter {
             let _ = tx.send(Err(err));
         });
     match spawned {
-        Ok(_) => Box::new(rx.into_iter()),
+        Ok(_) => Box::new(GatedRows { rx, gate }),
         Err(e) => Box::new(std::iter::once(Err(SheetError::Io(format!(
             "cannot start the workbook reader thread: {e}"
         ))))),
@@ -99,11 +202,7 @@ fn stream(path: &Path, format: Format, opts: &ReadOptions) -> super::RowIter {
 }
 
 /// Producer side for XLSX: reads cells in file order and sends each finished row.
-fn xlsx_rows(
-    path: &Path,
-    opts: &ReadOptions,
-    tx: &SyncSender<Result<Row, SheetError>>,
-) -> Result<(), SheetError> {
+fn xlsx_rows(path: &Path, opts: &ReadOptions, tx: &RowSender) -> Result<(), SheetError> {
     let file = super::open_regular(path)?;
     let mut wb: calamine::Xlsx<_> =
         calamine::Xlsx::new(BufReader::new(file)).map_err(|e| corrupt(Format::Xlsx)(&e))?;
@@ -122,11 +221,7 @@ fn xlsx_rows(
 }
 
 /// Producer side for XLSB, the same way.
-fn xlsb_rows(
-    path: &Path,
-    opts: &ReadOptions,
-    tx: &SyncSender<Result<Row, SheetError>>,
-) -> Result<(), SheetError> {
+fn xlsb_rows(path: &Path, opts: &ReadOptions, tx: &RowSender) -> Result<(), SheetError> {
     let file = super::open_regular(path)?;
     let mut wb: calamine::Xlsb<_> =
         calamine::Xlsb::new(BufReader::new(file)).map_err(|e| corrupt(Format::Xlsb)(&e))?;
@@ -151,7 +246,7 @@ fn pump<'a, E: std::fmt::Display>(
     declared_end: (u32, u32),
     mut next_cell: impl FnMut() -> Result<Option<calamine::Cell<DataRef<'a>>>, E>,
     limits: &Limits,
-    tx: &SyncSender<Result<Row, SheetError>>,
+    tx: &RowSender,
 ) -> Result<(), SheetError> {
     check_declared(
         u64::from(declared_end.0) + 1,
@@ -176,7 +271,7 @@ fn pump<'a, E: std::fmt::Display>(
         let value = from_data_ref(cell.get_value());
         if current.as_ref().is_some_and(|cur| cur.row != row_no) {
             if let Some(done) = current.take() {
-                if tx.send(Ok(done)).is_err() {
+                if !tx.send(Ok(done)) {
                     return Ok(());
                 }
             }
@@ -199,7 +294,7 @@ fn pump<'a, E: std::fmt::Display>(
         row.cells[c] = value;
     }
     if let Some(done) = current {
-        let _ = tx.send(Ok(done));
+        tx.send(Ok(done));
     }
     Ok(())
 }
@@ -339,6 +434,27 @@ mod tests {
         assert_eq!(render_datetime(&d), "255:10:10");
         let d = ExcelDateTime::new(0.25, ExcelDateTimeType::DateTime, false);
         assert_eq!(render_datetime(&d), "06:00:00");
+    }
+
+    #[test]
+    fn the_gate_holds_the_reader_back_by_bytes_and_lets_it_go_when_closed() {
+        let gate = Arc::new(Gate::default());
+        // one row always passes, however big
+        assert!(gate.acquire(IN_FLIGHT_MAX * 2));
+        let g = Arc::clone(&gate);
+        let waiter = std::thread::spawn(move || g.acquire(10));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!waiter.is_finished(), "a second row waits for room");
+        gate.release(IN_FLIGHT_MAX * 2);
+        assert!(waiter.join().unwrap());
+        gate.release(10);
+        // a consumer that went away frees a waiting reader, which then stops
+        assert!(gate.acquire(IN_FLIGHT_MAX));
+        let g = Arc::clone(&gate);
+        let waiter = std::thread::spawn(move || g.acquire(IN_FLIGHT_MAX));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        gate.close();
+        assert!(!waiter.join().unwrap());
     }
 
     #[test]

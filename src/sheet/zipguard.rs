@@ -21,6 +21,9 @@
 //! - any text between two tags: `max_cell_chars` characters where it is a cell's text,
 //!   `max(max_cell_chars, 65,536)` elsewhere; any tag, comment or CDATA: 64 KiB;
 //! - a cell: `max_cell_chars` characters, counted across rich-text runs, stopped there;
+//! - the text all cells of the sheet hold: `128 × max_rows` bytes (128 MB), a shared string
+//!   counted once for every cell that uses it, since each such cell gets its own copy (one
+//!   long string referenced a million times is gigabytes from a file of a few MB);
 //! - the shared-strings table (calamine keeps it whole): `2 × max_rows` strings and
 //!   `64 × max_rows` bytes of text (2,000,000 strings, 64 MB: two distinct texts of 32 bytes
 //!   a row, say a UPN and a name; other columns repeat or are numbers);
@@ -75,6 +78,8 @@ pub(super) struct Caps {
     pub(super) other_text: u64,
     pub(super) sst_strings: u64,
     pub(super) sst_bytes: u64,
+    /// Text all cells of the sheet hold, a shared string counted in every cell using it.
+    pub(super) cell_text: u64,
 }
 
 impl Caps {
@@ -84,6 +89,7 @@ impl Caps {
             other_text: u64::from(limits.max_cell_chars).max(OTHER_TEXT_MIN),
             sst_strings: limits.max_rows.saturating_mul(2),
             sst_bytes: limits.max_rows.saturating_mul(64),
+            cell_text: limits.max_rows.saturating_mul(128),
         }
     }
 }
@@ -469,12 +475,16 @@ pub(super) struct SharedStrings {
     depth: usize,
     /// (depth of the open `<si>`, saw a `<t>`, saw an `<r>`, characters so far).
     si: Option<(usize, bool, bool, u64)>,
+    /// Text bytes of the open string.
+    si_bytes: u64,
     /// Depth of the open `<t>` inside the current string, if any.
     t_depth: Option<usize>,
     /// Open `<rPh>` (phonetic runs, which calamine leaves out) elements.
     rph: usize,
     /// The first string over `max_cell_chars`: the scan stopped there.
     pub(super) too_long: Option<u64>,
+    /// Text bytes of each string, for counting the copies cells make.
+    pub(super) lengths: Vec<u32>,
 }
 
 impl SharedStrings {
@@ -487,9 +497,11 @@ impl SharedStrings {
             bytes: 0,
             depth: 0,
             si: None,
+            si_bytes: 0,
             t_depth: None,
             rph: 0,
             too_long: None,
+            lengths: Vec::new(),
         }
     }
 
@@ -530,6 +542,9 @@ impl Sink for SharedStrings {
                         return Err(self.misread("is empty").into());
                     }
                     self.count += 1;
+                    self.lengths
+                        .push(u32::try_from(self.si_bytes).unwrap_or(u32::MAX));
+                    self.si_bytes = 0;
                 }
             }
             return Ok(());
@@ -584,6 +599,7 @@ impl Sink for SharedStrings {
             return Err(Halt::Done);
         }
         self.bytes += raw.len() as u64;
+        self.si_bytes += raw.len() as u64;
         if self.bytes > self.max_bytes {
             return Err(SheetError::SharedStringsTooLarge {
                 max: self.max_bytes,
@@ -596,8 +612,12 @@ impl Sink for SharedStrings {
 
 /// The worksheet calamine will stream: cell positions tracked exactly as calamine's cell
 /// reader tracks them, so errors name the cell a user sees.
-struct SheetCells {
+struct SheetCells<'s> {
     cell_chars: u64,
+    /// Text bytes of each shared string, and the most all cells may hold.
+    sst_lengths: &'s [u32],
+    text_max: u64,
+    text: u64,
     /// Strings in the shared-strings table, when it was read to the end.
     sst_count: Option<u64>,
     /// A shared string over the cell limit: the first cell using it is the error.
@@ -626,10 +646,13 @@ struct CellScan {
     chars: u64,
 }
 
-impl SheetCells {
-    fn new(caps: &Caps, sst: &SharedStrings) -> SheetCells {
+impl<'s> SheetCells<'s> {
+    fn new(caps: &Caps, sst: &'s SharedStrings) -> SheetCells<'s> {
         SheetCells {
             cell_chars: caps.cell_chars,
+            sst_lengths: &sst.lengths,
+            text_max: caps.cell_text,
+            text: 0,
             sst_count: sst.too_long.is_none().then_some(sst.count),
             sst_too_long: sst.too_long,
             row_index: 0,
@@ -675,6 +698,24 @@ impl SheetCells {
                     });
                 }
             }
+            let copy = usize::try_from(index)
+                .ok()
+                .and_then(|i| self.sst_lengths.get(i))
+                .copied()
+                .unwrap_or(0);
+            self.add_text(u64::from(copy))?;
+        }
+        Ok(())
+    }
+
+    fn add_text(&mut self, bytes: u64) -> Result<(), SheetError> {
+        self.text += bytes;
+        if self.text > self.text_max {
+            return Err(SheetError::TooBig(format!(
+                "the sheet's cells hold more than {} bytes of text (128 a row of \
+                 limits.max_rows), a shared string counted in every cell that uses it",
+                self.text_max
+            )));
         }
         Ok(())
     }
@@ -718,7 +759,7 @@ fn parse_ref(r: &[u8]) -> Option<(u32, Option<u32>)> {
     Some((row - 1, col))
 }
 
-impl Sink for SheetCells {
+impl Sink for SheetCells<'_> {
     fn tag(&mut self, t: &Tag<'_>) -> Result<(), Halt> {
         let Some(cell) = self.cell.as_mut() else {
             match (t.local, t.closing) {
@@ -805,10 +846,13 @@ impl Sink for SheetCells {
             cell.v.extend_from_slice(&raw[..raw.len().min(room)]);
         }
         cell.chars += chars;
-        if cell.chars > self.cell_chars {
+        let over = cell.chars > self.cell_chars;
+        let (row, column) = (u64::from(cell.pos.0) + 1, cell.pos.1 as usize);
+        self.add_text(raw.len() as u64)?;
+        if over {
             return Err(SheetError::CellCut {
-                row: u64::from(cell.pos.0) + 1,
-                column: cell.pos.1 as usize,
+                row,
+                column,
                 max: self.cell_chars,
             }
             .into());

@@ -152,7 +152,8 @@ fn xs() -> Vec<u8> {
 
 /// The files issue 20 was tried with, at the default limits: whitespace worksheets of 3 and
 /// 6 GB (one claiming 4 KB in the zip directory), a 3 GB shared-strings table, a 2 GB cell
-/// inline and as a shared string.
+/// inline and as a shared string; and one long shared string used by every cell of
+/// 10,000 rows × 200 columns (60 GB once every cell has its copy).
 #[test]
 fn gigabyte_workbooks_are_refused_naming_the_part_in_bounded_memory() {
     let ws = Workspace::new();
@@ -249,6 +250,23 @@ fn gigabyte_workbooks_are_refused_naming_the_part_in_bounded_memory() {
             }),
             says: "cell is longer than 32767 characters (limits.max_cell_chars)",
             at: Some("2 [B]"),
+        },
+        Bomb {
+            name: "shared-copies.xlsx",
+            build: Box::new(|p| {
+                let long = format!("<si><t>{}</t></si>", "z".repeat(30_000));
+                let sst = [once(SST_OPEN), once(long.as_bytes()), once(SST_CLOSE)];
+                let row = format!("<row>{}</row>", r#"<c t="s"><v>0</v></c>"#.repeat(200));
+                let sheet = [
+                    once(SHEET_OPEN),
+                    repeat(row.as_bytes(), 10_000),
+                    once(SHEET_CLOSE),
+                ];
+                xlsx(p, &sheet, None, Some(&sst))
+            }),
+            says: "the sheet's cells hold more than 128000000 bytes of text (128 a row of \
+                   limits.max_rows), a shared string counted in every cell that uses it",
+            at: None,
         },
     ];
     for bomb in &bombs {
@@ -633,4 +651,57 @@ fn a_number_that_lost_its_plus_is_read_with_a_warning_at_the_cell() {
         m.contains("\"3225405201\" read as +3225405201") && m.contains("+"),
         "{m}"
     );
+}
+
+/// calamine loads an XLS file whole and trusts it: two cells at far corners of a 5 KB file
+/// made a 65,536 × 256 grid (1 GB measured), a DIMENSIONS record can ask it to reserve
+/// billions of cells, and a sector chain that loops never ends. Each is refused by the
+/// pre-pass, built here from a real Excel file (`date.xls`) with a few bytes changed.
+#[test]
+fn crafted_xls_files_are_refused_before_calamine_loads_them() {
+    let ws = Workspace::new();
+    let real = std::fs::read(super::support::fixture("sheets/calamine/date.xls")).unwrap();
+    let patched = |at: usize, bytes: &[u8]| {
+        let mut b = real.clone();
+        b[at..at + bytes.len()].copy_from_slice(bytes);
+        b
+    };
+    // offsets in date.xls: the Number record (row 3, column A) at 0xEAB, the DIMENSIONS
+    // record at 0xE31, the FAT (sector 0) at 512
+    let cases = [
+        (
+            "corners.xls",
+            patched(0xEAB + 4, &[0xFF, 0xFF, 0xFF, 0x00]),
+            "its sheets span more than 1000000 cells",
+        ),
+        (
+            "dimensions.xls",
+            patched(0xE31 + 8, &[0xFF, 0xFF, 0xFF, 0xFF]),
+            "a sheet declares",
+        ),
+        (
+            "loop.xls",
+            patched(512 + 7 * 4, &3u32.to_le_bytes()),
+            "a sector chain that loops",
+        ),
+    ];
+    let p = ws.path("date.xls");
+    std::fs::write(&p, &real).unwrap();
+    // the real file is read (its first row, dates, is not a user header)
+    let r = ws.run(&["validate", p.to_str().unwrap()]);
+    r.code(2);
+    assert!(
+        r.stdout.contains("unknown column \"2021-01-01\""),
+        "{}",
+        r.stdout
+    );
+    for (name, bytes, says) in cases {
+        let bomb = Bomb {
+            name,
+            build: Box::new(move |p| std::fs::write(p, &bytes).unwrap()),
+            says,
+            at: None,
+        };
+        refused_within_bounds(&ws, &bomb);
+    }
 }
