@@ -886,6 +886,8 @@ async fn phase_history(args: &[String]) -> anyhow::Result<Value> {
                     error_reason: None,
                     attempts: 1,
                     user_id: None,
+                    applied: vec!["set_vrp".into()],
+                    note: None,
                 },
             )
             .await

@@ -11,8 +11,9 @@ use std::path::PathBuf;
     long_about = "Reads CSV/XLSX user sheets, applies templates, diffs them against a tenant and \
                   pushes only the changes, recording every user's outcome in a job history.\n\n\
                   Exit codes: 0 done (or nothing to do), 1 finished with failed items, 2 invalid \
-                  input/config/usage or plan error (nothing sent), 3 aborted (auth, lock held, \
-                  fail-fast), 4 changes pending (plan --detailed-exitcode)."
+                  input/config/usage or plan error (nothing sent), 3 aborted or interrupted \
+                  (auth, failed read, lock held, history not writable, fail-fast, SIGTERM/SIGINT), \
+                  4 changes pending (plan --detailed-exitcode)."
 )]
 pub struct Cli {
     #[command(flatten)]

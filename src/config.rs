@@ -173,6 +173,7 @@ struct RawConfig {
     db: Option<PathBuf>,
     templates: Option<PathBuf>,
     default_tenant: Option<String>,
+    lock_dir: Option<PathBuf>,
     #[serde(default)]
     limits: LimitsConfig,
     #[serde(default)]
@@ -186,12 +187,14 @@ pub struct Config {
     pub db: PathBuf,
     pub templates: PathBuf,
     pub default_tenant: Option<String>,
+    /// Folder of the tenant lock files; `None`: `history::lock::default_lock_dir()`.
+    pub lock_dir: Option<PathBuf>,
     pub limits: LimitsConfig,
     pub tenants: BTreeMap<String, TenantConfig>,
 }
 
 /// Top-level keys that `TEAMSYNC_<KEY>` may override.
-const OVERRIDABLE: &[&str] = &["db", "templates", "default_tenant"];
+const OVERRIDABLE: &[&str] = &["db", "templates", "default_tenant", "lock_dir"];
 
 impl Config {
     /// Loads `path`, or the default location: `./config/teamsync.toml` if present, else
@@ -246,6 +249,7 @@ impl Config {
                 "db" => raw.db = Some(PathBuf::from(v)),
                 "templates" => raw.templates = Some(PathBuf::from(v)),
                 "default_tenant" => raw.default_tenant = Some(v.clone()),
+                "lock_dir" => raw.lock_dir = Some(PathBuf::from(v)),
                 // Variables the CLI itself reads (TEAMSYNC_CONFIG, TEAMSYNC_LOG, TEAMSYNC_SIM_TOKEN)
                 // are not keys.
                 "config" | "log" | "sim_token" => {}
@@ -291,6 +295,7 @@ impl Config {
             ),
             templates: resolve(raw.templates.unwrap_or_else(|| PathBuf::from("templates"))),
             default_tenant,
+            lock_dir: raw.lock_dir.map(resolve),
             limits: raw.limits,
             tenants,
         })

@@ -2,8 +2,10 @@
 //!
 //! The data flow is one way, one module per arrow (see DESIGN.md):
 //! `sheet` (+ `template`, `validate`) → `plan` (with a `connector` snapshot) → `apply`
-//! → `history` → `report`. The simulated tenants (the embedded default tenant, and the
-//! server of every end-to-end test) live in their own crate, `teamsync-sim`
+//! → `history` → `report`, strung together by `run` (history check → tenant lock → snapshot
+//! → plan → apply → outcome), which the CLI's `commands` only feed and render. The
+//! simulated tenants (the embedded default tenant, and the server of every end-to-end
+//! test) live in their own crate, `teamsync-sim`
 //! (crates/teamsync-sim), which depends on nothing of this one: the compiler keeps them
 //! from sharing a misreading of a vendor's document with the connectors they test.
 
@@ -17,6 +19,7 @@ pub mod history;
 pub mod model;
 pub mod plan;
 pub mod report;
+pub mod run;
 pub mod sheet;
 pub mod template;
 pub mod validate;

@@ -5,13 +5,19 @@
 //!
 //! Decisions are made on [`ConnectorError`]'s kind only, so every backend behaves alike:
 //! Retryable → retry; Rejected → the item's error; Auth/Config → the whole job stops.
+//!
+//! Recording: before each step goes out, the item's intent (the step and what the user's
+//! earlier steps applied) is committed to the history; if that write fails, the step is
+//! not sent and the job stops. A step the tenant acknowledged is kept as applied even
+//! when a later step of the same user fails, and the item's error then says what exists
+//! ("created; number not assigned: …") so revert can undo it.
 
 use super::scheduler::{Abort, Board, Deps};
 use super::verify::Expect;
 use super::ApplyOptions;
 use crate::connector::retry::{RetryBudget, RetryPolicy};
 use crate::connector::{Connector, ConnectorError, Step};
-use crate::history::{History, HistoryError, ItemResult, ItemStatus};
+use crate::history::{History, HistoryError, Intent, ItemResult, ItemStatus};
 use crate::plan::model::{OpRef, Operation, UserPlan};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,6 +58,9 @@ enum Fail {
     Abort(String),
     /// The job is stopping; this item stays pending.
     Interrupted,
+    /// The history refused the item's intent: nothing was sent, nothing more can be
+    /// recorded for it, and the job stops.
+    HistoryDown,
 }
 
 fn item_err(code: impl Into<String>, reason: impl Into<String>) -> Fail {
@@ -68,6 +77,8 @@ struct UserState {
     /// When this job created the user (a 404 on it is then replication delay).
     created_at: Option<Instant>,
     attempts: u32,
+    /// Kinds of the operations the tenant acknowledged, in order.
+    applied: Vec<String>,
 }
 
 impl RunCtx {
@@ -119,18 +130,15 @@ impl RunCtx {
 pub(crate) async fn run_user(ctx: Arc<RunCtx>, ui: usize, slot: OwnedSemaphorePermit) {
     let user = &ctx.users[ui];
     let item = ctx.item_ids[ui];
-    if let Err(e) = ctx.history.item_running(item).await {
-        ctx.history_failed(e);
-        return;
-    }
     let mut st = UserState {
         user_id: user.user_id.clone(),
         created_at: None,
         attempts: 0,
+        applied: Vec::new(),
     };
     // The slot is held through the read-back too, so `concurrency` bounds every request.
     let mut slot = Some(slot);
-    let outcome = run_steps(&ctx, user, ui, &mut slot, &mut st).await;
+    let outcome = run_steps(&ctx, user, ui, item, &mut slot, &mut st).await;
     let outcome = match outcome {
         Ok(()) if ctx.opts.verify => verify_user(&ctx, user, &st).await,
         other => other,
@@ -144,6 +152,8 @@ pub(crate) async fn run_user(ctx: Arc<RunCtx>, ui: usize, slot: OwnedSemaphorePe
                 error_reason: None,
                 attempts: st.attempts,
                 user_id: st.user_id.clone(),
+                applied: st.applied.clone(),
+                note: None,
             }
         }
         Err(Fail::Item { code, reason, sent }) => {
@@ -164,6 +174,8 @@ pub(crate) async fn run_user(ctx: Arc<RunCtx>, ui: usize, slot: OwnedSemaphorePe
                 error_reason: Some(reason),
                 attempts: st.attempts,
                 user_id: st.user_id.clone(),
+                applied: st.applied.clone(),
+                note: None,
             }
         }
         Err(Fail::Abort(reason)) => {
@@ -175,6 +187,7 @@ pub(crate) async fn run_user(ctx: Arc<RunCtx>, ui: usize, slot: OwnedSemaphorePe
             record_progress_of_interrupted(&ctx, item, &st).await;
             return;
         }
+        Err(Fail::HistoryDown) => return,
     };
     let ok = result.status == ItemStatus::Success;
     match ctx.history.item_finished(item, result).await {
@@ -184,25 +197,70 @@ pub(crate) async fn run_user(ctx: Arc<RunCtx>, ui: usize, slot: OwnedSemaphorePe
 }
 
 /// An interrupted item stays unfinished (back to pending when the job closes), but what
-/// it learned is kept: the attempts made and the id of a user it created, so resume and
-/// revert see them.
+/// it learned is kept: the attempts made, what the tenant acknowledged and the id of a
+/// user it created, so resume and revert see them.
 async fn record_progress_of_interrupted(ctx: &RunCtx, item: i64, st: &UserState) {
+    if st.attempts == 0 {
+        return; // it never sent: nothing to add to its pending row
+    }
     let r = ItemResult {
         status: ItemStatus::Running,
         error_code: None,
         error_reason: None,
         attempts: st.attempts,
         user_id: st.user_id.clone(),
+        applied: st.applied.clone(),
+        note: None,
     };
     if let Err(e) = ctx.history.item_finished(item, r).await {
         ctx.history_failed(e);
     }
 }
 
+/// What a step that failed left undone, in the user's words ("number not assigned").
+fn undone(user: &UserPlan, step: &Step) -> String {
+    let parts: Vec<&str> = step
+        .ops
+        .iter()
+        .map(|&i| match &user.ops[i].op {
+            Operation::Create { .. } => "not created",
+            Operation::SetProperties { .. } => "properties not set",
+            Operation::SetLicenses { .. } => "licenses not assigned",
+            Operation::SetNumber { number: Some(_) } => "number not assigned",
+            Operation::SetNumber { number: None } => "number not released",
+            Operation::SetVrp { .. } => "voice routing policy not set",
+            Operation::SetGroups { .. } => "groups not set",
+            Operation::SetCustomerLicenses { .. } => "customer licenses not assigned",
+            Operation::Delete => "not deleted",
+        })
+        .collect();
+    parts.join(", ")
+}
+
+/// What the acknowledged steps did, in the user's words ("created", "number set").
+fn done(applied: &[String]) -> String {
+    let parts: Vec<&str> = applied
+        .iter()
+        .map(|k| match k.as_str() {
+            "create" => "created",
+            "set_properties" => "properties set",
+            "set_licenses" => "licenses assigned",
+            "set_number" => "number set",
+            "set_vrp" => "voice routing policy set",
+            "set_groups" => "groups set",
+            "set_customer_licenses" => "customer licenses assigned",
+            "delete" => "deleted",
+            other => other,
+        })
+        .collect();
+    parts.join(", ")
+}
+
 async fn run_steps(
     ctx: &Arc<RunCtx>,
     user: &UserPlan,
     ui: usize,
+    item: i64,
     slot: &mut Option<OwnedSemaphorePermit>,
     st: &mut UserState,
 ) -> Result<(), Fail> {
@@ -224,7 +282,7 @@ async fn run_steps(
                 Deps::Failed(reason) => {
                     return Err(Fail::Item {
                         code: "dependency".into(),
-                        reason,
+                        reason: after_applied(st, reason),
                         sent: false,
                     })
                 }
@@ -243,10 +301,52 @@ async fn run_steps(
         if ctx.abort.reason().is_some() {
             return Err(Fail::Interrupted);
         }
-        send_step(ctx, user, step, st).await?;
+        let kinds: Vec<String> = step
+            .ops
+            .iter()
+            .map(|&i| user.ops[i].op.kind().to_string())
+            .collect();
+        let intent = Intent {
+            step: step.label.clone(),
+            ops: kinds.clone(),
+            applied: st.applied.clone(),
+        };
+        if let Err(e) = ctx.history.item_sending(item, intent).await {
+            ctx.history_failed(e);
+            return Err(Fail::HistoryDown);
+        }
+        // The history may have failed for another worker while this intent was queued.
+        if ctx.abort.reason().is_some() {
+            return Err(Fail::Interrupted);
+        }
+        match send_step(ctx, user, step, st).await {
+            Ok(()) => st.applied.extend(kinds),
+            Err(Fail::Item { code, reason, sent }) => {
+                let reason = match st.applied.is_empty() {
+                    true => reason,
+                    false => format!("{}: {reason}", undone(user, step)),
+                };
+                return Err(Fail::Item {
+                    code,
+                    reason: after_applied(st, reason),
+                    sent,
+                });
+            }
+            Err(other) => return Err(other),
+        }
         ctx.board.mark_done(&user.upn, &step.ops);
     }
     Ok(())
+}
+
+/// An item error prefixed with what the user's earlier steps did, so the item says what
+/// exists now ("created; number not assigned: …").
+fn after_applied(st: &UserState, reason: String) -> String {
+    if st.applied.is_empty() {
+        reason
+    } else {
+        format!("{}; {reason}", done(&st.applied))
+    }
 }
 
 async fn send_step(

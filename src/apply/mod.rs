@@ -1,10 +1,12 @@
 //! Apply a plan to a tenant and record every user's outcome in the job history.
 //!
 //! Why a module of its own: sending is where a sync can hurt a tenant. Everything that
-//! protects it lives here — one job per tenant (the history lock), a status check before
-//! any write, bounded concurrency, retries from a job-wide budget, fail-fast on auth
-//! errors or a run of failures — together with what makes a run auditable and resumable:
-//! every item is in the history before it is sent and when it ends.
+//! protects it lives here — a status check before any write, bounded concurrency, retries
+//! from a job-wide budget, fail-fast on auth errors or a run of failures, a graceful stop
+//! on a signal — together with what makes a run auditable and resumable: every request is
+//! in the history (committed) before it is sent, and every item's end is recorded. The
+//! tenant lock is the caller's ([`execute_locked`], taken by `run::` before its first
+//! request); [`execute`] takes a lock of its own for library callers.
 //!
 //! Choices where DESIGN.md is silent:
 //! - `only` keeps the named users; `limit` then keeps the first N users *with changes*
@@ -19,20 +21,30 @@
 //!   `max_consecutive_failures` (0 disables it); a failed dependency sends nothing.
 //! - An interrupted item (abort, kill) goes back to `pending` and keeps its attempts and
 //!   any user id it created, so `resume` and revert know about it.
+//! - After a stop or an abort, requests already under way get [`STOP_GRACE`] to finish
+//!   and be recorded; then they are cancelled. A cancelled request's item keeps the
+//!   intent it recorded (`sending`), so resume and revert treat it as maybe applied.
+//! - A history write that fails stops the job: no request goes out whose intent was not
+//!   committed, and nothing new starts.
 
 mod executor;
 pub mod progress;
 mod scheduler;
+mod stop;
 pub mod verify;
+
+pub use stop::Stop;
 
 use crate::config::TenantConfig;
 use crate::connector::retry::{RetryBudget, RetryPolicy};
 use crate::connector::{Connector, ConnectorError};
-use crate::history::{History, HistoryError, ItemStatus, JobStatus, NewItem, NewJob};
+use crate::history::{
+    History, HistoryError, ItemStatus, JobEnd, JobStatus, LockError, NewItem, NewJob, TenantLock,
+};
 use crate::model::Upn;
 use crate::plan::model::{Plan, UserPlan};
 use executor::RunCtx;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -102,16 +114,19 @@ pub struct JobOutcome {
     pub requests: u64,
     pub retries: u64,
     pub elapsed: Duration,
-    /// 0 all done, 1 some items failed (or left pending), 3 aborted.
+    /// 0 all done, 1 some items failed (or left pending), 3 aborted or interrupted.
     pub exit_code: i32,
-    /// Why the job aborted, when it did.
+    /// Why the job aborted or was interrupted, when it was.
     pub abort_reason: Option<String>,
 }
 
+/// How long requests under way may take to finish (and be recorded) once the job stops.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
 impl JobOutcome {
-    /// What `apply`/`sync`/`resume --output json` print: the job object as the history
-    /// shows it (Fusion's bulk job plus our counts), without items, plus this run's
-    /// figures and the exit code.
+    /// What `apply`/`sync`/`resume --output json` print (the only place it is built):
+    /// the job object as the history shows it (Fusion's bulk job plus our counts and
+    /// reason), without items, plus this run's figures and the exit code.
     pub fn to_json(&self, history: &History) -> Result<serde_json::Value, HistoryError> {
         let job = history
             .get_job(&self.bulk_id.to_string())?
@@ -137,8 +152,8 @@ impl JobOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     /// Another live job holds the tenant (nothing was sent).
-    #[error("{0}")]
-    Locked(HistoryError),
+    #[error(transparent)]
+    Locked(LockError),
     /// The status check failed (nothing was written or sent).
     #[error("tenant check failed: {0}")]
     Check(ConnectorError),
@@ -151,6 +166,9 @@ pub enum ApplyError {
     /// The history could not be written; the job stopped.
     #[error("{0}")]
     History(HistoryError),
+    /// A stop arrived before the job was created: nothing was written or sent.
+    #[error("{0} before anything was sent")]
+    Stopped(String),
 }
 
 impl ApplyError {
@@ -161,7 +179,10 @@ impl ApplyError {
             ApplyError::InvalidPlan(_)
             | ApplyError::Unsupported { .. }
             | ApplyError::Resume { .. } => 2,
-            ApplyError::Locked(_) | ApplyError::Check(_) | ApplyError::History(_) => 3,
+            ApplyError::Locked(_)
+            | ApplyError::Check(_)
+            | ApplyError::History(_)
+            | ApplyError::Stopped(_) => 3,
         }
     }
 }
@@ -185,17 +206,64 @@ fn new_item(u: &UserPlan) -> Result<NewItem, ApplyError> {
     })
 }
 
-/// Applies `plan` (or the part `opts.only`/`opts.limit` select) and records it as a job.
-///
-/// Order of business: refuse a read-only backend or a malformed plan; take the tenant
-/// lock; check the tenant (an auth failure stops here, nothing written); write the job
-/// and all its items; run the users; close the job with counts and status from its items.
+/// The lock [`execute`] takes for a library caller that holds none: one per history and
+/// tenant name, in the default lock folder. The CLI locks the tenant's identity instead
+/// (see `run::`), which also excludes runs writing to other histories.
+pub fn history_lock(history: &History, tenant: &str) -> Result<TenantLock, LockError> {
+    let db = std::path::absolute(history.path()).unwrap_or_else(|_| history.path().into());
+    let identity = format!("history {} tenant {tenant}", db.display());
+    TenantLock::acquire(
+        &crate::history::lock::default_lock_dir(),
+        &identity,
+        tenant,
+        history.path(),
+    )
+}
+
+/// Applies `plan` under a lock of its own ([`history_lock`]); see [`execute_locked`].
 pub async fn execute(
     plan: &Plan,
     connector: Arc<dyn Connector>,
     history: &History,
     target: JobTarget,
     opts: &ApplyOptions,
+) -> Result<JobOutcome, ApplyError> {
+    let mut lock = history_lock(history, &plan.tenant).map_err(ApplyError::Locked)?;
+    lock.record_lease(history)
+        .await
+        .map_err(ApplyError::Locked)?;
+    let r = execute_locked(
+        plan,
+        connector,
+        history,
+        target,
+        opts,
+        &mut lock,
+        &Stop::new(),
+    )
+    .await;
+    if let Err(e) = lock.release().await {
+        tracing::warn!("cannot release the tenant lock: {e}");
+    }
+    r
+}
+
+/// Applies `plan` (or the part `opts.only`/`opts.limit` select) and records it as a job,
+/// under `lock`, which the caller took before its first request and releases after.
+///
+/// Order of business: refuse a read-only backend or a malformed plan; check the tenant
+/// (an auth failure stops here, nothing written); write the job and all its items; run
+/// the users; close the job with counts and status from its items. `stop` ends the job
+/// early: no new user starts, requests under way get [`STOP_GRACE`], and the job ends
+/// `interrupted` for `resume` to finish.
+pub async fn execute_locked(
+    plan: &Plan,
+    connector: Arc<dyn Connector>,
+    history: &History,
+    target: JobTarget,
+    opts: &ApplyOptions,
+    lock: &mut TenantLock,
+    stop: &Stop,
 ) -> Result<JobOutcome, ApplyError> {
     let started = Instant::now();
     let selected =
@@ -212,13 +280,6 @@ pub async fn execute(
     scheduler::validate(plan, &users, &steps).map_err(ApplyError::InvalidPlan)?;
     let items = users.iter().map(new_item).collect::<Result<Vec<_>, _>>()?;
 
-    let lock = history
-        .acquire_lock(&plan.tenant)
-        .await
-        .map_err(|e| match e {
-            e @ HistoryError::LockHeld { .. } => ApplyError::Locked(e),
-            e => ApplyError::History(e),
-        })?;
     let requests = AtomicU64::new(1);
     match connector.check().await {
         Ok(s) if s.ok => {}
@@ -230,6 +291,9 @@ pub async fn execute(
             }))
         }
         Err(e) => return Err(ApplyError::Check(e)),
+    }
+    if let Some(reason) = stop.reason() {
+        return Err(ApplyError::Stopped(reason));
     }
 
     let (bulk_id, job_id, item_ids) = match target {
@@ -275,7 +339,7 @@ pub async fn execute(
             (bulk_id, job.job_id, ids)
         }
     };
-    if let Err(e) = lock.set_job(bulk_id).await {
+    if let Err(e) = lock.set_job(bulk_id, &job_id).await {
         tracing::warn!("cannot record the job on the tenant lock: {e}");
     }
     let to_run: Vec<usize> = (0..users.len())
@@ -311,20 +375,17 @@ pub async fn execute(
         history_error: Mutex::new(None),
     });
 
-    // Stop sending if another process took the lock over (we stalled past its staleness).
-    let lost = lock.lost_flag();
+    // A stop from outside (a signal) becomes the job's abort, remembered as such.
+    let interrupted = Arc::new(AtomicBool::new(false));
     let watcher = {
-        let ctx = ctx.clone();
+        let (ctx, stop, interrupted) = (ctx.clone(), stop.clone(), interrupted.clone());
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                if lost.load(Ordering::SeqCst) {
-                    ctx.abort
-                        .trigger("the tenant lock was taken over by another process".into());
-                    return;
-                }
+            stop.wait().await;
+            let reason = stop.reason().unwrap_or_else(|| "stopped".into());
+            if ctx.abort.reason().is_none() {
+                interrupted.store(true, Ordering::SeqCst);
             }
+            ctx.abort.trigger(reason);
         })
     };
 
@@ -345,28 +406,26 @@ pub async fn execute(
             joined(&ctx, r);
         }
     }
-    while let Some(r) = set.join_next().await {
-        joined(&ctx, r);
-    }
+    drain(&ctx, &mut set, stop.grace()).await;
     watcher.abort();
 
     let abort_reason = ctx.abort.reason();
-    let job = history
-        .finish_job(bulk_id, abort_reason.is_some())
-        .await
-        .map_err(ApplyError::History)?;
-    if let Err(e) = lock.release().await {
-        tracing::warn!("cannot release the tenant lock: {e}");
-    }
+    let end = match &abort_reason {
+        None => JobEnd::Completed,
+        Some(r) if interrupted.load(Ordering::SeqCst) => JobEnd::Interrupted(r.clone()),
+        Some(r) => JobEnd::Aborted(r.clone()),
+    };
+    let finished = history.finish_job(bulk_id, end).await;
     let failed_write = ctx
         .history_error
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .take();
+    ctx.progress.finish();
     if let Some(e) = failed_write {
         return Err(ApplyError::History(e));
     }
-    ctx.progress.finish();
+    let job = finished.map_err(ApplyError::History)?;
     let outcome = JobOutcome {
         bulk_id,
         job_id,
@@ -396,10 +455,48 @@ pub async fn execute(
     Ok(outcome)
 }
 
+/// Waits for the users under way. Once the job aborts (or is stopped), they get `grace`
+/// ([`STOP_GRACE`] unless the caller's [`Stop`] says otherwise) to finish their request
+/// and record it; what is left is cancelled.
+async fn drain(ctx: &Arc<RunCtx>, set: &mut JoinSet<()>, grace: Duration) {
+    loop {
+        tokio::select! {
+            r = set.join_next() => match r {
+                Some(r) => joined(ctx, r),
+                None => return,
+            },
+            _ = ctx.abort.wait() => break,
+        }
+    }
+    let deadline = Instant::now() + grace;
+    loop {
+        tokio::select! {
+            r = set.join_next() => match r {
+                Some(r) => joined(ctx, r),
+                None => return,
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::warn!(
+                    "{} user(s) still had a request under way {grace:?} after the stop; cancelling (their items stay pending, their last request recorded as sent)",
+                    set.len()
+                );
+                set.abort_all();
+                while let Some(r) = set.join_next().await {
+                    joined(ctx, r);
+                }
+                return;
+            }
+        }
+    }
+}
+
 fn joined(ctx: &RunCtx, r: Result<(), tokio::task::JoinError>) {
-    if let Err(e) = r {
-        ctx.abort
-            .trigger(format!("internal error in a worker: {e}"));
+    match r {
+        // Cancelled after the stop grace: its item keeps what it recorded.
+        Err(e) if !e.is_cancelled() => ctx
+            .abort
+            .trigger(format!("internal error in a worker: {e}")),
+        _ => {}
     }
 }
 

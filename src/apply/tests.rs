@@ -47,6 +47,9 @@ struct Fake {
     /// When set, every send records whether its item was already `running` in the history.
     watch_history: Option<History>,
     seen_running: StdMutex<Vec<(String, bool)>>,
+    /// After this many sends, the history refuses every item write (as a full disk
+    /// would): a trigger installed through the writer.
+    break_history_after: Option<(usize, History)>,
 }
 
 fn upn(s: &str) -> Upn {
@@ -72,6 +75,7 @@ impl Fake {
             read_only: false,
             watch_history: None,
             seen_running: StdMutex::new(Vec::new()),
+            break_history_after: None,
         }
     }
 
@@ -312,6 +316,19 @@ impl Connector for Fake {
                 .unwrap()
                 .push((user.upn.to_string(), written));
         }
+        if let Some((after, h)) = &self.break_history_after {
+            if self.log.lock().unwrap().len() + 1 == *after {
+                h.write(|c| {
+                    c.execute_batch(
+                        "CREATE TRIGGER disk_full BEFORE UPDATE ON job_items \
+                         BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END;",
+                    )?;
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            }
+        }
         let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(n, Ordering::SeqCst);
         let op = &user.ops[step.ops[0]].op;
@@ -509,7 +526,7 @@ async fn applies_every_user_and_records_every_item() {
     );
     assert!(j.get("job_items").is_none());
     // The lock is released.
-    h.acquire_lock("t1").await.unwrap().release().await.unwrap();
+    drop(history_lock(&h, "t1").unwrap());
 }
 
 #[tokio::test]
@@ -727,16 +744,15 @@ async fn an_auth_failure_at_the_check_writes_nothing() {
     assert_eq!(e.exit_code(), 3);
     assert_eq!(h.list_jobs(&JobFilter::default(), 1, 10).unwrap().1, 0);
     assert!(fake.sends().is_empty());
-    // The lock went with the failed attempt (released on drop, asynchronously).
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    h.acquire_lock("t1").await.unwrap().release().await.unwrap();
+    // The lock went with the failed attempt.
+    drop(history_lock(&h, "t1").unwrap());
 }
 
 #[tokio::test]
 async fn a_held_lock_refuses_the_job() {
     let fake = Arc::new(Fake::new().with_user("a@x.com", None));
     let (_d, h) = history();
-    let g = h.acquire_lock("t1").await.unwrap();
+    let g = history_lock(&h, "t1").unwrap();
     let e = execute(
         &plan(vec![existing("a@x.com", vec![op(vrp("BE"))])]),
         fake.clone(),
@@ -747,7 +763,7 @@ async fn a_held_lock_refuses_the_job() {
     .await
     .unwrap_err();
     assert!(matches!(e, ApplyError::Locked(_)), "{e}");
-    assert!(e.to_string().contains("lock held by"), "{e}");
+    assert!(e.to_string().contains("is busy: its lock"), "{e}");
     assert_eq!(e.exit_code(), 3);
     assert!(fake.sends().is_empty());
     g.release().await.unwrap();
@@ -1340,5 +1356,177 @@ async fn executor_rate() {
         "{n} users in {:?} = {:.0} users/s",
         o.elapsed,
         n as f64 / o.elapsed.as_secs_f64()
+    );
+}
+
+// ---------------------------------------------------------------- what the history records
+
+fn create_then_number(u: &str, n: &str) -> UserPlan {
+    let mut p = user_plan(
+        u,
+        None,
+        vec![
+            op(Operation::Create {
+                display_name: "New User".into(),
+                country: Some(Country::parse("BE").unwrap()),
+                customer_licenses: vec![],
+            }),
+            op(set_number(Some(n))),
+        ],
+    );
+    p.action = UserAction::Create;
+    p
+}
+
+#[tokio::test]
+async fn a_create_whose_number_is_refused_is_recorded_as_created() {
+    // b holds the number the new user asks for: the create works, the number is refused.
+    let fake = Arc::new(Fake::new().with_user("b@x.com", Some("+3225405201")));
+    let (_d, h) = history();
+    let o = run(
+        &plan(vec![create_then_number("new@x.com", "+3225405201")]),
+        &fake,
+        &h,
+        &opts(),
+    )
+    .await;
+    assert_eq!(o.status, JobStatus::Error);
+    let it = &h.job_items(o.bulk_id, &[]).unwrap()[0];
+    let reason = it.error_reason.as_deref().unwrap();
+    assert!(
+        reason.starts_with("created; number not assigned: HTTP 400 code number_linked"),
+        "{reason}"
+    );
+    assert_eq!(it.applied, vec!["create"]);
+    assert!(it.user_id.as_deref().unwrap().starts_with("new-"));
+    assert!(it.sending.is_none());
+    assert!(it.may_have_changed_tenant());
+    assert!(fake.user("new@x.com").is_some(), "the user exists");
+}
+
+#[tokio::test]
+async fn every_request_is_recorded_before_it_goes_out_and_a_failed_write_stops_the_job() {
+    let (_d, h) = history();
+    let mut f = Fake::new();
+    let mut users = Vec::new();
+    for i in 0..12 {
+        let u = format!("u{i:02}@x.com");
+        f = f.with_user(&u, None);
+        users.push(existing(&u, vec![op(vrp("BE")), op(vrp("NL"))]));
+    }
+    f.send_delay = Duration::from_millis(5);
+    f.break_history_after = Some((5, h.clone()));
+    let fake = Arc::new(f);
+    let mut o1 = opts();
+    o1.concurrency = 3;
+    let e = execute(&plan(users), fake.clone(), &h, JobTarget::New, &o1)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ApplyError::History(_)), "{e}");
+    assert!(e.to_string().contains("disk is full"), "{e}");
+    assert_eq!(e.exit_code(), 3);
+    let sent = fake.sends();
+    // The break came with the 5th send; at most the requests whose intent was already
+    // committed went out after it (one per worker), none from a new item.
+    assert!(
+        (5..=5 + 3).contains(&sent.len()),
+        "{} sends: {sent:?}",
+        sent.len()
+    );
+    h.write(|c| Ok(c.execute_batch("DROP TRIGGER disk_full")?))
+        .await
+        .unwrap();
+    let items = h
+        .job_items(
+            h.list_jobs(&JobFilter::default(), 1, 1).unwrap().0[0].id,
+            &[],
+        )
+        .unwrap();
+    for s in &sent {
+        let upn = s.split(' ').next().unwrap();
+        let it = item(&items, upn);
+        assert!(
+            it.sending.is_some() || it.status == ItemStatus::Success,
+            "{upn} was sent without a recorded intent: {it:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_stop_lets_requests_under_way_finish_and_leaves_the_job_interrupted() {
+    let mut f = Fake::new();
+    let mut users = Vec::new();
+    for i in 0..8 {
+        let u = format!("u{i}@x.com");
+        f = f.with_user(&u, None);
+        users.push(existing(&u, vec![op(vrp("BE"))]));
+    }
+    f.send_delay = Duration::from_millis(150);
+    let fake = Arc::new(f);
+    let (_d, h) = history();
+    let mut o1 = opts();
+    o1.concurrency = 2;
+    let stop = Stop::with_grace(Duration::from_secs(2));
+    let p = plan(users);
+    let mut lock = history_lock(&h, "t1").unwrap();
+    lock.record_lease(&h).await.unwrap();
+    let (o, stopped_at) = tokio::join!(
+        execute_locked(&p, fake.clone(), &h, JobTarget::New, &o1, &mut lock, &stop),
+        async {
+            tokio::time::sleep(Duration::from_millis(220)).await;
+            stop.trigger("stopped by SIGTERM");
+            Instant::now()
+        }
+    );
+    let o = o.unwrap();
+    lock.release().await.unwrap();
+    assert_eq!(o.status, JobStatus::Interrupted);
+    assert_eq!(o.exit_code, 3);
+    assert_eq!(o.abort_reason.as_deref(), Some("stopped by SIGTERM"));
+    // The users under way at the stop finished and were recorded; no new one started.
+    let log = fake.log.lock().unwrap().clone();
+    assert!(log.iter().all(|(t, _)| *t <= stopped_at), "{log:?}");
+    assert!((2..8).contains(&log.len()), "{log:?}");
+    assert_eq!((o.success, o.errors), (log.len() as u64, 0));
+    let job = h.get_job(&o.job_id).unwrap().unwrap();
+    assert_eq!(
+        (job.pending_count, job.status),
+        (8 - log.len() as u64, JobStatus::Interrupted)
+    );
+    assert_eq!(o.to_json(&h).unwrap()["abort_reason"], "stopped by SIGTERM");
+}
+
+#[tokio::test]
+async fn a_request_that_outlives_the_stop_grace_is_cancelled_with_its_intent_kept() {
+    let f = Fake::new().with_user("slow@x.com", None);
+    f.script(
+        "slow@x.com",
+        "set_vrp",
+        Script::Hang(Duration::from_secs(30)),
+    );
+    let fake = Arc::new(f);
+    let (_d, h) = history();
+    let stop = Stop::with_grace(Duration::from_millis(200));
+    let p = plan(vec![existing("slow@x.com", vec![op(vrp("BE"))])]);
+    let mut lock = history_lock(&h, "t1").unwrap();
+    lock.record_lease(&h).await.unwrap();
+    let t0 = Instant::now();
+    let o1 = opts();
+    let (o, ()) = tokio::join!(
+        execute_locked(&p, fake.clone(), &h, JobTarget::New, &o1, &mut lock, &stop),
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            stop.trigger("stopped by SIGINT");
+        }
+    );
+    let o = o.unwrap();
+    lock.release().await.unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert_eq!(o.status, JobStatus::Interrupted);
+    let it = &h.job_items(o.bulk_id, &[]).unwrap()[0];
+    assert_eq!(it.status, ItemStatus::Pending);
+    assert_eq!(
+        it.sending.as_ref().unwrap()["ops"],
+        serde_json::json!(["set_vrp"])
     );
 }

@@ -1,6 +1,7 @@
 //! `teamsync jobs …`: review, export, revert and prune the job history.
 
-use super::plan::{open_tenant, plan_or_report, show_plan, snapshot};
+use super::plan::show_plan;
+use super::run::render_run_error;
 use super::{print_json, CliError, CmdResult, Ctx};
 use crate::cli::{ExportFormat, JobsCommand};
 use crate::history::queries::jobs_page_json;
@@ -9,13 +10,29 @@ use crate::model::JobKind;
 use crate::plan::model::{Mode, UserPlan};
 use crate::plan::{self, revert, PlanInput};
 use crate::report::{self, sheet_out, ReportItem, ReportJob};
+use crate::run;
 
+fn no_history(ctx: &Ctx) -> CliError {
+    CliError::Invalid(format!(
+        "no job history at {} (run a sync first, or pass --db)",
+        ctx.db.display()
+    ))
+}
+
+/// Opens the history to read it: read-only when it cannot be written (a read-only file
+/// or file system), so a history someone may only review still answers.
 fn open(ctx: &Ctx) -> Result<History, CliError> {
     if !ctx.db.exists() {
-        return Err(CliError::Invalid(format!(
-            "no job history at {} (run a sync first, or pass --db)",
-            ctx.db.display()
-        )));
+        return Err(no_history(ctx));
+    }
+    History::open_for_reading(&ctx.db)
+        .map_err(|e| CliError::Other(anyhow::anyhow!("job history {}: {e}", ctx.db.display())))
+}
+
+/// Opens the history to change it (`jobs prune`).
+fn open_writable(ctx: &Ctx) -> Result<History, CliError> {
+    if !ctx.db.exists() {
+        return Err(no_history(ctx));
     }
     History::open(&ctx.db)
         .map_err(|e| CliError::Other(anyhow::anyhow!("job history {}: {e}", ctx.db.display())))
@@ -74,7 +91,28 @@ pub(crate) fn report_job(j: &JobRow) -> ReportJob {
         host: j.host.clone(),
         os_user: j.os_user.clone(),
         teamsync_version: j.teamsync_version.clone(),
+        reason: j.reason.clone(),
+        problems: problems(j),
     }
+}
+
+/// A failed job's stored diagnostics, one line each (`file:row [column]: message`).
+fn problems(j: &JobRow) -> Vec<String> {
+    let Some(errors) = j.errors.as_ref().and_then(|e| e.as_array()) else {
+        return Vec::new();
+    };
+    errors
+        .iter()
+        .map(
+            |e| match serde_json::from_value::<crate::model::Diagnostic>(e.clone()) {
+                Ok(d) => d.to_string(),
+                Err(_) => e
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| e.to_string()),
+            },
+        )
+        .collect()
 }
 
 pub(crate) fn report_item(i: &ItemRow) -> ReportItem {
@@ -90,6 +128,7 @@ pub(crate) fn report_item(i: &ItemRow) -> ReportItem {
         attempts: i.attempts,
         created_on: i.created_on.clone(),
         updated_on: i.updated_on.clone(),
+        note: i.note.clone(),
     }
 }
 
@@ -110,12 +149,19 @@ pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
                     None => None,
                     Some(s) => Some(JobStatus::parse(s).ok_or_else(|| {
                         CliError::Invalid(format!(
-                            "--status {s:?}: expected pending, running, success, partial, error or aborted"
+                            "--status {s:?}: expected one of {}",
+                            JobStatus::ALL.map(|s| s.as_str()).join(", ")
                         ))
                     })?),
                 },
-                since: since.as_deref().map(|s| parse_date(s, "--since")).transpose()?,
-                until: until.as_deref().map(|s| parse_date(s, "--until")).transpose()?,
+                since: since
+                    .as_deref()
+                    .map(|s| parse_date(s, "--since"))
+                    .transpose()?,
+                until: until
+                    .as_deref()
+                    .map(|s| parse_date(s, "--until"))
+                    .transpose()?,
             };
             let page = u32::try_from(page).unwrap_or(u32::MAX).max(1);
             let page_size = u32::try_from(page_size)
@@ -126,7 +172,7 @@ pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
                 print_json(&jobs_page_json(&rows, page, page_size, total));
             } else {
                 outln!(
-                    "{:>5}  {:<26} {:<20} {:<8} {:<9} {:>6} {:>6} {:>6}  TITLE",
+                    "{:>5}  {:<26} {:<20} {:<8} {:<11} {:>6} {:>6} {:>6}  TITLE",
                     "ID",
                     "JOB ID",
                     "CREATED (UTC)",
@@ -137,8 +183,17 @@ pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
                     "FAILED"
                 );
                 for j in &rows {
+                    let why = match (j.status, j.reason_code.as_deref()) {
+                        (
+                            JobStatus::Failed | JobStatus::Interrupted | JobStatus::Aborted,
+                            Some(c),
+                        ) => {
+                            format!(" [{c}]")
+                        }
+                        _ => String::new(),
+                    };
                     outln!(
-                        "{:>5}  {:<26} {:<20} {:<8} {:<9} {:>6} {:>6} {:>6}  {}",
+                        "{:>5}  {:<26} {:<20} {:<8} {:<11} {:>6} {:>6} {:>6}  {}{}",
                         j.id,
                         j.job_id,
                         j.created_on
@@ -150,7 +205,8 @@ pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
                         j.total_count,
                         j.success_count,
                         j.error_count,
-                        j.title
+                        j.title,
+                        why
                     );
                 }
                 let pages = total.div_ceil(u64::from(page_size));
@@ -223,7 +279,7 @@ pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
         }
         JobsCommand::Revert { job, out } => revert_job(ctx, &job, out.as_deref()).await,
         JobsCommand::Prune { older_than } => {
-            let h = open(ctx)?;
+            let h = open_writable(ctx)?;
             let days = u32::try_from(older_than).unwrap_or(u32::MAX);
             let n = h.prune(days).await.map_err(hist_err)?;
             if ctx.json() {
@@ -257,6 +313,13 @@ fn render_job(j: &JobRow, items: &[ItemRow]) -> String {
         j.host,
         j.teamsync_version
     );
+    if let Some(r) = &j.reason {
+        let code = j.reason_code.as_deref().unwrap_or("-");
+        let _ = writeln!(s, "{} ({code}): {r}", j.status.as_str());
+    }
+    for p in problems(j) {
+        let _ = writeln!(s, "  {p}");
+    }
     let _ = writeln!(
         s,
         "{} items: {} succeeded ({} unchanged), {} failed, {} pending\n",
@@ -273,6 +336,9 @@ fn render_job(j: &JobRow, items: &[ItemRow]) -> String {
                 })
                 .collect();
             let _ = write!(s, "  [{}]", parts.join("; "));
+        }
+        if let Some(n) = &i.note {
+            let _ = write!(s, "\n           note: {n}");
         }
         if let Some(r) = &i.error_reason {
             let _ = write!(
@@ -304,16 +370,19 @@ fn short(v: Option<&serde_json::Value>) -> String {
     }
 }
 
-/// Builds a plan that puts every successful item of `job` back as it was, against the
-/// tenant as it is now, and shows (and optionally saves) it for `apply --plan`.
+/// Builds a plan that puts back what `job` may have changed, against the tenant as it is
+/// now, and shows (and optionally saves) it for `apply --plan`. "May have changed": the
+/// items that succeeded, those the tenant acknowledged part of (a user created before a
+/// later step failed), and those whose request went out without a recorded answer (a
+/// killed run). Each goes back to the `before` the job stored at plan time; planned
+/// against the tenant as it is now, a field that was never changed costs nothing.
 async fn revert_job(ctx: &Ctx, job: &str, out: Option<&std::path::Path>) -> CmdResult {
     let h = open(ctx)?;
     let j = find_job(&h, job)?;
-    let items = h
-        .job_items(j.id, &[ItemStatus::Success])
-        .map_err(hist_err)?;
+    let items = h.job_items(j.id, &[]).map_err(hist_err)?;
     let applied: Vec<UserPlan> = items
         .iter()
+        .filter(|i| i.may_have_changed_tenant())
         .filter_map(|i| i.plan.clone())
         .map(serde_json::from_value)
         .collect::<Result<_, _>>()
@@ -330,9 +399,13 @@ async fn revert_job(ctx: &Ctx, job: &str, out: Option<&std::path::Path>) -> CmdR
         eprintln!("job {} changed nothing that could be reverted", j.id);
         return Ok(0);
     }
-    let tenant = open_tenant(ctx, Some(&j.tenant), None).await?;
+    let tenant = run::open_tenant(&ctx.config, Some(&j.tenant), None)
+        .await
+        .map_err(|e| render_run_error(ctx, e))?;
     let result = async {
-        let snap = snapshot(ctx, &tenant, &specs).await?;
+        let snap = run::snapshot(&tenant, &specs)
+            .await
+            .map_err(|e| render_run_error(ctx, e))?;
         let kind = if j.kind == JobKind::MsResourceAccounts.as_str() {
             JobKind::MsResourceAccounts
         } else {
@@ -350,7 +423,7 @@ async fn revert_job(ctx: &Ctx, job: &str, out: Option<&std::path::Path>) -> CmdR
             capabilities: tenant.connector.capabilities(),
             allow_removals: None,
         };
-        let p = plan_or_report(ctx, input)?;
+        let p = run::make_plan(input).map_err(|e| render_run_error(ctx, e))?;
         show_plan(ctx, &p);
         if let Some(out) = out {
             plan::save(&p, out).map_err(|e| {

@@ -1,171 +1,17 @@
-//! `teamsync plan`, and the sheet → snapshot → plan pipeline shared with apply and sync.
+//! `teamsync plan`: the sheet → snapshot → plan half of the pipeline (`crate::run`),
+//! rendered, optionally saved. Sends reads only; takes no lock and records no job.
 
-use super::validate::read_sheets;
+use super::run::{render_run_error, sheet_input};
 use super::{exit, print_json, CliError, CmdResult, Ctx};
 use crate::cli::{ModeArg, PlanArgs, SheetArgs};
-use crate::connect::Tenant;
-use crate::model::{Diagnostic, Snapshot, UserSpec};
-use crate::plan::model::{Mode, Plan};
-use crate::plan::{self, PlanInput};
-use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use crate::plan::{self, Mode, Plan};
+use crate::run;
+use std::path::Path;
 
 pub(crate) fn mode(m: ModeArg) -> Mode {
     match m {
         ModeArg::Upsert => Mode::Upsert,
         ModeArg::Mirror => Mode::Mirror,
-    }
-}
-
-pub(crate) async fn open_tenant(
-    ctx: &Ctx,
-    name: Option<&str>,
-    rate: Option<f64>,
-) -> Result<Tenant, CliError> {
-    let (name, cfg) = ctx.config.tenant(name)?;
-    Tenant::open(&name, cfg, rate)
-        .await
-        .map_err(|e| CliError::Aborted(e.to_string()))
-}
-
-/// Rows breaking the backend's own rules ([`Connector::check_spec`]) are plan errors
-/// (exit 2), reported like the planner's, before any request is sent.
-///
-/// [`Connector::check_spec`]: crate::connector::Connector::check_spec
-/// [`Connector::check_existing`]: crate::connector::Connector::check_existing
-/// With a snapshot, [`Connector::check_existing`] runs too, for rows of existing users.
-pub(crate) fn check_backend_rules(
-    ctx: &Ctx,
-    tenant: &Tenant,
-    specs: &[UserSpec],
-    snap: Option<&Snapshot>,
-) -> Result<(), CliError> {
-    let by_upn: std::collections::HashMap<_, _> = snap
-        .map(|s| s.users.iter().map(|u| (&u.upn, u)).collect())
-        .unwrap_or_default();
-    let c = &tenant.connector;
-    let errors: Vec<Diagnostic> = specs
-        .iter()
-        .flat_map(|s| {
-            let problems = match (snap, by_upn.get(&s.upn)) {
-                (None, _) => c.check_spec(s),
-                (Some(_), Some(cur)) => c.check_existing(s, cur),
-                (Some(_), None) => vec![],
-            };
-            problems.into_iter().map(move |p| Diagnostic {
-                file: s
-                    .origin
-                    .as_ref()
-                    .map(|o| o.file.to_string())
-                    .unwrap_or_else(|| "<sheet>".into()),
-                row: s.origin.as_ref().map(|o| o.row),
-                column: Some(p.column.to_string()),
-                message: format!("{}: {}", s.upn, p.message),
-            })
-        })
-        .collect();
-    if errors.is_empty() {
-        return Ok(());
-    }
-    report_plan_errors(ctx, &errors);
-    Err(CliError::Invalid(format!(
-        "{} plan error(s); nothing was sent",
-        errors.len()
-    )))
-}
-
-fn report_plan_errors(ctx: &Ctx, errors: &[Diagnostic]) {
-    if ctx.json() {
-        print_json(&serde_json::json!({ "errors": errors }));
-    } else {
-        for d in errors {
-            eprintln!("{d}");
-        }
-    }
-}
-
-/// Reads what the plan needs from the tenant; auth failures abort (exit 3). The
-/// backend's own row rules are checked first, so a refused row costs no request, and
-/// its rules on existing users right after the read.
-pub(crate) async fn snapshot(
-    ctx: &Ctx,
-    tenant: &Tenant,
-    specs: &[UserSpec],
-) -> Result<Snapshot, CliError> {
-    check_backend_rules(ctx, tenant, specs, None)?;
-    let detail = plan::detail_upns(specs);
-    let t0 = std::time::Instant::now();
-    let snap = tenant
-        .connector
-        .snapshot(&detail, false)
-        .await
-        .map_err(|e| connector_failure(&tenant.name, e))?;
-    tracing::info!(
-        "snapshot of {}: {} users, {} requests in {:.1}s",
-        tenant.name,
-        snap.users.len(),
-        snap.requests,
-        t0.elapsed().as_secs_f64()
-    );
-    check_backend_rules(ctx, tenant, specs, Some(&snap))?;
-    Ok(snap)
-}
-
-pub(crate) fn connector_failure(tenant: &str, e: crate::connector::ConnectorError) -> CliError {
-    use crate::connector::ConnectorError as E;
-    match e {
-        E::Auth { .. } => CliError::Aborted(format!("tenant {tenant}: {e}")),
-        E::Config(_) | E::Unsupported(_) => CliError::Invalid(format!("tenant {tenant}: {e}")),
-        _ => CliError::Aborted(format!("tenant {tenant}: {e}")),
-    }
-}
-
-pub(crate) fn sources_sha256(paths: &[PathBuf]) -> Result<String, CliError> {
-    let mut h = Sha256::new();
-    for p in paths {
-        let bytes =
-            std::fs::read(p).map_err(|e| CliError::Invalid(format!("{}: {e}", p.display())))?;
-        h.update(Sha256::digest(&bytes));
-    }
-    Ok(hex::encode(h.finalize()))
-}
-
-/// Validated sheet + fresh snapshot → plan. Plan errors are printed and exit 2.
-pub(crate) async fn build_plan(
-    ctx: &Ctx,
-    tenant: &Tenant,
-    sheet: &Path,
-    args: &PlanArgs,
-    sheet_args: &SheetArgs,
-) -> Result<Plan, CliError> {
-    let paths = vec![sheet.to_path_buf()];
-    let v = read_sheets(ctx, &paths, sheet_args)?;
-    let snap = snapshot(ctx, tenant, &v.specs).await?;
-    let input = PlanInput {
-        tenant: &tenant.name,
-        backend: tenant.connector.backend(),
-        mode: mode(args.mode),
-        kind: v.kind,
-        sources: paths.iter().map(|p| p.display().to_string()).collect(),
-        source_sha256: sources_sha256(&paths)?,
-        specs: &v.specs,
-        snapshot: &snap,
-        capabilities: tenant.connector.capabilities(),
-        allow_removals: args.allow_removals,
-    };
-    plan_or_report(ctx, input)
-}
-
-pub(crate) fn plan_or_report(ctx: &Ctx, input: PlanInput) -> Result<Plan, CliError> {
-    match plan::make_plan(input) {
-        Ok(p) => Ok(p),
-        Err(errs) => {
-            report_plan_errors(ctx, &errs.0);
-            Err(CliError::Invalid(format!(
-                "{} plan error(s); nothing was sent",
-                errs.0.len()
-            )))
-        }
     }
 }
 
@@ -190,10 +36,13 @@ pub async fn run(
     out: Option<&Path>,
     detailed_exitcode: bool,
 ) -> CmdResult {
-    let tenant = open_tenant(ctx, args.tenant.as_deref(), None).await?;
-    let result = build_plan(ctx, &tenant, sheet, args, sheet_args).await;
+    let input = sheet_input(ctx, sheet, args, sheet_args);
+    let tenant = run::open_tenant(&ctx.config, args.tenant.as_deref(), None)
+        .await
+        .map_err(|e| render_run_error(ctx, e))?;
+    let result = run::plan_sheet(&ctx.config, &tenant, &input).await;
     tenant.close().await;
-    let p = result?;
+    let p = result.map_err(|e| render_run_error(ctx, e))?;
     show_plan(ctx, &p);
     if let Some(out) = out {
         plan::save(&p, out)

@@ -1,46 +1,87 @@
-//! `teamsync apply`, `sync` and `resume`: plan (or load a saved plan), confirm, execute,
-//! and report the job.
+//! `teamsync apply`, `sync` and `resume`: turn the flags into a [`run::RunRequest`], show
+//! the plan (and ask on a terminal), then render the job or the failure. The pipeline
+//! itself — lock, snapshot, plan, apply, record — is `crate::run`.
 
-use super::plan::{build_plan, open_tenant, plan_or_report, show_plan, snapshot};
 use super::{print_json, CliError, CmdResult, Ctx};
-use crate::apply::{self, ApplyOptions, JobOutcome, JobTarget};
+use crate::apply::{JobOutcome, Stop};
 use crate::cli::{PlanArgs, RunArgs, SheetArgs};
 use crate::connect::Tenant;
-use crate::history::History;
-use crate::model::{JobKind, Upn};
-use crate::plan::model::Plan;
-use crate::plan::{self, PlanInput};
+use crate::history::{History, JobStatus};
+use crate::model::Upn;
+use crate::plan::{self, Plan};
+use crate::run::{self, Command, Report, RunError, RunRequest, RunSettings, SheetInput, Source};
 use is_terminal::IsTerminal;
 use std::io::Write;
 use std::path::Path;
 
-fn apply_options(tenant: &Tenant, run: &RunArgs, title: String) -> Result<ApplyOptions, CliError> {
-    let cfg = &tenant.config;
+fn settings(run: &RunArgs) -> Result<RunSettings, CliError> {
     let only = run
         .only
         .iter()
         .map(|u| Upn::parse(u).map_err(|e| CliError::Invalid(format!("--only: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let base = ApplyOptions::from_tenant(cfg);
-    Ok(ApplyOptions {
-        concurrency: run.concurrency.map_or(base.concurrency, |c| c.max(1)),
-        verify: !run.no_verify,
+    Ok(RunSettings {
+        title: run.title.clone(),
+        rate: run.rate,
+        concurrency: run.concurrency,
         limit: run.limit,
         only,
-        title,
+        verify: !run.no_verify,
         progress: std::io::stderr().is_terminal(),
-        ..base
     })
 }
 
-fn open_history(ctx: &Ctx) -> Result<History, CliError> {
-    if let Some(dir) = ctx.db.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            CliError::Other(anyhow::anyhow!("cannot create {}: {e}", dir.display()))
-        })?;
+pub(crate) fn sheet_input(
+    ctx: &Ctx,
+    sheet: &Path,
+    args: &PlanArgs,
+    sheet_args: &SheetArgs,
+) -> SheetInput {
+    SheetInput {
+        path: sheet.to_path_buf(),
+        options: super::validate::sheet_options(ctx, sheet_args),
+        mode: super::plan::mode(args.mode),
+        allow_removals: args.allow_removals,
     }
-    History::open(&ctx.db)
-        .map_err(|e| CliError::Other(anyhow::anyhow!("job history {}: {e}", ctx.db.display())))
+}
+
+/// Prints what a failed run found (sheet errors, plan errors) the way `validate` and
+/// `plan` print them, then turns the error into the CLI's, keeping its exit code. A run
+/// recorded as a failed job says which.
+pub(crate) fn render_run_error(ctx: &Ctx, e: RunError) -> CliError {
+    if let RunError::Failed(f) = &e {
+        match &f.report {
+            Some(Report::Sheet(v)) if ctx.json() => print_json(&v.to_json()),
+            Some(Report::Sheet(v)) => eprint!("{}", v.render_human()),
+            Some(Report::Plan(errors)) if ctx.json() => {
+                print_json(&serde_json::json!({ "errors": errors }))
+            }
+            Some(Report::Plan(errors)) => {
+                for d in errors {
+                    eprintln!("{d}");
+                }
+            }
+            Some(Report::Drift(_)) | None => {}
+        }
+        if let Some((id, job_id)) = &f.job {
+            eprintln!(
+                "recorded as job {id} ({job_id}), status failed ({}): teamsync jobs show {id}",
+                f.kind
+            );
+        }
+    }
+    cli_error(e)
+}
+
+/// A run error as the CLI's, keeping its exit code (nothing printed).
+pub(crate) fn cli_error(e: RunError) -> CliError {
+    let code = e.exit_code();
+    match e {
+        RunError::Config(c) => CliError::Config(c),
+        e if code == super::exit::INVALID => CliError::Invalid(e.to_string()),
+        e if code == super::exit::ABORTED => CliError::Aborted(e.to_string()),
+        e => CliError::Other(anyhow::Error::new(e)),
+    }
 }
 
 /// Requests the job will send: the status check, the writes as the connector groups
@@ -55,44 +96,80 @@ fn request_count(tenant: &Tenant, p: &Plan, verify: bool) -> usize {
     1 + writes + if verify { changed } else { 0 }
 }
 
-fn confirm(tenant: &Tenant, p: &Plan, requests: usize, rate: f64) -> Result<bool, CliError> {
-    let secs = if rate > 0.0 {
-        requests as f64 / rate
-    } else {
-        0.0
-    };
-    let s = plan::summary(p);
-    eprint!(
-        "\nThis will change {} user(s) with {} operation(s) in {} request(s) on tenant {} \
-         (about {:.0}s at {} req/s).\nApply? [y/N] ",
-        s.users - s.unchanged,
-        s.operations,
-        requests,
-        tenant.name,
-        secs.ceil(),
-        rate
-    );
-    std::io::stderr().flush().ok();
-    let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .map_err(|e| CliError::Other(anyhow::anyhow!("reading the answer: {e}")))?;
-    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+/// Shows the plan; for `apply` on a terminal without `--yes`, asks.
+struct Ui<'a> {
+    ctx: &'a Ctx,
+    show_plan: bool,
+    ask: bool,
+    verify: bool,
+    rate: Option<f64>,
+}
+
+#[async_trait::async_trait]
+impl run::Review for Ui<'_> {
+    async fn review(&mut self, p: &Plan, tenant: &Tenant) -> bool {
+        if self.show_plan {
+            super::plan::show_plan(self.ctx, p);
+        }
+        if !self.ask || plan::summary(p).operations == 0 {
+            return true;
+        }
+        let requests = request_count(tenant, p, self.verify);
+        let rate = self.rate.unwrap_or(tenant.config.rate_per_second);
+        let secs = if rate > 0.0 {
+            requests as f64 / rate
+        } else {
+            0.0
+        };
+        let s = plan::summary(p);
+        eprint!(
+            "\nThis will change {} user(s) with {} operation(s) in {} request(s) on tenant {} \
+             (about {:.0}s at {} req/s).\nApply? [y/N] ",
+            s.users - s.unchanged,
+            s.operations,
+            requests,
+            tenant.name,
+            secs.ceil(),
+            rate
+        );
+        std::io::stderr().flush().ok();
+        // A blocking read, off the runtime's threads; a signal ends the wait (the
+        // pipeline watches its stop).
+        let answer = tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map(|_| line)
+        })
+        .await;
+        let yes = matches!(
+            answer.as_ref().map(|r| r.as_deref().map(str::trim)),
+            Ok(Ok("y" | "Y" | "yes" | "YES" | "Yes"))
+        );
+        if !yes {
+            eprintln!("nothing was applied");
+        }
+        yes
+    }
+}
+
+/// The `teamsync resume` line for this job, with the `--config`/`--db` this run used.
+fn resume_command(ctx: &Ctx, job_id: &str) -> String {
+    let mut cmd = String::from("teamsync");
+    if let Some(c) = &ctx.config.path {
+        if c != Path::new("config/teamsync.toml") {
+            cmd.push_str(&format!(" --config {}", c.display()));
+        }
+    }
+    if ctx.db != ctx.config.db {
+        cmd.push_str(&format!(" --db {}", ctx.db.display()));
+    }
+    format!("{cmd} resume {job_id}")
 }
 
 fn report(ctx: &Ctx, o: &JobOutcome, history: &History) -> CmdResult {
     if ctx.json() {
-        let mut job = history
-            .get_job(&o.bulk_id.to_string())
-            .map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))?
-            .map(|j| j.to_fusion_json())
-            .unwrap_or_else(|| serde_json::json!({ "id": o.bulk_id, "job_id": o.job_id }));
-        if let Some(m) = job.as_object_mut() {
-            m.insert("exit_code".into(), o.exit_code.into());
-            m.insert("requests".into(), o.requests.into());
-            m.insert("retries".into(), o.retries.into());
-            m.insert("elapsed_s".into(), o.elapsed.as_secs_f64().into());
-        }
+        let job = o
+            .to_json(history)
+            .map_err(|e| CliError::Other(anyhow::Error::new(e)))?;
         print_json(&job);
     } else {
         outln!(
@@ -108,6 +185,9 @@ fn report(ctx: &Ctx, o: &JobOutcome, history: &History) -> CmdResult {
             o.retries,
             o.elapsed.as_secs_f64()
         );
+        if let Some(r) = &o.abort_reason {
+            outln!("stopped: {r}");
+        }
         if o.errors > 0 {
             outln!(
                 "failed items: teamsync jobs show {} --status error   retry sheet: teamsync jobs export {} --format csv --failed-only",
@@ -115,33 +195,13 @@ fn report(ctx: &Ctx, o: &JobOutcome, history: &History) -> CmdResult {
             );
         }
     }
-    Ok(o.exit_code)
-}
-
-async fn execute(
-    ctx: &Ctx,
-    tenant: &Tenant,
-    p: &Plan,
-    run: &RunArgs,
-    target: JobTarget,
-    title: String,
-) -> CmdResult {
-    let history = open_history(ctx)?;
-    let opts = apply_options(tenant, run, title)?;
-    let outcome = apply::execute(p, tenant.connector.clone(), &history, target, &opts)
-        .await
-        .map_err(|e| match e.exit_code() {
-            2 => CliError::Invalid(e.to_string()),
-            3 => CliError::Aborted(e.to_string()),
-            _ => CliError::Other(anyhow::anyhow!("{e}")),
-        })?;
-    if let Some(path) = &run.report {
-        write_html_report(&history, outcome.bulk_id, path)?;
-        if !ctx.json() {
-            outln!("job report: {}", path.display());
-        }
+    if matches!(o.status, JobStatus::Interrupted | JobStatus::Aborted) {
+        eprintln!(
+            "the job is not finished; to finish it: {}",
+            resume_command(ctx, &o.job_id)
+        );
     }
-    report(ctx, &outcome, &history)
+    Ok(o.exit_code)
 }
 
 fn write_html_report(history: &History, bulk_id: i64, path: &Path) -> Result<(), CliError> {
@@ -161,28 +221,45 @@ fn write_html_report(history: &History, bulk_id: i64, path: &Path) -> Result<(),
     std::fs::write(path, html).map_err(|e| fail(e.to_string()))
 }
 
-/// A read-only backend (Live Platform) is audited with `plan` and never written: the
-/// refusal comes before the snapshot, so a job that cannot run sends no request at all.
-fn refuse_read_only(tenant: &Tenant, command: &str) -> Result<(), CliError> {
-    if tenant.connector.capabilities().write {
-        return Ok(());
+/// Runs the pipeline with signal handling, then renders the job (or the failure). A
+/// `--report` is written for a failed run too, when it was recorded.
+async fn execute(ctx: &Ctx, req: RunRequest, ui: &mut Ui<'_>, run: &RunArgs) -> CmdResult {
+    let stop = Stop::new();
+    run::signals::install(stop.clone());
+    let session = run::Session {
+        config: &ctx.config,
+        db: ctx.db.clone(),
+        stop,
+    };
+    match run::execute(&session, req, ui).await {
+        Ok(out) => {
+            let Some(outcome) = out.outcome else {
+                return Ok(super::exit::OK);
+            };
+            if let Some(path) = &run.report {
+                write_html_report(&out.history, outcome.bulk_id, path)?;
+                if !ctx.json() {
+                    outln!("job report: {}", path.display());
+                }
+            }
+            report(ctx, &outcome, &out.history)
+        }
+        // Nothing pending is not a failure of `resume`.
+        Err(e @ RunError::NothingToResume(_)) => {
+            eprintln!("{e}");
+            Ok(super::exit::OK)
+        }
+        Err(e) => {
+            if let (Some(path), RunError::Failed(f)) = (&run.report, &e) {
+                if let (Some((id, _)), Ok(h)) = (&f.job, History::open_for_reading(&ctx.db)) {
+                    if let Err(w) = write_html_report(&h, *id, path) {
+                        eprintln!("warning: {w}");
+                    }
+                }
+            }
+            Err(render_run_error(ctx, e))
+        }
     }
-    Err(CliError::Invalid(format!(
-        "tenant {t}: the {b} backend is read-only, so `{command}` cannot change it; nothing was sent. \
-         Audit it with `teamsync plan SHEET --tenant {t} --detailed-exitcode` (exit 4 when the sheet and the tenant differ)",
-        t = tenant.name,
-        b = tenant.connector.backend(),
-    )))
-}
-
-fn title_for(run: &RunArgs, source: &str) -> String {
-    run.title.clone().unwrap_or_else(|| {
-        let name = Path::new(source)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| source.to_string());
-        format!("sync {name}")
-    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -202,59 +279,25 @@ pub async fn apply(
                 .into(),
         ));
     }
-    let tenant_name = match plan_file {
-        Some(f) => {
-            let p =
-                plan::load(f).map_err(|e| CliError::Invalid(format!("{}: {e}", f.display())))?;
-            Some(p.tenant)
-        }
-        None => args.tenant.clone(),
+    let source = match (sheet, plan_file) {
+        (_, Some(f)) => Source::SavedPlan(f.to_path_buf()),
+        (Some(s), None) => Source::Sheet(sheet_input(ctx, s, args, sheet_args)),
+        (None, None) => return Err(CliError::Invalid("give a sheet or --plan FILE".into())),
     };
-    if let (Some(t), Some(f)) = (&args.tenant, plan_file) {
-        if Some(t) != tenant_name.as_ref() {
-            return Err(CliError::Invalid(format!(
-                "{} was made for tenant {:?}, not {t:?}",
-                f.display(),
-                tenant_name.unwrap_or_default()
-            )));
-        }
-    }
-    let tenant = open_tenant(ctx, tenant_name.as_deref(), run.rate).await?;
-    let result = async {
-        refuse_read_only(&tenant, "apply")?;
-        let p = match (sheet, plan_file) {
-            (_, Some(f)) => {
-                let p = plan::load(f)
-                    .map_err(|e| CliError::Invalid(format!("{}: {e}", f.display())))?;
-                let specs: Vec<_> = p.users.iter().map(|u| u.desired.clone()).collect();
-                let fresh = snapshot(ctx, &tenant, &specs).await?;
-                if let Err(drift) = plan::check_drift(&p, &fresh) {
-                    return Err(CliError::Invalid(format!(
-                        "the tenant changed since {} was made; nothing was sent. Plan again.\n  {}",
-                        f.display(),
-                        drift.join("\n  ")
-                    )));
-                }
-                p
-            }
-            (Some(s), None) => build_plan(ctx, &tenant, s, args, sheet_args).await?,
-            (None, None) => return Err(CliError::Invalid("give a sheet or --plan FILE".into())),
-        };
-        show_plan(ctx, &p);
-        let requests = request_count(&tenant, &p, !run.no_verify);
-        if !yes && plan::summary(&p).operations > 0 {
-            let rate = run.rate.unwrap_or(tenant.config.rate_per_second);
-            if !confirm(&tenant, &p, requests, rate)? {
-                eprintln!("nothing was applied");
-                return Ok(super::exit::OK);
-            }
-        }
-        let title = title_for(run, p.sources.first().map(String::as_str).unwrap_or("plan"));
-        execute(ctx, &tenant, &p, run, JobTarget::New, title).await
-    }
-    .await;
-    tenant.close().await;
-    result
+    let req = RunRequest {
+        command: Command::Apply,
+        tenant: args.tenant.clone(),
+        source,
+        settings: settings(run)?,
+    };
+    let mut ui = Ui {
+        ctx,
+        show_plan: true,
+        ask: !yes,
+        verify: !run.no_verify,
+        rate: run.rate,
+    };
+    execute(ctx, req, &mut ui, run).await
 }
 
 pub async fn sync(
@@ -264,70 +307,35 @@ pub async fn sync(
     sheet_args: &SheetArgs,
     run: &RunArgs,
 ) -> CmdResult {
-    let tenant = open_tenant(ctx, args.tenant.as_deref(), run.rate).await?;
-    let result = async {
-        refuse_read_only(&tenant, "sync")?;
-        let p = build_plan(ctx, &tenant, sheet, args, sheet_args).await?;
-        if !ctx.json() {
-            show_plan(ctx, &p);
-        }
-        let title = title_for(run, &sheet.display().to_string());
-        execute(ctx, &tenant, &p, run, JobTarget::New, title).await
-    }
-    .await;
-    tenant.close().await;
-    result
+    let req = RunRequest {
+        command: Command::Sync,
+        tenant: args.tenant.clone(),
+        source: Source::Sheet(sheet_input(ctx, sheet, args, sheet_args)),
+        settings: settings(run)?,
+    };
+    let mut ui = Ui {
+        ctx,
+        show_plan: !ctx.json(),
+        ask: false,
+        verify: !run.no_verify,
+        rate: run.rate,
+    };
+    execute(ctx, req, &mut ui, run).await
 }
 
 pub async fn resume(ctx: &Ctx, job: &str, run: &RunArgs) -> CmdResult {
-    let history = open_history(ctx)?;
-    let row = history
-        .get_job(job)
-        .map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))?
-        .ok_or_else(|| CliError::Invalid(format!("no job {job:?} in {}", ctx.db.display())))?;
-    let specs = history
-        .pending_specs(row.id)
-        .map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))?;
-    if specs.is_empty() {
-        eprintln!("job {} has no pending items; nothing to resume", row.id);
-        return Ok(super::exit::OK);
-    }
-    drop(history);
-    let tenant = open_tenant(ctx, Some(&row.tenant), run.rate).await?;
-    let result = async {
-        refuse_read_only(&tenant, "resume")?;
-        let snap = snapshot(ctx, &tenant, &specs).await?;
-        let input = PlanInput {
-            tenant: &tenant.name,
-            backend: tenant.connector.backend(),
-            mode: crate::plan::model::Mode::Upsert,
-            kind: if row.kind == JobKind::MsResourceAccounts.as_str() {
-                JobKind::MsResourceAccounts
-            } else {
-                JobKind::MsUsers
-            },
-            sources: vec![row.source.clone()],
-            source_sha256: row.source_sha256.clone(),
-            specs: &specs,
-            snapshot: &snap,
-            capabilities: tenant.connector.capabilities(),
-            allow_removals: None,
-        };
-        let p = plan_or_report(ctx, input)?;
-        if !ctx.json() {
-            show_plan(ctx, &p);
-        }
-        execute(
-            ctx,
-            &tenant,
-            &p,
-            run,
-            JobTarget::Resume(row.id),
-            row.title.clone(),
-        )
-        .await
-    }
-    .await;
-    tenant.close().await;
-    result
+    let req = RunRequest {
+        command: Command::Resume,
+        tenant: None,
+        source: Source::Resume(job.to_string()),
+        settings: settings(run)?,
+    };
+    let mut ui = Ui {
+        ctx,
+        show_plan: !ctx.json(),
+        ask: false,
+        verify: !run.no_verify,
+        rate: run.rate,
+    };
+    execute(ctx, req, &mut ui, run).await
 }

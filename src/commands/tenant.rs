@@ -1,12 +1,13 @@
 //! `teamsync tenant …`: read the tenant as it is now, or export it as an input sheet.
 
-use super::plan::{connector_failure, open_tenant};
+use super::run::{cli_error, render_run_error};
 use super::{print_json, CliError, CmdResult, Ctx};
 use crate::cli::{ExportFormat, TenantCommand};
 use crate::connect::Tenant;
 use crate::connector::Capabilities;
 use crate::model::{Catalogs, Snapshot, TenantUser};
 use crate::report::sheet_out;
+use crate::run::{connector_failure, open_tenant};
 
 pub async fn run(ctx: &Ctx, cmd: TenantCommand) -> CmdResult {
     let name = match &cmd {
@@ -18,7 +19,9 @@ pub async fn run(ctx: &Ctx, cmd: TenantCommand) -> CmdResult {
         | TenantCommand::Numbers { tenant }
         | TenantCommand::Export { tenant, .. } => tenant.clone(),
     };
-    let tenant = open_tenant(ctx, name.as_deref(), None).await?;
+    let tenant = open_tenant(&ctx.config, name.as_deref(), None)
+        .await
+        .map_err(|e| render_run_error(ctx, e))?;
     let result = dispatch(ctx, &tenant, cmd).await;
     tenant.close().await;
     result
@@ -29,7 +32,7 @@ async fn full_snapshot(tenant: &Tenant, details: bool) -> Result<Snapshot, CliEr
         .connector
         .snapshot(&[], details)
         .await
-        .map_err(|e| connector_failure(&tenant.name, e))
+        .map_err(|e| cli_error(connector_failure(&tenant.name, e)))
 }
 
 async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
@@ -39,7 +42,7 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
                 .connector
                 .check()
                 .await
-                .map_err(|e| connector_failure(&tenant.name, e))?;
+                .map_err(|e| render_run_error(ctx, connector_failure(&tenant.name, e)))?;
             if ctx.json() {
                 print_json(
                     &serde_json::json!({"tenant": tenant.name, "backend": tenant.connector.backend(), "ok": st.ok, "details": st.details}),

@@ -6,8 +6,13 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-/// A job's overall state, as Fusion's bulk history spells it plus `pending`, `running`
-/// and `aborted` (which Fusion's server-side jobs never show).
+/// A job's overall state, as Fusion's bulk history spells it plus `pending`, `running`,
+/// `aborted`, `failed` and `interrupted` (which Fusion's server-side jobs never show).
+///
+/// `failed`: the run stopped before its first write (sheet or plan errors, a drifted
+/// saved plan, authentication, a failed read, a busy lock); [`FailKind`] says which, so a
+/// nightly run that did nothing still shows up in `jobs list`. `interrupted`: a signal
+/// stopped it, or its process died; `resume` finishes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
@@ -17,6 +22,8 @@ pub enum JobStatus {
     Partial,
     Error,
     Aborted,
+    Failed,
+    Interrupted,
 }
 
 impl JobStatus {
@@ -28,8 +35,21 @@ impl JobStatus {
             JobStatus::Partial => "partial",
             JobStatus::Error => "error",
             JobStatus::Aborted => "aborted",
+            JobStatus::Failed => "failed",
+            JobStatus::Interrupted => "interrupted",
         }
     }
+    /// Every status, in the order `jobs list --status` documents them.
+    pub const ALL: [JobStatus; 8] = [
+        JobStatus::Pending,
+        JobStatus::Running,
+        JobStatus::Success,
+        JobStatus::Partial,
+        JobStatus::Error,
+        JobStatus::Aborted,
+        JobStatus::Failed,
+        JobStatus::Interrupted,
+    ];
     pub fn parse(s: &str) -> Option<JobStatus> {
         Some(match s {
             "pending" => JobStatus::Pending,
@@ -38,18 +58,104 @@ impl JobStatus {
             "partial" => JobStatus::Partial,
             "error" => JobStatus::Error,
             "aborted" => JobStatus::Aborted,
+            "failed" => JobStatus::Failed,
+            "interrupted" => JobStatus::Interrupted,
             _ => return None,
         })
     }
-    /// The process exit code this outcome maps to (DESIGN.md: 0 done, 1 items failed,
-    /// 3 aborted).
+    /// The process exit code this outcome maps to (README: 0 done, 1 items failed,
+    /// 3 aborted or interrupted). A `failed` job's code depends on why: see
+    /// [`FailKind::exit_code`]; 3 here.
     pub fn exit_code(&self) -> i32 {
         match self {
             JobStatus::Success => 0,
-            JobStatus::Aborted => 3,
+            JobStatus::Aborted | JobStatus::Interrupted | JobStatus::Failed => 3,
             JobStatus::Pending | JobStatus::Running | JobStatus::Partial | JobStatus::Error => 1,
         }
     }
+}
+
+/// Why a run stopped before its first write (the `reason_code` of a `failed` job).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailKind {
+    /// The sheet has errors.
+    Sheet,
+    /// The plan has errors (numbers claimed twice, unknown licenses, …).
+    Plan,
+    /// A saved plan the tenant drifted from.
+    Drift,
+    /// The backend cannot do what the run asks (a read-only backend).
+    Unsupported,
+    /// The tenant's configuration or connector setup is wrong.
+    Config,
+    /// The tenant refused the credentials.
+    Auth,
+    /// Reading the tenant failed (network, server errors after retries).
+    Read,
+    /// Another run holds the tenant's lock.
+    Lock,
+    /// A signal stopped the run before anything was written.
+    Interrupted,
+}
+
+impl FailKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FailKind::Sheet => "sheet",
+            FailKind::Plan => "plan",
+            FailKind::Drift => "drift",
+            FailKind::Unsupported => "unsupported",
+            FailKind::Config => "config",
+            FailKind::Auth => "auth",
+            FailKind::Read => "read",
+            FailKind::Lock => "lock",
+            FailKind::Interrupted => "interrupted",
+        }
+    }
+    pub fn parse(s: &str) -> Option<FailKind> {
+        Some(match s {
+            "sheet" => FailKind::Sheet,
+            "plan" => FailKind::Plan,
+            "drift" => FailKind::Drift,
+            "unsupported" => FailKind::Unsupported,
+            "config" => FailKind::Config,
+            "auth" => FailKind::Auth,
+            "read" => FailKind::Read,
+            "lock" => FailKind::Lock,
+            "interrupted" => FailKind::Interrupted,
+            _ => return None,
+        })
+    }
+    /// README's table: 2 when the input is wrong (nothing was sent), 3 when the run was
+    /// refused or stopped (auth, lock, a failed read, a signal).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            FailKind::Sheet
+            | FailKind::Plan
+            | FailKind::Drift
+            | FailKind::Unsupported
+            | FailKind::Config => 2,
+            FailKind::Auth | FailKind::Read | FailKind::Lock | FailKind::Interrupted => 3,
+        }
+    }
+}
+
+impl std::fmt::Display for FailKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a job that ran ends (see [`finish_job`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEnd {
+    /// Every item it started was run to its end (or the job had nothing left to do).
+    Completed,
+    /// Fail-fast, an authentication failure or a history write failure stopped it.
+    Aborted(String),
+    /// A signal stopped it (or its process was found dead); `resume` finishes it.
+    Interrupted(String),
 }
 
 impl std::fmt::Display for JobStatus {
@@ -96,9 +202,27 @@ pub struct JobRow {
     pub created_on: String,
     pub updated_on: String,
     pub finished_on: Option<String>,
+    /// A `failed` job's [`FailKind`]; `signal` or `killed` for an interrupted one.
+    pub reason_code: Option<String>,
+    /// Why the job failed, aborted or was interrupted, as shown to the user.
+    pub reason: Option<String>,
+    /// A failed job's diagnostics (sheet or plan errors, drift), as JSON.
+    pub errors: Option<Value>,
 }
 
 impl JobRow {
+    /// The exit code a run that left this job ends with (README's table).
+    pub fn exit_code(&self) -> i32 {
+        match self.status {
+            JobStatus::Failed => self
+                .reason_code
+                .as_deref()
+                .and_then(FailKind::parse)
+                .map_or(3, |k| k.exit_code()),
+            s => s.exit_code(),
+        }
+    }
+
     /// The job as Fusion's "Get bulk jobs history" lists it (`id`, `job_id`, `kind`,
     /// `title`, `created_on`, `updated_on`) plus the status and counts Fusion only shows in
     /// the details, and our provenance fields.
@@ -124,6 +248,9 @@ impl JobRow {
             "created_on": self.created_on,
             "updated_on": self.updated_on,
             "finished_on": self.finished_on,
+            "reason_code": self.reason_code,
+            "abort_reason": self.reason,
+            "errors": self.errors,
         })
     }
 }
@@ -131,7 +258,7 @@ impl JobRow {
 pub(crate) const JOB_COLUMNS: &str =
     "id, job_id, kind, title, tenant, source, source_sha256, status, \
      total_count, success_count, error_count, unchanged_count, host, os_user, teamsync_version, \
-     created_on, updated_on, finished_on";
+     created_on, updated_on, finished_on, reason_code, reason, errors";
 
 pub(crate) fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
     let status: String = r.get(7)?;
@@ -162,6 +289,18 @@ pub(crate) fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
         created_on: r.get(15)?,
         updated_on: r.get(16)?,
         finished_on: r.get(17)?,
+        reason_code: r.get(18)?,
+        reason: r.get(19)?,
+        errors: match r.get::<_, Option<String>>(20)? {
+            Some(t) => Some(serde_json::from_str(&t).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    20,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?),
+            None => None,
+        },
     })
 }
 
@@ -202,11 +341,16 @@ pub(crate) fn counts(conn: &Connection, bulk_id: i64) -> Result<Counts, HistoryE
 
 /// The status rule of DESIGN.md: everything as desired (unchanged included) → success;
 /// every item failed → error; some failed or some never finished → partial; a fail-fast
-/// stop → aborted whatever the counts. An empty job (nothing to check) is a success.
-pub fn final_status(c: &Counts, aborted: bool) -> JobStatus {
-    if aborted {
-        JobStatus::Aborted
-    } else if c.total == 0 || (c.error == 0 && c.pending == 0) {
+/// stop → aborted whatever the counts; a signal → interrupted while items are left (a
+/// signal after the last item changes nothing). An empty job (nothing to check) is a
+/// success.
+pub fn final_status(c: &Counts, end: &JobEnd) -> JobStatus {
+    match end {
+        JobEnd::Aborted(_) => return JobStatus::Aborted,
+        JobEnd::Interrupted(_) if c.pending > 0 => return JobStatus::Interrupted,
+        JobEnd::Interrupted(_) | JobEnd::Completed => {}
+    }
+    if c.total == 0 || (c.error == 0 && c.pending == 0) {
         JobStatus::Success
     } else if c.error == c.total {
         JobStatus::Error
@@ -253,20 +397,21 @@ fn user_from_uid() -> Option<String> {
     Some(name.unwrap_or_else(|| format!("uid {uid}")))
 }
 
-/// Inserts the job (status running) and all its items in the caller's transaction.
-pub(crate) fn insert_job(
+/// Inserts a job row with `status`, drawing a new job id; returns (bulk id, job id).
+fn insert_job_row(
     conn: &Connection,
     job: &NewJob,
-    items: &[NewItem],
-) -> Result<(i64, String, Vec<i64>), HistoryError> {
-    let ts = now();
+    status: JobStatus,
+    total: usize,
+    ts: &str,
+) -> Result<(i64, String), HistoryError> {
     let mut attempt = 0;
-    let (id, job_id) = loop {
+    loop {
         let job_id = new_job_id();
         let r = conn.execute(
             "INSERT INTO bulk_jobs (job_id, kind, title, tenant, source, source_sha256, status, \
              total_count, host, os_user, teamsync_version, created_on, updated_on) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8, ?9, ?10, ?11, ?11)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
             params![
                 job_id,
                 job.kind.as_str(),
@@ -274,7 +419,8 @@ pub(crate) fn insert_job(
                 job.tenant,
                 job.source,
                 job.source_sha256,
-                items.len() as i64,
+                status.as_str(),
+                total as i64,
                 host_name(),
                 os_user(),
                 env!("CARGO_PKG_VERSION"),
@@ -282,7 +428,7 @@ pub(crate) fn insert_job(
             ],
         );
         match r {
-            Ok(_) => break (conn.last_insert_rowid(), job_id),
+            Ok(_) => return Ok((conn.last_insert_rowid(), job_id)),
             // Two jobs in the same second drew the same suffix: draw again.
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation && attempt < 8 =>
@@ -291,7 +437,41 @@ pub(crate) fn insert_job(
             }
             Err(e) => return Err(e.into()),
         }
-    };
+    }
+}
+
+/// Inserts a finished `failed` job without items: a run that stopped before its first
+/// write still leaves its trace, with why (`kind`, `reason`) and its diagnostics.
+pub(crate) fn insert_failed_job(
+    conn: &Connection,
+    job: &NewJob,
+    kind: FailKind,
+    reason: &str,
+    errors: Option<&Value>,
+) -> Result<(i64, String), HistoryError> {
+    let ts = now();
+    let (id, job_id) = insert_job_row(conn, job, JobStatus::Failed, 0, &ts)?;
+    conn.execute(
+        "UPDATE bulk_jobs SET reason_code = ?2, reason = ?3, errors = ?4, finished_on = ?5 WHERE id = ?1",
+        params![
+            id,
+            kind.as_str(),
+            reason,
+            errors.map(|e| e.to_string()),
+            ts
+        ],
+    )?;
+    Ok((id, job_id))
+}
+
+/// Inserts the job (status running) and all its items in the caller's transaction.
+pub(crate) fn insert_job(
+    conn: &Connection,
+    job: &NewJob,
+    items: &[NewItem],
+) -> Result<(i64, String, Vec<i64>), HistoryError> {
+    let ts = now();
+    let (id, job_id) = insert_job_row(conn, job, JobStatus::Running, items.len(), &ts)?;
     let mut ids = Vec::with_capacity(items.len());
     for it in items {
         ids.push(insert_item(conn, id, it, &ts)?);
@@ -326,25 +506,23 @@ pub(crate) fn load_job(conn: &Connection, bulk_id: i64) -> Result<Option<JobRow>
     }
 }
 
-/// A running job that no lock row names was left behind by a process that is gone.
+/// An interrupted job is one stopped by a signal, or one still `running` whose process
+/// is gone: no lease names it, or the OS lock its lease stands for is free (see
+/// [`super::lock::lease_is_live`]).
 pub(crate) fn is_interrupted(conn: &Connection, j: &JobRow) -> Result<bool, HistoryError> {
-    if j.status != JobStatus::Running {
-        return Ok(false);
+    match j.status {
+        JobStatus::Interrupted => Ok(true),
+        JobStatus::Running => Ok(!super::lock::job_has_live_lease(conn, j.id)?),
+        _ => Ok(false),
     }
-    let held: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM job_locks WHERE bulk_id = ?1",
-        [j.id],
-        |r| r.get(0),
-    )?;
-    Ok(held == 0)
 }
 
 /// Closes a job: interrupted items go back to pending (so `resume` finds them), counts
-/// and status are recomputed from the items.
+/// and status are recomputed from the items, and why it stopped is kept.
 pub(crate) fn finish_job(
     conn: &Connection,
     bulk_id: i64,
-    aborted: bool,
+    end: &JobEnd,
 ) -> Result<JobRow, HistoryError> {
     let ts = now();
     conn.execute(
@@ -352,10 +530,16 @@ pub(crate) fn finish_job(
         params![bulk_id, ts],
     )?;
     let c = refresh_counts(conn, bulk_id)?;
-    let status = final_status(&c, aborted);
+    let status = final_status(&c, end);
+    let (code, reason) = match end {
+        JobEnd::Completed => (None, None),
+        JobEnd::Aborted(r) => (Some("aborted"), Some(r.as_str())),
+        JobEnd::Interrupted(r) => (Some("signal"), Some(r.as_str())),
+    };
     let n = conn.execute(
-        "UPDATE bulk_jobs SET status = ?2, updated_on = ?3, finished_on = ?3 WHERE id = ?1",
-        params![bulk_id, status.as_str(), ts],
+        "UPDATE bulk_jobs SET status = ?2, updated_on = ?3, finished_on = ?3, reason_code = ?4, reason = ?5 \
+         WHERE id = ?1",
+        params![bulk_id, status.as_str(), ts, code, reason],
     )?;
     if n == 0 {
         return Err(HistoryError::NoSuchJob(bulk_id.to_string()));
@@ -379,12 +563,32 @@ mod tests {
 
     #[test]
     fn status_rules() {
-        assert_eq!(final_status(&c(0, 0, 0, 0), false), JobStatus::Success);
-        assert_eq!(final_status(&c(3, 3, 0, 0), false), JobStatus::Success);
-        assert_eq!(final_status(&c(3, 2, 1, 0), false), JobStatus::Partial);
-        assert_eq!(final_status(&c(3, 0, 3, 0), false), JobStatus::Error);
-        assert_eq!(final_status(&c(3, 2, 0, 1), false), JobStatus::Partial);
-        assert_eq!(final_status(&c(3, 3, 0, 0), true), JobStatus::Aborted);
+        let done = JobEnd::Completed;
+        let abort = JobEnd::Aborted("fail-fast".into());
+        let signal = JobEnd::Interrupted("SIGTERM".into());
+        assert_eq!(final_status(&c(0, 0, 0, 0), &done), JobStatus::Success);
+        assert_eq!(final_status(&c(3, 3, 0, 0), &done), JobStatus::Success);
+        assert_eq!(final_status(&c(3, 2, 1, 0), &done), JobStatus::Partial);
+        assert_eq!(final_status(&c(3, 0, 3, 0), &done), JobStatus::Error);
+        assert_eq!(final_status(&c(3, 2, 0, 1), &done), JobStatus::Partial);
+        assert_eq!(final_status(&c(3, 3, 0, 0), &abort), JobStatus::Aborted);
+        assert_eq!(
+            final_status(&c(3, 2, 0, 1), &signal),
+            JobStatus::Interrupted
+        );
+        // A signal after the last item: the job simply finished.
+        assert_eq!(final_status(&c(3, 3, 0, 0), &signal), JobStatus::Success);
+        assert_eq!(final_status(&c(3, 2, 1, 0), &signal), JobStatus::Partial);
+        assert_eq!(JobStatus::Interrupted.exit_code(), 3);
+        for s in JobStatus::ALL {
+            assert_eq!(JobStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(FailKind::Plan.exit_code(), 2);
+        assert_eq!(FailKind::Drift.exit_code(), 2);
+        assert_eq!(FailKind::Sheet.exit_code(), 2);
+        assert_eq!(FailKind::Auth.exit_code(), 3);
+        assert_eq!(FailKind::Lock.exit_code(), 3);
+        assert_eq!(FailKind::Read.exit_code(), 3);
         assert_eq!(JobStatus::Aborted.exit_code(), 3);
         assert_eq!(JobStatus::Partial.exit_code(), 1);
         assert_eq!(JobStatus::Error.exit_code(), 1);

@@ -22,6 +22,7 @@ pub struct JobFilter {
 }
 
 /// Jobs still running hold counts that are only refreshed at milestones; show live ones.
+/// A `running` job whose process is gone reads as what it is: `interrupted`.
 fn with_live_counts(conn: &Connection, mut j: JobRow) -> Result<JobRow, HistoryError> {
     let c = counts(conn, j.id)?;
     if matches!(j.status, JobStatus::Running | JobStatus::Pending) {
@@ -32,6 +33,13 @@ fn with_live_counts(conn: &Connection, mut j: JobRow) -> Result<JobRow, HistoryE
     }
     j.pending_count = c.pending;
     j.interrupted = super::jobs::is_interrupted(conn, &j)?;
+    if j.status == JobStatus::Running && j.interrupted {
+        j.status = JobStatus::Interrupted;
+        j.reason_code.get_or_insert_with(|| "killed".into());
+        j.reason.get_or_insert_with(|| {
+            "the process running it stopped without closing the job (killed?); `teamsync resume` finishes it".into()
+        });
+    }
     Ok(j)
 }
 
@@ -52,7 +60,15 @@ impl History {
                 args.push(SqlValue::Text(t.clone()));
                 wh.push(format!("tenant = ?{}", args.len()));
             }
-            if let Some(s) = filter.status {
+            // `running` and `interrupted` depend on whether the process is alive, which
+            // only the rows can tell: both are read, judged, then paged here.
+            let live_status = matches!(
+                filter.status,
+                Some(JobStatus::Running | JobStatus::Interrupted)
+            );
+            if live_status {
+                wh.push("status IN ('running', 'interrupted')".into());
+            } else if let Some(s) = filter.status {
                 args.push(SqlValue::Text(s.as_str().into()));
                 wh.push(format!("status = ?{}", args.len()));
             }
@@ -69,6 +85,23 @@ impl History {
             } else {
                 format!(" WHERE {}", wh.join(" AND "))
             };
+            if live_status {
+                let mut st = c.prepare(&format!(
+                    "SELECT {JOB_COLUMNS} FROM bulk_jobs{where_sql} ORDER BY id DESC"
+                ))?;
+                let rows = st
+                    .query_map(params_from_iter(args.iter()), job_from_row)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut rows = rows
+                    .into_iter()
+                    .map(|j| with_live_counts(c, j))
+                    .collect::<Result<Vec<_>, _>>()?;
+                rows.retain(|j| Some(j.status) == filter.status);
+                let total = rows.len() as u64;
+                let skip = (page as usize - 1).saturating_mul(page_size as usize);
+                let rows = rows.into_iter().skip(skip).take(page_size as usize).collect();
+                return Ok((rows, total));
+            }
             let total: i64 = c.query_row(
                 &format!("SELECT COUNT(*) FROM bulk_jobs{where_sql}"),
                 params_from_iter(args.iter()),

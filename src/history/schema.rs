@@ -6,8 +6,9 @@ use rusqlite::Connection;
 use rusqlite_migration::{Migrations, M};
 
 /// Append-only: never edit a migration that has shipped; add the next one.
-const MIGRATIONS: &[M<'static>] = &[M::up(
-    r#"
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(
+        r#"
 CREATE TABLE bulk_jobs (
     id               INTEGER PRIMARY KEY,
     job_id           TEXT NOT NULL UNIQUE,
@@ -62,7 +63,43 @@ CREATE TABLE job_locks (
     heartbeat_on TEXT NOT NULL
 );
 "#,
-)];
+    ),
+    // 2: the history tells the truth (see `jobs.rs`, `items.rs` and `lock.rs`):
+    // - job statuses `failed` (the run stopped before its first write: sheet or plan errors,
+    //   drift, authentication, a failed read, a busy lock) and `interrupted` (stopped by a
+    //   signal; `resume` finishes it), with the reason and, for plan errors, the diagnostics;
+    // - per item, the operations the tenant acknowledged (`applied`), the request in flight
+    //   (`sending`, committed before it goes out) and a `note`;
+    // - the lease row names the OS lock file it stands for, so a reader can tell a live
+    //   holder from a dead one.
+    // SQLite cannot alter a CHECK constraint: the status list is widened in the stored table
+    // definition (the writable_schema procedure for changes every stored row still meets),
+    // the migration fails if the text was not found, and `RESET` reloads the schema so that
+    // later ALTERs in the same transaction work on the new text.
+    M::up(
+        r#"
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema
+   SET sql = replace(sql, '''error'', ''aborted'')', '''error'', ''aborted'', ''failed'', ''interrupted'')')
+ WHERE type = 'table' AND name = 'bulk_jobs';
+PRAGMA writable_schema = RESET;
+CREATE TEMP TABLE migration_2_check (ok INTEGER NOT NULL CHECK (ok = 1));
+INSERT INTO migration_2_check
+  SELECT instr(sql, '''failed'', ''interrupted'')') > 0 FROM sqlite_schema
+   WHERE type = 'table' AND name = 'bulk_jobs';
+DROP TABLE migration_2_check;
+
+ALTER TABLE bulk_jobs ADD COLUMN reason_code TEXT;
+ALTER TABLE bulk_jobs ADD COLUMN reason TEXT;
+ALTER TABLE bulk_jobs ADD COLUMN errors TEXT;
+ALTER TABLE job_items ADD COLUMN applied TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE job_items ADD COLUMN sending TEXT;
+ALTER TABLE job_items ADD COLUMN note TEXT;
+ALTER TABLE job_locks ADD COLUMN lock_file TEXT;
+CREATE INDEX bulk_jobs_status ON bulk_jobs (status);
+"#,
+    ),
+];
 
 pub(crate) fn migrations() -> Migrations<'static> {
     Migrations::from_slice(MIGRATIONS)

@@ -40,6 +40,8 @@ fn done(status: ItemStatus) -> ItemResult {
         error_reason: (status == ItemStatus::Error).then(|| "bad number".into()),
         attempts: 1,
         user_id: Some("obj-1".into()),
+        applied: vec![],
+        note: None,
     }
 }
 
@@ -68,9 +70,17 @@ async fn schema_is_created_in_wal_mode() {
     History::open(&path).unwrap();
 }
 
+/// Holds a live lease on job `id`, as the run executing it does.
+async fn lease_for(dir: &std::path::Path, h: &History, id: i64) -> TenantLock {
+    let mut g = take_lock(dir, h, "sim demo");
+    g.record_lease(h).await.unwrap();
+    g.set_job(id, "job").await.unwrap();
+    g
+}
+
 #[tokio::test]
 async fn counts_and_status_follow_the_items() {
-    let (_d, h) = open();
+    let (d, h) = open();
     let (id, job_id, items) = h
         .create_job(
             new_job("demo"),
@@ -82,6 +92,7 @@ async fn counts_and_status_follow_the_items() {
         )
         .await
         .unwrap();
+    let _lease = lease_for(d.path(), &h, id).await;
     let j = h.get_job(&id.to_string()).unwrap().unwrap();
     assert_eq!(j.status, JobStatus::Running);
     assert_eq!(
@@ -103,7 +114,7 @@ async fn counts_and_status_follow_the_items() {
     h.item_finished(items[1], done(ItemStatus::Error))
         .await
         .unwrap();
-    let j = h.finish_job(id, false).await.unwrap();
+    let j = h.finish_job(id, JobEnd::Completed).await.unwrap();
     assert_eq!(j.status, JobStatus::Partial);
     assert_eq!(
         (
@@ -135,7 +146,7 @@ async fn all_errors_is_error_and_nothing_to_do_is_success() {
         .await
         .unwrap();
     assert_eq!(
-        h.finish_job(id, false).await.unwrap().status,
+        h.finish_job(id, JobEnd::Completed).await.unwrap().status,
         JobStatus::Error
     );
 
@@ -146,7 +157,7 @@ async fn all_errors_is_error_and_nothing_to_do_is_success() {
         )
         .await
         .unwrap();
-    let j = h.finish_job(id, false).await.unwrap();
+    let j = h.finish_job(id, JobEnd::Completed).await.unwrap();
     assert_eq!(
         (j.status, j.success_count, j.unchanged_count),
         (JobStatus::Success, 1, 1)
@@ -154,14 +165,14 @@ async fn all_errors_is_error_and_nothing_to_do_is_success() {
 
     let (id, _, _) = h.create_job(new_job("demo"), vec![]).await.unwrap();
     assert_eq!(
-        h.finish_job(id, false).await.unwrap().status,
+        h.finish_job(id, JobEnd::Completed).await.unwrap().status,
         JobStatus::Success
     );
 }
 
 #[tokio::test]
 async fn aborted_job_leaves_interrupted_items_pending_for_resume() {
-    let (_d, h) = open();
+    let (d, h) = open();
     let (id, _, items) = h
         .create_job(
             new_job("demo"),
@@ -173,7 +184,10 @@ async fn aborted_job_leaves_interrupted_items_pending_for_resume() {
         .await
         .unwrap();
     h.item_running(items[0]).await.unwrap();
-    let j = h.finish_job(id, true).await.unwrap();
+    let j = h
+        .finish_job(id, JobEnd::Aborted("fail-fast".into()))
+        .await
+        .unwrap();
     assert_eq!(j.status, JobStatus::Aborted);
     assert_eq!(j.pending_count, 2);
     let pending = h.pending_items(id).unwrap();
@@ -194,6 +208,7 @@ async fn aborted_job_leaves_interrupted_items_pending_for_resume() {
         .await
         .unwrap();
     assert_eq!(ids, items);
+    let _lease = lease_for(d.path(), &h, id).await;
     assert_eq!(
         h.get_job(&id.to_string()).unwrap().unwrap().status,
         JobStatus::Running
@@ -201,7 +216,7 @@ async fn aborted_job_leaves_interrupted_items_pending_for_resume() {
     h.item_finished(items[1], done(ItemStatus::Success))
         .await
         .unwrap();
-    let j = h.finish_job(id, false).await.unwrap();
+    let j = h.finish_job(id, JobEnd::Completed).await.unwrap();
     assert_eq!(
         (j.status, j.success_count, j.unchanged_count),
         (JobStatus::Success, 2, 1)
@@ -218,19 +233,101 @@ async fn aborted_job_leaves_interrupted_items_pending_for_resume() {
     assert!(e.to_string().contains("not an item"), "{e}");
 }
 
+/// A tenant lock in a folder of its own (tests run in parallel).
+fn take_lock(dir: &std::path::Path, h: &History, identity: &str) -> TenantLock {
+    TenantLock::acquire(&dir.join("locks"), identity, "demo", h.path()).unwrap()
+}
+
 #[tokio::test]
-async fn a_running_job_without_a_lock_reads_as_interrupted() {
-    let (_d, h) = open();
+async fn a_running_job_without_a_live_lease_reads_as_interrupted() {
+    let (d, h) = open();
     let (id, _, _) = h.create_job(new_job("demo"), vec![]).await.unwrap();
     let j = h.get_job(&id.to_string()).unwrap().unwrap();
     assert!(j.interrupted);
+    assert_eq!(j.status, JobStatus::Interrupted);
     assert_eq!(j.to_fusion_json()["interrupted"], true);
-    let g = h.acquire_lock("demo").await.unwrap();
-    g.set_job(id).await.unwrap();
-    assert!(!h.list_jobs(&JobFilter::default(), 1, 10).unwrap().0[0].interrupted);
+    let mut g = take_lock(d.path(), &h, "sim demo");
+    g.record_lease(&h).await.unwrap();
+    g.set_job(id, "job-1").await.unwrap();
+    let listed = &h.list_jobs(&JobFilter::default(), 1, 10).unwrap().0[0];
+    assert!(!listed.interrupted);
+    assert_eq!(listed.status, JobStatus::Running);
     g.release().await.unwrap();
-    h.finish_job(id, false).await.unwrap();
+    let j = h.get_job(&id.to_string()).unwrap().unwrap();
+    assert_eq!(j.status, JobStatus::Interrupted, "released without closing");
+    h.finish_job(id, JobEnd::Completed).await.unwrap();
     assert!(!h.get_job(&id.to_string()).unwrap().unwrap().interrupted);
+}
+
+#[tokio::test]
+async fn a_stopped_job_is_interrupted_and_listed_as_such() {
+    let (_d, h) = open();
+    let (id, _, items) = h
+        .create_job(
+            new_job("demo"),
+            vec![
+                item("a@x.com", ItemStatus::Pending),
+                item("b@x.com", ItemStatus::Pending),
+            ],
+        )
+        .await
+        .unwrap();
+    h.item_finished(items[0], done(ItemStatus::Success))
+        .await
+        .unwrap();
+    let j = h
+        .finish_job(id, JobEnd::Interrupted("stopped by SIGTERM".into()))
+        .await
+        .unwrap();
+    assert_eq!(j.status, JobStatus::Interrupted);
+    assert_eq!(j.exit_code(), 3);
+    assert_eq!(j.reason.as_deref(), Some("stopped by SIGTERM"));
+    assert_eq!(j.to_fusion_json()["abort_reason"], "stopped by SIGTERM");
+    let f = JobFilter {
+        status: Some(JobStatus::Interrupted),
+        ..Default::default()
+    };
+    let (rows, n) = h.list_jobs(&f, 1, 10).unwrap();
+    assert_eq!((n, rows[0].id), (1, id));
+}
+
+#[tokio::test]
+async fn a_run_that_never_wrote_leaves_a_failed_job_with_its_errors() {
+    let (_d, h) = open();
+    let errors =
+        json!([{"file": "users.csv", "row": 3, "column": "number", "message": "claimed twice"}]);
+    let (id, job_id) = h
+        .record_failed_job(
+            new_job("demo"),
+            FailKind::Plan,
+            "1 plan error; nothing was sent".into(),
+            Some(errors.clone()),
+        )
+        .await
+        .unwrap();
+    let (auth, _) = h
+        .record_failed_job(
+            new_job("demo"),
+            FailKind::Auth,
+            "authentication failed (HTTP 403)".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let j = h.get_job(&job_id).unwrap().unwrap();
+    assert_eq!(j.id, id);
+    assert_eq!(j.status, JobStatus::Failed);
+    assert_eq!(j.reason_code.as_deref(), Some("plan"));
+    assert_eq!(j.errors, Some(errors));
+    assert!(j.finished_on.is_some() && !j.interrupted);
+    assert_eq!((j.total_count, j.exit_code()), (0, 2));
+    let a = h.get_job(&auth.to_string()).unwrap().unwrap();
+    assert_eq!((a.reason_code.as_deref(), a.exit_code()), (Some("auth"), 3));
+    let f = JobFilter {
+        status: Some(JobStatus::Failed),
+        ..Default::default()
+    };
+    assert_eq!(h.list_jobs(&f, 1, 10).unwrap().1, 2);
 }
 
 #[tokio::test]
@@ -279,8 +376,10 @@ async fn lookups_by_id_and_job_id_and_listing() {
     let (a, a_job, _) = h.create_job(new_job("t1"), vec![]).await.unwrap();
     let (b, _, _) = h.create_job(new_job("t2"), vec![]).await.unwrap();
     let (c, _, _) = h.create_job(new_job("t1"), vec![]).await.unwrap();
-    h.finish_job(a, false).await.unwrap();
-    h.finish_job(b, true).await.unwrap();
+    h.finish_job(a, JobEnd::Completed).await.unwrap();
+    h.finish_job(b, JobEnd::Aborted("fail-fast".into()))
+        .await
+        .unwrap();
 
     assert_eq!(h.get_job(&a_job).unwrap().unwrap().id, a);
     assert_eq!(h.get_job(&a.to_string()).unwrap().unwrap().job_id, a_job);
@@ -337,7 +436,7 @@ async fn details_json_has_the_fusion_shape() {
     h.item_finished(items[0], done(ItemStatus::Error))
         .await
         .unwrap();
-    h.finish_job(id, false).await.unwrap();
+    h.finish_job(id, JobEnd::Completed).await.unwrap();
     let v = h.job_details_json(&job_id, &[]).unwrap().unwrap();
     for k in [
         "id",
@@ -388,128 +487,151 @@ async fn details_json_has_the_fusion_shape() {
     assert!(h.job_details_json("12345", &[]).unwrap().is_none());
 }
 
-fn dead_pid() -> u32 {
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    let pid = child.id();
-    child.wait().unwrap();
-    pid
-}
-
 #[tokio::test]
-async fn a_live_lock_is_never_taken_over() {
-    let (_d, h) = open();
-    let g = h.acquire_lock("demo").await.unwrap();
-    let e = h.acquire_lock("demo").await.err().unwrap();
+async fn a_held_tenant_lock_refuses_another_taker_and_names_the_holder() {
+    let (d, h) = open();
+    let mut g = take_lock(d.path(), &h, "fusion https://f.example/t1");
+    g.record_lease(&h).await.unwrap();
+    g.set_job(7, "20260101T000000Z-abcd").await.unwrap();
+    // Another open of the same file (as a second process would) cannot take it, even for
+    // another tenant name or another history.
+    let e = TenantLock::acquire(
+        &d.path().join("locks"),
+        "fusion https://f.example/t1",
+        "alias",
+        std::path::Path::new("/elsewhere/h.db"),
+    )
+    .unwrap_err();
     match &e {
-        HistoryError::LockHeld { host, pid, .. } => {
-            assert_eq!(*pid, std::process::id());
-            assert_eq!(host, &LockHolder::current().host);
+        LockError::Busy { holder, file, .. } => {
+            let holder = holder.as_ref().expect("the file names its holder");
+            assert_eq!(holder.pid, std::process::id());
+            assert_eq!(holder.bulk_id, Some(7));
+            assert_eq!(file, g.path());
         }
         other => panic!("{other}"),
     }
-    assert!(e.to_string().contains("lock held by"), "{e}");
-    // Another tenant is independent.
-    let other = h.acquire_lock("acme").await.unwrap();
-    g.release().await.unwrap();
-    let again = h.acquire_lock("demo").await.unwrap();
-    assert!(!again.is_lost());
-    again.release().await.unwrap();
-    other.release().await.unwrap();
-    assert!(h.lock_info("demo").unwrap().is_none());
-}
-
-#[tokio::test]
-async fn a_lock_whose_pid_is_gone_on_this_host_is_taken_over() {
-    if !std::path::Path::new("/proc/self").exists() {
-        return; // liveness by /proc only exists on Linux
-    }
-    let (_d, h) = open();
-    let dead = LockHolder {
-        host: LockHolder::current().host,
-        pid: dead_pid(),
-    };
-    let g = h
-        .acquire_lock_as("demo", dead.clone(), lock::pid_alive)
-        .await
-        .unwrap();
-    std::mem::forget(g); // the holder "died" without releasing
-    assert_eq!(h.lock_info("demo").unwrap().unwrap().pid, dead.pid);
-    let mine = h.acquire_lock("demo").await.unwrap();
-    assert_eq!(
-        h.lock_info("demo").unwrap().unwrap().pid,
-        std::process::id()
+    let msg = e.to_string();
+    assert!(
+        msg.contains("lock") && msg.contains("20260101T000000Z-abcd"),
+        "{msg}"
     );
-    mine.release().await.unwrap();
-}
-
-#[tokio::test]
-async fn a_lock_on_another_host_is_stale_only_after_its_heartbeat_ages() {
-    let (_d, h) = open();
-    let remote = LockHolder {
-        host: "other-host.example".into(),
-        pid: 1,
-    };
-    let g = h.acquire_lock_as("demo", remote, |_| true).await.unwrap();
-    std::mem::forget(g);
-    // Fresh heartbeat: held (we cannot see the other host's processes).
-    assert!(matches!(
-        h.acquire_lock("demo").await,
-        Err(HistoryError::LockHeld { .. })
-    ));
-    let old = rfc3339(chrono::Utc::now() - chrono::Duration::minutes(6));
-    h.write(move |c| Ok(c.execute("UPDATE job_locks SET heartbeat_on = ?1", [old])?))
-        .await
-        .unwrap();
-    let mine = h.acquire_lock("demo").await.unwrap();
-    mine.release().await.unwrap();
+    // Another identity is independent.
+    let other = take_lock(d.path(), &h, "fusion https://f.example/t2");
+    let lease = h.lease("demo").unwrap().unwrap();
+    assert_eq!((lease.pid, lease.bulk_id), (std::process::id(), Some(7)));
+    let path = g.path().to_path_buf();
+    g.release().await.unwrap();
+    assert!(!path.exists(), "a released lock file is removed");
+    assert!(h.lease("demo").unwrap().is_none());
+    let again = take_lock(d.path(), &h, "fusion https://f.example/t1");
+    drop(again);
+    drop(other);
 }
 
 #[test]
-fn staleness_rule() {
-    let me = LockHolder {
-        host: "h1".into(),
-        pid: 10,
+fn a_lock_held_by_another_process_is_busy_until_that_process_dies() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("locks");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = lock::lock_file(&dir, "ump http://u.example");
+    // util-linux's flock(1) holds it the way another teamsync would.
+    // `-o`: the lock stays with flock itself, not with the `sleep` it runs.
+    let Ok(mut child) = std::process::Command::new("flock")
+        .arg("-o")
+        .arg(&path)
+        .args(["sleep", "3"])
+        .spawn()
+    else {
+        eprintln!("flock(1) is not installed; skipped");
+        return;
     };
-    let now = chrono::Utc::now();
-    let lock = |host: &str, age_s: i64| LockInfo {
-        tenant: "t".into(),
-        host: host.into(),
-        pid: 77,
-        bulk_id: None,
-        acquired_on: rfc3339(now),
-        heartbeat_on: rfc3339(now - chrono::Duration::seconds(age_s)),
-    };
-    assert!(!lock::is_stale(&lock("h1", 5), &me, now, |_| true));
-    assert!(lock::is_stale(&lock("h1", 5), &me, now, |_| false));
-    assert!(
-        !lock::is_stale(&lock("h2", 5), &me, now, |_| false),
-        "pid checks only apply on our host"
+    let t0 = std::time::Instant::now();
+    while !path.exists() && t0.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let busy = TenantLock::acquire(
+        &dir,
+        "ump http://u.example",
+        "u",
+        std::path::Path::new("h.db"),
     );
-    assert!(!lock::is_stale(&lock("h2", 290), &me, now, |_| true));
-    assert!(lock::is_stale(&lock("h2", 301), &me, now, |_| true));
+    assert!(
+        matches!(busy, Err(LockError::Busy { holder: None, .. })),
+        "{busy:?}"
+    );
+    child.kill().unwrap(); // SIGKILL: the kernel drops its lock
+    child.wait().unwrap();
+    TenantLock::acquire(
+        &dir,
+        "ump http://u.example",
+        "u",
+        std::path::Path::new("h.db"),
+    )
+    .unwrap();
 }
 
 #[tokio::test]
-async fn a_lost_lock_is_noticed_by_the_heartbeat() {
-    let (_d, h) = open();
-    let g = h.acquire_lock("demo").await.unwrap();
-    // Someone else took it over (we were stalled past STALE_AFTER).
-    h.write(|c| Ok(c.execute("UPDATE job_locks SET token = 'theirs'", [])?))
+async fn the_job_of_a_dead_holder_is_closed_as_interrupted_by_the_next_run() {
+    let (d, h) = open();
+    let (id, _, items) = h
+        .create_job(
+            new_job("demo"),
+            vec![
+                item("a@x.com", ItemStatus::Pending),
+                item("b@x.com", ItemStatus::Pending),
+            ],
+        )
         .await
         .unwrap();
-    assert!(!g.is_lost());
-    // Drive one heartbeat by hand rather than waiting 10 s.
-    assert!(!g.heartbeat().await.unwrap());
-    assert!(g.is_lost());
-    drop(g);
-    // The dropped guard must not delete the lock it no longer owns.
-    h.write(|_| Ok(())).await.unwrap();
-    assert!(h.lock_info("demo").unwrap().is_some());
+    h.item_running(items[0]).await.unwrap();
+    // A lease left by a process that died holding a lock file that is now free.
+    let mut dead = take_lock(d.path(), &h, "sim demo");
+    dead.record_lease(&h).await.unwrap();
+    dead.set_job(id, "dead-job").await.unwrap();
+    let lock_file = dead.path().display().to_string();
+    std::mem::forget(dead);
+    h.write(move |c| {
+        Ok(c.execute(
+            "UPDATE job_locks SET lock_file = ?1 || '.gone', pid = 999999",
+            [lock_file],
+        )?)
+    })
+    .await
+    .unwrap();
+    let j = h.get_job(&id.to_string()).unwrap().unwrap();
+    assert_eq!(j.status, JobStatus::Interrupted, "listed as interrupted");
+    let mut mine =
+        TenantLock::acquire(&d.path().join("locks2"), "sim demo", "demo", h.path()).unwrap();
+    mine.record_lease(&h).await.unwrap();
+    let j = h.get_job(&id.to_string()).unwrap().unwrap();
+    assert_eq!(j.status, JobStatus::Interrupted);
+    assert_eq!(j.reason_code.as_deref(), Some("killed"));
+    assert!(h
+        .pending_items(id)
+        .unwrap()
+        .iter()
+        .all(|i| i.status == ItemStatus::Pending));
+    assert_eq!(h.lease("demo").unwrap().unwrap().pid, std::process::id());
+    mine.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_live_lease_from_another_lock_folder_also_makes_the_tenant_busy() {
+    let (d, h) = open();
+    let mut first = take_lock(d.path(), &h, "sim demo");
+    first.record_lease(&h).await.unwrap();
+    let mut second =
+        TenantLock::acquire(&d.path().join("other-locks"), "sim demo", "demo", h.path()).unwrap();
+    let e = second.record_lease(&h).await.unwrap_err();
+    assert!(matches!(e, LockError::Busy { .. }), "{e}");
+    first.release().await.unwrap();
 }
 
 #[tokio::test]
 async fn prune_deletes_old_jobs_with_their_items() {
-    let (_d, h) = open();
+    let (d, h) = open();
     let (old, _, _) = h
         .create_job(
             new_job("demo"),
@@ -517,12 +639,13 @@ async fn prune_deletes_old_jobs_with_their_items() {
         )
         .await
         .unwrap();
-    h.finish_job(old, false).await.unwrap();
+    h.finish_job(old, JobEnd::Completed).await.unwrap();
     let (locked, _, _) = h.create_job(new_job("demo"), vec![]).await.unwrap();
     let (recent, _, _) = h.create_job(new_job("demo"), vec![]).await.unwrap();
-    h.finish_job(recent, false).await.unwrap();
-    let g = h.acquire_lock("demo").await.unwrap();
-    g.set_job(locked).await.unwrap();
+    h.finish_job(recent, JobEnd::Completed).await.unwrap();
+    let mut g = take_lock(d.path(), &h, "sim demo");
+    g.record_lease(&h).await.unwrap();
+    g.set_job(locked, "locked").await.unwrap();
     let ts = rfc3339(chrono::Utc::now() - chrono::Duration::days(40));
     h.write(move |c| {
         Ok(c.execute(
@@ -567,7 +690,7 @@ async fn a_failing_write_does_not_undo_its_batch_neighbours() {
     ok.unwrap();
     assert!(matches!(bad, Err(HistoryError::NoSuchItem(999_999))));
     assert_eq!(
-        h.finish_job(id, false).await.unwrap().status,
+        h.finish_job(id, JobEnd::Completed).await.unwrap().status,
         JobStatus::Success
     );
 }
@@ -599,10 +722,202 @@ async fn write_rate() {
     }
     while set.join_next().await.is_some() {}
     let upd = t1.elapsed();
-    h.finish_job(id, false).await.unwrap();
+    h.finish_job(id, JobEnd::Completed).await.unwrap();
     println!(
         "create job with {n} items: {create:?}; {} item writes in {upd:?} = {:.0} writes/s",
         2 * n,
         (2 * n) as f64 / upd.as_secs_f64()
+    );
+}
+
+fn planned(upn: &str, ops: serde_json::Value, before: serde_json::Value) -> NewItem {
+    let mut it = item(upn, ItemStatus::Pending);
+    it.before = before.clone();
+    it.plan = Some(json!({"upn": upn, "action": "update", "ops": ops, "before": before}));
+    it
+}
+
+#[tokio::test]
+async fn a_resume_keeps_the_jobs_before_and_credits_what_was_applied_before_the_interruption() {
+    let (_d, h) = open();
+    let (id, _, items) = h
+        .create_job(
+            new_job("demo"),
+            vec![
+                planned(
+                    "a@x.com",
+                    json!([{"op": "set_number", "number": "+3225405201"}]),
+                    json!({"number": null}),
+                ),
+                planned(
+                    "b@x.com",
+                    json!([{"op": "set_vrp", "vrp": "BE"}, {"op": "set_number", "number": null}]),
+                    json!({"vrp": "Old", "number": "+3225405202"}),
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+    // Killed: a's request went out with no recorded answer; b had its VRP acknowledged.
+    h.item_sending(
+        items[0],
+        Intent {
+            step: "PUT a".into(),
+            ops: vec!["set_number".into()],
+            applied: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    h.item_sending(
+        items[1],
+        Intent {
+            step: "PUT b number".into(),
+            ops: vec!["set_number".into()],
+            applied: vec!["set_vrp".into()],
+        },
+    )
+    .await
+    .unwrap();
+    let a = &h.job_items(id, &[]).unwrap()[0];
+    assert_eq!(a.status, ItemStatus::Running);
+    assert_eq!(a.sending.as_ref().unwrap()["step"], "PUT a");
+    assert!(a.may_have_changed_tenant());
+    h.finish_job(id, JobEnd::Interrupted("killed".into()))
+        .await
+        .unwrap();
+    // The fresh plan: a is as desired now, b still needs its number released, and its
+    // fresh "before" no longer shows the old VRP.
+    let mut fresh_a = item("a@x.com", ItemStatus::Unchanged);
+    fresh_a.before = json!({});
+    let mut fresh_b = planned(
+        "b@x.com",
+        json!([{"op": "set_number", "number": null}]),
+        json!({"number": "+3225405202"}),
+    );
+    fresh_b.changes = json!([{"field": "number", "old": "+3225405202", "new": null}]);
+    h.replan_items(id, vec![fresh_a, fresh_b]).await.unwrap();
+    let rows = h.job_items(id, &[]).unwrap();
+    let (a, b) = (&rows[0], &rows[1]);
+    assert_eq!(a.status, ItemStatus::Success, "not `unchanged`");
+    assert_eq!(a.note.as_deref(), Some("applied before the interruption"));
+    assert_eq!(a.applied, vec!["set_number"]);
+    assert_eq!(
+        a.before,
+        json!({"number": null}),
+        "the job's before is kept"
+    );
+    assert_eq!(b.status, ItemStatus::Pending);
+    assert_eq!(b.before, json!({"vrp": "Old", "number": "+3225405202"}));
+    assert_eq!(b.plan.as_ref().unwrap()["before"], b.before);
+    assert_eq!(b.plan.as_ref().unwrap()["ops"].as_array().unwrap().len(), 2);
+    assert_eq!(b.applied, vec!["set_vrp"]);
+    let j = h.get_job(&id.to_string()).unwrap().unwrap();
+    assert_eq!((j.success_count, j.unchanged_count), (1, 0));
+}
+
+#[tokio::test]
+async fn a_finished_item_keeps_what_was_applied_and_clears_its_intent() {
+    let (_d, h) = open();
+    let (id, _, items) = h
+        .create_job(new_job("demo"), vec![item("a@x.com", ItemStatus::Pending)])
+        .await
+        .unwrap();
+    h.item_sending(
+        items[0],
+        Intent {
+            step: "POST users".into(),
+            ops: vec!["create".into()],
+            applied: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    let mut r = done(ItemStatus::Error);
+    r.applied = vec!["create".into()];
+    r.error_reason = Some("created; number not assigned: 2020".into());
+    h.item_finished(items[0], r).await.unwrap();
+    let a = &h.job_items(id, &[]).unwrap()[0];
+    assert_eq!((a.status, a.sending.clone()), (ItemStatus::Error, None));
+    assert_eq!(a.applied, vec!["create"]);
+    assert!(
+        a.may_have_changed_tenant(),
+        "revert must see the created user"
+    );
+    assert_eq!(a.to_fusion_json()["applied"], json!(["create"]));
+}
+
+#[tokio::test]
+async fn a_history_of_the_first_schema_migrates_with_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let mut c = rusqlite::Connection::open(&path).unwrap();
+        schema::configure(&c).unwrap();
+        schema::migrations().to_version(&mut c, 1).unwrap();
+        c.execute_batch(
+            "INSERT INTO bulk_jobs (job_id, kind, title, tenant, source, source_sha256, status, host, os_user, \
+             teamsync_version, created_on, updated_on) VALUES ('j1', 'ms_users', 't', 'demo', 's', 'x', 'aborted', \
+             'h', 'u', '0.1.0', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z'); \
+             INSERT INTO job_items (bulk_id, upn, data, status, created_on, updated_on) VALUES \
+             (1, 'a@x.com', '{\"upn\":\"a@x.com\"}', 'pending', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z'); \
+             INSERT INTO job_locks (tenant, token, host, pid, bulk_id, acquired_on, heartbeat_on) VALUES \
+             ('demo', 'k', 'h', 1, 1, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');",
+        )
+        .unwrap();
+    }
+    let h = History::open(&path).unwrap();
+    let j = h.get_job("j1").unwrap().unwrap();
+    assert_eq!(
+        (j.status, j.reason_code.clone()),
+        (JobStatus::Aborted, None)
+    );
+    let it = &h.job_items(j.id, &[]).unwrap()[0];
+    assert_eq!((it.applied.len(), it.sending.clone()), (0, None));
+    assert!(h.lease("demo").unwrap().unwrap().lock_file.is_none());
+    h.record_failed_job(new_job("demo"), FailKind::Lock, "busy".into(), None)
+        .await
+        .unwrap();
+    // Statuses outside the list are still refused.
+    let bad = h
+        .write(|c| Ok(c.execute("UPDATE bulk_jobs SET status = 'bogus'", [])?))
+        .await;
+    assert!(bad.is_err());
+    let ok: String = h
+        .read(|c| Ok(c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(ok, "ok");
+}
+
+#[tokio::test]
+async fn a_history_opened_read_only_is_refused_for_runs_and_still_read() {
+    let (_d, h) = open();
+    h.check_writable().await.unwrap();
+    let (id, _, _) = h.create_job(new_job("demo"), vec![]).await.unwrap();
+    h.finish_job(id, JobEnd::Completed).await.unwrap();
+    let path = h.path().to_path_buf();
+    drop(h);
+    let ro = History::open_read_only(&path).unwrap();
+    assert_eq!(ro.list_jobs(&JobFilter::default(), 1, 10).unwrap().1, 1);
+    let e = ro.check_writable().await.unwrap_err();
+    assert!(matches!(e, HistoryError::Unwritable { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&path.display().to_string()) && msg.contains("read-only"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn a_history_whose_folder_cannot_be_created_is_refused_with_the_reason() {
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("plain-file");
+    std::fs::write(&file, "x").unwrap();
+    let e = History::open(&file.join("sub/history.db")).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, HistoryError::Unwritable { .. }), "{msg}");
+    assert!(
+        msg.contains("history.db") && msg.contains("cannot be created"),
+        "{msg}"
     );
 }

@@ -204,6 +204,7 @@ pub fn job_json(job: &ReportJob, items: &[ReportItem]) -> Value {
                 "changes": i.changes,
                 "before": i.before,
                 "attempts": i.attempts,
+                "note": i.note,
             })
         })
         .collect();
@@ -226,6 +227,8 @@ pub fn job_json(job: &ReportJob, items: &[ReportItem]) -> Value {
         "host": job.host,
         "os_user": job.os_user,
         "teamsync_version": job.teamsync_version,
+        "abort_reason": job.reason,
+        "problems": job.problems,
     })
 }
 
@@ -495,6 +498,7 @@ mod tests {
                 attempts: 1,
                 created_on: s(&i["created_on"]),
                 updated_on: s(&i["updated_on"]),
+                note: None,
             })
             .collect();
         let ours = job_json(&doc_job, &doc_items);
@@ -537,6 +541,7 @@ mod tests {
         assert_eq!(
             keys,
             [
+                "abort_reason",
                 "created_on",
                 "error_count",
                 "finished_on",
@@ -546,6 +551,7 @@ mod tests {
                 "job_items",
                 "kind",
                 "os_user",
+                "problems",
                 "source",
                 "status",
                 "success_count",

@@ -118,6 +118,7 @@ struct ItemView {
     updated_machine: Option<String>,
     search: String,
     requested: Vec<(String, String)>,
+    note: Option<String>,
 }
 
 fn status_label(status: &str) -> String {
@@ -196,6 +197,7 @@ fn item_view(item: &ReportItem) -> ItemView {
             .join(" ")
             .to_lowercase(),
         requested,
+        note: item.note.clone().filter(|s| !s.is_empty()),
     }
 }
 
@@ -484,6 +486,29 @@ mod tests {
         assert!(
             !html.contains("This report lists"),
             "all items listed: no subset note"
+        );
+    }
+
+    #[test]
+    fn a_failed_job_says_why_and_lists_what_was_found() {
+        let mut j = job();
+        j.status = "failed".into();
+        j.total_count = 0;
+        j.reason = Some(format!("1 plan error; nothing was sent {XSS_NAME}"));
+        j.problems = vec![format!("users.csv:3 [number]: claimed twice {XSS_ATTR}")];
+        let html = html_report(&j, &[]).unwrap();
+        assert!(html.contains("<span class=\"badge failed\" id=\"job-status\">failed</span>"));
+        assert!(html.contains("<p class=\"reason\">1 plan error; nothing was sent &lt;script&gt;"));
+        assert!(html
+            .contains("<li class=\"mono\">users.csv:3 [number]: claimed twice &quot;&gt;&lt;img"));
+        assert!(!html.contains(XSS_NAME) && !html.contains(XSS_ATTR));
+        let mut ok = item(1, "a@x.example", "success", serde_json::json!({}));
+        ok.note = Some("applied before the interruption".into());
+        let html = html_report(&job(), &[ok]).unwrap();
+        assert!(html.contains("<div class=\"note\">applied before the interruption</div>"));
+        assert!(
+            !html.contains("id=\"why\""),
+            "a job without a reason has no reason box"
         );
     }
 

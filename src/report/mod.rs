@@ -56,6 +56,8 @@ pub(crate) mod testdata {
             host: "runner-1".into(),
             os_user: "svc".into(),
             teamsync_version: "0.1.0".into(),
+            reason: None,
+            problems: vec![],
         }
     }
 
@@ -72,6 +74,7 @@ pub(crate) mod testdata {
             attempts: 1,
             created_on: "2026-11-23T06:00:01Z".into(),
             updated_on: "2026-11-23T06:00:02Z".into(),
+            note: None,
         }
     }
 

@@ -19,7 +19,7 @@ pub struct ReportJob {
     pub tenant: String,
     /// Where the desired rows came from (sheet path, plan file).
     pub source: String,
-    /// pending | running | success | partial | error | aborted
+    /// pending | running | success | partial | error | aborted | failed | interrupted
     pub status: String,
     pub total_count: u64,
     /// Items that ended as desired, unchanged ones included.
@@ -33,6 +33,12 @@ pub struct ReportJob {
     pub host: String,
     pub os_user: String,
     pub teamsync_version: String,
+    /// Why the job failed, aborted or was interrupted.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// A failed job's findings (sheet or plan errors, drift), one line each.
+    #[serde(default)]
+    pub problems: Vec<String>,
 }
 
 /// One UPN of a job.
@@ -53,6 +59,9 @@ pub struct ReportItem {
     pub attempts: u32,
     pub created_on: String,
     pub updated_on: String,
+    /// What the reader should know beyond the status ("applied before the interruption").
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 impl ReportItem {

@@ -49,17 +49,20 @@ fn bad_sheet_names_file_row_column_and_exits_2_without_touching_the_tenant() {
     assert!(errors
         .iter()
         .all(|e| e["file"].as_str().unwrap().ends_with("bad.csv")));
-    // sync of the same sheet: exit 2 and no tenant state created at all.
+    // sync of the same sheet: exit 2, no tenant state created at all, and the run is
+    // in the history as a failed job with the sheet's errors.
     ws.run(&["sync", bad.to_str().unwrap()]).code(2);
-    assert!(
-        !ws.path("history.db").exists() || {
-            let n: i64 = ws
-                .history()
-                .query_row("select count(*) from bulk_jobs", [], |r| r.get(0))
-                .unwrap_or(0);
-            n == 0
-        }
-    );
+    assert!(!ws.path("demo-tenant.db").exists());
+    let (status, code, errors): (String, String, String) = ws
+        .history()
+        .query_row(
+            "select status, reason_code, errors from bulk_jobs",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((status.as_str(), code.as_str()), ("failed", "sheet"));
+    assert!(errors.contains("bad.csv"), "{errors}");
 }
 
 #[test]

@@ -408,14 +408,23 @@ async fn audit_plans_drift_and_writes_are_refused_before_any_request() {
         assert!(err.contains("nothing was sent"), "{err}");
     }
     assert_eq!(log(&s).await, Vec::<Value>::new(), "no request at all");
-    // No job was recorded for the refused runs.
-    if ws.path("history.db").exists() {
-        let n: i64 = ws
-            .history()
-            .query_row("SELECT count(*) FROM bulk_jobs", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, 0);
-    }
+    // Each refused run is in the history as a failed job saying why, with no items.
+    let db = ws.history();
+    let mut st = db
+        .prepare("SELECT status, reason_code, total_count FROM bulk_jobs ORDER BY id")
+        .unwrap();
+    let rows: Vec<(String, String, i64)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("failed".into(), "unsupported".into(), 0),
+            ("failed".into(), "unsupported".into(), 0)
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

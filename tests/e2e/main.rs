@@ -10,6 +10,7 @@ mod cli_plan;
 mod cli_reports;
 mod connector_fusion;
 mod fuzz_sheets;
+mod history_truth;
 mod hostile_sheets;
 mod liveplatform;
 mod portsip;

@@ -45,6 +45,7 @@ fn item(id: i64, upn: &str, status: &str, display: &str) -> ReportItem {
         attempts: 1,
         created_on: "2026-11-23T06:00:01Z".into(),
         updated_on: "2026-11-23T06:00:02Z".into(),
+        note: None,
     }
 }
 
@@ -67,6 +68,8 @@ fn sample() -> (ReportJob, Vec<ReportItem>) {
         host: "runner-1".into(),
         os_user: "svc".into(),
         teamsync_version: "0.1.0".into(),
+        reason: None,
+        problems: vec![],
     };
     let mut alice = item(1, "alice@acme.example", "success", "Alice Martin");
     alice.changes = json!([{"field": "number", "old": null, "new": "+3225405200"}]);

@@ -24,7 +24,7 @@ impl Workspace {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("config")).unwrap();
         let cfg = format!(
-            "db = \"../history.db\"\ntemplates = {templates:?}\ndefault_tenant = \"demo\"\n\n\
+            "db = \"../history.db\"\ntemplates = {templates:?}\ndefault_tenant = \"demo\"\nlock_dir = \"../locks\"\n\n\
              [tenants.demo]\nbackend = \"sim\"\nseed = {seed:?}\nstate = \"../demo-tenant.db\"\n\
              rate_per_second = 0\nrequest_timeout_s = 5\n{extra}\n",
             templates = repo().join("templates").display().to_string(),

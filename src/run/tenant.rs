@@ -1,0 +1,304 @@
+//! The read side of the pipeline, shared by `plan`, the write runs, `jobs revert` and
+//! `tenant …`: open a configured tenant, read a sheet, snapshot what the plan needs
+//! (with the backend's own row rules checked before and after), and plan.
+//!
+//! Nothing here sends a write or records a job: failures are returned as [`RunError`]s
+//! for the write pipeline to record (`super`) or for a read-only command to render.
+
+use super::{Failure, Report, RunError};
+use crate::config::{BackendKind, Config, TenantConfig};
+use crate::connect::Tenant;
+use crate::connector::ConnectorError;
+use crate::history::FailKind;
+use crate::model::{Diagnostic, Snapshot, UserSpec};
+use crate::plan::{self, Plan, PlanInput};
+use crate::template::TemplateSet;
+use crate::validate::{validate_files, SheetOptions, Validated};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// A sheet to plan: the file, how to read it, and the planning mode.
+#[derive(Debug, Clone)]
+pub struct SheetInput {
+    pub path: PathBuf,
+    pub options: SheetOptions,
+    pub mode: plan::Mode,
+    /// `--allow-removals N` for mirror mode.
+    pub allow_removals: Option<usize>,
+}
+
+/// Opens the tenant `name` (or the default one) with `rate` overriding its
+/// `rate_per_second`. Sends nothing: connectors connect lazily (an embedded simulator is
+/// started here).
+pub async fn open_tenant(
+    config: &Config,
+    name: Option<&str>,
+    rate: Option<f64>,
+) -> Result<Tenant, RunError> {
+    let (name, cfg) = config.tenant(name)?;
+    Tenant::open(&name, cfg, rate).await.map_err(|e| {
+        Failure::new(
+            FailKind::Config,
+            &name,
+            format!("cannot connect to the tenant: {e}"),
+        )
+        .into()
+    })
+}
+
+/// What makes two tenant names the same tenant, for the tenant lock: the backend, its
+/// address and the tenant path. A URL is normalised (scheme and host case, trailing
+/// slash), an embedded simulator is its state file (an in-memory one is private to its
+/// process).
+pub fn tenant_identity(cfg: &TenantConfig) -> String {
+    let url = |u: &Option<String>| -> String {
+        let raw = u.as_deref().unwrap_or("").trim();
+        match url::Url::parse(raw) {
+            Ok(u) => u.as_str().trim_end_matches('/').to_string(),
+            Err(_) => raw.trim_end_matches('/').to_string(),
+        }
+    };
+    let path = |p: &Path| {
+        std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string()
+    };
+    match cfg.backend {
+        BackendKind::Sim => {
+            let which = cfg.sim_backend.as_deref().unwrap_or("fusion");
+            match &cfg.state {
+                Some(state) => format!("sim {which} state {}", path(state)),
+                None => format!("sim {which} in-memory pid {}", std::process::id()),
+            }
+        }
+        BackendKind::Fusion => format!(
+            "fusion {} draas {} tenant {} subscription {}",
+            url(&cfg.base_url),
+            cfg.draas_instance.as_deref().unwrap_or(""),
+            cfg.tenant_uuid
+                .as_deref()
+                .unwrap_or("")
+                .to_ascii_lowercase(),
+            cfg.subscription_id
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+        ),
+        BackendKind::Liveplatform => format!(
+            "liveplatform {} customer {}",
+            url(&cfg.base_url),
+            cfg.customer_id
+                .as_deref()
+                .unwrap_or("")
+                .to_ascii_lowercase()
+        ),
+        BackendKind::Portsip => format!("portsip {}", url(&cfg.base_url)),
+        BackendKind::Ump => format!("ump {}", url(&cfg.base_url)),
+    }
+}
+
+/// The folder of the tenant lock files: the config's `lock_dir`, else
+/// [`crate::history::lock::default_lock_dir`].
+pub fn lock_dir(config: &Config) -> PathBuf {
+    config
+        .lock_dir
+        .clone()
+        .unwrap_or_else(crate::history::lock::default_lock_dir)
+}
+
+pub fn load_templates(config: &Config) -> Result<TemplateSet, RunError> {
+    TemplateSet::load_dir(&config.templates).map_err(|e| RunError::Usage(e.to_string()))
+}
+
+/// Reads and validates a sheet; errors are a [`FailKind::Sheet`] failure carrying the
+/// whole validation report. Warnings are logged.
+pub fn read_sheet(
+    config: &Config,
+    tenant: &str,
+    path: &Path,
+    options: &SheetOptions,
+) -> Result<Validated, RunError> {
+    let templates = load_templates(config)?;
+    let v = validate_files(&[path.to_path_buf()], options, &templates);
+    if !v.errors.is_empty() {
+        let n = v.error_count();
+        return Err(Failure::new(
+            FailKind::Sheet,
+            tenant,
+            format!("{n} error(s) in the sheet; nothing was sent"),
+        )
+        .with_report(Report::Sheet(Box::new(v)))
+        .into());
+    }
+    for w in &v.warnings {
+        tracing::warn!("{}", crate::sheet::terminal_safe(&w.to_string()));
+    }
+    if v.warnings_not_listed > 0 {
+        tracing::warn!("… and {} more warnings", v.warnings_not_listed);
+    }
+    Ok(v)
+}
+
+/// SHA-256 over the SHA-256 of each file's bytes, in order (the job's `source_sha256`).
+pub fn sources_sha256(paths: &[PathBuf]) -> Result<String, RunError> {
+    let mut h = Sha256::new();
+    for p in paths {
+        let bytes =
+            std::fs::read(p).map_err(|e| RunError::Usage(format!("{}: {e}", p.display())))?;
+        h.update(Sha256::digest(&bytes));
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// A failed tenant request as a failure of the run: auth → [`FailKind::Auth`], local
+/// configuration or an unsupported field → [`FailKind::Config`], anything else (network,
+/// server errors after retries) → [`FailKind::Read`].
+pub fn connector_failure(tenant: &str, e: ConnectorError) -> RunError {
+    let kind = match &e {
+        ConnectorError::Auth { .. } => FailKind::Auth,
+        ConnectorError::Config(_) | ConnectorError::Unsupported(_) => FailKind::Config,
+        ConnectorError::Retryable { .. } | ConnectorError::Rejected { .. } => FailKind::Read,
+    };
+    Failure::new(kind, tenant, format!("tenant {tenant}: {e}")).into()
+}
+
+/// Rows breaking the backend's own rules ([`crate::connector::Connector::check_spec`],
+/// and with a snapshot [`crate::connector::Connector::check_existing`]) are plan errors.
+fn check_backend_rules(
+    tenant: &Tenant,
+    specs: &[UserSpec],
+    snap: Option<&Snapshot>,
+) -> Result<(), RunError> {
+    let by_upn: std::collections::HashMap<_, _> = snap
+        .map(|s| s.users.iter().map(|u| (&u.upn, u)).collect())
+        .unwrap_or_default();
+    let c = &tenant.connector;
+    let errors: Vec<Diagnostic> = specs
+        .iter()
+        .flat_map(|s| {
+            let problems = match (snap, by_upn.get(&s.upn)) {
+                (None, _) => c.check_spec(s),
+                (Some(_), Some(cur)) => c.check_existing(s, cur),
+                (Some(_), None) => vec![],
+            };
+            problems.into_iter().map(move |p| Diagnostic {
+                file: s
+                    .origin
+                    .as_ref()
+                    .map(|o| o.file.to_string())
+                    .unwrap_or_else(|| "<sheet>".into()),
+                row: s.origin.as_ref().map(|o| o.row),
+                column: Some(p.column.to_string()),
+                message: format!("{}: {}", s.upn, p.message),
+            })
+        })
+        .collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(plan_errors(&tenant.name, errors))
+}
+
+fn plan_errors(tenant: &str, errors: Vec<Diagnostic>) -> RunError {
+    Failure::new(
+        FailKind::Plan,
+        tenant,
+        format!("{} plan error(s); nothing was sent", errors.len()),
+    )
+    .with_report(Report::Plan(errors))
+    .into()
+}
+
+/// Reads what the plan of `specs` needs from the tenant. The backend's own row rules are
+/// checked first, so a refused row costs no request, and its rules on existing users
+/// right after the read.
+pub async fn snapshot(tenant: &Tenant, specs: &[UserSpec]) -> Result<Snapshot, RunError> {
+    check_backend_rules(tenant, specs, None)?;
+    let detail = plan::detail_upns(specs);
+    let t0 = std::time::Instant::now();
+    let snap = tenant
+        .connector
+        .snapshot(&detail, false)
+        .await
+        .map_err(|e| connector_failure(&tenant.name, e))?;
+    tracing::info!(
+        "snapshot of {}: {} users, {} requests in {:.1}s",
+        tenant.name,
+        snap.users.len(),
+        snap.requests,
+        t0.elapsed().as_secs_f64()
+    );
+    check_backend_rules(tenant, specs, Some(&snap))?;
+    Ok(snap)
+}
+
+/// The planner, with its errors as a [`FailKind::Plan`] failure.
+pub fn make_plan(input: PlanInput) -> Result<Plan, RunError> {
+    let tenant = input.tenant.to_string();
+    plan::make_plan(input).map_err(|errs| plan_errors(&tenant, errs.0))
+}
+
+/// The `plan` command's pipeline, also the first half of `sync`: validated sheet →
+/// snapshot → plan.
+pub async fn plan_sheet(
+    config: &Config,
+    tenant: &Tenant,
+    sheet: &SheetInput,
+) -> Result<Plan, RunError> {
+    let v = read_sheet(config, &tenant.name, &sheet.path, &sheet.options)?;
+    plan_validated(tenant, sheet, &v).await
+}
+
+/// Snapshot and plan of an already validated sheet.
+pub(crate) async fn plan_validated(
+    tenant: &Tenant,
+    sheet: &SheetInput,
+    v: &Validated,
+) -> Result<Plan, RunError> {
+    let paths = vec![sheet.path.clone()];
+    let snap = snapshot(tenant, &v.specs).await?;
+    make_plan(PlanInput {
+        tenant: &tenant.name,
+        backend: tenant.connector.backend(),
+        mode: sheet.mode,
+        kind: v.kind,
+        sources: paths.iter().map(|p| p.display().to_string()).collect(),
+        source_sha256: sources_sha256(&paths)?,
+        specs: &v.specs,
+        snapshot: &snap,
+        capabilities: tenant.connector.capabilities(),
+        allow_removals: sheet.allow_removals,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(toml_text: &str) -> TenantConfig {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn one_tenant_has_one_identity_however_it_is_spelt() {
+        let a = cfg(
+            "backend = \"fusion\"\nbase_url = \"https://Fusion.Example.net/\"\ndraas_instance = \"d1\"\ntenant_uuid = \"ABC\"\nsubscription_id = 7\n",
+        );
+        let b = cfg(
+            "backend = \"fusion\"\nbase_url = \"https://fusion.example.net\"\ndraas_instance = \"d1\"\ntenant_uuid = \"abc\"\nsubscription_id = 7\nrate_per_second = 3\n",
+        );
+        assert_eq!(tenant_identity(&a), tenant_identity(&b));
+        let other = cfg(
+            "backend = \"fusion\"\nbase_url = \"https://fusion.example.net\"\ndraas_instance = \"d1\"\ntenant_uuid = \"abc\"\nsubscription_id = 8\n",
+        );
+        assert_ne!(tenant_identity(&a), tenant_identity(&other));
+        let ump = cfg("backend = \"ump\"\nbase_url = \"https://fusion.example.net\"\n");
+        assert_ne!(
+            tenant_identity(&ump),
+            tenant_identity(&a),
+            "the backend counts"
+        );
+        let sim = cfg("backend = \"sim\"\nstate = \"/tmp/t.db\"\n");
+        assert_eq!(tenant_identity(&sim), "sim fusion state /tmp/t.db");
+    }
+}
