@@ -705,3 +705,45 @@ fn crafted_xls_files_are_refused_before_calamine_loads_them() {
         refused_within_bounds(&ws, &bomb);
     }
 }
+
+/// CSV is streamed, but the csv crate holds a whole record: a 150 MB field, or a line of
+/// 150 million commas (a cell each), would be that record. Both are stopped while read.
+#[test]
+fn a_csv_record_is_stopped_at_the_limits_while_it_is_read() {
+    let ws = Workspace::new();
+    fn big(path: &Path, head: &[u8], filler: u8, tail: &[u8]) {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+        f.write_all(head).unwrap();
+        let chunk = vec![filler; MIB];
+        for _ in 0..150 {
+            f.write_all(&chunk).unwrap();
+        }
+        f.write_all(tail).unwrap();
+    }
+    let bombs = [
+        Bomb {
+            name: "field-150m.csv",
+            build: Box::new(|p| {
+                big(
+                    p,
+                    b"upn,displayName\nalice.martin@contoso.onmicrosoft.com,",
+                    b'x',
+                    b"\n",
+                )
+            }),
+            says: "cell is longer than 32767 characters (limits.max_cell_chars)",
+            at: Some("2 [displayName (B)]"),
+        },
+        Bomb {
+            name: "commas-150m.csv",
+            build: Box::new(|p| big(p, b"upn,displayName\nalice", b',', b"\n")),
+            says: "row 2 has more than 16384 fields",
+            at: None,
+        },
+    ];
+    for bomb in &bombs {
+        refused_within_bounds(&ws, bomb);
+        std::fs::remove_file(ws.path(bomb.name)).unwrap();
+    }
+}
