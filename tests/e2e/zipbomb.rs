@@ -1,4 +1,4 @@
-//! A streaming zip writer for hostile workbooks: an entry is given as pieces of content,
+//! Writers for hostile workbooks. A streaming zip writer: an entry is given as pieces of content,
 //! each repeated any number of times, and is written without ever being built. Each piece
 //! is deflated once, on its own (a full flush makes its compressed bytes decode the same
 //! wherever they stand), and those bytes are written as many times as the piece repeats;
@@ -201,6 +201,102 @@ fn deflate_alone(data: &[u8]) -> Vec<u8> {
     }
 }
 
+/// A BIFF record: type, length, data.
+pub fn biff(typ: u16, data: &[u8]) -> Vec<u8> {
+    let mut r = typ.to_le_bytes().to_vec();
+    r.extend_from_slice(&(data.len() as u16).to_le_bytes());
+    r.extend_from_slice(data);
+    r
+}
+
+/// An XLS file: a version-3 compound file whose only stream, `Workbook`, holds `globals`
+/// (records after the BOF, before the EOF) and one sheet `Users` made of `sheet` records.
+/// The stream is padded to 4 KiB so that it lives in regular sectors.
+pub fn xls(globals: &[u8], sheet: &[u8]) -> Vec<u8> {
+    let bof = biff(0x0809, &[0x00, 0x06, 0x05, 0x00, 0, 0, 0, 0]);
+    let mut bound = vec![0u8; 6];
+    bound.extend_from_slice(&[5, 0]);
+    bound.extend_from_slice(b"Users");
+    let pos = (bof.len() + globals.len() + biff(0x0085, &bound).len() + 4) as u32;
+    bound[..4].copy_from_slice(&pos.to_le_bytes());
+    let mut stream = bof.clone();
+    stream.extend_from_slice(globals);
+    stream.extend(biff(0x0085, &bound));
+    stream.extend(biff(0x000A, &[]));
+    stream.extend(bof);
+    stream.extend_from_slice(sheet);
+    stream.extend(biff(0x000A, &[]));
+    if stream.len() < 4096 {
+        stream.resize(4096, 0);
+    }
+    let n = stream.len().div_ceil(512);
+    // sectors: FAT sectors first, then the directory, then the stream
+    let fat_sectors = (n + 1).div_ceil(127).max(1);
+    let fat_sectors = (n + 1 + fat_sectors).div_ceil(128);
+    let dir = fat_sectors;
+    let first = dir + 1;
+    let mut fat = vec![0xFFFF_FFFFu32; fat_sectors * 128];
+    for f in fat.iter_mut().take(fat_sectors) {
+        *f = 0xFFFF_FFFD;
+    }
+    fat[dir] = 0xFFFF_FFFE;
+    for i in 0..n {
+        fat[first + i] = if i + 1 == n {
+            0xFFFF_FFFE
+        } else {
+            (first + i + 1) as u32
+        };
+    }
+    assert!(
+        fat_sectors <= 109,
+        "the header's DIFAT holds 109 FAT sectors"
+    );
+    let mut h = vec![0u8; 512];
+    h[..8].copy_from_slice(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]);
+    h[24..26].copy_from_slice(&0x3Eu16.to_le_bytes());
+    h[26..28].copy_from_slice(&3u16.to_le_bytes());
+    h[28..30].copy_from_slice(&0xFFFEu16.to_le_bytes());
+    h[30..32].copy_from_slice(&9u16.to_le_bytes());
+    h[32..34].copy_from_slice(&6u16.to_le_bytes());
+    h[44..48].copy_from_slice(&(fat_sectors as u32).to_le_bytes());
+    h[48..52].copy_from_slice(&(dir as u32).to_le_bytes());
+    h[56..60].copy_from_slice(&4096u32.to_le_bytes());
+    h[60..64].copy_from_slice(&0xFFFF_FFFEu32.to_le_bytes());
+    h[68..72].copy_from_slice(&0xFFFF_FFFEu32.to_le_bytes());
+    for i in 0..109 {
+        let v = if i < fat_sectors {
+            i as u32
+        } else {
+            0xFFFF_FFFF
+        };
+        h[76 + i * 4..80 + i * 4].copy_from_slice(&v.to_le_bytes());
+    }
+    let mut out = h;
+    for v in &fat {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    let mut d = vec![0u8; 512];
+    for (k, (name, typ, start, len)) in [
+        ("Root Entry", 5u8, 0xFFFF_FFFEu32, 0u32),
+        ("Workbook", 2, first as u32, stream.len() as u32),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let e = &mut d[k * 128..(k + 1) * 128];
+        let utf16: Vec<u8> = name.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        e[..utf16.len()].copy_from_slice(&utf16);
+        e[64..66].copy_from_slice(&((utf16.len() + 2) as u16).to_le_bytes());
+        e[66] = *typ;
+        e[116..120].copy_from_slice(&start.to_le_bytes());
+        e[120..124].copy_from_slice(&len.to_le_bytes());
+    }
+    out.extend_from_slice(&d);
+    stream.resize(n * 512, 0);
+    out.extend_from_slice(&stream);
+    out
+}
+
 /// The parts every XLSX needs around one worksheet (and optionally shared strings).
 pub fn xlsx(path: &Path, sheet: &[Piece<'_>], claimed: Option<u64>, sst: Option<&[Piece<'_>]>) {
     let file = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
@@ -230,6 +326,27 @@ pub const SHEET_CLOSE: &[u8] = b"</sheetData></worksheet>";
 pub const SST_OPEN: &[u8] =
     br#"<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">"#;
 pub const SST_CLOSE: &[u8] = b"</sst>";
+
+#[test]
+fn the_xls_writer_writes_what_calamine_reads() {
+    use calamine::Reader;
+    let mut sheet = Vec::new();
+    for (row, col, v) in [(0u16, 0u16, 1.5f64), (2, 1, -3.0)] {
+        let mut d = row.to_le_bytes().to_vec();
+        d.extend_from_slice(&col.to_le_bytes());
+        d.extend_from_slice(&[0, 0]);
+        d.extend_from_slice(&v.to_le_bytes());
+        sheet.extend(biff(0x0203, &d));
+    }
+    // and a stream big enough to need several FAT sectors' worth of chain
+    sheet.extend(biff(0x1234, &vec![0u8; 8000]).repeat(40));
+    let bytes = xls(&[], &sheet);
+    let mut wb = calamine::Xls::new(std::io::Cursor::new(bytes)).unwrap();
+    assert_eq!(wb.sheet_names(), vec!["Users".to_string()]);
+    let range = wb.worksheet_range("Users").unwrap();
+    assert_eq!(range.get_value((0, 0)), Some(&calamine::Data::Float(1.5)));
+    assert_eq!(range.get_value((2, 1)), Some(&calamine::Data::Float(-3.0)));
+}
 
 #[test]
 fn what_it_writes_reads_back_exactly() {
