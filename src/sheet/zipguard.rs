@@ -428,10 +428,12 @@ impl Sink for Workbook {
 }
 
 impl Workbook {
-    /// (name, part path) of the worksheet to read: the named one (exact, then ignoring
-    /// ASCII case) or the first worksheet. Paths are formed as calamine forms them.
+    /// (name, part path) of the sheet calamine will stream: the name is chosen among the
+    /// worksheets as `xlsx::pick_sheet` chooses it (the named one, exact then ignoring ASCII
+    /// case, or the first), and the path is that of the first sheet of any kind with that
+    /// name, as calamine's lookup by name finds it. Paths are formed as calamine forms them.
     fn choose(&self, rels: &Rels, wanted: Option<&str>) -> Option<(String, String)> {
-        let mut worksheets = Vec::new();
+        let mut sheets = Vec::new();
         for (name, rid) in &self.sheets {
             let target = &rels
                 .targets
@@ -445,18 +447,19 @@ impl Workbook {
             } else {
                 format!("xl/{target}")
             };
-            if path.split('/').nth(1) == Some("worksheets") {
-                worksheets.push((name.clone()?, path));
-            }
+            let worksheet = path.split('/').nth(1) == Some("worksheets");
+            sheets.push((name.clone()?, path, worksheet));
         }
-        match wanted {
-            Some(w) => worksheets
-                .iter()
-                .find(|(n, _)| n == w)
-                .or_else(|| worksheets.iter().find(|(n, _)| n.eq_ignore_ascii_case(w)))
-                .cloned(),
-            None => worksheets.into_iter().next(),
+        let worksheets = || sheets.iter().filter(|s| s.2);
+        let name = &match wanted {
+            Some(w) => worksheets()
+                .find(|s| s.0 == w)
+                .or_else(|| worksheets().find(|s| s.0.eq_ignore_ascii_case(w)))?,
+            None => worksheets().next()?,
         }
+        .0;
+        let path = &sheets.iter().find(|s| &s.0 == name)?.1;
+        Some((name.clone(), path.clone()))
     }
 }
 
@@ -1042,6 +1045,49 @@ mod tests {
         ] {
             assert_eq!(parse_ref(bad), None, "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn the_sheet_is_chosen_as_calamine_chooses_and_finds_it() {
+        let rels = Rels {
+            targets: vec![
+                (b"r1".to_vec(), "chartsheets/c1.xml".into()),
+                (b"r2".to_vec(), "worksheets/sheet2.xml".into()),
+                (b"r3".to_vec(), "/xl/worksheets/sheet1.xml".into()),
+                (b"r4".to_vec(), "xl/chartsheets/same.xml".into()),
+                (b"r5".to_vec(), "worksheets/same.xml".into()),
+            ],
+        };
+        let sheet = |n: &str, r: &str| (Some(n.to_string()), Some(r.as_bytes().to_vec()));
+        let wb = Workbook {
+            sheets: vec![
+                sheet("Chart", "r1"),
+                sheet("Users", "r2"),
+                sheet("Data", "r3"),
+                sheet("Twin", "r4"),
+                sheet("Twin", "r5"),
+            ],
+        };
+        let chosen = |w: Option<&str>| wb.choose(&rels, w);
+        assert_eq!(
+            chosen(None),
+            Some(("Users".into(), "xl/worksheets/sheet2.xml".into()))
+        );
+        assert_eq!(
+            chosen(Some("data")),
+            Some(("Data".into(), "xl/worksheets/sheet1.xml".into()))
+        );
+        assert_eq!(chosen(Some("Chart")), None, "a chartsheet is not read");
+        // calamine finds a name's first sheet of any kind: the chartsheet is what it opens
+        assert_eq!(
+            chosen(Some("Twin")),
+            Some(("Twin".into(), "xl/chartsheets/same.xml".into()))
+        );
+        // a sheet whose relationship is missing: calamine refuses the workbook itself
+        let broken = Workbook {
+            sheets: vec![sheet("Users", "r9")],
+        };
+        assert_eq!(broken.choose(&rels, None), None);
     }
 
     #[test]

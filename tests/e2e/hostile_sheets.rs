@@ -747,3 +747,37 @@ fn a_csv_record_is_stopped_at_the_limits_while_it_is_read() {
         std::fs::remove_file(ws.path(bomb.name)).unwrap();
     }
 }
+
+/// The pre-pass checks the worksheet `--sheet` picks (and only that one): a formula
+/// without a value in the second sheet is an error when that sheet is read, not otherwise.
+#[test]
+fn the_pre_pass_follows_the_sheet_that_is_read() {
+    let ws = Workspace::new();
+    let path = ws.path("two-sheets.xlsx");
+    let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let mut z = super::zipbomb::ZipStream::new(file);
+    z.file(
+        "xl/workbook.xml",
+        br#"<?xml version="1.0"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Users" sheetId="1" r:id="rId1"/><sheet name="Scripted &amp; raw" sheetId="2" r:id="rId2"/></sheets></workbook>"#,
+    );
+    z.file(
+        "xl/_rels/workbook.xml.rels",
+        br#"<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId2" Type="worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId1" Type="worksheet" Target="/xl/worksheets/sheet2.xml"/></Relationships>"#,
+    );
+    let mut users = SHEET_OPEN.to_vec();
+    users.extend_from_slice(br#"<row r="2"><c r="A2" t="inlineStr"><is><t>alice.martin@contoso.onmicrosoft.com</t></is></c><c r="B2" t="inlineStr"><is><t>Alice</t></is></c></row>"#);
+    users.extend_from_slice(SHEET_CLOSE);
+    let mut scripted = SHEET_OPEN.to_vec();
+    scripted.extend_from_slice(br#"<row r="2"><c r="A2" t="inlineStr"><is><t>alice.martin@contoso.onmicrosoft.com</t></is></c><c r="B2"><f>PROPER("alice")</f></c></row>"#);
+    scripted.extend_from_slice(SHEET_CLOSE);
+    z.file("xl/worksheets/sheet2.xml", &users);
+    z.file("xl/worksheets/sheet1.xml", &scripted);
+    let mut w = z.finish();
+    std::io::Write::flush(&mut w).unwrap();
+    let p = path.to_str().unwrap();
+    ws.run(&["validate", p]).code(0);
+    let r = ws.run(&["validate", p, "--sheet", "scripted & RAW"]);
+    r.code(2);
+    let at = format!("{p}:2 [B]: cell holds a formula without a saved value");
+    assert!(r.stdout.contains(&at), "{}", r.stdout);
+}

@@ -209,10 +209,13 @@ pub fn biff(typ: u16, data: &[u8]) -> Vec<u8> {
     r
 }
 
-/// An XLS file: a version-3 compound file whose only stream, `Workbook`, holds `globals`
-/// (records after the BOF, before the EOF) and one sheet `Users` made of `sheet` records.
-/// The stream is padded to 4 KiB so that it lives in regular sectors.
+/// An XLS file: a version-4 compound file (4 KiB sectors, so the 109 FAT sectors the
+/// header lists cover 450 MB) whose only stream, `Workbook`, holds `globals` (records after
+/// the BOF, before the EOF) and one sheet `Users` made of `sheet` records. The stream is
+/// padded to 4 KiB so that it lives in regular sectors.
 pub fn xls(globals: &[u8], sheet: &[u8]) -> Vec<u8> {
+    const SECTOR: usize = 4096;
+    const PER_FAT: usize = SECTOR / 4;
     let bof = biff(0x0809, &[0x00, 0x06, 0x05, 0x00, 0, 0, 0, 0]);
     let mut bound = vec![0u8; 6];
     bound.extend_from_slice(&[5, 0]);
@@ -229,13 +232,19 @@ pub fn xls(globals: &[u8], sheet: &[u8]) -> Vec<u8> {
     if stream.len() < 4096 {
         stream.resize(4096, 0);
     }
-    let n = stream.len().div_ceil(512);
+    let n = stream.len().div_ceil(SECTOR);
     // sectors: FAT sectors first, then the directory, then the stream
-    let fat_sectors = (n + 1).div_ceil(127).max(1);
-    let fat_sectors = (n + 1 + fat_sectors).div_ceil(128);
+    let mut fat_sectors = 1;
+    while fat_sectors * PER_FAT < fat_sectors + 1 + n {
+        fat_sectors += 1;
+    }
+    assert!(
+        fat_sectors <= 109,
+        "the header's DIFAT holds 109 FAT sectors"
+    );
     let dir = fat_sectors;
     let first = dir + 1;
-    let mut fat = vec![0xFFFF_FFFFu32; fat_sectors * 128];
+    let mut fat = vec![0xFFFF_FFFFu32; fat_sectors * PER_FAT];
     for f in fat.iter_mut().take(fat_sectors) {
         *f = 0xFFFF_FFFD;
     }
@@ -247,17 +256,14 @@ pub fn xls(globals: &[u8], sheet: &[u8]) -> Vec<u8> {
             (first + i + 1) as u32
         };
     }
-    assert!(
-        fat_sectors <= 109,
-        "the header's DIFAT holds 109 FAT sectors"
-    );
-    let mut h = vec![0u8; 512];
+    let mut h = vec![0u8; SECTOR];
     h[..8].copy_from_slice(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]);
     h[24..26].copy_from_slice(&0x3Eu16.to_le_bytes());
-    h[26..28].copy_from_slice(&3u16.to_le_bytes());
+    h[26..28].copy_from_slice(&4u16.to_le_bytes());
     h[28..30].copy_from_slice(&0xFFFEu16.to_le_bytes());
-    h[30..32].copy_from_slice(&9u16.to_le_bytes());
+    h[30..32].copy_from_slice(&12u16.to_le_bytes());
     h[32..34].copy_from_slice(&6u16.to_le_bytes());
+    h[40..44].copy_from_slice(&1u32.to_le_bytes());
     h[44..48].copy_from_slice(&(fat_sectors as u32).to_le_bytes());
     h[48..52].copy_from_slice(&(dir as u32).to_le_bytes());
     h[56..60].copy_from_slice(&4096u32.to_le_bytes());
@@ -275,10 +281,12 @@ pub fn xls(globals: &[u8], sheet: &[u8]) -> Vec<u8> {
     for v in &fat {
         out.extend_from_slice(&v.to_le_bytes());
     }
-    let mut d = vec![0u8; 512];
+    let mut d = vec![0u8; SECTOR];
     for (k, (name, typ, start, len)) in [
-        ("Root Entry", 5u8, 0xFFFF_FFFEu32, 0u32),
-        ("Workbook", 2, first as u32, stream.len() as u32),
+        // calamine refuses a version-4 root whose mini stream starts nowhere, even
+        // when there is no mini stream (no mini FAT): point it at sector 0
+        ("Root Entry", 5u8, 0u32, 0u64),
+        ("Workbook", 2, first as u32, stream.len() as u64),
     ]
     .iter()
     .enumerate()
@@ -289,10 +297,10 @@ pub fn xls(globals: &[u8], sheet: &[u8]) -> Vec<u8> {
         e[64..66].copy_from_slice(&((utf16.len() + 2) as u16).to_le_bytes());
         e[66] = *typ;
         e[116..120].copy_from_slice(&start.to_le_bytes());
-        e[120..124].copy_from_slice(&len.to_le_bytes());
+        e[120..128].copy_from_slice(&len.to_le_bytes());
     }
     out.extend_from_slice(&d);
-    stream.resize(n * 512, 0);
+    stream.resize(n * SECTOR, 0);
     out.extend_from_slice(&stream);
     out
 }
@@ -338,9 +346,16 @@ fn the_xls_writer_writes_what_calamine_reads() {
         d.extend_from_slice(&v.to_le_bytes());
         sheet.extend(biff(0x0203, &d));
     }
-    // and a stream big enough to need several FAT sectors' worth of chain
-    sheet.extend(biff(0x1234, &vec![0u8; 8000]).repeat(40));
+    // and a stream of 8 MB: more than one FAT sector's worth of chain
+    sheet.extend(biff(0x1234, &vec![0u8; 8000]).repeat(1000));
     let bytes = xls(&[], &sheet);
+    // our pre-pass walks it too (4 KiB sectors), and reads the same cells
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("w.xls");
+    std::fs::write(&p, &bytes).unwrap();
+    let opts = teamsync::sheet::ReadOptions::default();
+    let read = teamsync::sheet::SheetReader::open(&p, &opts).unwrap();
+    assert_eq!(read.header().unwrap().cells[0].display(), "1.5");
     let mut wb = calamine::Xls::new(std::io::Cursor::new(bytes)).unwrap();
     assert_eq!(wb.sheet_names(), vec!["Users".to_string()]);
     let range = wb.worksheet_range("Users").unwrap();
