@@ -636,17 +636,35 @@ struct SheetCells<'s> {
 struct CellScan {
     /// 0-based (row, column).
     pos: (u32, u32),
-    /// The `t` attribute, when short enough to be one.
-    typ: Option<Vec<u8>>,
+    /// The `t` attribute, as far as the checks need it.
+    typ: CellType,
     formula: bool,
     value: bool,
     inline: bool,
     in_v: bool,
     in_is: usize,
     rph: usize,
-    /// The start of the `<v>` text (an index or number fits).
-    v: Vec<u8>,
+    /// The start of the `<v>` text (an index or number fits), kept without allocating:
+    /// the scan sees every cell of the sheet.
+    v: [u8; 24],
+    v_len: usize,
     chars: u64,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum CellType {
+    #[default]
+    Other,
+    /// `s`: a shared string.
+    Shared,
+    /// `str`: a formula's text result.
+    Str,
+}
+
+impl CellScan {
+    fn v(&self) -> &[u8] {
+        &self.v[..self.v_len]
+    }
 }
 
 impl<'s> SheetCells<'s> {
@@ -668,19 +686,19 @@ impl<'s> SheetCells<'s> {
 
     fn finish_cell(&mut self, c: CellScan) -> Result<(), SheetError> {
         let (row, column) = (u64::from(c.pos.0) + 1, c.pos.1 as usize);
-        let typ = c.typ.as_deref();
+        let typ = c.typ;
         // `<v></v>` is a saved empty text only for a text-typed formula (`t="str"`):
         // scripts that cannot compute write an empty `<v>` under other types.
-        let saved = c.inline || (c.value && (!c.v.is_empty() || typ == Some(b"str")));
+        let saved = c.inline || (c.value && (c.v_len > 0 || typ == CellType::Str));
         if c.formula && !saved {
             self.formulas_without_value += 1;
             if self.formula_without_value.is_none() {
                 self.formula_without_value = Some((row, column));
             }
         }
-        if typ == Some(b"s") && c.value {
+        if typ == CellType::Shared && c.value {
             // calamine reads a non-number as 0
-            let index = std::str::from_utf8(&c.v)
+            let index = std::str::from_utf8(c.v())
                 .ok()
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0);
@@ -798,7 +816,11 @@ impl Sink for SheetCells<'_> {
                     };
                     let scan = CellScan {
                         pos,
-                        typ: t.attr(b"t").filter(|v| v.len() <= 16).map(<[u8]>::to_vec),
+                        typ: match t.attr(b"t") {
+                            Some(b"s") => CellType::Shared,
+                            Some(b"str") => CellType::Str,
+                            _ => CellType::Other,
+                        },
                         ..CellScan::default()
                     };
                     self.col_index = self.col_index.saturating_add(1);
@@ -844,9 +866,10 @@ impl Sink for SheetCells<'_> {
         if !counts {
             return Ok(());
         }
-        if cell.in_v && cell.v.len() < 24 {
-            let room = 24 - cell.v.len();
-            cell.v.extend_from_slice(&raw[..raw.len().min(room)]);
+        if cell.in_v {
+            let k = raw.len().min(cell.v.len() - cell.v_len);
+            cell.v[cell.v_len..cell.v_len + k].copy_from_slice(&raw[..k]);
+            cell.v_len += k;
         }
         cell.chars += chars;
         let over = cell.chars > self.cell_chars;
