@@ -757,19 +757,20 @@ async fn sheet_to_plan(sheet: &Path, conn: &FusionConnector) -> anyhow::Result<P
     anyhow::ensure!(v.errors.is_empty(), "sheet errors: {:?}", &v.errors[..1]);
     let validate_s = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
-    let snap = conn.snapshot(&plan::detail_upns(&v.specs), false).await?;
+    let snap = conn
+        .snapshot(&plan::detail_upns(&v.specs, &conn.profile()), false)
+        .await?;
     let snapshot_s = t1.elapsed().as_secs_f64();
     let t2 = Instant::now();
     let input = PlanInput {
         tenant: "bench",
-        backend: conn.backend(),
         mode: plan::Mode::Upsert,
         kind: JobKind::MsUsers,
         sources: vec![sheet.display().to_string()],
         source_sha256: String::new(),
         specs: &v.specs,
         snapshot: &snap,
-        capabilities: conn.capabilities(),
+        profile: conn.profile(),
         allow_removals: None,
     };
     let p = plan::make_plan(input).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -4,6 +4,16 @@
 //! planner can agree on what a UPN or a number *is* without agreeing on how one backend
 //! spells it. Normalisation happens once, at construction: two values that compare equal
 //! here mean the same thing to the tenant.
+//!
+//! Two tables sit beside them: [`attr`], the user attributes every stage derives its
+//! columns, keys and checks from, and [`profile`], what a backend is in the planner's
+//! terms.
+
+pub mod attr;
+pub mod profile;
+
+pub use attr::{Attr, AttrSet, AttrValue};
+pub use profile::{Profile, RowProblem};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -470,6 +480,30 @@ pub struct TenantUser {
     /// Resource accounts only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_type: Option<AccountType>,
+    /// PBX extension number, on backends whose users have one (PortSIP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
+}
+
+impl TenantUser {
+    /// A user with only its identity: no display name, number, licenses or details.
+    /// Readers fill in what their backend returns (`TenantUser { number, ..TenantUser::new(id,
+    /// upn) }`), so a new attribute needs no edit where a backend lacks it.
+    pub fn new(id: String, upn: Upn) -> TenantUser {
+        TenantUser {
+            id,
+            upn,
+            display_name: String::new(),
+            country: None,
+            voice_enabled: false,
+            number: None,
+            licenses: Vec::new(),
+            customer_licenses: Vec::new(),
+            details: None,
+            account_type: None,
+            extension: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,8 @@
-//! Templates: named bundles of defaults (country, VRP, groups, licenses) that a sheet row
-//! picks with its `template` column, so a 5,000-row sheet does not repeat the same six
-//! values on every line.
+//! Templates: named bundles of defaults that a sheet row picks with its `template` column,
+//! so a 5,000-row sheet does not repeat the same six values on every line. Which keys a
+//! template may set, and how each is checked, is the attribute table's (`model::attr`:
+//! the attributes marked `template`, today country, VRP, groups, licenses and customer
+//! licenses), plus `number_range` for `number = auto`.
 //!
 //! A template is `templates/NAME.toml`. It may `extends` one parent (single inheritance):
 //! a key the child sets replaces the parent's (lists too: they are not merged, so a child
@@ -12,8 +14,8 @@
 //! a row's own value, including `-` (clear), wins. This differs from Fusion's server-side
 //! templates, which override by default.
 
-use crate::model::{Country, Field, UserSpec};
-use serde::Deserialize;
+use crate::model::attr::{AttrValue, Kind};
+use crate::model::{Attr, Country, Field, UserSpec, E164};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -37,34 +39,63 @@ pub enum TemplateError {
     },
 }
 
-/// The file as written.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Keys of a template file besides the attributes the table marks template-settable.
+const OWN_KEYS: [&str; 3] = ["description", "extends", "number_range"];
+
+/// The file as written. Attribute values stay raw TOML until the template is resolved,
+/// where they are checked by the attribute's kind.
+#[derive(Debug, Clone, Default)]
 struct RawTemplate {
     description: Option<String>,
     extends: Option<String>,
-    country: Option<String>,
-    vrp: Option<String>,
-    groups: Option<Vec<String>>,
-    licenses: Option<Vec<String>>,
-    #[serde(rename = "customerLicenses")]
-    customer_licenses: Option<Vec<String>>,
     number_range: Option<String>,
+    values: BTreeMap<Attr, toml::Value>,
+}
+
+impl RawTemplate {
+    /// Parses a file; an unknown key is an error (a misspelt `licences` must not silently
+    /// grant nothing), and so is a non-text value for a text key.
+    fn parse(text: &str) -> Result<RawTemplate, String> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut t = RawTemplate::default();
+        for (key, value) in table {
+            let text = |v: toml::Value| match v {
+                toml::Value::String(s) => Ok(s),
+                other => Err(format!("{key} must be text, not {}", other.type_str())),
+            };
+            match key.as_str() {
+                "description" => t.description = Some(text(value)?),
+                "extends" => t.extends = Some(text(value)?),
+                "number_range" => t.number_range = Some(text(value)?),
+                _ => match Attr::from_name(&key).filter(|a| a.info().template) {
+                    Some(a) => {
+                        t.values.insert(a, value);
+                    }
+                    None => {
+                        let known: Vec<&str> = OWN_KEYS[..2]
+                            .iter()
+                            .copied()
+                            .chain(Attr::all().filter(|a| a.info().template).map(Attr::name))
+                            .chain([OWN_KEYS[2]])
+                            .collect();
+                        return Err(format!("unknown key `{key}` (known: {})", known.join(", ")));
+                    }
+                },
+            }
+        }
+        Ok(t)
+    }
 }
 
 /// A template with its parents applied.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedTemplate {
     pub name: String,
     pub description: Option<String>,
     /// This template first, then its parent, grandparent…
     pub chain: Vec<String>,
-    pub country: Option<Country>,
-    pub vrp: Option<String>,
-    pub groups: Option<Vec<String>>,
-    pub licenses: Option<Vec<String>>,
-    #[serde(rename = "customerLicenses")]
-    pub customer_licenses: Option<Vec<String>>,
+    /// The defaults it gives, by attribute (only template-settable ones).
+    pub values: BTreeMap<Attr, AttrValue>,
     /// The range a row with `number = auto` takes its number from (the backend must list
     /// ranges, e.g. UMP 365).
     pub number_range: Option<String>,
@@ -75,52 +106,45 @@ pub struct ResolvedTemplate {
 /// A field a template and a row both set to different values (the row wins).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Override {
+    pub attr: Attr,
     pub field: &'static str,
     pub row_value: String,
     pub template_value: String,
 }
 
 impl ResolvedTemplate {
+    /// The default for one attribute.
+    pub fn value(&self, attr: Attr) -> Option<&AttrValue> {
+        self.values.get(&attr)
+    }
+
+    /// The country a template gives: a row's national number reads in it.
+    pub fn country(&self) -> Option<&Country> {
+        self.value(Attr::Country).and_then(AttrValue::as_country)
+    }
+
     /// Fills the fields the spec leaves as Keep; returns the fields where the row's own
     /// value (Set or Clear) differs from the template's and so overrides it.
     pub fn apply(&self, spec: &mut UserSpec) -> Vec<Override> {
         let mut overrides = Vec::new();
-        fill(
-            &mut spec.country,
-            self.country.as_ref(),
-            "country",
-            |c| c.to_string(),
-            &mut overrides,
-        );
-        fill(
-            &mut spec.vrp,
-            self.vrp.as_ref(),
-            "vrp",
-            Clone::clone,
-            &mut overrides,
-        );
-        let join = |v: &Vec<String>| v.join(";");
-        fill(
-            &mut spec.groups,
-            self.groups.as_ref(),
-            "groups",
-            join,
-            &mut overrides,
-        );
-        fill(
-            &mut spec.licenses,
-            self.licenses.as_ref(),
-            "licenses",
-            join,
-            &mut overrides,
-        );
-        fill(
-            &mut spec.customer_licenses,
-            self.customer_licenses.as_ref(),
-            "customerLicenses",
-            join,
-            &mut overrides,
-        );
+        for (&attr, tv) in &self.values {
+            let over = |row_value: String| Override {
+                attr,
+                field: attr.name(),
+                row_value,
+                template_value: tv.to_string(),
+            };
+            match spec.get(attr) {
+                // Values were checked against the attribute's kind when the template was
+                // resolved, so this cannot be refused.
+                Field::Keep => {
+                    let _ = spec.set(attr, Field::Set(tv.clone()));
+                }
+                Field::Set(v) if v != *tv => overrides.push(over(v.to_string())),
+                Field::Set(_) => {}
+                Field::Clear => overrides.push(over("-".into())),
+            }
+        }
         overrides
     }
 
@@ -133,59 +157,38 @@ impl ResolvedTemplate {
         }
         let _ = writeln!(s, "  chain             {}", self.chain.join(" → "));
         let _ = writeln!(s, "  file              {}", self.path.display());
-        let opt = |v: Option<String>| v.unwrap_or_else(|| "(not set)".into());
-        let list = |v: &Option<Vec<String>>| opt(v.as_ref().map(|l| l.join("; ")));
+        for attr in Attr::all().filter(|a| a.info().template) {
+            let shown = match self.value(attr) {
+                Some(AttrValue::List(l)) => l.join("; "),
+                Some(v) => v.to_string(),
+                None => "(not set)".into(),
+            };
+            let _ = writeln!(s, "  {:<18}{shown}", attr.name());
+        }
         let _ = writeln!(
             s,
-            "  country           {}",
-            opt(self.country.as_ref().map(|c| c.to_string()))
+            "  number_range      {}",
+            self.number_range.as_deref().unwrap_or("(not set)")
         );
-        let _ = writeln!(s, "  vrp               {}", opt(self.vrp.clone()));
-        let _ = writeln!(s, "  groups            {}", list(&self.groups));
-        let _ = writeln!(s, "  licenses          {}", list(&self.licenses));
-        let _ = writeln!(s, "  customerLicenses  {}", list(&self.customer_licenses));
-        let _ = writeln!(s, "  number_range      {}", opt(self.number_range.clone()));
         s
     }
 
     /// JSON rendering for `templates show NAME --output json`.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut j = serde_json::json!({
             "name": self.name,
             "description": self.description,
             "chain": self.chain,
             "file": self.path.display().to_string(),
-            "country": self.country.as_ref().map(|c| c.to_string()),
-            "vrp": self.vrp,
-            "groups": self.groups,
-            "licenses": self.licenses,
-            "customerLicenses": self.customer_licenses,
-            "number_range": self.number_range,
-        })
-    }
-}
-
-fn fill<T: Clone + PartialEq>(
-    field: &mut Field<T>,
-    template: Option<&T>,
-    name: &'static str,
-    show: impl Fn(&T) -> String,
-    overrides: &mut Vec<Override>,
-) {
-    let Some(tv) = template else { return };
-    match field {
-        Field::Keep => *field = Field::Set(tv.clone()),
-        Field::Set(v) if v != tv => overrides.push(Override {
-            field: name,
-            row_value: show(v),
-            template_value: show(tv),
-        }),
-        Field::Set(_) => {}
-        Field::Clear => overrides.push(Override {
-            field: name,
-            row_value: "-".into(),
-            template_value: show(tv),
-        }),
+        });
+        for attr in Attr::all().filter(|a| a.info().template) {
+            j[attr.name()] = self
+                .value(attr)
+                .map(AttrValue::to_json)
+                .unwrap_or(serde_json::Value::Null);
+        }
+        j["number_range"] = serde_json::json!(self.number_range);
+        j
     }
 }
 
@@ -222,9 +225,9 @@ impl TemplateSet {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
-            let t: RawTemplate = toml::from_str(&text).map_err(|e| TemplateError::Parse {
+            let t = RawTemplate::parse(&text).map_err(|message| TemplateError::Parse {
                 path: path.clone(),
-                message: e.to_string(),
+                message,
             })?;
             if let Some(other) = raw.keys().find(|k| k.eq_ignore_ascii_case(&name)) {
                 return Err(TemplateError::Invalid {
@@ -244,9 +247,9 @@ impl TemplateSet {
         let mut raw = BTreeMap::new();
         for (name, text) in sources {
             let path = PathBuf::from(format!("{name}.toml"));
-            let t: RawTemplate = toml::from_str(text).map_err(|e| TemplateError::Parse {
+            let t = RawTemplate::parse(text).map_err(|message| TemplateError::Parse {
                 path: path.clone(),
-                message: e.to_string(),
+                message,
             })?;
             raw.insert(name.to_string(), (path, t));
         }
@@ -339,66 +342,98 @@ fn resolve(
     // Apply from the root down, so children replace their parents' keys.
     let mut merged = RawTemplate::default();
     for t in links.iter().rev() {
-        macro_rules! take {
-            ($f:ident) => {
-                if t.$f.is_some() {
-                    merged.$f = t.$f.clone();
-                }
-            };
+        if t.number_range.is_some() {
+            merged.number_range = t.number_range.clone();
         }
-        take!(country);
-        take!(vrp);
-        take!(groups);
-        take!(licenses);
-        take!(customer_licenses);
-        take!(number_range);
+        for (a, v) in &t.values {
+            merged.values.insert(*a, v.clone());
+        }
     }
     let own = links[0];
-    let country = match &merged.country {
-        Some(c) => Some(Country::parse(c).map_err(|e| {
-            invalid(if c.trim().eq_ignore_ascii_case("uk") {
-                "country \"UK\": write \"GB\", the ISO 3166-1 code".into()
-            } else {
-                e
-            })
-        })?),
+    let mut values = BTreeMap::new();
+    for (&attr, raw) in &merged.values {
+        let v = template_value(attr, raw).map_err(invalid)?;
+        values.insert(attr, v);
+    }
+    let number_range = match merged.number_range.as_deref().map(str::trim) {
+        Some(r) => Some(nonempty("number_range", r).map_err(invalid)?),
         None => None,
-    };
-    let nonempty = |key: &str, v: &Option<String>| -> Result<Option<String>, TemplateError> {
-        match v.as_deref().map(str::trim) {
-            Some("") => Err(invalid(format!(
-                "{key} is empty; leave the key out instead"
-            ))),
-            Some("-") => Err(invalid(format!(
-                "{key} = \"-\": templates cannot clear; leave the key out"
-            ))),
-            Some(s) => Ok(Some(s.to_string())),
-            None => Ok(None),
-        }
-    };
-    let list = |key: &str, v: &Option<Vec<String>>| -> Result<Option<Vec<String>>, TemplateError> {
-        let Some(items) = v else { return Ok(None) };
-        let joined = items.join(";");
-        if items.iter().any(|i| i.contains(';')) {
-            return Err(invalid(format!(
-                "{key}: write one name per list item, not ';'-separated"
-            )));
-        }
-        let cleaned = crate::sheet::cell::split_list(&joined);
-        Ok(Some(cleaned))
     };
     Ok(ResolvedTemplate {
         name: name.to_string(),
         description: own.description.clone(),
         chain,
-        country,
-        vrp: nonempty("vrp", &merged.vrp)?,
-        groups: list("groups", &merged.groups)?,
-        licenses: list("licenses", &merged.licenses)?,
-        customer_licenses: list("customerLicenses", &merged.customer_licenses)?,
-        number_range: nonempty("number_range", &merged.number_range)?,
+        values,
+        number_range,
         path: raw.get(name).map(|(p, _)| p.clone()).unwrap_or_default(),
     })
+}
+
+/// A text key's value: templates give values, they never clear or blank one.
+fn nonempty(key: &str, v: &str) -> Result<String, String> {
+    match v.trim() {
+        "" => Err(format!("{key} is empty; leave the key out instead")),
+        "-" => Err(format!(
+            "{key} = \"-\": templates cannot clear; leave the key out"
+        )),
+        s => Ok(s.to_string()),
+    }
+}
+
+/// A template's value for `attr`, checked by the attribute's kind.
+fn template_value(attr: Attr, raw: &toml::Value) -> Result<AttrValue, String> {
+    let key = attr.name();
+    let text = || match raw {
+        toml::Value::String(s) => nonempty(key, s),
+        other => Err(format!("{key} must be text, not {}", other.type_str())),
+    };
+    match attr.info().kind {
+        Kind::Text => text().map(AttrValue::Text),
+        Kind::Digits { min, max } => {
+            let t = text()?;
+            if (min..=max).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit()) {
+                Ok(AttrValue::Text(t))
+            } else {
+                Err(format!("{key} {t:?} must be {min} to {max} digits"))
+            }
+        }
+        Kind::Country => {
+            let t = text()?;
+            if t.eq_ignore_ascii_case("uk") {
+                return Err(format!("{key} \"UK\": write \"GB\", the ISO 3166-1 code"));
+            }
+            Country::parse(&t).map(AttrValue::Country)
+        }
+        Kind::Number => E164::parse_canonical(&text()?).map(AttrValue::Number),
+        Kind::List => {
+            let toml::Value::Array(items) = raw else {
+                return Err(format!(
+                    "{key} must be a list of names, not {}",
+                    raw.type_str()
+                ));
+            };
+            let mut names = Vec::with_capacity(items.len());
+            for i in items {
+                match i {
+                    toml::Value::String(s) if s.contains(';') => {
+                        return Err(format!(
+                            "{key}: write one name per list item, not ';'-separated"
+                        ))
+                    }
+                    toml::Value::String(s) => names.push(s.as_str()),
+                    other => {
+                        return Err(format!(
+                            "{key}: list items must be text, not {}",
+                            other.type_str()
+                        ))
+                    }
+                }
+            }
+            Ok(AttrValue::List(crate::sheet::cell::split_list(
+                &names.join(";"),
+            )))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -432,15 +467,18 @@ customerLicenses = ["Call-Bundle"]
         assert_eq!(set.names(), vec!["base", "be-office", "x"]);
         let x = set.get("X").unwrap();
         assert_eq!(x.chain, vec!["x", "be-office", "base"]);
-        assert_eq!(x.vrp.as_deref(), Some("International"));
-        assert_eq!(x.country.as_ref().unwrap().as_str(), "BE");
         assert_eq!(
-            x.groups.as_ref().unwrap(),
-            &vec!["All Company".to_string(), "BE Office".into()]
+            x.value(Attr::Vrp).and_then(AttrValue::as_text),
+            Some("International")
+        );
+        assert_eq!(x.country().unwrap().as_str(), "BE");
+        assert_eq!(
+            x.value(Attr::Groups).and_then(AttrValue::as_list).unwrap(),
+            &["All Company".to_string(), "BE Office".into()]
         );
         assert_eq!(x.description, None);
         let base = set.get("base").unwrap();
-        assert_eq!(base.country, None);
+        assert_eq!(base.country(), None);
         assert!(x.render_human().contains("x → be-office → base"));
         assert_eq!(x.to_json()["customerLicenses"][0], "Call-Bundle");
     }
@@ -466,6 +504,15 @@ customerLicenses = ["Call-Bundle"]
         assert!(TemplateSet::from_sources([("a", "country = \"XX\"")]).is_err());
         assert!(TemplateSet::from_sources([("a", "vrp = \"-\"")]).is_err());
         assert!(TemplateSet::from_sources([("a", "groups = [\"a;b\"]")]).is_err());
+        // Keys come from the attribute table: per-user attributes are no template's.
+        let e = TemplateSet::from_sources([("a", "extension = \"101\"")]).unwrap_err();
+        assert!(e.to_string().contains("unknown key `extension`"), "{e}");
+        assert!(
+            e.to_string().contains("customerLicenses, number_range"),
+            "{e}"
+        );
+        let e = TemplateSet::from_sources([("a", "groups = \"Sales\"")]).unwrap_err();
+        assert!(e.to_string().contains("groups must be a list"), "{e}");
     }
 
     #[test]

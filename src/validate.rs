@@ -19,7 +19,7 @@
 //! the template's (an equal value overrides nothing); a duplicate UPN or number is reported
 //! on the later row, naming the earlier one, and only the later row counts as invalid.
 
-use crate::model::{Diagnostic, Field, JobKind, RowOrigin, Upn, UserSpec, E164};
+use crate::model::{Attr, Diagnostic, Field, JobKind, RowOrigin, Upn, UserSpec, E164};
 use crate::sheet::cell;
 use crate::sheet::header::{Column, HeaderMap};
 use crate::sheet::{self, ReadOptions, Row, SheetReader};
@@ -656,28 +656,32 @@ fn normalise_row(
 
     let mut w = Vec::new();
     let country = ctx.field(
-        Column::Country,
-        cell::country(ctx.cell(Column::Country), &mut w),
+        Column::Attr(Attr::Country),
+        cell::country(ctx.cell(Column::Attr(Attr::Country)), &mut w),
     );
     for m in w.drain(..) {
-        ctx.warn(Column::Country, m);
+        ctx.warn(Column::Attr(Attr::Country), m);
     }
     let effective_country = match &country {
         Some(Field::Set(c)) => Some(c.clone()),
-        _ => template.and_then(|t| t.country.clone()),
+        _ => template.and_then(|t| t.country().cloned()),
     };
-    let auto = cell::auto_number(ctx.cell(Column::Number));
+    let auto = cell::auto_number(ctx.cell(Column::Attr(Attr::Number)));
     let mut number_range = None;
     let number = match auto {
         None => ctx.field(
-            Column::Number,
-            cell::number(ctx.cell(Column::Number), effective_country.as_ref(), &mut w),
+            Column::Attr(Attr::Number),
+            cell::number(
+                ctx.cell(Column::Attr(Attr::Number)),
+                effective_country.as_ref(),
+                &mut w,
+            ),
         ),
         Some(own) => {
             number_range = own.or_else(|| template.and_then(|t| t.number_range.clone()));
             if number_range.is_none() {
                 ctx.error(
-                    Column::Number,
+                    Column::Attr(Attr::Number),
                     "`auto` needs a number range: write auto:RANGE, or use a template that sets number_range".into(),
                 );
             }
@@ -685,7 +689,7 @@ fn normalise_row(
         }
     };
     for m in w.drain(..) {
-        ctx.warn(Column::Number, m);
+        ctx.warn(Column::Attr(Attr::Number), m);
     }
     if let (Some(Field::Set(n)), Some(_)) = (&number, &upn) {
         let first = state.numbers.get(n, |c| rows.number(c));
@@ -700,27 +704,26 @@ fn normalise_row(
                 },
                 site.row
             );
-            ctx.error(Column::Number, msg);
+            ctx.error(Column::Attr(Attr::Number), msg);
         } else {
             ctx.pending.number = Some(n.clone());
         }
     }
 
-    let display_name = ctx.field(
-        Column::DisplayName,
-        cell::display_name(ctx.cell(Column::DisplayName)),
-    );
-    let vrp = ctx.field(Column::Vrp, cell::vrp(ctx.cell(Column::Vrp)));
-    let groups = ctx.field(Column::Groups, cell::list(ctx.cell(Column::Groups)));
-    let licenses = ctx.field(Column::Licenses, cell::list(ctx.cell(Column::Licenses)));
-    let customer_licenses = ctx.field(
-        Column::CustomerLicenses,
-        cell::list(ctx.cell(Column::CustomerLicenses)),
-    );
-    let extension = ctx.field(
-        Column::Extension,
-        cell::extension(ctx.cell(Column::Extension)),
-    );
+    // Every other attribute's cell, parsed by its kind (the table in `model::attr`).
+    let mut values = Vec::new();
+    let mut failed = false;
+    for attr in Attr::all().filter(|a| !matches!(a, Attr::Number | Attr::Country)) {
+        let col = Column::Attr(attr);
+        let r = cell::attr(ctx.cell(col), attr, effective_country.as_ref(), &mut w);
+        for m in w.drain(..) {
+            ctx.warn(col, m);
+        }
+        match ctx.field(col, r) {
+            Some(f) => values.push((attr, f)),
+            None => failed = true,
+        }
+    }
     let action = ctx.field(Column::Action, cell::action(ctx.cell(Column::Action)));
     let account_type = match kind {
         JobKind::MsResourceAccounts => ctx
@@ -733,15 +736,18 @@ fn normalise_row(
     };
 
     let mut spec = UserSpec::new(upn?);
-    spec.display_name = display_name?;
     spec.number = number?;
     spec.number_range = number_range;
     spec.country = country?;
-    spec.vrp = vrp?;
-    spec.groups = groups?;
-    spec.licenses = licenses?;
-    spec.customer_licenses = customer_licenses?;
-    spec.extension = extension?;
+    if failed {
+        return None;
+    }
+    for (attr, f) in values {
+        if let Err(e) = spec.set(attr, f) {
+            ctx.error(Column::Attr(attr), e.to_string());
+            return None;
+        }
+    }
     spec.action = action?;
     spec.account_type = account_type?;
     spec.origin = Some(RowOrigin {
@@ -751,15 +757,8 @@ fn normalise_row(
     if let Some(t) = template {
         spec.template = Some(t.name.clone());
         for o in t.apply(&mut spec) {
-            let col = match o.field {
-                "country" => Column::Country,
-                "vrp" => Column::Vrp,
-                "groups" => Column::Groups,
-                "licenses" => Column::Licenses,
-                _ => Column::CustomerLicenses,
-            };
             ctx.warn(
-                col,
+                Column::Attr(o.attr),
                 format!(
                     "the row's {} {:?} overrides template {}'s {:?}",
                     o.field, o.row_value, t.name, o.template_value

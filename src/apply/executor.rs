@@ -18,6 +18,7 @@ use super::ApplyOptions;
 use crate::connector::retry::{RetryBudget, RetryPolicy};
 use crate::connector::{Connector, ConnectorError, Step};
 use crate::history::{History, HistoryError, Intent, ItemResult, ItemStatus};
+use crate::model::attr::OpGroup;
 use crate::plan::model::{OpRef, Operation, UserPlan};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -222,16 +223,20 @@ fn undone(user: &UserPlan, step: &Step) -> String {
     let parts: Vec<&str> = step
         .ops
         .iter()
-        .map(|&i| match &user.ops[i].op {
-            Operation::Create { .. } => "not created",
-            Operation::SetProperties { .. } => "properties not set",
-            Operation::SetLicenses { .. } => "licenses not assigned",
-            Operation::SetNumber { number: Some(_) } => "number not assigned",
-            Operation::SetNumber { number: None } => "number not released",
-            Operation::SetVrp { .. } => "voice routing policy not set",
-            Operation::SetGroups { .. } => "groups not set",
-            Operation::SetCustomerLicenses { .. } => "customer licenses not assigned",
-            Operation::Delete => "not deleted",
+        .map(|&i| {
+            let op = &user.ops[i].op;
+            match (op, op.group()) {
+                (Operation::Create { .. }, _) => "not created",
+                (Operation::Delete, _) => "not deleted",
+                _ if op.releases_number() => "number not released",
+                (_, Some(OpGroup::Properties)) => "properties not set",
+                (_, Some(OpGroup::Licenses)) => "licenses not assigned",
+                (_, Some(OpGroup::Number)) => "number not assigned",
+                (_, Some(OpGroup::Vrp)) => "voice routing policy not set",
+                (_, Some(OpGroup::Groups)) => "groups not set",
+                (_, Some(OpGroup::CustomerLicenses)) => "customer licenses not assigned",
+                (_, None) => "nothing set",
+            }
         })
         .collect();
     parts.join(", ")
@@ -356,7 +361,11 @@ async fn send_step(
     st: &mut UserState,
 ) -> Result<(), Fail> {
     let create = step.ops.iter().find_map(|&i| match &user.ops[i].op {
-        Operation::Create { display_name, .. } => Some(display_name.clone()),
+        op @ Operation::Create { .. } => Some(
+            op.sets_text(crate::model::Attr::DisplayName)
+                .unwrap_or_default()
+                .to_string(),
+        ),
         _ => None,
     });
     let is_delete = step

@@ -270,7 +270,7 @@ pub async fn execute_locked(
         scheduler::select(plan, &opts.only, opts.limit).map_err(ApplyError::InvalidPlan)?;
     let users: Vec<UserPlan> = selected.iter().map(|&i| plan.users[i].clone()).collect();
     let has_ops = users.iter().any(|u| !u.ops.is_empty());
-    if has_ops && !connector.capabilities().write {
+    if has_ops && !connector.profile().write {
         return Err(ApplyError::Unsupported {
             backend: connector.backend().into(),
             reason: "the backend is read-only".into(),

@@ -162,15 +162,10 @@ pub(crate) fn validate(plan: &Plan, users: &[UserPlan], steps: &[Vec<Step>]) -> 
 /// How a user's operation is named in a dependent's error.
 pub(crate) fn describe(op: &Operation) -> &'static str {
     match op {
-        Operation::SetNumber { number: None } => "number release",
-        Operation::SetNumber { number: Some(_) } => "number change",
         Operation::Delete => "deletion",
         Operation::Create { .. } => "creation",
-        Operation::SetProperties { .. } => "properties change",
-        Operation::SetLicenses { .. } => "licenses change",
-        Operation::SetVrp { .. } => "VRP change",
-        Operation::SetGroups { .. } => "groups change",
-        Operation::SetCustomerLicenses { .. } => "customer licenses change",
+        Operation::Set { .. } if op.releases_number() => "number release",
+        Operation::Set { .. } => op.group().map_or("change", |g| g.change_noun()),
     }
 }
 

@@ -1,9 +1,12 @@
 //! Executor tests against an in-memory tenant with scripted failures.
 
 use super::*;
-use crate::connector::{Capabilities, Gate, Step, TenantStatus};
+use crate::connector::{Gate, Step, TenantStatus};
 use crate::history::{ItemRow, JobFilter};
-use crate::model::{Country, JobKind, Snapshot, TenantUser, UserDetails, UserSpec, E164};
+use crate::model::{
+    Attr, AttrSet, AttrValue, Country, JobKind, Profile, Snapshot, TenantUser, UserDetails,
+    UserSpec, E164,
+};
 use crate::plan::model::{Mode, OpRef, Operation, PlannedOp, UserAction};
 use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
@@ -85,19 +88,15 @@ impl Fake {
             s.users.insert(
                 format!("id-{}", upn(u).local_part()),
                 TenantUser {
-                    id: format!("id-{}", upn(u).local_part()),
-                    upn: upn(u),
                     display_name: u.to_string(),
                     country: Some(Country::parse("BE").unwrap()),
                     voice_enabled: number.is_some(),
                     number: number.map(num),
-                    licenses: vec![],
-                    customer_licenses: vec![],
                     details: Some(UserDetails {
                         groups: vec![],
                         vrp: None,
                     }),
-                    account_type: None,
+                    ..TenantUser::new(format!("id-{}", upn(u).local_part()), upn(u))
                 },
             );
         }
@@ -144,12 +143,7 @@ impl Fake {
             code: None,
             reason: "user not found".into(),
         };
-        if let Operation::Create {
-            display_name,
-            country,
-            ..
-        } = op
-        {
+        if let Operation::Create { .. } = op {
             if s.users.values().any(|x| x.upn == user.upn) {
                 return Err(ConnectorError::Rejected {
                     status: 409,
@@ -162,19 +156,17 @@ impl Fake {
             s.users.insert(
                 id.clone(),
                 TenantUser {
-                    id: id.clone(),
-                    upn: user.upn.clone(),
-                    display_name: display_name.clone(),
-                    country: country.clone(),
-                    voice_enabled: false,
-                    number: None,
-                    licenses: vec![],
-                    customer_licenses: vec![],
+                    display_name: op.sets_text(Attr::DisplayName).unwrap_or_default().into(),
+                    country: op
+                        .sets(Attr::Country)
+                        .and_then(Option::as_ref)
+                        .and_then(AttrValue::as_country)
+                        .cloned(),
                     details: Some(UserDetails {
                         groups: vec![],
                         vrp: None,
                     }),
-                    account_type: None,
+                    ..TenantUser::new(id.clone(), user.upn.clone())
                 },
             );
             if self.replication_lag > 0 {
@@ -190,7 +182,7 @@ impl Fake {
                 return Err(not_found());
             }
         }
-        if let Operation::SetNumber { number: Some(n) } = op {
+        if let Some(n) = op.claims_number() {
             if s.users
                 .values()
                 .any(|x| x.id != id && x.number.as_ref() == Some(n))
@@ -207,33 +199,19 @@ impl Fake {
         }
         let ignores_numbers = self.ignores_numbers;
         let u = s.users.get_mut(&id).ok_or_else(not_found)?;
-        let det = u.details.get_or_insert(UserDetails {
+        u.details.get_or_insert(UserDetails {
             groups: vec![],
             vrp: None,
         });
-        match op {
-            Operation::SetProperties {
-                display_name,
-                country,
-            } => {
-                if let Some(d) = display_name {
-                    u.display_name = d.clone();
+        for c in op.changes() {
+            if c.attr == Attr::Number {
+                if ignores_numbers {
+                    continue;
                 }
-                if let Some(c) = country {
-                    u.country = Some(c.clone());
-                }
+                u.voice_enabled = c.after.is_some();
             }
-            Operation::SetLicenses { sku_ids } => u.licenses = sku_ids.clone(),
-            Operation::SetNumber { number } => {
-                if !ignores_numbers {
-                    u.number = number.clone();
-                    u.voice_enabled = number.is_some();
-                }
-            }
-            Operation::SetVrp { vrp } => det.vrp = vrp.clone(),
-            Operation::SetGroups { group_ids } => det.groups = group_ids.clone(),
-            Operation::SetCustomerLicenses { skus } => u.customer_licenses = skus.clone(),
-            Operation::Create { .. } | Operation::Delete => {}
+            u.set(c.attr, c.after.clone())
+                .map_err(|e| ConnectorError::Config(e.to_string()))?;
         }
         Ok(())
     }
@@ -241,24 +219,15 @@ impl Fake {
 
 #[async_trait]
 impl Connector for Fake {
-    fn backend(&self) -> &'static str {
-        "fake"
-    }
-    fn capabilities(&self) -> Capabilities {
+    fn profile(&self) -> Profile {
         let all = !self.read_only;
-        Capabilities {
-            read: true,
+        Profile {
             write: all,
             create: all,
             delete: all,
-            groups: true,
-            licenses: true,
-            vrp: true,
-            customer_licenses: true,
-            resource_accounts: false,
-            number_ranges: false,
-            country: true,
-            extension: false,
+            attrs: AttrSet::ALL.without(Attr::Extension),
+            create_needs: AttrSet::of(&[Attr::DisplayName, Attr::Country]),
+            ..Profile::read_only("fake")
         }
     }
     async fn check(&self) -> Result<TenantStatus, ConnectorError> {
@@ -332,15 +301,15 @@ impl Connector for Fake {
         let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(n, Ordering::SeqCst);
         let op = &user.ops[step.ops[0]].op;
-        let detail = match op {
-            Operation::SetNumber { number } => format!(
+        let detail = match op.sets(Attr::Number) {
+            Some(number) => format!(
                 " {}",
                 number
                     .as_ref()
                     .map(|n| n.to_string())
                     .unwrap_or("none".into())
             ),
-            _ => String::new(),
+            None => String::new(),
         };
         self.log.lock().unwrap().push((
             Instant::now(),
@@ -393,13 +362,11 @@ fn op(o: Operation) -> PlannedOp {
 }
 
 fn set_number(n: Option<&str>) -> Operation {
-    Operation::SetNumber { number: n.map(num) }
+    Operation::set_number(n.map(num))
 }
 
 fn vrp(v: &str) -> Operation {
-    Operation::SetVrp {
-        vrp: Some(v.into()),
-    }
+    Operation::set_vrp(Some(v.into()))
 }
 
 fn user_plan(u: &str, id: Option<&str>, ops: Vec<PlannedOp>) -> UserPlan {
@@ -940,14 +907,11 @@ fn create_plan(u: &str) -> UserPlan {
         u,
         None,
         vec![
-            op(Operation::Create {
-                display_name: "New User".into(),
-                country: Some(Country::parse("BE").unwrap()),
-                customer_licenses: vec![],
-            }),
-            op(Operation::SetLicenses {
-                sku_ids: vec!["sku-1".into()],
-            }),
+            op(Operation::create_user(
+                "New User".into(),
+                Some(Country::parse("BE").unwrap()),
+            )),
+            op(Operation::set_licenses(vec!["sku-1".into()])),
             op(set_number(Some("+3225405209"))),
         ],
     )
@@ -1072,12 +1036,7 @@ async fn a_verify_mismatch_is_the_items_error() {
         existing("a@x.com", vec![op(set_number(Some("+3225405201")))]),
         existing(
             "b@x.com",
-            vec![
-                op(vrp("BE")),
-                op(Operation::SetGroups {
-                    group_ids: vec!["g1".into()],
-                }),
-            ],
+            vec![op(vrp("BE")), op(Operation::set_groups(vec!["g1".into()]))],
         ),
     ]);
     let o = run(&p, &fake, &h, &o1).await;
@@ -1366,11 +1325,10 @@ fn create_then_number(u: &str, n: &str) -> UserPlan {
         u,
         None,
         vec![
-            op(Operation::Create {
-                display_name: "New User".into(),
-                country: Some(Country::parse("BE").unwrap()),
-                customer_licenses: vec![],
-            }),
+            op(Operation::create_user(
+                "New User".into(),
+                Some(Country::parse("BE").unwrap()),
+            )),
             op(set_number(Some(n))),
         ],
     );

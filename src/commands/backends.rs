@@ -1,38 +1,43 @@
 //! `teamsync backends`: the capability matrix, so a user sees what a backend can do
-//! before trying.
+//! before trying. It is each connector's [`Profile`], so it cannot disagree with what the
+//! planner enforces.
 
 use super::{print_json, CmdResult, Ctx};
-use crate::connector::Capabilities;
+use crate::model::{Attr, Profile};
 
 struct Row {
-    name: &'static str,
     note: &'static str,
-    caps: Option<Capabilities>,
+    profile: Profile,
 }
 
 fn rows() -> Vec<Row> {
     vec![
         Row {
-            name: "fusion",
             note: "Netaxis Fusion MS Teams API (also the embedded `sim` tenant)",
-            caps: Some(crate::connector::fusion::CAPABILITIES),
+            profile: crate::connector::fusion::PROFILE,
         },
         Row {
-            name: "liveplatform",
             note: "AudioCodes Live Platform (read-only: plan audits, apply refuses)",
-            caps: Some(crate::connector::liveplatform::CAPABILITIES),
+            profile: crate::connector::liveplatform::PROFILE,
         },
         Row {
-            name: "ump",
             note: "AudioCodes UMP 365 (also `sim_backend = \"ump\"`)",
-            caps: Some(crate::connector::ump::CAPABILITIES),
+            profile: crate::connector::ump::PROFILE,
         },
         Row {
-            name: "portsip",
             note: "PortSIP PBX users (no country, groups, licenses, VRP or delete; `extension` column required to create)",
-            caps: Some(crate::connector::portsip::CAPABILITIES),
+            profile: crate::connector::portsip::PROFILE,
         },
     ]
+}
+
+/// Column headers of what a backend can do, beside [`Profile::operations`]' keys.
+fn operation_header(key: &str) -> &str {
+    match key {
+        "resource_accounts" => "RES.ACCT",
+        "number_ranges" => "RANGES",
+        other => other,
+    }
 }
 
 pub fn run(ctx: &Ctx) -> CmdResult {
@@ -40,48 +45,55 @@ pub fn run(ctx: &Ctx) -> CmdResult {
     if ctx.json() {
         let v: Vec<_> = rows
             .iter()
-            .map(|r| serde_json::json!({"backend": r.name, "available": r.caps.is_some(), "capabilities": r.caps, "note": r.note}))
+            .map(|r| {
+                serde_json::json!({
+                    "backend": r.profile.backend,
+                    "available": true,
+                    "capabilities": r.profile.capabilities_json(),
+                    "note": r.note,
+                })
+            })
             .collect();
         print_json(&serde_json::Value::Array(v));
         return Ok(0);
     }
-    let yn = |b: bool| if b { "yes" } else { "-" };
-    outln!(
-        "{:<13} {:<5} {:<5} {:<6} {:<6} {:<6} {:<8} {:<4} {:<9} {:<9} {:<7} {:<8} {}",
-        "BACKEND",
-        "READ",
-        "WRITE",
-        "CREATE",
-        "DELETE",
-        "GROUPS",
-        "LICENSES",
-        "VRP",
-        "CUST.LIC",
-        "RES.ACCT",
-        "RANGES",
-        "COUNTRY",
-        "EXTENSION"
+    // Attributes every backend carries (display name, number) say nothing: only the
+    // others get a column.
+    let attrs: Vec<Attr> = Attr::all()
+        .filter(|a| rows.iter().any(|r| !r.profile.carries(*a)))
+        .collect();
+    let mut header: Vec<String> = vec!["BACKEND".into()];
+    header.extend(
+        rows[0]
+            .profile
+            .operations()
+            .iter()
+            .map(|(k, _)| operation_header(k).to_uppercase()),
     );
-    for r in &rows {
-        match r.caps {
-            Some(c) => outln!(
-                "{:<13} {:<5} {:<5} {:<6} {:<6} {:<6} {:<8} {:<4} {:<9} {:<9} {:<7} {:<8} {}",
-                r.name,
-                yn(c.read),
-                yn(c.write),
-                yn(c.create),
-                yn(c.delete),
-                yn(c.groups),
-                yn(c.licenses),
-                yn(c.vrp),
-                yn(c.customer_licenses),
-                yn(c.resource_accounts),
-                yn(c.number_ranges),
-                yn(c.country),
-                yn(c.extension)
-            ),
-            None => outln!("{:<13} {}", r.name, r.note),
+    header.extend(attrs.iter().map(|a| a.name().to_uppercase()));
+    let widths: Vec<usize> = header
+        .iter()
+        .enumerate()
+        .map(|(i, h)| if i == 0 { 13 } else { h.len().max(3) })
+        .collect();
+    let line = |cells: Vec<String>| {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$} "));
+            }
         }
+        s
+    };
+    outln!("{}", line(header.clone()));
+    let yn = |b: bool| if b { "yes" } else { "-" }.to_string();
+    for r in &rows {
+        let mut cells = vec![r.profile.backend.to_string()];
+        cells.extend(r.profile.operations().iter().map(|(_, v)| yn(*v)));
+        cells.extend(attrs.iter().map(|a| yn(r.profile.carries(*a))));
+        outln!("{}", line(cells));
     }
     Ok(0)
 }

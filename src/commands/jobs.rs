@@ -403,24 +403,23 @@ async fn revert_job(ctx: &Ctx, job: &str, out: Option<&std::path::Path>) -> CmdR
         .await
         .map_err(|e| render_run_error(ctx, e))?;
     let result = async {
-        let snap = run::snapshot(&tenant, &specs)
-            .await
-            .map_err(|e| render_run_error(ctx, e))?;
         let kind = if j.kind == JobKind::MsResourceAccounts.as_str() {
             JobKind::MsResourceAccounts
         } else {
             JobKind::MsUsers
         };
+        let snap = run::snapshot(&tenant, &specs, kind)
+            .await
+            .map_err(|e| render_run_error(ctx, e))?;
         let input = PlanInput {
             tenant: &tenant.name,
-            backend: tenant.connector.backend(),
             mode: Mode::Upsert,
             kind,
             sources: vec![format!("revert of job {}", j.id)],
             source_sha256: j.source_sha256.clone(),
             specs: &specs,
             snapshot: &snap,
-            capabilities: tenant.connector.capabilities(),
+            profile: tenant.connector.profile(),
             allow_removals: None,
         };
         let p = run::make_plan(input).map_err(|e| render_run_error(ctx, e))?;

@@ -4,8 +4,8 @@ use super::run::{cli_error, render_run_error};
 use super::{print_json, CliError, CmdResult, Ctx};
 use crate::cli::{ExportFormat, TenantCommand};
 use crate::connect::Tenant;
-use crate::connector::Capabilities;
-use crate::model::{Catalogs, Snapshot, TenantUser};
+use crate::model::attr::Catalog;
+use crate::model::{Attr, AttrValue, Catalogs, Profile, Snapshot, TenantUser};
 use crate::report::sheet_out;
 use crate::run::{connector_failure, open_tenant};
 
@@ -78,7 +78,7 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
                         truncate(&u.display_name, 28),
                         u.country.as_ref().map(|c| c.as_str()).unwrap_or(""),
                         u.number.as_ref().map(|n| n.to_string()).unwrap_or_default(),
-                        license_names(&snap.catalogs, u).join(";")
+                        license_names(&snap.catalogs, &u.licenses).join(";")
                     );
                 }
                 eprintln!("{} users ({} requests)", snap.users.len(), snap.requests);
@@ -164,7 +164,7 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
             let snap = full_snapshot(tenant, true).await?;
             // A column the backend cannot plan (Live Platform's license criteria) would make
             // the exported sheet fail its own plan: it is left empty.
-            let (header, rows) = export_rows(&snap, &tenant.connector.capabilities());
+            let (header, rows) = export_rows(&snap, &tenant.connector.profile());
             let bytes = match format {
                 ExportFormat::Csv => sheet_out::to_csv(&header, &rows),
                 ExportFormat::Xlsx => {
@@ -198,9 +198,8 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-fn license_names(c: &Catalogs, u: &TenantUser) -> Vec<String> {
-    u.licenses
-        .iter()
+fn license_names(c: &Catalogs, ids: &[String]) -> Vec<String> {
+    ids.iter()
         .map(|id| {
             c.licenses
                 .iter()
@@ -213,22 +212,20 @@ fn license_names(c: &Catalogs, u: &TenantUser) -> Vec<String> {
 
 /// The tenant as an input sheet: names rather than ids where the catalog knows them, so
 /// the sheet is readable and plans to zero changes against the same tenant.
-/// Columns of fields the backend cannot carry stay empty (never `-`), so the sheet plans
-/// against the same backend without capability errors.
+///
+/// The columns are the attribute table's: every common attribute (left empty where the
+/// backend cannot carry it, never `-`, so the sheet plans against the same backend without
+/// capability errors) and the backend-specific ones this backend carries (PortSIP's
+/// extension).
 pub(crate) fn export_rows(
     snap: &Snapshot,
-    caps: &Capabilities,
+    profile: &Profile,
 ) -> (Vec<&'static str>, Vec<Vec<String>>) {
-    let header = vec![
-        "upn",
-        "displayName",
-        "number",
-        "country",
-        "vrp",
-        "groups",
-        "licenses",
-        "customerLicenses",
-    ];
+    let attrs: Vec<Attr> = Attr::all()
+        .filter(|a| a.info().common || profile.carries(*a))
+        .collect();
+    let mut header = vec!["upn"];
+    header.extend(attrs.iter().map(|a| a.name()));
     let group_name = |id: &str| {
         let matches: Vec<_> = snap.catalogs.groups.iter().filter(|g| g.id == id).collect();
         match matches.first() {
@@ -247,48 +244,109 @@ pub(crate) fn export_rows(
             _ => id.to_string(),
         }
     };
-    // An empty cell means "keep" to our reader, so an empty value is written as `-`
-    // (clear): the sheet then states the whole state, and plans to zero changes against
-    // the same tenant.
-    let or_clear = |s: String| if s.is_empty() { "-".to_string() } else { s };
-    let carried = |can: bool, s: String| if can { or_clear(s) } else { String::new() };
+    let show = |attr: Attr, v: &AttrValue| match (attr.info().catalog, v) {
+        (Some(Catalog::Groups), AttrValue::List(ids)) => ids
+            .iter()
+            .map(|g| group_name(g))
+            .collect::<Vec<_>>()
+            .join(";"),
+        (Some(Catalog::Licenses), AttrValue::List(ids)) => {
+            license_names(&snap.catalogs, ids).join(";")
+        }
+        _ => v.to_string(),
+    };
+    let cell = |u: &TenantUser, attr: Attr| -> String {
+        // A backend's empty column, and an attribute that exists only for users with a
+        // number (customer licenses in Fusion's draas object) on a user without one.
+        if !profile.carries(attr) || (profile.need_number.contains(attr) && u.number.is_none()) {
+            return String::new();
+        }
+        let shown = u
+            .get(attr)
+            .flatten()
+            .map(|v| show(attr, &v))
+            .unwrap_or_default();
+        // An empty cell means "keep" to our reader, so an empty value is written as `-`
+        // (clear) where the column can be cleared: the sheet then states the whole state,
+        // and plans to zero changes against the same tenant. One that cannot be cleared
+        // (a missing country) stays empty.
+        if shown.is_empty() && attr.info().clearable {
+            "-".to_string()
+        } else {
+            shown
+        }
+    };
     let rows = snap
         .users
         .iter()
         .filter(|u| u.account_type.is_none())
         .map(|u| {
-            let d = u.details.as_ref();
-            let groups = d
-                .map(|d| {
-                    d.groups
-                        .iter()
-                        .map(|g| group_name(g))
-                        .collect::<Vec<_>>()
-                        .join(";")
-                })
-                .unwrap_or_default();
-            vec![
-                u.upn.to_string(),
-                u.display_name.clone(),
-                or_clear(u.number.as_ref().map(|n| n.to_string()).unwrap_or_default()),
-                // Country cannot be cleared: a missing one stays empty, and so does the
-                // column of a backend without countries (PortSIP).
-                u.country
-                    .as_ref()
-                    .filter(|_| caps.country)
-                    .map(|c| c.to_string())
-                    .unwrap_or_default(),
-                carried(caps.vrp, d.and_then(|d| d.vrp.clone()).unwrap_or_default()),
-                carried(caps.groups, groups),
-                carried(caps.licenses, license_names(&snap.catalogs, u).join(";")),
-                // Customer licenses live only on users with a number (Fusion's draas object).
-                if u.number.is_some() {
-                    carried(caps.customer_licenses, u.customer_licenses.join(";"))
-                } else {
-                    String::new()
-                },
-            ]
+            let mut row = vec![u.upn.to_string()];
+            row.extend(attrs.iter().map(|a| cell(u, *a)));
+            row
         })
         .collect();
     (header, rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AttrSet, GroupInfo, Upn, UserDetails, E164};
+
+    fn user(upn: &str, number: Option<&str>) -> TenantUser {
+        TenantUser {
+            display_name: "A".into(),
+            voice_enabled: number.is_some(),
+            number: number.map(|n| E164::parse_canonical(n).unwrap()),
+            customer_licenses: vec!["CB".into()],
+            details: Some(UserDetails {
+                groups: vec!["g1".into()],
+                vrp: None,
+            }),
+            extension: Some("0101".into()),
+            ..TenantUser::new(upn.into(), Upn::parse(upn).unwrap())
+        }
+    }
+
+    /// Columns come from the attribute table: common ones always (empty where the backend
+    /// lacks them), backend-specific ones where the backend carries them.
+    #[test]
+    fn export_columns_follow_the_table_and_the_profile() {
+        let snap = Snapshot {
+            users: vec![user("a@x.com", Some("+3225405200")), user("b@x.com", None)],
+            catalogs: Catalogs {
+                groups: vec![GroupInfo {
+                    id: "g1".into(),
+                    display_name: "Sales".into(),
+                }],
+                ..Catalogs::default()
+            },
+            ..Snapshot::default()
+        };
+        let teams = Profile {
+            attrs: AttrSet::ALL.without(Attr::Extension),
+            need_number: AttrSet::of(&[Attr::CustomerLicenses]),
+            ..Profile::read_only("teams")
+        };
+        let (header, rows) = export_rows(&snap, &teams);
+        assert_eq!(
+            header.join(","),
+            "upn,displayName,number,country,vrp,groups,licenses,customerLicenses"
+        );
+        assert_eq!(
+            rows[0],
+            ["a@x.com", "A", "+3225405200", "", "-", "Sales", "-", "CB"]
+        );
+        assert_eq!(rows[1][2], "-", "no number: cleared");
+        assert_eq!(rows[1][7], "", "customer licenses need a number");
+        let pbx = Profile {
+            attrs: AttrSet::of(&[Attr::DisplayName, Attr::Number, Attr::Extension]),
+            ..Profile::read_only("pbx")
+        };
+        let (header, rows) = export_rows(&snap, &pbx);
+        assert_eq!(header.last(), Some(&"extension"));
+        assert_eq!(rows[0][8], "0101");
+        assert_eq!(rows[0][5], "", "groups are not carried: empty, never -");
+    }
 }

@@ -1,7 +1,12 @@
-//! Backends behind one trait. The planner and the executor only ever see this trait, so
-//! adding a vendor never touches them.
+//! Backends behind one trait. The executor only ever sees this trait and the planner only
+//! the [`Profile`] a connector hands out, so adding a vendor never touches them.
 //!
 //! Contract for implementors:
+//! - [`Connector::profile`] says everything the planner must know: what the backend can
+//!   do, the attributes it carries, what a create needs, what cannot change, what only the
+//!   single-user read returns, its own row rules;
+//! - `steps` groups a user's operations with the shared [`group_steps`], from a
+//!   [`Batching`] that says what one request can carry;
 //! - every HTTP request goes through [`Gate::ready`] first (one rate limiter per tenant,
 //!   reads included), and a 429 calls [`Gate::pause`] with its Retry-After before the error
 //!   is returned, so the whole tenant waits, not only the caller;
@@ -18,33 +23,13 @@ pub mod portsip;
 pub mod retry;
 pub mod ump;
 
-use crate::model::{Snapshot, TenantUser, Upn, UserSpec};
-use crate::plan::model::UserPlan;
+use crate::model::{AttrSet, Profile, Snapshot, TenantUser, Upn};
+use crate::plan::model::{AttrChange, Operation, UserPlan};
 use async_trait::async_trait;
 use serde::Serialize;
 use std::time::Duration;
 
 pub use gate::Gate;
-
-/// What a backend can do; shown by `teamsync backends`, checked before anything is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Capabilities {
-    pub read: bool,
-    pub write: bool,
-    pub create: bool,
-    pub delete: bool,
-    pub groups: bool,
-    pub licenses: bool,
-    pub vrp: bool,
-    pub customer_licenses: bool,
-    pub resource_accounts: bool,
-    pub number_ranges: bool,
-    /// The user record has a country (usage location): a backend without one cannot
-    /// take the `country` column, nor need it to create a user.
-    pub country: bool,
-    /// Users carry an extension number (the `extension` column), required to create one.
-    pub extension: bool,
-}
 
 /// Why a request failed, in the terms the executor decides on.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -105,13 +90,89 @@ pub struct Step {
     pub label: String,
 }
 
-/// A sheet row breaking one of the backend's own rules (PortSIP's user-name rules, say),
-/// found before anything is sent; the CLI reports it as a plan error on that row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpecProblem {
-    /// Sheet column name, as in diagnostics (`upn`, `extension`…).
-    pub column: &'static str,
-    pub message: String,
+/// How a backend's requests may bundle a user's operations: all that the one grouping
+/// algorithm, [`group_steps`], needs to know about the backend.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    /// Attributes one update request can carry together. An operation changing any other
+    /// is a request of its own (which the connector then refuses to build, if it cannot
+    /// carry it at all).
+    pub together: AttrSet,
+    /// Attributes a create request can carry besides the create's own values: operations
+    /// right after the create join it.
+    pub with_create: AttrSet,
+    /// Two changes that never share a request although their attributes may (Fusion:
+    /// customer licenses next to a number release, as they live in the `draas` object the
+    /// release deletes). Asked both ways round.
+    pub apart: fn(&AttrChange, &AttrChange) -> bool,
+}
+
+fn never_apart(_: &AttrChange, _: &AttrChange) -> bool {
+    false
+}
+
+impl Batching {
+    /// Every operation a request of its own.
+    pub const ONE_BY_ONE: Batching = Batching {
+        together: AttrSet::EMPTY,
+        with_create: AttrSet::EMPTY,
+        apart: never_apart,
+    };
+}
+
+/// The fewest requests `batching` allows for a user's operations, as runs of operation
+/// indices in plan order. Rules every backend shares:
+/// - a delete is a request of its own; a create starts one that only operations of
+///   `with_create` attributes may join;
+/// - an operation with a non-empty `after` starts a new request (it waits for another
+///   user's operation, and what comes before it must not wait with it);
+/// - an `awaited` operation ends its request (another user waits for exactly that one, so
+///   nothing later may delay it);
+/// - an attribute appears once per request: an operation changing one the request already
+///   changes starts a new one (a release, then a claim of a number);
+/// - changes `apart` says cannot meet start a new request.
+pub fn group_steps(user: &UserPlan, batching: &Batching) -> Vec<Vec<usize>> {
+    let mut steps: Vec<Vec<usize>> = Vec::new();
+    let mut cur: Vec<usize> = Vec::new();
+    // The attributes the open request may still take; `None`: it takes nothing more.
+    let mut open: Option<AttrSet> = None;
+    for (i, p) in user.ops.iter().enumerate() {
+        let attrs = p.op.attrs();
+        let meets = |j: &usize| {
+            let there = &user.ops[*j].op;
+            there.attrs().intersects(attrs)
+                || there.changes().iter().any(|a| {
+                    p.op.changes()
+                        .iter()
+                        .any(|c| (batching.apart)(a, c) || (batching.apart)(c, a))
+                })
+        };
+        let joins = match (&p.op, open) {
+            (Operation::Set { .. }, Some(can)) => {
+                !attrs.is_empty()
+                    && attrs.is_subset(can)
+                    && p.after.is_empty()
+                    && !cur.iter().any(meets)
+            }
+            _ => false,
+        };
+        if !joins && !cur.is_empty() {
+            steps.push(std::mem::take(&mut cur));
+        }
+        cur.push(i);
+        open = match &p.op {
+            _ if p.awaited => None,
+            _ if joins => open,
+            Operation::Delete => None,
+            Operation::Create { .. } => Some(batching.with_create),
+            Operation::Set { .. } if attrs.is_subset(batching.together) => Some(batching.together),
+            Operation::Set { .. } => None,
+        };
+    }
+    if !cur.is_empty() {
+        steps.push(cur);
+    }
+    steps
 }
 
 /// What the tenant answered to the status check made at job start.
@@ -124,24 +185,12 @@ pub struct TenantStatus {
 
 #[async_trait]
 pub trait Connector: Send + Sync {
+    /// What the backend can do, which attributes it carries and its rules on rows: all
+    /// the planner knows about it.
+    fn profile(&self) -> Profile;
     /// Backend name: fusion, liveplatform, ump, portsip.
-    fn backend(&self) -> &'static str;
-    fn capabilities(&self) -> Capabilities;
-    /// Backend-specific rules on a desired row that need no tenant data (names the
-    /// vendor reserves, characters it refuses). Called for every row before the snapshot,
-    /// so a row that breaks them is a plan error and nothing at all is sent. Rules the
-    /// capability flags express (unsupported fields) stay the planner's.
-    fn check_spec(&self, spec: &UserSpec) -> Vec<SpecProblem> {
-        let _ = spec;
-        Vec::new()
-    }
-    /// Backend-specific rules on a row for a user the last snapshot found (`current`),
-    /// for values the shared model does not carry (PortSIP's extension number, which
-    /// cannot change). Called after the snapshot, before planning; problems are plan
-    /// errors.
-    fn check_existing(&self, spec: &UserSpec, current: &TenantUser) -> Vec<SpecProblem> {
-        let _ = (spec, current);
-        Vec::new()
+    fn backend(&self) -> &'static str {
+        self.profile().backend
     }
     /// Checks the tenant path exists and credentials work (Fusion: `msteams/status`).
     async fn check(&self) -> Result<TenantStatus, ConnectorError>;
@@ -221,4 +270,90 @@ where
             }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Attr, UserSpec, E164};
+    use crate::plan::model::{OpRef, PlannedOp, UserAction};
+
+    fn plan(ops: Vec<PlannedOp>) -> UserPlan {
+        let upn = Upn::parse("a@x.com").unwrap();
+        UserPlan {
+            upn: upn.clone(),
+            user_id: Some("1".into()),
+            action: UserAction::Update,
+            desired: UserSpec::new(upn),
+            origin: None,
+            changes: vec![],
+            ops,
+            before: Default::default(),
+        }
+    }
+    fn op(op: Operation) -> PlannedOp {
+        PlannedOp {
+            op,
+            after: vec![],
+            awaited: false,
+        }
+    }
+    fn num(n: Option<&str>) -> Operation {
+        Operation::set_number(n.map(|n| E164::parse_canonical(n).unwrap()))
+    }
+    fn waits(mut p: PlannedOp) -> PlannedOp {
+        p.after = vec![OpRef {
+            upn: Upn::parse("b@x.com").unwrap(),
+            index: 0,
+        }];
+        p
+    }
+    fn awaited(mut p: PlannedOp) -> PlannedOp {
+        p.awaited = true;
+        p
+    }
+    fn cl_vs_release(a: &AttrChange, b: &AttrChange) -> bool {
+        a.attr == Attr::CustomerLicenses && b.attr == Attr::Number && b.after.is_none()
+    }
+
+    /// The rules every backend shares, on a backend that carries everything together.
+    #[test]
+    fn the_shared_grouping_rules() {
+        let all = Batching {
+            together: AttrSet::ALL,
+            with_create: AttrSet::of(&[Attr::Number]),
+            apart: cl_vs_release,
+        };
+        let vrp = || op(Operation::set_vrp(None));
+        let cl = || op(Operation::set_customer_licenses(vec!["c".into()]));
+        let u = plan(vec![vrp(), op(num(Some("+3225405200"))), cl()]);
+        assert_eq!(group_steps(&u, &all), vec![vec![0, 1, 2]]);
+        // A waiting op starts a step; an awaited one ends its step.
+        let u = plan(vec![vrp(), waits(op(num(Some("+3225405200")))), cl()]);
+        assert_eq!(group_steps(&u, &all), vec![vec![0], vec![1, 2]]);
+        let u = plan(vec![awaited(op(num(None))), vrp()]);
+        assert_eq!(group_steps(&u, &all), vec![vec![0], vec![1]]);
+        // An attribute once per request; changes kept apart both ways round.
+        let u = plan(vec![op(num(None)), vrp(), op(num(Some("+3225405200")))]);
+        assert_eq!(group_steps(&u, &all), vec![vec![0, 1], vec![2]]);
+        let u = plan(vec![cl(), op(num(None))]);
+        assert_eq!(group_steps(&u, &all), vec![vec![0], vec![1]]);
+        // A create takes only `with_create`; a delete stands alone.
+        let create = || op(Operation::create_user("A".into(), None));
+        let u = plan(vec![create(), op(num(Some("+3225405200"))), vrp()]);
+        assert_eq!(group_steps(&u, &all), vec![vec![0, 1], vec![2]]);
+        let u = plan(vec![vrp(), op(Operation::Delete), vrp()]);
+        assert_eq!(group_steps(&u, &all), vec![vec![0], vec![1], vec![2]]);
+        // What a request cannot carry stands alone (and is refused when built).
+        let some = Batching {
+            together: AttrSet::of(&[Attr::Vrp, Attr::Number]),
+            ..all
+        };
+        let u = plan(vec![vrp(), cl(), op(num(None))]);
+        assert_eq!(group_steps(&u, &some), vec![vec![0], vec![1], vec![2]]);
+        assert_eq!(
+            group_steps(&plan(vec![vrp(), cl()]), &Batching::ONE_BY_ONE),
+            vec![vec![0], vec![1]]
+        );
+    }
 }

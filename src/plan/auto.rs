@@ -44,7 +44,7 @@ pub(crate) fn assign(
         let Some(range_name) = spec.number_range.clone() else {
             continue;
         };
-        if !ctx.caps.number_ranges {
+        if !ctx.profile.number_ranges {
             let msg = format!(
                 "number `auto` (range {range_name:?}) needs a backend with number ranges, and the {} backend has none; write the number",
                 ctx.backend

@@ -5,12 +5,19 @@
 //! that differs only in spelling plans nothing, and a re-run after a successful apply plans
 //! zero operations. Cross-user concerns (numbers moving between users, mirror removals,
 //! license counts) are left to the sibling modules; this one sees a single user.
+//!
+//! It is written over the attribute table (`model::attr`) and the backend's
+//! [`Profile`]: which attributes resolve against which catalog, compare how, clear on
+//! `disable` and group into which operation is the table's; which ones a backend carries,
+//! needs to create, sets only at creation or keeps only for numbered users is the
+//! profile's. The rules left here by name are Teams' own (a number needs a Phone System
+//! license) and the row actions'.
 
-use super::model::{FieldChange, Operation, PlannedOp, UserAction, UserPlan};
+use super::model::{AttrChange, FieldChange, Operation, PlannedOp, UserAction, UserPlan};
 use super::resolve::{carries_phone_system, Resolver};
-use crate::connector::Capabilities;
+use crate::model::attr::{is_none_value, none_of, same_value, Kind, OpGroup};
 use crate::model::{
-    Diagnostic, Field, GroupInfo, JobKind, LicenseInfo, RowAction, TenantUser, UserSpec, VrpInfo,
+    Attr, AttrSet, AttrValue, Diagnostic, Field, JobKind, Profile, RowAction, TenantUser, UserSpec,
     E164,
 };
 use serde_json::{json, Map, Value};
@@ -18,9 +25,10 @@ use std::collections::BTreeSet;
 
 /// What every per-user diff needs to know about the run.
 pub(crate) struct Ctx<'a> {
+    /// Backend name in messages (a saved plan's, when re-planning for drift).
     pub backend: &'a str,
     pub kind: JobKind,
-    pub caps: Capabilities,
+    pub profile: Profile,
     pub resolver: Resolver<'a>,
     /// File named in diagnostics of rows without an origin (hand-built specs).
     pub default_file: String,
@@ -72,177 +80,187 @@ pub(crate) fn row_label(default_file: &str, spec: &UserSpec) -> String {
     }
 }
 
-fn lower_set<'a>(items: impl IntoIterator<Item = &'a String>) -> BTreeSet<String> {
-    items.into_iter().map(|s| s.trim().to_lowercase()).collect()
+fn json_of(v: Option<&AttrValue>) -> Value {
+    v.map(AttrValue::to_json).unwrap_or(Value::Null)
 }
 
-/// A list field's change, shown by names and carried by IDs.
-struct ListChange {
-    ids: Vec<String>,
-    change: FieldChange,
+/// A desired value resolved against the catalogs: what to carry (ids) and, for lists,
+/// each member's id and the name a person reads.
+struct Want {
+    attr: Attr,
+    value: Option<AttrValue>,
+    pairs: Vec<(String, String)>,
 }
 
-/// Compares a desired set of `(id, name)` with the current IDs; `None` when equal as sets.
-fn list_change(
-    field: &str,
-    desired: &[(String, String)],
-    current: &[String],
-    name_of: &dyn Fn(&str) -> String,
-) -> Option<ListChange> {
-    let want = lower_set(desired.iter().map(|(id, _)| id));
-    let have = lower_set(current.iter());
-    if want == have {
-        return None;
-    }
-    let added = desired
-        .iter()
-        .filter(|(id, _)| !have.contains(&id.trim().to_lowercase()))
-        .map(|(_, n)| n.clone())
-        .collect();
-    let removed = current
-        .iter()
-        .filter(|id| !want.contains(&id.trim().to_lowercase()))
-        .map(|id| name_of(id))
-        .collect();
-    Some(ListChange {
-        ids: desired.iter().map(|(id, _)| id.clone()).collect(),
-        change: FieldChange {
-            field: field.into(),
-            old: json!(current.iter().map(|id| name_of(id)).collect::<Vec<_>>()),
-            new: json!(desired.iter().map(|(_, n)| n.clone()).collect::<Vec<_>>()),
-            added,
-            removed,
-        },
-    })
-}
-
-fn scalar_change(field: &str, old: Value, new: Value) -> FieldChange {
-    FieldChange {
-        field: field.into(),
-        old,
-        new,
-        added: vec![],
-        removed: vec![],
-    }
-}
-
-fn num_json(n: &Option<E164>) -> Value {
-    n.as_ref()
-        .map(|n| json!(n.to_string()))
-        .unwrap_or(Value::Null)
-}
-
-/// Names resolved against the catalogs; `None` for a field the row leaves alone
-/// (or that cannot be resolved — the error is already reported).
-#[derive(Default)]
-struct Resolved<'a> {
-    groups: Option<Vec<&'a GroupInfo>>,
-    licenses: Option<Vec<&'a LicenseInfo>>,
-    /// `Some(None)`: clear the VRP.
-    vrp: Option<Option<&'a VrpInfo>>,
-}
-
-fn resolve<'a>(ctx: &Ctx<'a>, spec: &UserSpec, rep: &mut Report) -> Resolved<'a> {
-    let mut out = Resolved::default();
-    if ctx.caps.groups && ctx.kind == JobKind::MsUsers {
-        out.groups = resolve_list(
-            ctx,
-            spec,
-            rep,
-            &spec.groups,
-            "groups",
-            "group",
-            &|n| ctx.resolver.group(n),
-            &|g| g.id.clone(),
-        );
-    }
-    if ctx.caps.licenses && ctx.kind == JobKind::MsUsers {
-        out.licenses = resolve_list(
-            ctx,
-            spec,
-            rep,
-            &spec.licenses,
-            "licenses",
-            "license",
-            &|n| ctx.resolver.license(n),
-            &|l| l.sku_id.to_lowercase(),
-        );
-    }
-    if ctx.caps.vrp {
-        match &spec.vrp {
-            Field::Keep => {}
-            Field::Clear => out.vrp = Some(None),
-            Field::Set(name) => match ctx.resolver.vrp(name) {
-                Ok(v) => out.vrp = Some(Some(v)),
-                Err(e) => rep.error(
-                    ctx,
-                    spec,
-                    Some("vrp"),
-                    e.describe("voice routing policy", name),
-                ),
-            },
+/// The row's desired values for the attributes it touches and the backend carries, in
+/// operation order, names resolved to ids through the attribute's catalog. An attribute
+/// whose names do not resolve is left out (its errors are reported); an empty text cell
+/// counts as untouched.
+fn wants(ctx: &Ctx, spec: &UserSpec, rep: &mut Report) -> Vec<Want> {
+    let ra = ctx.kind == JobKind::MsResourceAccounts;
+    let mut out = Vec::new();
+    for attr in spec.touched().iter() {
+        let info = attr.info();
+        if !ctx.profile.carries(attr) || (ra && !info.resource_accounts) {
+            continue; // refused by check_row
         }
+        let v = match spec.get(attr) {
+            Field::Keep => continue,
+            Field::Clear => {
+                out.push(Want {
+                    attr,
+                    value: none_of(attr),
+                    pairs: vec![],
+                });
+                continue;
+            }
+            Field::Set(v) => v,
+        };
+        let want = match (v, info.catalog) {
+            (AttrValue::List(names), Some(catalog)) => {
+                let mut ok = true;
+                let mut seen = BTreeSet::new();
+                let mut pairs = Vec::new();
+                for name in &names {
+                    match ctx.resolver.resolve(catalog, name) {
+                        Ok((id, shown)) => {
+                            if seen.insert(id.to_lowercase()) {
+                                pairs.push((id, shown));
+                            }
+                        }
+                        Err(e) => {
+                            ok = false;
+                            rep.error(ctx, spec, Some(info.name), e.describe(catalog.noun(), name));
+                        }
+                    }
+                }
+                if !ok {
+                    continue;
+                }
+                Want {
+                    attr,
+                    value: Some(AttrValue::List(
+                        pairs.iter().map(|(id, _)| id.clone()).collect(),
+                    )),
+                    pairs,
+                }
+            }
+            (AttrValue::Text(name), Some(catalog)) => match ctx.resolver.resolve(catalog, &name) {
+                Ok((id, _)) => Want {
+                    attr,
+                    value: Some(AttrValue::Text(id)),
+                    pairs: vec![],
+                },
+                Err(e) => {
+                    rep.error(
+                        ctx,
+                        spec,
+                        Some(info.name),
+                        e.describe(catalog.noun(), &name),
+                    );
+                    continue;
+                }
+            },
+            (AttrValue::List(items), None) => {
+                let items = dedup_ci(&items);
+                Want {
+                    attr,
+                    pairs: items.iter().map(|s| (s.clone(), s.clone())).collect(),
+                    value: Some(AttrValue::List(items)),
+                }
+            }
+            (AttrValue::Text(t), None) if t.trim().is_empty() => continue,
+            (AttrValue::Text(t), None) => Want {
+                attr,
+                value: Some(AttrValue::Text(t.trim().to_string())),
+                pairs: vec![],
+            },
+            (other, _) => Want {
+                attr,
+                value: Some(other),
+                pairs: vec![],
+            },
+        };
+        out.push(want);
     }
+    // In operation order, so changes and operations come out in the order they run.
+    out.sort_by_key(|w| (w.attr.info().group, w.attr));
     out
 }
 
-#[allow(clippy::too_many_arguments)]
-fn resolve_list<'a, T>(
-    ctx: &Ctx<'a>,
-    spec: &UserSpec,
-    rep: &mut Report,
-    field: &Field<Vec<String>>,
-    column: &str,
-    what: &str,
-    find: &dyn Fn(&str) -> Result<&'a T, super::resolve::ResolveError>,
-    key: &dyn Fn(&T) -> String,
-) -> Option<Vec<&'a T>> {
-    match field {
-        Field::Keep => None,
-        Field::Clear => Some(vec![]),
-        Field::Set(names) => {
-            let mut ok = true;
-            let mut seen = BTreeSet::new();
-            let mut out = Vec::new();
-            for name in names {
-                match find(name) {
-                    Ok(item) => {
-                        if seen.insert(key(item).to_lowercase()) {
-                            out.push(item);
-                        }
-                    }
-                    Err(e) => {
-                        ok = false;
-                        rep.error(ctx, spec, Some(column), e.describe(what, name));
-                    }
-                }
-            }
-            ok.then_some(out)
+/// The change of one attribute as a person reads it (history `changes`, plan display):
+/// lists by names, with members added and removed.
+fn field_change(ctx: &Ctx, want: &Want, current: Option<&AttrValue>) -> FieldChange {
+    let attr = want.attr;
+    let catalog = attr.info().catalog;
+    if attr.info().kind != Kind::List {
+        return FieldChange {
+            field: attr.name().into(),
+            old: json_of(current),
+            new: json_of(want.value.as_ref()),
+            added: vec![],
+            removed: vec![],
+        };
+    }
+    let current: &[String] = current.and_then(AttrValue::as_list).unwrap_or(&[]);
+    let key = |s: &str| s.trim().to_lowercase();
+    let have: BTreeSet<String> = current.iter().map(|s| key(s)).collect();
+    let want_ids: BTreeSet<String> = want.pairs.iter().map(|(id, _)| key(id)).collect();
+    let name_of = |id: &str| ctx.resolver.name_of(catalog, id);
+    FieldChange {
+        field: attr.name().into(),
+        old: json!(current.iter().map(|id| name_of(id)).collect::<Vec<_>>()),
+        new: json!(want
+            .pairs
+            .iter()
+            .map(|(_, n)| n.clone())
+            .collect::<Vec<_>>()),
+        added: want
+            .pairs
+            .iter()
+            .filter(|(id, _)| !have.contains(&key(id)))
+            .map(|(_, n)| n.clone())
+            .collect(),
+        removed: current
+            .iter()
+            .filter(|id| !want_ids.contains(&key(id)))
+            .map(|id| name_of(id))
+            .collect(),
+    }
+}
+
+/// One operation per group, in operation order, from the changes of a user.
+fn push_changes(up: &mut UserPlan, changes: Vec<AttrChange>) {
+    for group in OpGroup::ALL {
+        let mine: Vec<AttrChange> = changes
+            .iter()
+            .filter(|c| c.attr.info().group == group)
+            .cloned()
+            .collect();
+        if !mine.is_empty() {
+            push(up, Operation::Set { changes: mine });
         }
     }
 }
 
-/// Refuses fields the backend (or the sheet kind) cannot carry rather than dropping them.
-fn check_capabilities(ctx: &Ctx, spec: &UserSpec, rep: &mut Report) {
-    let fields: [(&str, bool, bool); 6] = [
-        ("country", !spec.country.is_keep(), ctx.caps.country),
-        ("extension", !spec.extension.is_keep(), ctx.caps.extension),
-        ("groups", !spec.groups.is_keep(), ctx.caps.groups),
-        ("licenses", !spec.licenses.is_keep(), ctx.caps.licenses),
-        ("vrp", !spec.vrp.is_keep(), ctx.caps.vrp),
-        (
-            "customerLicenses",
-            !spec.customer_licenses.is_keep(),
-            ctx.caps.customer_licenses,
-        ),
-    ];
+/// The row's problems that need no tenant data, all of them: the backend's own rules,
+/// attributes the backend (or the sheet kind) cannot carry — refused rather than dropped —
+/// and a resource-account column in a user sheet.
+pub(crate) fn check_row(ctx: &Ctx, spec: &UserSpec, rep: &mut Report) {
+    for p in ctx.profile.row_problems(spec) {
+        rep.error(ctx, spec, Some(p.column), p.message);
+    }
     let ra = ctx.kind == JobKind::MsResourceAccounts;
-    for (col, touched, can) in fields {
-        // Resource accounts get the more specific message below for these two.
-        if ra && (col == "groups" || col == "licenses") {
-            continue;
-        }
-        if touched && !can {
+    for attr in spec.touched().iter() {
+        let col = attr.name();
+        if ra && !attr.info().resource_accounts {
+            rep.error(
+                ctx,
+                spec,
+                Some(col),
+                format!("resource accounts have no {col} column (the tenant assigns their virtual-user license itself)"),
+            );
+        } else if !ctx.profile.carries(attr) {
             rep.error(
                 ctx,
                 spec,
@@ -254,21 +272,7 @@ fn check_capabilities(ctx: &Ctx, spec: &UserSpec, rep: &mut Report) {
             );
         }
     }
-    if ctx.kind == JobKind::MsResourceAccounts {
-        for (col, touched) in [
-            ("groups", !spec.groups.is_keep()),
-            ("licenses", !spec.licenses.is_keep()),
-        ] {
-            if touched {
-                rep.error(
-                    ctx,
-                    spec,
-                    Some(col),
-                    format!("resource accounts have no {col} column (the tenant assigns their virtual-user license itself)"),
-                );
-            }
-        }
-    } else if spec.account_type.is_some() {
+    if !ra && spec.account_type.is_some() {
         rep.error(
             ctx,
             spec,
@@ -286,7 +290,7 @@ pub(crate) fn diff_user(
     rep: &mut Report,
 ) -> UserPlan {
     let errors_before = rep.errors.len();
-    check_capabilities(ctx, spec, rep);
+    check_row(ctx, spec, rep);
     if let Some(cur) = current {
         match (ctx.kind, cur.account_type.is_some()) {
             (JobKind::MsUsers, true) => rep.error(
@@ -304,7 +308,7 @@ pub(crate) fn diff_user(
             _ => {}
         }
     }
-    let res = resolve(ctx, spec, rep);
+    let wants = wants(ctx, spec, rep);
     let mut up = UserPlan {
         upn: spec.upn.clone(),
         user_id: current.map(|c| c.id.clone()),
@@ -332,8 +336,8 @@ pub(crate) fn diff_user(
         }
         (RowAction::Delete, Some(cur)) => plan_delete(ctx, spec, cur, &mut up, rep),
         (RowAction::Disable, Some(cur)) => plan_disable(ctx, spec, cur, &mut up, rep),
-        (RowAction::Upsert, None) => plan_create(ctx, spec, &res, &mut up, rep),
-        (RowAction::Upsert, Some(cur)) => plan_update(ctx, spec, cur, &res, &mut up, rep),
+        (RowAction::Upsert, None) => plan_create(ctx, spec, &wants, &mut up, rep),
+        (RowAction::Upsert, Some(cur)) => plan_update(ctx, spec, cur, &wants, &mut up, rep),
     }
     up.action = if up.ops.is_empty() {
         UserAction::Unchanged
@@ -361,17 +365,14 @@ fn push(up: &mut UserPlan, op: Operation) {
     });
 }
 
-/// Everything known about a user, for reverting a delete.
-fn full_before(cur: &TenantUser) -> Map<String, Value> {
+/// Everything known about a user, for reverting a delete: every attribute the backend
+/// carries and the snapshot read.
+fn full_before(ctx: &Ctx, cur: &TenantUser) -> Map<String, Value> {
     let mut b = Map::new();
-    b.insert("displayName".into(), json!(cur.display_name));
-    b.insert("country".into(), json!(cur.country));
-    b.insert("number".into(), num_json(&cur.number));
-    b.insert("licenses".into(), json!(cur.licenses));
-    b.insert("customerLicenses".into(), json!(cur.customer_licenses));
-    if let Some(d) = &cur.details {
-        b.insert("groups".into(), json!(d.groups));
-        b.insert("vrp".into(), json!(d.vrp));
+    for attr in ctx.profile.attrs.iter() {
+        if let Some(v) = cur.get(attr) {
+            b.insert(attr.name().into(), json_of(v.as_ref()));
+        }
     }
     if let Some(t) = cur.account_type {
         b.insert("accountType".into(), json!(t));
@@ -380,7 +381,7 @@ fn full_before(cur: &TenantUser) -> Map<String, Value> {
 }
 
 fn plan_delete(ctx: &Ctx, spec: &UserSpec, cur: &TenantUser, up: &mut UserPlan, rep: &mut Report) {
-    if !ctx.caps.delete {
+    if !ctx.profile.delete {
         rep.error(
             ctx,
             spec,
@@ -390,16 +391,22 @@ fn plan_delete(ctx: &Ctx, spec: &UserSpec, cur: &TenantUser, up: &mut UserPlan, 
         return;
     }
     push(up, Operation::Delete);
-    if cur.number.is_some() {
-        up.changes
-            .push(scalar_change("number", num_json(&cur.number), Value::Null));
+    if let Some(n) = &cur.number {
+        up.changes.push(FieldChange {
+            field: Attr::Number.name().into(),
+            old: json!(n.to_string()),
+            new: Value::Null,
+            added: vec![],
+            removed: vec![],
+        });
     }
-    up.before = full_before(cur);
+    up.before = full_before(ctx, cur);
 }
 
-/// Shared by `action = disable` rows and mirror removals: release number and VRP.
+/// Shared by `action = disable` rows and mirror removals: release what a disable releases
+/// (the attributes the table marks `disable_clears`: number and VRP).
 /// `details_required`: a sheet row asked for this user's details, so their absence is a
-/// caller bug; a mirror removal never has them and releases the VRP unconditionally
+/// caller bug; a mirror removal never has them and releases an unread value blind
 /// (harmless, and the user holds no number afterwards, so a re-run plans nothing).
 pub(crate) fn disable_ops(
     ctx: &Ctx,
@@ -409,73 +416,74 @@ pub(crate) fn disable_ops(
     rep: &mut Report,
     details_required: bool,
 ) {
-    if cur.number.is_some() {
-        push(up, Operation::SetNumber { number: None });
-        up.changes
-            .push(scalar_change("number", num_json(&cur.number), Value::Null));
-        up.before.insert("number".into(), num_json(&cur.number));
-    }
-    if !ctx.caps.vrp {
-        return;
-    }
-    let vrp: Option<Option<String>> = match &cur.details {
-        Some(d) => Some(d.vrp.clone()),
-        None if details_required => {
-            rep.error(ctx, spec, Some("vrp"), details_not_read());
-            return;
+    let mut changes = vec![];
+    let cleared = Attr::all().filter(|a| a.info().disable_clears && ctx.profile.carries(*a));
+    for attr in cleared {
+        match cur.get(attr) {
+            Some(v) if is_none_value(v.as_ref()) => {}
+            Some(v) => {
+                up.changes.push(FieldChange {
+                    field: attr.name().into(),
+                    old: json_of(v.as_ref()),
+                    new: Value::Null,
+                    added: vec![],
+                    removed: vec![],
+                });
+                up.before.insert(attr.name().into(), json_of(v.as_ref()));
+                changes.push(AttrChange {
+                    attr,
+                    before: Some(v),
+                    after: none_of(attr),
+                });
+            }
+            None if details_required => {
+                rep.error(ctx, spec, Some(attr.name()), details_not_read(&[attr]));
+                return;
+            }
+            None => {
+                up.changes.push(FieldChange {
+                    field: attr.name().into(),
+                    old: json!(NOT_READ),
+                    new: Value::Null,
+                    added: vec![],
+                    removed: vec![],
+                });
+                changes.push(AttrChange {
+                    attr,
+                    before: None,
+                    after: none_of(attr),
+                });
+            }
         }
-        None => None,
-    };
-    match vrp {
-        Some(None) => {}
-        Some(Some(v)) => {
-            push(up, Operation::SetVrp { vrp: None });
-            up.changes.push(scalar_change("vrp", json!(v), Value::Null));
-            up.before.insert("vrp".into(), json!(v));
-        }
-        None => {
-            push(up, Operation::SetVrp { vrp: None });
-            up.changes
-                .push(scalar_change("vrp", json!(VRP_NOT_READ), Value::Null));
-        }
     }
+    push_changes(up, changes);
 }
 
-/// The old VRP shown for a mirror removal whose details were never read.
-pub(crate) const VRP_NOT_READ: &str = "(not read)";
+/// The old value shown for a mirror removal's attribute whose details were never read.
+pub(crate) const NOT_READ: &str = "(not read)";
 
-fn details_not_read() -> String {
-    "groups/VRP details were not read for this user (the snapshot must read details for plan::detail_upns); refusing to guess".into()
+fn details_not_read(attrs: &[Attr]) -> String {
+    let names: Vec<&str> = attrs.iter().map(|a| a.name()).collect();
+    format!(
+        "{} details were not read for this user (the snapshot must read details for plan::detail_upns); refusing to guess",
+        names.join("/")
+    )
 }
 
 fn plan_disable(ctx: &Ctx, spec: &UserSpec, cur: &TenantUser, up: &mut UserPlan, rep: &mut Report) {
-    let other = !spec.display_name.is_keep()
-        || !spec.country.is_keep()
-        || !spec.groups.is_keep()
-        || !spec.licenses.is_keep()
-        || !spec.customer_licenses.is_keep()
-        || matches!(spec.number, Field::Set(_))
-        || matches!(spec.vrp, Field::Set(_));
+    // Clearing what a disable releases anyway is no other value.
+    let other = spec
+        .touched()
+        .iter()
+        .any(|a| !(a.info().disable_clears && matches!(spec.get(a), Field::Clear)));
     if other {
         rep.warnings.push(format!(
-            "{}: action disable releases number and VRP only; the row's other values are ignored",
-            spec.upn
+            "{}: action disable releases {} only; the row's other values are ignored",
+            spec.upn,
+            Attr::names_where(|i| i.disable_clears)
         ));
     }
     disable_ops(ctx, spec, cur, up, rep, true);
-}
-
-fn license_pairs(ctx: &Ctx, ls: &[&LicenseInfo]) -> Vec<(String, String)> {
-    let _ = ctx;
-    ls.iter()
-        .map(|l| (l.sku_id.clone(), l.sku_part_number.clone()))
-        .collect()
-}
-
-fn group_pairs(gs: &[&GroupInfo]) -> Vec<(String, String)> {
-    gs.iter()
-        .map(|g| (g.id.clone(), g.display_name.clone()))
-        .collect()
 }
 
 fn dedup_ci(items: &[String]) -> Vec<String> {
@@ -498,7 +506,7 @@ fn check_phone_system(
     // A backend without a license catalog cannot tell; the tenant will.
     if ctx.kind != JobKind::MsUsers
         || end_number.is_none()
-        || !ctx.caps.licenses
+        || !ctx.profile.carries(Attr::Licenses)
         || ctx.resolver.catalogs.licenses.is_empty()
     {
         return;
@@ -525,31 +533,41 @@ fn check_phone_system(
     }
 }
 
-fn plan_create(ctx: &Ctx, spec: &UserSpec, res: &Resolved, up: &mut UserPlan, rep: &mut Report) {
-    let mut missing = vec![];
-    let dn = match &spec.display_name {
-        Field::Set(d) if !d.trim().is_empty() => Some(d.trim().to_string()),
-        _ => {
-            missing.push("displayName");
-            None
-        }
-    };
-    // `Some(None)`: the backend has no country, so none is needed.
-    let country = match &spec.country {
-        _ if !ctx.caps.country => Some(None),
-        Field::Set(c) => Some(Some(c.clone())),
-        _ => {
-            missing.push("country");
-            None
-        }
-    };
-    if ctx.caps.extension && spec.extension.as_set().is_none() {
-        missing.push("extension");
+fn list_of(v: Option<&AttrValue>) -> Vec<String> {
+    v.and_then(AttrValue::as_list)
+        .map(<[String]>::to_vec)
+        .unwrap_or_default()
+}
+
+/// An attribute the backend keeps only for users with a number, on a user that would end
+/// without one: wanting any is an error, and there is nothing to change.
+fn needs_a_number(
+    ctx: &Ctx,
+    spec: &UserSpec,
+    want: &Want,
+    end_number: &Option<E164>,
+    rep: &mut Report,
+) -> bool {
+    if end_number.is_some() || !ctx.profile.need_number.contains(want.attr) {
+        return false;
     }
-    if ctx.kind == JobKind::MsResourceAccounts && spec.account_type.is_none() {
-        missing.push("accountType");
+    if !is_none_value(want.value.as_ref()) {
+        rep.error(
+            ctx,
+            spec,
+            Some(want.attr.name()),
+            format!(
+                "{} exist only for users with a number on the {} backend, and this user would end without one",
+                want.attr.name(),
+                ctx.backend
+            ),
+        );
     }
-    if !ctx.caps.create {
+    true
+}
+
+fn plan_create(ctx: &Ctx, spec: &UserSpec, wants: &[Want], up: &mut UserPlan, rep: &mut Report) {
+    if !ctx.profile.create {
         rep.error(
             ctx,
             spec,
@@ -561,31 +579,46 @@ fn plan_create(ctx: &Ctx, spec: &UserSpec, res: &Resolved, up: &mut UserPlan, re
         );
         return;
     }
-    let (Some(dn), Some(country)) = (dn, country) else {
+    let given: AttrSet = wants
+        .iter()
+        .filter(|w| !is_none_value(w.value.as_ref()))
+        .map(|w| w.attr)
+        .collect();
+    let missing: Vec<Attr> = ctx
+        .profile
+        .create_needs
+        .iter()
+        .filter(|a| !given.contains(*a))
+        .collect();
+    let ra_type_missing = ctx.kind == JobKind::MsResourceAccounts && spec.account_type.is_none();
+    if let Some(first) = missing.first() {
+        // A backend-specific attribute (an extension) is named as a person calls it, and
+        // comes from the row only.
+        let common = missing.iter().any(|a| a.info().common);
+        let mut names: Vec<&str> = missing
+            .iter()
+            .map(|a| if common { a.name() } else { a.info().noun })
+            .collect();
+        if ra_type_missing {
+            names.push("accountType");
+        }
+        let (on, from) = if common {
+            (String::new(), "from the row or its template")
+        } else {
+            (format!(" on the {} backend", ctx.backend), "from the row")
+        };
         rep.error(
             ctx,
             spec,
-            Some(missing[0]),
+            Some(first.name()),
             format!(
-                "not in the tenant, so it would be created, which needs {} (from the row or its template)",
-                missing.join(" and ")
-            ),
-        );
-        return;
-    };
-    if missing.first() == Some(&"extension") {
-        rep.error(
-            ctx,
-            spec,
-            Some("extension"),
-            format!(
-                "not in the tenant, so it would be created, which needs an extension number on the {} backend (from the row)",
-                ctx.backend
+                "not in the tenant, so it would be created, which needs {}{on} ({from})",
+                names.join(" and ")
             ),
         );
         return;
     }
-    if !missing.is_empty() {
+    if ra_type_missing {
         rep.error(
             ctx,
             spec,
@@ -594,139 +627,80 @@ fn plan_create(ctx: &Ctx, spec: &UserSpec, res: &Resolved, up: &mut UserPlan, re
         );
         return;
     }
-    push(
-        up,
-        Operation::Create {
-            display_name: dn.clone(),
-            country: country.clone(),
-            customer_licenses: vec![],
-        },
-    );
-    up.changes
-        .push(scalar_change("displayName", Value::Null, json!(dn)));
-    if let Some(c) = &country {
-        up.changes
-            .push(scalar_change("country", Value::Null, json!(c)));
-    }
-    if let Some(e) = spec.extension.as_set() {
-        up.changes
-            .push(scalar_change("extension", Value::Null, json!(e)));
-    }
-    let mut end_licenses: Vec<String> = vec![];
-    if let Some(ls) = &res.licenses {
-        if !ls.is_empty() {
-            let lc = list_change("licenses", &license_pairs(ctx, ls), &[], &|id| {
-                ctx.resolver.license_name(id)
-            });
-            if let Some(lc) = lc {
-                end_licenses = lc.ids.clone();
-                push(up, Operation::SetLicenses { sku_ids: lc.ids });
-                up.changes.push(lc.change);
-            }
-        }
-    }
-    let end_number = spec.number.as_set().cloned();
-    check_phone_system(ctx, spec, &end_number, &end_licenses, rep);
-    if let Some(n) = &end_number {
-        push(
-            up,
-            Operation::SetNumber {
-                number: Some(n.clone()),
-            },
-        );
-        up.changes
-            .push(scalar_change("number", Value::Null, json!(n.to_string())));
-    }
-    if let Some(Some(v)) = res.vrp {
-        push(
-            up,
-            Operation::SetVrp {
-                vrp: Some(v.identity.clone()),
-            },
-        );
-        up.changes
-            .push(scalar_change("vrp", Value::Null, json!(v.identity)));
-    }
-    if let Some(gs) = &res.groups {
-        if let Some(lc) = list_change("groups", &group_pairs(gs), &[], &|id| {
-            ctx.resolver.group_name(id)
-        }) {
-            push(up, Operation::SetGroups { group_ids: lc.ids });
-            up.changes.push(lc.change);
-        }
-    }
-    customer_licenses(ctx, spec, &end_number, &[], up, rep);
-    up.before.clear(); // nothing to revert to: the user did not exist
-}
-
-/// customerLicenses live in Fusion's `draas` object, which only users with a number have.
-fn customer_licenses(
-    ctx: &Ctx,
-    spec: &UserSpec,
-    end_number: &Option<E164>,
-    current: &[String],
-    up: &mut UserPlan,
-    rep: &mut Report,
-) {
-    if !ctx.caps.customer_licenses {
-        return;
-    }
-    let want = match &spec.customer_licenses {
-        Field::Keep => return,
-        Field::Clear => vec![],
-        Field::Set(v) => dedup_ci(v),
+    let value = |attr: Attr| {
+        wants
+            .iter()
+            .find(|w| w.attr == attr)
+            .and_then(|w| w.value.as_ref())
     };
-    if end_number.is_none() {
-        if !want.is_empty() {
-            rep.error(
-                ctx,
-                spec,
-                Some("customerLicenses"),
-                "customer licenses exist only for users with a number, and this user would end without one".into(),
-            );
+    let end_number = value(Attr::Number).and_then(AttrValue::as_number).cloned();
+    let end_licenses = list_of(value(Attr::Licenses));
+    // The create request carries the user's properties; every other group follows as an
+    // operation of its own, from nothing.
+    let (props, rest): (Vec<&Want>, Vec<&Want>) = wants
+        .iter()
+        .filter(|w| !is_none_value(w.value.as_ref()))
+        .partition(|w| w.attr.info().group == OpGroup::Properties);
+    let mut create = vec![];
+    for w in props {
+        if let Some(v) = &w.value {
+            create.push((w.attr, v.clone()));
+            up.changes.push(field_change(ctx, w, None));
         }
-        return;
     }
-    let pairs: Vec<(String, String)> = want.iter().map(|s| (s.clone(), s.clone())).collect();
-    if let Some(lc) = list_change("customerLicenses", &pairs, current, &|s| s.to_string()) {
-        up.before.insert("customerLicenses".into(), json!(current));
-        push(up, Operation::SetCustomerLicenses { skus: lc.ids });
-        up.changes.push(lc.change);
+    push(up, Operation::create(create));
+    let mut changes = vec![];
+    for w in rest {
+        if needs_a_number(ctx, spec, w, &end_number, rep) {
+            continue;
+        }
+        let from = none_of(w.attr);
+        up.changes.push(field_change(ctx, w, from.as_ref()));
+        changes.push(AttrChange {
+            attr: w.attr,
+            before: Some(from),
+            after: w.value.clone(),
+        });
     }
+    check_phone_system(ctx, spec, &end_number, &end_licenses, rep);
+    push_changes(up, changes);
+    up.before.clear(); // nothing to revert to: the user did not exist
 }
 
 fn plan_update(
     ctx: &Ctx,
     spec: &UserSpec,
     cur: &TenantUser,
-    res: &Resolved,
+    wants: &[Want],
     up: &mut UserPlan,
     rep: &mut Report,
 ) {
-    // Properties.
-    let mut props_dn = None;
-    let mut props_country = None;
-    match &spec.display_name {
-        Field::Set(d) if d.trim() != cur.display_name.trim() && !d.trim().is_empty() => {
-            props_dn = Some(d.trim().to_string());
+    // Attributes set only at creation: another value cannot be carried out.
+    for attr in ctx.profile.create_only.iter() {
+        let (Field::Set(want), Some(Some(have))) = (spec.get(attr), cur.get(attr)) else {
+            continue;
+        };
+        if !same_value(attr, Some(&want), Some(&have)) {
+            rep.error(
+                ctx,
+                spec,
+                Some(attr.name()),
+                format!(
+                    "has {attr} {have} in {}; its API cannot change {attr} once the user exists (leave the cell empty or write {have})",
+                    ctx.backend
+                ),
+            );
         }
-        Field::Clear => rep.error(
-            ctx,
-            spec,
-            Some("displayName"),
-            "displayName cannot be cleared".into(),
-        ),
-        _ => {}
     }
-    match &spec.country {
-        Field::Set(c) if cur.country.as_ref() != Some(c) => props_country = Some(c.clone()),
-        Field::Clear => rep.error(
-            ctx,
-            spec,
-            Some("country"),
-            "country cannot be cleared".into(),
-        ),
-        _ => {}
+    for w in wants {
+        if w.value.is_none() && !w.attr.info().clearable {
+            rep.error(
+                ctx,
+                spec,
+                Some(w.attr.name()),
+                format!("{} cannot be cleared", w.attr),
+            );
+        }
     }
     if ctx.kind == JobKind::MsResourceAccounts {
         if let (Some(want), Some(have)) = (spec.account_type, cur.account_type) {
@@ -740,118 +714,55 @@ fn plan_update(
             }
         }
     }
-    if let Some(d) = &props_dn {
-        up.changes.push(scalar_change(
-            "displayName",
-            json!(cur.display_name),
-            json!(d),
-        ));
-        up.before
-            .insert("displayName".into(), json!(cur.display_name));
-    }
-    if let Some(c) = &props_country {
-        up.changes
-            .push(scalar_change("country", json!(cur.country), json!(c)));
-        up.before.insert("country".into(), json!(cur.country));
-    }
-    if props_dn.is_some() || props_country.is_some() {
-        push(
-            up,
-            Operation::SetProperties {
-                display_name: props_dn,
-                country: props_country,
-            },
-        );
-    }
-
-    // Licenses.
-    let mut end_licenses = cur.licenses.clone();
-    let mut licenses_changed = false;
-    if let Some(ls) = &res.licenses {
-        if let Some(lc) = list_change("licenses", &license_pairs(ctx, ls), &cur.licenses, &|id| {
-            ctx.resolver.license_name(id)
-        }) {
-            end_licenses = lc.ids.clone();
-            licenses_changed = true;
-            up.before.insert("licenses".into(), json!(cur.licenses));
-            push(up, Operation::SetLicenses { sku_ids: lc.ids });
-            up.changes.push(lc.change);
-        }
-    }
-
-    // Number.
     let end_number = match &spec.number {
         Field::Keep => cur.number.clone(),
         Field::Clear => None,
         Field::Set(n) => Some(n.clone()),
     };
-    let number_changed = end_number != cur.number;
-    if number_changed || licenses_changed {
+    // Details the row needs but the snapshot did not read: refuse to guess.
+    let unread: Vec<Attr> = wants
+        .iter()
+        .map(|w| w.attr)
+        .filter(|a| cur.get(*a).is_none())
+        .collect();
+    if let Some(first) = unread.first() {
+        rep.error(ctx, spec, Some(first.name()), details_not_read(&unread));
+    }
+    let mut changes = vec![];
+    for w in wants {
+        if w.value.is_none() && !w.attr.info().clearable {
+            continue;
+        }
+        let Some(mut current) = cur.get(w.attr) else {
+            continue;
+        };
+        // Where the backend keeps it only for numbered users, a user without a number
+        // holds none.
+        if ctx.profile.need_number.contains(w.attr) && cur.number.is_none() {
+            current = none_of(w.attr);
+        }
+        if needs_a_number(ctx, spec, w, &end_number, rep) {
+            continue;
+        }
+        if same_value(w.attr, w.value.as_ref(), current.as_ref()) {
+            continue;
+        }
+        up.changes.push(field_change(ctx, w, current.as_ref()));
+        up.before
+            .insert(w.attr.name().into(), json_of(current.as_ref()));
+        changes.push(AttrChange {
+            attr: w.attr,
+            before: Some(current),
+            after: w.value.clone(),
+        });
+    }
+    let changed = |a: Attr| changes.iter().any(|c: &AttrChange| c.attr == a);
+    if changed(Attr::Number) || changed(Attr::Licenses) {
+        let end_licenses = match changes.iter().find(|c| c.attr == Attr::Licenses) {
+            Some(c) => list_of(c.after.as_ref()),
+            None => cur.licenses.clone(),
+        };
         check_phone_system(ctx, spec, &end_number, &end_licenses, rep);
     }
-    if number_changed {
-        up.before.insert("number".into(), num_json(&cur.number));
-        up.changes.push(scalar_change(
-            "number",
-            num_json(&cur.number),
-            num_json(&end_number),
-        ));
-        push(
-            up,
-            Operation::SetNumber {
-                number: end_number.clone(),
-            },
-        );
-    }
-
-    // VRP and groups need the single-user read.
-    let needs_details = res.vrp.is_some() || res.groups.is_some();
-    let details = match (&cur.details, needs_details) {
-        (Some(d), _) => Some(d),
-        (None, true) => {
-            rep.error(
-                ctx,
-                spec,
-                Some(if res.groups.is_some() {
-                    "groups"
-                } else {
-                    "vrp"
-                }),
-                details_not_read(),
-            );
-            None
-        }
-        (None, false) => None,
-    };
-    if let (Some(want), Some(d)) = (&res.vrp, details) {
-        let want_id = want.map(|v| v.identity.clone());
-        let same = match (&want_id, &d.vrp) {
-            (Some(a), Some(b)) => a.to_lowercase() == b.to_lowercase(),
-            (None, None) => true,
-            _ => false,
-        };
-        if !same {
-            up.before.insert("vrp".into(), json!(d.vrp));
-            up.changes
-                .push(scalar_change("vrp", json!(d.vrp), json!(want_id)));
-            push(up, Operation::SetVrp { vrp: want_id });
-        }
-    }
-    if let (Some(gs), Some(d)) = (&res.groups, details) {
-        if let Some(lc) = list_change("groups", &group_pairs(gs), &d.groups, &|id| {
-            ctx.resolver.group_name(id)
-        }) {
-            up.before.insert("groups".into(), json!(d.groups));
-            push(up, Operation::SetGroups { group_ids: lc.ids });
-            up.changes.push(lc.change);
-        }
-    }
-
-    // A user whose number goes away loses its draas object, customer licenses included.
-    let current_cl = if cur.number.is_some() {
-        cur.customer_licenses.clone()
-    } else {
-        vec![]
-    };
-    customer_licenses(ctx, spec, &end_number, &current_cl, up, rep);
+    push_changes(up, changes);
 }

@@ -9,6 +9,12 @@
 //! conflicts), `preflight` (license counts), `render` (human, JSON, summary), `saved`
 //! (plan files, fingerprint, drift).
 //!
+//! The planner knows attributes through their table (`model::attr`) and a backend only
+//! through its [`Profile`] (`model::profile`), which the caller takes from the connector:
+//! it never imports a connector, and the connectors import the plan they execute. Every
+//! backend rule (attributes it carries, what a create needs, what cannot change, what
+//! needs a detail read, its own row rules) is checked in the same pass as everything else.
+//!
 //! Choices where DESIGN.md is silent:
 //! - A `disable`/`delete` row for a UPN the tenant lacks is an unchanged item plus a plan
 //!   warning, not an error: the desired end state already holds.
@@ -41,8 +47,9 @@ pub use model::*;
 pub use render::{render_human, render_json, summary, PlanSummary};
 pub use saved::{check_drift, fingerprint, load, save, SavedPlanError};
 
-use crate::connector::Capabilities;
-use crate::model::{Diagnostic, Field, JobKind, RowAction, Snapshot, TenantUser, Upn, UserSpec};
+use crate::model::{
+    AttrSet, Diagnostic, Field, JobKind, Profile, RowAction, Snapshot, TenantUser, Upn, UserSpec,
+};
 use diff::{Ctx, Report};
 use resolve::Resolver;
 use std::collections::HashMap;
@@ -51,14 +58,16 @@ use std::fmt;
 /// Everything `make_plan` needs; borrowed so a 100k-user snapshot is not copied.
 pub struct PlanInput<'a> {
     pub tenant: &'a str,
-    pub backend: &'a str,
     pub mode: Mode,
     pub kind: JobKind,
     pub sources: Vec<String>,
     pub source_sha256: String,
     pub specs: &'a [UserSpec],
     pub snapshot: &'a Snapshot,
-    pub capabilities: Capabilities,
+    /// The backend: what it can do and its rules (from [`Connector::profile`]).
+    ///
+    /// [`Connector::profile`]: crate::connector::Connector::profile
+    pub profile: Profile,
     /// `--allow-removals N`: how many mirror removals the caller accepts.
     pub allow_removals: Option<usize>,
 }
@@ -80,20 +89,46 @@ impl fmt::Display for PlanErrors {
 
 impl std::error::Error for PlanErrors {}
 
-/// Sheet users whose rows (after templates) need the single-user read: they touch groups
-/// or VRP, or they are `disable` rows (whose VRP is released only if one is set).
-pub fn detail_upns(specs: &[UserSpec]) -> Vec<Upn> {
+/// Sheet users whose rows (after templates) need the backend's single-user read: they
+/// touch an attribute only that read returns (the profile's `detail_reads`), or they are
+/// `disable` rows and a `disable` releases such an attribute (its value decides whether
+/// there is anything to release).
+pub fn detail_upns(specs: &[UserSpec], profile: &Profile) -> Vec<Upn> {
+    let released_by_disable: AttrSet = profile
+        .detail_reads
+        .iter()
+        .filter(|a| a.info().disable_clears)
+        .collect();
     let mut seen = std::collections::HashSet::new();
     specs
         .iter()
-        .filter(|s| needs_details(s))
+        .filter(|s| {
+            s.touched().intersects(profile.detail_reads)
+                || (s.action == RowAction::Disable && !released_by_disable.is_empty())
+        })
         .filter(|s| seen.insert(s.upn.clone()))
         .map(|s| s.upn.clone())
         .collect()
 }
 
-fn needs_details(s: &UserSpec) -> bool {
-    !s.groups.is_keep() || !s.vrp.is_keep() || s.action == RowAction::Disable
+/// The problems of rows that need no tenant data: attributes the backend (or the sheet
+/// kind) cannot carry and the backend's own rules, every row at once. Callers run it
+/// before reading the tenant, so a sheet the backend refuses costs no request;
+/// [`make_plan`] runs the same checks again with everything else.
+pub fn check_rows(specs: &[UserSpec], kind: JobKind, profile: &Profile) -> Vec<Diagnostic> {
+    let catalogs = crate::model::Catalogs::default();
+    let ctx = Ctx {
+        backend: profile.backend,
+        kind,
+        profile: *profile,
+        resolver: Resolver::new(&catalogs),
+        default_file: "<sheet>".into(),
+    };
+    let mut rep = Report::default();
+    for spec in specs {
+        diff::check_row(&ctx, spec, &mut rep);
+    }
+    rep.errors
 }
 
 /// The row a mirror run stands in for a tenant user absent from the sheet.
@@ -123,9 +158,9 @@ pub fn make_plan(input: PlanInput) -> Result<Plan, PlanErrors> {
         input.sources.join(", ")
     };
     let ctx = Ctx {
-        backend: input.backend,
+        backend: input.profile.backend,
         kind: input.kind,
-        caps: input.capabilities,
+        profile: input.profile,
         resolver: Resolver::new(&snapshot.catalogs),
         default_file: default_file.clone(),
     };
@@ -137,10 +172,10 @@ pub fn make_plan(input: PlanInput) -> Result<Plan, PlanErrors> {
         message,
     };
 
-    if input.kind == JobKind::MsResourceAccounts && !input.capabilities.resource_accounts {
+    if input.kind == JobKind::MsResourceAccounts && !input.profile.resource_accounts {
         rep.errors.push(file_error(format!(
             "the {} backend cannot manage resource accounts",
-            input.backend
+            input.profile.backend
         )));
     }
     // An empty export must never read as "remove everyone". In upsert mode no rows
@@ -233,7 +268,7 @@ pub fn make_plan(input: PlanInput) -> Result<Plan, PlanErrors> {
     Ok(Plan {
         format: PLAN_FORMAT,
         tenant: input.tenant.to_string(),
-        backend: input.backend.to_string(),
+        backend: input.profile.backend.to_string(),
         mode: input.mode,
         kind: input.kind,
         sources: input.sources,

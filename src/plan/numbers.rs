@@ -15,7 +15,7 @@
 
 use super::diff::{diagnostic, row_label, Report};
 use super::model::{OpRef, Operation, PlannedOp, UserPlan};
-use crate::model::{Snapshot, TenantUser, Upn, E164};
+use crate::model::{Attr, AttrValue, Snapshot, TenantUser, Upn, E164};
 use std::collections::{BTreeMap, HashMap};
 
 /// What one user does with numbers: the number it ends up claiming and the one it gives up,
@@ -36,8 +36,9 @@ fn moves_of(up: &UserPlan, current: Option<&E164>) -> (NumberMoves, Option<E164>
                 end = None;
                 first_release_op.get_or_insert(i);
             }
-            Operation::SetNumber { number } => {
-                end = number.clone();
+            o @ Operation::Set { .. } if o.change(Attr::Number).is_some() => {
+                let number = o.claims_number();
+                end = number.cloned();
                 first_release_op.get_or_insert(i);
                 if number.is_some() {
                     last_claim_op = Some(i);
@@ -206,10 +207,17 @@ pub(crate) fn link_numbers(
     }
     for b in breakers {
         if let Some((_, claim_op)) = analysed[b].0.claim.clone() {
+            // The claim now starts from no number: the release before it frees the old one.
+            let held = current(&users[b]).map(AttrValue::Number);
+            if let Operation::Set { changes } = &mut users[b].ops[claim_op].op {
+                for c in changes.iter_mut().filter(|c| c.attr == Attr::Number) {
+                    c.before = Some(None);
+                }
+            }
             users[b].ops.insert(
                 claim_op,
                 PlannedOp {
-                    op: Operation::SetNumber { number: None },
+                    op: Operation::set(Attr::Number, Some(held), None),
                     after: vec![],
                     awaited: false,
                 },

@@ -10,7 +10,7 @@
 
 use super::diff::Report;
 use super::model::{Operation, UserPlan};
-use crate::model::{Diagnostic, JobKind, Snapshot, TenantUser, Upn};
+use crate::model::{Attr, AttrValue, Diagnostic, JobKind, Snapshot, TenantUser, Upn};
 use std::collections::{BTreeMap, HashMap};
 
 /// The SKU Fusion gives every resource account it creates.
@@ -40,7 +40,12 @@ pub(crate) fn check_licenses(
         let mut end = current.clone();
         for op in &up.ops {
             match &op.op {
-                Operation::SetLicenses { sku_ids } => end = sku_ids.iter().map(|l| key(l)).collect(),
+                o @ Operation::Set { .. } if o.change(Attr::Licenses).is_some() => {
+                    end = match o.sets(Attr::Licenses) {
+                        Some(Some(AttrValue::List(ids))) => ids.iter().map(|l| key(l)).collect(),
+                        _ => Vec::new(),
+                    }
+                }
                 Operation::Delete => end.clear(),
                 Operation::Create { .. } if kind == JobKind::MsResourceAccounts => match virtual_user {
                     Some(v) => end.push(key(&v.sku_id)),

@@ -6,6 +6,7 @@
 //! are shown escaped ([`terminal_safe`]); the JSON form carries them as they are.
 
 use super::model::{FieldChange, Operation, Plan, UserAction, UserPlan};
+use crate::model::attr::OpGroup;
 use crate::sheet::terminal_safe;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -51,15 +52,21 @@ pub fn summary(plan: &Plan) -> PlanSummary {
         }
         for op in &u.ops {
             s.operations += 1;
-            match op.op {
-                Operation::Create { .. } => s.create += 1,
-                Operation::SetProperties { .. } => s.set_properties += 1,
-                Operation::SetLicenses { .. } => s.set_licenses += 1,
-                Operation::SetNumber { .. } => s.set_number += 1,
-                Operation::SetVrp { .. } => s.set_vrp += 1,
-                Operation::SetGroups { .. } => s.set_groups += 1,
-                Operation::SetCustomerLicenses { .. } => s.set_customer_licenses += 1,
-                Operation::Delete => s.delete += 1,
+            match (&op.op, op.op.group()) {
+                (Operation::Create { .. }, _) => s.create += 1,
+                (Operation::Delete, _) => s.delete += 1,
+                (Operation::Set { .. }, Some(g)) => {
+                    *match g {
+                        OpGroup::Properties => &mut s.set_properties,
+                        OpGroup::Licenses => &mut s.set_licenses,
+                        OpGroup::Number => &mut s.set_number,
+                        OpGroup::Vrp => &mut s.set_vrp,
+                        OpGroup::Groups => &mut s.set_groups,
+                        OpGroup::CustomerLicenses => &mut s.set_customer_licenses,
+                    } += 1
+                }
+                // A set of nothing (only a hand-edited plan holds one) counts as no kind.
+                (Operation::Set { .. }, None) => {}
             }
         }
     }
@@ -150,7 +157,7 @@ fn change_lines(out: &mut String, p: &Paint, c: &FieldChange, created: bool, wai
 fn number_waits(u: &UserPlan) -> String {
     let mut who: Vec<String> = vec![];
     for op in &u.ops {
-        if let Operation::SetNumber { number: Some(_) } = op.op {
+        if op.op.claims_number().is_some() {
             who.extend(
                 op.after
                     .iter()
@@ -210,7 +217,7 @@ pub fn render_human(plan: &Plan, color: bool) -> String {
         );
         let created = u.action == UserAction::Create;
         for c in &u.changes {
-            let waits = if c.field == "number" {
+            let waits = if c.field == crate::model::Attr::Number.name() {
                 number_waits(u)
             } else {
                 String::new()

@@ -5,6 +5,7 @@
 //! is worse than an error), in tiers: an exact ID wins over a name, so a sheet can always
 //! disambiguate by pasting the ID the error lists.
 
+use crate::model::attr::Catalog;
 use crate::model::{Catalogs, GroupInfo, LicenseInfo, VrpInfo};
 use std::collections::HashMap;
 
@@ -155,6 +156,34 @@ impl<'a> Resolver<'a> {
                 None => v.identity.clone(),
             }
         })
+    }
+
+    /// A sheet name → the id carried and the name shown, from `catalog`.
+    pub(crate) fn resolve(
+        &self,
+        catalog: Catalog,
+        name: &str,
+    ) -> Result<(String, String), ResolveError> {
+        match catalog {
+            Catalog::Groups => self
+                .group(name)
+                .map(|g| (g.id.clone(), g.display_name.clone())),
+            Catalog::Licenses => self
+                .license(name)
+                .map(|l| (l.sku_id.clone(), l.sku_part_number.clone())),
+            Catalog::Vrps => self
+                .vrp(name)
+                .map(|v| (v.identity.clone(), v.identity.clone())),
+        }
+    }
+
+    /// How a person reads an id of `catalog` (the id itself where the catalog lacks it).
+    pub(crate) fn name_of(&self, catalog: Option<Catalog>, id: &str) -> String {
+        match catalog {
+            Some(Catalog::Groups) => self.group_name(id),
+            Some(Catalog::Licenses) => self.license_name(id),
+            Some(Catalog::Vrps) | None => id.to_string(),
+        }
     }
 
     /// Display name of a group ID, falling back to the ID for groups the catalog lacks.

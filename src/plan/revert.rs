@@ -1,12 +1,14 @@
 //! Revert: desired rows that put a job's successful items back as they were.
 //!
 //! The history keeps, for every item, the tenant's values of the fields the job touched
-//! (`UserPlan::before`, in sheet terms: ids for groups and licenses). Reverting is then just
-//! another sheet: each touched field set back to its old value (or cleared where it was
-//! empty), users the job created deleted, planned against the tenant as it is now — so the
-//! usual plan, drift check and apply path do the work, and the revert is reviewable.
+//! (`UserPlan::before`, keyed by attribute name, in sheet terms: ids for groups and
+//! licenses). Reverting is then just another sheet: each touched attribute set back to its
+//! old value (or cleared where it was empty, where the attribute table says it can be),
+//! users the job created deleted, planned against the tenant as it is now — so the usual
+//! plan, drift check and apply path do the work, and the revert is reviewable.
 
-use crate::model::{Country, Field, RowAction, Upn, UserSpec, E164};
+use crate::model::attr::Kind;
+use crate::model::{Attr, AttrValue, Field, RowAction, Upn, UserSpec};
 use crate::plan::model::{UserAction, UserPlan};
 use serde_json::Value;
 
@@ -42,66 +44,36 @@ pub fn revert_spec(
         field: field.to_string(),
         message,
     };
-    let text = |field: &str, v: &Value| -> Result<Option<String>, RevertError> {
-        match v {
-            Value::Null => Ok(None),
-            Value::String(s) if s.is_empty() => Ok(None),
-            Value::String(s) => Ok(Some(s.clone())),
-            other => Err(err(field, format!("expected text, found {other}"))),
-        }
-    };
-    let list = |field: &str, v: &Value| -> Result<Vec<String>, RevertError> {
-        match v {
-            Value::Null => Ok(vec![]),
-            Value::Array(a) => a
-                .iter()
-                .map(|x| {
-                    x.as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| err(field, format!("expected text in list, found {x}")))
-                })
-                .collect(),
-            other => Err(err(field, format!("expected a list, found {other}"))),
-        }
-    };
     for (field, v) in &applied.before {
-        match field.as_str() {
-            "displayName" => {
-                if let Some(s) = text(field, v)? {
-                    spec.display_name = Field::Set(s);
-                }
-            }
-            "country" => match text(field, v)? {
-                Some(s) => spec.country = Field::Set(Country::parse(&s).map_err(|m| err(field, m))?),
-                // A usage location cannot be removed through the API: say so instead of
-                // pretending the revert is complete.
-                None => warnings.push(format!(
-                    "{}: the job set a usage location where there was none; it cannot be removed and stays",
-                    applied.upn
-                )),
-            },
-            "number" => {
-                spec.number = match text(field, v)? {
-                    Some(s) => Field::Set(E164::parse_canonical(&s).map_err(|m| err(field, m))?),
-                    None => Field::Clear,
-                }
-            }
-            "vrp" => {
-                spec.vrp = match text(field, v)? {
-                    Some(s) => Field::Set(s),
-                    None => Field::Clear,
-                }
-            }
-            "groups" => spec.groups = Field::Set(list(field, v)?),
-            "licenses" => spec.licenses = Field::Set(list(field, v)?),
-            "customerLicenses" => spec.customer_licenses = Field::Set(list(field, v)?),
-            other => {
-                return Err(err(
-                    other,
-                    "unknown field in the stored before-state".into(),
-                ))
-            }
+        // A deleted resource account is recreated as the kind it was.
+        if field == "accountType" {
+            spec.account_type =
+                Some(serde_json::from_value(v.clone()).map_err(|e| err(field, e.to_string()))?);
+            continue;
         }
+        let attr = Attr::from_name(field)
+            .ok_or_else(|| err(field, "unknown field in the stored before-state".into()))?;
+        let value = match v {
+            Value::Null => None,
+            Value::String(s) if s.is_empty() => None,
+            v => Some(AttrValue::from_json(attr, v).map_err(|m| err(field, m))?),
+        };
+        let info = attr.info();
+        let put = match value {
+            Some(v) => Field::Set(v),
+            None if info.kind == Kind::List => Field::Set(AttrValue::List(vec![])),
+            None if info.clearable => Field::Clear,
+            // A value the API cannot remove (a usage location): say so instead of
+            // pretending the revert is complete.
+            None => {
+                warnings.push(format!(
+                    "{}: the job set {} where there was none; it cannot be removed and stays",
+                    applied.upn, info.noun
+                ));
+                continue;
+            }
+        };
+        spec.set(attr, put).map_err(|e| err(field, e.to_string()))?;
     }
     Ok(Some(spec))
 }
@@ -186,6 +158,25 @@ mod tests {
         .unwrap();
         assert_eq!(s.country, Field::Keep);
         assert_eq!(w.len(), 1, "{w:?}");
+    }
+
+    /// A deleted resource account's before-state names its kind: the revert recreates it
+    /// as that kind (it once failed on the unknown key).
+    #[test]
+    fn a_deleted_resource_account_comes_back_as_its_kind() {
+        let s = revert_spec(
+            &applied(
+                UserAction::Delete,
+                serde_json::json!({"displayName": "Q", "country": "BE", "number": "+3225405299",
+                    "accountType": "call-queue", "customerLicenses": []}),
+            ),
+            &mut vec![],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.account_type, Some(crate::model::AccountType::CallQueue));
+        assert_eq!(s.display_name, Field::Set("Q".into()));
+        assert_eq!(s.customer_licenses, Field::Set(vec![]));
     }
 
     #[test]

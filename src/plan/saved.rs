@@ -8,10 +8,11 @@
 //! (other users, license free counts) does not block an apply.
 
 use super::diff::{self, Ctx, Report};
-use super::model::{FieldChange, Mode, Operation, Plan, UserPlan, PLAN_FORMAT};
+use super::model::{FieldChange, Mode, Operation, Plan, UserPlan, PLAN_FORMAT, PLAN_FORMAT_MIN};
 use super::resolve::Resolver;
-use crate::connector::Capabilities;
-use crate::model::{Field, RowAction, Snapshot, TenantUser, Upn, UserSpec};
+use crate::model::{
+    Attr, AttrSet, AttrValue, Field, Profile, RowAction, Snapshot, TenantUser, Upn, UserSpec, E164,
+};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
@@ -25,7 +26,7 @@ pub enum SavedPlanError {
     #[error("{path} is not a teamsync plan: {message}")]
     Invalid { path: String, message: String },
     #[error(
-        "{path} is a plan of format {found}; this teamsync reads format {expected} (re-run `plan`)"
+        "{path} is a plan of format {found}; this teamsync reads formats 1 to {expected} (re-run `plan`)"
     )]
     Format {
         path: String,
@@ -56,7 +57,8 @@ pub fn load(path: &Path) -> Result<Plan, SavedPlanError> {
         message: e.to_string(),
     })?;
     match value.get("format").and_then(Value::as_u64) {
-        Some(f) if f == u64::from(PLAN_FORMAT) => {}
+        // Format 1 differs only in how operations are written, which they still read.
+        Some(f) if (u64::from(PLAN_FORMAT_MIN)..=u64::from(PLAN_FORMAT)).contains(&f) => {}
         Some(found) => {
             return Err(SavedPlanError::Format {
                 path: p,
@@ -77,48 +79,42 @@ pub fn load(path: &Path) -> Result<Plan, SavedPlanError> {
     })
 }
 
-fn sorted_lower(v: &[String]) -> Vec<String> {
-    let s: BTreeSet<String> = v.iter().map(|x| x.trim().to_lowercase()).collect();
-    s.into_iter().collect()
-}
-
 /// The part of a tenant record a plan for this user depends on: its identity, its number
-/// (claims and customer licenses hinge on it), and the fields its row touches (all of them
-/// for a delete, whose `before` keeps everything). Groups/VRP count only when the row
-/// touches them or the plan released a known VRP, so a fresh snapshot that happens to read
-/// more details than the original does not look like drift.
-fn user_record(up: &UserPlan, tu: Option<&TenantUser>) -> Value {
+/// (claims and customer licenses hinge on it), and the attributes its row touches (every
+/// common one for a delete, whose `before` keeps everything), in their compared form.
+/// Attributes the snapshot may not have read (groups, VRP) count only when the row touches
+/// them or the plan released a known value, so a fresh snapshot that happens to read more
+/// details than the original does not look like drift.
+pub(super) fn user_record(up: &UserPlan, tu: Option<&TenantUser>) -> Value {
     let Some(t) = tu else {
         return json!({"upn": up.upn, "absent": true});
     };
     let d = &up.desired;
     let all = d.action == RowAction::Delete;
+    let mut touched = d.touched();
+    // A number needs a Phone System license: a number change depends on the licenses.
+    if touched.contains(Attr::Number) {
+        touched = touched.with(Attr::Licenses);
+    }
     let mut r = json!({
         "upn": t.upn,
         "id": t.id,
         "number": t.number.as_ref().map(|n| n.to_string()),
         "accountType": t.account_type,
     });
-    if all || !d.display_name.is_keep() {
-        r["displayName"] = json!(t.display_name);
-    }
-    if all || !d.country.is_keep() {
-        r["country"] = json!(t.country);
-    }
-    if all || !d.licenses.is_keep() || !d.number.is_keep() {
-        r["licenses"] = json!(sorted_lower(&t.licenses));
-    }
-    if all || !d.customer_licenses.is_keep() {
-        r["customerLicenses"] = json!(sorted_lower(&t.customer_licenses));
-    }
-    if !d.groups.is_keep() || up.before.contains_key("groups") {
-        r["groups"] = json!(t.details.as_ref().map(|x| sorted_lower(&x.groups)));
-    }
-    if !d.vrp.is_keep() || up.before.contains_key("vrp") {
-        r["vrp"] = json!(t
-            .details
-            .as_ref()
-            .map(|x| x.vrp.as_ref().map(|v| v.to_lowercase())));
+    for attr in Attr::all().filter(|a| *a != Attr::Number) {
+        let info = attr.info();
+        let counts = if info.in_details {
+            touched.contains(attr) || up.before.contains_key(info.name)
+        } else {
+            touched.contains(attr) || (all && info.common)
+        };
+        if counts {
+            r[info.name] = match t.get(attr) {
+                Some(Some(v)) => v.normalised(attr).to_json(),
+                Some(None) | None => Value::Null,
+            };
+        }
     }
     r
 }
@@ -127,15 +123,18 @@ fn user_record(up: &UserPlan, tu: Option<&TenantUser>) -> Value {
 /// renamed, added or removed entry that would change a resolution changes the hash.
 fn catalog_records(snapshot: &Snapshot, users: &[UserPlan]) -> BTreeSet<String> {
     let mut names: BTreeSet<String> = BTreeSet::new();
+    let resolved = || Attr::all().filter(|a| a.info().catalog.is_some());
     for up in users {
-        let d = &up.desired;
-        for f in [&d.groups, &d.licenses] {
-            if let Field::Set(v) = f {
-                names.extend(v.iter().map(|n| n.trim().to_lowercase()));
+        for attr in resolved() {
+            match up.desired.get(attr) {
+                Field::Set(AttrValue::List(v)) => {
+                    names.extend(v.iter().map(|n| n.trim().to_lowercase()))
+                }
+                Field::Set(AttrValue::Text(n)) => {
+                    names.insert(n.trim().to_lowercase());
+                }
+                _ => {}
             }
-        }
-        if let Field::Set(v) = &d.vrp {
-            names.insert(v.trim().to_lowercase());
         }
     }
     let hit = |k: &str| names.contains(&k.trim().to_lowercase());
@@ -168,10 +167,7 @@ fn claimed_numbers(users: &[UserPlan]) -> BTreeSet<String> {
     users
         .iter()
         .flat_map(|u| u.ops.iter())
-        .filter_map(|o| match &o.op {
-            Operation::SetNumber { number: Some(n) } => Some(n.to_string()),
-            _ => None,
-        })
+        .filter_map(|o| o.op.claims_number().map(E164::to_string))
         .collect()
 }
 
@@ -207,29 +203,25 @@ pub fn fingerprint(snapshot: &Snapshot, plan_users: &[UserPlan]) -> String {
     hex::encode(h.finalize())
 }
 
-/// Every capability, except `country` when the plan's creates carry none (a backend
-/// without a country, such as PortSIP, planned them): re-planning must not ask for one.
-fn all_capabilities(plan: &Plan) -> Capabilities {
-    let country = !plan.users.iter().flat_map(|u| &u.ops).any(|o| {
-        matches!(
-            o.op,
-            crate::plan::model::Operation::Create { country: None, .. }
-        )
-    });
-    Capabilities {
-        read: true,
-        write: true,
-        create: true,
-        delete: true,
-        groups: true,
-        licenses: true,
-        vrp: true,
-        customer_licenses: true,
-        resource_accounts: true,
-        number_ranges: true,
-        country,
-        extension: true,
+/// A profile that refuses nothing the plan holds: a saved plan passed its backend's
+/// rules when it was made, and its drift report is about the tenant. Creates need what
+/// the plan's creates carry (a backend without a country, such as PortSIP, planned them
+/// without one; re-planning must not ask for one).
+fn permissive_profile(plan: &Plan) -> Profile {
+    let mut needs: Option<AttrSet> = None;
+    for o in plan.users.iter().flat_map(|u| &u.ops) {
+        if let Operation::Create { .. } = o.op {
+            let carried = o.op.attrs();
+            needs = Some(match needs {
+                None => carried,
+                Some(n) => n.iter().filter(|a| carried.contains(*a)).collect(),
+            });
+        }
     }
+    Profile::permissive(
+        "saved plan",
+        needs.unwrap_or(AttrSet::of(&[Attr::DisplayName])),
+    )
 }
 
 /// A user only a mirror run touches: no sheet row, the synthesised disable row.
@@ -258,7 +250,7 @@ pub fn check_drift(plan: &Plan, fresh: &Snapshot) -> Result<(), Vec<String>> {
     let ctx = Ctx {
         backend: &plan.backend,
         kind: plan.kind,
-        caps: all_capabilities(plan),
+        profile: permissive_profile(plan),
         resolver: Resolver::new(&fresh.catalogs),
         default_file: plan.sources.join(", "),
     };
@@ -304,13 +296,15 @@ pub fn check_drift(plan: &Plan, fresh: &Snapshot) -> Result<(), Vec<String>> {
         if !rep.errors.is_empty() {
             continue;
         }
-        // A mirror removal planned without details releases the VRP blind; a fresh read
-        // that now knows the VRP is not drift.
-        let blind_vrp = up
+        // A mirror removal planned without details releases what it never read blind; a
+        // fresh read that now knows the value is not drift.
+        let blind: BTreeSet<&str> = up
             .changes
             .iter()
-            .any(|c| c.field == "vrp" && c.old == json!(diff::VRP_NOT_READ));
-        let keep = |c: &&FieldChange| !(blind_vrp && c.field == "vrp");
+            .filter(|c| c.old == json!(diff::NOT_READ))
+            .map(|c| c.field.as_str())
+            .collect();
+        let keep = |c: &&FieldChange| !blind.contains(c.field.as_str());
         let old: Vec<String> = up.changes.iter().filter(keep).map(change_key).collect();
         let new: Vec<String> = fresh_plan
             .changes
@@ -344,7 +338,7 @@ pub fn check_drift(plan: &Plan, fresh: &Snapshot) -> Result<(), Vec<String>> {
     }
     for up in &plan.users {
         for op in &up.ops {
-            let Operation::SetNumber { number: Some(n) } = &op.op else {
+            let Some(n) = op.op.claims_number() else {
                 continue;
             };
             for h in holders.get(n).into_iter().flatten() {

@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::model::{
-    AccountType, Catalogs, Country, GroupInfo, LicenseInfo, RowOrigin, UserDetails, VrpInfo, E164,
+    AccountType, Attr, AttrValue, Catalogs, Country, GroupInfo, LicenseInfo, RowOrigin,
+    UserDetails, VrpInfo, E164,
 };
 use std::collections::HashMap;
 
@@ -19,20 +20,19 @@ fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-fn caps() -> Capabilities {
-    Capabilities {
-        read: true,
+/// A Fusion-like backend, built here rather than taken from the connector: the planner
+/// knows backends only through their profile.
+fn profile() -> Profile {
+    Profile {
         write: true,
         create: true,
         delete: true,
-        groups: true,
-        licenses: true,
-        vrp: true,
-        customer_licenses: true,
         resource_accounts: true,
-        number_ranges: false,
-        country: true,
-        extension: false,
+        attrs: AttrSet::ALL.without(Attr::Extension),
+        create_needs: AttrSet::of(&[Attr::DisplayName, Attr::Country]),
+        detail_reads: AttrSet::of(&[Attr::Groups, Attr::Vrp]),
+        need_number: AttrSet::of(&[Attr::CustomerLicenses]),
+        ..Profile::read_only("fusion")
     }
 }
 
@@ -94,8 +94,6 @@ fn catalogs() -> Catalogs {
 fn tuser(u: &str, number: Option<&str>) -> TenantUser {
     let name = u.split('@').next().unwrap();
     TenantUser {
-        id: format!("id-{name}"),
-        upn: upn(u),
         display_name: format!("{}{}", name[..1].to_uppercase(), &name[1..]),
         country: Some(be()),
         voice_enabled: number.is_some(),
@@ -110,7 +108,7 @@ fn tuser(u: &str, number: Option<&str>) -> TenantUser {
             groups: strs(&["g-all"]),
             vrp: number.map(|_| "BE-National".to_string()),
         }),
-        account_type: None,
+        ..TenantUser::new(format!("id-{name}"), upn(u))
     }
 }
 
@@ -164,14 +162,13 @@ fn alice_full(row: u64) -> UserSpec {
 fn input<'a>(specs: &'a [UserSpec], snap: &'a Snapshot) -> PlanInput<'a> {
     PlanInput {
         tenant: "demo",
-        backend: "fusion",
         mode: Mode::Upsert,
         kind: JobKind::MsUsers,
         sources: vec!["users.csv".into()],
         source_sha256: "00".repeat(32),
         specs,
         snapshot: snap,
-        capabilities: caps(),
+        profile: profile(),
         allow_removals: None,
     }
 }
@@ -201,6 +198,26 @@ fn kinds(up: &UserPlan) -> Vec<&'static str> {
     up.ops.iter().map(|o| o.op.kind()).collect()
 }
 
+/// What an operation does, without the `before` values it records: what the
+/// assertions below compare against shorthand operations.
+fn effect(op: &Operation) -> Operation {
+    let strip = |changes: &[model::AttrChange]| {
+        changes
+            .iter()
+            .map(|c| model::AttrChange {
+                before: None,
+                ..c.clone()
+            })
+            .collect()
+    };
+    match op {
+        Operation::Set { changes } => Operation::Set {
+            changes: strip(changes),
+        },
+        other => other.clone(),
+    }
+}
+
 fn ops_total(p: &Plan) -> usize {
     p.users.iter().map(|u| u.ops.len()).sum()
 }
@@ -214,57 +231,33 @@ fn apply_to(snap: &Snapshot, p: &Plan) -> Snapshot {
         for op in &up.ops {
             let idx = s.users.iter().position(|u| u.upn == up.upn);
             match &op.op {
-                Operation::Create {
-                    display_name,
-                    country,
-                    ..
-                } => s.users.push(TenantUser {
-                    id: format!("new-{}", up.upn),
-                    upn: up.upn.clone(),
-                    display_name: display_name.clone(),
-                    country: country.clone(),
-                    voice_enabled: false,
-                    number: None,
-                    licenses: vec![],
-                    customer_licenses: vec![],
-                    details: Some(UserDetails {
-                        groups: vec![],
-                        vrp: None,
-                    }),
-                    account_type: up.desired.account_type,
-                }),
+                Operation::Create { changes } => {
+                    let mut u = TenantUser {
+                        display_name: String::new(),
+                        details: Some(UserDetails {
+                            groups: vec![],
+                            vrp: None,
+                        }),
+                        account_type: up.desired.account_type,
+                        ..TenantUser::new(format!("new-{}", up.upn), up.upn.clone())
+                    };
+                    for c in changes {
+                        u.set(c.attr, c.after.clone()).unwrap();
+                    }
+                    s.users.push(u);
+                }
                 Operation::Delete => {
                     s.users.remove(idx.unwrap());
                 }
-                other => {
+                Operation::Set { changes } => {
                     let u = &mut s.users[idx.unwrap()];
-                    match other {
-                        Operation::SetProperties {
-                            display_name,
-                            country,
-                        } => {
-                            if let Some(d) = display_name {
-                                u.display_name = d.clone();
-                            }
-                            if let Some(c) = country {
-                                u.country = Some(c.clone());
-                            }
+                    for c in changes {
+                        // A released number takes the draas object, customer licenses
+                        // included, with it.
+                        if c.attr == Attr::Number && c.after.is_none() {
+                            u.customer_licenses.clear();
                         }
-                        Operation::SetLicenses { sku_ids } => u.licenses = sku_ids.clone(),
-                        Operation::SetNumber { number } => {
-                            if number.is_none() {
-                                u.customer_licenses.clear();
-                            }
-                            u.number = number.clone();
-                        }
-                        Operation::SetVrp { vrp } => u.details.as_mut().unwrap().vrp = vrp.clone(),
-                        Operation::SetGroups { group_ids } => {
-                            u.details.as_mut().unwrap().groups = group_ids.clone()
-                        }
-                        Operation::SetCustomerLicenses { skus } => {
-                            u.customer_licenses = skus.clone()
-                        }
-                        Operation::Create { .. } | Operation::Delete => unreachable!(),
+                        u.set(c.attr, c.after.clone()).unwrap();
                     }
                 }
             }
@@ -360,10 +353,8 @@ fn create_gets_all_its_operations_in_order() {
         ]
     );
     assert_eq!(
-        u.ops[4].op,
-        Operation::SetGroups {
-            group_ids: strs(&["g-sales", "g-be"])
-        }
+        effect(&u.ops[4].op),
+        Operation::set_groups(strs(&["g-sales", "g-be"]))
     );
     assert!(u.before.is_empty());
     // After a successful apply, the same sheet plans nothing.
@@ -386,10 +377,8 @@ fn list_fields_compare_as_sets_and_show_additions_and_removals() {
     let u = user(&p, "alice@contoso.com");
     assert_eq!(kinds(u), ["set_groups"]);
     assert_eq!(
-        u.ops[0].op,
-        Operation::SetGroups {
-            group_ids: strs(&["g-sales", "g-be"])
-        }
+        effect(&u.ops[0].op),
+        Operation::set_groups(strs(&["g-sales", "g-be"]))
     );
     let c = &u.changes[0];
     assert_eq!(c.field, "groups");
@@ -401,8 +390,8 @@ fn list_fields_compare_as_sets_and_show_additions_and_removals() {
     s.groups = Field::Clear;
     let p = plan(&[s], &snap).unwrap();
     assert_eq!(
-        user(&p, "alice@contoso.com").ops[0].op,
-        Operation::SetGroups { group_ids: vec![] }
+        effect(&user(&p, "alice@contoso.com").ops[0].op),
+        Operation::set_groups(vec![])
     );
 }
 
@@ -416,13 +405,11 @@ fn number_swap_is_broken_by_clearing_one_side_first() {
     let p = plan(&[a, b], &snap).unwrap();
     let (ua, ub) = (user(&p, "alice@contoso.com"), user(&p, "bob@contoso.com"));
     assert_eq!(ua.ops.len(), 2);
-    assert_eq!(ua.ops[0].op, Operation::SetNumber { number: None });
+    assert_eq!(effect(&ua.ops[0].op), Operation::set_number(None));
     assert!(ua.ops[0].awaited && ua.ops[0].after.is_empty());
     assert_eq!(
-        ua.ops[1].op,
-        Operation::SetNumber {
-            number: Some(num("+3225405201"))
-        }
+        effect(&ua.ops[1].op),
+        Operation::set_number(Some(num("+3225405201")))
     );
     assert_eq!(
         ua.ops[1].after,
@@ -629,10 +616,8 @@ fn ambiguous_group_name_lists_the_candidates() {
     s.groups = Field::Set(strs(&["g-px2"]));
     let p = plan(&[s], &snap).unwrap();
     assert_eq!(
-        user(&p, "alice@contoso.com").ops[0].op,
-        Operation::SetGroups {
-            group_ids: strs(&["g-px2"])
-        }
+        effect(&user(&p, "alice@contoso.com").ops[0].op),
+        Operation::set_groups(strs(&["g-px2"]))
     );
 }
 
@@ -766,11 +751,8 @@ fn disable_and_delete_rows() {
     let ua = user(&p, "alice@contoso.com");
     assert_eq!(ua.action, UserAction::Disable);
     assert_eq!(
-        ua.ops.iter().map(|o| o.op.clone()).collect::<Vec<_>>(),
-        vec![
-            Operation::SetNumber { number: None },
-            Operation::SetVrp { vrp: None }
-        ]
+        ua.ops.iter().map(|o| effect(&o.op)).collect::<Vec<_>>(),
+        vec![Operation::set_number(None), Operation::set_vrp(None)]
     );
     assert_eq!(ua.before["number"], "+3225405200");
     assert_eq!(ua.before["vrp"], "BE-National");
@@ -882,8 +864,8 @@ fn capability_refusals_name_field_and_backend() {
     s.groups = Field::Set(strs(&["Sales"]));
     let specs = [s];
     let mut i = input(&specs, &snap);
-    i.backend = "portsip";
-    i.capabilities.groups = false;
+    i.profile.backend = "portsip";
+    i.profile.attrs = i.profile.attrs.without(Attr::Groups);
     let errs = errors(make_plan(i));
     assert_eq!(errs.len(), 1);
     assert_eq!(errs[0].column.as_deref(), Some("groups"));
@@ -897,7 +879,7 @@ fn capability_refusals_name_field_and_backend() {
 
     // A read-only backend still plans (audit).
     let mut i = input(&specs, &snap);
-    i.capabilities.write = false;
+    i.profile.write = false;
     assert_eq!(ops_total(&make_plan(i).unwrap()), 1);
 }
 
@@ -926,7 +908,7 @@ fn detail_upns_lists_rows_touching_groups_vrp_or_disabling() {
     let mut d = spec("dave@contoso.com", 5);
     d.action = RowAction::Disable;
     assert_eq!(
-        detail_upns(&[a, b, c, d]),
+        detail_upns(&[a, b, c, d], &profile()),
         vec![
             upn("alice@contoso.com"),
             upn("carol@contoso.com"),
@@ -1095,7 +1077,7 @@ fn mirror_removals_survive_a_drift_check_that_reads_their_details() {
         ["set_number", "set_vrp"]
     );
     let desired: Vec<UserSpec> = p.users.iter().map(|u| u.desired.clone()).collect();
-    assert!(detail_upns(&desired).contains(&upn("dave@contoso.com")));
+    assert!(detail_upns(&desired, &profile()).contains(&upn("dave@contoso.com")));
 
     let fresh = snapshot(); // dave's details read this time
     assert_eq!(check_drift(&p, &fresh), Ok(()));
@@ -1310,8 +1292,9 @@ fn run_adversarially(
         let i = ready[pick(ready.len()) % ready.len()];
         let u = &p.users[i];
         let release = |holder: &mut HashMap<E164, Upn>| holder.retain(|_, h| *h != u.upn);
-        match &u.ops[next[i]].op {
-            Operation::SetNumber { number: Some(n) } => {
+        let op = &u.ops[next[i]].op;
+        match op.claims_number() {
+            Some(n) => {
                 if let Some(h) = holder.get(n) {
                     if *h != u.upn {
                         return Err(format!("{} claims {n} still linked to {h}", u.upn));
@@ -1320,8 +1303,8 @@ fn run_adversarially(
                 release(&mut holder);
                 holder.insert(n.clone(), u.upn.clone());
             }
-            Operation::SetNumber { number: None } | Operation::Delete => release(&mut holder),
-            _ => {}
+            None if op.releases_number() || matches!(op, Operation::Delete) => release(&mut holder),
+            None => {}
         }
         done.insert((u.upn.clone(), next[i]));
         next[i] += 1;
@@ -1386,9 +1369,9 @@ proptest::proptest! {
 fn country_and_extension_follow_the_capabilities() {
     let snap = snapshot();
     let portsip = |i: &mut PlanInput| {
-        i.backend = "portsip";
-        i.capabilities.country = false;
-        i.capabilities.extension = true;
+        i.profile.backend = "portsip";
+        i.profile.attrs = i.profile.attrs.without(Attr::Country).with(Attr::Extension);
+        i.profile.create_needs = AttrSet::of(&[Attr::DisplayName, Attr::Extension]);
     };
     let mut carol = spec("erin.new@contoso.com", 2);
     carol.display_name = Field::Set("Carol".into());
@@ -1399,10 +1382,8 @@ fn country_and_extension_follow_the_capabilities() {
     let p = make_plan(i).unwrap();
     let up = user(&p, "erin.new@contoso.com");
     assert_eq!(kinds(up), vec!["create"]);
-    assert!(matches!(
-        up.ops[0].op,
-        Operation::Create { country: None, .. }
-    ));
+    assert!(matches!(up.ops[0].op, Operation::Create { .. }));
+    assert!(up.ops[0].op.sets(Attr::Country).is_none());
     assert!(up.changes.iter().any(|c| c.field == "extension"));
     assert!(!up.changes.iter().any(|c| c.field == "country"));
 
@@ -1452,14 +1433,12 @@ fn auto_number_takes_the_lowest_free_number_not_named_elsewhere() {
     dave.number = Field::Set(num("+3225405290"));
     let specs = [carol, alice, dave];
     let mut i = input(&specs, &snap);
-    i.capabilities.number_ranges = true;
+    i.profile.number_ranges = true;
     let p = make_plan(i).unwrap();
     let c = user(&p, "carol@contoso.com");
     assert_eq!(
-        c.ops[0].op,
-        Operation::SetNumber {
-            number: Some(num("+3225405291"))
-        }
+        effect(&c.ops[0].op),
+        Operation::set_number(Some(num("+3225405291")))
     );
     assert_eq!(c.desired.number, Field::Set(num("+3225405291")));
     assert!(user(&p, "alice@contoso.com").ops.is_empty());
@@ -1468,7 +1447,7 @@ fn auto_number_takes_the_lowest_free_number_not_named_elsewhere() {
     let mut carol2 = spec("carol@contoso.com", 2);
     carol2.number_range = Some("BE-Brussels".into());
     let mut i2 = input(std::slice::from_ref(&carol2), &after);
-    i2.capabilities.number_ranges = true;
+    i2.profile.number_ranges = true;
     let p2 = make_plan(i2).unwrap();
     assert_eq!(ops_total(&p2), 0);
 }
@@ -1488,7 +1467,7 @@ fn auto_number_errors_name_the_row_and_the_reason() {
         auto("new2@contoso.com", 4, "Nowhere"),
     ];
     let mut i = input(&specs, &snap);
-    i.capabilities.number_ranges = true;
+    i.profile.number_ranges = true;
     let errs = errors(make_plan(i));
     let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
     assert!(
@@ -1510,4 +1489,339 @@ fn auto_number_errors_name_the_row_and_the_reason() {
         errs[0].message.contains("the fusion backend has none"),
         "{errs:?}"
     );
+}
+
+fn no_admin(s: &UserSpec) -> Vec<crate::model::RowProblem> {
+    if s.upn.local_part() == "admin" {
+        vec![crate::model::RowProblem {
+            column: "upn",
+            message: "admin is reserved".into(),
+        }]
+    } else {
+        vec![]
+    }
+}
+
+/// A PortSIP-like profile: row rules, a create-only extension, no groups or country.
+fn pbx_profile() -> Profile {
+    Profile {
+        write: true,
+        create: true,
+        attrs: AttrSet::of(&[Attr::DisplayName, Attr::Number, Attr::Extension]),
+        create_needs: AttrSet::of(&[Attr::DisplayName, Attr::Extension]),
+        create_only: AttrSet::of(&[Attr::Extension]),
+        row_rules: no_admin,
+        ..Profile::read_only("pbx")
+    }
+}
+
+/// Every backend rule comes from the profile and is checked in one pass: a sheet breaking
+/// the row rules, the carried attributes and a create-only attribute gets every error at
+/// once, and the tenant-independent ones are also found without a snapshot.
+#[test]
+fn every_backend_rule_is_reported_in_one_pass() {
+    let mut snap = snapshot();
+    snap.users[0].extension = Some("101".into());
+    let mut admin = spec("admin@contoso.com", 2);
+    admin.display_name = Field::Set("Admin".into());
+    admin.extension = Field::Set("100".into());
+    let mut alice = spec("alice@contoso.com", 3);
+    alice.extension = Field::Set("102".into());
+    let mut bob = spec("bob@contoso.com", 4);
+    bob.groups = Field::Set(strs(&["Sales"]));
+    let specs = [admin, alice, bob];
+    let mut i = input(&specs, &snap);
+    i.profile = pbx_profile();
+    let errs = errors(make_plan(i));
+    let got: Vec<(Option<u64>, Option<&str>)> =
+        errs.iter().map(|e| (e.row, e.column.as_deref())).collect();
+    assert_eq!(
+        got,
+        [
+            (Some(2), Some("upn")),
+            (Some(3), Some("extension")),
+            (Some(4), Some("groups"))
+        ],
+        "{errs:?}"
+    );
+    assert!(
+        errs[1].message.contains("has extension 101 in pbx"),
+        "{errs:?}"
+    );
+    let early = check_rows(&specs, JobKind::MsUsers, &pbx_profile());
+    let got: Vec<(Option<u64>, Option<&str>)> =
+        early.iter().map(|e| (e.row, e.column.as_deref())).collect();
+    assert_eq!(got, [(Some(2), Some("upn")), (Some(4), Some("groups"))]);
+    // The same extension, or none, is fine.
+    let mut alice = spec("alice@contoso.com", 3);
+    alice.extension = Field::Set("101".into());
+    let specs = [alice];
+    let mut i = input(&specs, &snap);
+    i.profile = pbx_profile();
+    assert_eq!(ops_total(&make_plan(i).unwrap()), 0);
+}
+
+/// Detail reads follow the profile: a backend whose list carries everything reads none.
+#[test]
+fn detail_upns_follow_the_profiles_detail_reads() {
+    let mut g = spec("a@contoso.com", 2);
+    g.groups = Field::Set(strs(&["Sales"]));
+    let mut d = spec("b@contoso.com", 3);
+    d.action = RowAction::Disable;
+    let specs = [g, d];
+    assert_eq!(detail_upns(&specs, &profile()).len(), 2);
+    let vrp_only = Profile {
+        detail_reads: AttrSet::of(&[Attr::Vrp]),
+        ..profile()
+    };
+    assert_eq!(
+        detail_upns(&specs, &vrp_only),
+        vec![upn("b@contoso.com")],
+        "groups are not a detail here; a disable still releases the VRP"
+    );
+    assert!(detail_upns(&specs, &pbx_profile()).is_empty());
+}
+
+/// Rows that touch every attribute Fusion carries, and a delete, a disable and a create.
+fn every_kind_of_row() -> Vec<UserSpec> {
+    let mut a = spec("alice@contoso.com", 2);
+    a.display_name = Field::Set("Alice Smith".into());
+    a.number = Field::Set(num("+3225405210"));
+    a.vrp = Field::Set("World-DRaaS".into());
+    a.groups = Field::Set(strs(&["Sales"]));
+    a.licenses = Field::Set(strs(&["MCOEV"]));
+    a.customer_licenses = Field::Clear;
+    let mut b = spec("bob@contoso.com", 3);
+    b.action = RowAction::Delete;
+    let mut c = spec("dave@contoso.com", 4);
+    c.action = RowAction::Disable;
+    let mut n = spec("new@contoso.com", 5);
+    n.display_name = Field::Set("New Person".into());
+    n.country = Field::Set(be());
+    n.licenses = Field::Set(strs(&["MCOEV"]));
+    n.number = Field::Set(num("+3225405250"));
+    let mut g = spec("carol@contoso.com", 6);
+    g.country = Field::Set(Country::parse("NL").unwrap());
+    vec![a, b, c, n, g]
+}
+
+/// Format 1 built the record a plan depends on field by field; the table-driven record
+/// is the same JSON, so plans saved in format 1 keep their fingerprint and apply.
+#[test]
+fn format_one_fingerprints_are_unchanged() {
+    fn sorted_lower(v: &[String]) -> Vec<String> {
+        let s: std::collections::BTreeSet<String> =
+            v.iter().map(|x| x.trim().to_lowercase()).collect();
+        s.into_iter().collect()
+    }
+    // Format 1's `user_record`, as it was.
+    fn legacy(up: &UserPlan, tu: Option<&TenantUser>) -> serde_json::Value {
+        use serde_json::json;
+        let Some(t) = tu else {
+            return json!({"upn": up.upn, "absent": true});
+        };
+        let d = &up.desired;
+        let all = d.action == RowAction::Delete;
+        let mut r = json!({
+            "upn": t.upn,
+            "id": t.id,
+            "number": t.number.as_ref().map(|n| n.to_string()),
+            "accountType": t.account_type,
+        });
+        if all || !d.display_name.is_keep() {
+            r["displayName"] = json!(t.display_name);
+        }
+        if all || !d.country.is_keep() {
+            r["country"] = json!(t.country);
+        }
+        if all || !d.licenses.is_keep() || !d.number.is_keep() {
+            r["licenses"] = json!(sorted_lower(&t.licenses));
+        }
+        if all || !d.customer_licenses.is_keep() {
+            r["customerLicenses"] = json!(sorted_lower(&t.customer_licenses));
+        }
+        if !d.groups.is_keep() || up.before.contains_key("groups") {
+            r["groups"] = json!(t.details.as_ref().map(|x| sorted_lower(&x.groups)));
+        }
+        if !d.vrp.is_keep() || up.before.contains_key("vrp") {
+            r["vrp"] = json!(t
+                .details
+                .as_ref()
+                .map(|x| x.vrp.as_ref().map(|v| v.to_lowercase())));
+        }
+        r
+    }
+    let mut snap = snapshot();
+    snap.users[3].details = None; // dave: a disable that must read details, below
+    let p = plan(&every_kind_of_row()[..2], &snap).unwrap();
+    let mut users = p.users.clone();
+    let kept = [alice_full(2)];
+    let mut i = input(&kept, &snap);
+    i.mode = Mode::Mirror;
+    i.allow_removals = Some(10);
+    users.extend(make_plan(i).unwrap().users);
+    for up in &users {
+        let tu = snap.users.iter().find(|u| u.upn == up.upn);
+        assert_eq!(saved::user_record(up, tu), legacy(up, tu), "{}", up.upn);
+    }
+    let snap = snapshot();
+    let p = plan(&every_kind_of_row(), &snap).unwrap();
+    for up in &p.users {
+        let tu = snap.users.iter().find(|u| u.upn == up.upn);
+        assert_eq!(saved::user_record(up, tu), legacy(up, tu), "{}", up.upn);
+    }
+}
+
+/// An operation as format 1 wrote it: one shape per kind.
+fn legacy_op(op: &Operation) -> serde_json::Value {
+    use serde_json::json;
+    let v = |a: Attr| op.sets(a).map(|v| v.as_ref().map(AttrValue::to_json));
+    match op {
+        Operation::Delete => json!({"op": "delete"}),
+        Operation::Create { .. } => json!({"op": "create",
+            "display_name": v(Attr::DisplayName).flatten(),
+            "country": v(Attr::Country).flatten()}),
+        Operation::Set { .. } => {
+            let mut m = serde_json::Map::new();
+            m.insert("op".into(), json!(op.kind()));
+            for (key, attr) in [
+                ("display_name", Attr::DisplayName),
+                ("country", Attr::Country),
+                ("sku_ids", Attr::Licenses),
+                ("number", Attr::Number),
+                ("vrp", Attr::Vrp),
+                ("group_ids", Attr::Groups),
+                ("skus", Attr::CustomerLicenses),
+            ] {
+                if let Some(x) = v(attr) {
+                    m.insert(key.into(), x.unwrap_or(serde_json::Value::Null));
+                }
+            }
+            serde_json::Value::Object(m)
+        }
+    }
+}
+
+/// A plan saved by format 1 loads: its operations read as the same changes (with
+/// `before` unknown), and against the same tenant it passes the drift check.
+#[test]
+fn format_one_plans_still_load() {
+    let snap = snapshot();
+    let p = plan(&every_kind_of_row(), &snap).unwrap();
+    let mut v = serde_json::to_value(&p).unwrap();
+    v["format"] = serde_json::json!(1);
+    for (u, up) in v["users"].as_array_mut().unwrap().iter_mut().zip(&p.users) {
+        for (o, planned) in u["ops"].as_array_mut().unwrap().iter_mut().zip(&up.ops) {
+            let mut old = legacy_op(&planned.op);
+            for k in ["after", "awaited"] {
+                if let Some(x) = o.get(k) {
+                    old[k] = x.clone();
+                }
+            }
+            *o = old;
+        }
+    }
+    assert!(v.to_string().contains("\"group_ids\""), "{v}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan-v1.json");
+    std::fs::write(&path, v.to_string()).unwrap();
+    let q = load(&path).unwrap();
+    for (a, b) in q.users.iter().zip(&p.users) {
+        let ea: Vec<Operation> = a.ops.iter().map(|o| effect(&o.op)).collect();
+        let eb: Vec<Operation> = b.ops.iter().map(|o| effect(&o.op)).collect();
+        assert_eq!(ea, eb, "{}", a.upn);
+        assert_eq!(a.changes, b.changes);
+    }
+    assert_eq!(check_drift(&q, &snap), Ok(()));
+}
+
+/// Operations carry what the tenant held and what it will hold: the before of each
+/// change, and for lists the members added and removed, for backends that write deltas.
+#[test]
+fn operations_carry_before_and_after() {
+    let snap = snapshot();
+    let p = plan(&every_kind_of_row(), &snap).unwrap();
+    let a = user(&p, "alice@contoso.com");
+    let groups = a
+        .ops
+        .iter()
+        .find_map(|o| o.op.change(Attr::Groups))
+        .unwrap();
+    assert_eq!(groups.before, Some(Some(AttrValue::List(strs(&["g-all"])))));
+    assert_eq!(groups.after, Some(AttrValue::List(strs(&["g-sales"]))));
+    assert_eq!(groups.delta(), Some((vec!["g-sales"], vec!["g-all"])));
+    let lic = a
+        .ops
+        .iter()
+        .find_map(|o| o.op.change(Attr::Licenses))
+        .unwrap();
+    assert_eq!(lic.delta(), Some((vec![], vec!["lic-std"])));
+    let number = a
+        .ops
+        .iter()
+        .find_map(|o| o.op.change(Attr::Number))
+        .unwrap();
+    assert_eq!(
+        number.before,
+        Some(Some(AttrValue::Number(num("+3225405200"))))
+    );
+    // Properties change together: one operation, two changes.
+    let props = &a.ops[0].op;
+    assert_eq!(props.kind(), "set_properties");
+    assert_eq!(props.attrs(), AttrSet::of(&[Attr::DisplayName]));
+    // A create starts from nothing; its own values are the create's.
+    let n = user(&p, "new@contoso.com");
+    assert_eq!(
+        n.ops[0].op.attrs(),
+        AttrSet::of(&[Attr::DisplayName, Attr::Country])
+    );
+    let lic = n.ops[1].op.change(Attr::Licenses).unwrap();
+    assert_eq!(lic.delta(), Some((vec!["lic-ev"], vec![])));
+    // A mirror removal never read its VRP: its before is unknown, so no delta.
+    let mut s = snapshot();
+    s.users[3].details = None;
+    let kept = [alice_full(2)];
+    let mut i = input(&kept, &s);
+    i.mode = Mode::Mirror;
+    i.allow_removals = Some(10);
+    let m = make_plan(i).unwrap();
+    let d = user(&m, "dave@contoso.com");
+    let vrp = d.ops.iter().find_map(|o| o.op.change(Attr::Vrp)).unwrap();
+    assert_eq!((vrp.before.clone(), vrp.after.clone()), (None, None));
+    // The JSON form names attributes: `set` and `before`.
+    let j = serde_json::to_value(&a.ops).unwrap();
+    assert_eq!(j[2]["op"], "set_number");
+    assert_eq!(j[2]["set"]["number"], "+3225405210");
+    assert_eq!(j[2]["before"]["number"], "+3225405200");
+    let back: Vec<PlannedOp> = serde_json::from_value(j).unwrap();
+    assert_eq!(back, a.ops);
+}
+
+/// A hand-edited operation whose kind does not match what it sets is refused, not run.
+#[test]
+fn an_operation_must_match_its_kind() {
+    let bad = serde_json::json!({"op": "set_number", "set": {"vrp": null}});
+    assert!(serde_json::from_value::<Operation>(bad).is_err());
+    let bad = serde_json::json!({"op": "set_number", "set": {"number": 12}});
+    assert!(serde_json::from_value::<Operation>(bad).is_err());
+    let bad = serde_json::json!({"op": "set_nothing", "number": null});
+    assert!(serde_json::from_value::<Operation>(bad).is_err());
+}
+
+/// A PortSIP-like create carries its extension (the request needs it), not the row.
+#[test]
+fn a_create_carries_the_values_its_request_needs() {
+    let snap = snapshot();
+    let mut e = spec("erin.new@contoso.com", 2);
+    e.display_name = Field::Set("Erin".into());
+    e.extension = Field::Set("0105".into());
+    e.number = Field::Set(num("+3225405260"));
+    let specs = [e];
+    let mut i = input(&specs, &snap);
+    i.profile = pbx_profile();
+    let p = make_plan(i).unwrap();
+    let u = user(&p, "erin.new@contoso.com");
+    assert_eq!(kinds(u), ["create", "set_number"]);
+    assert_eq!(u.ops[0].op.sets_text(Attr::Extension), Some("0105"));
+    assert_eq!(u.ops[0].op.sets_text(Attr::DisplayName), Some("Erin"));
 }

@@ -13,23 +13,19 @@ use super::format::{changes_of, changes_summary, sheet_cell};
 use super::model::{ReportItem, ReportJob};
 use super::sheet_out;
 use super::ReportError;
+use crate::sheet::header::Column;
 use rust_xlsxwriter::{Color, Format, FormatBorder, Workbook};
 use serde_json::{json, Value};
 
 /// Input-sheet columns a stored desired row can hold, in the order `tenant export` and the
-/// README use. Only the ones present in at least one exported row are written.
-const DATA_COLUMNS: [&str; 10] = [
-    "displayName",
-    "number",
-    "country",
-    "vrp",
-    "groups",
-    "licenses",
-    "customerLicenses",
-    "accountType",
-    "template",
-    "action",
-];
+/// README use: every sheet column but `upn`, derived from the attribute table, so a new
+/// column reaches the retry sheet (which once dropped `extension`). Only the ones present
+/// in at least one exported row are written.
+pub(crate) fn data_columns() -> impl Iterator<Item = &'static str> {
+    Column::all()
+        .filter(|c| *c != Column::Upn)
+        .map(Column::name)
+}
 
 /// Columns a full report sheet puts before the data columns.
 const REPORT_COLUMNS: [&str; 5] = ["upn", "status", "error_code", "error_reason", "changes"];
@@ -55,9 +51,7 @@ fn table(items: &[ReportItem], failed_only: bool) -> Table {
         .iter()
         .filter(|i| !failed_only || i.status == "error")
         .collect();
-    let data_columns: Vec<&str> = DATA_COLUMNS
-        .iter()
-        .copied()
+    let data_columns: Vec<&str> = data_columns()
         .filter(|c| items.iter().any(|i| states(&i.data, c)))
         .collect();
     let data_cells = |i: &ReportItem| -> Vec<String> {
@@ -357,6 +351,30 @@ mod tests {
                 ]
             ]
         );
+    }
+
+    /// The retry sheet of a PortSIP job keeps `extension`: without it a failed create
+    /// could not be retried (PortSIP needs an extension to create a user).
+    #[test]
+    fn portsip_retry_sheet_keeps_extension() {
+        let it = item(
+            1,
+            "carol.new@contoso.com",
+            "error",
+            json!({"upn": "carol.new@contoso.com", "displayName": "Carol",
+                   "number": "+3225405202", "extension": "0103", "action": "upsert"}),
+        );
+        let rows = read_back(&items_csv(&job(), std::slice::from_ref(&it), true));
+        assert_eq!(
+            rows,
+            vec![
+                vec!["upn", "displayName", "number", "extension"],
+                vec!["carol.new@contoso.com", "Carol", "+3225405202", "0103"]
+            ]
+        );
+        let retry = xlsx_cells(items_xlsx(&job(), &[it], true).unwrap(), "Retry");
+        assert_eq!(retry[0][3], "extension");
+        assert_eq!(retry[1][3], "0103", "leading zero kept: the cell is text");
     }
 
     #[test]

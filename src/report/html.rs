@@ -35,20 +35,6 @@ const ITEM_STATUSES: [(&str, &str); 5] = [
     ("running", "Running"),
 ];
 
-/// Desired-row keys shown under "Requested row" for failed items, in sheet order.
-const REQUESTED_FIELDS: [&str; 10] = [
-    "displayName",
-    "number",
-    "country",
-    "vrp",
-    "groups",
-    "licenses",
-    "customerLicenses",
-    "accountType",
-    "template",
-    "action",
-];
-
 /// `'sha256-…'` CSP source for an inline element whose text is exactly `text`.
 fn csp_hash(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
@@ -147,10 +133,11 @@ fn item_view(item: &ReportItem) -> ItemView {
         })
         .collect();
     let requested = if item.status == "error" {
-        REQUESTED_FIELDS
-            .iter()
+        // Desired-row keys in sheet order (the sheet's own columns, from the attribute
+        // table), so a new column shows up here without a list to keep in step.
+        super::export::data_columns()
             .filter_map(|f| {
-                let v = item.data.get(*f)?;
+                let v = item.data.get(f)?;
                 let shown = if is_none(v) {
                     "(clear)".to_string()
                 } else {

@@ -495,7 +495,7 @@ async fn run_tenant(
 ) -> Result<(Option<Plan>, Option<JobOutcome>), RunError> {
     let stop = &session.stop;
     let name = tenant.name.as_str();
-    if !tenant.connector.capabilities().write {
+    if !tenant.connector.profile().write {
         return Err(Failure::new(
             FailKind::Unsupported,
             name,
@@ -515,7 +515,7 @@ async fn run_tenant(
         ),
         (_, Some(p), _) => {
             let specs: Vec<UserSpec> = p.users.iter().map(|u| u.desired.clone()).collect();
-            let fresh = unless_stopped(stop, name, snapshot(tenant, &specs)).await?;
+            let fresh = unless_stopped(stop, name, snapshot(tenant, &specs, p.kind)).await?;
             if let Err(drift) = plan::check_drift(&p, &fresh) {
                 let file = match &req.source {
                     Source::SavedPlan(f) => f.display().to_string(),
@@ -540,21 +540,21 @@ async fn run_tenant(
             if specs.is_empty() {
                 return Err(RunError::NothingToResume(bulk_id));
             }
-            let snap = unless_stopped(stop, name, snapshot(tenant, &specs)).await?;
             let row = history
                 .get_job(&bulk_id.to_string())
                 .map_err(RunError::History)?
                 .ok_or_else(|| RunError::Usage(format!("job {bulk_id} disappeared")))?;
+            let kind = stored_kind(&row.kind);
+            let snap = unless_stopped(stop, name, snapshot(tenant, &specs, kind)).await?;
             let p = make_plan(PlanInput {
                 tenant: name,
-                backend: tenant.connector.backend(),
                 mode: plan::Mode::Upsert,
-                kind: stored_kind(&row.kind),
+                kind,
                 sources: vec![row.source.clone()],
                 source_sha256: row.source_sha256.clone(),
                 specs: &specs,
                 snapshot: &snap,
-                capabilities: tenant.connector.capabilities(),
+                profile: tenant.connector.profile(),
                 allow_removals: None,
             })?;
             (p, JobTarget::Resume(bulk_id))

@@ -10,7 +10,7 @@ use crate::config::{BackendKind, Config, TenantConfig};
 use crate::connect::Tenant;
 use crate::connector::ConnectorError;
 use crate::history::FailKind;
-use crate::model::{Diagnostic, Snapshot, UserSpec};
+use crate::model::{Diagnostic, JobKind, Snapshot, UserSpec};
 use crate::plan::{self, Plan, PlanInput};
 use crate::template::TemplateSet;
 use crate::validate::{validate_files, SheetOptions, Validated};
@@ -162,41 +162,19 @@ pub fn connector_failure(tenant: &str, e: ConnectorError) -> RunError {
     Failure::new(kind, tenant, format!("tenant {tenant}: {e}")).into()
 }
 
-/// Rows breaking the backend's own rules ([`crate::connector::Connector::check_spec`],
-/// and with a snapshot [`crate::connector::Connector::check_existing`]) are plan errors.
-fn check_backend_rules(
-    tenant: &Tenant,
-    specs: &[UserSpec],
-    snap: Option<&Snapshot>,
-) -> Result<(), RunError> {
-    let by_upn: std::collections::HashMap<_, _> = snap
-        .map(|s| s.users.iter().map(|u| (&u.upn, u)).collect())
-        .unwrap_or_default();
-    let c = &tenant.connector;
-    let errors: Vec<Diagnostic> = specs
-        .iter()
-        .flat_map(|s| {
-            let problems = match (snap, by_upn.get(&s.upn)) {
-                (None, _) => c.check_spec(s),
-                (Some(_), Some(cur)) => c.check_existing(s, cur),
-                (Some(_), None) => vec![],
-            };
-            problems.into_iter().map(move |p| Diagnostic {
-                file: s
-                    .origin
-                    .as_ref()
-                    .map(|o| o.file.to_string())
-                    .unwrap_or_else(|| "<sheet>".into()),
-                row: s.origin.as_ref().map(|o| o.row),
-                column: Some(p.column.to_string()),
-                message: format!("{}: {}", s.upn, p.message),
-            })
-        })
-        .collect();
-    if errors.is_empty() {
+/// Rows the backend's own rules refuse (PortSIP's reserved account names) stop the run
+/// before any request is sent, with every problem the sheet has that needs no tenant data
+/// ([`plan::check_rows`]) as plan errors. Otherwise the planner reports those problems
+/// together with the ones only the tenant can tell.
+fn check_backend_rules(tenant: &Tenant, specs: &[UserSpec], kind: JobKind) -> Result<(), RunError> {
+    let profile = tenant.connector.profile();
+    if specs.iter().all(|s| profile.row_problems(s).is_empty()) {
         return Ok(());
     }
-    Err(plan_errors(&tenant.name, errors))
+    Err(plan_errors(
+        &tenant.name,
+        plan::check_rows(specs, kind, &profile),
+    ))
 }
 
 fn plan_errors(tenant: &str, errors: Vec<Diagnostic>) -> RunError {
@@ -209,12 +187,15 @@ fn plan_errors(tenant: &str, errors: Vec<Diagnostic>) -> RunError {
     .into()
 }
 
-/// Reads what the plan of `specs` needs from the tenant. The backend's own row rules are
-/// checked first, so a refused row costs no request, and its rules on existing users
-/// right after the read.
-pub async fn snapshot(tenant: &Tenant, specs: &[UserSpec]) -> Result<Snapshot, RunError> {
-    check_backend_rules(tenant, specs, None)?;
-    let detail = plan::detail_upns(specs);
+/// Reads what the plan of `specs` (a sheet of `kind`) needs from the tenant. The
+/// backend's own row rules are checked first, so a row it refuses costs no request.
+pub async fn snapshot(
+    tenant: &Tenant,
+    specs: &[UserSpec],
+    kind: JobKind,
+) -> Result<Snapshot, RunError> {
+    check_backend_rules(tenant, specs, kind)?;
+    let detail = plan::detail_upns(specs, &tenant.connector.profile());
     let t0 = std::time::Instant::now();
     let snap = tenant
         .connector
@@ -228,7 +209,6 @@ pub async fn snapshot(tenant: &Tenant, specs: &[UserSpec]) -> Result<Snapshot, R
         snap.requests,
         t0.elapsed().as_secs_f64()
     );
-    check_backend_rules(tenant, specs, Some(&snap))?;
     Ok(snap)
 }
 
@@ -256,17 +236,16 @@ pub(crate) async fn plan_validated(
     v: &Validated,
 ) -> Result<Plan, RunError> {
     let paths = vec![sheet.path.clone()];
-    let snap = snapshot(tenant, &v.specs).await?;
+    let snap = snapshot(tenant, &v.specs, v.kind).await?;
     make_plan(PlanInput {
         tenant: &tenant.name,
-        backend: tenant.connector.backend(),
         mode: sheet.mode,
         kind: v.kind,
         sources: paths.iter().map(|p| p.display().to_string()).collect(),
         source_sha256: sources_sha256(&paths)?,
         specs: &v.specs,
         snapshot: &snap,
-        capabilities: tenant.connector.capabilities(),
+        profile: tenant.connector.profile(),
         allow_removals: sheet.allow_removals,
     })
 }

@@ -14,7 +14,8 @@
 //! `phonenumber` crate, called under `catch_unwind` since it parses text from outside).
 
 use super::Cell;
-use crate::model::{AccountType, Country, Field, RowAction, Upn, E164};
+use crate::model::attr::{AttrValue, Kind};
+use crate::model::{AccountType, Attr, Country, Field, RowAction, Upn, E164};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// A cell after apostrophe stripping and trimming.
@@ -57,7 +58,34 @@ pub fn text(cell: &Cell) -> Result<Field<String>, String> {
 }
 
 fn no_clear(field: &str) -> String {
-    format!("{field} cannot be cleared: `-` is only allowed in number, vrp, groups, licenses and customerLicenses")
+    format!(
+        "{field} cannot be cleared: `-` is only allowed in {}",
+        Attr::names_where(|i| i.clearable)
+    )
+}
+
+/// An attribute's cell, parsed by the attribute's kind (`model::attr`): so a new column
+/// needs no parser of its own unless its kind is new. `country` is the row's (or its
+/// template's), which a national number needs; `warnings` collects readings worth a word
+/// (`UK` read as `GB`, a number's lost `+`).
+pub fn attr(
+    cell: &Cell,
+    attr: Attr,
+    country: Option<&Country>,
+    warnings: &mut Vec<String>,
+) -> Result<Field<AttrValue>, String> {
+    let info = attr.info();
+    let field = match info.kind {
+        Kind::Text => text(cell)?.map(AttrValue::Text),
+        Kind::Digits { min, max } => digits(cell, info.name, min, max)?.map(AttrValue::Text),
+        Kind::List => list(cell)?.map(AttrValue::List),
+        Kind::Country => self::country(cell, warnings)?.map(AttrValue::Country),
+        Kind::Number => number(cell, country, warnings)?.map(AttrValue::Number),
+    };
+    match field {
+        Field::Clear if !info.clearable => Err(no_clear(info.name)),
+        other => Ok(other),
+    }
 }
 
 /// The `upn` cell: required.
@@ -135,23 +163,20 @@ pub fn split_list(t: &str) -> Vec<String> {
     out
 }
 
-/// The `extension` cell: 3 to 64 digits (PortSIP's `[0-9]{3,64}`). A numeric Excel cell
-/// is read as its digits; leading zeros it lost cannot be restored, so format the
-/// column as text when extensions start with 0.
-pub fn extension(cell: &Cell) -> Result<Field<String>, String> {
+/// A digits cell (`extension`: PortSIP's `[0-9]{3,64}`). A numeric Excel cell is read as
+/// its digits; leading zeros it lost cannot be restored, so format the column as text
+/// when the values start with 0.
+fn digits(cell: &Cell, name: &str, min: usize, max: usize) -> Result<Field<String>, String> {
     match text(cell)? {
-        Field::Keep => Ok(Field::Keep),
-        Field::Clear => Err(no_clear("extension")),
-        Field::Set(t) => {
-            if (3..=64).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit()) {
-                Ok(Field::Set(t))
-            } else {
-                Err(format!(
-                    "extension {:?} must be 3 to 64 digits (0-9 only)",
-                    truncate_chars(&t, 70)
-                ))
-            }
+        Field::Set(t)
+            if !((min..=max).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit())) =>
+        {
+            Err(format!(
+                "{name} {:?} must be {min} to {max} digits (0-9 only)",
+                truncate_chars(&t, 70)
+            ))
         }
+        other => Ok(other),
     }
 }
 

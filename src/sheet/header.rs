@@ -1,7 +1,7 @@
 //! Header mapping: which column holds which field.
 //!
 //! Names are matched case- and whitespace-insensitively (`User Principal Name` =
-//! `userPrincipalName`), with the aliases of DESIGN.md's sheet table. An unknown column is
+//! `userPrincipalName`), with the names and aliases of the attribute table (`model::attr`). An unknown column is
 //! an error unless the caller asks to ignore unknown columns (then it is a warning), because
 //! a misspelt `numbr` column silently ignored would leave every number unchanged. Two
 //! columns for one field (`name` and `displayName`) are an error: which one wins would be a
@@ -9,84 +9,60 @@
 //! value under it is reported by the validator.
 
 use super::{column_letter, Cell, Row};
+use crate::model::Attr;
 use std::fmt;
 
-/// A field a sheet column can hold.
+/// What a sheet column holds: a user attribute (the table in `model::attr` names them and
+/// their aliases), or one of the control columns that say which user and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Column {
     Upn,
-    DisplayName,
-    Number,
-    Country,
-    Vrp,
-    Groups,
-    Licenses,
-    CustomerLicenses,
-    Template,
+    Attr(Attr),
     AccountType,
+    Template,
     Action,
-    /// PBX extension number (PortSIP).
-    Extension,
 }
 
 impl Column {
-    pub const ALL: [Column; 12] = [
-        Column::Upn,
-        Column::DisplayName,
-        Column::Number,
-        Column::Country,
-        Column::Vrp,
-        Column::Groups,
-        Column::Licenses,
-        Column::CustomerLicenses,
-        Column::Template,
-        Column::AccountType,
-        Column::Action,
-        Column::Extension,
-    ];
+    /// Every column, in the order our exports write them: the key, the attributes in
+    /// table order, then the control columns.
+    pub fn all() -> impl Iterator<Item = Column> {
+        std::iter::once(Column::Upn)
+            .chain(Attr::all().map(Column::Attr))
+            .chain([Column::AccountType, Column::Template, Column::Action])
+    }
 
     /// Canonical header name, as our own exports write it.
     pub fn name(self) -> &'static str {
         match self {
             Column::Upn => "upn",
-            Column::DisplayName => "displayName",
-            Column::Number => "number",
-            Column::Country => "country",
-            Column::Vrp => "vrp",
-            Column::Groups => "groups",
-            Column::Licenses => "licenses",
-            Column::CustomerLicenses => "customerLicenses",
-            Column::Template => "template",
+            Column::Attr(a) => a.name(),
             Column::AccountType => "accountType",
+            Column::Template => "template",
             Column::Action => "action",
-            Column::Extension => "extension",
         }
     }
 
-    /// Accepted spellings, already folded (lowercase, no whitespace).
+    /// Spellings accepted besides the canonical name, already folded (lowercase, no
+    /// whitespace).
     fn aliases(self) -> &'static [&'static str] {
         match self {
-            Column::Upn => &["upn", "userprincipalname", "user"],
-            Column::DisplayName => &["displayname", "name"],
-            Column::Number => &["number", "phonenumber", "lineuri", "phone"],
-            Column::Country => &["country", "location", "usagelocation"],
-            Column::Vrp => &["vrp", "voiceroutingpolicy", "onlinevoiceroutingpolicy"],
-            Column::Groups => &["groups"],
-            Column::Licenses => &["licenses"],
-            Column::CustomerLicenses => &["customerlicenses"],
-            Column::Template => &["template"],
-            Column::AccountType => &["accounttype"],
-            Column::Action => &["action"],
-            Column::Extension => &["extension", "extensionnumber"],
+            Column::Upn => &["userprincipalname", "user"],
+            Column::Attr(a) => a.info().aliases,
+            Column::AccountType | Column::Template | Column::Action => &[],
         }
     }
 
     /// The field a header cell names, if any.
     pub fn from_header(raw: &str) -> Option<Column> {
         let folded = fold(raw);
-        Column::ALL
-            .into_iter()
-            .find(|c| c.aliases().contains(&folded.as_str()))
+        Column::all().find(|c| fold(c.name()) == folded || c.aliases().contains(&folded.as_str()))
+    }
+}
+
+impl From<Attr> for Column {
+    fn from(a: Attr) -> Column {
+        Column::Attr(a)
     }
 }
 
@@ -160,7 +136,10 @@ impl HeaderMap {
                     }
                 }
                 None => {
-                    let known = Column::ALL.map(Column::name).join(", ");
+                    let known = Column::all()
+                        .map(Column::name)
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     let p = HeaderProblem {
                         column: Some(i),
                         message: if ignore_unknown_columns {
@@ -262,23 +241,47 @@ mod tests {
         );
         assert_eq!(
             Column::from_header(" DISPLAYNAME "),
-            Some(Column::DisplayName)
+            Some(Column::Attr(Attr::DisplayName))
         );
-        assert_eq!(Column::from_header("LineURI"), Some(Column::Number));
-        assert_eq!(Column::from_header("Usage Location"), Some(Column::Country));
+        assert_eq!(
+            Column::from_header("LineURI"),
+            Some(Column::Attr(Attr::Number))
+        );
+        assert_eq!(
+            Column::from_header("Usage Location"),
+            Some(Column::Attr(Attr::Country))
+        );
         assert_eq!(
             Column::from_header("OnlineVoiceRoutingPolicy"),
-            Some(Column::Vrp)
+            Some(Column::Attr(Attr::Vrp))
         );
         assert_eq!(
             Column::from_header("customer licenses"),
-            Some(Column::CustomerLicenses)
+            Some(Column::Attr(Attr::CustomerLicenses))
         );
         assert_eq!(
             Column::from_header("Account Type"),
             Some(Column::AccountType)
         );
         assert_eq!(Column::from_header("numbr"), None);
+    }
+
+    #[test]
+    fn every_attribute_is_a_column_under_its_name_and_aliases() {
+        for info in crate::model::attr::ATTRS {
+            let col = Some(Column::Attr(info.attr));
+            assert_eq!(Column::from_header(info.name), col);
+            for a in info.aliases {
+                assert_eq!(Column::from_header(a), col, "{a}");
+            }
+        }
+        assert_eq!(
+            Column::from_header("Extension Number"),
+            Some(Column::Attr(Attr::Extension))
+        );
+        let names: Vec<&str> = Column::all().map(Column::name).collect();
+        assert_eq!(names.first(), Some(&"upn"));
+        assert_eq!(names.len(), crate::model::attr::ATTRS.len() + 4);
     }
 
     #[test]
@@ -298,7 +301,7 @@ mod tests {
         let (map, errs, warns) = HeaderMap::map(&header(&["upn", "Notes", "", "phone"]), true);
         assert!(errs.is_empty());
         assert_eq!(warns.len(), 1);
-        assert_eq!(map.index_of(Column::Number), Some(3));
+        assert_eq!(map.index_of(Column::Attr(Attr::Number)), Some(3));
         assert_eq!(map.label(3), "phone (D)");
         assert_eq!(map.label(2), "C");
         assert_eq!(map.field_at(1), None);

@@ -158,9 +158,7 @@ fn plan(users: Vec<UserPlan>) -> Plan {
 }
 
 fn set_vrp(v: &str) -> Operation {
-    Operation::SetVrp {
-        vrp: Some(v.into()),
-    }
+    Operation::set_vrp(Some(v.into()))
 }
 
 /// Users with a number and a VRP: change each one's VRP (one PUT each).
@@ -197,10 +195,8 @@ async fn a_number_swap_and_a_new_user_with_replication_delay() {
     let mut a = user_plan(
         alice,
         ops(vec![
-            Operation::SetNumber { number: None },
-            Operation::SetNumber {
-                number: Some(n_bob.clone()),
-            },
+            Operation::set_number(None),
+            Operation::set_number(Some(n_bob.clone())),
         ]),
     );
     a.ops[0].awaited = true;
@@ -208,12 +204,7 @@ async fn a_number_swap_and_a_new_user_with_replication_delay() {
         upn: bob.upn.clone(),
         index: 0,
     }];
-    let mut b = user_plan(
-        bob,
-        ops(vec![Operation::SetNumber {
-            number: Some(n_alice.clone()),
-        }]),
-    );
+    let mut b = user_plan(bob, ops(vec![Operation::set_number(Some(n_alice.clone()))]));
     b.ops[0].awaited = true;
     b.ops[0].after = vec![OpRef {
         upn: alice.upn.clone(),
@@ -227,17 +218,9 @@ async fn a_number_swap_and_a_new_user_with_replication_delay() {
         origin: None,
         changes: vec![],
         ops: ops(vec![
-            Operation::Create {
-                display_name: "New Hire".into(),
-                country: Some(Country::parse("BE").unwrap()),
-                customer_licenses: vec![],
-            },
-            Operation::SetLicenses {
-                sku_ids: vec![t.sku("STANDARDPACK"), t.sku("MCOEV")],
-            },
-            Operation::SetNumber {
-                number: Some(num("+3225405209")),
-            },
+            Operation::create_user("New Hire".into(), Some(Country::parse("BE").unwrap())),
+            Operation::set_licenses(vec![t.sku("STANDARDPACK"), t.sku("MCOEV")]),
+            Operation::set_number(Some(num("+3225405209"))),
             set_vrp("BE-National"),
         ]),
         before: Default::default(),
@@ -328,14 +311,8 @@ async fn injected_faults_and_lost_answers_are_retried_to_success() {
             origin: None,
             changes: vec![],
             ops: ops(vec![
-                Operation::Create {
-                    display_name: format!("Temp {i}"),
-                    country: Some(Country::parse("BE").unwrap()),
-                    customer_licenses: vec![],
-                },
-                Operation::SetLicenses {
-                    sku_ids: vec![t.sku("MCOEV")],
-                },
+                Operation::create_user(format!("Temp {i}"), Some(Country::parse("BE").unwrap())),
+                Operation::set_licenses(vec![t.sku("MCOEV")]),
             ]),
             before: Default::default(),
         });

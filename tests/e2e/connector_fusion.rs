@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use teamsync::connector::fusion::{FusionConnector, FusionSettings, TokenSource};
 use teamsync::connector::retry::RetryPolicy;
 use teamsync::connector::{Connector, ConnectorError, Gate, Step};
-use teamsync::model::{Country, Upn, UserSpec, E164};
+use teamsync::model::{Attr, AttrValue, Country, Upn, UserSpec, E164};
 use teamsync::plan::model::{Operation, PlannedOp, UserAction, UserPlan};
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -234,12 +234,7 @@ async fn server_errors_are_retryable_and_send_tries_once() {
             .respond_with(ResponseTemplate::new(code).set_body_string("<html>oops</html>"))
             .mount(&server)
             .await;
-        let u = plan(
-            Some(id),
-            vec![Operation::SetVrp {
-                vrp: Some("Global".into()),
-            }],
-        );
+        let u = plan(Some(id), vec![Operation::set_vrp(Some("Global".into()))]);
         let steps = c.steps(&u);
         let mut uid = u.user_id.clone();
         let e = c.send(&u, &mut uid, &steps[0]).await.unwrap_err();
@@ -334,9 +329,9 @@ async fn a_400_with_the_error_body_is_rejected_with_code_and_reason() {
         .await;
     let u = plan(
         Some("u1"),
-        vec![Operation::SetNumber {
-            number: Some(E164::parse_canonical("+3225405200").unwrap()),
-        }],
+        vec![Operation::set_number(Some(
+            E164::parse_canonical("+3225405200").unwrap(),
+        ))],
     );
     let mut uid = u.user_id.clone();
     let e = c.send(&u, &mut uid, &c.steps(&u)[0]).await.unwrap_err();
@@ -784,20 +779,20 @@ async fn create_posts_username_and_domain_and_fills_the_user_id() {
     let u = plan(
         None,
         vec![
-            Operation::Create {
-                display_name: "Jane Doe".into(),
-                country: Some(Country::parse("BE").unwrap()),
-                customer_licenses: vec!["Call-Bundle".into()],
-            },
-            Operation::SetLicenses {
-                sku_ids: vec!["sku-e1".into()],
-            },
-            Operation::SetNumber {
-                number: Some(E164::parse_canonical("+3225405200").unwrap()),
-            },
-            Operation::SetVrp {
-                vrp: Some("Global".into()),
-            },
+            Operation::create([
+                (Attr::DisplayName, AttrValue::Text("Jane Doe".into())),
+                (
+                    Attr::Country,
+                    AttrValue::Country(Country::parse("BE").unwrap()),
+                ),
+                (
+                    Attr::CustomerLicenses,
+                    AttrValue::List(vec!["Call-Bundle".into()]),
+                ),
+            ]),
+            Operation::set_licenses(vec!["sku-e1".into()]),
+            Operation::set_number(Some(E164::parse_canonical("+3225405200").unwrap())),
+            Operation::set_vrp(Some("Global".into())),
         ],
     );
     let steps = c.steps(&u);
@@ -819,11 +814,10 @@ async fn a_create_answer_without_id_is_retryable() {
         .await;
     let u = plan(
         None,
-        vec![Operation::Create {
-            display_name: "J".into(),
-            country: Some(Country::parse("BE").unwrap()),
-            customer_licenses: vec![],
-        }],
+        vec![Operation::create_user(
+            "J".into(),
+            Some(Country::parse("BE").unwrap()),
+        )],
     );
     let mut uid = None;
     let e = c.send(&u, &mut uid, &c.steps(&u)[0]).await.unwrap_err();
@@ -834,12 +828,7 @@ async fn a_create_answer_without_id_is_retryable() {
 #[tokio::test]
 async fn an_update_without_user_id_is_a_config_error_and_sends_nothing() {
     let (server, c, _) = setup().await;
-    let u = plan(
-        None,
-        vec![Operation::SetGroups {
-            group_ids: vec!["g1".into()],
-        }],
-    );
+    let u = plan(None, vec![Operation::set_groups(vec!["g1".into()])]);
     let mut uid = None;
     let e = c
         .send(
@@ -999,12 +988,9 @@ async fn resource_accounts_join_the_snapshot_and_are_written_through_their_own_e
     let mut u = plan(
         Some("r1"),
         vec![
-            Operation::SetProperties {
-                display_name: Some("Main queue".into()),
-                country: None,
-            },
-            Operation::SetNumber { number: None },
-            Operation::SetLicenses { sku_ids: vec![] },
+            Operation::set_properties(Some("Main queue".into()), None),
+            Operation::set_number(None),
+            Operation::set_licenses(vec![]),
             Operation::Delete,
         ],
     );
@@ -1058,21 +1044,11 @@ async fn without_a_snapshot_the_first_write_learns_which_ids_are_resource_accoun
         .expect(1)
         .mount(&server)
         .await;
-    let mut ra = plan(
-        Some("r1"),
-        vec![Operation::SetVrp {
-            vrp: Some("Global".into()),
-        }],
-    );
+    let mut ra = plan(Some("r1"), vec![Operation::set_vrp(Some("Global".into()))]);
     ra.upn = Upn::parse("queue@contoso.com").unwrap();
     let mut uid = ra.user_id.clone();
     c.send(&ra, &mut uid, &c.steps(&ra)[0]).await.unwrap();
-    let user = plan(
-        Some("u1"),
-        vec![Operation::SetVrp {
-            vrp: Some("Global".into()),
-        }],
-    );
+    let user = plan(Some("u1"), vec![Operation::set_vrp(Some("Global".into()))]);
     let mut uid = user.user_id.clone();
     c.send(&user, &mut uid, &c.steps(&user)[0]).await.unwrap();
 }
@@ -1118,17 +1094,9 @@ async fn a_created_resource_account_is_found_by_upn_before_its_next_write() {
     let mut u = plan(
         None,
         vec![
-            Operation::Create {
-                display_name: "Reception".into(),
-                country: Some(Country::parse("BE").unwrap()),
-                customer_licenses: vec![],
-            },
-            Operation::SetNumber {
-                number: Some(E164::parse_canonical("+3225405239").unwrap()),
-            },
-            Operation::SetVrp {
-                vrp: Some("Global".into()),
-            },
+            Operation::create_user("Reception".into(), Some(Country::parse("BE").unwrap())),
+            Operation::set_number(Some(E164::parse_canonical("+3225405239").unwrap())),
+            Operation::set_vrp(Some("Global".into())),
         ],
     );
     u.desired.account_type = Some(teamsync::model::AccountType::AutoAttendant);
@@ -1339,26 +1307,12 @@ mod against_sim {
         let mut u = plan(
             None,
             vec![
-                Operation::Create {
-                    display_name: "Jane Doe".into(),
-                    country: Some(Country::parse("BE").unwrap()),
-                    customer_licenses: vec![],
-                },
-                Operation::SetLicenses {
-                    sku_ids: vec![MCOEV.into(), E1.into()],
-                },
-                Operation::SetNumber {
-                    number: Some(E164::parse_canonical("+3225400001").unwrap()),
-                },
-                Operation::SetVrp {
-                    vrp: Some("Global".into()),
-                },
-                Operation::SetGroups {
-                    group_ids: vec!["g-all".into(), "g-be".into()],
-                },
-                Operation::SetCustomerLicenses {
-                    skus: vec!["Call-Bundle".into()],
-                },
+                Operation::create_user("Jane Doe".into(), Some(Country::parse("BE").unwrap())),
+                Operation::set_licenses(vec![MCOEV.into(), E1.into()]),
+                Operation::set_number(Some(E164::parse_canonical("+3225400001").unwrap())),
+                Operation::set_vrp(Some("Global".into())),
+                Operation::set_groups(vec!["g-all".into(), "g-be".into()]),
+                Operation::set_customer_licenses(vec!["Call-Bundle".into()]),
             ],
         );
         u.action = UserAction::Create;
@@ -1418,18 +1372,14 @@ mod against_sim {
         let u = plan(
             Some(&id),
             vec![
-                Operation::SetProperties {
-                    display_name: Some("Renamed".into()),
-                    country: Some(Country::parse("NL").unwrap()),
-                },
-                Operation::SetLicenses {
-                    sku_ids: vec![MCOEV.into(), E1.into()],
-                },
-                Operation::SetNumber { number: None },
-                Operation::SetVrp { vrp: None },
-                Operation::SetGroups {
-                    group_ids: vec!["g-be".into()],
-                },
+                Operation::set_properties(
+                    Some("Renamed".into()),
+                    Some(Country::parse("NL").unwrap()),
+                ),
+                Operation::set_licenses(vec![MCOEV.into(), E1.into()]),
+                Operation::set_number(None),
+                Operation::set_vrp(None),
+                Operation::set_groups(vec!["g-be".into()]),
                 Operation::Delete,
             ],
         );
@@ -1471,9 +1421,9 @@ mod against_sim {
         // user 1 has no number; +3225400000 belongs to user 0.
         let u = plan(
             Some("00000000-0000-4000-8000-000000000001"),
-            vec![Operation::SetNumber {
-                number: Some(E164::parse_canonical("+3225400000").unwrap()),
-            }],
+            vec![Operation::set_number(Some(
+                E164::parse_canonical("+3225400000").unwrap(),
+            ))],
         );
         let mut uid = u.user_id.clone();
         let e = c.send(&u, &mut uid, &c.steps(&u)[0]).await.unwrap_err();
@@ -1487,7 +1437,7 @@ mod against_sim {
         };
         assert!(!code.is_empty() && !reason.is_empty(), "{e}");
         // Unknown user on a write: 404, which the executor reads as "not replicated yet".
-        let u = plan(Some("no-such-user"), vec![Operation::SetVrp { vrp: None }]);
+        let u = plan(Some("no-such-user"), vec![Operation::set_vrp(None)]);
         let mut uid = u.user_id.clone();
         let e = c.send(&u, &mut uid, &c.steps(&u)[0]).await.unwrap_err();
         assert!(e.is_not_found(), "{e:?}");
@@ -1645,21 +1595,13 @@ mod against_sim {
         let mut u = plan(
             None,
             vec![
-                Operation::Create {
-                    display_name: "Test Attendant".into(),
-                    country: Some(Country::parse("BE").unwrap()),
-                    customer_licenses: vec![],
-                },
-                Operation::SetNumber {
-                    number: Some(E164::parse_canonical("+3225405209").unwrap()),
-                },
-                Operation::SetVrp {
-                    vrp: Some("BE-National".into()),
-                },
-                Operation::SetProperties {
-                    display_name: Some("Renamed Attendant".into()),
-                    country: None,
-                },
+                Operation::create_user(
+                    "Test Attendant".into(),
+                    Some(Country::parse("BE").unwrap()),
+                ),
+                Operation::set_number(Some(E164::parse_canonical("+3225405209").unwrap())),
+                Operation::set_vrp(Some("BE-National".into())),
+                Operation::set_properties(Some("Renamed Attendant".into()), None),
                 Operation::Delete,
             ],
         );

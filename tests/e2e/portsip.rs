@@ -374,13 +374,16 @@ fn connector(base: &str) -> PortsipConnector {
 
 #[test]
 fn connector_refuses_the_documents_bad_names_before_sending() {
-    // No server at all: check_spec must decide alone.
+    // No server at all: the profile's row rules must decide alone.
     let c = connector("https://pbx.invalid");
     let rules = rules();
     let mut checked_bad = 0;
     for name in strings(&rules["user_names"]["accepted"]) {
         let upn = Upn::parse(&format!("{name}@contoso.com")).unwrap();
-        assert!(c.check_spec(&UserSpec::new(upn)).is_empty(), "{name}");
+        assert!(
+            c.profile().row_problems(&UserSpec::new(upn)).is_empty(),
+            "{name}"
+        );
     }
     for kind in ["invalid", "reserved"] {
         for name in strings(&rules["user_names"][kind]) {
@@ -388,7 +391,7 @@ fn connector_refuses_the_documents_bad_names_before_sending() {
             let Ok(upn) = Upn::parse(&format!("{name}@contoso.com")) else {
                 continue;
             };
-            let p = c.check_spec(&UserSpec::new(upn));
+            let p = c.profile().row_problems(&UserSpec::new(upn));
             assert_eq!(p.len(), 1, "{name:?}: {p:?}");
             assert_eq!(p[0].column, "upn");
             checked_bad += 1;
@@ -402,12 +405,12 @@ fn connector_refuses_the_documents_bad_names_before_sending() {
     for e in strings(&rules["extension_numbers"]["accepted"]) {
         let mut s = UserSpec::new(upn.clone());
         s.extension = Field::Set(e.clone());
-        assert!(c.check_spec(&s).is_empty(), "{e}");
+        assert!(c.profile().row_problems(&s).is_empty(), "{e}");
     }
     for e in strings(&rules["extension_numbers"]["invalid"]) {
         let mut s = UserSpec::new(upn.clone());
         s.extension = Field::Set(e.clone());
-        assert_eq!(c.check_spec(&s)[0].column, "extension", "{e:?}");
+        assert_eq!(c.profile().row_problems(&s)[0].column, "extension", "{e:?}");
     }
 }
 
@@ -777,4 +780,51 @@ fn sheet_extension_column_is_validated_with_row_and_column() {
     }
     let out = format!("{}{}", r.stdout, r.stderr);
     assert!(!out.contains(":2 ["), "{out}");
+}
+
+/// A failed-only retry sheet of a PortSIP job keeps `extension` (it once dropped the
+/// column, so a failed create could not be retried from it): the create of a user whose
+/// extension another user holds fails, the retry sheet names the extension, and once the
+/// row is fixed it applies.
+#[test]
+fn portsip_retry_sheet_keeps_the_extension_column() {
+    let ws = embedded_workspace();
+    // 101 is alice.martin's extension: the PBX refuses the create (409).
+    let sheet = ws.write(
+        "users.csv",
+        "upn,displayName,extension\nerin.new@contoso.com,Erin New,101\nfrank.new@contoso.com,Frank New,0105\n",
+    );
+    let job = ws
+        .run(&["--output", "json", "sync", sheet.to_str().unwrap()])
+        .code(1)
+        .json();
+    assert_eq!(job["status"], "partial", "{job}");
+    let id = job["id"].as_i64().unwrap().to_string();
+    let retry = ws.path("retry.csv");
+    ws.run(&[
+        "jobs",
+        "export",
+        &id,
+        "--format",
+        "csv",
+        "--failed-only",
+        "--out",
+        retry.to_str().unwrap(),
+    ])
+    .code(0);
+    let text = std::fs::read_to_string(&retry).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("upn,displayName,extension"), "{text}");
+    assert_eq!(
+        lines.next(),
+        Some("erin.new@contoso.com,Erin New,101"),
+        "{text}"
+    );
+    assert_eq!(lines.next(), None, "only the failed user: {text}");
+
+    // Fixed in the retry sheet, the row applies.
+    std::fs::write(&retry, text.replace(",101", ",106")).unwrap();
+    ws.run(&["sync", retry.to_str().unwrap()]).code(0);
+    ws.run(&["plan", retry.to_str().unwrap(), "--detailed-exitcode"])
+        .code(0);
 }

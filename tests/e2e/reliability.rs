@@ -180,19 +180,18 @@ fn connector(s: &Served, rate: f64, burst: u32, timeout: Duration) -> Arc<dyn Co
 
 async fn make_plan(conn: &Arc<dyn Connector>, specs: &[UserSpec]) -> plan::Plan {
     let snap = conn
-        .snapshot(&plan::detail_upns(specs), false)
+        .snapshot(&plan::detail_upns(specs, &conn.profile()), false)
         .await
         .expect("snapshot");
     plan::make_plan(PlanInput {
         tenant: "rel",
-        backend: conn.backend(),
         mode: plan::Mode::Upsert,
         kind: JobKind::MsUsers,
         sources: vec!["reliability.csv".into()],
         source_sha256: String::new(),
         specs,
         snapshot: &snap,
-        capabilities: conn.capabilities(),
+        profile: conn.profile(),
         allow_removals: None,
     })
     .expect("plan")

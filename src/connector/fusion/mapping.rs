@@ -36,8 +36,6 @@ pub fn user_from_wire(w: &WireUser, with_details: bool) -> Result<TenantUser, St
         vrp: vrp_name(m.vrp.as_deref()),
     });
     Ok(TenantUser {
-        id: m.id.clone(),
-        upn,
         display_name: m.display_name.clone().unwrap_or_default(),
         country,
         voice_enabled: m
@@ -48,7 +46,7 @@ pub fn user_from_wire(w: &WireUser, with_details: bool) -> Result<TenantUser, St
         licenses: sku_ids(m.licenses.as_deref()),
         customer_licenses: customer_licenses(w.draas.as_ref()),
         details,
-        account_type: None,
+        ..TenantUser::new(m.id.clone(), upn)
     })
 }
 
@@ -96,7 +94,6 @@ pub fn resource_account_from_wire(w: &WireResourceAccount) -> Result<TenantUser,
         "resource account phone number",
     );
     Ok(TenantUser {
-        id: m.id.clone(),
         display_name: m.display_name.clone().unwrap_or_default(),
         country: parse_country(&upn, m.location.as_deref()),
         voice_enabled: true,
@@ -108,7 +105,7 @@ pub fn resource_account_from_wire(w: &WireResourceAccount) -> Result<TenantUser,
             vrp: vrp_name(v.as_deref()),
         }),
         account_type: Some(account_type),
-        upn,
+        ..TenantUser::new(m.id.clone(), upn)
     })
 }
 

@@ -55,8 +55,8 @@ pub mod wire;
 
 use crate::config::TenantConfig;
 use crate::connector::http::{self as client, required, Client, HttpSettings, Request};
-use crate::connector::{Capabilities, Connector, ConnectorError, Gate, Step, TenantStatus};
-use crate::model::{Catalogs, Snapshot, TenantUser, Upn};
+use crate::connector::{Connector, ConnectorError, Gate, Step, TenantStatus};
+use crate::model::{Attr, AttrSet, Catalogs, Profile, Snapshot, TenantUser, Upn};
 use crate::plan::model::{Operation, UserPlan};
 use async_trait::async_trait;
 use std::collections::HashSet;
@@ -333,34 +333,37 @@ impl FusionConnector {
     }
 }
 
-/// What Fusion can do (shown by `teamsync backends`).
-pub const CAPABILITIES: Capabilities = Capabilities {
-    read: true,
+/// What Fusion can do (shown by `teamsync backends`), and the Fusion facts the planner
+/// follows: groups and VRP are only in the single-user GET (the list lacks them), and
+/// customer licenses live in the `draas` object that only a user with a number has.
+pub const PROFILE: Profile = Profile {
     write: true,
     create: true,
     delete: true,
-    groups: true,
-    licenses: true,
-    vrp: true,
-    customer_licenses: true,
     resource_accounts: true,
-    number_ranges: false,
-    country: true,
-    extension: false,
+    attrs: AttrSet::of(&[
+        Attr::DisplayName,
+        Attr::Number,
+        Attr::Country,
+        Attr::Vrp,
+        Attr::Groups,
+        Attr::Licenses,
+        Attr::CustomerLicenses,
+    ]),
+    create_needs: AttrSet::of(&[Attr::DisplayName, Attr::Country]),
+    detail_reads: AttrSet::of(&[Attr::Groups, Attr::Vrp]),
+    need_number: AttrSet::of(&[Attr::CustomerLicenses]),
+    ..Profile::read_only("fusion")
 };
 
 #[async_trait]
 impl Connector for FusionConnector {
-    fn backend(&self) -> &'static str {
-        "fusion"
-    }
-
     fn gate(&self) -> Option<&Gate> {
         Some(self.client.gate())
     }
 
-    fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
+    fn profile(&self) -> Profile {
+        PROFILE
     }
 
     async fn check(&self) -> Result<TenantStatus, ConnectorError> {
@@ -626,9 +629,16 @@ mod tests {
     fn capabilities_are_fusions() {
         let s = FusionSettings::new("https://f.example.net", "prod", "u", 1, TokenSource::None);
         let c = FusionConnector::new(s, Arc::new(Gate::unlimited())).unwrap();
-        let caps = c.capabilities();
-        assert!(caps.read && caps.write && caps.create && caps.delete && caps.groups);
-        assert!(caps.licenses && caps.vrp && caps.customer_licenses && caps.resource_accounts);
+        let caps = c.profile();
+        assert!(
+            caps.read && caps.write && caps.create && caps.delete && caps.carries(Attr::Groups)
+        );
+        assert!(
+            caps.carries(Attr::Licenses)
+                && caps.carries(Attr::Vrp)
+                && caps.carries(Attr::CustomerLicenses)
+                && caps.resource_accounts
+        );
         assert!(!caps.number_ranges);
         assert_eq!(c.backend(), "fusion");
     }

@@ -5,15 +5,15 @@
 //!
 //! | operation(s) in one step | request | body |
 //! | --- | --- | --- |
-//! | `Create` | `POST users` | `username` (UPN local part), `domain`, `displayName`, `location`, `customerLicenses` (if any) |
-//! | `SetProperties` alone | `PUT users/{id}/properties` | `displayName` and/or `location` |
-//! | `SetLicenses` alone | `PUT users/{id}/licenses` | `licenses`: full skuId array (`[]` removes all) |
-//! | `SetNumber` alone | `PUT users/{id}/phone_number` | `phoneNumber`: number, or `null` to release it |
-//! | `SetVrp` alone | `PUT users/{id}/vrp` | `vrp`: identity, or `null` to disable |
-//! | `SetGroups` alone | `PUT users/{id}/groups` | `groups`: full id array (`[]` removes all) |
-//! | `SetCustomerLicenses` alone | `PUT users/{id}` | `customerLicenses` (the only endpoint that writes them) |
-//! | two or more `Set*` | `PUT users/{id}` | only the keys of those ops |
-//! | `Delete` | `DELETE users/{id}` | — |
+//! | `create` | `POST users` | `username` (UPN local part), `domain`, `displayName`, `location`, `customerLicenses` (if any) |
+//! | `set_properties` alone | `PUT users/{id}/properties` | `displayName` and/or `location` |
+//! | `set_licenses` alone | `PUT users/{id}/licenses` | `licenses`: full skuId array (`[]` removes all) |
+//! | `set_number` alone | `PUT users/{id}/phone_number` | `phoneNumber`: number, or `null` to release it |
+//! | `set_vrp` alone | `PUT users/{id}/vrp` | `vrp`: identity, or `null` to disable |
+//! | `set_groups` alone | `PUT users/{id}/groups` | `groups`: full id array (`[]` removes all) |
+//! | `set_customer_licenses` alone | `PUT users/{id}` | `customerLicenses` (the only endpoint that writes them) |
+//! | two or more `set_*` | `PUT users/{id}` | only the keys of those ops |
+//! | `delete` | `DELETE users/{id}` | — |
 //!
 //! Why dedicated endpoints for a single change: the document gives each field its own
 //! endpoint with its own, narrower role, and says outright what `[]`/`null` mean there; the
@@ -22,21 +22,17 @@
 //! (`{"licenses": […]}`), not the differently shaped "Manage user licenses"
 //! (`{id}/licenses` with `skuIds`), so users are written under one path prefix.
 //!
-//! Rules that split a run of `Set*` operations into several steps:
-//! - an op with a non-empty `after` starts a new step (it must wait for another user's op,
-//!   and what comes before it must not wait with it);
-//! - an op with `awaited` ends its step (another user waits for exactly that op, so nothing
-//!   later may delay it);
-//! - a key may appear once per body, so an op whose key the step already carries starts a
-//!   new one;
-//! - `customerLicenses` live in the `draas` object that only a user with a number has, so
-//!   they never share a body with a number release (`phoneNumber: null`).
-//!
-//! `Create` and `Delete` are always steps of their own.
+//! Which operations share a request is the shared algorithm's
+//! ([`crate::connector::group_steps`]); Fusion declares ([`batching`]) that the full `PUT`
+//! takes every attribute it has, that a resource-account create also takes the number
+//! and customer licenses, and that `customerLicenses` (kept in the `draas` object that only
+//! a user with a number has) never share a body with a number release
+//! (`phoneNumber: null`). A user create is a request of its own.
 
-use crate::connector::{ConnectorError, Step};
-use crate::model::Upn;
-use crate::plan::model::{Operation, UserPlan};
+use crate::connector::{group_steps, Batching, ConnectorError, Step};
+use crate::model::attr::OpGroup;
+use crate::model::{Attr, AttrSet, AttrValue, Upn};
+use crate::plan::model::{AttrChange, Operation, UserPlan};
 use serde_json::{json, Map, Value};
 
 /// Which collection a plan's user lives in: users and resource accounts have different
@@ -47,100 +43,73 @@ pub enum Target {
     ResourceAccount,
 }
 
+/// The body key of an attribute in the full `PUT users/{id}` (and the create bodies);
+/// `None` for one Fusion has no key for.
+fn wire_key(attr: Attr) -> Option<&'static str> {
+    match attr {
+        Attr::DisplayName => Some("displayName"),
+        Attr::Country => Some("location"),
+        Attr::Licenses => Some("licenses"),
+        Attr::Number => Some("phoneNumber"),
+        Attr::Vrp => Some("vrp"),
+        Attr::Groups => Some("groups"),
+        Attr::CustomerLicenses => Some("customerLicenses"),
+        // Attributes Fusion does not carry (its profile says so; the planner refuses them).
+        _ => None,
+    }
+}
+
 /// Body keys an op writes in the full `PUT users/{id}` (or `PUT resource_accounts/{id}`).
 fn keys(op: &Operation) -> Vec<&'static str> {
     match op {
-        Operation::SetProperties {
-            display_name,
-            country,
-        } => {
-            let mut k = Vec::new();
-            if display_name.is_some() {
-                k.push("displayName");
-            }
-            if country.is_some() {
-                k.push("location");
-            }
-            k
-        }
-        Operation::SetLicenses { .. } => vec!["licenses"],
-        Operation::SetNumber { .. } => vec!["phoneNumber"],
-        Operation::SetVrp { .. } => vec!["vrp"],
-        Operation::SetGroups { .. } => vec!["groups"],
-        Operation::SetCustomerLicenses { .. } => vec!["customerLicenses"],
+        Operation::Set { changes } => changes.iter().filter_map(|c| wire_key(c.attr)).collect(),
         Operation::Create { .. } | Operation::Delete => vec![],
     }
 }
 
-fn releases_number(op: &Operation) -> bool {
-    matches!(op, Operation::SetNumber { number: None })
+/// What resource accounts have: no groups, no license endpoint (the tenant licenses them).
+const RA_ATTRS: AttrSet = AttrSet::of(&[
+    Attr::DisplayName,
+    Attr::Country,
+    Attr::Number,
+    Attr::Vrp,
+    Attr::CustomerLicenses,
+]);
+
+/// Customer licenses never ride with a number release: the release deletes the `draas`
+/// object they live in.
+fn cl_meets_release(a: &AttrChange, b: &AttrChange) -> bool {
+    a.attr == Attr::CustomerLicenses && b.attr == Attr::Number && b.after.is_none()
 }
 
-/// What a resource-account create can carry besides its own fields.
-fn rides_with_ra_create(op: &Operation) -> bool {
-    matches!(
-        op,
-        Operation::SetNumber { number: Some(_) } | Operation::SetCustomerLicenses { .. }
-    )
+/// What one Fusion request can carry, per target.
+pub fn batching(target: Target) -> Batching {
+    let carried = super::PROFILE.attrs;
+    match target {
+        Target::User => Batching {
+            together: carried,
+            with_create: AttrSet::EMPTY,
+            apart: cl_meets_release,
+        },
+        // Resource accounts group like users; a field they lack fails its request when it
+        // is built (the planner refuses such rows first).
+        Target::ResourceAccount => Batching {
+            together: carried,
+            with_create: AttrSet::of(&[Attr::Number, Attr::CustomerLicenses]),
+            apart: cl_meets_release,
+        },
+    }
 }
 
 /// The fewest steps the rules above allow, in plan order.
 pub fn group(user: &UserPlan, target: Target) -> Vec<Step> {
-    let mut steps = Vec::new();
-    let mut cur: Vec<usize> = Vec::new();
-    // The open step is a resource-account create still taking number / customer licenses.
-    let mut open_create = false;
-    let flush = |cur: &mut Vec<usize>, steps: &mut Vec<Step>, open_create: &mut bool| {
-        *open_create = false;
-        if !cur.is_empty() {
-            let ops = std::mem::take(cur);
-            let label = label(user, &ops, target);
-            steps.push(Step { ops, label });
-        }
-    };
-    for (i, p) in user.ops.iter().enumerate() {
-        match p.op {
-            Operation::Delete => {
-                flush(&mut cur, &mut steps, &mut open_create);
-                cur.push(i);
-                flush(&mut cur, &mut steps, &mut open_create);
-                continue;
-            }
-            Operation::Create { .. } => {
-                flush(&mut cur, &mut steps, &mut open_create);
-                cur.push(i);
-                if target == Target::ResourceAccount && !p.awaited {
-                    open_create = true;
-                } else {
-                    flush(&mut cur, &mut steps, &mut open_create);
-                }
-                continue;
-            }
-            _ => {}
-        }
-        if open_create && !rides_with_ra_create(&p.op) {
-            flush(&mut cur, &mut steps, &mut open_create);
-        }
-        let in_cur = |pred: &dyn Fn(&Operation) -> bool| cur.iter().any(|&j| pred(&user.ops[j].op));
-        let new_keys = keys(&p.op);
-        let clash = in_cur(&|o: &Operation| keys(o).iter().any(|k| new_keys.contains(k)));
-        let cl_vs_release = match &p.op {
-            Operation::SetCustomerLicenses { .. } => in_cur(&releases_number),
-            op if releases_number(op) => {
-                in_cur(&|o: &Operation| matches!(o, Operation::SetCustomerLicenses { .. }))
-            }
-            _ => false,
-        };
-        if !p.after.is_empty() || clash || cl_vs_release {
-            flush(&mut cur, &mut steps, &mut open_create);
-        }
-        cur.push(i);
-        if p.awaited {
-            flush(&mut cur, &mut steps, &mut open_create);
-        }
-    }
-    flush(&mut cur, &mut steps, &mut open_create);
-    steps
+    group_steps(user, &batching(target))
+        .into_iter()
+        .map(|ops| Step {
+            label: label(user, &ops, target),
+            ops,
+        })
+        .collect()
 }
 
 /// The shape of one step's request; `label` and `build` both derive from it so the label
@@ -173,29 +142,53 @@ fn unique_keys(ops: &[&Operation]) -> Result<(), NoShape> {
     Ok(())
 }
 
+/// Fields Fusion has no key for (an extension) cannot be sent anywhere.
+fn unsupported(ops: &[&Operation], carried: AttrSet, what: &str) -> Result<(), NoShape> {
+    match ops
+        .iter()
+        .flat_map(|o| o.changes())
+        .find(|c| !carried.contains(c.attr) || wire_key(c.attr).is_none())
+    {
+        Some(c) => Err(NoShape::Unsupported(format!(
+            "{what} have no {} in Fusion",
+            c.attr
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn create_or_delete_mixed(ops: &[&Operation]) -> Result<(), NoShape> {
+    if ops
+        .iter()
+        .any(|o| matches!(o, Operation::Create { .. } | Operation::Delete))
+    {
+        return Err(NoShape::Invalid(
+            "create and delete cannot share a request with other operations".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn shape(ops: &[&Operation], target: Target) -> Result<Shape, NoShape> {
     if target == Target::ResourceAccount {
         return ra_shape(ops);
     }
+    unsupported(ops, super::PROFILE.attrs, "users")?;
     match ops {
         [] => Err(NoShape::Invalid("empty step".into())),
         [Operation::Create { .. }] => Ok(Shape::Create),
         [Operation::Delete] => Ok(Shape::Delete),
-        [Operation::SetProperties { .. }] => Ok(Shape::Dedicated("properties")),
-        [Operation::SetLicenses { .. }] => Ok(Shape::Dedicated("licenses")),
-        [Operation::SetNumber { .. }] => Ok(Shape::Dedicated("phone_number")),
-        [Operation::SetVrp { .. }] => Ok(Shape::Dedicated("vrp")),
-        [Operation::SetGroups { .. }] => Ok(Shape::Dedicated("groups")),
-        [Operation::SetCustomerLicenses { .. }] => Ok(Shape::FullPut),
+        [one @ Operation::Set { .. }] => match one.group() {
+            Some(OpGroup::Properties) => Ok(Shape::Dedicated("properties")),
+            Some(OpGroup::Licenses) => Ok(Shape::Dedicated("licenses")),
+            Some(OpGroup::Number) => Ok(Shape::Dedicated("phone_number")),
+            Some(OpGroup::Vrp) => Ok(Shape::Dedicated("vrp")),
+            Some(OpGroup::Groups) => Ok(Shape::Dedicated("groups")),
+            Some(OpGroup::CustomerLicenses) => Ok(Shape::FullPut),
+            None => Err(NoShape::Invalid("an operation that sets nothing".into())),
+        },
         many => {
-            if many
-                .iter()
-                .any(|o| matches!(o, Operation::Create { .. } | Operation::Delete))
-            {
-                return Err(NoShape::Invalid(
-                    "create and delete cannot share a request with other operations".into(),
-                ));
-            }
+            create_or_delete_mixed(many)?;
             unique_keys(many)?;
             Ok(Shape::FullPut)
         }
@@ -206,19 +199,16 @@ fn shape(ops: &[&Operation], target: Target) -> Result<Shape, NoShape> {
 /// `PUT resource_accounts/{id}` for everything else, `DELETE resource_accounts/{id}`.
 /// They have no groups and no license endpoint (the tenant licenses them itself).
 fn ra_shape(ops: &[&Operation]) -> Result<Shape, NoShape> {
-    for o in ops {
-        if let Operation::SetLicenses { .. } | Operation::SetGroups { .. } = o {
-            return Err(NoShape::Unsupported(format!(
-                "resource accounts have no {} endpoint in Fusion",
-                keys(o).join("")
-            )));
-        }
-    }
+    unsupported(ops, RA_ATTRS, "resource accounts")?;
     match ops {
         [] => Err(NoShape::Invalid("empty step".into())),
         [Operation::Delete] => Ok(Shape::Delete),
         [Operation::Create { .. }, rest @ ..] => {
-            if rest.iter().all(|o| rides_with_ra_create(o)) {
+            let with_create = batching(Target::ResourceAccount).with_create;
+            if rest
+                .iter()
+                .all(|o| matches!(o, Operation::Set { .. }) && o.attrs().is_subset(with_create))
+            {
                 unique_keys(rest)?;
                 Ok(Shape::Create)
             } else {
@@ -229,14 +219,7 @@ fn ra_shape(ops: &[&Operation]) -> Result<Shape, NoShape> {
             }
         }
         many => {
-            if many
-                .iter()
-                .any(|o| matches!(o, Operation::Create { .. } | Operation::Delete))
-            {
-                return Err(NoShape::Invalid(
-                    "create and delete cannot share a request with other operations".into(),
-                ));
-            }
+            create_or_delete_mixed(many)?;
             unique_keys(many)?;
             Ok(Shape::FullPut)
         }
@@ -283,43 +266,36 @@ pub struct ApiCall {
     pub creates: Creates,
 }
 
+/// A value as Fusion's bodies write it: a country as its code, a number as text, `null`
+/// for none, lists as arrays.
+fn wire_value(v: &Option<AttrValue>) -> Value {
+    match v {
+        None => Value::Null,
+        Some(AttrValue::Country(c)) => json!(c.as_str()),
+        Some(v) => v.to_json(),
+    }
+}
+
 fn body_entry(op: &Operation, m: &mut Map<String, Value>) {
-    match op {
-        Operation::SetProperties {
-            display_name,
-            country,
-        } => {
-            if let Some(d) = display_name {
-                m.insert("displayName".into(), json!(d));
-            }
-            if let Some(c) = country {
-                m.insert("location".into(), json!(c.as_str()));
+    if let Operation::Set { changes } = op {
+        for c in changes {
+            if let Some(k) = wire_key(c.attr) {
+                m.insert(k.into(), wire_value(&c.after));
             }
         }
-        Operation::SetLicenses { sku_ids } => {
-            m.insert("licenses".into(), json!(sku_ids));
-        }
-        Operation::SetNumber { number } => {
-            m.insert(
-                "phoneNumber".into(),
-                json!(number.as_ref().map(|n| n.to_string())),
-            );
-        }
-        Operation::SetVrp { vrp } => {
-            m.insert("vrp".into(), json!(vrp));
-        }
-        Operation::SetGroups { group_ids } => {
-            m.insert("groups".into(), json!(group_ids));
-        }
-        Operation::SetCustomerLicenses { skus } => {
-            m.insert("customerLicenses".into(), json!(skus));
-        }
-        Operation::Create { .. } | Operation::Delete => {}
     }
 }
 
 fn config_err(upn: &Upn, m: impl std::fmt::Display) -> ConnectorError {
     ConnectorError::Config(format!("{upn}: {m}"))
+}
+
+/// A list a create sets (customer licenses), or none.
+fn create_list(op: &Operation, attr: Attr) -> &[String] {
+    match op.sets(attr) {
+        Some(Some(AttrValue::List(l))) => l,
+        _ => &[],
+    }
 }
 
 /// Builds the request for `step`. A step whose ops are out of range, out of order, or that
@@ -362,111 +338,111 @@ pub fn build(
         Target::User => "users",
         Target::ResourceAccount => "resource_accounts",
     };
-    if let Shape::Create = shape {
-        let Operation::Create {
-            display_name,
-            country,
-            customer_licenses,
-        } = ops[0]
-        else {
-            return Err(config_err(upn, "create step without a create operation"));
-        };
-        let Some(country) = country else {
-            return Err(config_err(
-                upn,
-                "a Fusion user needs a country to be created",
-            ));
-        };
-        let body = match target {
-            Target::User => serde_json::to_value(super::wire::CreateUserBody {
-                display_name,
-                domain: upn.domain(),
-                location: country.as_str(),
-                username: upn.local_part(),
-                customer_licenses,
-            }),
-            Target::ResourceAccount => {
-                let Some(account_type) = user.desired.account_type else {
-                    return Err(config_err(
-                        upn,
-                        "a new resource account needs accountType (call-queue or auto-attendant)",
-                    ));
-                };
-                let account_type = match account_type {
-                    crate::model::AccountType::CallQueue => "call-queue",
-                    crate::model::AccountType::AutoAttendant => "auto-attendant",
-                };
-                let mut number = None;
-                let mut cl = customer_licenses.as_slice();
-                for o in &ops[1..] {
-                    match o {
-                        Operation::SetNumber { number: n } => {
-                            number = n.as_ref().map(|n| n.to_string())
+    let mut path = vec![coll.to_string()];
+    let (method, body, creates) = match shape {
+        Shape::Create => {
+            let create = ops[0];
+            let display_name = create.sets_text(Attr::DisplayName).unwrap_or_default();
+            let Some(country) = create
+                .sets(Attr::Country)
+                .and_then(|c| c.as_ref())
+                .and_then(AttrValue::as_country)
+            else {
+                return Err(config_err(
+                    upn,
+                    "a Fusion user needs a country to be created",
+                ));
+            };
+            let customer_licenses = create_list(create, Attr::CustomerLicenses);
+            let (body, creates) = match target {
+                Target::User => (
+                    serde_json::to_value(super::wire::CreateUserBody {
+                        display_name,
+                        domain: upn.domain(),
+                        location: country.as_str(),
+                        username: upn.local_part(),
+                        customer_licenses,
+                    }),
+                    Creates::User,
+                ),
+                Target::ResourceAccount => {
+                    let Some(account_type) = user.desired.account_type else {
+                        return Err(config_err(
+                            upn,
+                            "a new resource account needs accountType (call-queue or auto-attendant)",
+                        ));
+                    };
+                    let account_type = match account_type {
+                        crate::model::AccountType::CallQueue => "call-queue",
+                        crate::model::AccountType::AutoAttendant => "auto-attendant",
+                    };
+                    let mut number = None;
+                    let mut cl = customer_licenses;
+                    for o in &ops[1..] {
+                        if let Some(n) = o.sets(Attr::Number) {
+                            number = n.as_ref().map(|n| n.to_string());
                         }
-                        Operation::SetCustomerLicenses { skus } => cl = skus.as_slice(),
-                        _ => {}
+                        if o.sets(Attr::CustomerLicenses).is_some() {
+                            cl = create_list(o, Attr::CustomerLicenses);
+                        }
                     }
+                    (
+                        serde_json::to_value(super::wire::CreateResourceAccountBody {
+                            account_type,
+                            user_principal_name: upn.as_str(),
+                            display_name,
+                            location: country.as_str(),
+                            phone_number: number,
+                            customer_licenses: cl,
+                        }),
+                        Creates::ResourceAccount,
+                    )
                 }
-                serde_json::to_value(super::wire::CreateResourceAccountBody {
-                    account_type,
-                    user_principal_name: upn.as_str(),
-                    display_name,
-                    location: country.as_str(),
-                    phone_number: number,
-                    customer_licenses: cl,
-                })
+            };
+            let body = body.map_err(|e| config_err(upn, e))?;
+            (reqwest::Method::POST, Some(body), creates)
+        }
+        Shape::Delete | Shape::Dedicated(_) | Shape::FullPut => {
+            let Some(id) = user_id.filter(|s| !s.is_empty()) else {
+                return Err(config_err(
+                    upn,
+                    format!(
+                        "{} needs the user's id, but the user has none (not created yet?)",
+                        label(user, &step.ops, target)
+                    ),
+                ));
+            };
+            path.push(id.to_string());
+            match shape {
+                Shape::Delete => (reqwest::Method::DELETE, None, Creates::No),
+                Shape::Dedicated(suffix) => {
+                    path.push(suffix.to_string());
+                    let mut m = Map::new();
+                    body_entry(ops[0], &mut m);
+                    (reqwest::Method::PUT, Some(Value::Object(m)), Creates::No)
+                }
+                _ => {
+                    let mut m = Map::new();
+                    for op in &ops {
+                        body_entry(op, &mut m);
+                    }
+                    (reqwest::Method::PUT, Some(Value::Object(m)), Creates::No)
+                }
             }
         }
-        .map_err(|e| config_err(upn, e))?;
-        return Ok(ApiCall {
-            method: reqwest::Method::POST,
-            path: vec![coll.into()],
-            body: Some(body),
-            creates: match target {
-                Target::User => Creates::User,
-                Target::ResourceAccount => Creates::ResourceAccount,
-            },
-        });
-    }
-    let Some(id) = user_id.filter(|s| !s.is_empty()) else {
-        return Err(config_err(
-            upn,
-            format!(
-                "{} needs the user's id, but the user has none (not created yet?)",
-                label(user, &step.ops, target)
-            ),
-        ));
-    };
-    let mut path = vec![coll.to_string(), id.to_string()];
-    let (method, body) = match shape {
-        Shape::Delete => (reqwest::Method::DELETE, None),
-        Shape::Dedicated(suffix) => {
-            path.push(suffix.to_string());
-            let mut m = Map::new();
-            body_entry(ops[0], &mut m);
-            (reqwest::Method::PUT, Some(Value::Object(m)))
-        }
-        Shape::FullPut => {
-            let mut m = Map::new();
-            for op in &ops {
-                body_entry(op, &mut m);
-            }
-            (reqwest::Method::PUT, Some(Value::Object(m)))
-        }
-        Shape::Create => unreachable!("handled above"),
     };
     Ok(ApiCall {
         method,
         path,
         body,
-        creates: Creates::No,
+        creates,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Country, UserSpec, E164};
+    use crate::model::{Attr, AttrValue, Country, UserSpec, E164};
     use crate::plan::model::{OpRef, PlannedOp, UserAction};
 
     fn op(op: Operation) -> PlannedOp {
@@ -490,31 +466,22 @@ mod tests {
         }
     }
     fn props() -> Operation {
-        Operation::SetProperties {
-            display_name: Some("Jane".into()),
-            country: Some(Country::parse("BE").unwrap()),
-        }
+        Operation::set_properties(Some("Jane".into()), Some(Country::parse("BE").unwrap()))
     }
     fn lic() -> Operation {
-        Operation::SetLicenses {
-            sku_ids: vec!["s1".into()],
-        }
+        Operation::set_licenses(vec!["s1".into()])
     }
     fn num(n: Option<&str>) -> Operation {
-        Operation::SetNumber {
-            number: n.map(|n| E164::parse_canonical(n).unwrap()),
-        }
+        Operation::set_number(n.map(|n| E164::parse_canonical(n).unwrap()))
     }
     fn vrp() -> Operation {
-        Operation::SetVrp { vrp: None }
+        Operation::set_vrp(None)
     }
     fn groups() -> Operation {
-        Operation::SetGroups { group_ids: vec![] }
+        Operation::set_groups(vec![])
     }
     fn cl() -> Operation {
-        Operation::SetCustomerLicenses {
-            skus: vec!["Call-Bundle".into()],
-        }
+        Operation::set_customer_licenses(vec!["Call-Bundle".into()])
     }
     fn ops_of(steps: &[Step]) -> Vec<Vec<usize>> {
         steps.iter().map(|s| s.ops.clone()).collect()
@@ -560,9 +527,7 @@ mod tests {
             (lic(), "licenses", json!({"licenses": ["s1"]})),
             (num(None), "phone_number", json!({"phoneNumber": null})),
             (
-                Operation::SetVrp {
-                    vrp: Some("World".into()),
-                },
+                Operation::set_vrp(Some("World".into())),
                 "vrp",
                 json!({"vrp": "World"}),
             ),
@@ -618,11 +583,7 @@ mod tests {
 
     #[test]
     fn create_and_delete_stand_alone_and_create_builds_the_post() {
-        let create = Operation::Create {
-            display_name: "Jane Doe".into(),
-            country: Some(Country::parse("BE").unwrap()),
-            customer_licenses: vec![],
-        };
+        let create = Operation::create_user("Jane Doe".into(), Some(Country::parse("BE").unwrap()));
         let u = user(vec![
             op(create),
             op(lic()),
@@ -667,14 +628,8 @@ mod tests {
     fn a_repeated_key_starts_a_new_step() {
         let u = user(vec![op(num(None)), op(vrp()), op(num(Some("+3225405200")))]);
         assert_eq!(ops_of(&group(&u, Target::User)), vec![vec![0, 1], vec![2]]);
-        let only_name = Operation::SetProperties {
-            display_name: Some("J".into()),
-            country: None,
-        };
-        let only_country = Operation::SetProperties {
-            display_name: None,
-            country: Some(Country::parse("NL").unwrap()),
-        };
+        let only_name = Operation::set_properties(Some("J".into()), None);
+        let only_country = Operation::set_properties(None, Some(Country::parse("NL").unwrap()));
         let u = user(vec![op(only_name), op(only_country)]);
         assert_eq!(ops_of(&group(&u, Target::User)), vec![vec![0, 1]]);
     }
@@ -686,12 +641,11 @@ mod tests {
         u.desired.account_type = Some(crate::model::AccountType::CallQueue);
         u
     }
+    /// A create as the planner makes it: customer licenses follow as an operation of
+    /// their own (one attribute appears once per request, so a create carrying them too
+    /// would not share a request with that operation).
     fn create() -> Operation {
-        Operation::Create {
-            display_name: "Main queue".into(),
-            country: Some(Country::parse("BE").unwrap()),
-            customer_licenses: vec!["old".into()],
-        }
+        Operation::create_user("Main queue".into(), Some(Country::parse("BE").unwrap()))
     }
 
     #[test]
@@ -812,84 +766,71 @@ mod tests {
         };
         assert_eq!(
             one(
-                Operation::SetGroups {
-                    group_ids: vec![e54.clone(), g917.clone()]
-                },
+                Operation::set_groups(vec![e54.clone(), g917.clone()]),
                 "groups"
             ),
             fixture("user_groups_request")
         );
         assert_eq!(
-            one(
-                Operation::SetLicenses {
-                    sku_ids: vec![e1.clone()]
-                },
-                "licenses"
-            ),
+            one(Operation::set_licenses(vec![e1.clone()]), "licenses"),
             fixture("user_licenses_request")
         );
         assert_eq!(
-            one(Operation::SetNumber { number: n() }, "phone_number"),
+            one(Operation::set_number(n()), "phone_number"),
             fixture("user_phone_number_request")
         );
         assert_eq!(
-            one(
-                Operation::SetVrp {
-                    vrp: Some("World-DRaaS".into())
-                },
-                "vrp"
-            ),
+            one(Operation::set_vrp(Some("World-DRaaS".into())), "vrp"),
             fixture("user_vrp_request")
         );
         assert_eq!(
             one(
-                Operation::SetProperties {
-                    display_name: Some("John Doe".into()),
-                    country: Some(Country::parse("BE").unwrap())
-                },
+                Operation::set_properties(
+                    Some("John Doe".into()),
+                    Some(Country::parse("BE").unwrap())
+                ),
                 "properties"
             ),
             fixture("user_properties_request_3")
         );
         let u = user(vec![
-            op(Operation::SetProperties {
-                display_name: Some("John Doe".into()),
-                country: Some(Country::parse("NL").unwrap()),
-            }),
-            op(Operation::SetLicenses { sku_ids: vec![e1] }),
-            op(Operation::SetNumber { number: n() }),
-            op(Operation::SetVrp {
-                vrp: Some("World-DRaaS".into()),
-            }),
-            op(Operation::SetGroups {
-                group_ids: vec![e54, g917],
-            }),
-            op(Operation::SetCustomerLicenses {
-                skus: vec!["test-sku".into()],
-            }),
+            op(Operation::set_properties(
+                Some("John Doe".into()),
+                Some(Country::parse("NL").unwrap()),
+            )),
+            op(Operation::set_licenses(vec![e1])),
+            op(Operation::set_number(n())),
+            op(Operation::set_vrp(Some("World-DRaaS".into()))),
+            op(Operation::set_groups(vec![e54, g917])),
+            op(Operation::set_customer_licenses(vec!["test-sku".into()])),
         ]);
         let c = build(&u, Some("u-1"), &group(&u, Target::User)[0], Target::User).unwrap();
         assert_eq!(c.body.unwrap(), fixture("user_update_request"));
         // Create: our UPNs are lowercase, so the example's "ThomasA" is sent as "thomasa".
-        let mut u = user(vec![op(Operation::Create {
-            display_name: "Thomas Anderson".into(),
-            country: Some(Country::parse("NL").unwrap()),
-            customer_licenses: vec!["test-sku".into()],
-        })]);
+        let mut u = user(vec![op(Operation::create([
+            (Attr::DisplayName, AttrValue::Text("Thomas Anderson".into())),
+            (
+                Attr::Country,
+                AttrValue::Country(Country::parse("NL").unwrap()),
+            ),
+            (
+                Attr::CustomerLicenses,
+                AttrValue::List(vec!["test-sku".into()]),
+            ),
+        ]))]);
         u.upn = Upn::parse("ThomasA@netaxissolutions.onmicrosoft.com").unwrap();
         let c = build(&u, None, &group(&u, Target::User)[0], Target::User).unwrap();
         let mut want = fixture("user_create_request");
         want["username"] = json!("thomasa");
         assert_eq!(c.body.unwrap(), want);
         let mut u = ra_user(vec![
-            op(Operation::Create {
-                display_name: "My First Call Queue".into(),
-                country: Some(Country::parse("BE").unwrap()),
-                customer_licenses: vec![],
-            }),
-            op(Operation::SetNumber {
-                number: Some(E164::parse_canonical("+3225405239").unwrap()),
-            }),
+            op(Operation::create_user(
+                "My First Call Queue".into(),
+                Some(Country::parse("BE").unwrap()),
+            )),
+            op(Operation::set_number(Some(
+                E164::parse_canonical("+3225405239").unwrap(),
+            ))),
         ]);
         u.upn = Upn::parse("my_call_queue@netaxisdev.onmicrosoft.com").unwrap();
         let c = build(
@@ -903,16 +844,14 @@ mod tests {
         // Modify: every key we send is one of the example's, with the same meaning
         // (accountType is never changed by a plan).
         let u = ra_user(vec![
-            op(Operation::SetProperties {
-                display_name: Some("A Modified Call Queue".into()),
-                country: Some(Country::parse("NL").unwrap()),
-            }),
-            op(Operation::SetNumber {
-                number: Some(E164::parse_canonical("+31302004498").unwrap()),
-            }),
-            op(Operation::SetVrp {
-                vrp: Some("World-DRaaS".into()),
-            }),
+            op(Operation::set_properties(
+                Some("A Modified Call Queue".into()),
+                Some(Country::parse("NL").unwrap()),
+            )),
+            op(Operation::set_number(Some(
+                E164::parse_canonical("+31302004498").unwrap(),
+            ))),
+            op(Operation::set_vrp(Some("World-DRaaS".into()))),
         ]);
         let c = build(
             &u,

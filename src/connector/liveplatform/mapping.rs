@@ -48,20 +48,16 @@ pub fn user_from_wire(w: &TeamsUser) -> Result<TenantUser, String> {
             .ok()
     });
     Ok(TenantUser {
-        // No id at all is survivable: the UPN identifies the user to this read-only connector.
-        id: id.unwrap_or_else(|| upn.to_string()),
         display_name: w.web_name.as_deref().unwrap_or_default().trim().to_string(),
         country,
         voice_enabled: w.enterprise_voice_enabled.unwrap_or(false),
         number,
-        licenses: Vec::new(),
-        customer_licenses: Vec::new(),
         details: Some(UserDetails {
             groups: Vec::new(),
             vrp: non_empty(w.online_voice_routing_policy.as_deref()).map(str::to_string),
         }),
-        account_type: None,
-        upn,
+        // No id at all is survivable: the UPN identifies the user to this read-only connector.
+        ..TenantUser::new(id.unwrap_or_else(|| upn.to_string()), upn)
     })
 }
 

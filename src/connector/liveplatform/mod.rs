@@ -51,8 +51,8 @@ pub mod wire;
 
 use crate::config::TenantConfig;
 use crate::connector::http::{required, Client, HttpSettings, Request, TokenSource};
-use crate::connector::{Capabilities, Connector, ConnectorError, Gate, Step, TenantStatus};
-use crate::model::{Snapshot, TenantUser, Upn};
+use crate::connector::{Connector, ConnectorError, Gate, Step, TenantStatus};
+use crate::model::{Attr, AttrSet, Profile, Snapshot, TenantUser, Upn};
 use crate::plan::model::UserPlan;
 use async_trait::async_trait;
 use std::collections::HashSet;
@@ -68,20 +68,11 @@ pub const MAX_PAGE_SIZE: u32 = 10_000;
 /// Few requests for a large customer, small enough answers for a slow link.
 pub const DEFAULT_PAGE_SIZE: u32 = 1000;
 
-/// What Live Platform can do (shown by `teamsync backends`).
-pub const CAPABILITIES: Capabilities = Capabilities {
-    read: true,
-    write: false,
-    create: false,
-    delete: false,
-    groups: false,
-    licenses: false,
-    vrp: true,
-    customer_licenses: false,
-    resource_accounts: false,
-    number_ranges: false,
-    country: true,
-    extension: false,
+/// What Live Platform can do (shown by `teamsync backends`): read, and audit the
+/// attributes its list carries (the VRP too, so no detail read is ever needed).
+pub const PROFILE: Profile = Profile {
+    attrs: AttrSet::of(&[Attr::DisplayName, Attr::Number, Attr::Country, Attr::Vrp]),
+    ..Profile::read_only("liveplatform")
 };
 
 /// Everything needed to reach one Live Platform customer.
@@ -255,12 +246,8 @@ impl Connector for LivePlatformConnector {
         Some(self.client.gate())
     }
 
-    fn backend(&self) -> &'static str {
-        "liveplatform"
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
+    fn profile(&self) -> Profile {
+        PROFILE
     }
 
     async fn check(&self) -> Result<TenantStatus, ConnectorError> {
@@ -425,6 +412,6 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(e, ConnectorError::Unsupported(_)));
-        assert!(!c.capabilities().write);
+        assert!(!c.profile().write);
     }
 }

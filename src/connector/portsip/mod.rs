@@ -10,19 +10,20 @@
 //!
 //! Mapping (DESIGN.md): the UPN is the user's `email`, and its local part the account
 //! `name`; `number` is the office phone number and the one outbound caller ID; the sheet's
-//! `extension` column is `extension_number`, required to create (a plan error otherwise,
-//! through [`Capabilities::extension`]). PortSIP has no country, groups, licenses, VRPs,
-//! customer licenses or resource accounts, and its document has no delete: those are
-//! capability flags off, hence plan errors. The modify endpoint cannot change a name or an
-//! extension number, so the extension is only sent when creating; a row giving an existing
-//! user another extension is refused by [`Connector::check_existing`] (the connector keeps
-//! the extensions its last list read). Users without a UPN-shaped
-//! email are left out of the snapshot (nothing in a sheet can address them).
+//! `extension` column is `extension_number`, required to create (a plan error otherwise:
+//! [`PROFILE`] says a create needs it). PortSIP has no country, groups, licenses, VRPs,
+//! customer licenses or resource accounts, and its document has no delete: the profile
+//! carries none of them, hence plan errors. The modify endpoint cannot change a name or an
+//! extension number, so the extension is only sent when creating, and the profile marks it
+//! create-only: a row giving an existing user another extension is a plan error (the
+//! snapshot reads every user's extension). Users without a UPN-shaped email are left out
+//! of the snapshot (nothing in a sheet can address them).
 //!
 //! The account-name rules (letters, digits, `_ - ' .`, no leading or trailing period, at
 //! most 64 characters, and never `admin`, `system`, `administrator` or `root` in any case)
-//! are checked by [`Connector::check_spec`], before the snapshot: a breaking row is a plan
-//! error and nothing is sent. The simulator enforces the same rules server-side.
+//! are the profile's row rules ([`row_problems`]), checked before the snapshot: a breaking
+//! row is a plan error and nothing is sent. The simulator enforces the same rules
+//! server-side.
 //!
 //! Created users get random passwords; see `steps`.
 
@@ -33,10 +34,10 @@ use crate::config::TenantConfig;
 use crate::connector::http::{
     parse_error_body, parse_json, required, Client, HttpSettings, Request, TokenSource,
 };
-use crate::connector::{
-    Capabilities, Connector, ConnectorError, Gate, SpecProblem, Step, TenantStatus,
+use crate::connector::{Connector, ConnectorError, Gate, Step, TenantStatus};
+use crate::model::{
+    Attr, AttrSet, Catalogs, Profile, RowProblem, Snapshot, TenantUser, Upn, UserSpec, E164,
 };
-use crate::model::{Catalogs, Snapshot, TenantUser, Upn, UserSpec, E164};
 use crate::plan::model::UserPlan;
 use async_trait::async_trait;
 use std::collections::HashSet;
@@ -51,20 +52,15 @@ pub const DEFAULT_PAGE_SIZE: u32 = 100;
 /// Account names PortSIP reserves for its system administrator (case ignored).
 pub const RESERVED_NAMES: [&str; 4] = ["admin", "system", "administrator", "root"];
 
-/// What PortSIP can do (shown by `teamsync backends`).
-pub const CAPABILITIES: Capabilities = Capabilities {
-    read: true,
+/// What PortSIP can do (shown by `teamsync backends`) and its rules on rows.
+pub const PROFILE: Profile = Profile {
     write: true,
     create: true,
-    delete: false,
-    groups: false,
-    licenses: false,
-    vrp: false,
-    customer_licenses: false,
-    resource_accounts: false,
-    number_ranges: false,
-    country: false,
-    extension: true,
+    attrs: AttrSet::of(&[Attr::DisplayName, Attr::Number, Attr::Extension]),
+    create_needs: AttrSet::of(&[Attr::DisplayName, Attr::Extension]),
+    create_only: AttrSet::of(&[Attr::Extension]),
+    row_rules: row_problems,
+    ..Profile::read_only("portsip")
 };
 
 /// Everything needed to reach one PortSIP PBX.
@@ -89,9 +85,6 @@ impl PortsipSettings {
 pub struct PortsipConnector {
     client: Client,
     page_size: u32,
-    /// Extension numbers by user id, from the last list: the shared model has no field
-    /// for them, and [`Connector::check_existing`] needs them.
-    extensions: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for PortsipConnector {
@@ -139,6 +132,26 @@ fn extension_problem(ext: &str) -> Option<String> {
     }
 }
 
+/// PortSIP's own rules on a row, which need no tenant data: the account name the UPN's
+/// local part becomes, and the extension's shape (rows that did not come from a sheet,
+/// such as a resumed job's, were never checked by the sheet layer).
+pub fn row_problems(spec: &UserSpec) -> Vec<RowProblem> {
+    let mut out = Vec::new();
+    if let Some(m) = account_name_problem(spec.upn.local_part()) {
+        out.push(RowProblem {
+            column: "upn",
+            message: m,
+        });
+    }
+    if let Some(m) = spec.extension.as_set().and_then(|e| extension_problem(e)) {
+        out.push(RowProblem {
+            column: "extension",
+            message: m,
+        });
+    }
+    out
+}
+
 /// A PortSIP phone field as a number: separators dropped; `None` when empty or not an
 /// E.164 number (a short internal number, say), which the planner then treats as no
 /// number.
@@ -168,16 +181,16 @@ fn user_from_wire(w: &wire::WireUser) -> Option<TenantUser> {
         tracing::warn!(upn = %upn, "office phone number is not an E.164 number; read as none");
     }
     Some(TenantUser {
-        id: w.id.0.clone(),
-        upn,
         display_name: w.display_name.clone().unwrap_or_default(),
-        country: None,
         voice_enabled: w.enabled.unwrap_or(true),
         number,
-        licenses: vec![],
-        customer_licenses: vec![],
-        details: None,
-        account_type: None,
+        extension: w
+            .extension_number
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_string),
+        ..TenantUser::new(w.id.0.clone(), upn)
     })
 }
 
@@ -195,7 +208,6 @@ impl PortsipConnector {
         Ok(PortsipConnector {
             client,
             page_size: s.page_size,
-            extensions: Default::default(),
         })
     }
 
@@ -233,9 +245,6 @@ impl PortsipConnector {
                     continue;
                 }
                 if let Some(u) = user_from_wire(w) {
-                    if let Some(e) = w.extension_number.as_deref().filter(|e| !e.is_empty()) {
-                        self.remember_extension(&u.id, e);
-                    }
                     out.push(u);
                 }
             }
@@ -257,11 +266,6 @@ impl PortsipConnector {
         }
     }
 
-    fn remember_extension(&self, id: &str, ext: &str) {
-        let mut m = self.extensions.lock().unwrap_or_else(|p| p.into_inner());
-        m.insert(id.to_string(), ext.to_string());
-    }
-
     async fn read_counted(
         &self,
         id: &str,
@@ -269,13 +273,7 @@ impl PortsipConnector {
     ) -> Result<Option<TenantUser>, ConnectorError> {
         let r = Request::get(&["users", id]);
         match self.client.read::<wire::WireUser>(&r, counter).await {
-            Ok(w) => {
-                let u = user_from_wire(&w);
-                if let (Some(u), Some(e)) = (&u, w.extension_number.as_deref()) {
-                    self.remember_extension(&u.id, e);
-                }
-                Ok(u)
-            }
+            Ok(w) => Ok(user_from_wire(&w)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
@@ -290,50 +288,8 @@ impl Connector for PortsipConnector {
         Some(self.client.gate())
     }
 
-    fn backend(&self) -> &'static str {
-        "portsip"
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
-    }
-
-    fn check_spec(&self, spec: &UserSpec) -> Vec<SpecProblem> {
-        let mut out = Vec::new();
-        if let Some(m) = account_name_problem(spec.upn.local_part()) {
-            out.push(SpecProblem {
-                column: "upn",
-                message: m,
-            });
-        }
-        if let Some(m) = spec.extension.as_set().and_then(|e| extension_problem(e)) {
-            out.push(SpecProblem {
-                column: "extension",
-                message: m,
-            });
-        }
-        out
-    }
-
-    /// PortSIP's modify endpoint has no extension number: a row asking an existing user
-    /// for another one cannot be carried out, so it is refused rather than ignored.
-    fn check_existing(&self, spec: &UserSpec, current: &TenantUser) -> Vec<SpecProblem> {
-        let Some(want) = spec.extension.as_set() else {
-            return vec![];
-        };
-        let have = {
-            let m = self.extensions.lock().unwrap_or_else(|p| p.into_inner());
-            m.get(&current.id).cloned()
-        };
-        match have {
-            Some(h) if &h != want => vec![SpecProblem {
-                column: "extension",
-                message: format!(
-                    "has extension {h} in PortSIP; its users API cannot change an extension number (leave the cell empty or write {h})"
-                ),
-            }],
-            _ => vec![],
-        }
+    fn profile(&self) -> Profile {
+        PROFILE
     }
 
     async fn check(&self) -> Result<TenantStatus, ConnectorError> {
@@ -415,21 +371,12 @@ mod tests {
     use super::*;
     use crate::model::Field;
 
-    fn connector() -> PortsipConnector {
-        PortsipConnector::new(
-            PortsipSettings::new("https://pbx.example.net", TokenSource::None),
-            Arc::new(Gate::unlimited()),
-        )
-        .unwrap()
-    }
-
     fn spec(upn: &str) -> UserSpec {
         UserSpec::new(Upn::parse(upn).unwrap())
     }
 
     #[test]
     fn reserved_and_malformed_names_are_plan_problems() {
-        let c = connector();
         for upn in [
             "admin@example.com",
             "ROOT@example.com",
@@ -438,7 +385,7 @@ mod tests {
             "a+b@example.com",
             "a&b@example.com",
         ] {
-            let p = c.check_spec(&spec(upn));
+            let p = row_problems(&spec(upn));
             assert_eq!(p.len(), 1, "{upn}: {p:?}");
             assert_eq!(p[0].column, "upn");
         }
@@ -448,13 +395,13 @@ mod tests {
             "admins@example.com",
             "a-b_c@example.com",
         ] {
-            assert!(c.check_spec(&spec(upn)).is_empty(), "{upn}");
+            assert!(row_problems(&spec(upn)).is_empty(), "{upn}");
         }
         let mut s = spec("jane@example.com");
         s.extension = Field::Set("12".into());
-        assert_eq!(c.check_spec(&s)[0].column, "extension");
+        assert_eq!(row_problems(&s)[0].column, "extension");
         s.extension = Field::Set("1234".into());
-        assert!(c.check_spec(&s).is_empty());
+        assert!(row_problems(&s).is_empty());
     }
 
     #[test]
@@ -470,6 +417,7 @@ mod tests {
         assert_eq!(u.upn.as_str(), "jane@example.com");
         assert_eq!(u.number.unwrap().to_string(), "+3225405200");
         assert_eq!(u.country, None);
+        assert_eq!(u.extension.as_deref(), Some("101"));
         let w: wire::WireUser =
             serde_json::from_value(serde_json::json!({"id": "7", "email": ""})).unwrap();
         assert!(user_from_wire(&w).is_none());
@@ -483,10 +431,20 @@ mod tests {
 
     #[test]
     fn capabilities_refuse_what_portsip_cannot_carry() {
-        let c = CAPABILITIES;
-        assert!(c.read && c.write && c.create && c.extension);
-        assert!(!c.delete && !c.groups && !c.licenses && !c.vrp && !c.customer_licenses);
-        assert!(!c.country && !c.resource_accounts && !c.number_ranges);
+        let c = PROFILE;
+        assert!(c.read && c.write && c.create && c.carries(Attr::Extension));
+        assert!(!c.delete);
+        for a in [
+            Attr::Groups,
+            Attr::Licenses,
+            Attr::Vrp,
+            Attr::CustomerLicenses,
+            Attr::Country,
+        ] {
+            assert!(!c.carries(a), "{a}");
+        }
+        assert!(!c.resource_accounts && !c.number_ranges);
+        assert!(c.create_only.contains(Attr::Extension));
     }
 
     #[test]

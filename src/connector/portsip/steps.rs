@@ -2,14 +2,15 @@
 //!
 //! | operation(s) in one step | request | body |
 //! | --- | --- | --- |
-//! | `Create` (+ the `SetNumber` that follows it) | `POST users` | `name` (UPN local part), `email` (UPN), `display_name`, `extension_number` (the row's `extension`), `enabled: true`, random `password` and `extension_password`, and `office_phone_number` + `outbound_caller_ids` when a number is set |
-//! | `SetProperties` and/or `SetNumber` | `POST users/{id}` | `display_name`; `office_phone_number` and `outbound_caller_ids` (`""` and `[]` release the number) |
+//! | `create` (+ the `set_number` that follows it) | `POST users` | `name` (UPN local part), `email` (UPN), `display_name`, `extension_number` (the create's `extension`), `enabled: true`, random `password` and `extension_password`, and `office_phone_number` + `outbound_caller_ids` when a number is set |
+//! | `set_properties` (display name) and/or `set_number` | `POST users/{id}` | `display_name`; `office_phone_number` and `outbound_caller_ids` (`""` and `[]` release the number) |
 //!
 //! The number is the office phone and the user's one outbound caller ID: teamsync owns
 //! the caller-ID list of the users it numbers (an update replaces it with `[number]`).
 //!
-//! Split rules (as Fusion's): an op with a non-empty `after` starts a new step; an
-//! `awaited` op ends its step; a field may appear once per body.
+//! Which operations share a request is the shared grouping's
+//! ([`crate::connector::group_steps`]); PortSIP declares ([`batching`]) that a request
+//! carries the display name and the number, on a create too.
 //!
 //! Passwords: a created user gets a random 24-character password and extension
 //! password, drawn from the OS-seeded generator, put in the request body and dropped with
@@ -17,8 +18,8 @@
 //! own through PortSIP's reset flow.
 
 use super::wire::{CreateBody, ModifyBody};
-use crate::connector::{ConnectorError, Step};
-use crate::model::E164;
+use crate::connector::{group_steps, Batching, ConnectorError, Step};
+use crate::model::{Attr, AttrValue, E164};
 use crate::plan::model::{Operation, UserPlan};
 use rand::Rng;
 
@@ -36,59 +37,48 @@ pub fn random_password() -> String {
         .collect()
 }
 
-/// Body fields an op writes.
-fn keys(op: &Operation) -> &'static [&'static str] {
-    match op {
-        Operation::SetProperties {
-            display_name: Some(_),
-            ..
-        } => &["display_name"],
-        Operation::SetNumber { .. } => &["office_phone_number"],
-        _ => &[],
+/// What one PortSIP request can carry: every attribute PortSIP has (display name and
+/// number), also on the create, except the extension, which only a create sets (its
+/// own value).
+pub fn batching() -> Batching {
+    let carried = super::PROFILE.attrs.without(Attr::Extension);
+    Batching {
+        together: carried,
+        with_create: carried,
+        ..Batching::ONE_BY_ONE
     }
-}
-
-fn supported(op: &Operation) -> bool {
-    matches!(
-        op,
-        Operation::Create { .. } | Operation::SetProperties { .. } | Operation::SetNumber { .. }
-    )
 }
 
 /// The fewest steps the rules above allow, in plan order.
 pub fn group(user: &UserPlan) -> Vec<Step> {
-    let mut steps = Vec::new();
-    let mut cur: Vec<usize> = Vec::new();
-    let flush = |cur: &mut Vec<usize>, steps: &mut Vec<Step>| {
-        if !cur.is_empty() {
-            let ops = std::mem::take(cur);
-            let label = label(user, &ops);
-            steps.push(Step { ops, label });
-        }
-    };
-    for (i, p) in user.ops.iter().enumerate() {
-        let clash = cur.iter().any(|&j| {
-            keys(&user.ops[j].op)
-                .iter()
-                .any(|k| keys(&p.op).contains(k))
-        });
-        let alone = !supported(&p.op) || cur.iter().any(|&j| !supported(&user.ops[j].op));
-        if matches!(p.op, Operation::Create { .. }) || !p.after.is_empty() || clash || alone {
-            flush(&mut cur, &mut steps);
-        }
-        cur.push(i);
-        if p.awaited {
-            flush(&mut cur, &mut steps);
-        }
-    }
-    flush(&mut cur, &mut steps);
-    steps
+    group_steps(user, &batching())
+        .into_iter()
+        .map(|ops| Step {
+            label: label(user, &ops),
+            ops,
+        })
+        .collect()
 }
 
 fn label(user: &UserPlan, ops: &[usize]) -> String {
-    match ops.first().map(|&i| &user.ops[i].op) {
+    match ops.first().and_then(|&i| user.ops.get(i)).map(|p| &p.op) {
         Some(Operation::Create { .. }) => "POST users".into(),
         _ => "POST users/{id}".into(),
+    }
+}
+
+/// Why PortSIP cannot send an op, if it cannot.
+fn unsupported(op: &Operation) -> Option<String> {
+    match op {
+        Operation::Delete => Some("delete users".into()),
+        Operation::Create { changes } => changes
+            .iter()
+            .find(|c| !super::PROFILE.carries(c.attr))
+            .map(|c| format!("set {}", c.attr)),
+        Operation::Set { changes } => changes
+            .iter()
+            .find(|c| !batching().together.contains(c.attr))
+            .map(|c| format!("set {}", c.attr)),
     }
 }
 
@@ -117,39 +107,40 @@ pub fn build(user: &UserPlan, user_id: Option<&str>, step: &Step) -> Result<Call
             })
         })
         .collect::<Result<_, _>>()?;
-    if let Some(op) = ops.iter().find(|o| !supported(o)) {
+    if let Some(what) = ops.iter().find_map(|o| unsupported(o)) {
         return Err(ConnectorError::Unsupported(format!(
-            "{}: PortSIP cannot {} (no such endpoint in its users API)",
-            user.upn,
-            op.kind()
+            "{}: PortSIP cannot {what} (no such endpoint in its users API)",
+            user.upn
         )));
     }
     let mut display_name: Option<String> = None;
     let mut number: Option<Option<E164>> = None;
+    let mut extension: Option<&str> = None;
     let mut create = false;
     for op in &ops {
-        match op {
-            Operation::Create {
-                display_name: d, ..
-            } => {
-                create = true;
-                display_name = Some(d.clone());
+        create |= matches!(op, Operation::Create { .. });
+        for c in op.changes() {
+            match (c.attr, &c.after) {
+                (Attr::DisplayName, Some(v)) => display_name = Some(v.to_string()),
+                (Attr::Number, v) => {
+                    number = Some(v.as_ref().and_then(AttrValue::as_number).cloned())
+                }
+                (Attr::Extension, Some(v)) => extension = v.as_text(),
+                _ => {}
             }
-            Operation::SetProperties {
-                display_name: Some(d),
-                ..
-            } => display_name = Some(d.clone()),
-            Operation::SetNumber { number: n } => number = Some(n.clone()),
-            _ => {}
         }
     }
     if create {
-        let ext = user.desired.extension.as_set().ok_or_else(|| {
-            ConnectorError::Config(format!(
-                "{}: a PortSIP user needs an extension number to be created",
-                user.upn
-            ))
-        })?;
+        // A create planned before operations carried their values has the extension only
+        // in the desired row.
+        let ext = extension
+            .or(user.desired.extension.as_set().map(String::as_str))
+            .ok_or_else(|| {
+                ConnectorError::Config(format!(
+                    "{}: a PortSIP user needs an extension number to be created",
+                    user.upn
+                ))
+            })?;
         let (office, caller_ids) = match &number {
             Some(n) => {
                 let (o, c) = number_fields(n);
@@ -239,14 +230,8 @@ mod tests {
     fn create_carries_the_number_and_random_passwords() {
         let u = plan(
             vec![
-                op(Operation::Create {
-                    display_name: "Jane Doe".into(),
-                    country: None,
-                    customer_licenses: vec![],
-                }),
-                op(Operation::SetNumber {
-                    number: num("+3225405200"),
-                }),
+                op(Operation::create_user("Jane Doe".into(), None)),
+                op(Operation::set_number(num("+3225405200"))),
             ],
             Some("101"),
         );
@@ -276,16 +261,23 @@ mod tests {
         assert_ne!(pw, body["extension_password"].as_str().unwrap());
     }
 
+    /// The planner puts the extension in the create itself; the desired row is only the
+    /// fallback for plans saved before operations carried values.
+    #[test]
+    fn the_extension_comes_from_the_create() {
+        let create = Operation::create([
+            (Attr::DisplayName, AttrValue::Text("Jane".into())),
+            (Attr::Extension, AttrValue::Text("0107".into())),
+        ]);
+        let u = plan(vec![op(create)], Some("999"));
+        let c = build(&u, None, &group(&u)[0]).unwrap();
+        assert_eq!(c.body["extension_number"], "0107");
+        assert_eq!(c.body["display_name"], "Jane");
+    }
+
     #[test]
     fn create_without_extension_is_refused_before_sending() {
-        let u = plan(
-            vec![op(Operation::Create {
-                display_name: "Jane".into(),
-                country: None,
-                customer_licenses: vec![],
-            })],
-            None,
-        );
+        let u = plan(vec![op(Operation::create_user("Jane".into(), None))], None);
         let s = group(&u);
         assert!(matches!(
             build(&u, None, &s[0]),
@@ -295,21 +287,13 @@ mod tests {
 
     #[test]
     fn a_waiting_number_claim_gets_its_own_step_and_release_clears_both_fields() {
-        let mut claim = op(Operation::SetNumber {
-            number: num("+3225405201"),
-        });
+        let mut claim = op(Operation::set_number(num("+3225405201")));
         claim.after = vec![OpRef {
             upn: Upn::parse("other@example.com").unwrap(),
             index: 0,
         }];
         let mut u = plan(
-            vec![
-                op(Operation::SetProperties {
-                    display_name: Some("J".into()),
-                    country: None,
-                }),
-                claim,
-            ],
+            vec![op(Operation::set_properties(Some("J".into()), None)), claim],
             None,
         );
         u.user_id = Some("100000000001".into());
@@ -320,7 +304,7 @@ mod tests {
         assert_eq!(c.path, vec!["users", "100000000001"]);
         assert_eq!(c.body, serde_json::json!({"display_name": "J"}));
 
-        let u = plan(vec![op(Operation::SetNumber { number: None })], None);
+        let u = plan(vec![op(Operation::set_number(None))], None);
         let s = group(&u);
         let c = build(&u, Some("9"), &s[0]).unwrap();
         assert_eq!(

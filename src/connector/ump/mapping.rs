@@ -10,14 +10,16 @@
 //!
 //! Every change of one user that may share a request goes into one
 //! `PUT proxy/endpoint/{sip}/script` (the document: "if multiple values must be updated at
-//! once, they should be separated by a comma"). A step ends after an op another user waits
-//! for (`awaited`), a new one starts at an op that waits (`after`) or whose attribute the
-//! body already carries (a release then a claim of a number).
+//! once, they should be separated by a comma"): UMP declares that one script carries every
+//! attribute it writes ([`batching`]), and the shared grouping
+//! ([`crate::connector::group_steps`]) ends a request after an op another user waits for
+//! (`awaited`) and starts one at an op that waits (`after`) or whose attribute the body
+//! already carries (a release then a claim of a number).
 
 use super::wire;
-use crate::connector::{ConnectorError, Step};
-use crate::model::{Country, NumberRange, TenantUser, Upn, UserDetails, E164};
-use crate::plan::model::{Operation, UserPlan};
+use crate::connector::{group_steps, Batching, ConnectorError, Step};
+use crate::model::{Attr, AttrValue, Country, NumberRange, TenantUser, Upn, UserDetails, E164};
+use crate::plan::model::{AttrChange, Operation, UserPlan};
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
 
@@ -73,16 +75,11 @@ pub fn user_from_list(u: &wire::ListUser) -> Result<TenantUser, String> {
     let upn = upn_of_sip(sip)?;
     let number = number_or_warn(&upn, u.line_uri.as_deref());
     Ok(TenantUser {
-        id: sip_of(sip),
         display_name: u.web_name.clone().unwrap_or_default().trim().to_string(),
         country: country_of(u.usage_location.as_deref()),
         voice_enabled: number.is_some(),
         number,
-        upn,
-        licenses: vec![],
-        customer_licenses: vec![],
-        details: None,
-        account_type: None,
+        ..TenantUser::new(sip_of(sip), upn)
     })
 }
 
@@ -92,7 +89,6 @@ pub fn user_from_detail(d: &wire::DetailUser) -> Result<TenantUser, String> {
     let upn = upn_of_sip(sip)?;
     let number = number_or_warn(&upn, d.line_uri.as_deref());
     Ok(TenantUser {
-        id: sip_of(sip),
         display_name: d
             .display_name
             .clone()
@@ -102,9 +98,6 @@ pub fn user_from_detail(d: &wire::DetailUser) -> Result<TenantUser, String> {
         country: country_of(d.usage_location.as_deref()),
         voice_enabled: d.enterprise_voice_enabled.unwrap_or(number.is_some()),
         number,
-        upn,
-        licenses: vec![],
-        customer_licenses: vec![],
         details: Some(UserDetails {
             groups: vec![],
             vrp: d
@@ -114,7 +107,7 @@ pub fn user_from_detail(d: &wire::DetailUser) -> Result<TenantUser, String> {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
         }),
-        account_type: None,
+        ..TenantUser::new(sip_of(sip), upn)
     })
 }
 
@@ -152,83 +145,73 @@ pub fn range_free(r: &wire::NumberRangeRow, held: &HashSet<E164>) -> NumberRange
     }
 }
 
-/// The script attributes an op writes, with their values, in body order.
-fn writes(op: &Operation) -> Vec<(&'static str, Value)> {
-    match op {
-        Operation::SetProperties {
-            display_name,
-            country,
-        } => [
-            display_name.as_ref().map(|d| ("DisplayName", json!(d))),
-            country
-                .as_ref()
-                .map(|c| ("UsageLocation", json!(c.as_str()))),
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
-        Operation::SetNumber { number } => vec![
-            ("LineURI", json!(number.as_ref().map(E164::to_tel_uri))),
-            ("EnterpriseVoiceEnabled", json!(number.is_some())),
-        ],
-        Operation::SetVrp { vrp } => vec![("VoicePolicy", json!(vrp))],
-        _ => vec![],
-    }
+/// The script attributes a change writes, with their values, in body order; `None` for
+/// an attribute UMP has no script attribute for.
+fn writes(c: &AttrChange) -> Option<Vec<(&'static str, Value)>> {
+    Some(match (c.attr, &c.after) {
+        (Attr::DisplayName, v) => vec![("DisplayName", json!(v.as_ref().map(|v| v.to_string())))],
+        (Attr::Country, v) => vec![("UsageLocation", json!(v.as_ref().map(|v| v.to_string())))],
+        (Attr::Number, v) => {
+            let n = v.as_ref().and_then(AttrValue::as_number);
+            vec![
+                ("LineURI", json!(n.map(E164::to_tel_uri))),
+                ("EnterpriseVoiceEnabled", json!(n.is_some())),
+            ]
+        }
+        (Attr::Vrp, v) => vec![("VoicePolicy", json!(v.as_ref().map(|v| v.to_string())))],
+        _ => return None,
+    })
 }
 
 fn attributes(op: &Operation) -> Vec<&'static str> {
-    writes(op).into_iter().map(|(k, _)| k).collect()
+    op.changes()
+        .iter()
+        .filter_map(writes)
+        .flatten()
+        .map(|(k, _)| k)
+        .collect()
 }
 
-fn unsupported(op: &Operation) -> Option<&'static str> {
+fn unsupported(op: &Operation) -> Option<String> {
     match op {
-        Operation::Create { .. } => Some("creating users (the document has no create endpoint)"),
-        Operation::Delete => Some("deleting users (the document has no delete endpoint)"),
-        Operation::SetLicenses { .. } => Some("licenses"),
-        Operation::SetGroups { .. } => Some("groups"),
-        Operation::SetCustomerLicenses { .. } => Some("customer licenses"),
-        _ => None,
+        Operation::Create { .. } => {
+            Some("creating users (the document has no create endpoint)".into())
+        }
+        Operation::Delete => Some("deleting users (the document has no delete endpoint)".into()),
+        Operation::Set { changes } => changes
+            .iter()
+            .find(|c| writes(c).is_none())
+            .map(|c| c.attr.name().to_string()),
+    }
+}
+
+/// What one `PUT …/script` can carry: every attribute UMP writes (see the table above).
+pub fn batching() -> Batching {
+    Batching {
+        together: super::PROFILE.attrs,
+        ..Batching::ONE_BY_ONE
     }
 }
 
 /// The fewest `PUT …/script` requests the rules in the module doc allow.
 pub fn steps(user: &UserPlan) -> Vec<Step> {
-    let mut out: Vec<Step> = Vec::new();
-    let mut open = false;
-    for (i, p) in user.ops.iter().enumerate() {
-        let clash = open
-            && out.last().is_some_and(|s| {
-                let have: Vec<&str> = s
-                    .ops
-                    .iter()
-                    .flat_map(|&j| attributes(&user.ops[j].op))
-                    .collect();
-                attributes(&p.op).iter().any(|a| have.contains(a))
-            });
-        if !open || !p.after.is_empty() || clash || unsupported(&p.op).is_some() {
-            out.push(Step {
-                ops: vec![],
-                label: String::new(),
-            });
-        }
-        if let Some(s) = out.last_mut() {
-            s.ops.push(i);
-        }
-        open = !p.awaited && unsupported(&p.op).is_none();
-    }
-    for s in &mut out {
-        let attrs: Vec<&str> = s
-            .ops
-            .iter()
-            .flat_map(|&j| attributes(&user.ops[j].op))
-            .collect();
-        s.label = format!("PUT proxy/endpoint/{{sip}}/script [{}]", attrs.join(", "));
-    }
-    out
+    group_steps(user, &batching())
+        .into_iter()
+        .map(|ops| {
+            let attrs: Vec<&str> = ops
+                .iter()
+                .flat_map(|&j| attributes(&user.ops[j].op))
+                .collect();
+            Step {
+                label: format!("PUT proxy/endpoint/{{sip}}/script [{}]", attrs.join(", ")),
+                ops,
+            }
+        })
+        .collect()
 }
 
 /// The script body of one step; `Unsupported` for an op UMP cannot carry (the planner
-/// refuses those first, through the capabilities).
+/// refuses those first, through the profile).
 pub fn script_body(user: &UserPlan, step: &Step) -> Result<Value, ConnectorError> {
     let mut m = Map::new();
     for &i in &step.ops {
@@ -242,7 +225,7 @@ pub fn script_body(user: &UserPlan, step: &Step) -> Result<Value, ConnectorError
         if let Some(what) = unsupported(op) {
             return Err(ConnectorError::Unsupported(format!("UMP 365: {what}")));
         }
-        for (k, v) in writes(op) {
+        for (k, v) in op.changes().iter().filter_map(writes).flatten() {
             m.insert(k.into(), v);
         }
     }
@@ -282,16 +265,12 @@ mod tests {
     #[test]
     fn one_script_request_per_user_unless_a_number_waits() {
         let up = plan(vec![
-            op(Operation::SetProperties {
-                display_name: Some("A".into()),
-                country: Some(Country::parse("NL").unwrap()),
-            }),
-            op(Operation::SetNumber {
-                number: num("+31205550101"),
-            }),
-            op(Operation::SetVrp {
-                vrp: Some("National".into()),
-            }),
+            op(Operation::set_properties(
+                Some("A".into()),
+                Some(Country::parse("NL").unwrap()),
+            )),
+            op(Operation::set_number(num("+31205550101"))),
+            op(Operation::set_vrp(Some("National".into()))),
         ]);
         let st = steps(&up);
         assert_eq!(st.len(), 1);
@@ -306,16 +285,14 @@ mod tests {
         );
 
         // A swap: release (awaited by another user), then claim after someone else's release.
-        let mut release = op(Operation::SetNumber { number: None });
+        let mut release = op(Operation::set_number(None));
         release.awaited = true;
-        let mut claim = op(Operation::SetNumber {
-            number: num("+31205550102"),
-        });
+        let mut claim = op(Operation::set_number(num("+31205550102")));
         claim.after = vec![OpRef {
             upn: Upn::parse("b@x.com").unwrap(),
             index: 0,
         }];
-        let up = plan(vec![release, claim, op(Operation::SetVrp { vrp: None })]);
+        let up = plan(vec![release, claim, op(Operation::set_vrp(None))]);
         let st = steps(&up);
         let ops: Vec<Vec<usize>> = st.iter().map(|s| s.ops.clone()).collect();
         assert_eq!(ops, vec![vec![0], vec![1, 2]]);
@@ -331,7 +308,7 @@ mod tests {
 
     #[test]
     fn ops_ump_cannot_carry_are_refused_not_dropped() {
-        let up = plan(vec![op(Operation::SetGroups { group_ids: vec![] })]);
+        let up = plan(vec![op(Operation::set_groups(vec![]))]);
         let s = steps(&up);
         assert!(matches!(
             script_body(&up, &s[0]),

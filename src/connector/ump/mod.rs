@@ -5,7 +5,7 @@
 //! request grouping); HTTP is the shared [`crate::connector::http`] client (gate, auth,
 //! status mapping, read retries), rooted at `{base_url}/sysadmin/api`.
 //!
-//! What it can and cannot do (see [`CAPABILITIES`]): read users, write display name,
+//! What it can and cannot do (see [`PROFILE`]): read users, write display name,
 //! usage location, number (LineURI + EnterpriseVoiceEnabled) and voice policy, list
 //! number ranges. The document has no endpoint to create or delete users, nor groups,
 //! licenses or customer licenses: the planner turns rows that need them into plan errors.
@@ -42,8 +42,8 @@ pub mod wire;
 
 use crate::config::TenantConfig;
 use crate::connector::http::{parse_error_body, required, Client, HttpSettings, Request};
-use crate::connector::{Capabilities, Connector, ConnectorError, Gate, Step, TenantStatus};
-use crate::model::{Catalogs, Snapshot, TenantUser, Upn, VrpInfo, E164};
+use crate::connector::{Connector, ConnectorError, Gate, Step, TenantStatus};
+use crate::model::{Attr, AttrSet, Catalogs, Profile, Snapshot, TenantUser, Upn, VrpInfo, E164};
 use crate::plan::model::UserPlan;
 use async_trait::async_trait;
 use reqwest::Method;
@@ -56,20 +56,14 @@ pub const DEFAULT_PAGE_SIZE: u32 = 500;
 /// Detail GETs in flight during a snapshot; the gate sets the pace.
 const DETAIL_CONCURRENCY: usize = 8;
 
-/// What UMP 365 can do (shown by `teamsync backends`).
-pub const CAPABILITIES: Capabilities = Capabilities {
-    read: true,
+/// What UMP 365 can do (shown by `teamsync backends`). The voice policy is only in the
+/// detail answer, so rows touching it get a detail read.
+pub const PROFILE: Profile = Profile {
     write: true,
-    create: false,
-    delete: false,
-    groups: false,
-    licenses: false,
-    vrp: true,
-    customer_licenses: false,
-    resource_accounts: false,
     number_ranges: true,
-    country: true,
-    extension: false,
+    attrs: AttrSet::of(&[Attr::DisplayName, Attr::Number, Attr::Country, Attr::Vrp]),
+    detail_reads: AttrSet::of(&[Attr::Vrp]),
+    ..Profile::read_only("ump")
 };
 
 /// Everything needed to reach one UMP server.
@@ -233,12 +227,8 @@ impl Connector for UmpConnector {
         Some(self.client.gate())
     }
 
-    fn backend(&self) -> &'static str {
-        "ump"
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
+    fn profile(&self) -> Profile {
+        PROFILE
     }
 
     async fn check(&self) -> Result<TenantStatus, ConnectorError> {
@@ -407,8 +397,11 @@ mod tests {
         let cfg: TenantConfig = toml::from_str("backend = \"ump\"\n").unwrap();
         let e = UmpSettings::from_tenant_config(&cfg).unwrap_err();
         assert!(e.to_string().contains("base_url"));
-        let c = CAPABILITIES;
-        assert!(c.read && c.write && c.vrp && c.number_ranges);
-        assert!(!c.create && !c.delete && !c.groups && !c.licenses && !c.customer_licenses);
+        let c = PROFILE;
+        assert!(c.read && c.write && c.carries(Attr::Vrp) && c.number_ranges);
+        assert!(!c.create && !c.delete);
+        for a in [Attr::Groups, Attr::Licenses, Attr::CustomerLicenses] {
+            assert!(!c.carries(a), "{a}");
+        }
     }
 }
