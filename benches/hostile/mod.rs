@@ -70,7 +70,7 @@ const CASES: &[Case] = &[
     ),
     (
         "xls-at-caps",
-        "an XLS of 7.6 MB (under its 8 MiB cap): 300,000 shared strings and 850,000 number cells, loaded whole by calamine",
+        "an XLS just under its 8 MiB cap: 300,000 shared strings and 850,000 number cells, loaded whole by calamine",
         |p| {
             // SST: one record and CONTINUE records of whole strings (1 character each)
             let strings = 300_000u32;
