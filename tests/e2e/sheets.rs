@@ -766,6 +766,15 @@ fn calamine_real_excel_and_libreoffice_files() {
     assert_eq!(t(&r, 2), vec!["3", "c"]);
     let r = read_texts(&f("issues.xlsx"), Some("issue5")).unwrap();
     assert_eq!(t(&r, 0), vec!["0.5"]);
+    // the same workbook saved as XLSB, streamed the same way (after the pre-pass)
+    let r = read_texts(&f("issues.xlsb"), Some("issue2")).unwrap();
+    assert_eq!(
+        r,
+        read_texts(&f("issues.xlsx"), Some("issue2")).unwrap(),
+        "XLSB and XLSX read alike"
+    );
+    let r = read_texts(&f("issues.xlsb"), None).unwrap();
+    assert_eq!(r[0].1[0], "1");
 
     for file in ["date.xlsx", "date_1904.xlsx"] {
         let r = read_texts(&f(file), None).unwrap();
