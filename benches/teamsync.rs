@@ -1,5 +1,5 @@
-//! `cargo bench --bench teamsync` (wrapped by `scripts/bench.sh`): the figures DESIGN.md asks
-//! to keep, measured on data the bench generates itself, in one run.
+//! `cargo bench --bench teamsync` (wrapped by `scripts/bench.sh`): the figures BENCHMARKS.md
+//! keeps, measured on data the bench generates itself, in one run.
 //!
 //! Why it is shaped like this: peak memory is only meaningful per process, so every figure
 //! is measured in a fresh child process (this same executable re-run with `--phase …`) that
@@ -694,8 +694,9 @@ fn phase_validate(args: &[String]) -> anyhow::Result<Value> {
     let t0 = Instant::now();
     let code = match teamsync::commands::run(cli) {
         Ok(c) => c,
-        Err(e) => e.exit_code(),
-    };
+        Err(e) => e.exit(),
+    }
+    .code();
     Ok(json!({ "seconds": t0.elapsed().as_secs_f64(), "exit": code }))
 }
 

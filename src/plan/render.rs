@@ -248,6 +248,9 @@ pub fn render_human(plan: &Plan, color: bool) -> String {
     } else {
         let _ = writeln!(out, "Operations: {} ({}).", s.operations, listed.join(", "));
     }
+    if let Some(r) = super::removals::removals(plan).describe() {
+        let _ = writeln!(out, "Removals: {r}.");
+    }
     out
 }
 
@@ -287,6 +290,7 @@ pub fn render_json(plan: &Plan) -> Value {
         "kind": plan.kind,
         "snapshot_fingerprint": plan.snapshot_fingerprint,
         "warnings": plan.warnings,
+        "removals": super::removals::removals(plan),
         "users": users,
     })
 }

@@ -25,6 +25,9 @@ pub struct SheetInput {
     pub mode: plan::Mode,
     /// `--allow-removals N` for mirror mode.
     pub allow_removals: Option<usize>,
+    /// `--allow-license-removals N`: users that may lose licenses above the threshold
+    /// ([`crate::plan::removals::check_license_removals`]).
+    pub allow_license_removals: Option<usize>,
 }
 
 /// Opens the tenant `name` (or the default one) with `rate` overriding its
@@ -42,6 +45,7 @@ pub async fn open_tenant(
             &name,
             format!("cannot connect to the tenant: {e}"),
         )
+        .with_source(e)
         .into()
     })
 }
@@ -125,7 +129,10 @@ pub fn read_sheet(
         return Err(Failure::new(
             FailKind::Sheet,
             tenant,
-            format!("{n} error(s) in the sheet; nothing was sent"),
+            format!(
+                "{} in the sheet; nothing was sent",
+                crate::human::count(n, "error")
+            ),
         )
         .with_report(Report::Sheet(Box::new(v)))
         .into());
@@ -159,7 +166,9 @@ pub fn connector_failure(tenant: &str, e: ConnectorError) -> RunError {
         ConnectorError::Config(_) | ConnectorError::Unsupported(_) => FailKind::Config,
         ConnectorError::Retryable { .. } | ConnectorError::Rejected { .. } => FailKind::Read,
     };
-    Failure::new(kind, tenant, format!("tenant {tenant}: {e}")).into()
+    Failure::new(kind, tenant, format!("tenant {tenant}: {e}"))
+        .with_source(e)
+        .into()
 }
 
 /// Rows the backend's own rules refuse (PortSIP's reserved account names) stop the run
@@ -181,7 +190,10 @@ fn plan_errors(tenant: &str, errors: Vec<Diagnostic>) -> RunError {
     Failure::new(
         FailKind::Plan,
         tenant,
-        format!("{} plan error(s); nothing was sent", errors.len()),
+        format!(
+            "{}; nothing was sent",
+            crate::human::count(errors.len(), "plan error")
+        ),
     )
     .with_report(Report::Plan(errors))
     .into()
@@ -237,7 +249,7 @@ pub(crate) async fn plan_validated(
 ) -> Result<Plan, RunError> {
     let paths = vec![sheet.path.clone()];
     let snap = snapshot(tenant, &v.specs, v.kind).await?;
-    make_plan(PlanInput {
+    let plan = make_plan(PlanInput {
         tenant: &tenant.name,
         mode: sheet.mode,
         kind: v.kind,
@@ -247,7 +259,22 @@ pub(crate) async fn plan_validated(
         snapshot: &snap,
         profile: tenant.connector.profile(),
         allow_removals: sheet.allow_removals,
-    })
+    })?;
+    plan::removals::check_license_removals(&plan, &snap, sheet.allow_license_removals).map_err(
+        |message| {
+            let file = sheet.path.display().to_string();
+            plan_errors(
+                &tenant.name,
+                vec![Diagnostic {
+                    file,
+                    row: None,
+                    column: Some("licenses".into()),
+                    message,
+                }],
+            )
+        },
+    )?;
+    Ok(plan)
 }
 
 #[cfg(test)]

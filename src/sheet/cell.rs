@@ -1,6 +1,6 @@
 //! Cell normalisation: one sheet cell → one typed field value of src/model.rs.
 //!
-//! Rules (DESIGN.md "The sheet"), applied to every cell:
+//! Rules (README, "The sheet"), applied to every cell:
 //! - a leading apostrophe (Excel's text marker, and what our CSV exports add to neutralise
 //!   formulas) is stripped, then surrounding whitespace;
 //! - empty or whitespace-only → `Field::Keep` (leave the tenant's value);
