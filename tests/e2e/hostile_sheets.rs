@@ -42,12 +42,13 @@ fn peak_child() {
     };
     let cli = teamsync::cli::Cli::try_parse_from(args.split('\u{1f}')).expect("arguments");
     let code = match teamsync::commands::run(cli) {
-        Ok(c) => c,
+        Ok(exit) => exit,
         Err(e) => {
-            println!("error: {e}");
-            e.exit_code()
+            println!("error: {}", teamsync::commands::render_error(&e));
+            e.exit()
         }
-    };
+    }
+    .code();
     println!("PEAK_KIB {} EXIT {code}", peak_kib().unwrap_or(0));
 }
 
