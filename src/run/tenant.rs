@@ -125,7 +125,7 @@ pub fn read_sheet(
     let templates = load_templates(config)?;
     let v = validate_files(&[path.to_path_buf()], options, &templates);
     if !v.errors.is_empty() {
-        let n = v.errors.len();
+        let n = v.error_count();
         return Err(Failure::new(
             FailKind::Sheet,
             tenant,
@@ -138,7 +138,10 @@ pub fn read_sheet(
         .into());
     }
     for w in &v.warnings {
-        tracing::warn!("{w}");
+        tracing::warn!("{}", crate::sheet::terminal_safe(&w.to_string()));
+    }
+    if v.warnings_not_listed > 0 {
+        tracing::warn!("… and {} more warnings", v.warnings_not_listed);
     }
     Ok(v)
 }
