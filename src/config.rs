@@ -186,6 +186,8 @@ struct RawConfig {
     templates: Option<PathBuf>,
     default_tenant: Option<String>,
     lock_dir: Option<PathBuf>,
+    metrics_file: Option<PathBuf>,
+    notify: Option<crate::notify::NotifyConfig>,
     #[serde(default)]
     limits: LimitsConfig,
     #[serde(default)]
@@ -201,12 +203,22 @@ pub struct Config {
     pub default_tenant: Option<String>,
     /// Folder of the tenant lock files; `None`: `history::lock::default_lock_dir()`.
     pub lock_dir: Option<PathBuf>,
+    /// Prometheus textfile written after each run (`crate::notify::metrics`).
+    pub metrics_file: Option<PathBuf>,
+    /// Webhook told after each run (`crate::notify::webhook`).
+    pub notify: Option<crate::notify::NotifyConfig>,
     pub limits: LimitsConfig,
     pub tenants: BTreeMap<String, TenantConfig>,
 }
 
 /// Top-level keys that `TEAMSYNC_<KEY>` may override.
-const OVERRIDABLE: &[&str] = &["db", "templates", "default_tenant", "lock_dir"];
+const OVERRIDABLE: &[&str] = &[
+    "db",
+    "templates",
+    "default_tenant",
+    "lock_dir",
+    "metrics_file",
+];
 
 impl Config {
     /// Loads `path`, or the default location: `./config/teamsync.toml` if present, else
@@ -231,6 +243,7 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
+        refuse_writable_by_others(path, &text)?;
         let base = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -262,6 +275,7 @@ impl Config {
                 "templates" => raw.templates = Some(PathBuf::from(v)),
                 "default_tenant" => raw.default_tenant = Some(v.clone()),
                 "lock_dir" => raw.lock_dir = Some(PathBuf::from(v)),
+                "metrics_file" => raw.metrics_file = Some(PathBuf::from(v)),
                 // Variables the CLI itself reads (TEAMSYNC_CONFIG, TEAMSYNC_LOG, TEAMSYNC_SIM_TOKEN)
                 // are not keys.
                 "config" | "log" | "sim_token" => {}
@@ -299,6 +313,10 @@ impl Config {
         for (name, t) in &tenants {
             t.check(name)?;
         }
+        if let Some(n) = &raw.notify {
+            n.check()
+                .map_err(|m| ConfigError::Invalid(format!("{shown}: {m}")))?;
+        }
         Ok(Config {
             path: path.map(Path::to_path_buf),
             db: resolve(
@@ -308,6 +326,8 @@ impl Config {
             templates: resolve(raw.templates.unwrap_or_else(|| PathBuf::from("templates"))),
             default_tenant,
             lock_dir: raw.lock_dir.map(resolve),
+            metrics_file: raw.metrics_file.map(resolve),
+            notify: raw.notify,
             limits: raw.limits,
             tenants,
         })
@@ -398,6 +418,47 @@ impl TenantConfig {
         }
         Ok(None)
     }
+}
+
+/// Refuses a config file that any user of the machine may change, or that sits in a
+/// folder any user may replace it in (writable by all and not sticky, unlike `/tmp`):
+/// whoever can change it can point teamsync at another tenant or history, and with
+/// `token_command` run a command of theirs as the user who runs teamsync.
+fn refuse_writable_by_others(path: &Path, text: &str) -> Result<(), ConfigError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let runs_commands = if text.contains("token_command") {
+            ", and its token_command would run whatever they put there"
+        } else {
+            ""
+        };
+        let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode());
+        if mode(path).is_ok_and(|m| m & 0o002 != 0) {
+            return Err(ConfigError::Invalid(format!(
+                "{} is writable by every user of this machine, so anyone could change the tenants and history it names{runs_commands}; \
+                 refusing to use it (chmod o-w {})",
+                path.display(),
+                path.display()
+            )));
+        }
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if mode(dir).is_ok_and(|m| m & 0o002 != 0 && m & 0o1000 == 0) {
+            return Err(ConfigError::Invalid(format!(
+                "{} is in {}, a folder every user of this machine may write to, so anyone could replace it{runs_commands}; \
+                 refusing to use it (move it, or chmod o-w {})",
+                path.display(),
+                dir.display(),
+                dir.display()
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, text);
+    Ok(())
 }
 
 /// Refuses plain http to anything but loopback unless explicitly allowed.
@@ -497,6 +558,31 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("TEAMSYNC_DBB"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_config_others_may_change_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("teamsync.toml");
+        std::fs::write(
+            &p,
+            "[tenants.a]\nbackend = \"fusion\"\nbase_url = \"https://f.example\"\ntoken_command = \"get-token\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = Config::from_file(&p, &[]).unwrap_err().to_string();
+        assert!(e.contains("writable by every user"), "{e}");
+        assert!(e.contains("token_command"), "{e}");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        // A folder anyone may write to (not sticky) lets anyone replace the file.
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = Config::from_file(&p, &[]).unwrap_err().to_string();
+        assert!(e.contains("a folder every user"), "{e}");
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        Config::from_file(&p, &[]).unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     }
 
     #[test]

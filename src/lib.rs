@@ -1,6 +1,6 @@
 //! teamsync: bulk user sync for Microsoft Teams Phone System users.
 //!
-//! The data flow is one way, one module per arrow (see DESIGN.md):
+//! The data flow is one way, one module per arrow (see ARCHITECTURE.md):
 //! `sheet` (+ `template`, `validate`) → `plan` (with a `connector` snapshot) → `apply`
 //! → `history` → `report`, strung together by `run` (history check → tenant lock → snapshot
 //! → plan → apply → outcome), which the CLI's `commands` only feed and render. The
@@ -15,8 +15,12 @@ pub mod commands;
 pub mod config;
 pub mod connect;
 pub mod connector;
+pub mod exit;
+pub mod files;
 pub mod history;
+pub mod human;
 pub mod model;
+pub mod notify;
 pub mod plan;
 pub mod report;
 pub mod run;

@@ -6,7 +6,7 @@
 //!
 //! A template is `templates/NAME.toml`. It may `extends` one parent (single inheritance):
 //! a key the child sets replaces the parent's (lists too: they are not merged, so a child
-//! lists every group it wants, as DESIGN.md's example does). Cycles and missing parents are
+//! lists every group it wants, as the README's example does). Cycles and missing parents are
 //! errors naming the chain. Unknown keys are errors, so a misspelt `licences` is caught
 //! instead of silently granting nothing.
 //!

@@ -8,7 +8,7 @@
 //! tenant lock is the caller's ([`execute_locked`], taken by `run::` before its first
 //! request); [`execute`] takes a lock of its own for library callers.
 //!
-//! Choices where DESIGN.md is silent:
+//! Choices where the README is silent:
 //! - `only` keeps the named users; `limit` then keeps the first N users *with changes*
 //!   (a canary applies changes). A job holds exactly the users of its run, so a limited
 //!   job ends `success` when its users do. A selected user waiting for an operation of a
@@ -119,8 +119,8 @@ pub struct JobOutcome {
     /// The rate the gate learned, req/s; None when the tenant never throttled.
     pub settled_rate: Option<f64>,
     pub elapsed: Duration,
-    /// 0 all done, 1 some items failed (or left pending), 3 aborted or interrupted.
-    pub exit_code: i32,
+    /// The process exit code of this outcome ([`crate::exit::Exit::job`]), for JSON.
+    pub exit_code: u8,
     /// Why the job aborted or was interrupted, when it was.
     pub abort_reason: Option<String>,
 }
@@ -184,22 +184,6 @@ pub enum ApplyError {
     /// A stop arrived before the job was created: nothing was written or sent.
     #[error("{0} before anything was sent")]
     Stopped(String),
-}
-
-impl ApplyError {
-    /// DESIGN.md's exit codes: 2 for what was refused before sending anything because the
-    /// input is wrong, 3 for aborts (lock held, auth, history failure).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            ApplyError::InvalidPlan(_)
-            | ApplyError::Unsupported { .. }
-            | ApplyError::Resume { .. } => 2,
-            ApplyError::Locked(_)
-            | ApplyError::Check(_)
-            | ApplyError::History(_)
-            | ApplyError::Stopped(_) => 3,
-        }
-    }
 }
 
 fn new_item(u: &UserPlan) -> Result<NewItem, ApplyError> {
@@ -467,7 +451,7 @@ pub async fn execute_locked(
         throttled,
         settled_rate,
         elapsed: started.elapsed(),
-        exit_code: job.status.exit_code(),
+        exit_code: crate::exit::Exit::job(job.status, None).code(),
         abort_reason,
     };
     tracing::info!(

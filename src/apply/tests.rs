@@ -777,7 +777,7 @@ async fn an_auth_failure_at_the_check_writes_nothing() {
         matches!(e, ApplyError::Check(ConnectorError::Auth { .. })),
         "{e}"
     );
-    assert_eq!(e.exit_code(), 3);
+    assert_eq!(crate::exit::Exit::apply_error(&e).code(), 3);
     assert_eq!(h.list_jobs(&JobFilter::default(), 1, 10).unwrap().1, 0);
     assert!(fake.sends().is_empty());
     // The lock went with the failed attempt.
@@ -800,7 +800,7 @@ async fn a_held_lock_refuses_the_job() {
     .unwrap_err();
     assert!(matches!(e, ApplyError::Locked(_)), "{e}");
     assert!(e.to_string().contains("is busy: its lock"), "{e}");
-    assert_eq!(e.exit_code(), 3);
+    assert_eq!(crate::exit::Exit::apply_error(&e).code(), 3);
     assert!(fake.sends().is_empty());
     g.release().await.unwrap();
 }
@@ -967,7 +967,7 @@ async fn a_dependency_cycle_is_refused_before_anything_is_sent() {
         matches!(e, ApplyError::InvalidPlan(ref m) if m.contains("cycle")),
         "{e}"
     );
-    assert_eq!(e.exit_code(), 2);
+    assert_eq!(crate::exit::Exit::apply_error(&e).code(), 2);
     assert!(fake.sends().is_empty());
 }
 
@@ -1337,7 +1337,7 @@ async fn limit_and_only_apply_a_part_of_the_plan() {
     let e = execute(&p, fake.clone(), &h, JobTarget::New, &o2)
         .await
         .unwrap_err();
-    assert_eq!(e.exit_code(), 2);
+    assert_eq!(crate::exit::Exit::apply_error(&e).code(), 2);
     assert!(e.to_string().contains("zz@x.com"), "{e}");
 }
 
@@ -1356,7 +1356,7 @@ async fn a_read_only_backend_is_refused() {
     .await
     .unwrap_err();
     assert!(matches!(e, ApplyError::Unsupported { .. }), "{e}");
-    assert_eq!(e.exit_code(), 2);
+    assert_eq!(crate::exit::Exit::apply_error(&e).code(), 2);
 }
 
 /// Executor overhead without any network: `cargo test --lib apply::tests::executor_rate --
@@ -1451,7 +1451,7 @@ async fn every_request_is_recorded_before_it_goes_out_and_a_failed_write_stops_t
         .unwrap_err();
     assert!(matches!(e, ApplyError::History(_)), "{e}");
     assert!(e.to_string().contains("disk is full"), "{e}");
-    assert_eq!(e.exit_code(), 3);
+    assert_eq!(crate::exit::Exit::apply_error(&e).code(), 3);
     let sent = fake.sends();
     // The break came with the 5th send; at most the requests whose intent was already
     // committed went out after it (one per worker), none from a new item.

@@ -2,7 +2,7 @@
 //! before trying. It is each connector's [`Profile`], so it cannot disagree with what the
 //! planner enforces.
 
-use super::{print_json, CmdResult, Ctx};
+use super::{print_json, CmdResult, Ctx, Exit};
 use crate::model::{Attr, Profile};
 
 struct Row {
@@ -54,8 +54,11 @@ pub fn run(ctx: &Ctx) -> CmdResult {
                 })
             })
             .collect();
-        print_json(&serde_json::Value::Array(v));
-        return Ok(0);
+        print_json(
+            "backends",
+            super::schema::list("backends", "backends", v.into(), &[]),
+        )?;
+        return Ok(Exit::Done);
     }
     // Attributes every backend carries (display name, number) say nothing: only the
     // others get a column.
@@ -87,13 +90,13 @@ pub fn run(ctx: &Ctx) -> CmdResult {
         }
         s
     };
-    outln!("{}", line(header.clone()));
+    outln!("{}", line(header.clone()))?;
     let yn = |b: bool| if b { "yes" } else { "-" }.to_string();
     for r in &rows {
         let mut cells = vec![r.profile.backend.to_string()];
         cells.extend(r.profile.operations().iter().map(|(_, v)| yn(*v)));
         cells.extend(attrs.iter().map(|a| yn(r.profile.carries(*a))));
-        outln!("{}", line(cells));
+        outln!("{}", line(cells))?;
     }
-    Ok(0)
+    Ok(Exit::Done)
 }

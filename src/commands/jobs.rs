@@ -2,14 +2,14 @@
 
 use super::plan::show_plan;
 use super::run::render_run_error;
-use super::{print_json, CliError, CmdResult, Ctx};
+use super::{print_json, CliError, CmdResult, Ctx, Exit};
 use crate::cli::{ExportFormat, JobsCommand};
 use crate::history::queries::jobs_page_json;
-use crate::history::{History, ItemRow, ItemStatus, JobFilter, JobRow, JobStatus};
+use crate::history::{History, ItemRow, JobFilter, JobRow, JobStatus};
 use crate::model::JobKind;
 use crate::plan::model::{Mode, UserPlan};
 use crate::plan::{self, revert, PlanInput};
-use crate::report::{self, sheet_out, ReportItem, ReportJob};
+use crate::report::{self, sheet_out, Outcomes, ReportItem, ReportJob};
 use crate::run;
 
 fn no_history(ctx: &Ctx) -> CliError {
@@ -25,8 +25,7 @@ fn open(ctx: &Ctx) -> Result<History, CliError> {
     if !ctx.db.exists() {
         return Err(no_history(ctx));
     }
-    History::open_for_reading(&ctx.db)
-        .map_err(|e| CliError::Other(anyhow::anyhow!("job history {}: {e}", ctx.db.display())))
+    History::open_for_reading(&ctx.db).map_err(CliError::history(&ctx.db))
 }
 
 /// Opens the history to change it (`jobs prune`).
@@ -34,17 +33,12 @@ fn open_writable(ctx: &Ctx) -> Result<History, CliError> {
     if !ctx.db.exists() {
         return Err(no_history(ctx));
     }
-    History::open(&ctx.db)
-        .map_err(|e| CliError::Other(anyhow::anyhow!("job history {}: {e}", ctx.db.display())))
-}
-
-fn hist_err(e: crate::history::HistoryError) -> CliError {
-    CliError::Other(anyhow::anyhow!("job history: {e}"))
+    History::open(&ctx.db).map_err(CliError::history(&ctx.db))
 }
 
 fn find_job(h: &History, job: &str) -> Result<JobRow, CliError> {
     h.get_job(job)
-        .map_err(hist_err)?
+        .map_err(CliError::history(h.path()))?
         .ok_or_else(|| CliError::Invalid(format!("no job {job:?} in the history")))
 }
 
@@ -59,21 +53,70 @@ fn parse_date(s: &str, what: &str) -> Result<chrono::DateTime<chrono::Utc>, CliE
         .ok_or_else(|| CliError::Invalid(format!("{what} {s:?}: expected YYYY-MM-DD or RFC 3339")))
 }
 
-fn parse_statuses(s: Option<&str>) -> Result<Vec<ItemStatus>, CliError> {
+/// The words `jobs show --status` takes (comma-separated), each the outcomes it keeps.
+/// `failed` and `error` are one (reports say Failed, Fusion's items say error); `success`
+/// is every change that went through; the outcome words of the reports pick one kind.
+const ITEM_STATUS_WORDS: [(&str, &[&str]); 11] = [
+    ("failed", &["failed"]),
+    ("error", &["failed"]),
+    ("success", &["created", "updated", "disabled", "deleted"]),
+    ("created", &["created"]),
+    ("updated", &["updated"]),
+    ("disabled", &["disabled"]),
+    ("deleted", &["deleted"]),
+    ("unchanged", &["unchanged"]),
+    ("pending", &["pending"]),
+    ("running", &["pending"]),
+    ("unfinished", &["pending"]),
+];
+
+/// The item outcomes (`ReportItem::outcome`) `--status` keeps; empty: all.
+fn parse_statuses(s: Option<&str>) -> Result<Vec<&'static str>, CliError> {
     let Some(s) = s else { return Ok(vec![]) };
-    s.split(',')
-        .map(|p| {
-            ItemStatus::parse(p.trim()).ok_or_else(|| {
+    let mut keep = Vec::new();
+    for word in s.split(',').map(|w| w.trim().to_ascii_lowercase()) {
+        let (_, outcomes) = ITEM_STATUS_WORDS
+            .iter()
+            .find(|(w, _)| *w == word)
+            .ok_or_else(|| {
                 CliError::Invalid(format!(
-                    "--status {p:?}: expected pending, running, success, error or unchanged"
+                    "--status {word:?}: expected one of {}",
+                    ITEM_STATUS_WORDS.map(|(w, _)| w).join(", ")
                 ))
-            })
-        })
-        .collect()
+            })?;
+        keep.extend_from_slice(outcomes);
+    }
+    Ok(keep)
 }
 
-pub(crate) fn report_job(j: &JobRow) -> ReportJob {
-    ReportJob {
+/// `jobs list --status`: a job status; `failed` is the job status of that name.
+fn parse_job_status(s: &str) -> Result<JobStatus, CliError> {
+    JobStatus::parse(&s.trim().to_ascii_lowercase()).ok_or_else(|| {
+        CliError::Invalid(format!(
+            "--status {s:?}: expected one of {}",
+            JobStatus::ALL.map(|s| s.as_str()).join(", ")
+        ))
+    })
+}
+
+/// A job's items as the reports see them, kept to the outcomes `keep` names (all when
+/// empty).
+fn items_of(h: &History, j: &JobRow, keep: &[&str]) -> Result<Vec<ReportItem>, CliError> {
+    Ok(h.job_items(j.id, &[])
+        .map_err(CliError::history(h.path()))?
+        .iter()
+        .map(report_item)
+        .filter(|i| keep.is_empty() || keep.contains(&i.outcome()))
+        .collect())
+}
+
+/// A job for the report renderers, with its items counted by outcome from the history.
+pub(crate) fn report_job(h: &History, j: &JobRow) -> Result<ReportJob, CliError> {
+    let mut outcomes = Outcomes::default();
+    for (status, action, n) in h.item_outcomes(j.id).map_err(CliError::history(h.path()))? {
+        outcomes.add(&status, action.as_deref(), n);
+    }
+    Ok(ReportJob {
         id: j.id,
         job_id: j.job_id.clone(),
         title: j.title.clone(),
@@ -93,7 +136,8 @@ pub(crate) fn report_job(j: &JobRow) -> ReportJob {
         teamsync_version: j.teamsync_version.clone(),
         reason: j.reason.clone(),
         problems: problems(j),
-    }
+        outcomes,
+    })
 }
 
 /// A failed job's stored diagnostics, one line each (`file:row [column]: message`).
@@ -129,6 +173,12 @@ pub(crate) fn report_item(i: &ItemRow) -> ReportItem {
         created_on: i.created_on.clone(),
         updated_on: i.updated_on.clone(),
         note: i.note.clone(),
+        action: i
+            .plan
+            .as_ref()
+            .and_then(|p| p.get("action"))
+            .and_then(|a| a.as_str())
+            .map(str::to_string),
     }
 }
 
@@ -145,15 +195,7 @@ pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
             let h = open(ctx)?;
             let filter = JobFilter {
                 tenant,
-                status: match status.as_deref() {
-                    None => None,
-                    Some(s) => Some(JobStatus::parse(s).ok_or_else(|| {
-                        CliError::Invalid(format!(
-                            "--status {s:?}: expected one of {}",
-                            JobStatus::ALL.map(|s| s.as_str()).join(", ")
-                        ))
-                    })?),
-                },
+                status: status.as_deref().map(parse_job_status).transpose()?,
                 since: since
                     .as_deref()
                     .map(|s| parse_date(s, "--since"))
@@ -167,9 +209,11 @@ pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
             let page_size = u32::try_from(page_size)
                 .unwrap_or(u32::MAX)
                 .clamp(1, 10_000);
-            let (rows, total) = h.list_jobs(&filter, page, page_size).map_err(hist_err)?;
+            let (rows, total) = h
+                .list_jobs(&filter, page, page_size)
+                .map_err(CliError::history(h.path()))?;
             if ctx.json() {
-                print_json(&jobs_page_json(&rows, page, page_size, total));
+                print_json("jobs-page", jobs_page_json(&rows, page, page_size, total))?;
             } else {
                 outln!(
                     "{:>5}  {:<26} {:<20} {:<8} {:<11} {:>6} {:>6} {:>6}  TITLE",
@@ -181,7 +225,7 @@ pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
                     "TOTAL",
                     "OK",
                     "FAILED"
-                );
+                )?;
                 for j in &rows {
                     let why = match (j.status, j.reason_code.as_deref()) {
                         (
@@ -207,31 +251,31 @@ pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
                         j.error_count,
                         j.title,
                         why
-                    );
+                    )?;
                 }
                 let pages = total.div_ceil(u64::from(page_size));
-                eprintln!("page {page} of {pages} ({total} jobs)");
+                errln!("page {page} of {pages} ({total} jobs)");
             }
-            Ok(0)
+            Ok(Exit::Done)
         }
         JobsCommand::Show { job, status } => {
             let h = open(ctx)?;
             let j = find_job(&h, &job)?;
-            let statuses = parse_statuses(status.as_deref())?;
-            let items = h.job_items(j.id, &statuses).map_err(hist_err)?;
+            let keep = parse_statuses(status.as_deref())?;
+            let items = items_of(&h, &j, &keep)?;
+            let rj = report_job(&h, &j)?;
             if ctx.json() {
-                let items: Vec<_> = items.iter().map(report_item).collect();
-                let mut v = report::job_json(&report_job(&j), &items);
+                let mut v = report::job_json(&rj, &items);
                 if let Some(o) = v.as_object_mut() {
                     o.insert("throttled_count".into(), j.throttled_count.into());
                     let rate = j.settled_rate.map(|r| (r * 10.0).round() / 10.0);
                     o.insert("settled_rate".into(), serde_json::json!(rate));
                 }
-                print_json(&v);
+                print_json("job-details", v)?;
             } else {
-                out!("{}", render_job(&j, &items));
+                out!("{}", render_job(&j, &rj, &items))?;
             }
-            Ok(0)
+            Ok(Exit::Done)
         }
         JobsCommand::Export {
             job,
@@ -241,64 +285,139 @@ pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
         } => {
             let h = open(ctx)?;
             let j = find_job(&h, &job)?;
-            let statuses = if failed_only {
-                vec![ItemStatus::Error]
-            } else {
-                vec![]
-            };
-            let items: Vec<_> = h
-                .job_items(j.id, &statuses)
-                .map_err(hist_err)?
-                .iter()
-                .map(report_item)
-                .collect();
-            let rj = report_job(&j);
+            let keep: &[&str] = if failed_only { &["failed"] } else { &[] };
+            let items = items_of(&h, &j, keep)?;
+            let rj = report_job(&h, &j)?;
             let bytes = match format {
                 ExportFormat::Csv => report::items_csv(&rj, &items, failed_only),
                 ExportFormat::Xlsx => {
                     if out.is_none() {
                         return Err(CliError::Invalid("--format xlsx needs --out FILE".into()));
                     }
-                    report::items_xlsx(&rj, &items, failed_only)
-                        .map_err(|e| CliError::Other(e.into()))?
+                    report::items_xlsx(&rj, &items, failed_only)?
                 }
                 ExportFormat::Json => {
-                    let mut s = serde_json::to_vec_pretty(&report::job_json(&rj, &items))
-                        .unwrap_or_default();
+                    let doc = super::schema::tag("job-details", report::job_json(&rj, &items));
+                    let mut s = serde_json::to_vec_pretty(&doc).unwrap_or_default();
                     s.push(b'\n');
                     s
                 }
-                ExportFormat::Html => report::html_report(&rj, &items)
-                    .map_err(|e| CliError::Other(e.into()))?
-                    .into_bytes(),
+                ExportFormat::Html => report::html_report(&rj, &items)?.into_bytes(),
             };
-            sheet_out::write_out(out.as_deref(), &bytes).map_err(|e| CliError::Other(e.into()))?;
+            sheet_out::write_out(out.as_deref(), &bytes)?;
             if let Some(o) = &out {
-                eprintln!(
+                errln!(
                     "job {} ({} items) written to {}",
                     j.id,
                     items.len(),
                     o.display()
                 );
             }
-            Ok(0)
+            Ok(Exit::Done)
         }
         JobsCommand::Revert { job, out } => revert_job(ctx, &job, out.as_deref()).await,
-        JobsCommand::Prune { older_than } => {
-            let h = open_writable(ctx)?;
-            let days = u32::try_from(older_than).unwrap_or(u32::MAX);
-            let n = h.prune(days).await.map_err(hist_err)?;
-            if ctx.json() {
-                print_json(&serde_json::json!({ "pruned": n }));
-            } else {
-                outln!("{n} job(s) older than {days} days removed");
-            }
-            Ok(0)
-        }
+        JobsCommand::Prune {
+            older_than,
+            dry_run,
+            yes,
+        } => prune(ctx, older_than, dry_run, yes).await,
     }
 }
 
-fn render_job(j: &JobRow, items: &[ItemRow]) -> String {
+/// `jobs prune`: lists what goes, asks on a terminal (or takes `--yes`), deletes exactly
+/// the jobs it listed. Ids of deleted jobs are never handed out again.
+async fn prune(ctx: &Ctx, older_than: u64, dry_run: bool, yes: bool) -> CmdResult {
+    use crate::human::count;
+    use is_terminal::IsTerminal;
+    let days = u32::try_from(older_than).unwrap_or(u32::MAX);
+    let interactive = std::io::stdin().is_terminal();
+    if !dry_run && !yes && !interactive {
+        return Err(CliError::Invalid(
+            "jobs prune needs --yes when not run from a terminal (or --dry-run to list what it would delete)"
+                .into(),
+        ));
+    }
+    let h = if dry_run {
+        open(ctx)?
+    } else {
+        open_writable(ctx)?
+    };
+    let jobs = h.prunable(days).map_err(CliError::history(h.path()))?;
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    let older = format!("older than {}", count(days, "day"));
+    let report = |deleted: Option<usize>| -> Result<(), CliError> {
+        if ctx.json() {
+            return print_json(
+                "jobs-prune",
+                serde_json::json!({
+                    "dry_run": dry_run,
+                    "older_than_days": days,
+                    "jobs": jobs.iter().map(|j| serde_json::json!({
+                        "id": j.id, "job_id": j.job_id, "title": j.title, "tenant": j.tenant,
+                        "status": j.status.as_str(), "updated_on": j.updated_on,
+                    })).collect::<Vec<_>>(),
+                    "pruned": deleted.unwrap_or(0),
+                }),
+            );
+        }
+        match deleted {
+            None => outln!(
+                "{} {older} would be deleted (dry run)",
+                count(jobs.len(), "job")
+            ),
+            Some(n) => outln!("{} {older} deleted", count(n, "job")),
+        }
+    };
+    if jobs.is_empty() {
+        if !ctx.json() {
+            errln!("no job {older}");
+        }
+        report(if dry_run { None } else { Some(0) })?;
+        return Ok(Exit::Done);
+    }
+    if !ctx.json() {
+        for j in &jobs {
+            let line = format!(
+                "{:>5}  {:<26} {:<20} {:<8} {:<11}  {}",
+                j.id,
+                j.job_id,
+                j.updated_on
+                    .get(..19)
+                    .unwrap_or(&j.updated_on)
+                    .replace('T', " "),
+                j.tenant,
+                j.status.as_str(),
+                j.title
+            );
+            outln!("{line}")?;
+        }
+    }
+    if dry_run {
+        report(None)?;
+        return Ok(Exit::Done);
+    }
+    if !yes {
+        err!(
+            "Delete these {} and their items? Their ids are never reused. [y/N] ",
+            count(jobs.len(), "job")
+        );
+        let mut line = String::new();
+        let said_yes = std::io::stdin().read_line(&mut line).is_ok()
+            && matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes");
+        if !said_yes {
+            errln!("nothing was deleted");
+            return Ok(Exit::Incomplete);
+        }
+    }
+    let n = h
+        .delete_jobs(ids)
+        .await
+        .map_err(CliError::history(h.path()))?;
+    report(Some(n))?;
+    Ok(Exit::Done)
+}
+
+fn render_job(j: &JobRow, rj: &ReportJob, items: &[ReportItem]) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(s, "job {} ({}) — {}", j.id, j.job_id, j.title);
@@ -328,8 +447,9 @@ fn render_job(j: &JobRow, items: &[ItemRow]) -> String {
     }
     let _ = writeln!(
         s,
-        "{} items: {} succeeded ({} unchanged), {} failed, {} pending",
-        j.total_count, j.success_count, j.unchanged_count, j.error_count, j.pending_count
+        "{}: {}",
+        crate::human::count(j.total_count, "item"),
+        rj.outcomes.describe(false)
     );
     if j.throttled_count > 0 || j.settled_rate.is_some() {
         let settled = j
@@ -344,7 +464,7 @@ fn render_job(j: &JobRow, items: &[ItemRow]) -> String {
     }
     s.push('\n');
     for i in items {
-        let _ = write!(s, "{:<10} {}", i.status.as_str(), i.upn);
+        let _ = write!(s, "{:<10} {}", i.outcome(), i.upn);
         if let Some(changes) = i.changes.as_array().filter(|c| !c.is_empty()) {
             let parts: Vec<String> = changes
                 .iter()
@@ -395,27 +515,36 @@ fn short(v: Option<&serde_json::Value>) -> String {
 /// killed run). Each goes back to the `before` the job stored at plan time; planned
 /// against the tenant as it is now, a field that was never changed costs nothing.
 async fn revert_job(ctx: &Ctx, job: &str, out: Option<&std::path::Path>) -> CmdResult {
+    if let Some(out) = out {
+        super::plan::check_output(out)?;
+    }
     let h = open(ctx)?;
     let j = find_job(&h, job)?;
-    let items = h.job_items(j.id, &[]).map_err(hist_err)?;
+    let items = h
+        .job_items(j.id, &[])
+        .map_err(CliError::history(h.path()))?;
     let applied: Vec<UserPlan> = items
         .iter()
         .filter(|i| i.may_have_changed_tenant())
         .filter_map(|i| i.plan.clone())
         .map(serde_json::from_value)
         .collect::<Result<_, _>>()
-        .map_err(|e| {
-            CliError::Other(anyhow::anyhow!("job {}: stored plan unreadable: {e}", j.id))
+        .map_err(|e| CliError::History {
+            path: h.path().to_path_buf(),
+            source: crate::history::HistoryError::Corrupt(format!(
+                "job {}: stored plan unreadable: {e}",
+                j.id
+            )),
         })?;
     let (specs, warnings) =
         revert::revert_specs(&applied).map_err(|e| CliError::Invalid(e.to_string()))?;
     for w in &warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     drop(h);
     if specs.is_empty() {
-        eprintln!("job {} changed nothing that could be reverted", j.id);
-        return Ok(0);
+        errln!("job {} changed nothing that could be reverted", j.id);
+        return Ok(Exit::Done);
     }
     let tenant = run::open_tenant(&ctx.config, Some(&j.tenant), None)
         .await
@@ -441,20 +570,18 @@ async fn revert_job(ctx: &Ctx, job: &str, out: Option<&std::path::Path>) -> CmdR
             allow_removals: None,
         };
         let p = run::make_plan(input).map_err(|e| render_run_error(ctx, e))?;
-        show_plan(ctx, &p);
+        show_plan(ctx, &p)?;
         if let Some(out) = out {
-            plan::save(&p, out).map_err(|e| {
-                CliError::Other(anyhow::anyhow!("cannot write {}: {e}", out.display()))
-            })?;
+            plan::save(&p, out).map_err(CliError::output(out))?;
             if !ctx.json() {
-                eprintln!(
+                errln!(
                     "revert plan saved to {} (apply it with: teamsync apply --plan {})",
                     out.display(),
                     out.display()
                 );
             }
         }
-        Ok(0)
+        Ok(Exit::Done)
     }
     .await;
     tenant.close().await;

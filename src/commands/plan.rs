@@ -2,7 +2,7 @@
 //! rendered, optionally saved. Sends reads only; takes no lock and records no job.
 
 use super::run::{render_run_error, sheet_input};
-use super::{exit, print_json, CliError, CmdResult, Ctx};
+use super::{print_json, CliError, CmdResult, Ctx, Exit};
 use crate::cli::{ModeArg, PlanArgs, SheetArgs};
 use crate::plan::{self, Mode, Plan};
 use crate::run;
@@ -15,11 +15,11 @@ pub(crate) fn mode(m: ModeArg) -> Mode {
     }
 }
 
-pub(crate) fn show_plan(ctx: &Ctx, p: &Plan) {
+pub(crate) fn show_plan(ctx: &Ctx, p: &Plan) -> Result<(), CliError> {
     if ctx.json() {
-        print_json(&plan::render_json(p));
+        print_json("plan", plan::render_json(p))
     } else {
-        out!("{}", plan::render_human(p, color_stdout()));
+        out!("{}", plan::render_human(p, color_stdout()))
     }
 }
 
@@ -37,18 +37,20 @@ pub async fn run(
     detailed_exitcode: bool,
 ) -> CmdResult {
     let input = sheet_input(ctx, sheet, args, sheet_args);
+    if let Some(out) = out {
+        check_output(out)?;
+    }
     let tenant = run::open_tenant(&ctx.config, args.tenant.as_deref(), None)
         .await
         .map_err(|e| render_run_error(ctx, e))?;
     let result = run::plan_sheet(&ctx.config, &tenant, &input).await;
     tenant.close().await;
     let p = result.map_err(|e| render_run_error(ctx, e))?;
-    show_plan(ctx, &p);
+    show_plan(ctx, &p)?;
     if let Some(out) = out {
-        plan::save(&p, out)
-            .map_err(|e| CliError::Other(anyhow::anyhow!("cannot write {}: {e}", out.display())))?;
+        plan::save(&p, out).map_err(CliError::output(out))?;
         if !ctx.json() {
-            eprintln!(
+            errln!(
                 "plan saved to {} (apply it with: teamsync apply --plan {})",
                 out.display(),
                 out.display()
@@ -57,8 +59,34 @@ pub async fn run(
     }
     let changes = plan::summary(&p).operations > 0;
     Ok(if detailed_exitcode && changes {
-        exit::CHANGES_PENDING
+        Exit::ChangesPending
     } else {
-        exit::OK
+        Exit::Done
     })
+}
+
+/// Refuses an output path whose folder does not exist, before the tenant is read: a typo
+/// in `--out` should cost nothing (exit 2), not a snapshot followed by a failed save.
+pub(crate) fn check_output(path: &Path) -> Result<(), CliError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(CliError::Output {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                format!("{} is not a folder", dir.display()),
+            ),
+        }),
+        Err(e) => Err(CliError::Output {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                e.kind(),
+                format!("its folder {} does not exist ({e})", dir.display()),
+            ),
+        }),
+    }
 }

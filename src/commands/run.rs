@@ -2,16 +2,17 @@
 //! the plan (and ask on a terminal), then render the job or the failure. The pipeline
 //! itself — lock, snapshot, plan, apply, record — is `crate::run`.
 
-use super::{print_json, CliError, CmdResult, Ctx};
+use super::{print_json, CliError, CmdResult, Ctx, Exit};
 use crate::apply::{JobOutcome, Stop};
 use crate::cli::{PlanArgs, RunArgs, SheetArgs};
 use crate::connect::Tenant;
 use crate::history::{History, JobStatus};
+use crate::human::{count, Workload};
 use crate::model::Upn;
+use crate::notify::{RunFigures, RunSummary};
 use crate::plan::{self, Plan};
 use crate::run::{self, Command, Report, RunError, RunRequest, RunSettings, SheetInput, Source};
 use is_terminal::IsTerminal;
-use std::io::Write;
 use std::path::Path;
 
 fn settings(run: &RunArgs) -> Result<RunSettings, CliError> {
@@ -42,58 +43,69 @@ pub(crate) fn sheet_input(
         options: super::validate::sheet_options(ctx, sheet_args),
         mode: super::plan::mode(args.mode),
         allow_removals: args.allow_removals,
+        allow_license_removals: args.allow_license_removals,
     }
 }
 
 /// Prints what a failed run found (sheet errors, plan errors) the way `validate` and
-/// `plan` print them, then turns the error into the CLI's, keeping its exit code. A run
-/// recorded as a failed job says which.
+/// `plan` print them, then hands the error on for `main` to render. A run recorded as a
+/// failed job says which.
 pub(crate) fn render_run_error(ctx: &Ctx, e: RunError) -> CliError {
     if let RunError::Failed(f) = &e {
-        match &f.report {
-            Some(Report::Sheet(v)) if ctx.json() => print_json(&v.to_json()),
-            Some(Report::Sheet(v)) => eprint!("{}", v.render_human()),
+        let shown = match &f.report {
+            Some(Report::Sheet(v)) if ctx.json() => print_json("validate", v.to_json()),
+            Some(Report::Sheet(v)) => {
+                err!("{}", v.render_human());
+                Ok(())
+            }
             Some(Report::Plan(errors)) if ctx.json() => {
-                print_json(&serde_json::json!({ "errors": errors }))
+                print_json("plan-errors", serde_json::json!({ "errors": errors }))
             }
             Some(Report::Plan(errors)) => {
                 for d in errors {
-                    eprintln!("{d}");
+                    errln!("{d}");
                 }
+                Ok(())
             }
-            Some(Report::Drift(_)) | None => {}
-        }
+            Some(Report::Drift(_)) | None => Ok(()),
+        };
+        // A reader that left while the findings were shown changes nothing: the run's
+        // own error decides the exit code.
+        drop(shown);
         if let Some((id, job_id)) = &f.job {
-            eprintln!(
+            errln!(
                 "recorded as job {id} ({job_id}), status failed ({}): teamsync jobs show {id}",
                 f.kind
             );
         }
     }
-    cli_error(e)
+    CliError::Run(e)
 }
 
-/// A run error as the CLI's, keeping its exit code (nothing printed).
-pub(crate) fn cli_error(e: RunError) -> CliError {
-    let code = e.exit_code();
-    match e {
-        RunError::Config(c) => CliError::Config(c),
-        e if code == super::exit::INVALID => CliError::Invalid(e.to_string()),
-        e if code == super::exit::ABORTED => CliError::Aborted(e.to_string()),
-        e => CliError::Other(anyhow::Error::new(e)),
+/// What the job will send, for the estimate: each changed user's writes as the connector
+/// groups them (plus its read-back unless `--no-verify`), and the status check first.
+fn workload(ui: &Ui<'_>, tenant: &Tenant, p: &Plan, latency: std::time::Duration) -> Workload {
+    let verify = usize::from(ui.verify);
+    Workload {
+        user_requests: p
+            .users
+            .iter()
+            .filter(|u| !u.ops.is_empty())
+            .map(|u| tenant.connector.steps(u).len() + verify)
+            .collect(),
+        extra_requests: 1,
+        rate: ui.rate.unwrap_or(tenant.config.rate_per_second),
+        burst: tenant.config.burst,
+        concurrency: ui.concurrency.unwrap_or(tenant.config.concurrency),
+        latency,
     }
 }
 
-/// Requests the job will send: the status check, the writes as the connector groups
-/// them, and one read-back per changed user unless `--no-verify`.
-fn request_count(tenant: &Tenant, p: &Plan, verify: bool) -> usize {
-    let writes: usize = p
-        .users
-        .iter()
-        .map(|u| tenant.connector.steps(u).len())
-        .sum();
-    let changed = p.users.iter().filter(|u| !u.ops.is_empty()).count();
-    1 + writes + if verify { changed } else { 0 }
+/// One round trip to the tenant (its status check), timed: what a request costs now.
+async fn measure_latency(tenant: &Tenant) -> std::time::Duration {
+    let t0 = std::time::Instant::now();
+    let _ = tenant.connector.check().await;
+    t0.elapsed()
 }
 
 /// Shows the plan; for `apply` on a terminal without `--yes`, asks.
@@ -103,36 +115,45 @@ struct Ui<'a> {
     ask: bool,
     verify: bool,
     rate: Option<f64>,
+    concurrency: Option<usize>,
+    /// The first failed write to stdout while the run went on (a closed pipe): the run is
+    /// not stopped by it, its job decides the exit code.
+    output_error: Option<CliError>,
 }
 
 #[async_trait::async_trait]
 impl run::Review for Ui<'_> {
     async fn review(&mut self, p: &Plan, tenant: &Tenant) -> bool {
         if self.show_plan {
-            super::plan::show_plan(self.ctx, p);
+            if let Err(e) = super::plan::show_plan(self.ctx, p) {
+                // Nobody can read the plan (stdout closed): do not ask about it.
+                let ask = self.ask;
+                self.output_error = Some(e);
+                if ask {
+                    errln!("the plan could not be shown; nothing was applied");
+                    return false;
+                }
+            }
+        } else if self.ask {
+            // Asked about a plan, the operator sees it (on stderr: stdout holds JSON).
+            err!("{}", plan::render_human(p, false));
         }
         if !self.ask || plan::summary(p).operations == 0 {
             return true;
         }
-        let requests = request_count(tenant, p, self.verify);
-        let rate = self.rate.unwrap_or(tenant.config.rate_per_second);
-        let secs = if rate > 0.0 {
-            requests as f64 / rate
-        } else {
-            0.0
-        };
+        let work = workload(self, tenant, p, measure_latency(tenant).await);
         let s = plan::summary(p);
-        eprint!(
-            "\nThis will change {} user(s) with {} operation(s) in {} request(s) on tenant {} \
-             (about {:.0}s at {} req/s).\nApply? [y/N] ",
-            s.users - s.unchanged,
-            s.operations,
-            requests,
+        let removes = plan::removals::removals(p)
+            .describe()
+            .map(|r| format!("It {r}.\n"))
+            .unwrap_or_default();
+        err!(
+            "\nThis will change {} with {} on tenant {}, {}.\n{removes}Apply? [y/N] ",
+            count(s.users - s.unchanged, "user"),
+            count(s.operations, "operation"),
             tenant.name,
-            secs.ceil(),
-            rate
+            work.describe(),
         );
-        std::io::stderr().flush().ok();
         // A blocking read, off the runtime's threads; a signal ends the wait (the
         // pipeline watches its stop).
         let answer = tokio::task::spawn_blocking(|| {
@@ -145,7 +166,7 @@ impl run::Review for Ui<'_> {
             Ok(Ok("y" | "Y" | "yes" | "YES" | "Yes"))
         );
         if !yes {
-            eprintln!("nothing was applied");
+            errln!("nothing was applied");
         }
         yes
     }
@@ -165,66 +186,84 @@ fn resume_command(ctx: &Ctx, job_id: &str) -> String {
     format!("{cmd} resume {job_id}")
 }
 
-fn report(ctx: &Ctx, o: &JobOutcome, history: &History) -> CmdResult {
+/// Shows the finished job. Only output can fail here: the caller keeps the job's exit
+/// code whatever happens to stdout.
+fn report(
+    ctx: &Ctx,
+    o: &JobOutcome,
+    history: &History,
+    summary: &RunSummary,
+) -> Result<(), CliError> {
+    if matches!(o.status, JobStatus::Interrupted | JobStatus::Aborted) {
+        errln!(
+            "the job is not finished; to finish it: {}",
+            resume_command(ctx, &o.job_id)
+        );
+    }
     if ctx.json() {
-        let job = o
+        let mut job = o
             .to_json(history)
-            .map_err(|e| CliError::Other(anyhow::Error::new(e)))?;
-        print_json(&job);
+            .map_err(CliError::history(history.path()))?;
+        if let Some(m) = job.as_object_mut() {
+            m.insert(
+                "outcomes".into(),
+                serde_json::to_value(summary.counts).unwrap_or_default(),
+            );
+        }
+        print_json("job", job)?;
     } else {
         outln!(
-            "\njob {} ({}): {} — {} users: {} succeeded ({} unchanged), {} failed; {} requests, {} retries, {}, {:.1}s",
+            "\njob {} ({}): {} — {}: {}; {}, {}, {}, {}",
             o.bulk_id,
             o.job_id,
             o.status.as_str(),
-            o.total,
-            o.success,
-            o.unchanged,
-            o.errors,
-            o.requests,
-            o.retries,
+            count(o.total, "user"),
+            summary.counts.describe(true),
+            count(o.requests, "request"),
+            count(o.retries, "retry"),
             o.throttling(),
-            o.elapsed.as_secs_f64()
-        );
+            crate::human::duration(o.elapsed)
+        )?;
         if let Some(r) = &o.abort_reason {
-            outln!("stopped: {r}");
+            outln!("stopped: {r}")?;
         }
         if o.errors > 0 {
             outln!(
                 "failed items: teamsync jobs show {} --status error   retry sheet: teamsync jobs export {} --format csv --failed-only",
                 o.bulk_id, o.bulk_id
-            );
+            )?;
         }
     }
-    if matches!(o.status, JobStatus::Interrupted | JobStatus::Aborted) {
-        eprintln!(
-            "the job is not finished; to finish it: {}",
-            resume_command(ctx, &o.job_id)
-        );
-    }
-    Ok(o.exit_code)
+    Ok(())
 }
 
 fn write_html_report(history: &History, bulk_id: i64, path: &Path) -> Result<(), CliError> {
-    let fail = |e: String| CliError::Other(anyhow::anyhow!("job report {}: {e}", path.display()));
+    let hist = CliError::history(history.path());
     let job = history
         .get_job(&bulk_id.to_string())
-        .map_err(|e| fail(e.to_string()))?
-        .ok_or_else(|| fail("job not found".into()))?;
+        .map_err(&hist)?
+        .ok_or_else(|| hist(crate::history::HistoryError::NoSuchJob(bulk_id.to_string())))?;
     let items: Vec<_> = history
         .job_items(bulk_id, &[])
-        .map_err(|e| fail(e.to_string()))?
+        .map_err(&hist)?
         .iter()
         .map(super::jobs::report_item)
         .collect();
-    let html = crate::report::html_report(&super::jobs::report_job(&job), &items)
-        .map_err(|e| fail(e.to_string()))?;
-    std::fs::write(path, html).map_err(|e| fail(e.to_string()))
+    let html = crate::report::html_report(&super::jobs::report_job(history, &job)?, &items)?;
+    crate::files::write_private(path, html.as_bytes()).map_err(CliError::output(path))
 }
 
-/// Runs the pipeline with signal handling, then renders the job (or the failure). A
-/// `--report` is written for a failed run too, when it was recorded.
+/// Throttling answers (429, or 503 with Retry-After) the tenant gave this run, for the
+/// summary, the webhook and `teamsync_last_run_throttled_responses`.
+fn throttled_responses(outcome: &JobOutcome) -> u64 {
+    outcome.throttled
+}
+
+/// Runs the pipeline with signal handling, then renders the job (or the failure), and
+/// tells the outside world: the `-q` line, the metrics file, the webhook. A `--report` is
+/// written for a failed run too, when it was recorded.
 async fn execute(ctx: &Ctx, req: RunRequest, ui: &mut Ui<'_>, run: &RunArgs) -> CmdResult {
+    let started = std::time::Instant::now();
     let stop = Stop::new();
     run::signals::install(stop.clone());
     let session = run::Session {
@@ -232,33 +271,152 @@ async fn execute(ctx: &Ctx, req: RunRequest, ui: &mut Ui<'_>, run: &RunArgs) -> 
         db: ctx.db.clone(),
         stop,
     };
+    if let Some(path) = &run.report {
+        super::plan::check_output(path)?;
+    }
+    let command = req.command.as_str();
+    let tenant_hint = req
+        .tenant
+        .clone()
+        .or_else(|| ctx.config.default_tenant.clone())
+        .unwrap_or_default();
     match run::execute(&session, req, ui).await {
         Ok(out) => {
             let Some(outcome) = out.outcome else {
-                return Ok(super::exit::OK);
+                // The review declined: the operator said no (terraform exits 1 too).
+                return match ui.output_error.take() {
+                    Some(e) => Err(e),
+                    None => Ok(Exit::Incomplete),
+                };
             };
+            let exit = Exit::job(outcome.status, None);
+            let mut report_written = None;
             if let Some(path) = &run.report {
-                write_html_report(&out.history, outcome.bulk_id, path)?;
-                if !ctx.json() {
-                    outln!("job report: {}", path.display());
+                // The job ran: a report that cannot be written is told, not its exit code.
+                match write_html_report(&out.history, outcome.bulk_id, path) {
+                    Ok(()) => report_written = Some(path.as_path()),
+                    Err(e) => errln!("warning: {}", super::render_error(&e)),
                 }
             }
-            report(ctx, &outcome, &out.history)
+            let figures = RunFigures {
+                requests: outcome.requests,
+                retries: outcome.retries,
+                throttled: throttled_responses(&outcome),
+                elapsed: outcome.elapsed,
+            };
+            let summary = RunSummary::from_job(
+                &out.history,
+                outcome.bulk_id,
+                command,
+                figures,
+                report_written,
+            )
+            .unwrap_or_else(|e| {
+                RunSummary::unrecorded(command, &out.tenant, exit, e.to_string(), outcome.elapsed)
+            });
+            // Whatever happens to stdout now, the job's outcome is the exit code.
+            if ctx.quiet && !ctx.json() {
+                let mut line = summary.one_line();
+                if matches!(outcome.status, JobStatus::Interrupted | JobStatus::Aborted) {
+                    line.push_str(&format!(
+                        "; to finish it: {}",
+                        resume_command(ctx, &outcome.job_id)
+                    ));
+                }
+                let _ = outln!("{}", stamped(&line));
+            } else {
+                if let (Some(path), false) = (report_written, ctx.json()) {
+                    let _ = outln!("job report: {}", path.display());
+                }
+                let _ = report(ctx, &outcome, &out.history, &summary);
+            }
+            tell(ctx, &summary, Some(&out.history)).await;
+            Ok(exit)
         }
         // Nothing pending is not a failure of `resume`.
         Err(e @ RunError::NothingToResume(_)) => {
-            eprintln!("{e}");
-            Ok(super::exit::OK)
+            errln!("{e}");
+            Ok(Exit::run_error(&e))
         }
         Err(e) => {
-            if let (Some(path), RunError::Failed(f)) = (&run.report, &e) {
-                if let (Some((id, _)), Ok(h)) = (&f.job, History::open_for_reading(&ctx.db)) {
-                    if let Err(w) = write_html_report(&h, *id, path) {
-                        eprintln!("warning: {w}");
-                    }
+            let exit = Exit::run_error(&e);
+            let recorded = match &e {
+                RunError::Failed(f) => f.job.as_ref().map(|(id, _)| *id),
+                _ => None,
+            };
+            let history = recorded.and_then(|_| History::open_for_reading(&ctx.db).ok());
+            let mut report_written = None;
+            if let (Some(path), Some(id), Some(h)) = (&run.report, recorded, &history) {
+                match write_html_report(h, id, path) {
+                    Ok(()) => report_written = Some(path.as_path()),
+                    Err(w) => errln!("warning: {}", super::render_error(&w)),
                 }
             }
+            let figures = RunFigures {
+                elapsed: started.elapsed(),
+                ..RunFigures::default()
+            };
+            let tenant = match &e {
+                RunError::Failed(f) => f.tenant.clone(),
+                _ => tenant_hint,
+            };
+            let summary = match (recorded, &history) {
+                (Some(id), Some(h)) => {
+                    RunSummary::from_job(h, id, command, figures, report_written).ok()
+                }
+                _ => None,
+            }
+            .unwrap_or_else(|| {
+                RunSummary::unrecorded(
+                    command,
+                    &tenant,
+                    exit,
+                    super::render_error(&e),
+                    started.elapsed(),
+                )
+            });
+            tell(ctx, &summary, history.as_ref()).await;
+            if ctx.quiet && !ctx.json() {
+                // The one line is the error's rendering: `main` is not to repeat it.
+                errln!("{}", stamped(&format!("error: {}", summary.one_line())));
+                return Ok(exit);
+            }
             Err(render_run_error(ctx, e))
+        }
+    }
+}
+
+/// A line for a log file: with the time in front when nobody watches a terminal (cron,
+/// systemd), as the log lines are.
+fn stamped(line: &str) -> String {
+    if std::io::stdout().is_terminal() {
+        line.to_string()
+    } else {
+        format!(
+            "{} {line}",
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    }
+}
+
+/// The metrics file and the webhook, after a run. Neither changes the run's outcome: a
+/// failure is a warning.
+async fn tell(ctx: &Ctx, summary: &RunSummary, history: Option<&History>) {
+    if let Some(path) = &ctx.config.metrics_file {
+        if let Err(e) = crate::notify::metrics::write(path, summary, history) {
+            errln!(
+                "warning: cannot write the metrics file {}: {e}",
+                path.display()
+            );
+        }
+    }
+    let exit = Exit::from_code(summary.exit_code).unwrap_or(Exit::Aborted);
+    if let Some(cfg) = ctx.config.notify.as_ref().filter(|n| n.wants(exit)) {
+        if let Err(e) = crate::notify::webhook::send(cfg, summary).await {
+            errln!(
+                "warning: the run's notification was not delivered: {}",
+                super::render_error(&e)
+            );
         }
     }
 }
@@ -293,10 +451,12 @@ pub async fn apply(
     };
     let mut ui = Ui {
         ctx,
-        show_plan: true,
+        show_plan: !ctx.json() && !ctx.quiet,
         ask: !yes,
         verify: !run.no_verify,
         rate: run.rate,
+        concurrency: run.concurrency,
+        output_error: None,
     };
     execute(ctx, req, &mut ui, run).await
 }
@@ -316,10 +476,12 @@ pub async fn sync(
     };
     let mut ui = Ui {
         ctx,
-        show_plan: !ctx.json(),
+        show_plan: !ctx.json() && !ctx.quiet,
         ask: false,
         verify: !run.no_verify,
         rate: run.rate,
+        concurrency: run.concurrency,
+        output_error: None,
     };
     execute(ctx, req, &mut ui, run).await
 }
@@ -333,10 +495,12 @@ pub async fn resume(ctx: &Ctx, job: &str, run: &RunArgs) -> CmdResult {
     };
     let mut ui = Ui {
         ctx,
-        show_plan: !ctx.json(),
+        show_plan: !ctx.json() && !ctx.quiet,
         ask: false,
         verify: !run.no_verify,
         rate: run.rate,
+        concurrency: run.concurrency,
+        output_error: None,
     };
     execute(ctx, req, &mut ui, run).await
 }

@@ -1,6 +1,6 @@
 //! `teamsync sim`: serve a simulated backend on loopback until Ctrl-C.
 
-use super::{CliError, CmdResult, Ctx};
+use super::{CliError, CmdResult, Ctx, Exit};
 use crate::cli::SimArgs;
 use teamsync_sim::fusion::{self as fsim, FusionSim};
 use teamsync_sim::SimOptions;
@@ -52,14 +52,14 @@ pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
         .map_err(|e| CliError::Invalid(format!("simulator: {e}")))?;
     let t = sim.tenant_path();
     let (listener, addr) = bind(&args.listen).await?;
-    eprintln!(
+    errln!(
         "fusion simulator on http://{addr}/api/v01/draas/{}/tenants/{}/subscriptions/{}/msteams/ (Ctrl-C to stop)",
         t.draas_instance, t.tenant_uuid, t.subscription_id
     );
     fsim::run(listener, sim, ctrl_c())
         .await
-        .map_err(|e| CliError::Other(anyhow::anyhow!("simulator: {e}")))?;
-    Ok(0)
+        .map_err(|e| CliError::internal("simulator", e))?;
+    Ok(Exit::Done)
 }
 
 async fn liveplatform(args: &SimArgs, opts: SimOptions) -> CmdResult {
@@ -68,13 +68,13 @@ async fn liveplatform(args: &SimArgs, opts: SimOptions) -> CmdResult {
         .map_err(|e| CliError::Invalid(format!("simulator: {e}")))?;
     let customer = sim.customer_guid();
     let (listener, addr) = bind(&args.listen).await?;
-    eprintln!(
+    errln!(
         "liveplatform simulator on http://{addr}/api/v3/customer/{customer}/user (Ctrl-C to stop)"
     );
     lpsim::run(listener, sim, ctrl_c())
         .await
-        .map_err(|e| CliError::Other(anyhow::anyhow!("simulator: {e}")))?;
-    Ok(0)
+        .map_err(|e| CliError::internal("simulator", e))?;
+    Ok(Exit::Done)
 }
 
 /// `--backend portsip`: the PortSIP users simulator, same options as Fusion's.
@@ -83,11 +83,11 @@ async fn portsip(args: &SimArgs, opts: SimOptions) -> CmdResult {
     let sim = PortsipSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
         .map_err(|e| CliError::Invalid(format!("simulator: {e}")))?;
     let (listener, addr) = bind(&args.listen).await?;
-    eprintln!("portsip simulator on http://{addr}/api/users (Ctrl-C to stop)");
+    errln!("portsip simulator on http://{addr}/api/users (Ctrl-C to stop)");
     psim::run(listener, sim, ctrl_c())
         .await
-        .map_err(|e| CliError::Other(anyhow::anyhow!("simulator: {e}")))?;
-    Ok(0)
+        .map_err(|e| CliError::internal("simulator", e))?;
+    Ok(Exit::Done)
 }
 
 /// `--token` stands for an authenticating proxy in front: UMP itself has none.
@@ -96,11 +96,11 @@ async fn ump(args: &SimArgs, opts: SimOptions) -> CmdResult {
     let sim = UmpSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
         .map_err(|e| CliError::Invalid(format!("simulator: {e}")))?;
     let (listener, addr) = bind(&args.listen).await?;
-    eprintln!("ump simulator on http://{addr}/sysadmin/api/ (Ctrl-C to stop)");
+    errln!("ump simulator on http://{addr}/sysadmin/api/ (Ctrl-C to stop)");
     teamsync_sim::common::conn::serve(listener, sim.router(), ctrl_c())
         .await
-        .map_err(|e| CliError::Other(anyhow::anyhow!("simulator: {e}")))?;
-    Ok(0)
+        .map_err(|e| CliError::internal("simulator", e))?;
+    Ok(Exit::Done)
 }
 
 async fn bind(listen: &str) -> Result<(tokio::net::TcpListener, std::net::SocketAddr), CliError> {
@@ -109,7 +109,7 @@ async fn bind(listen: &str) -> Result<(tokio::net::TcpListener, std::net::Socket
         .map_err(|e| CliError::Invalid(format!("cannot listen on {listen}: {e}")))?;
     let addr = listener
         .local_addr()
-        .map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))?;
+        .map_err(|e| CliError::internal("the simulator's address", e))?;
     Ok((listener, addr))
 }
 

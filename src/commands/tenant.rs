@@ -1,8 +1,8 @@
 //! `teamsync tenant …`: read the tenant as it is now, or export it as an input sheet.
 
-use super::run::{cli_error, render_run_error};
-use super::{print_json, CliError, CmdResult, Ctx};
-use crate::cli::{ExportFormat, TenantCommand};
+use super::run::render_run_error;
+use super::{print_json, CliError, CmdResult, Ctx, Exit};
+use crate::cli::{SheetFormat, TenantCommand};
 use crate::connect::Tenant;
 use crate::model::attr::Catalog;
 use crate::model::{Attr, AttrValue, Catalogs, Profile, Snapshot, TenantUser};
@@ -32,7 +32,7 @@ async fn full_snapshot(tenant: &Tenant, details: bool) -> Result<Snapshot, CliEr
         .connector
         .snapshot(&[], details)
         .await
-        .map_err(|e| cli_error(connector_failure(&tenant.name, e)))
+        .map_err(|e| CliError::Run(connector_failure(&tenant.name, e)))
 }
 
 async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
@@ -45,24 +45,26 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
                 .map_err(|e| render_run_error(ctx, connector_failure(&tenant.name, e)))?;
             if ctx.json() {
                 print_json(
-                    &serde_json::json!({"tenant": tenant.name, "backend": tenant.connector.backend(), "ok": st.ok, "details": st.details}),
-                );
+                    "tenant-status",
+                    serde_json::json!({"tenant": tenant.name, "backend": tenant.connector.backend(), "ok": st.ok, "details": st.details}),
+                )?;
             } else {
-                outln!("tenant   {} ({})", tenant.name, tenant.connector.backend());
-                outln!("status   {}", if st.ok { "ok" } else { "NOT READY" });
+                outln!("tenant   {} ({})", tenant.name, tenant.connector.backend())?;
+                outln!("status   {}", if st.ok { "ok" } else { "NOT READY" })?;
                 if let Some(m) = st.details.as_object() {
                     for (k, v) in m {
-                        outln!("{k:<8} {}", v);
+                        outln!("{k:<8} {}", v)?;
                     }
                 }
             }
-            Ok(if st.ok { 0 } else { super::exit::ABORTED })
+            // A tenant that answers but reports a problem is a failed read of it.
+            Ok(if st.ok { Exit::Done } else { Exit::Aborted })
         }
         TenantCommand::Users { .. } => {
             let mut snap = full_snapshot(tenant, false).await?;
             snap.users.sort_by(|a, b| a.upn.cmp(&b.upn));
             if ctx.json() {
-                print_json(&serde_json::to_value(&snap.users).unwrap_or_default());
+                print_json("tenant-users", listed(tenant, "users", &snap.users))?;
             } else {
                 outln!(
                     "{:<44} {:<28} {:<3} {:<16} LICENSES",
@@ -70,7 +72,7 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
                     "DISPLAY NAME",
                     "CC",
                     "NUMBER"
-                );
+                )?;
                 for u in &snap.users {
                     outln!(
                         "{:<44} {:<28} {:<3} {:<16} {}",
@@ -79,28 +81,34 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
                         u.country.as_ref().map(|c| c.as_str()).unwrap_or(""),
                         u.number.as_ref().map(|n| n.to_string()).unwrap_or_default(),
                         license_names(&snap.catalogs, &u.licenses).join(";")
-                    );
+                    )?;
                 }
-                eprintln!("{} users ({} requests)", snap.users.len(), snap.requests);
+                errln!("{} users ({} requests)", snap.users.len(), snap.requests);
             }
-            Ok(0)
+            Ok(Exit::Done)
         }
         TenantCommand::Groups { .. } => {
             let snap = full_snapshot(tenant, false).await?;
             if ctx.json() {
-                print_json(&serde_json::to_value(&snap.catalogs.groups).unwrap_or_default());
+                print_json(
+                    "tenant-groups",
+                    listed(tenant, "groups", &snap.catalogs.groups),
+                )?;
             } else {
-                outln!("{:<38} DISPLAY NAME", "ID");
+                outln!("{:<38} DISPLAY NAME", "ID")?;
                 for g in &snap.catalogs.groups {
-                    outln!("{:<38} {}", g.id, g.display_name);
+                    outln!("{:<38} {}", g.id, g.display_name)?;
                 }
             }
-            Ok(0)
+            Ok(Exit::Done)
         }
         TenantCommand::Licenses { .. } => {
             let snap = full_snapshot(tenant, false).await?;
             if ctx.json() {
-                print_json(&serde_json::to_value(&snap.catalogs.licenses).unwrap_or_default());
+                print_json(
+                    "tenant-licenses",
+                    listed(tenant, "licenses", &snap.catalogs.licenses),
+                )?;
             } else {
                 outln!(
                     "{:<26} {:>7} {:>7}  {:<38} DESCRIPTION",
@@ -108,7 +116,7 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
                     "FREE",
                     "TOTAL",
                     "SKU ID"
-                );
+                )?;
                 for l in &snap.catalogs.licenses {
                     outln!(
                         "{:<26} {:>7} {:>7}  {:<38} {}",
@@ -117,37 +125,40 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
                         l.total,
                         l.sku_id,
                         l.sku_description.as_deref().unwrap_or("")
-                    );
+                    )?;
                 }
             }
-            Ok(0)
+            Ok(Exit::Done)
         }
         TenantCommand::Vrps { .. } => {
             let snap = full_snapshot(tenant, false).await?;
             if ctx.json() {
-                print_json(&serde_json::to_value(&snap.catalogs.vrps).unwrap_or_default());
+                print_json("tenant-vrps", listed(tenant, "vrps", &snap.catalogs.vrps))?;
             } else {
                 for v in &snap.catalogs.vrps {
                     outln!(
                         "{:<28} {}",
                         v.identity,
                         v.description.as_deref().unwrap_or("")
-                    );
+                    )?;
                 }
             }
-            Ok(0)
+            Ok(Exit::Done)
         }
         TenantCommand::Numbers { .. } => {
             let snap = full_snapshot(tenant, false).await?;
             if ctx.json() {
-                print_json(&serde_json::to_value(&snap.number_ranges).unwrap_or_default());
+                print_json(
+                    "tenant-numbers",
+                    listed(tenant, "number_ranges", &snap.number_ranges),
+                )?;
             } else if snap.number_ranges.is_empty() {
-                eprintln!(
+                errln!(
                     "the {} backend lists no number ranges",
                     tenant.connector.backend()
                 );
             } else {
-                outln!("{:<52} {:>6}  NEXT FREE", "RANGE", "FREE");
+                outln!("{:<52} {:>6}  NEXT FREE", "RANGE", "FREE")?;
                 for r in &snap.number_ranges {
                     let next = r.numbers_free.first().map(|n| n.to_string());
                     outln!(
@@ -155,10 +166,10 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
                         r.name,
                         r.numbers_free.len(),
                         next.as_deref().unwrap_or("-")
-                    );
+                    )?;
                 }
             }
-            Ok(0)
+            Ok(Exit::Done)
         }
         TenantCommand::Export { format, out, .. } => {
             let snap = full_snapshot(tenant, true).await?;
@@ -166,26 +177,31 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
             // the exported sheet fail its own plan: it is left empty.
             let (header, rows) = export_rows(&snap, &tenant.connector.profile());
             let bytes = match format {
-                ExportFormat::Csv => sheet_out::to_csv(&header, &rows),
-                ExportFormat::Xlsx => {
+                SheetFormat::Csv => sheet_out::to_csv(&header, &rows),
+                SheetFormat::Xlsx => {
                     if out.is_none() {
                         return Err(CliError::Invalid("--format xlsx needs --out FILE".into()));
                     }
-                    sheet_out::to_xlsx(&header, &rows).map_err(|e| CliError::Other(e.into()))?
-                }
-                other => {
-                    return Err(CliError::Invalid(format!(
-                        "tenant export writes csv or xlsx, not {other:?}"
-                    )))
+                    sheet_out::to_xlsx(&header, &rows)?
                 }
             };
-            sheet_out::write_out(out.as_deref(), &bytes).map_err(|e| CliError::Other(e.into()))?;
+            sheet_out::write_out(out.as_deref(), &bytes)?;
             if let Some(o) = &out {
-                eprintln!("{} users written to {}", rows.len(), o.display());
+                errln!("{} users written to {}", rows.len(), o.display());
             }
-            Ok(0)
+            Ok(Exit::Done)
         }
     }
+}
+
+/// A list read from the tenant as a `--output json` document: the items under `key`,
+/// with the tenant's name and backend.
+fn listed(tenant: &Tenant, key: &str, items: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::json!({
+        key: serde_json::to_value(items).unwrap_or_default(),
+        "tenant": tenant.name,
+        "backend": tenant.connector.backend(),
+    })
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -1,6 +1,6 @@
 //! `teamsync validate`: sheets and templates checked offline.
 
-use super::{exit, print_json, CliError, CmdResult, Ctx};
+use super::{print_json, CliError, CmdResult, Ctx, Exit};
 use crate::cli::SheetArgs;
 use crate::sheet::Limits;
 use crate::template::TemplateSet;
@@ -29,13 +29,13 @@ pub fn run(ctx: &Ctx, paths: &[PathBuf], args: &SheetArgs) -> CmdResult {
     let templates = load_templates(ctx)?;
     let v = validate_files(paths, &sheet_options(ctx, args), &templates);
     if ctx.json() {
-        print_json(&v.to_json());
+        print_json("validate", v.to_json())?;
     } else {
-        out!("{}", v.render_human());
+        out!("{}", v.render_human())?;
     }
     Ok(if v.errors.is_empty() {
-        exit::OK
+        Exit::Done
     } else {
-        exit::INVALID
+        Exit::Invalid
     })
 }

@@ -63,16 +63,6 @@ impl JobStatus {
             _ => return None,
         })
     }
-    /// The process exit code this outcome maps to (README: 0 done, 1 items failed,
-    /// 3 aborted or interrupted). A `failed` job's code depends on why: see
-    /// [`FailKind::exit_code`]; 3 here.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            JobStatus::Success => 0,
-            JobStatus::Aborted | JobStatus::Interrupted | JobStatus::Failed => 3,
-            JobStatus::Pending | JobStatus::Running | JobStatus::Partial | JobStatus::Error => 1,
-        }
-    }
 }
 
 /// Why a run stopped before its first write (the `reason_code` of a `failed` job).
@@ -126,18 +116,6 @@ impl FailKind {
             "interrupted" => FailKind::Interrupted,
             _ => return None,
         })
-    }
-    /// README's table: 2 when the input is wrong (nothing was sent), 3 when the run was
-    /// refused or stopped (auth, lock, a failed read, a signal).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            FailKind::Sheet
-            | FailKind::Plan
-            | FailKind::Drift
-            | FailKind::Unsupported
-            | FailKind::Config => 2,
-            FailKind::Auth | FailKind::Read | FailKind::Lock | FailKind::Interrupted => 3,
-        }
     }
 }
 
@@ -216,16 +194,9 @@ pub struct JobRow {
 }
 
 impl JobRow {
-    /// The exit code a run that left this job ends with (README's table).
-    pub fn exit_code(&self) -> i32 {
-        match self.status {
-            JobStatus::Failed => self
-                .reason_code
-                .as_deref()
-                .and_then(FailKind::parse)
-                .map_or(3, |k| k.exit_code()),
-            s => s.exit_code(),
-        }
+    /// The exit code a run that left this job ends with ([`crate::exit::Exit::job`]).
+    pub fn exit(&self) -> crate::exit::Exit {
+        crate::exit::Exit::job(self.status, self.reason_code.as_deref())
     }
 
     /// The job as Fusion's "Get bulk jobs history" lists it (`id`, `job_id`, `kind`,
@@ -371,7 +342,7 @@ pub(crate) fn counts(conn: &Connection, bulk_id: i64) -> Result<Counts, HistoryE
     Ok(c)
 }
 
-/// The status rule of DESIGN.md: everything as desired (unchanged included) → success;
+/// The status rule (ARCHITECTURE.md, "Job statuses"): everything as desired (unchanged included) → success;
 /// every item failed → error; some failed or some never finished → partial; a fail-fast
 /// stop → aborted whatever the counts; a signal → interrupted while items are left (a
 /// signal after the last item changes nothing). An empty job (nothing to check) is a
@@ -611,20 +582,9 @@ mod tests {
         // A signal after the last item: the job simply finished.
         assert_eq!(final_status(&c(3, 3, 0, 0), &signal), JobStatus::Success);
         assert_eq!(final_status(&c(3, 2, 1, 0), &signal), JobStatus::Partial);
-        assert_eq!(JobStatus::Interrupted.exit_code(), 3);
         for s in JobStatus::ALL {
             assert_eq!(JobStatus::parse(s.as_str()), Some(s));
         }
-        assert_eq!(FailKind::Plan.exit_code(), 2);
-        assert_eq!(FailKind::Drift.exit_code(), 2);
-        assert_eq!(FailKind::Sheet.exit_code(), 2);
-        assert_eq!(FailKind::Auth.exit_code(), 3);
-        assert_eq!(FailKind::Lock.exit_code(), 3);
-        assert_eq!(FailKind::Read.exit_code(), 3);
-        assert_eq!(JobStatus::Aborted.exit_code(), 3);
-        assert_eq!(JobStatus::Partial.exit_code(), 1);
-        assert_eq!(JobStatus::Error.exit_code(), 1);
-        assert_eq!(JobStatus::Success.exit_code(), 0);
     }
 
     #[test]

@@ -133,6 +133,7 @@ impl History {
                 )
             })?;
         }
+        create_private(path);
         {
             let mut mconn = Connection::open(path).map_err(|e| open_error(path, e))?;
             schema::configure(&mconn).map_err(|e| open_error(path, e))?;
@@ -385,10 +386,38 @@ impl History {
     /// a job that holds its tenant's lock (still running). A job left `running` by a killed
     /// process is pruned like any other once old enough. Returns the jobs deleted.
     pub async fn prune(&self, older_than_days: u32) -> Result<usize, HistoryError> {
-        let cutoff =
-            rfc3339(chrono::Utc::now() - chrono::Duration::days(i64::from(older_than_days)));
+        let cutoff = prune_cutoff(older_than_days);
         self.write(move |c| queries::prune(c, &cutoff)).await
     }
+
+    /// The jobs [`History::prune`] would delete now, oldest first (`jobs prune --dry-run`,
+    /// and the list `jobs prune` asks about).
+    pub fn prunable(&self, older_than_days: u32) -> Result<Vec<JobRow>, HistoryError> {
+        let cutoff = prune_cutoff(older_than_days);
+        self.read(|c| queries::prunable(c, &cutoff))
+    }
+
+    /// Deletes the jobs `ids` with their items, skipping one that holds a tenant lock.
+    /// Their ids are never given to another job (the table is AUTOINCREMENT).
+    pub async fn delete_jobs(&self, ids: Vec<i64>) -> Result<usize, HistoryError> {
+        self.write(move |c| queries::delete_jobs(c, &ids)).await
+    }
+}
+
+/// Creates a new history file readable by its owner only (0600) before SQLite opens it:
+/// the history names every user of every tenant, and SQLite gives its `-wal` and `-shm`
+/// files the database file's permissions. An existing file keeps its own; a failure here
+/// is left for SQLite's open to report in its words.
+fn create_private(path: &Path) {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let _ = opts.open(path);
+}
+
+fn prune_cutoff(older_than_days: u32) -> String {
+    rfc3339(chrono::Utc::now() - chrono::Duration::days(i64::from(older_than_days)))
 }
 
 /// Why SQLite refused, in the user's terms (the file is named by the caller).

@@ -198,6 +198,29 @@ impl History {
             .collect()
     }
 
+    /// A job's items counted by (status, planned action): what reports turn into
+    /// created / updated / disabled / deleted / unchanged / failed counts. The action is
+    /// the stored plan's (`None` for an item stored without one).
+    pub fn item_outcomes(
+        &self,
+        bulk_id: i64,
+    ) -> Result<Vec<(String, Option<String>, u64)>, HistoryError> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT status, json_extract(plan, '$.action'), COUNT(*) FROM job_items \
+                 WHERE bulk_id = ?1 GROUP BY 1, 2",
+            )?;
+            let rows = st.query_map([bulk_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, i64>(2)?.max(0) as u64,
+                ))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
     /// Fusion's "Get bulk job details" shape: the job with its items (`statuses` filters
     /// the items; empty = all). `None` when there is no such job.
     pub fn job_details_json(
@@ -229,6 +252,30 @@ pub fn jobs_page_json(rows: &[JobRow], page: u32, page_size: u32, total: u64) ->
         "pages": total.div_ceil(size),
         "results": total,
     })
+}
+
+/// Jobs last updated before `cutoff` that hold no tenant lock: what `prune` deletes.
+pub(crate) fn prunable(c: &Connection, cutoff: &str) -> Result<Vec<JobRow>, HistoryError> {
+    let mut st = c.prepare(&format!(
+        "SELECT {JOB_COLUMNS} FROM bulk_jobs WHERE COALESCE(finished_on, updated_on) < ?1 \
+         AND id NOT IN (SELECT bulk_id FROM job_locks WHERE bulk_id IS NOT NULL) ORDER BY id"
+    ))?;
+    let rows = st.query_map(params![cutoff], super::jobs::job_from_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Deletes the jobs `ids` (with their items), except one that took a tenant lock since
+/// it was listed. Returns the jobs deleted.
+pub(crate) fn delete_jobs(c: &Connection, ids: &[i64]) -> Result<usize, HistoryError> {
+    let mut st = c.prepare_cached(
+        "DELETE FROM bulk_jobs WHERE id = ?1 \
+         AND id NOT IN (SELECT bulk_id FROM job_locks WHERE bulk_id IS NOT NULL)",
+    )?;
+    let mut n = 0;
+    for id in ids {
+        n += st.execute([id])?;
+    }
+    Ok(n)
 }
 
 pub(crate) fn prune(c: &Connection, cutoff: &str) -> Result<usize, HistoryError> {

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use rusqlite_migration::{Migrations, M};
 
 /// Append-only: never edit a migration that has shipped; add the next one.
-const MIGRATIONS: &[M<'static>] = &[
+pub(crate) const MIGRATIONS: &[M<'static>] = &[
     M::up(
         r#"
 CREATE TABLE bulk_jobs (
@@ -99,7 +99,32 @@ ALTER TABLE job_locks ADD COLUMN lock_file TEXT;
 CREATE INDEX bulk_jobs_status ON bulk_jobs (status);
 "#,
     ),
-    // 3: throttling seen by a job: 429s (and 503s with Retry-After) answered over all its
+    // 3: job ids are never reused (AUTOINCREMENT), so "job 12" in an old log or ticket
+    // never points at another job after `jobs prune` removed the newest ones. SQLite
+    // cannot add AUTOINCREMENT with ALTER; the stored table definition is edited in place
+    // (the rowid table's pages are the same with or without it), so the columns other
+    // migrations added stay as they are. A throwaway AUTOINCREMENT table makes SQLite
+    // create `sqlite_sequence`, which is then started at the highest id in use. The
+    // migration fails if the definition was not found.
+    M::up(
+        r#"
+CREATE TABLE migration_3_sequence (id INTEGER PRIMARY KEY AUTOINCREMENT);
+DROP TABLE migration_3_sequence;
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema
+   SET sql = replace(sql, 'id               INTEGER PRIMARY KEY,', 'id               INTEGER PRIMARY KEY AUTOINCREMENT,')
+ WHERE type = 'table' AND name = 'bulk_jobs';
+PRAGMA writable_schema = RESET;
+CREATE TEMP TABLE migration_3_check (ok INTEGER NOT NULL CHECK (ok = 1));
+INSERT INTO migration_3_check
+  SELECT instr(sql, 'INTEGER PRIMARY KEY AUTOINCREMENT') > 0 FROM sqlite_schema
+   WHERE type = 'table' AND name = 'bulk_jobs';
+DROP TABLE migration_3_check;
+DELETE FROM sqlite_sequence WHERE name = 'bulk_jobs';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'bulk_jobs', COALESCE(MAX(id), 0) FROM bulk_jobs;
+"#,
+    ),
+    // 4: throttling seen by a job: 429s (and 503s with Retry-After) answered over all its
     // runs, and the limit the tenant's gate learned in the last run that was throttled.
     M::up(
         r#"

@@ -52,6 +52,16 @@ async fn schema_is_created_in_wal_mode() {
         .read(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
         .unwrap();
     assert_eq!(mode.to_lowercase(), "wal");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        h.create_job(new_job("demo"), vec![]).await.unwrap();
+        for f in ["", "-wal", "-shm"] {
+            let p = format!("{}{f}", h.path().display());
+            let m = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(m & 0o077, 0, "{p} is readable by its owner only ({m:o})");
+        }
+    }
     for t in ["bulk_jobs", "job_items", "job_locks"] {
         let n: i64 = h
             .read(|c| {
@@ -280,7 +290,7 @@ async fn a_stopped_job_is_interrupted_and_listed_as_such() {
         .await
         .unwrap();
     assert_eq!(j.status, JobStatus::Interrupted);
-    assert_eq!(j.exit_code(), 3);
+    assert_eq!(j.exit().code(), 3);
     assert_eq!(j.reason.as_deref(), Some("stopped by SIGTERM"));
     assert_eq!(j.to_fusion_json()["abort_reason"], "stopped by SIGTERM");
     let f = JobFilter {
@@ -320,9 +330,12 @@ async fn a_run_that_never_wrote_leaves_a_failed_job_with_its_errors() {
     assert_eq!(j.reason_code.as_deref(), Some("plan"));
     assert_eq!(j.errors, Some(errors));
     assert!(j.finished_on.is_some() && !j.interrupted);
-    assert_eq!((j.total_count, j.exit_code()), (0, 2));
+    assert_eq!((j.total_count, j.exit().code()), (0, 2));
     let a = h.get_job(&auth.to_string()).unwrap().unwrap();
-    assert_eq!((a.reason_code.as_deref(), a.exit_code()), (Some("auth"), 3));
+    assert_eq!(
+        (a.reason_code.as_deref(), a.exit().code()),
+        (Some("auth"), 3)
+    );
     let f = JobFilter {
         status: Some(JobStatus::Failed),
         ..Default::default()
@@ -656,6 +669,8 @@ async fn prune_deletes_old_jobs_with_their_items() {
     })
     .await
     .unwrap();
+    let listed: Vec<i64> = h.prunable(30).unwrap().iter().map(|j| j.id).collect();
+    assert_eq!(listed, [old], "the dry run lists what prune deletes");
     assert_eq!(h.prune(30).await.unwrap(), 1);
     assert!(h.get_job(&old.to_string()).unwrap().is_none());
     assert!(
@@ -920,4 +935,54 @@ async fn a_history_whose_folder_cannot_be_created_is_refused_with_the_reason() {
         msg.contains("history.db") && msg.contains("cannot be created"),
         "{msg}"
     );
+}
+
+/// `jobs prune` may delete the newest jobs; their ids must not come back, or "job 12" in
+/// an old log would point at another job.
+#[tokio::test]
+async fn job_ids_are_never_reused_after_a_prune() {
+    let (_d, h) = open();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(h.create_job(new_job("demo"), vec![]).await.unwrap().0);
+    }
+    assert_eq!(h.delete_jobs(vec![ids[1], ids[2]]).await.unwrap(), 2);
+    let (next, _, _) = h.create_job(new_job("demo"), vec![]).await.unwrap();
+    assert_eq!(
+        next,
+        ids[2] + 1,
+        "the deleted newest id is not handed out again"
+    );
+}
+
+/// A history written before ids were AUTOINCREMENT keeps its jobs and columns, and its
+/// highest id is never reused once migrated.
+#[tokio::test]
+async fn an_older_history_is_migrated_to_ids_that_are_never_reused() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("h.db");
+    {
+        let mut c = rusqlite::Connection::open(&db).unwrap();
+        rusqlite_migration::Migrations::from_slice(&schema::MIGRATIONS[..2])
+            .to_latest(&mut c)
+            .unwrap();
+        for j in ["a", "b", "c"] {
+            c.execute(
+                "INSERT INTO bulk_jobs (job_id, kind, title, tenant, source, source_sha256, status, host, os_user, teamsync_version, created_on, updated_on, reason) \
+                 VALUES (?1, 'ms_users', 't', 'demo', 's', '', 'failed', 'h', 'u', 'v', 'x', 'x', 'why')",
+                [j],
+            )
+            .unwrap();
+        }
+        c.execute("DELETE FROM bulk_jobs WHERE job_id = 'c'", [])
+            .unwrap();
+    }
+    let h = History::open(&db).unwrap();
+    let kept = h.get_job("b").unwrap().unwrap();
+    assert_eq!((kept.id, kept.reason.as_deref()), (2, Some("why")));
+    let (next, _, _) = h.create_job(new_job("demo"), vec![]).await.unwrap();
+    assert_eq!(next, 3, "ids continue after the highest in use");
+    h.delete_jobs(vec![next]).await.unwrap();
+    let (after, _, _) = h.create_job(new_job("demo"), vec![]).await.unwrap();
+    assert_eq!(after, 4);
 }

@@ -15,7 +15,7 @@
 //! backend rule (attributes it carries, what a create needs, what cannot change, what
 //! needs a detail read, its own row rules) is checked in the same pass as everything else.
 //!
-//! Choices where DESIGN.md is silent:
+//! Choices where the vendor documents and the README are silent:
 //! - A `disable`/`delete` row for a UPN the tenant lacks is an unchanged item plus a plan
 //!   warning, not an error: the desired end state already holds.
 //! - A `disable` row releases number and VRP only; its other values are ignored (warning).
@@ -38,6 +38,7 @@ mod diff;
 pub mod model;
 mod numbers;
 mod preflight;
+pub mod removals;
 mod render;
 mod resolve;
 pub mod revert;
@@ -149,7 +150,8 @@ fn removal_threshold(snapshot: &Snapshot) -> usize {
     (holders * 5 / 100).max(10)
 }
 
-/// Plans `input.specs` against `input.snapshot`; see the module doc and DESIGN.md.
+/// Plans `input.specs` against `input.snapshot`; see the module doc and the README's
+/// "Modes and safety".
 pub fn make_plan(input: PlanInput) -> Result<Plan, PlanErrors> {
     let snapshot = input.snapshot;
     let default_file = if input.sources.is_empty() {

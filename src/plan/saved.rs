@@ -36,12 +36,10 @@ pub enum SavedPlanError {
 }
 
 /// Writes the plan as pretty JSON (reviewable, diffable), via a temporary file so an
-/// interrupted save never leaves half a plan behind.
+/// interrupted save never leaves half a plan behind ([`crate::files::write_private`]).
 pub fn save(plan: &Plan, path: &Path) -> io::Result<()> {
     let text = serde_json::to_string_pretty(plan).map_err(io::Error::other)?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text + "\n")?;
-    std::fs::rename(&tmp, path)
+    crate::files::write_private(path, (text + "\n").as_bytes())
 }
 
 /// Reads a saved plan, checking its format version before its shape so an old file gets

@@ -199,6 +199,7 @@ pub fn job_json(job: &ReportJob, items: &[ReportItem]) -> Value {
                 "before": i.before,
                 "attempts": i.attempts,
                 "note": i.note,
+                "outcome": i.outcome(),
             })
         })
         .collect();
@@ -223,6 +224,7 @@ pub fn job_json(job: &ReportJob, items: &[ReportItem]) -> Value {
         "teamsync_version": job.teamsync_version,
         "abort_reason": job.reason,
         "problems": job.problems,
+        "outcomes": job.outcomes,
     })
 }
 
@@ -517,6 +519,7 @@ mod tests {
                 created_on: s(&i["created_on"]),
                 updated_on: s(&i["updated_on"]),
                 note: None,
+                action: None,
             })
             .collect();
         let ours = job_json(&doc_job, &doc_items);
@@ -569,6 +572,7 @@ mod tests {
                 "job_items",
                 "kind",
                 "os_user",
+                "outcomes",
                 "problems",
                 "source",
                 "status",

@@ -26,10 +26,11 @@ const TEMPLATE: &str = include_str!("assets/report.html.j2");
 const CSS: &str = include_str!("assets/report.css");
 const SCRIPT: &str = include_str!("assets/report.js");
 
-/// Item statuses in the order the filter shows them, with the words a customer reads.
+/// Item statuses in the order the filter shows them, with the words a customer reads. A
+/// successful item's badge says what was done to it ([`ReportItem::outcome`]).
 const ITEM_STATUSES: [(&str, &str); 5] = [
     ("error", "Failed"),
-    ("success", "Updated"),
+    ("success", "Changed"),
     ("unchanged", "Unchanged"),
     ("pending", "Pending"),
     ("running", "Running"),
@@ -93,6 +94,8 @@ struct ChangeView {
 struct ItemView {
     id: i64,
     upn: String,
+    /// The UPN cut where a line may break: after `@`, before each `.`.
+    upn_parts: Vec<String>,
     display_name: Option<String>,
     status: String,
     status_label: String,
@@ -113,6 +116,41 @@ fn status_label(status: &str) -> String {
         .find(|(s, _)| *s == status)
         .map(|(_, l)| l.to_string())
         .unwrap_or_else(|| status.to_string())
+}
+
+/// The badge of one item: what was done to a user that succeeded (Created, Updated,
+/// Disabled, Deleted), else its status's word.
+fn item_label(item: &ReportItem) -> String {
+    match item.status.as_str() {
+        "success" => {
+            let o = item.outcome();
+            let mut c = o.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect())
+                .unwrap_or_default()
+        }
+        s => status_label(s),
+    }
+}
+
+/// Where a UPN may wrap: after the `@` and before each `.`, so `first.last@contoso.com`
+/// breaks into `first` `.last@` `contoso` `.com` rather than in the middle of a word.
+fn upn_parts(upn: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    for ch in upn.chars() {
+        if ch == '.' && !cur.is_empty() {
+            parts.push(std::mem::take(&mut cur));
+        }
+        cur.push(ch);
+        if ch == '@' {
+            parts.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        parts.push(cur);
+    }
+    parts
 }
 
 fn is_none(v: &serde_json::Value) -> bool {
@@ -149,7 +187,7 @@ fn item_view(item: &ReportItem) -> ItemView {
     } else {
         Vec::new()
     };
-    let label = status_label(&item.status);
+    let label = item_label(item);
     let mut search = vec![
         item.upn.clone(),
         item.status.clone(),
@@ -167,6 +205,7 @@ fn item_view(item: &ReportItem) -> ItemView {
     ItemView {
         id: item.id,
         upn: item.upn.clone(),
+        upn_parts: upn_parts(&item.upn),
         display_name: item.display_name().map(str::to_string),
         status: item.status.clone(),
         status_label: label,
@@ -208,16 +247,10 @@ fn pct_text(count: u64, total: u64) -> String {
 /// Renders the job report. `items` may be a subset of the job (the page says so).
 pub fn html_report(job: &ReportJob, items: &[ReportItem]) -> Result<String, ReportError> {
     let total = job.total_count;
-    let changed = job.success_count.saturating_sub(job.unchanged_count);
-    let unchanged = job.unchanged_count.min(job.success_count);
-    let failed = job.error_count;
-    let open = total.saturating_sub(job.success_count.saturating_add(job.error_count));
-    let outcomes: [(&'static str, &'static str, u64); 4] = [
-        ("changed", "Updated", changed),
-        ("unchanged", "Unchanged", unchanged),
-        ("failed", "Failed", failed),
-        ("open", "Not finished", open),
-    ];
+    let outcomes = job.outcomes.rows().map(|(k, label, n)| match k {
+        "pending" => ("open", label, n),
+        k => (k, label, n),
+    });
     // The ring's circumference is 100 (r = 100 / 2π), so dash lengths are percentages;
     // an offset of 25 starts the first segment at twelve o'clock.
     let mut drawn = 0.0;
@@ -267,7 +300,7 @@ pub fn html_report(job: &ReportJob, items: &[ReportItem]) -> Result<String, Repo
         value: total.to_string(),
     }];
     for (class, label, count) in outcomes {
-        if class != "open" || count > 0 {
+        if count > 0 || class != "open" {
             cards.push(Card {
                 class,
                 label: label.to_string(),
@@ -289,7 +322,7 @@ pub fn html_report(job: &ReportJob, items: &[ReportItem]) -> Result<String, Repo
             Some(f) => f.count += 1,
             None => filters.push(Filter {
                 status: v.status.clone(),
-                label: v.status_label.clone(),
+                label: status_label(&v.status),
                 count: 1,
             }),
         }
@@ -422,7 +455,11 @@ mod tests {
             between(&html[at..], "<div class=\"value\">", "</div>").to_string()
         };
         assert_eq!(card("total"), "5");
-        assert_eq!(card("changed"), "2");
+        // Every outcome has its card, a create counted as created, not updated.
+        assert_eq!(card("created"), "1");
+        assert_eq!(card("updated"), "1");
+        assert_eq!(card("disabled"), "0");
+        assert_eq!(card("deleted"), "0");
         assert_eq!(card("unchanged"), "1");
         assert_eq!(card("failed"), "2");
         assert_eq!(card("time"), "3 min 07 s");
@@ -430,9 +467,13 @@ mod tests {
             !html.contains("id=\"card-open\""),
             "no 'not finished' card when all ended"
         );
-        assert!(html.contains("Outcomes: 2 updated, 1 unchanged, 2 failed"));
-        assert!(html.contains("stroke-dasharray=\"40.000 60.000\" stroke-dashoffset=\"25.000\""));
-        assert!(html.contains("stroke-dasharray=\"20.000 80.000\" stroke-dashoffset=\"-15.000\""));
+        assert!(html.contains(
+            "Outcomes: 1 created, 1 updated, 0 disabled, 0 deleted, 1 unchanged, 2 failed"
+        ));
+        assert!(html.contains(
+            "class=\"seg created\" cx=\"21\" cy=\"21\" r=\"15.91549\" stroke-dasharray=\"20.000 80.000\" stroke-dashoffset=\"25.000\""
+        ));
+        assert!(html.contains("stroke-dasharray=\"40.000 60.000\" stroke-dashoffset=\"-35.000\""));
         assert!(html.contains("<span class=\"pct\">40%</span>"));
         assert!(
             html.contains("<time datetime=\"2026-11-23T06:03:07Z\">2026-11-23 06:03:07 UTC</time>")
@@ -500,6 +541,22 @@ mod tests {
     }
 
     #[test]
+    fn upns_wrap_after_the_at_and_before_each_dot() {
+        assert_eq!(
+            upn_parts("first.last@contoso.onmicrosoft.com"),
+            ["first", ".last@", "contoso", ".onmicrosoft", ".com"]
+        );
+        assert_eq!(upn_parts("a@b"), ["a@", "b"]);
+        let html = html_report(&job(), &items()).unwrap();
+        assert!(html.contains("<div class=\"upn\">alice@<wbr>acme<wbr>.example</div>"));
+        // The badge of a successful item says what was done to it.
+        let mut created = item(8, "n@x.example", "success", json!({}));
+        created.action = Some("create".into());
+        let html = html_report(&job(), &[created]).unwrap();
+        assert!(html.contains("<span class=\"badge success\">Created</span>"));
+    }
+
+    #[test]
     fn unfinished_job_and_subset_are_said_so() {
         let mut j = job();
         j.status = "running".into();
@@ -507,6 +564,12 @@ mod tests {
         j.success_count = 1;
         j.unchanged_count = 0;
         j.error_count = 1;
+        j.outcomes = crate::report::Outcomes {
+            updated: 1,
+            failed: 1,
+            pending: 3,
+            ..Default::default()
+        };
         let list = items();
         let html = html_report(&j, &list[..2]).unwrap();
         assert!(html.contains("not finished (last update 2026-11-23 06:03:07 UTC)"));

@@ -16,7 +16,7 @@ pub mod sheet_out;
 
 pub use export::{items_csv, items_xlsx, job_json};
 pub use html::{content_security_policy, html_report};
-pub use model::{ReportItem, ReportJob};
+pub use model::{Outcomes, ReportItem, ReportJob};
 
 /// Why a report could not be produced. Inputs are our own history rows, so these are
 /// rare; they are typed so a CLI prints them instead of panicking.
@@ -58,6 +58,13 @@ pub(crate) mod testdata {
             teamsync_version: "0.1.0".into(),
             reason: None,
             problems: vec![],
+            outcomes: crate::report::Outcomes {
+                created: 1,
+                updated: 1,
+                unchanged: 1,
+                failed: 2,
+                ..Default::default()
+            },
         }
     }
 
@@ -75,6 +82,7 @@ pub(crate) mod testdata {
             created_on: "2026-11-23T06:00:01Z".into(),
             updated_on: "2026-11-23T06:00:02Z".into(),
             note: None,
+            action: None,
         }
     }
 

@@ -39,6 +39,101 @@ pub struct ReportJob {
     /// A failed job's findings (sheet or plan errors, drift), one line each.
     #[serde(default)]
     pub problems: Vec<String>,
+    /// The whole job's items by outcome (whatever subset of items a report lists).
+    #[serde(default)]
+    pub outcomes: Outcomes,
+}
+
+/// A job's items by what happened to each user: created, updated, disabled, deleted,
+/// unchanged, failed, and not finished. A successful item counts under its planned
+/// action, so a job that creates users says "created", not "updated".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcomes {
+    pub created: u64,
+    pub updated: u64,
+    pub disabled: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
+    pub failed: u64,
+    /// Items not finished (pending, or running when the process died).
+    pub pending: u64,
+}
+
+/// What happened to one item: its status, and for a successful one its planned action.
+pub fn outcome(status: &str, action: Option<&str>) -> &'static str {
+    match (status, action) {
+        ("success", Some("create")) => "created",
+        ("success", Some("disable")) => "disabled",
+        ("success", Some("delete")) => "deleted",
+        ("success", _) => "updated",
+        ("unchanged", _) => "unchanged",
+        ("error", _) => "failed",
+        _ => "pending",
+    }
+}
+
+impl Outcomes {
+    /// Adds `n` items of `status` whose plan said `action`.
+    pub fn add(&mut self, status: &str, action: Option<&str>, n: u64) {
+        let slot = match outcome(status, action) {
+            "created" => &mut self.created,
+            "disabled" => &mut self.disabled,
+            "deleted" => &mut self.deleted,
+            "updated" => &mut self.updated,
+            "unchanged" => &mut self.unchanged,
+            "failed" => &mut self.failed,
+            _ => &mut self.pending,
+        };
+        *slot += n;
+    }
+
+    /// Counts the given items.
+    pub fn of_items(items: &[ReportItem]) -> Outcomes {
+        let mut o = Outcomes::default();
+        for i in items {
+            o.add(&i.status, i.action.as_deref(), 1);
+        }
+        o
+    }
+
+    /// (key, label, count) in the order reports show them.
+    pub fn rows(&self) -> [(&'static str, &'static str, u64); 7] {
+        [
+            ("created", "Created", self.created),
+            ("updated", "Updated", self.updated),
+            ("disabled", "Disabled", self.disabled),
+            ("deleted", "Deleted", self.deleted),
+            ("unchanged", "Unchanged", self.unchanged),
+            ("failed", "Failed", self.failed),
+            ("pending", "Not finished", self.pending),
+        ]
+    }
+
+    /// "2 created, 3 updated, 0 disabled, 0 deleted, 120 unchanged, 1 failed": the six
+    /// outcomes always, items not finished only when there are some. With `skip_zero`,
+    /// only the outcomes that happened ("nothing" when none did).
+    pub fn describe(&self, skip_zero: bool) -> String {
+        let parts: Vec<String> = self
+            .rows()
+            .iter()
+            .filter(|(k, _, n)| {
+                if skip_zero || *k == "pending" {
+                    *n > 0
+                } else {
+                    true
+                }
+            })
+            .map(|(k, _, n)| match *k {
+                "pending" => format!("{n} not finished"),
+                k => format!("{n} {k}"),
+            })
+            .collect();
+        if parts.is_empty() {
+            "nothing".into()
+        } else {
+            parts.join(", ")
+        }
+    }
 }
 
 /// One UPN of a job.
@@ -62,9 +157,18 @@ pub struct ReportItem {
     /// What the reader should know beyond the status ("applied before the interruption").
     #[serde(default)]
     pub note: Option<String>,
+    /// The planned action: create, update, disable, delete or unchanged (`None` for a
+    /// job recorded before plans were stored).
+    #[serde(default)]
+    pub action: Option<String>,
 }
 
 impl ReportItem {
+    /// What happened to this user ([`outcome`]).
+    pub fn outcome(&self) -> &'static str {
+        outcome(&self.status, self.action.as_deref())
+    }
+
     /// The display name the row asked for, when it names one (the report shows it under
     /// the UPN so a reader recognises the person).
     pub fn display_name(&self) -> Option<&str> {

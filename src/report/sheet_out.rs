@@ -12,8 +12,18 @@ use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SheetOutError {
-    #[error("cannot write {path}: {message}")]
-    Write { path: String, message: String },
+    #[error("cannot write {path}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing to stdout failed: a reader that went away (`… | head`) is not an error to
+    /// the CLI, which finds the broken pipe in this error's source.
+    #[error("cannot write to stdout")]
+    Stdout(#[source] std::io::Error),
+    #[error("cannot build the XLSX workbook")]
+    Xlsx(#[source] rust_xlsxwriter::XlsxError),
 }
 
 /// Neutralises one CSV cell against formula injection (see module doc).
@@ -43,10 +53,7 @@ pub fn to_csv(header: &[&str], rows: &[Vec<String>]) -> Vec<u8> {
 /// Header + rows as an XLSX workbook. Cells are written as text (an XLSX cell never runs
 /// as a formula unless written as one), so phone numbers keep their `+`.
 pub fn to_xlsx(header: &[&str], rows: &[Vec<String>]) -> Result<Vec<u8>, SheetOutError> {
-    let err = |e: rust_xlsxwriter::XlsxError| SheetOutError::Write {
-        path: "(xlsx)".into(),
-        message: e.to_string(),
-    };
+    let err = SheetOutError::Xlsx;
     let mut wb = rust_xlsxwriter::Workbook::new();
     let ws = wb.add_worksheet();
     let bold = rust_xlsxwriter::Format::new().set_bold();
@@ -64,19 +71,19 @@ pub fn to_xlsx(header: &[&str], rows: &[Vec<String>]) -> Result<Vec<u8>, SheetOu
     wb.save_to_buffer().map_err(err)
 }
 
-/// Writes bytes to `path`, or stdout when `None`.
+/// Writes bytes to `path` (see [`crate::files::write_private`]), or stdout when `None`.
 pub fn write_out(path: Option<&Path>, bytes: &[u8]) -> Result<(), SheetOutError> {
     match path {
-        Some(p) => std::fs::write(p, bytes).map_err(|e| SheetOutError::Write {
+        Some(p) => crate::files::write_private(p, bytes).map_err(|source| SheetOutError::Write {
             path: p.display().to_string(),
-            message: e.to_string(),
+            source,
         }),
-        None => std::io::stdout()
-            .write_all(bytes)
-            .map_err(|e| SheetOutError::Write {
-                path: "stdout".into(),
-                message: e.to_string(),
-            }),
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(bytes)
+                .and_then(|()| out.flush())
+                .map_err(SheetOutError::Stdout)
+        }
     }
 }
 

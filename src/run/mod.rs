@@ -145,6 +145,8 @@ pub struct Failure {
     pub report: Option<Report>,
     /// (bulk id, job id) of the recorded `failed` job.
     pub job: Option<(i64, String)>,
+    /// What caused it (a connector's error), kept for the chain `main` renders.
+    pub source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl Failure {
@@ -155,11 +157,30 @@ impl Failure {
             message,
             report: None,
             job: None,
+            source: None,
         }
     }
     pub fn with_report(mut self, r: Report) -> Failure {
         self.report = Some(r);
         self
+    }
+    pub fn with_source(mut self, e: impl std::error::Error + Send + Sync + 'static) -> Failure {
+        self.source = Some(std::sync::Arc::new(e));
+        self
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -183,7 +204,7 @@ pub enum RunError {
     History(#[source] HistoryError),
     /// The run stopped before its first write; recorded as a `failed` job.
     #[error("{}", .0.message)]
-    Failed(Box<Failure>),
+    Failed(#[source] Box<Failure>),
     /// The job ran and could not be completed.
     #[error(transparent)]
     Apply(ApplyError),
@@ -205,15 +226,9 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// README's exit-code table.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            RunError::Config(_) | RunError::Usage(_) => 2,
-            RunError::History(_) | RunError::HistoryFailed { .. } => 3,
-            RunError::Failed(f) => f.kind.exit_code(),
-            RunError::Apply(e) => e.exit_code(),
-            RunError::NothingToResume(_) => 0,
-        }
+    /// The exit code this error ends a command with ([`crate::exit::Exit::run_error`]).
+    pub fn exit(&self) -> crate::exit::Exit {
+        crate::exit::Exit::run_error(self)
     }
 }
 
@@ -247,14 +262,28 @@ impl JobInfo {
     }
 }
 
-fn default_title(command: Command, source: &str) -> String {
-    let name = Path::new(source)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| source.to_string());
-    match command {
-        Command::Sync | Command::Apply => format!("sync {name}"),
-        Command::Resume => format!("resume {name}"),
+/// A job's title when `--title` gives none: what ran, on what. `sync users.xlsx`,
+/// `apply users.xlsx`, `apply plan.json (plan of users.xlsx)`, `revert of job 12 (plan
+/// undo.json)`; a resumed job keeps its own title.
+fn default_title(command: Command, source: &str, plan_file: Option<&Path>) -> String {
+    let name = |s: &str| {
+        Path::new(s)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| s.to_string())
+    };
+    match plan_file.map(|f| name(&f.display().to_string())) {
+        Some(plan) if source.starts_with("revert of job ") => format!("{source} (plan {plan})"),
+        Some(plan) => format!("apply {plan} (plan of {})", name(source)),
+        None => format!("{} {}", command.as_str(), name(source)),
+    }
+}
+
+/// The saved plan a request applies, if any.
+fn plan_file(source: &Source) -> Option<&Path> {
+    match source {
+        Source::SavedPlan(f) => Some(f),
+        _ => None,
     }
 }
 
@@ -327,7 +356,7 @@ pub async fn execute(
                     .settings
                     .title
                     .clone()
-                    .unwrap_or_else(|| default_title(req.command, &source)),
+                    .unwrap_or_else(|| default_title(req.command, &source, None)),
                 tenant: tenant_name.clone(),
                 source_sha256: sources_sha256(std::slice::from_ref(&s.path)).unwrap_or_default(),
                 source,
@@ -339,6 +368,7 @@ pub async fn execute(
                 default_title(
                     req.command,
                     p.sources.first().map(String::as_str).unwrap_or("plan"),
+                    plan_file(&req.source),
                 )
             }),
             tenant: tenant_name.clone(),
@@ -575,6 +605,7 @@ async fn run_tenant(
             default_title(
                 req.command,
                 plan.sources.first().map(String::as_str).unwrap_or("plan"),
+                plan_file(&req.source),
             )
         }),
         JobTarget::Resume(_) => String::new(),

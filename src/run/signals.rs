@@ -8,8 +8,8 @@
 
 use crate::apply::Stop;
 
-/// The exit code of a second signal (README: 3, aborted).
-pub const EXIT_ON_SECOND_SIGNAL: i32 = 3;
+/// The exit code of a second signal: aborted.
+pub const EXIT_ON_SECOND_SIGNAL: crate::exit::Exit = crate::exit::Exit::Aborted;
 
 /// Starts listening on the current tokio runtime. Without signal support (not Unix, or
 /// registration failed) the default behaviour stays: the process dies on the signal.
@@ -39,6 +39,7 @@ async fn listen(
     mut term: tokio::signal::unix::Signal,
     mut int: tokio::signal::unix::Signal,
 ) {
+    use std::io::Write;
     let mut seen = 0;
     loop {
         let name = tokio::select! {
@@ -47,14 +48,19 @@ async fn listen(
         };
         seen += 1;
         if seen == 1 {
-            eprintln!(
+            // Not `eprintln!`: a closed stderr must not panic the handler.
+            let _ = writeln!(
+                std::io::stderr(),
                 "teamsync: {name}: stopping; requests under way get {}s to finish and be recorded (a second signal exits at once)",
                 stop.grace().as_secs()
             );
             stop.trigger(format!("stopped by {name}"));
         } else {
-            eprintln!("teamsync: {name} again: exiting now; `teamsync resume` finishes the job");
-            std::process::exit(EXIT_ON_SECOND_SIGNAL);
+            let _ = writeln!(
+                std::io::stderr(),
+                "teamsync: {name} again: exiting now; `teamsync resume` finishes the job"
+            );
+            std::process::exit(i32::from(EXIT_ON_SECOND_SIGNAL.code()));
         }
     }
 }

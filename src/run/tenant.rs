@@ -25,6 +25,9 @@ pub struct SheetInput {
     pub mode: plan::Mode,
     /// `--allow-removals N` for mirror mode.
     pub allow_removals: Option<usize>,
+    /// `--allow-license-removals N`: users that may lose licenses above the threshold
+    /// ([`crate::plan::removals::check_license_removals`]).
+    pub allow_license_removals: Option<usize>,
 }
 
 /// Opens the tenant `name` (or the default one) with `rate` overriding its
@@ -42,6 +45,7 @@ pub async fn open_tenant(
             &name,
             format!("cannot connect to the tenant: {e}"),
         )
+        .with_source(e)
         .into()
     })
 }
@@ -121,17 +125,23 @@ pub fn read_sheet(
     let templates = load_templates(config)?;
     let v = validate_files(&[path.to_path_buf()], options, &templates);
     if !v.errors.is_empty() {
-        let n = v.errors.len();
+        let n = v.error_count();
         return Err(Failure::new(
             FailKind::Sheet,
             tenant,
-            format!("{n} error(s) in the sheet; nothing was sent"),
+            format!(
+                "{} in the sheet; nothing was sent",
+                crate::human::count(n, "error")
+            ),
         )
         .with_report(Report::Sheet(Box::new(v)))
         .into());
     }
     for w in &v.warnings {
-        tracing::warn!("{w}");
+        tracing::warn!("{}", crate::sheet::terminal_safe(&w.to_string()));
+    }
+    if v.warnings_not_listed > 0 {
+        tracing::warn!("… and {} more warnings", v.warnings_not_listed);
     }
     Ok(v)
 }
@@ -159,7 +169,9 @@ pub fn connector_failure(tenant: &str, e: ConnectorError) -> RunError {
         | ConnectorError::Rejected { .. }
         | ConnectorError::Throttled { .. } => FailKind::Read,
     };
-    Failure::new(kind, tenant, format!("tenant {tenant}: {e}")).into()
+    Failure::new(kind, tenant, format!("tenant {tenant}: {e}"))
+        .with_source(e)
+        .into()
 }
 
 /// Rows the backend's own rules refuse (PortSIP's reserved account names) stop the run
@@ -181,7 +193,10 @@ fn plan_errors(tenant: &str, errors: Vec<Diagnostic>) -> RunError {
     Failure::new(
         FailKind::Plan,
         tenant,
-        format!("{} plan error(s); nothing was sent", errors.len()),
+        format!(
+            "{}; nothing was sent",
+            crate::human::count(errors.len(), "plan error")
+        ),
     )
     .with_report(Report::Plan(errors))
     .into()
@@ -237,7 +252,7 @@ pub(crate) async fn plan_validated(
 ) -> Result<Plan, RunError> {
     let paths = vec![sheet.path.clone()];
     let snap = snapshot(tenant, &v.specs, v.kind).await?;
-    make_plan(PlanInput {
+    let plan = make_plan(PlanInput {
         tenant: &tenant.name,
         mode: sheet.mode,
         kind: v.kind,
@@ -247,7 +262,22 @@ pub(crate) async fn plan_validated(
         snapshot: &snap,
         profile: tenant.connector.profile(),
         allow_removals: sheet.allow_removals,
-    })
+    })?;
+    plan::removals::check_license_removals(&plan, &snap, sheet.allow_license_removals).map_err(
+        |message| {
+            let file = sheet.path.display().to_string();
+            plan_errors(
+                &tenant.name,
+                vec![Diagnostic {
+                    file,
+                    row: None,
+                    column: Some("licenses".into()),
+                    message,
+                }],
+            )
+        },
+    )?;
+    Ok(plan)
 }
 
 #[cfg(test)]

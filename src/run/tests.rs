@@ -27,6 +27,7 @@ fn sheet(dir: &Path, rows: &str) -> Source {
         options: SheetOptions::default(),
         mode: plan::Mode::Upsert,
         allow_removals: None,
+        allow_license_removals: None,
     })
 }
 
@@ -67,7 +68,7 @@ async fn a_sheet_with_errors_is_recorded_as_a_failed_job_with_its_errors() {
     .await
     .err()
     .unwrap();
-    assert_eq!(e.exit_code(), 2);
+    assert_eq!(e.exit().code(), 2);
     let RunError::Failed(f) = e else { panic!() };
     assert_eq!(f.kind, FailKind::Sheet);
     let (bulk, _) = f.job.clone().expect("recorded");
@@ -106,7 +107,7 @@ async fn a_busy_tenant_is_refused_before_the_tenant_is_opened_and_recorded() {
     .await
     .err()
     .unwrap();
-    assert_eq!(e.exit_code(), 3);
+    assert_eq!(e.exit().code(), 3);
     assert!(e.to_string().contains("/other/history.db"), "{e}");
     let j = &jobs(&cfg.db)[0];
     assert_eq!(
@@ -142,7 +143,7 @@ async fn a_stop_before_the_job_exists_is_recorded_and_sends_no_write() {
     .await
     .err()
     .unwrap();
-    assert_eq!(e.exit_code(), 3);
+    assert_eq!(e.exit().code(), 3);
     assert!(e.to_string().contains("stopped by SIGTERM"), "{e}");
     let j = &jobs(&cfg.db)[0];
     assert_eq!(j.reason_code.as_deref(), Some("interrupted"));

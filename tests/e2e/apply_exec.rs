@@ -354,7 +354,7 @@ async fn bad_credentials_abort_before_any_job_is_written() {
         matches!(e, ApplyError::Check(ConnectorError::Auth { .. })),
         "{e}"
     );
-    assert_eq!(e.exit_code(), 3);
+    assert_eq!(teamsync::exit::Exit::apply_error(&e).code(), 3);
     assert!(!e.to_string().contains("not-the-token"));
     assert_eq!(h.list_jobs(&JobFilter::default(), 1, 10).unwrap().1, 0);
     s.shutdown().await;

@@ -95,7 +95,8 @@ fn a_swap_of_two_numbers_lands_and_no_number_is_ever_on_two_users() {
     let users = ws
         .run(&["--output", "json", "tenant", "users"])
         .code(0)
-        .json();
+        .json()["users"]
+        .clone();
     let num = |upn: &str| {
         users
             .as_array()
@@ -132,7 +133,8 @@ fn delete_and_disable_rows() {
     let users = ws
         .run(&["--output", "json", "tenant", "users"])
         .code(0)
-        .json();
+        .json()["users"]
+        .clone();
     let find = |upn: &str| {
         users
             .as_array()

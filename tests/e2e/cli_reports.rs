@@ -44,7 +44,8 @@ fn a_job_applied_then_reverted_leaves_the_tenant_as_it_was() {
     let users = ws
         .run(&["--output", "json", "tenant", "users"])
         .code(0)
-        .json();
+        .json()["users"]
+        .clone();
     let upns: Vec<&str> = users
         .as_array()
         .unwrap()

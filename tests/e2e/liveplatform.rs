@@ -436,7 +436,7 @@ async fn embedded_tenant_lists_exports_and_round_trips() {
         ])
     });
     r.code(0);
-    let users = r.json();
+    let users = r.json()["users"].clone();
     assert_eq!(users.as_array().unwrap().len(), 37);
     let r = tokio::task::block_in_place(|| {
         ws.run(&[

@@ -717,7 +717,7 @@ dave.new@contoso.com,199
     assert!(r.stderr.contains(":3 [extension]"), "{}", r.stderr);
     assert!(!r.stderr.contains(":2 "), "{}", r.stderr);
 
-    let b = ws.run(&["--output", "json", "backends"]).code(0).json();
+    let b = ws.run(&["--output", "json", "backends"]).code(0).json()["backends"].clone();
     let row = b
         .as_array()
         .unwrap()

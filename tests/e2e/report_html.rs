@@ -32,6 +32,11 @@ fn chromium() -> Result<PathBuf, PathBuf> {
     }
 }
 
+/// A UPN as the report breaks it: a line may wrap after `@` and before each `.`.
+fn wrapped(upn: &str) -> String {
+    upn.replace('@', "@<wbr>").replace('.', "<wbr>.")
+}
+
 fn item(id: i64, upn: &str, status: &str, display: &str) -> ReportItem {
     ReportItem {
         id,
@@ -46,11 +51,19 @@ fn item(id: i64, upn: &str, status: &str, display: &str) -> ReportItem {
         created_on: "2026-11-23T06:00:01Z".into(),
         updated_on: "2026-11-23T06:00:02Z".into(),
         note: None,
+        action: Some(
+            if status == "unchanged" {
+                "unchanged"
+            } else {
+                "update"
+            }
+            .into(),
+        ),
     }
 }
 
 fn sample() -> (ReportJob, Vec<ReportItem>) {
-    let job = ReportJob {
+    let mut job = ReportJob {
         id: 12,
         job_id: "01JDQ7ZK5W8M3X".into(),
         title: TITLE.into(),
@@ -70,6 +83,7 @@ fn sample() -> (ReportJob, Vec<ReportItem>) {
         teamsync_version: "0.1.0".into(),
         reason: None,
         problems: vec![],
+        outcomes: Default::default(),
     };
     let mut alice = item(1, "alice@acme.example", "success", "Alice Martin");
     alice.changes = json!([{"field": "number", "old": null, "new": "+3225405200"}]);
@@ -82,7 +96,9 @@ fn sample() -> (ReportJob, Vec<ReportItem>) {
     let mut eve = item(5, "eve@acme.example", "error", ATTR_NAME);
     eve.error_code = Some("404".into());
     eve.error_reason = Some("User not found".into());
-    (job, vec![alice, alex, bob, mallory, eve])
+    let items = vec![alice, alex, bob, mallory, eve];
+    job.outcomes = teamsync::report::Outcomes::of_items(&items);
+    (job, items)
 }
 
 /// Loads `url` in headless chromium and returns the DOM after the page's scripts ran.
@@ -222,7 +238,9 @@ fn report_renders_in_chromium_blocks_injection_and_filters_by_fragment() {
         "duration card"
     );
     assert!(
-        dom.contains("Outcomes: 2 updated, 1 unchanged, 2 failed"),
+        dom.contains(
+            "Outcomes: 0 created, 2 updated, 0 disabled, 0 deleted, 1 unchanged, 2 failed"
+        ),
         "chart title"
     );
     for upn in [
@@ -233,7 +251,7 @@ fn report_renders_in_chromium_blocks_injection_and_filters_by_fragment() {
         "eve@acme.example",
     ] {
         assert!(
-            dom.contains(&format!("<div class=\"upn\">{upn}</div>")),
+            dom.contains(&format!("<div class=\"upn\">{}</div>", wrapped(upn))),
             "{upn} row"
         );
     }

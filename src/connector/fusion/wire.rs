@@ -1,7 +1,7 @@
 //! The Fusion MS Teams API as this connector reads it: serde types for the answers it
 //! parses and the bodies it sends.
 //!
-//! Kept apart from the simulator's wire types on purpose (DESIGN.md, "Simulators"): if both
+//! Kept apart from the simulator's wire types on purpose (ARCHITECTURE.md, "The simulators"): if both
 //! sides shared one struct they would agree on every misreading of the document and no test
 //! could see it. The contract tests at the bottom parse the document's own examples.
 //!

@@ -1,8 +1,8 @@
 //! AudioCodes Live Platform as a read-only backend: teamsync can audit a sheet against the
 //! users Live Platform manages (`plan`, `tenant users|export`), and refuses to write to it.
 //!
-//! Endpoints (`/work/shared/specs/liveplatform-v3-teams-users.txt` and
-//! `liveplatform-v2-licensed-users.txt`), below `base_url`:
+//! Endpoints (the "v3 Teams users" and "v2 licensed users" documents; their examples are
+//! in `tests/fixtures/liveplatform/`), below `base_url`:
 //! - `GET /api/v3/customer/{customer_id}/user?pageNumber=N&pageSize=S`: users with their
 //!   Teams Phone attributes, page-numbered (`currentPage`, `pageSize`, `totalPages`,
 //!   `totalRecords`, `data`);

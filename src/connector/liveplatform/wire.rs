@@ -1,7 +1,7 @@
 //! The Live Platform API as this connector reads it: serde types for the two answers it
 //! parses and for its problem-details errors.
 //!
-//! Kept apart from the simulator's wire types (DESIGN.md, "Simulators"): sharing one struct
+//! Kept apart from the simulator's wire types (ARCHITECTURE.md, "The simulators"): sharing one struct
 //! would let both sides agree on a misreading of the document. Entries stay raw JSON in the
 //! page types so one malformed record is skipped (by `mapping`) rather than failing a page.
 //! Only the fields teamsync maps are named; the others (`Status`, `HostingProvider`,

@@ -1,14 +1,14 @@
 //! The PortSIP PBX backend: PBX users read and written through the same [`Connector`]
 //! trait as Fusion, so the planner, executor and history work unchanged.
 //!
-//! Paths. The PortSIP users document (`/work/shared/specs/portsip-users-api.txt`) lists
-//! fields and rules but no paths; we assume, as DESIGN.md does, `GET /api/users` (paged:
+//! Paths. The PortSIP users document lists fields and rules but no paths; we assume (the
+//! project's reading since its start) `GET /api/users` (paged:
 //! `pagination` = 1-based page, `pagesize`; answer `{"count", "items"}`), `POST /api/users`
 //! (create, 201 `{"id"}`), `GET /api/users/{id}` and `POST /api/users/{id}` (modify).
 //! Auth: `Authorization: Bearer <token>` from `token_env` or `token_command` (the document
 //! is silent; PortSIP issues bearer access tokens).
 //!
-//! Mapping (DESIGN.md): the UPN is the user's `email`, and its local part the account
+//! Mapping (README, "PortSIP"): the UPN is the user's `email`, and its local part the account
 //! `name`; `number` is the office phone number and the one outbound caller ID; the sheet's
 //! `extension` column is `extension_number`, required to create (a plan error otherwise:
 //! [`PROFILE`] says a create needs it). PortSIP has no country, groups, licenses, VRPs,

@@ -1,4 +1,4 @@
-//! AudioCodes User Management Pack 365 (`/work/shared/specs/ump365-rest-api.txt`) as a
+//! AudioCodes User Management Pack 365 (its "REST API" document) as a
 //! read-and-write backend: a Teams / Skype for Business user manager that fronts
 //! PowerShell, so what it can write is exactly the attribute list of "Update an Individual
 //! User". Layout: `wire` (the JSON as read), `mapping` (wire ↔ model, the attribute table,

@@ -1,7 +1,8 @@
-//! A simulator of Netaxis Fusion's MS Teams API (`/work/shared/specs/fusion-msteams-api.txt`),
-//! exactly as strict as that document: it is the product's embedded default tenant and the
-//! server every end-to-end test talks to over real HTTP, so a simulator kinder than the real
-//! server would make every test above it lie.
+//! A simulator of Netaxis Fusion's MS Teams API (the "MS Teams" section of the Fusion
+//! DRaaS API document; its examples are in `tests/fixtures/fusion/`), exactly as strict as
+//! that document: it is the product's embedded default tenant and the server every
+//! end-to-end test talks to over real HTTP, so a simulator kinder than the real server
+//! would make every test above it lie.
 //!
 //! Start it like tokio's mini-redis: [`FusionSim::open`] then [`run`] (the CLI, with ctrl-c as
 //! shutdown) or [`start`] (tests: binds `127.0.0.1:0` and hands back a [`RunningSim`]).

@@ -1,5 +1,5 @@
-//! A simulator of AudioCodes Live Platform's two documented user reads
-//! (`/work/shared/specs/liveplatform-v3-teams-users.txt`, `liveplatform-v2-licensed-users.txt`),
+//! A simulator of AudioCodes Live Platform's two documented user reads (the "v3 Teams
+//! users" and "v2 licensed users" documents; examples in `tests/fixtures/liveplatform/`),
 //! as strict as those documents: the read-only backend's tests (and `teamsync sim --backend
 //! liveplatform`, and `sim_backend = "liveplatform"` tenants) talk to it over real HTTP.
 //!

@@ -1,8 +1,8 @@
-//! A simulator of the PortSIP PBX users API (`/work/shared/specs/portsip-users-api.txt`),
+//! A simulator of the PortSIP PBX users API (its "users" document),
 //! as strict as that document: the embedded tenant of `sim_backend = "portsip"`, and the
 //! server the PortSIP connector's end-to-end tests talk to over real HTTP.
 //!
-//! The document lists fields and rules but no paths; like DESIGN.md we serve
+//! The document lists fields and rules but no paths; like the connector (`src/connector/portsip/`) we serve
 //! `GET /api/users` (paged: `pagination` = 1-based page, `pagesize` 1..=100, default 20;
 //! answer `{"count", "items"}`), `POST /api/users` (201 `{"id"}`), `GET /api/users/{id}`
 //! and `POST /api/users/{id}` (modify, 200). Our other readings: `error` (error body and

@@ -1,4 +1,4 @@
-//! A simulator of AudioCodes UMP 365's REST API (`/work/shared/specs/ump365-rest-api.txt`),
+//! A simulator of AudioCodes UMP 365's REST API (its "REST API" document),
 //! served under `/sysadmin/api/` like the real server, as strict as the document (and the
 //! PowerShell behind it, see `state`). It is `teamsync sim --backend ump` and the embedded
 //! tenant of a `sim` tenant with `sim_backend = "ump"`.
