@@ -86,8 +86,17 @@ pub struct TenantConfig {
     pub voice_policies: Option<Vec<String>>,
     pub ca_file: Option<PathBuf>,
 
+    /// Ceiling of the tenant's adaptive rate limiter (reads included), req/s; 0 = none.
     #[serde(default = "d_rate")]
     pub rate_per_second: f64,
+    /// A ceiling for reads (GET) of their own, req/s, when the tenant allows reads a
+    /// different rate than writes; unset = `rate_per_second`.
+    #[serde(default)]
+    pub read_rate_per_second: Option<f64>,
+    /// How long the tenant may throttle without a break before a run stops (aborted,
+    /// resumable), in minutes.
+    #[serde(default = "d_max_throttle")]
+    pub max_throttle_minutes: f64,
     #[serde(default = "d_burst")]
     pub burst: u32,
     #[serde(default = "d_concurrency")]
@@ -108,6 +117,9 @@ pub struct TenantConfig {
 
 fn d_rate() -> f64 {
     10.0
+}
+fn d_max_throttle() -> f64 {
+    30.0
 }
 fn d_burst() -> u32 {
     5
@@ -356,6 +368,14 @@ impl TenantConfig {
         if !(self.rate_per_second >= 0.0 && self.rate_per_second.is_finite()) {
             return bad("rate_per_second must be >= 0".into());
         }
+        if let Some(r) = self.read_rate_per_second {
+            if !(r >= 0.0 && r.is_finite()) {
+                return bad("read_rate_per_second must be >= 0".into());
+            }
+        }
+        if !(self.max_throttle_minutes > 0.0 && self.max_throttle_minutes.is_finite()) {
+            return bad("max_throttle_minutes must be more than 0".into());
+        }
         if self.concurrency == 0 {
             return bad("concurrency must be at least 1".into());
         }
@@ -563,6 +583,42 @@ mod tests {
         std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
         Config::from_file(&p, &[]).unwrap();
         std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+
+    #[test]
+    fn throttling_keys_default_and_are_checked() {
+        let c = Config::from_str(
+            "[tenants.a]\nseed = \"s.json\"\n",
+            Path::new("."),
+            None,
+            &[],
+        )
+        .unwrap();
+        let t = &c.tenants["a"];
+        assert_eq!(t.read_rate_per_second, None);
+        assert_eq!(t.max_throttle_minutes, 30.0);
+        let c = Config::from_str(
+            "[tenants.a]\nseed = \"s.json\"\nread_rate_per_second = 50\nmax_throttle_minutes = 0.5\n",
+            Path::new("."),
+            None,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.tenants["a"].read_rate_per_second, Some(50.0));
+        assert_eq!(c.tenants["a"].max_throttle_minutes, 0.5);
+        for bad in ["read_rate_per_second = -1", "max_throttle_minutes = 0"] {
+            let e = Config::from_str(
+                &format!("[tenants.a]\nseed = \"s.json\"\n{bad}\n"),
+                Path::new("."),
+                None,
+                &[],
+            )
+            .unwrap_err();
+            assert!(
+                e.to_string().contains(bad.split(' ').next().unwrap()),
+                "{e}"
+            );
+        }
     }
 
     #[test]

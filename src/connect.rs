@@ -4,6 +4,7 @@
 
 use crate::config::{BackendKind, TenantConfig};
 use crate::connector::fusion::{FusionConnector, FusionSettings};
+use crate::connector::gate::GateConfig;
 use crate::connector::http::{HttpSettings, TokenSource};
 use crate::connector::liveplatform::{LivePlatformConnector, LivePlatformSettings};
 use crate::connector::portsip::{PortsipConnector, PortsipSettings};
@@ -44,8 +45,7 @@ impl Tenant {
         cfg: &TenantConfig,
         rate: Option<f64>,
     ) -> Result<Tenant, ConnectError> {
-        let rate = rate.unwrap_or(cfg.rate_per_second);
-        let gate = Arc::new(Gate::new(rate, cfg.burst));
+        let gate = Arc::new(Gate::with_config(&GateConfig::from_tenant(cfg, rate)));
         let setup = |message: String| ConnectError::Setup {
             tenant: name.to_string(),
             message,

@@ -12,10 +12,15 @@ pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
             args.backend
         )));
     }
-    if !(0.0..=1.0).contains(&args.fault_rate) {
-        return Err(CliError::Invalid(
-            "--fault-rate must be between 0 and 1".into(),
-        ));
+    for (flag, v) in [
+        ("--fault-rate", args.fault_rate),
+        ("--throttle-share", args.throttle_share),
+        ("--error-rate", args.error_rate),
+        ("--drop-rate", args.drop_rate),
+    ] {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(CliError::Invalid(format!("{flag} must be between 0 and 1")));
+        }
     }
     if args.state.is_none() && args.seed.is_none() {
         return Err(CliError::Invalid(
@@ -25,8 +30,13 @@ pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
     let opts = SimOptions {
         token: args.token.clone(),
         rate_limit: args.rate_limit,
+        burst: args.burst,
+        throttle_share: args.throttle_share,
+        limit_header: args.limit_header,
         latency_ms: args.latency_ms,
         fault_rate: args.fault_rate,
+        error_rate: args.error_rate,
+        drop_rate: args.drop_rate,
         ..SimOptions::default()
     };
     if args.backend == "liveplatform" {

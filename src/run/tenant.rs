@@ -159,12 +159,15 @@ pub fn sources_sha256(paths: &[PathBuf]) -> Result<String, RunError> {
 
 /// A failed tenant request as a failure of the run: auth → [`FailKind::Auth`], local
 /// configuration or an unsupported field → [`FailKind::Config`], anything else (network,
-/// server errors after retries) → [`FailKind::Read`].
+/// server errors after retries, throttling past `max_throttle_minutes`) →
+/// [`FailKind::Read`].
 pub fn connector_failure(tenant: &str, e: ConnectorError) -> RunError {
     let kind = match &e {
         ConnectorError::Auth { .. } => FailKind::Auth,
         ConnectorError::Config(_) | ConnectorError::Unsupported(_) => FailKind::Config,
-        ConnectorError::Retryable { .. } | ConnectorError::Rejected { .. } => FailKind::Read,
+        ConnectorError::Retryable { .. }
+        | ConnectorError::Rejected { .. }
+        | ConnectorError::Throttled { .. } => FailKind::Read,
     };
     Failure::new(kind, tenant, format!("tenant {tenant}: {e}"))
         .with_source(e)

@@ -21,5 +21,6 @@ mod report_html;
 mod sheets;
 mod sim_fusion;
 mod sim_fusion_more;
+mod throttling;
 mod ump;
 mod zipbomb;
