@@ -13,7 +13,21 @@
 //! `BENCH_APPLY_USERS` (10000), `BENCH_SPEEDUP_USERS` (1000), `BENCH_RATE` (100),
 //! `BENCH_LATENCY_MS` (50), `BENCH_CONCURRENCY` (8, the tenant default), `BENCH_BURST` (5,
 //! the tenant default). `BENCH_QUICK=1` shrinks everything for a smoke run;
-//! `BENCH_ONLY=validate,plan,history,apply,speedup,sim` runs some parts only.
+//! `BENCH_ONLY=validate,plan,history,apply,speedup,sim,hostile` runs some parts only
+//! (`hostile`: workbooks at the hostile-sheet caps, see `benches/hostile/mod.rs`).
+//!
+//! Throttling (only when named: `BENCH_ONLY=throttle,throttle-header,mixed`, they take
+//! minutes): whole
+//! syncs (snapshot, plan, apply with read-back, as `teamsync sync` runs them, through
+//! `connect::Tenant::open` from a tenant table) with the issue's client settings
+//! (`rate_per_second = 200`, `concurrency = 16`, every other key at its default) against
+//! the Fusion simulator allowing `BENCH_THROTTLE_RATE` (30) req/s with a burst of
+//! `BENCH_THROTTLE_BURST` (5) and `BENCH_THROTTLE_LATENCY_MS` (25) per answer, for each of
+//! `BENCH_THROTTLE_USERS` (150,600,2000) renamed users; `mixed` adds 30 % random 429s,
+//! 10 % 5xx and 1 % dropped connections for `BENCH_MIXED_USERS` (1000); `throttle-header`
+//! repeats `throttle` with the tenant sending `x-ms-throttle-limit-percentage`. The figures come
+//! from the simulator's request log (429s, answered requests, sends before a Retry-After
+//! ended) and the history (failed items).
 //! Results: printed as Markdown, and written to `target/bench/results.json`.
 
 use serde_json::{json, Value};
@@ -31,6 +45,9 @@ use teamsync::template::TemplateSet;
 use teamsync::validate::{validate_files, SheetOptions};
 use teamsync_sim::fusion::{self as fsim, FusionSim, RunningSim};
 use teamsync_sim::SimOptions;
+
+#[path = "hostile/mod.rs"]
+mod hostile;
 
 /// Marks the one stdout line of a child that carries its result.
 const MARK: &str = "BENCH_RESULT ";
@@ -61,7 +78,15 @@ struct Sizes {
     latency_ms: u64,
     concurrency: usize,
     burst: u32,
+    throttle_users: Vec<usize>,
+    mixed_users: usize,
+    throttle_rate: u32,
+    throttle_burst: u32,
+    throttle_latency_ms: u64,
 }
+
+/// Parts that run only when `BENCH_ONLY` names them (they take minutes).
+const OPT_IN: &[&str] = &["throttle", "throttle-header", "mixed"];
 
 fn env_num<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key)
@@ -72,9 +97,10 @@ fn env_num<T: std::str::FromStr>(key: &str, default: T) -> T {
 
 impl Sizes {
     fn wants(&self, part: &str) -> bool {
-        self.only
-            .as_ref()
-            .is_none_or(|o| o.iter().any(|p| p == part))
+        match &self.only {
+            Some(o) => o.iter().any(|p| p == part),
+            None => !OPT_IN.contains(&part),
+        }
     }
 
     fn from_env() -> Sizes {
@@ -96,6 +122,20 @@ impl Sizes {
             latency_ms: env_num("BENCH_LATENCY_MS", 50),
             concurrency: env_num("BENCH_CONCURRENCY", 8),
             burst: env_num("BENCH_BURST", 5),
+            throttle_users: std::env::var("BENCH_THROTTLE_USERS")
+                .ok()
+                .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+                .unwrap_or_else(|| {
+                    if quick {
+                        vec![150]
+                    } else {
+                        vec![150, 600, 2000]
+                    }
+                }),
+            mixed_users: env_num("BENCH_MIXED_USERS", if quick { 100 } else { 1000 }),
+            throttle_rate: env_num("BENCH_THROTTLE_RATE", 30),
+            throttle_burst: env_num("BENCH_THROTTLE_BURST", 5),
+            throttle_latency_ms: env_num("BENCH_THROTTLE_LATENCY_MS", 25),
         }
     }
 }
@@ -279,6 +319,16 @@ impl Sim {
             "--sub".into(),
             t.subscription_id.to_string(),
         ]
+    }
+
+    /// Every request the simulator logged.
+    async fn requests(&self) -> anyhow::Result<Vec<Value>> {
+        let url = format!("{}/_sim/requests", self.running.base_url());
+        let v: Value = reqwest::get(url).await?.json().await?;
+        Ok(v.get("requests")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
     }
 
     /// Arrival times (ms since epoch) of the writes the simulator logged.
@@ -514,6 +564,61 @@ async fn orchestrate_async() -> anyhow::Result<()> {
         sim.running.shutdown().await;
     }
 
+    // 7. throttling: whole syncs against a tenant allowing far less than the client's
+    //    ceiling; 8. the same with random 429s, 5xx and dropped connections.
+    let throttled_tenant = SimOptions {
+        token: Some(TOKEN.into()),
+        rate_limit: Some(z.throttle_rate),
+        burst: Some(z.throttle_burst),
+        latency_ms: z.throttle_latency_ms,
+        ..SimOptions::default()
+    };
+    if z.wants("throttle") {
+        let mut runs = Vec::new();
+        for &n in &z.throttle_users {
+            eprintln!(
+                "throttle: sync of {n} users against {} req/s, burst {}…",
+                z.throttle_rate, z.throttle_burst
+            );
+            runs.push(run_sync(dir, n, throttled_tenant.clone(), z.throttle_rate).await?);
+        }
+        results.insert("throttle".into(), Value::Array(runs));
+    }
+    if z.wants("throttle-header") {
+        // The same tenant, saying how much of its limit is used from 80 % on.
+        let opts = SimOptions {
+            limit_header: true,
+            ..throttled_tenant.clone()
+        };
+        let mut runs = Vec::new();
+        for &n in &z.throttle_users {
+            eprintln!("throttle-header: sync of {n} users, x-ms-throttle-limit-percentage on…");
+            let mut r = run_sync(dir, n, opts.clone(), z.throttle_rate).await?;
+            r["limit_header"] = json!(true);
+            runs.push(r);
+        }
+        results.insert("throttle_header".into(), Value::Array(runs));
+    }
+    if z.wants("mixed") {
+        let opts = SimOptions {
+            throttle_share: 0.3,
+            error_rate: 0.1,
+            drop_rate: 0.01,
+            seed_rng: 14,
+            ..throttled_tenant.clone()
+        };
+        eprintln!(
+            "mixed: sync of {} users, 30 % random 429s, 10 % 5xx, 1 % drops (takes minutes)…",
+            z.mixed_users
+        );
+        let r = run_sync(dir, z.mixed_users, opts, z.throttle_rate).await?;
+        results.insert("mixed".into(), r);
+    }
+    // 9. workbooks at the hostile-sheet caps (default limits).
+    if z.wants("hostile") {
+        results.insert("hostile".into(), hostile::run(dir, &cfg).await?);
+    }
+
     let results = Value::Object(results);
     let out_dir = repo().join("target/bench");
     std::fs::create_dir_all(&out_dir)?;
@@ -523,6 +628,98 @@ async fn orchestrate_async() -> anyhow::Result<()> {
     )?;
     print!("{}", render(&z, &results));
     Ok(())
+}
+
+/// One throttled sync: a fresh simulator (`opts`) seeded with `users` users, a sheet
+/// renaming all of them, the `sync` child phase, then the simulator's request log.
+async fn run_sync(dir: &Path, users: usize, opts: SimOptions, limit: u32) -> anyhow::Result<Value> {
+    let rename_all = Shape {
+        absent_every: 0,
+        renamed_every: 1,
+    };
+    let seed = dir.join(format!("seed-sync-{users}.json"));
+    let sheet = dir.join(format!("sync-{users}.csv"));
+    write_seed(&seed, users, rename_all)?;
+    write_csv(&sheet, users, rename_all)?;
+    let db = dir.join(format!("sync-{users}-{}.db", opts.seed_rng));
+    let (sim, _) = Sim::start(&seed, opts).await?;
+    let mut a = sim.args();
+    a.splice(
+        0..0,
+        [
+            s("sync"),
+            sheet.display().to_string(),
+            db.display().to_string(),
+        ],
+    );
+    // A run that stops (the code before the adaptive gate aborted the mixed case) is a
+    // figure too, not a bench failure.
+    let t0 = Instant::now();
+    let mut r = match child(&a).await {
+        Ok(r) => r,
+        Err(e) => json!({ "aborted": format!("{e:#}"), "wall_s": t0.elapsed().as_secs_f64() }),
+    };
+    let log = sim.requests().await?;
+    r["users"] = json!(users);
+    r["log"] = throttle_figures(&log, limit);
+    sim.running.shutdown().await;
+    Ok(r)
+}
+
+/// From the request log: requests, 429s, answered (non-429) requests, the time the
+/// tenant needed at its limit for them, and sends that arrived before a Retry-After ended
+/// (a request arriving within 150 ms of a 429 was under way before the client heard of
+/// it: the simulator logs arrival, decides after its latency).
+fn throttle_figures(log: &[Value], limit: u32) -> Value {
+    const GRACE_MS: i64 = 150;
+    // (arrival ms, status, Retry-After, index in the log)
+    let entries: Vec<(i64, Option<u16>, Option<u64>, usize)> = log
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let t = chrono::DateTime::parse_from_rfc3339(e["time"].as_str()?).ok()?;
+            let status = e["status"].as_u64().and_then(|s| u16::try_from(s).ok());
+            Some((t.timestamp_millis(), status, e["retry_after"].as_u64(), i))
+        })
+        .collect();
+    let throttled: Vec<(i64, u64)> = entries
+        .iter()
+        .filter(|(_, st, _, _)| *st == Some(429))
+        .map(|(t, _, ra, _)| (*t, ra.unwrap_or(0)))
+        .collect();
+    let mut times: Vec<(i64, usize)> = entries.iter().map(|(t, _, _, i)| (*t, *i)).collect();
+    times.sort_unstable();
+    let mut early = 0usize;
+    let mut examples = Vec::new();
+    for (t, ra) in &throttled {
+        let (from, until) = (t + GRACE_MS, t + *ra as i64 * 1000);
+        let lo = times.partition_point(|x| x.0 <= from);
+        let hi = times.partition_point(|x| x.0 < until);
+        early += hi.saturating_sub(lo);
+        for &(at, i) in times.get(lo..hi).unwrap_or_default().iter().take(2) {
+            if examples.len() < 6 {
+                examples.push(format!(
+                    "429 at {t} (Retry-After {ra} s), then {} {} at +{} ms",
+                    log[i]["method"].as_str().unwrap_or("?"),
+                    log[i]["path"].as_str().unwrap_or("?"),
+                    at - t
+                ));
+            }
+        }
+    }
+    let answered = entries
+        .iter()
+        .filter(|(_, st, _, _)| st.is_some_and(|s| s != 429))
+        .count();
+    json!({
+        "requests": entries.len(),
+        "throttled": throttled.len(),
+        "answered": answered,
+        "throttled_share": throttled.len() as f64 / entries.len().max(1) as f64,
+        "ideal_s": answered as f64 / f64::from(limit.max(1)),
+        "early_sends": early,
+        "early_examples": examples,
+    })
 }
 
 // ---------------------------------------------------------------- report
@@ -616,6 +813,46 @@ fn render(z: &Sizes, r: &Value) -> String {
             f(&sq["apply_s"]) / f(&x["apply_s"])
         );
     }
+    let mixed = [r["mixed"].clone()];
+    let list = |k: &str| r[k].as_array().cloned().unwrap_or_default();
+    let (plain, header) = (list("throttle"), list("throttle_header"));
+    let runs = plain
+        .iter()
+        .map(|x| ("throttled", x))
+        .chain(header.iter().map(|x| ("throttled, near-limit header", x)))
+        .chain(
+            mixed
+                .iter()
+                .filter(|x| !x.is_null())
+                .map(|x| ("mixed faults", x)),
+        );
+    for (kind, x) in runs {
+        let l = &x["log"];
+        let outcome = match x["aborted"].as_str() {
+            Some(e) => format!("**stopped**: {}", e.chars().take(160).collect::<String>()),
+            None => format!(
+                "{}, {} failed, {} pending",
+                x["status"].as_str().unwrap_or("?"),
+                x["errors"],
+                x["pending"]
+            ),
+        };
+        o += &format!(
+            "| sync, {} users, {kind} ({} req/s, burst {}, {} ms; client 200 req/s, concurrency 16) | {outcome}; {} requests, {} answered 429 ({:.1} %); {:.1} s vs {:.1} s at the limit = **{:.2}×**; {} sends before a Retry-After ended; settled at {} req/s |\n",
+            x["users"],
+            z.throttle_rate,
+            z.throttle_burst,
+            z.throttle_latency_ms,
+            l["requests"],
+            l["throttled"],
+            f(&l["throttled_share"]) * 100.0,
+            f(&x["wall_s"]),
+            f(&l["ideal_s"]),
+            f(&x["wall_s"]) / f(&l["ideal_s"]),
+            l["early_sends"],
+            x["settled_rate"],
+        );
+    }
     let sm = &r["sim"];
     if !sm.is_null() {
         o += &format!(
@@ -626,6 +863,7 @@ fn render(z: &Sizes, r: &Value) -> String {
         sm["failed"]
     );
     }
+    o += &hostile::render(&r["hostile"]);
     o
 }
 
@@ -668,6 +906,7 @@ async fn async_phase(args: &[String]) -> anyhow::Result<Value> {
         "apply" => phase_apply(&args[1..]).await,
         "history" => phase_history(&args[1..]).await,
         "simload" => phase_simload(&args[1..]).await,
+        "sync" => phase_sync(&args[1..]).await,
         other => anyhow::bail!("unknown phase {other}"),
     }
 }
@@ -699,11 +938,14 @@ fn phase_read(args: &[String]) -> anyhow::Result<Value> {
         limits: teamsync::sheet::Limits::default(),
     };
     let mut rows = 0u64;
-    for r in teamsync::sheet::SheetReader::open(&path, &opts)? {
+    let reader = teamsync::sheet::SheetReader::open(&path, &opts)?;
+    // Opening a workbook runs the pre-pass over it (issue 20) and reads the header.
+    let open_seconds = t0.elapsed().as_secs_f64();
+    for r in reader {
         r?;
         rows += 1;
     }
-    Ok(json!({ "rows": rows, "seconds": t0.elapsed().as_secs_f64() }))
+    Ok(json!({ "rows": rows, "seconds": t0.elapsed().as_secs_f64(), "open_seconds": open_seconds }))
 }
 
 /// `--url U --draas D --uuid T --sub N` (after the positional arguments).
@@ -738,7 +980,7 @@ struct Planned {
     tenant_users: usize,
 }
 
-async fn sheet_to_plan(sheet: &Path, conn: &FusionConnector) -> anyhow::Result<Planned> {
+async fn sheet_to_plan(sheet: &Path, conn: &dyn Connector) -> anyhow::Result<Planned> {
     let t0 = Instant::now();
     let templates = TemplateSet::load_dir(&repo().join("templates"))?;
     let v = validate_files(&[sheet.to_path_buf()], &SheetOptions::default(), &templates);
@@ -775,7 +1017,7 @@ async fn sheet_to_plan(sheet: &Path, conn: &FusionConnector) -> anyhow::Result<P
 async fn phase_plan(args: &[String]) -> anyhow::Result<Value> {
     let sheet = PathBuf::from(&args[0]);
     let conn = connector(args, 0.0, 1)?;
-    let p = sheet_to_plan(&sheet, &conn).await?;
+    let p = sheet_to_plan(&sheet, conn.as_ref()).await?;
     let sum = plan::summary(&p.plan);
     Ok(json!({
         "validate_s": p.validate_s,
@@ -798,7 +1040,7 @@ async fn phase_apply(args: &[String]) -> anyhow::Result<Value> {
     let burst: u32 = args[3].parse()?;
     let concurrency: usize = args[4].parse()?;
     let conn = connector(args, rate, burst)?;
-    let p = sheet_to_plan(&sheet, &conn).await?;
+    let p = sheet_to_plan(&sheet, conn.as_ref()).await?;
     let history = History::open(&db)?;
     let opts = ApplyOptions {
         concurrency,
@@ -832,6 +1074,70 @@ async fn phase_apply(args: &[String]) -> anyhow::Result<Value> {
         "request_rate": o.requests as f64 / secs,
         "history_writes": writes,
         "history_writes_per_s": writes as f64 / secs,
+    }))
+}
+
+/// `sync SHEET DB --url …`: what `teamsync sync` does, from a tenant table with the
+/// issue's client settings (ceiling 200 req/s, 16 users at once) and every other key at
+/// its default: the tenant opened by `connect::Tenant::open`, snapshot, plan, apply with
+/// read-back. Times the whole of it.
+async fn phase_sync(args: &[String]) -> anyhow::Result<Value> {
+    let sheet = PathBuf::from(&args[0]);
+    let db = PathBuf::from(&args[1]);
+    let get = |k: &str| -> anyhow::Result<String> {
+        let i = args
+            .iter()
+            .position(|a| a == k)
+            .ok_or_else(|| anyhow::anyhow!("missing {k}"))?;
+        args.get(i + 1)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("missing value of {k}"))
+    };
+    let table = format!(
+        "backend = \"fusion\"\nbase_url = {:?}\ndraas_instance = {:?}\ntenant_uuid = {:?}\n\
+         subscription_id = {}\ntoken_command = \"echo {TOKEN}\"\n\
+         rate_per_second = 200\nconcurrency = 16\n",
+        get("--url")?,
+        get("--draas")?,
+        get("--uuid")?,
+        get("--sub")?
+    );
+    let cfg: teamsync::config::TenantConfig = toml::from_str(&table)?;
+    let t0 = Instant::now();
+    let tenant = teamsync::connect::Tenant::open("bench", &cfg, None).await?;
+    let planned = sheet_to_plan(&sheet, tenant.connector.as_ref()).await?;
+    let history = History::open(&db)?;
+    let opts = ApplyOptions {
+        verify: true,
+        title: "throttle bench".into(),
+        ..ApplyOptions::from_tenant(&cfg)
+    };
+    let o = apply::execute(
+        &planned.plan,
+        tenant.connector.clone(),
+        &history,
+        JobTarget::New,
+        &opts,
+    )
+    .await?;
+    let wall = t0.elapsed().as_secs_f64();
+    let job = history
+        .get_job(&o.bulk_id.to_string())?
+        .map(|j| j.to_fusion_json())
+        .unwrap_or(Value::Null);
+    tenant.close().await;
+    Ok(json!({
+        "wall_s": wall,
+        "snapshot_s": planned.snapshot_s,
+        "status": o.status.as_str(),
+        "total": o.total,
+        "success": o.success,
+        "errors": o.errors,
+        "pending": o.total - o.success - o.errors,
+        "requests": o.requests,
+        "retries": o.retries,
+        "throttled_count": job["throttled_count"],
+        "settled_rate": job["settled_rate"],
     }))
 }
 

@@ -494,12 +494,27 @@ pub struct SimArgs {
     /// Requests per second before answering 429.
     #[arg(long)]
     pub rate_limit: Option<u32>,
+    /// Requests the rate limit lets through back to back (default: a second's worth).
+    #[arg(long, requires = "rate_limit")]
+    pub burst: Option<u32>,
+    /// Share of requests answered 429 (Retry-After: 1) at random, whatever the rate (0..1).
+    #[arg(long, default_value_t = 0.0)]
+    pub throttle_share: f64,
+    /// Send x-ms-throttle-limit-percentage once 80 % of the rate limit's bucket is used.
+    #[arg(long, requires = "rate_limit")]
+    pub limit_header: bool,
     /// Delay before each answer, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
     /// Share of requests answered 500/503 or dropped (0..1).
     #[arg(long, default_value_t = 0.0)]
     pub fault_rate: f64,
+    /// Share of requests answered 500 or 503 (0..1), on top of --fault-rate.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Share of connections dropped without an answer (0..1), on top of --fault-rate.
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_rate: f64,
 }
 
 #[cfg(test)]

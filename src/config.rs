@@ -74,8 +74,15 @@ fn unknown_keys_message(tenant: &str, backend: &str, keys: &[String], accepted: 
 /// when a job gives up. `--rate` and `--concurrency` override two of them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pacing {
-    /// The tenant's rate limiter, reads included (requests per second; 0 = unlimited).
+    /// Ceiling of the tenant's adaptive rate limiter, reads included (requests per second;
+    /// 0 = unlimited). The limiter learns the tenant's real limit below it.
     pub rate_per_second: f64,
+    /// A ceiling for reads (GET) of their own, when the tenant allows reads a different
+    /// rate than writes; unset = `rate_per_second`.
+    pub read_rate_per_second: Option<f64>,
+    /// How long the tenant may throttle without a break before a run stops (aborted,
+    /// resumable), in minutes.
+    pub max_throttle_minutes: f64,
     pub burst: u32,
     /// Users worked on at once.
     pub concurrency: usize,
@@ -143,6 +150,9 @@ pub mod defaults {
     pub fn consecutive() -> u32 {
         20
     }
+    pub fn max_throttle() -> f64 {
+        30.0
+    }
 }
 
 /// Declares one backend's `[tenants.X]` table: the keys of its own, then the keys every
@@ -207,6 +217,12 @@ macro_rules! tenant_table {
             $( $(#[$fmeta])* pub $field: $ty, )*
             #[serde(default = "crate::config::defaults::rate")]
             pub rate_per_second: f64,
+            /// A ceiling of reads' own (GET), req/s; unset = `rate_per_second`.
+            #[serde(default)]
+            pub read_rate_per_second: Option<f64>,
+            /// How long the tenant may throttle without a break before a run stops.
+            #[serde(default = "crate::config::defaults::max_throttle")]
+            pub max_throttle_minutes: f64,
             #[serde(default = "crate::config::defaults::burst")]
             pub burst: u32,
             #[serde(default = "crate::config::defaults::concurrency")]
@@ -229,6 +245,8 @@ macro_rules! tenant_table {
             fn pacing(&self) -> $crate::config::Pacing {
                 $crate::config::Pacing {
                     rate_per_second: self.rate_per_second,
+                    read_rate_per_second: self.read_rate_per_second,
+                    max_throttle_minutes: self.max_throttle_minutes,
                     burst: self.burst,
                     concurrency: self.concurrency,
                     request_timeout_s: self.request_timeout_s,
@@ -250,7 +268,8 @@ macro_rules! tenant_table {
             /// Every key the table takes (`backend` aside), in declaration order.
             pub const KEYS: &'static [&'static str] = &[
                 $(stringify!($field),)*
-                "rate_per_second", "burst", "concurrency", "request_timeout_s",
+                "rate_per_second", "read_rate_per_second", "max_throttle_minutes",
+                "burst", "concurrency", "request_timeout_s",
                 "max_attempts", "replication_window_s", "retry_budget",
                 "max_consecutive_failures",
             ];
@@ -665,6 +684,42 @@ mod tests {
         std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
         Config::from_file(&p, &[]).unwrap();
         std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+
+    #[test]
+    fn throttling_keys_default_and_are_checked() {
+        let c = Config::from_str(
+            "[tenants.a]\nseed = \"s.json\"\n",
+            Path::new("."),
+            None,
+            &[],
+        )
+        .unwrap();
+        let t = &c.tenants["a"];
+        assert_eq!(t.pacing().read_rate_per_second, None);
+        assert_eq!(t.pacing().max_throttle_minutes, 30.0);
+        let c = Config::from_str(
+            "[tenants.a]\nseed = \"s.json\"\nread_rate_per_second = 50\nmax_throttle_minutes = 0.5\n",
+            Path::new("."),
+            None,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.tenants["a"].pacing().read_rate_per_second, Some(50.0));
+        assert_eq!(c.tenants["a"].pacing().max_throttle_minutes, 0.5);
+        for bad in ["read_rate_per_second = -1", "max_throttle_minutes = 0"] {
+            let e = Config::from_str(
+                &format!("[tenants.a]\nseed = \"s.json\"\n{bad}\n"),
+                Path::new("."),
+                None,
+                &[],
+            )
+            .unwrap_err();
+            assert!(
+                e.to_string().contains(bad.split(' ').next().unwrap()),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! on a fresh clone with no server to set up.
 
 use crate::config::TenantConfig;
+use crate::connector::gate::GateConfig;
 use crate::connector::registry::OpenError;
 use crate::connector::{Connector, Gate};
 use std::sync::Arc;
@@ -33,11 +34,7 @@ impl Tenant {
         cfg: &TenantConfig,
         rate: Option<f64>,
     ) -> Result<Tenant, ConnectError> {
-        let pacing = cfg.pacing();
-        let gate = Arc::new(Gate::new(
-            rate.unwrap_or(pacing.rate_per_second),
-            pacing.burst,
-        ));
+        let gate = Arc::new(Gate::with_config(&GateConfig::from_tenant(cfg, rate)));
         let opened = cfg
             .connect(gate.clone())
             .await

@@ -40,6 +40,12 @@ pub struct SheetOptions {
     pub limits: sheet::Limits,
 }
 
+/// Errors (and, separately, warnings) listed in full; past these they are only counted.
+/// A broken or hostile 1,000,000-row sheet would otherwise keep a message for every row:
+/// measured at 2.2 GB for one error a row (BENCHMARKS.md, "Hostile sheets"), for a list no
+/// one reads to its end. 10,000 still lists every error of a 5,000-row sheet.
+pub const MAX_LISTED: usize = 10_000;
+
 /// The outcome of validating one or more sheets.
 #[derive(Debug, Clone, Default)]
 pub struct Validated {
@@ -51,8 +57,13 @@ pub struct Validated {
     pub kind: JobKind,
     /// One per valid row, in sheet order, templates applied.
     pub specs: Vec<UserSpec>,
+    /// The first [`MAX_LISTED`] errors.
     pub errors: Vec<Diagnostic>,
+    /// The first [`MAX_LISTED`] warnings.
     pub warnings: Vec<Diagnostic>,
+    /// Errors past the first [`MAX_LISTED`], counted only.
+    pub errors_not_listed: u64,
+    pub warnings_not_listed: u64,
 }
 
 impl Validated {
@@ -60,7 +71,33 @@ impl Validated {
         self.errors.is_empty()
     }
 
-    /// `{"files":[..],"rows":N,"valid":N,"kind":"ms_users","errors":[{file,row,column,message}],"warnings":[..]}`
+    /// All errors, listed or not.
+    pub fn error_count(&self) -> u64 {
+        self.errors.len() as u64 + self.errors_not_listed
+    }
+
+    /// All warnings, listed or not.
+    pub fn warning_count(&self) -> u64 {
+        self.warnings.len() as u64 + self.warnings_not_listed
+    }
+
+    fn error(&mut self, d: Diagnostic) {
+        if self.errors.len() < MAX_LISTED {
+            self.errors.push(d);
+        } else {
+            self.errors_not_listed += 1;
+        }
+    }
+
+    fn warning(&mut self, d: Diagnostic) {
+        if self.warnings.len() < MAX_LISTED {
+            self.warnings.push(d);
+        } else {
+            self.warnings_not_listed += 1;
+        }
+    }
+
+    /// `{"files":[..],"rows":N,"valid":N,"kind":"ms_users","errors":[{file,row,column,message}],"warnings":[..],"errors_not_listed":N,"warnings_not_listed":N}`
     pub fn to_json(&self) -> serde_json::Value {
         let diag = |d: &Diagnostic| {
             serde_json::json!({
@@ -77,25 +114,46 @@ impl Validated {
             "kind": self.kind.as_str(),
             "errors": self.errors.iter().map(diag).collect::<Vec<_>>(),
             "warnings": self.warnings.iter().map(diag).collect::<Vec<_>>(),
+            "errors_not_listed": self.errors_not_listed,
+            "warnings_not_listed": self.warnings_not_listed,
         })
     }
 
-    /// Errors and warnings one per line, then a summary line.
+    /// Errors and warnings one per line, then a summary line. Control and bidi characters
+    /// from the sheet are shown escaped (see [`sheet::terminal_safe`]).
     pub fn render_human(&self) -> String {
         let mut out = String::new();
+        let plural = |n: u64, s: &str| format!("{n} {s}{}", if n == 1 { "" } else { "s" });
         for e in &self.errors {
-            out.push_str(&format!("error: {e}\n"));
+            out.push_str(&format!(
+                "error: {}\n",
+                sheet::terminal_safe(&e.to_string())
+            ));
+        }
+        if self.errors_not_listed > 0 {
+            out.push_str(&format!(
+                "error: … and {} not listed (the first {MAX_LISTED} are)\n",
+                plural(self.errors_not_listed, "more error")
+            ));
         }
         for w in &self.warnings {
-            out.push_str(&format!("warning: {w}\n"));
+            out.push_str(&format!(
+                "warning: {}\n",
+                sheet::terminal_safe(&w.to_string())
+            ));
         }
-        let plural = |n: usize, s: &str| format!("{n} {s}{}", if n == 1 { "" } else { "s" });
+        if self.warnings_not_listed > 0 {
+            out.push_str(&format!(
+                "warning: … and {} not listed (the first {MAX_LISTED} are)\n",
+                plural(self.warnings_not_listed, "more warning")
+            ));
+        }
         out.push_str(&format!(
             "{}, {} valid, {}, {}\n",
-            plural(self.rows as usize, "row"),
+            plural(self.rows, "row"),
             self.valid,
-            plural(self.errors.len(), "error"),
-            plural(self.warnings.len(), "warning"),
+            plural(self.error_count(), "error"),
+            plural(self.warning_count(), "warning"),
         ));
         out
     }
@@ -112,7 +170,7 @@ pub fn validate_files(
         ..Validated::default()
     };
     if paths.is_empty() {
-        v.errors.push(Diagnostic {
+        v.error(Diagnostic {
             file: String::new(),
             row: None,
             column: None,
@@ -132,7 +190,7 @@ pub fn validate_files(
         v.kind = *first;
         for (file, k) in &kinds[1..] {
             if k != first {
-                v.errors.push(Diagnostic {
+                v.error(Diagnostic {
                     file: file.to_string(),
                     row: None,
                     column: None,
@@ -375,7 +433,7 @@ fn validate_file(
     let mut reader = match SheetReader::open(path, &read_opts) {
         Ok(r) => r,
         Err(e) => {
-            v.errors.push(Diagnostic {
+            v.error(Diagnostic {
                 file: file.to_string(),
                 row: e.row(),
                 column: e.column().map(sheet::column_letter),
@@ -385,10 +443,10 @@ fn validate_file(
         }
     };
     for w in reader.warnings() {
-        v.warnings.push(file_diag(w.clone()));
+        v.warning(file_diag(w.clone()));
     }
     let Some(header_row) = reader.header().cloned() else {
-        v.errors.push(file_diag(
+        v.error(file_diag(
             "the file is empty: no header and no user rows (an empty export must never read \
              as \"remove everyone\")"
                 .into(),
@@ -403,9 +461,13 @@ fn validate_file(
         column: p.column.map(|c| header.label(c)),
         message: p.message.clone(),
     };
-    v.warnings.extend(header_warnings.iter().map(locate));
+    for w in header_warnings.iter().map(locate) {
+        v.warning(w);
+    }
     if !header_errors.is_empty() {
-        v.errors.extend(header_errors.iter().map(locate));
+        for e in header_errors.iter().map(locate) {
+            v.error(e);
+        }
         return None;
     }
     let kind = if header.has(Column::AccountType) {
@@ -419,7 +481,7 @@ fn validate_file(
         let row = match item {
             Ok(r) => r,
             Err(e) => {
-                v.errors.push(Diagnostic {
+                v.error(Diagnostic {
                     file: file.to_string(),
                     row: e.row(),
                     column: e.column().map(|c| header.label(c)),
@@ -440,8 +502,12 @@ fn validate_file(
         };
         let spec = normalise_row(&mut ctx, kind, opts, templates, state, &v.specs);
         let ok = ctx.errors.is_empty();
-        v.errors.append(&mut ctx.errors);
-        v.warnings.append(&mut ctx.warnings);
+        for e in ctx.errors.drain(..) {
+            v.error(e);
+        }
+        for w in ctx.warnings.drain(..) {
+            v.warning(w);
+        }
         let kept = match (ok, spec) {
             (true, Some(spec)) => {
                 v.valid += 1;
@@ -451,7 +517,7 @@ fn validate_file(
             _ => None,
         };
         if let Err(message) = state.record(&v.specs, ctx.pending, kept, file, row.row) {
-            v.errors.push(Diagnostic {
+            v.error(Diagnostic {
                 file: file.to_string(),
                 row: Some(row.row),
                 column: None,
@@ -461,7 +527,7 @@ fn validate_file(
         }
     }
     if rows_here == 0 && !v.errors.iter().any(|e| *e.file == **file) {
-        v.errors.push(file_diag(
+        v.error(file_diag(
             "no user rows, only a header: an empty export must never read as \"remove \
              everyone\""
                 .into(),
@@ -480,13 +546,18 @@ struct RowCtx<'a> {
     pending: Pending,
 }
 
+/// Longest message kept for a row's diagnostic, in characters. Messages quote the cell,
+/// which may be `max_cell_chars` long (and, through a shared string, the same long text on
+/// every row): 10,000 listed errors of 32,767 characters would be 1 GB of messages.
+const MESSAGE_MAX: usize = 500;
+
 impl RowCtx<'_> {
     fn diag(&self, column: String, message: String) -> Diagnostic {
         Diagnostic {
             file: self.file.to_string(),
             row: Some(self.row.row),
             column: Some(column),
-            message,
+            message: truncate(&message, MESSAGE_MAX),
         }
     }
     fn error(&mut self, col: Column, message: String) {
@@ -996,6 +1067,48 @@ mod tests {
             7
         }
         fn write(&mut self, _: &[u8]) {}
+    }
+
+    #[test]
+    fn long_cells_make_short_messages() {
+        let v = run(&format!(
+            "upn,action\na@contoso.com,{}\n",
+            "x".repeat(30_000)
+        ));
+        assert_eq!(v.errors.len(), 1);
+        let m = &v.errors[0].message;
+        assert_eq!(m.chars().count(), MESSAGE_MAX + 1, "{}", &m[..80]);
+        assert!(m.starts_with("action \"xxx") && m.ends_with('…'));
+    }
+
+    #[test]
+    fn errors_past_the_listed_ones_are_counted_not_kept() {
+        let mut text = String::from("upn,displayName\n");
+        for i in 0..MAX_LISTED + 50 {
+            text.push_str(&format!("not-an-upn-{i},User {i}\n"));
+        }
+        let v = run(&text);
+        assert_eq!(v.errors.len(), MAX_LISTED);
+        assert_eq!(v.errors_not_listed, 50);
+        assert_eq!(v.error_count(), MAX_LISTED as u64 + 50);
+        assert!(!v.is_ok());
+        // the listed ones are the first rows, in order
+        assert_eq!(v.errors[0].row, Some(2));
+        assert_eq!(v.errors[MAX_LISTED - 1].row, Some(MAX_LISTED as u64 + 1));
+        let human = v.render_human();
+        assert!(
+            human.contains("error: … and 50 more errors not listed (the first 10000 are)"),
+            "{}",
+            &human[human.len().saturating_sub(300)..]
+        );
+        assert!(human.ends_with(&format!(
+            "{} rows, 0 valid, {} errors, 0 warnings\n",
+            MAX_LISTED + 50,
+            MAX_LISTED + 50
+        )));
+        let json = v.to_json();
+        assert_eq!(json["errors_not_listed"], 50);
+        assert_eq!(json["errors"].as_array().unwrap().len(), MAX_LISTED);
     }
 
     #[test]

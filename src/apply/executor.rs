@@ -4,7 +4,11 @@
 //! and the read-back check.
 //!
 //! Decisions are made on [`ConnectorError`]'s kind only, so every backend behaves alike:
-//! Retryable → retry; Rejected → the item's error; Auth/Config → the whole job stops.
+//! throttling (429, 503 with Retry-After) → send again once the tenant's pause is over,
+//! using no attempt and no retry budget (the gate bounds it by time); other Retryable →
+//! retry with backoff from the item's attempts and the job's budget; Rejected → the
+//! item's error; Auth/Config, or throttling past `max_throttle_minutes` → the whole job
+//! stops (resumable).
 //!
 //! Recording: before each step goes out, the item's intent (the step and what the user's
 //! earlier steps applied) is committed to the history; if that write fails, the step is
@@ -41,6 +45,8 @@ pub(crate) struct RunCtx {
     pub progress: super::progress::Progress,
     pub requests: AtomicU64,
     pub retries: AtomicU64,
+    /// Throttling answers the workers saw (a connector without a gate has no other count).
+    pub throttled: AtomicU64,
     pub consecutive_failures: AtomicU32,
     /// The first history write that failed: the job stops and the caller gets it.
     pub history_error: Mutex<Option<HistoryError>>,
@@ -101,6 +107,8 @@ impl RunCtx {
         // it. Timing the whole call here would count the tenant's pacing and Retry-After
         // pauses as a slow answer: with a pause longer than the timeout, every queued
         // request "timed out" unsent and items failed once their attempts were spent.
+        // (A stopping job does not wait for a long pause either: it cancels what is still
+        // under way after its grace.)
         if self.connector.gate().is_some() {
             return fut.await;
         }
@@ -112,6 +120,23 @@ impl RunCtx {
                 message: format!("{what}: no answer within {:?}", self.opts.request_timeout),
             }),
         }
+    }
+
+    /// Before sending again after a throttle: the gate holds the next request until the
+    /// Retry-After has passed; a connector without a gate is waited for here.
+    async fn after_throttle(&self, e: &ConnectorError, tries: u32) -> bool {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
+        if self.connector.gate().is_some() {
+            return self.abort.reason().is_none();
+        }
+        let wait = match e {
+            ConnectorError::Retryable {
+                retry_after: Some(d),
+                ..
+            } => *d,
+            _ => self.policy.backoff(tries.max(1)),
+        };
+        self.abort.sleep(wait).await
     }
 
     /// Waits a backoff before a replication retry, never past `deadline`.
@@ -379,11 +404,24 @@ async fn send_step(
         if ctx.abort.reason().is_some() {
             return Err(Fail::Interrupted);
         }
-        tries += 1;
-        st.attempts += 1;
         let r = ctx
             .timed(&step.label, ctx.connector.send(user, &mut st.user_id, step))
             .await;
+        if let Err(e) = &r {
+            if e.is_throttle() {
+                tracing::debug!(
+                    "{}: {}: {e}; sending again after the pause",
+                    user.upn,
+                    step.label
+                );
+                if !ctx.after_throttle(e, tries).await {
+                    return Err(Fail::Interrupted);
+                }
+                continue;
+            }
+        }
+        tries += 1;
+        st.attempts += 1;
         let e = match r {
             Ok(()) => {
                 if create.is_some() {
@@ -396,6 +434,7 @@ async fn send_step(
         match &e {
             ConnectorError::Auth { .. } => return Err(Fail::Abort(e.to_string())),
             ConnectorError::Config(_) => return Err(Fail::Abort(e.to_string())),
+            ConnectorError::Throttled { .. } => return Err(Fail::Abort(e.to_string())),
             ConnectorError::Unsupported(_) => return Err(item_err(e.code(), e.to_string())),
             ConnectorError::Retryable { .. } => {
                 if tries >= ctx.opts.max_attempts.max(1) {
@@ -412,7 +451,6 @@ async fn send_step(
                 }
                 ctx.retries.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!("{}: {}: {e}; retrying", user.upn, step.label);
-                // A 429's Retry-After is already on the gate: the next send waits for it.
                 if !ctx.abort.sleep(ctx.policy.backoff(tries)).await {
                     return Err(Fail::Interrupted);
                 }
@@ -487,7 +525,8 @@ async fn resolve_existing(
             Ok(())
         }
         Ok(None) => Err(item_err(refused.code(), refused.to_string())),
-        Err(e @ ConnectorError::Auth { .. }) => Err(Fail::Abort(e.to_string())),
+        Err(e) if stops_the_job(&e) => Err(Fail::Abort(e.to_string())),
+        Err(_) if ctx.abort.reason().is_some() => Err(Fail::Interrupted),
         Err(e) => Err(item_err(
             refused.code(),
             format!("{refused}; looking the user up failed: {e}"),
@@ -495,11 +534,19 @@ async fn resolve_existing(
     }
 }
 
+/// Whether an error ends the whole job rather than the item.
+fn stops_the_job(e: &ConnectorError) -> bool {
+    matches!(
+        e,
+        ConnectorError::Auth { .. } | ConnectorError::Throttled { .. }
+    )
+}
+
 /// Runs an idempotent read (read-back, find) under the request timeout, retrying what is
 /// retryable — a timeout included — from the item's attempts and the job's budget, as a
-/// send is. The timeout covers the whole connector call (gate waits and the connector's
-/// own retries too), so without this one slow answer or one Retry-After pause failed an
-/// item whose changes had all been applied.
+/// send is (throttling uses neither). The timeout covers the whole connector call (gate
+/// waits and the connector's own retries too), so without this one slow answer or one
+/// Retry-After pause failed an item whose changes had all been applied.
 async fn read_with_retry<T, F, Fut>(
     ctx: &RunCtx,
     what: &str,
@@ -511,11 +558,17 @@ where
 {
     let mut tries: u32 = 0;
     loop {
-        tries += 1;
         match ctx.timed(what, call()).await {
+            Err(e) if e.is_throttle() => {
+                tracing::debug!("{what}: {e}; reading again after the pause");
+                if !ctx.after_throttle(&e, tries).await {
+                    return Err(e);
+                }
+            }
             Err(e @ ConnectorError::Retryable { .. })
-                if tries < ctx.opts.max_attempts.max(1) && ctx.budget.take() =>
+                if tries + 1 < ctx.opts.max_attempts.max(1) && ctx.budget.take() =>
             {
+                tries += 1;
                 ctx.retries.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!("{what}: {e}; retrying");
                 if !ctx.abort.sleep(ctx.policy.backoff(tries)).await {
@@ -575,7 +628,7 @@ async fn verify_user(
                 }
             }
             Ok(None) => return Err(verr("the user is not found".into())),
-            Err(e @ ConnectorError::Auth { .. }) => return Err(Fail::Abort(e.to_string())),
+            Err(e) if stops_the_job(&e) => return Err(Fail::Abort(e.to_string())),
             Err(_) if ctx.abort.reason().is_some() => return Err(Fail::Interrupted),
             Err(e) => return Err(verr(format!("read-back failed: {e}"))),
         }

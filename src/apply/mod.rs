@@ -111,9 +111,14 @@ pub struct JobOutcome {
     pub success: u64,
     pub errors: u64,
     pub unchanged: u64,
-    /// Requests and retries of this run.
+    /// Requests and retries of this run (throttled sends are not retries).
     pub requests: u64,
     pub retries: u64,
+    /// Throttling answers (429, 503 with Retry-After) the tenant's gate received: for the
+    /// CLI, which opens one gate per command, this run's (the snapshot's reads included).
+    pub throttled: u64,
+    /// The rate the gate learned, req/s; None when the tenant never throttled.
+    pub settled_rate: Option<f64>,
     pub elapsed: Duration,
     /// The process exit code of this outcome ([`crate::exit::Exit::job`]), for JSON.
     pub exit_code: u8,
@@ -125,6 +130,15 @@ pub struct JobOutcome {
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 impl JobOutcome {
+    /// "not throttled", or "N throttled (429), settled at R req/s", for summary lines.
+    pub fn throttling(&self) -> String {
+        match (self.throttled, self.settled_rate) {
+            (0, None) => "not throttled".into(),
+            (n, Some(r)) => format!("{n} throttled (429), settled at {r:.1} req/s"),
+            (n, None) => format!("{n} throttled (429)"),
+        }
+    }
+
     /// What `apply`/`sync`/`resume --output json` print (the only place it is built):
     /// the job object as the history shows it (Fusion's bulk job plus our counts and
     /// reason), without items, plus this run's figures and the exit code.
@@ -137,6 +151,7 @@ impl JobOutcome {
             o.insert("exit_code".into(), self.exit_code.into());
             o.insert("requests".into(), self.requests.into());
             o.insert("retries".into(), self.retries.into());
+            o.insert("throttled".into(), self.throttled.into());
             o.insert(
                 "elapsed_s".into(),
                 serde_json::json!((self.elapsed.as_secs_f64() * 1000.0).round() / 1000.0),
@@ -338,6 +353,10 @@ pub async fn execute_locked(
     );
 
     let concurrency = opts.concurrency.max(1);
+    let pace = connector.gate().is_some().then(|| -> progress::PaceSource {
+        let c = connector.clone();
+        Arc::new(move || c.gate().map(|g| g.stats()))
+    });
     let ctx = Arc::new(RunCtx {
         board: scheduler::Board::new(plan, &users),
         users,
@@ -353,9 +372,10 @@ pub async fn execute_locked(
         budget: RetryBudget::new(opts.retry_budget),
         abort: scheduler::Abort::new(),
         slots: Arc::new(Semaphore::new(concurrency)),
-        progress: progress::Progress::start(to_run.len() as u64, opts.progress),
+        progress: progress::Progress::start(to_run.len() as u64, opts.progress, pace),
         requests,
         retries: AtomicU64::new(0),
+        throttled: AtomicU64::new(0),
         consecutive_failures: AtomicU32::new(0),
         history_error: Mutex::new(None),
     });
@@ -395,6 +415,13 @@ pub async fn execute_locked(
     watcher.abort();
 
     let abort_reason = ctx.abort.reason();
+    let (throttled, settled_rate) = match ctx.connector.gate().map(|g| g.stats()) {
+        Some(g) => (g.throttles, g.learned),
+        None => (ctx.throttled.load(Ordering::Relaxed), None),
+    };
+    let recorded = history
+        .add_throttling(bulk_id, throttled, settled_rate)
+        .await;
     let end = match &abort_reason {
         None => JobEnd::Completed,
         Some(r) if interrupted.load(Ordering::SeqCst) => JobEnd::Interrupted(r.clone()),
@@ -410,6 +437,7 @@ pub async fn execute_locked(
     if let Some(e) = failed_write {
         return Err(ApplyError::History(e));
     }
+    recorded.map_err(ApplyError::History)?;
     let job = finished.map_err(ApplyError::History)?;
     let outcome = JobOutcome {
         bulk_id,
@@ -421,12 +449,14 @@ pub async fn execute_locked(
         unchanged: job.unchanged_count,
         requests: ctx.requests.load(Ordering::Relaxed),
         retries: ctx.retries.load(Ordering::Relaxed),
+        throttled,
+        settled_rate,
         elapsed: started.elapsed(),
         exit_code: crate::exit::Exit::job(job.status, None).code(),
         abort_reason,
     };
     tracing::info!(
-        "job {} finished {}: {} users, {} ok ({} unchanged), {} failed, {} requests, {} retries, {:.1?}",
+        "job {} finished {}: {} users, {} ok ({} unchanged), {} failed, {} requests, {} retries, {}, {:.1?}",
         outcome.job_id,
         outcome.status,
         outcome.total,
@@ -435,6 +465,7 @@ pub async fn execute_locked(
         outcome.errors,
         outcome.requests,
         outcome.retries,
+        outcome.throttling(),
         outcome.elapsed
     );
     Ok(outcome)

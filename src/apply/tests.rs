@@ -1,6 +1,7 @@
 //! Executor tests against an in-memory tenant with scripted failures.
 
 use super::*;
+use crate::connector::gate::{Answer, Kind};
 use crate::connector::{Gate, Step, TenantStatus};
 use crate::history::{ItemRow, JobFilter};
 use crate::model::{
@@ -243,7 +244,8 @@ impl Connector for Fake {
         Ok(Snapshot::default())
     }
     async fn read_user(&self, id: &str) -> Result<Option<TenantUser>, ConnectorError> {
-        self.gate.ready().await;
+        let p = self.gate.admit(Kind::Read).await;
+        self.gate.answered(p, Answer::Served { limit_used: None });
         let mut s = self.state.lock().unwrap();
         if let Some(l) = s.lag.get_mut(id) {
             if *l > 0 {
@@ -258,7 +260,8 @@ impl Connector for Fake {
         u: &Upn,
         _: Option<&str>,
     ) -> Result<Option<TenantUser>, ConnectorError> {
-        self.gate.ready().await;
+        let p = self.gate.admit(Kind::Read).await;
+        self.gate.answered(p, Answer::Served { limit_used: None });
         Ok(self.user(u.as_str()))
     }
     fn steps(&self, user: &UserPlan) -> Vec<Step> {
@@ -275,7 +278,7 @@ impl Connector for Fake {
         user_id: &mut Option<String>,
         step: &Step,
     ) -> Result<(), ConnectorError> {
-        self.gate.ready().await;
+        let permit = self.gate.admit(Kind::Write).await;
         if let Some(h) = &self.watch_history {
             let (jobs, _) = h.list_jobs(&JobFilter::default(), 1, 1).unwrap();
             let running = h.job_items(jobs[0].id, &[ItemStatus::Running]).unwrap();
@@ -327,7 +330,8 @@ impl Connector for Fake {
         let r = match scripted {
             Some(Script::Fail(e)) => Err(e),
             Some(Script::TooMany(d)) => {
-                self.gate.pause(d);
+                self.gate
+                    .answered(permit, Answer::Throttled { retry_after: d });
                 Err(ConnectorError::Retryable {
                     status: Some(429),
                     retry_after: Some(d),
@@ -546,7 +550,8 @@ async fn a_429_pauses_every_request_until_its_retry_after() {
     let (_d, h) = history();
     let o = run(&p, &fake, &h, &opts()).await;
     assert_eq!(o.status, JobStatus::Success);
-    assert_eq!(o.retries, 1);
+    // Throttling is not a failure: no retry, no attempt; the gate counted it.
+    assert_eq!((o.retries, o.throttled), (0, 1));
     let log = fake.log.lock().unwrap().clone();
     let t429 = log.iter().find(|(_, s)| s == "a@x.com set_vrp").unwrap().0;
     // A request that had passed the gate before the 429 may still be logged just after
@@ -561,7 +566,71 @@ async fn a_429_pauses_every_request_until_its_retry_after() {
     }
     assert_eq!(
         item(&h.job_items(o.bulk_id, &[]).unwrap(), "a@x.com").attempts,
-        3
+        2
+    );
+    let job = h.get_job(&o.bulk_id.to_string()).unwrap().unwrap();
+    assert_eq!((job.throttled_count, job.settled_rate), (1, None));
+}
+
+#[tokio::test]
+async fn throttling_uses_neither_attempts_nor_the_retry_budget() {
+    let fake = Arc::new(Fake::new().with_user("a@x.com", None));
+    // More throttles in a row than the item has attempts, and a job with no retry
+    // budget at all: the item still ends well.
+    for _ in 0..5 {
+        fake.script(
+            "a@x.com",
+            "set_vrp",
+            Script::TooMany(Duration::from_millis(20)),
+        );
+    }
+    let p = plan(vec![existing("a@x.com", vec![op(vrp("BE"))])]);
+    let (_d, h) = history();
+    let mut o2 = opts();
+    o2.max_attempts = 2;
+    o2.retry_budget = 0;
+    let o = run(&p, &fake, &h, &o2).await;
+    assert_eq!(
+        (o.status, o.errors, o.retries, o.throttled),
+        (JobStatus::Success, 0, 0, 5)
+    );
+    let it = item(&h.job_items(o.bulk_id, &[]).unwrap(), "a@x.com").clone();
+    assert_eq!((it.status, it.attempts), (ItemStatus::Success, 1));
+}
+
+#[tokio::test]
+async fn throttling_past_its_time_bound_aborts_the_job_resumably() {
+    let fake = Arc::new(
+        Fake::new()
+            .with_user("a@x.com", None)
+            .with_user("b@x.com", None),
+    );
+    fake.script(
+        "a@x.com",
+        "set_vrp",
+        Script::Fail(ConnectorError::Throttled {
+            request: "PUT users/a".into(),
+            throttled_for: Duration::from_secs(1900),
+            limit: Duration::from_secs(1800),
+        }),
+    );
+    let p = plan(vec![
+        existing("a@x.com", vec![op(vrp("BE"))]),
+        existing("b@x.com", vec![op(vrp("BE")), op(vrp("NL"))]),
+    ]);
+    let (_d, h) = history();
+    let mut o1 = opts();
+    o1.concurrency = 1;
+    let o = run(&p, &fake, &h, &o1).await;
+    assert_eq!((o.status, o.exit_code), (JobStatus::Aborted, 3));
+    let reason = o.abort_reason.clone().unwrap();
+    assert!(reason.contains("max_throttle_minutes"), "{reason}");
+    // Nothing failed: the throttled item is pending again, for `resume`.
+    let items = h.job_items(o.bulk_id, &[]).unwrap();
+    assert_eq!(item(&items, "a@x.com").status, ItemStatus::Pending);
+    assert!(
+        items.iter().all(|i| i.status != ItemStatus::Error),
+        "{items:?}"
     );
 }
 

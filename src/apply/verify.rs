@@ -85,9 +85,8 @@ impl Expect {
     /// What was sent to a resource account but the backend does not show back (Fusion's
     /// VRP): not compared, and said so in the item's note.
     pub(crate) fn unverified(&self, u: &TenantUser) -> Option<String> {
-        if u.account_type.is_none() {
-            return None;
-        }
+        // Only resource accounts have attributes their API never shows back.
+        u.account_type.as_ref()?;
         let names: Vec<&str> = self
             .values
             .keys()

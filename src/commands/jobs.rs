@@ -265,7 +265,13 @@ pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
             let items = items_of(&h, &j, &keep)?;
             let rj = report_job(&h, &j)?;
             if ctx.json() {
-                print_json("job-details", report::job_json(&rj, &items))?;
+                let mut v = report::job_json(&rj, &items);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("throttled_count".into(), j.throttled_count.into());
+                    let rate = j.settled_rate.map(|r| (r * 10.0).round() / 10.0);
+                    o.insert("settled_rate".into(), serde_json::json!(rate));
+                }
+                print_json("job-details", v)?;
             } else {
                 out!("{}", render_job(&j, &rj, &items))?;
             }
@@ -441,10 +447,22 @@ fn render_job(j: &JobRow, rj: &ReportJob, items: &[ReportItem]) -> String {
     }
     let _ = writeln!(
         s,
-        "{}: {}\n",
+        "{}: {}",
         crate::human::count(j.total_count, "item"),
         rj.outcomes.describe(false)
     );
+    if j.throttled_count > 0 || j.settled_rate.is_some() {
+        let settled = j
+            .settled_rate
+            .map(|r| format!(", settled at {r:.1} req/s"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "throttled: {} answers 429 (or 503 with Retry-After){settled}",
+            j.throttled_count
+        );
+    }
+    s.push('\n');
     for i in items {
         let _ = write!(s, "{:<10} {}", i.outcome(), i.upn);
         if let Some(changes) = i.changes.as_array().filter(|c| !c.is_empty()) {

@@ -213,7 +213,7 @@ fn report(
         print_json("job", job)?;
     } else {
         outln!(
-            "\njob {} ({}): {} — {}: {}; {}, {}, {}",
+            "\njob {} ({}): {} — {}: {}; {}, {}, {}, {}",
             o.bulk_id,
             o.job_id,
             o.status.as_str(),
@@ -221,6 +221,7 @@ fn report(
             summary.counts.describe(true),
             count(o.requests, "request"),
             count(o.retries, "retry"),
+            o.throttling(),
             crate::human::duration(o.elapsed)
         )?;
         if let Some(r) = &o.abort_reason {
@@ -253,11 +254,9 @@ fn write_html_report(history: &History, bulk_id: i64, path: &Path) -> Result<(),
 }
 
 /// Throttling answers (429, or 503 with Retry-After) the tenant gave this run, for the
-/// summary, the webhook and `teamsync_last_run_throttled_responses`. The hook for the
-/// adaptive-gate work: when the job outcome carries the count, return it here; until
-/// then the job outcome has none to give.
-fn throttled_responses(_outcome: &JobOutcome) -> u64 {
-    0
+/// summary, the webhook and `teamsync_last_run_throttled_responses`.
+fn throttled_responses(outcome: &JobOutcome) -> u64 {
+    outcome.throttled
 }
 
 /// Runs the pipeline with signal handling, then renders the job (or the failure), and

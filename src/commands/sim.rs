@@ -14,17 +14,27 @@ pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
             registry::names().join(", ")
         )));
     };
-    if !(0.0..=1.0).contains(&args.fault_rate) {
-        return Err(CliError::Invalid(
-            "--fault-rate must be between 0 and 1".into(),
-        ));
+    for (flag, v) in [
+        ("--fault-rate", args.fault_rate),
+        ("--throttle-share", args.throttle_share),
+        ("--error-rate", args.error_rate),
+        ("--drop-rate", args.drop_rate),
+    ] {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(CliError::Invalid(format!("{flag} must be between 0 and 1")));
+        }
     }
     // `--token` stands for the vendor's bearer auth (UMP's, for a proxy in front).
     let opts = SimOptions {
         token: args.token.clone(),
         rate_limit: args.rate_limit,
+        burst: args.burst,
+        throttle_share: args.throttle_share,
+        limit_header: args.limit_header,
         latency_ms: args.latency_ms,
         fault_rate: args.fault_rate,
+        error_rate: args.error_rate,
+        drop_rate: args.drop_rate,
         ..SimOptions::default()
     };
     let state_is_new = args.state.as_ref().is_none_or(|s| !s.exists());

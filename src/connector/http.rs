@@ -8,15 +8,22 @@
 //! - 401 → refresh the token once when it comes from a command and resend, else (or
 //!   again) [`ConnectorError::Auth`]; 403 → `Auth` at once (a fresh token has the same
 //!   roles);
-//! - 429 → the whole tenant's gate pauses for Retry-After (seconds or HTTP date, 1 s when
-//!   missing, capped at [`MAX_RETRY_AFTER`]), then `Retryable`;
+//! - 429, and 503 with a Retry-After → throttling: the whole tenant's gate pauses for the
+//!   Retry-After (seconds or HTTP date, 1 s when a 429 names none, capped at
+//!   [`MAX_RETRY_AFTER`]) and learns from it, then `Retryable` (see
+//!   [`ConnectorError::is_throttle`]); once the tenant has throttled without a break for
+//!   longer than the gate's bound, [`ConnectorError::Throttled`] instead;
 //! - 500/502/503/504, connection errors, timeouts, an unreadable body → `Retryable`;
 //! - other statuses → `Rejected` with the code and reason of the error body
 //!   (`{"error": {"code", "reason"}}`), or a short excerpt of whatever body came.
 //!
+//! Every answer is reported to the gate ([`Gate::answered`]), with the share of its limit
+//! the server says is used when it sends `x-ms-throttle-limit-percentage`.
+//!
 //! The token never appears in a log line, an error or a `Debug` output.
 
 use crate::config::{run_token_command, TenantKeys};
+use crate::connector::gate::{Answer, Kind, Verdict};
 use crate::connector::retry::RetryPolicy;
 use crate::connector::{ConnectorError, Gate};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
@@ -34,6 +41,8 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// How much of an unparsed error body is kept as the reason.
 const EXCERPT_CHARS: usize = 200;
+/// Microsoft Graph's header for the share of its limit a client has used (sent from 0.8).
+pub const LIMIT_USED_HEADER: &str = "x-ms-throttle-limit-percentage";
 /// Per-request timeout when a tenant's config sets none.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -83,7 +92,8 @@ pub struct HttpSettings {
     pub ca_file: Option<PathBuf>,
     /// Allows plain http to a non-loopback host (see [`crate::config::check_url`]).
     pub allow_insecure_http: bool,
-    /// Retries of reads (snapshot, read_user, find_user, check); `send` never retries.
+    /// Retries of reads (snapshot, read_user, find_user, check) on errors other than
+    /// throttling; `send` never retries.
     pub retry: RetryPolicy,
 }
 
@@ -273,13 +283,19 @@ impl Client {
     }
 
     /// Sends `r` once (plus one resend after a token refresh) and returns the body of a
-    /// 2xx answer. Every HTTP request made is counted in `counter`.
+    /// 2xx answer. Every HTTP request made is counted in `counter` and goes through the
+    /// gate, which hears every answer.
     pub async fn send(&self, r: &Request, counter: &AtomicU64) -> Result<Vec<u8>, ConnectorError> {
         let url = self.url(r);
+        let kind = if r.method == Method::GET {
+            Kind::Read
+        } else {
+            Kind::Write
+        };
         let mut token = self.token().await?;
         let mut refreshed = false;
         loop {
-            self.gate.ready().await;
+            let permit = self.gate.admit(kind).await;
             counter.fetch_add(1, Ordering::Relaxed);
             let mut rb = self.http.request(r.method.clone(), url.clone());
             if let Some(t) = &token {
@@ -288,9 +304,26 @@ impl Client {
             if let Some(b) = &r.body {
                 rb = rb.json(b);
             }
-            let resp = rb.send().await.map_err(|e| transport(r, e))?;
+            let resp = match rb.send().await {
+                Ok(resp) => resp,
+                Err(e) => {
+                    self.gate.answered(permit, Answer::Lost);
+                    return Err(transport(r, e));
+                }
+            };
             let status = resp.status();
             let headers = resp.headers().clone();
+            if let Verdict::GiveUp {
+                throttled_for,
+                limit,
+            } = self.gate.answered(permit, answer_of(status, &headers))
+            {
+                return Err(ConnectorError::Throttled {
+                    request: r.describe(),
+                    throttled_for,
+                    limit,
+                });
+            }
             let body = resp.bytes().await.map_err(|e| transport(r, e))?;
             if status.is_success() {
                 return Ok(body.to_vec());
@@ -333,13 +366,9 @@ impl Client {
                 message: format!("{}: {}", r.describe(), (self.parse_error)(body, status).1),
             },
             429 => {
+                // The gate has paused the tenant for it already (`answered`).
                 let wait = retry_after(headers).unwrap_or(DEFAULT_RETRY_AFTER);
-                self.gate.pause(wait);
-                tracing::warn!(
-                    "{}: HTTP 429, pausing the tenant for {:?}",
-                    r.describe(),
-                    wait
-                );
+                tracing::debug!("{}: HTTP 429, retry after {:?}", r.describe(), wait);
                 ConnectorError::Retryable {
                     status: Some(429),
                     retry_after: Some(wait),
@@ -366,8 +395,10 @@ impl Client {
         }
     }
 
-    /// A read: sends with retries per the policy (the gate holds every attempt after a
-    /// 429 for its Retry-After; the backoff adds jitter on top) and parses the JSON.
+    /// A read: sends with retries per the policy and parses the JSON. Throttling is
+    /// retried without using an attempt (the gate holds the next send until the
+    /// Retry-After has passed, and bounds throttling by time); other temporary failures
+    /// use attempts, with backoff and jitter.
     pub async fn read<T: DeserializeOwned>(
         &self,
         r: &Request,
@@ -377,15 +408,17 @@ impl Client {
         loop {
             let res = self.send(r, counter).await.and_then(|b| parse_json(r, &b));
             match res {
+                Err(e) if e.is_throttle() => {
+                    tracing::debug!("{e}; retrying once the tenant's pause ends");
+                }
                 Err(ConnectorError::Retryable {
                     message,
-                    status,
                     retry_after,
+                    ..
                 }) if attempt < self.retry.max_attempts.max(1) => {
                     tracing::debug!("{message}; retrying (attempt {attempt})");
                     let mut wait = self.retry.backoff(attempt);
-                    // A 429's Retry-After is on the gate already; a 503's is honoured here.
-                    if let (Some(d), false) = (retry_after, status == Some(429)) {
+                    if let Some(d) = retry_after {
                         wait = wait.max(d);
                     }
                     tokio::time::sleep(wait).await;
@@ -395,6 +428,37 @@ impl Client {
             }
         }
     }
+}
+
+/// What the gate hears of an answer: 429 and 503 with Retry-After are throttling.
+fn answer_of(status: StatusCode, headers: &HeaderMap) -> Answer {
+    match (status.as_u16(), retry_after(headers)) {
+        (429, ra) => Answer::Throttled {
+            retry_after: ra.unwrap_or(DEFAULT_RETRY_AFTER),
+        },
+        (503, Some(ra)) => Answer::Throttled { retry_after: ra },
+        _ => Answer::Served {
+            limit_used: limit_used(headers),
+        },
+    }
+}
+
+/// `x-ms-throttle-limit-percentage` as a share of the limit: Graph sends a fraction
+/// (0.8 to 1.8, despite the name); a value above 2 is read as a percentage (80 = 0.8).
+pub(crate) fn limit_used(h: &HeaderMap) -> Option<f64> {
+    let v: f64 = h
+        .get(LIMIT_USED_HEADER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .trim_end_matches('%')
+        .trim()
+        .parse()
+        .ok()?;
+    if !(v.is_finite() && v >= 0.0) {
+        return None;
+    }
+    Some(if v > 2.0 { v / 100.0 } else { v })
 }
 
 async fn resolve(src: &TokenSource) -> Result<Option<String>, ConnectorError> {
@@ -678,6 +742,64 @@ mod tests {
         assert_eq!(retry_after(&h), None);
         h.insert(RETRY_AFTER, HeaderValue::from_static("-4"));
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn throttling_is_a_429_or_a_503_with_retry_after() {
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            answer_of(StatusCode::TOO_MANY_REQUESTS, &h),
+            Answer::Throttled {
+                retry_after: DEFAULT_RETRY_AFTER
+            }
+        );
+        assert_eq!(
+            answer_of(StatusCode::SERVICE_UNAVAILABLE, &h),
+            Answer::Served { limit_used: None },
+            "a 503 without Retry-After is a fault, not throttling"
+        );
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(
+            answer_of(StatusCode::SERVICE_UNAVAILABLE, &h),
+            Answer::Throttled {
+                retry_after: Duration::from_secs(7)
+            }
+        );
+        assert_eq!(
+            answer_of(StatusCode::TOO_MANY_REQUESTS, &h),
+            Answer::Throttled {
+                retry_after: Duration::from_secs(7)
+            }
+        );
+        assert_eq!(
+            answer_of(StatusCode::OK, &h),
+            Answer::Served { limit_used: None }
+        );
+    }
+
+    #[test]
+    fn limit_used_reads_graphs_fraction_and_a_percentage() {
+        let mut h = HeaderMap::new();
+        assert_eq!(limit_used(&h), None);
+        for (v, want) in [
+            ("0.8", Some(0.8)),
+            ("1.8", Some(1.8)),
+            ("85", Some(0.85)),
+            (" 90 % ", Some(0.9)),
+            ("lots", None),
+            ("-1", None),
+            ("NaN", None),
+        ] {
+            h.insert(LIMIT_USED_HEADER, HeaderValue::from_static(v));
+            assert_eq!(limit_used(&h), want, "{v:?}");
+        }
+        h.insert(LIMIT_USED_HEADER, HeaderValue::from_static("0.93"));
+        assert_eq!(
+            answer_of(StatusCode::OK, &h),
+            Answer::Served {
+                limit_used: Some(0.93)
+            }
+        );
     }
 
     #[test]

@@ -7,9 +7,10 @@
 //!   single-user read returns, its own row rules;
 //! - `steps` groups a user's operations with the shared [`group_steps`], from a
 //!   [`Batching`] that says what one request can carry;
-//! - every HTTP request goes through [`Gate::ready`] first (one rate limiter per tenant,
-//!   reads included), and a 429 calls [`Gate::pause`] with its Retry-After before the error
-//!   is returned, so the whole tenant waits, not only the caller;
+//! - every HTTP request goes through [`Gate::admit`] first (one adaptive rate limiter per
+//!   tenant, reads included) and reports its answer with [`Gate::answered`], so a 429's
+//!   Retry-After pauses the whole tenant, not only the caller, and the gate learns the
+//!   tenant's limit (the shared [`http::Client`] does both);
 //! - `send` makes exactly one HTTP request (one attempt, no retry: the executor owns
 //!   retries and the job's retry budget);
 //! - `snapshot` and `read_user` are idempotent reads and retry on their own with
@@ -60,11 +61,51 @@ pub enum ConnectorError {
     /// Local problem: bad configuration, token command failed, invalid URL.
     #[error("{0}")]
     Config(String),
+    /// The tenant throttled without a break for longer than the tenant's
+    /// `max_throttle_minutes` (the Retry-After just asked for included): the job stops,
+    /// resumable, rather than wait on.
+    #[error(
+        "{request}: the tenant has been throttling for {} without a break, longer than max_throttle_minutes allows ({}); stopping: run again (or `teamsync resume` the job) once the tenant is less busy",
+        human(*throttled_for),
+        human(*limit)
+    )]
+    Throttled {
+        request: String,
+        throttled_for: Duration,
+        limit: Duration,
+    },
+}
+
+/// "3.2s", "31m 5s": a duration in an error message.
+fn human(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 60.0 {
+        format!("{s:.1}s")
+    } else {
+        let m = d.as_secs() / 60;
+        format!("{m}m {}s", d.as_secs() % 60)
+    }
 }
 
 impl ConnectorError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, ConnectorError::Rejected { status: 404, .. })
+    }
+    /// The tenant throttled this request (429, or 503 with Retry-After): not a failure,
+    /// it costs no attempt and no retry budget; the gate holds every request until the
+    /// Retry-After has passed.
+    pub fn is_throttle(&self) -> bool {
+        matches!(
+            self,
+            ConnectorError::Retryable {
+                status: Some(429),
+                ..
+            } | ConnectorError::Retryable {
+                status: Some(503),
+                retry_after: Some(_),
+                ..
+            }
+        )
     }
     /// Stable code kept in the history's `error_code`.
     pub fn code(&self) -> String {
@@ -79,6 +120,7 @@ impl ConnectorError {
             ConnectorError::Auth { status, .. } => status.to_string(),
             ConnectorError::Unsupported(_) => "unsupported".into(),
             ConnectorError::Config(_) => "config".into(),
+            ConnectorError::Throttled { .. } => "throttled".into(),
         }
     }
 }

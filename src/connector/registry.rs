@@ -158,6 +158,14 @@ impl TenantConfig {
         if !(p.rate_per_second >= 0.0 && p.rate_per_second.is_finite()) {
             return Err("rate_per_second must be >= 0".into());
         }
+        if let Some(r) = p.read_rate_per_second {
+            if !(r >= 0.0 && r.is_finite()) {
+                return Err("read_rate_per_second must be >= 0".into());
+            }
+        }
+        if !(p.max_throttle_minutes > 0.0 && p.max_throttle_minutes.is_finite()) {
+            return Err("max_throttle_minutes must be more than 0".into());
+        }
         if p.concurrency == 0 {
             return Err("concurrency must be at least 1".into());
         }
@@ -311,8 +319,11 @@ pub struct Backend {
     pub sim_token: bool,
     /// Opens its simulator on a state file (`None`: in memory), seeded from the seed file
     /// (`None`: [`Backend::sample`]) when the state is new.
-    pub open_sim: fn(Option<&Path>, Option<&Path>, SimOptions) -> Result<SimServer, SimError>,
+    pub open_sim: OpenSim,
 }
+
+/// A backend's simulator opener: (state file, seed file, options).
+pub type OpenSim = fn(Option<&Path>, Option<&Path>, SimOptions) -> Result<SimServer, SimError>;
 
 impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

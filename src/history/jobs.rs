@@ -186,6 +186,11 @@ pub struct JobRow {
     pub reason: Option<String>,
     /// A failed job's diagnostics (sheet or plan errors, drift), as JSON.
     pub errors: Option<Value>,
+    /// Throttling answers (429, 503 with Retry-After) over all the job's runs.
+    pub throttled_count: u64,
+    /// The rate (req/s) the tenant's gate learned in the last throttled run; None when
+    /// the tenant never throttled the job.
+    pub settled_rate: Option<f64>,
 }
 
 impl JobRow {
@@ -222,6 +227,8 @@ impl JobRow {
             "reason_code": self.reason_code,
             "abort_reason": self.reason,
             "errors": self.errors,
+            "throttled_count": self.throttled_count,
+            "settled_rate": self.settled_rate.map(|r| (r * 10.0).round() / 10.0),
         })
     }
 }
@@ -229,7 +236,7 @@ impl JobRow {
 pub(crate) const JOB_COLUMNS: &str =
     "id, job_id, kind, title, tenant, source, source_sha256, status, \
      total_count, success_count, error_count, unchanged_count, host, os_user, teamsync_version, \
-     created_on, updated_on, finished_on, reason_code, reason, errors";
+     created_on, updated_on, finished_on, reason_code, reason, errors, throttled_count, settled_rate";
 
 pub(crate) fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
     let status: String = r.get(7)?;
@@ -272,7 +279,32 @@ pub(crate) fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
             })?),
             None => None,
         },
+        throttled_count: r.get::<_, i64>(21)?.max(0) as u64,
+        settled_rate: r.get(22)?,
     })
+}
+
+/// Adds a run's throttling to the job: the count adds up, a learned rate replaces the
+/// previous one (a run that was not throttled keeps the last one learned).
+pub(crate) fn add_throttling(
+    conn: &Connection,
+    bulk_id: i64,
+    throttled: u64,
+    settled_rate: Option<f64>,
+) -> Result<(), HistoryError> {
+    let n = conn.execute(
+        "UPDATE bulk_jobs SET throttled_count = throttled_count + ?2, \
+         settled_rate = coalesce(?3, settled_rate) WHERE id = ?1",
+        params![
+            bulk_id,
+            i64::try_from(throttled).unwrap_or(i64::MAX),
+            settled_rate.filter(|r| r.is_finite())
+        ],
+    )?;
+    if n == 0 {
+        return Err(HistoryError::NoSuchJob(bulk_id.to_string()));
+    }
+    Ok(())
 }
 
 /// Item counts of one job, straight from its items.

@@ -364,6 +364,17 @@ impl History {
             .await
     }
 
+    /// Records a run's throttling on its job (see [`jobs::add_throttling`]).
+    pub async fn add_throttling(
+        &self,
+        bulk_id: i64,
+        throttled: u64,
+        settled_rate: Option<f64>,
+    ) -> Result<(), HistoryError> {
+        self.write(move |c| jobs::add_throttling(c, bulk_id, throttled, settled_rate))
+            .await
+    }
+
     /// Closes a job: interrupted items back to pending, counts and status from the items,
     /// and why it stopped (`end`).
     pub async fn finish_job(&self, bulk_id: i64, end: JobEnd) -> Result<JobRow, HistoryError> {

@@ -124,6 +124,14 @@ DELETE FROM sqlite_sequence WHERE name = 'bulk_jobs';
 INSERT INTO sqlite_sequence (name, seq) SELECT 'bulk_jobs', COALESCE(MAX(id), 0) FROM bulk_jobs;
 "#,
     ),
+    // 4: throttling seen by a job: 429s (and 503s with Retry-After) answered over all its
+    // runs, and the limit the tenant's gate learned in the last run that was throttled.
+    M::up(
+        r#"
+ALTER TABLE bulk_jobs ADD COLUMN throttled_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE bulk_jobs ADD COLUMN settled_rate REAL;
+"#,
+    ),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {

@@ -2,9 +2,12 @@
 //! json`). The human form follows Terraform's: a `+`/`~`/`-` line per user with field
 //! lines beneath (old → new, list members added/removed by name); unchanged users are only
 //! counted, since a nightly sync of 5,000 users would otherwise bury the three that change.
+//! Names and values come from sheets and tenants, so control and bidi characters in them
+//! are shown escaped ([`terminal_safe`]); the JSON form carries them as they are.
 
 use super::model::{FieldChange, Operation, Plan, UserAction, UserPlan};
 use crate::model::attr::OpGroup;
+use crate::sheet::terminal_safe;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -100,7 +103,7 @@ impl Paint {
 fn scalar(v: &Value) -> String {
     match v {
         Value::Null => "(none)".into(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => terminal_safe(s).into_owned(),
         Value::Array(a) if a.is_empty() => "(none)".into(),
         Value::Array(a) => a.iter().map(scalar).collect::<Vec<_>>().join(", "),
         other => other.to_string(),
@@ -113,10 +116,10 @@ fn change_lines(out: &mut String, p: &Paint, c: &FieldChange, created: bool, wai
         let sym = if created { '+' } else { '~' };
         let _ = writeln!(out, "  {} {}:", p.sym(sym), c.field);
         for a in &c.added {
-            let _ = writeln!(out, "      {} {a}", p.sym('+'));
+            let _ = writeln!(out, "      {} {}", p.sym('+'), terminal_safe(a));
         }
         for r in &c.removed {
-            let _ = writeln!(out, "      {} {r}", p.sym('-'));
+            let _ = writeln!(out, "      {} {}", p.sym('-'), terminal_safe(r));
         }
         if c.added.is_empty() && c.removed.is_empty() {
             let _ = writeln!(out, "      {} → {}", scalar(&c.old), scalar(&c.new));
@@ -155,7 +158,11 @@ fn number_waits(u: &UserPlan) -> String {
     let mut who: Vec<String> = vec![];
     for op in &u.ops {
         if op.op.claims_number().is_some() {
-            who.extend(op.after.iter().map(|a| a.upn.to_string()));
+            who.extend(
+                op.after
+                    .iter()
+                    .map(|a| terminal_safe(a.upn.as_str()).into_owned()),
+            );
         }
     }
     if who.is_empty() {
@@ -206,7 +213,7 @@ pub fn render_human(plan: &Plan, color: bool) -> String {
             out,
             "\n{} {}{label}",
             p.sym(u.action.symbol()),
-            p.bold(u.upn.as_str())
+            p.bold(&terminal_safe(u.upn.as_str()))
         );
         let created = u.action == UserAction::Create;
         for c in &u.changes {
@@ -222,7 +229,7 @@ pub fn render_human(plan: &Plan, color: bool) -> String {
     if !plan.warnings.is_empty() {
         let _ = writeln!(out, "\nWarnings:");
         for w in &plan.warnings {
-            let _ = writeln!(out, "  ! {w}");
+            let _ = writeln!(out, "  ! {}", terminal_safe(w));
         }
     }
     let _ = writeln!(

@@ -84,7 +84,7 @@ pub fn read_sheet(
     let templates = load_templates(config)?;
     let v = validate_files(&[path.to_path_buf()], options, &templates);
     if !v.errors.is_empty() {
-        let n = v.errors.len();
+        let n = v.error_count();
         return Err(Failure::new(
             FailKind::Sheet,
             tenant,
@@ -97,7 +97,10 @@ pub fn read_sheet(
         .into());
     }
     for w in &v.warnings {
-        tracing::warn!("{w}");
+        tracing::warn!("{}", crate::sheet::terminal_safe(&w.to_string()));
+    }
+    if v.warnings_not_listed > 0 {
+        tracing::warn!("… and {} more warnings", v.warnings_not_listed);
     }
     Ok(v)
 }
@@ -115,12 +118,15 @@ pub fn sources_sha256(paths: &[PathBuf]) -> Result<String, RunError> {
 
 /// A failed tenant request as a failure of the run: auth → [`FailKind::Auth`], local
 /// configuration or an unsupported field → [`FailKind::Config`], anything else (network,
-/// server errors after retries) → [`FailKind::Read`].
+/// server errors after retries, throttling past `max_throttle_minutes`) →
+/// [`FailKind::Read`].
 pub fn connector_failure(tenant: &str, e: ConnectorError) -> RunError {
     let kind = match &e {
         ConnectorError::Auth { .. } => FailKind::Auth,
         ConnectorError::Config(_) | ConnectorError::Unsupported(_) => FailKind::Config,
-        ConnectorError::Retryable { .. } | ConnectorError::Rejected { .. } => FailKind::Read,
+        ConnectorError::Retryable { .. }
+        | ConnectorError::Rejected { .. }
+        | ConnectorError::Throttled { .. } => FailKind::Read,
     };
     Failure::new(kind, tenant, format!("tenant {tenant}: {e}"))
         .with_source(e)

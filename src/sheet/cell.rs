@@ -374,15 +374,21 @@ fn parse_number_text(
         validate_e164_or_tenants(&format!("+{rest}"), ext, country, warnings)?
     } else if let Some(c) = country {
         match parse_national(digits, c) {
-            Ok(n) => with_ext(&n, ext)?,
+            Ok(n) => {
+                // libphonenumber reads `3225405202` in BE as +32 2 540 52 02: the digits are
+                // the whole international number, country code first. That is a `+` lost
+                // (Excel drops it from a number typed in a cell), not a national number,
+                // which would start with the trunk prefix (`02 540 52 02`).
+                if n.strip_prefix('+') == Some(digits) {
+                    warnings.push(lost_plus(raw, &n, c));
+                }
+                with_ext(&n, ext)?
+            }
             Err(national_err) => {
-                // A CSV saved from a numeric Excel cell loses the `+`: 3225405200.
+                // The same damage where the national reading fails outright.
                 if !digits.starts_with('0') {
                     if let Ok(n) = validate_e164(&format!("+{digits}"), ext, Some(c)) {
-                        warnings.push(format!(
-                            "{raw:?} read as {n} (international without +); write the + to \
-                             be sure"
-                        ));
+                        warnings.push(lost_plus(raw, &n.to_string(), c));
                         return Ok(n);
                     }
                 }
@@ -396,6 +402,15 @@ fn parse_number_text(
         ));
     };
     Ok(e164)
+}
+
+/// The warning for a number written without its `+`, country code included.
+fn lost_plus(raw: &str, read_as: &str, country: &Country) -> String {
+    format!(
+        "{raw:?} read as {read_as}: it starts with the country code of {country} but has no + \
+         (Excel drops it from a number typed in a cell); write it as {read_as} or in the \
+         national form to be sure"
+    )
 }
 
 fn with_ext(number: &str, ext: Option<&str>) -> Result<E164, String> {
@@ -645,8 +660,36 @@ mod tests {
         // libphonenumber itself recognises a leading country code in a national parse
         let n = number(&t("3225405201"), Some(&be()), &mut w).unwrap();
         assert_eq!(n, Field::Set(E164::parse_canonical("+3225405201").unwrap()));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with(
+                "\"3225405201\" read as +3225405201: it starts with the country \
+                              code of BE but has no +"
+            ),
+            "{w:?}"
+        );
         // without a country there is no way to tell
         assert!(number(&t("3225405201"), None, &mut w).is_err());
+        // national forms, written +, 00 and Excel numeric cells are not a lost +
+        w.clear();
+        for c in [
+            t("025405201"),
+            t("02 540 52 01"),
+            t("+3225405201"),
+            t("003225405201"),
+            Cell::Number(3225405201.0),
+        ] {
+            number(&c, Some(&be()), &mut w).unwrap();
+        }
+        assert!(w.is_empty(), "{w:?}");
+        // the same damage in a country whose national reading fails outright still warns
+        let fr = Country::parse("FR").unwrap();
+        let n = number(&t("33140201234"), Some(&fr), &mut w).unwrap();
+        assert_eq!(
+            n,
+            Field::Set(E164::parse_canonical("+33140201234").unwrap())
+        );
+        assert_eq!(w.len(), 1, "{w:?}");
     }
 
     proptest::proptest! {

@@ -12,9 +12,13 @@
 //!   XLS; anything else that is text is read as CSV. A file named `.xlsx`/`.xls`/`.ods` that
 //!   is really CSV text is read as CSV **with a warning** (people rename exports); one that is
 //!   neither text nor a spreadsheet is refused.
-//! - XLSX is streamed cell by cell (calamine's `worksheet_cells_reader` on a producer thread
-//!   with a bounded channel), so memory stays flat as rows grow. XLS, XLSB and ODS have no
-//!   streaming reader in calamine and are loaded whole (bounded by [`Limits::max_file_bytes`]).
+//! - XLSX and XLSB are streamed cell by cell (calamine's `worksheet_cells_reader` on a
+//!   producer thread with a bounded channel), so memory stays flat as rows grow. XLS and ODS
+//!   have no streaming reader in calamine and are loaded whole.
+//! - Before calamine opens a workbook, a pre-pass reads it the way calamine will and
+//!   refuses what would take memory or time past the limits: `zipguard` (XLSX, XLSB, ODS:
+//!   what is inflated is counted, never what the zip claims; tokens, shared strings and
+//!   cells are capped while being read; see also `odscheck`) and `xlscheck` (XLS).
 //! - Every calamine call runs under `catch_unwind`: a panic on a hostile file becomes a
 //!   rejected-file error, never a crash.
 //! - Blank rows (every cell empty or whitespace) are skipped but still counted, so row
@@ -23,7 +27,11 @@
 pub mod cell;
 mod csv;
 pub mod header;
+mod odscheck;
+mod xlscheck;
 mod xlsx;
+mod xmlscan;
+mod zipguard;
 
 use std::fmt;
 use std::io::Read;
@@ -127,6 +135,41 @@ impl Row {
     }
 }
 
+/// Text from a sheet (or a tenant) made safe to show on a terminal: control characters
+/// (C0, DEL, C1), the bidirectional-formatting characters and the Unicode line separators
+/// are written as Rust writes them in `{:?}` (`\u{202e}`). A name could otherwise move the
+/// cursor or recolour the screen (ESC sequences), or reverse what follows it: U+202E shows
+/// `Alice \u{202e}gpj.exe` as "Alice exe.jpg". Only the display changes: the data is kept
+/// and sent as it is, and JSON output carries the characters untouched. A backslash is not
+/// doubled, so a literal `\u{7}` typed in a cell looks the same as an escaped BEL.
+pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{061C}'
+                    | '\u{200E}'
+                    | '\u{200F}'
+                    | '\u{202A}'..='\u{202E}'
+                    | '\u{2066}'..='\u{2069}'
+                    | '\u{2028}'
+                    | '\u{2029}'
+            )
+    }
+    if !s.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Spreadsheet column letter for a 0-based index: 0 → `A`, 25 → `Z`, 26 → `AA`.
 pub fn column_letter(index: usize) -> String {
     let mut n = index + 1;
@@ -168,7 +211,9 @@ impl fmt::Display for Format {
 pub enum SheetError {
     #[error("cannot read file: {0}")]
     Io(String),
-    #[error("file is {size} bytes, more than the limit of {max} bytes (limits.max_file_bytes)")]
+    #[error("is {kind}, not a regular file: give the path of a saved sheet")]
+    NotRegularFile { kind: &'static str },
+    #[error("file is {size} bytes, more than the limit of {max} bytes (limits.max_file_mb)")]
     FileTooLarge { size: u64, max: u64 },
     #[error("{0}")]
     Encoding(String),
@@ -197,17 +242,88 @@ pub enum SheetError {
         len: usize,
         max: u32,
     },
+    /// A cell stopped while it was being read, its full length unknown.
+    #[error(
+        "cell is longer than {max} characters (limits.max_cell_chars); it was not read past that"
+    )]
+    CellCut { row: u64, column: usize, max: u64 },
     #[error("CSV syntax error: {message}")]
     Syntax { row: Option<u64>, message: String },
     #[error("the spreadsheet library crashed on this file ({0}); the file is rejected")]
     Panicked(String),
+    #[error("{0}: a crafted or damaged workbook, refused before reading it")]
+    ZipDirectory(String),
+    #[error(
+        "{part} inflates to more than {budget} bytes, the zip-bomb budget (16 times \
+         limits.max_file_mb): the workbook is refused, nothing past that point was read"
+    )]
+    Inflated { part: String, budget: u64 },
+    #[error(
+        "{part} inflates to more than {max} bytes, the most teamsync reads of a workbook's \
+         {what}: the workbook is refused"
+    )]
+    PartTooBig {
+        part: String,
+        max: u64,
+        what: &'static str,
+    },
+    #[error("{part} holds {what}: a crafted or damaged workbook, refused")]
+    Markup { part: String, what: String },
+    #[error(
+        "the shared-strings table holds more than {max} strings (2 a row of limits.max_rows); \
+         it is held in memory whole, so the workbook is refused: save the sheet as CSV UTF-8, \
+         which is read as a stream"
+    )]
+    TooManySharedStrings { max: u64 },
+    #[error(
+        "the shared-strings table holds more than {max} bytes of text (64 a row of \
+         limits.max_rows); it is held in memory whole, so the workbook is refused: save the \
+         sheet as CSV UTF-8, which is read as a stream"
+    )]
+    SharedStringsTooLarge { max: u64 },
+    #[error(
+        "xl/sharedStrings.xml: shared string #{index} is longer than {max} characters \
+         (limits.max_cell_chars); it was not read past that"
+    )]
+    SharedStringTooLong { index: u64, max: u64 },
+    #[error(
+        "cell holds a formula without a saved value{}: the program that wrote the workbook \
+         did not calculate it, and reading it as empty would silently keep the tenant's \
+         value. Open and save the workbook in Excel (or LibreOffice), or copy the column and \
+         paste it as values",
+        match more {
+            0 => String::new(),
+            1 => " (and 1 more cell like it)".to_string(),
+            n => format!(" (and {n} more cells like it)"),
+        }
+    )]
+    FormulaWithoutValue { row: u64, column: usize, more: u64 },
+    #[error(
+        "cell refers to shared string #{index}, but the table holds {count}: a damaged workbook"
+    )]
+    SharedStringIndex {
+        row: u64,
+        column: usize,
+        index: u64,
+        count: u64,
+    },
+    #[error(
+        "cell reference {reference:?} is not a cell of Excel's grid (A1 to XFD1048576): a \
+         damaged workbook"
+    )]
+    CellReference { row: u64, reference: String },
 }
 
 impl SheetError {
     /// Row (1-based, as the spreadsheet shows it) the error is about, if any.
     pub fn row(&self) -> Option<u64> {
         match self {
-            SheetError::CellTooLong { row, .. } | SheetError::NotUtf8 { row, .. } => Some(*row),
+            SheetError::CellTooLong { row, .. }
+            | SheetError::NotUtf8 { row, .. }
+            | SheetError::CellCut { row, .. }
+            | SheetError::FormulaWithoutValue { row, .. }
+            | SheetError::SharedStringIndex { row, .. }
+            | SheetError::CellReference { row, .. } => Some(*row),
             SheetError::Syntax { row, .. } => *row,
             _ => None,
         }
@@ -215,9 +331,11 @@ impl SheetError {
     /// 0-based column the error is about, if any.
     pub fn column(&self) -> Option<usize> {
         match self {
-            SheetError::CellTooLong { column, .. } | SheetError::NotUtf8 { column, .. } => {
-                Some(*column)
-            }
+            SheetError::CellTooLong { column, .. }
+            | SheetError::NotUtf8 { column, .. }
+            | SheetError::CellCut { column, .. }
+            | SheetError::FormulaWithoutValue { column, .. }
+            | SheetError::SharedStringIndex { column, .. } => Some(*column),
             _ => None,
         }
     }
@@ -256,21 +374,20 @@ impl SheetReader {
     /// Opens a file, detects its format and reads up to its header row.
     pub fn open(path: &Path, opts: &ReadOptions) -> Result<SheetReader, SheetError> {
         let limits = opts.limits.clone();
-        let meta = std::fs::metadata(path).map_err(|e| SheetError::Io(e.to_string()))?;
-        if meta.is_dir() {
-            return Err(SheetError::Io("is a directory".into()));
-        }
-        if meta.len() > limits.max_file_bytes {
+        let mut file = open_regular(path)?;
+        let size = file
+            .metadata()
+            .map_err(|e| SheetError::Io(e.to_string()))?
+            .len();
+        if size > limits.max_file_bytes {
             return Err(SheetError::FileTooLarge {
-                size: meta.len(),
+                size,
                 max: limits.max_file_bytes,
             });
         }
         let mut head = [0u8; 8];
-        let n = {
-            let mut f = std::fs::File::open(path).map_err(|e| SheetError::Io(e.to_string()))?;
-            read_up_to(&mut f, &mut head).map_err(|e| SheetError::Io(e.to_string()))?
-        };
+        let n = read_up_to(&mut file, &mut head).map_err(|e| SheetError::Io(e.to_string()))?;
+        drop(file);
         let head = &head[..n];
         let mut warnings = Vec::new();
         let ext = path
@@ -278,27 +395,35 @@ impl SheetReader {
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase)
             .unwrap_or_default();
-        let spreadsheet_ext = matches!(ext.as_str(), "xlsx" | "xlsm" | "xls" | "xlsb" | "ods");
+        let named = format_of_extension(&ext);
 
         let (format, rows): (Format, RowIter) = if head.starts_with(b"PK\x03\x04") {
-            let format = xlsx::zip_format(path, &limits)?;
+            let format = zipguard::inspect(path, opts)?;
             (format, xlsx::open(path, format, opts)?)
         } else if head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+            xlscheck::check(path, &limits)?;
             (Format::Xls, xlsx::open(path, Format::Xls, opts)?)
         } else {
-            if spreadsheet_ext {
-                if !csv::looks_like_text(path)? {
-                    return Err(SheetError::NotASpreadsheet(format!(
-                        "named .{ext} but it is neither a zip-based workbook nor an OLE2 \
-                         (XLS) file, nor text"
-                    )));
-                }
-                warnings.push(format!("named .{ext} but it holds CSV text; read as CSV"));
+            if named.is_some_and(|f| f != Format::Csv) && !csv::looks_like_text(path)? {
+                return Err(SheetError::NotASpreadsheet(format!(
+                    "named .{ext} but it is neither a zip-based workbook nor an OLE2 \
+                     (XLS) file, nor text"
+                )));
             }
             let (rows, mut w) = csv::open(path, &limits)?;
             warnings.append(&mut w);
             (Format::Csv, rows)
         };
+        if let Some(claimed) = named.filter(|f| *f != format) {
+            warnings.insert(
+                0,
+                format!(
+                    "named .{ext}, which is {}, but it holds {}; read as {format}",
+                    claimed.described(),
+                    format.described()
+                ),
+            );
+        }
 
         let mut reader = SheetReader {
             format,
@@ -379,17 +504,15 @@ impl Iterator for SheetReader {
 
 /// Column and cell-length caps, applied to every row whatever the format.
 fn check_row(row: &Row, limits: &Limits) -> Option<SheetError> {
-    if row.cells.len() > limits.max_columns as usize
-        && row.cells[limits.max_columns as usize..]
-            .iter()
-            .any(|c| !c.is_blank())
+    let max = limits.max_columns as usize;
+    if let Some(first) = row
+        .cells
+        .iter()
+        .skip(max)
+        .position(|c| !c.is_blank())
+        .map(|i| i + max)
     {
-        return Some(SheetError::TooBig(format!(
-            "row {} has a value in column {}, beyond the limit of {} columns (limits.max_columns)",
-            row.row,
-            column_letter(row.cells.len() - 1),
-            limits.max_columns
-        )));
+        return Some(columns_over(row.row, first, limits));
     }
     for (i, c) in row.cells.iter().enumerate() {
         let len = c.char_len();
@@ -403,6 +526,97 @@ fn check_row(row: &Row, limits: &Limits) -> Option<SheetError> {
         }
     }
     None
+}
+
+/// The error for a value in a column past `limits.max_columns`, naming the first such
+/// column (the one a user has to delete from).
+fn columns_over(row: u64, column: usize, limits: &Limits) -> SheetError {
+    SheetError::TooBig(format!(
+        "row {row} has a value in column {}, beyond the limit of {} columns (limits.max_columns)",
+        column_letter(column),
+        limits.max_columns
+    ))
+}
+
+/// The format a file name promises, for the mismatch warning; `None` when the extension
+/// promises nothing (no extension, `.dat`, …).
+fn format_of_extension(ext: &str) -> Option<Format> {
+    Some(match ext {
+        "csv" | "tsv" | "tab" | "txt" => Format::Csv,
+        "xlsx" | "xlsm" | "xltx" | "xltm" => Format::Xlsx,
+        "xls" | "xlt" => Format::Xls,
+        "xlsb" => Format::Xlsb,
+        "ods" | "ots" => Format::Ods,
+        _ => return None,
+    })
+}
+
+impl Format {
+    /// The format in words, for messages that name two of them.
+    fn described(self) -> &'static str {
+        match self {
+            Format::Csv => "CSV text",
+            Format::Xlsx => "an XLSX workbook",
+            Format::Xlsb => "an XLSB workbook",
+            Format::Xls => "an XLS (Excel 97-2003) workbook",
+            Format::Ods => "an ODS workbook",
+        }
+    }
+}
+
+/// Opens a sheet for reading, refusing at once anything that is not a regular file: a
+/// FIFO would block `open` (and then every read) forever, a device never ends, a
+/// directory cannot be read. The type is checked on the path first, then again on the open
+/// handle; on Unix the open itself does not block (`O_NONBLOCK`, which changes nothing for
+/// a regular file) should the path have been swapped for a FIFO in between.
+pub(crate) fn open_regular(path: &Path) -> Result<std::fs::File, SheetError> {
+    let io = |e: std::io::Error| SheetError::Io(e.to_string());
+    let kind = |t: std::fs::FileType| -> Option<&'static str> {
+        if t.is_file() {
+            return None;
+        }
+        Some(if t.is_dir() {
+            "a directory"
+        } else {
+            special_kind(&t)
+        })
+    };
+    if let Some(kind) = kind(std::fs::metadata(path).map_err(io)?.file_type()) {
+        return Err(SheetError::NotRegularFile { kind });
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(io)?;
+    if let Some(kind) = kind(file.metadata().map_err(io)?.file_type()) {
+        return Err(SheetError::NotRegularFile { kind });
+    }
+    Ok(file)
+}
+
+#[cfg(unix)]
+fn special_kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: &std::fs::FileType) -> &'static str {
+    "not a regular file"
 }
 
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -447,6 +661,18 @@ mod tests {
         assert!(Cell::Text(" \t".into()).is_blank());
         assert!(!Cell::Int(0).is_blank());
         assert!(!Cell::Text("-".into()).is_blank());
+    }
+
+    #[test]
+    fn terminal_safe_escapes_controls_and_bidi_only() {
+        assert!(matches!(
+            terminal_safe("Zoë Ñúñez 李"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            terminal_safe("Alice \u{202E}gpj.exe\u{7}\u{1b}[31m\n\u{85}\u{2066}x\u{2069}"),
+            "Alice \\u{202e}gpj.exe\\u{7}\\u{1b}[31m\\u{a}\\u{85}\\u{2066}x\\u{2069}"
+        );
     }
 
     #[test]

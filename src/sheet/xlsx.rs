@@ -1,280 +1,124 @@
 //! Workbook readers on top of calamine.
 //!
-//! XLSX is streamed: calamine's `worksheet_cells_reader` runs on a producer thread that
-//! sends finished rows through a bounded channel, so memory stays flat however many rows
-//! the sheet has (the shared-strings table is still loaded whole by calamine, which the
-//! zip-size guard bounds). XLS, XLSB and ODS have no streaming reader in calamine and are
-//! loaded whole; the file-size limit bounds them.
+//! XLSX and XLSB are streamed: calamine's `worksheet_cells_reader` runs on a producer
+//! thread that sends finished rows through a bounded channel, so memory stays flat however
+//! many rows the sheet has. XLS and ODS have no streaming reader in calamine and are
+//! loaded whole.
 //!
-//! Hostile files: the declared `<dimension>` of an XLSX sheet is checked against the row and
-//! column limits before any row is read, the zip's declared uncompressed size against
-//! `max_file_bytes × MAX_ZIP_RATIO`, ODS row/column repeats (which calamine expands into
-//! real cells) against the limits before loading, XLSX shared strings against two calamine
-//! 0.31 misreads (see [`check_shared_strings`]), and every calamine call runs under `catch_unwind`
-//! (calamine indexes its shared-string table with an unchecked index from the file, for
-//! one), so a panic becomes a rejected-file error.
+//! Hostile files: a zip-based workbook has been through the pre-pass (`zipguard`) before
+//! anything here opens it, so calamine only meets parts whose tokens, tables and cells fit
+//! the limits. Here the declared `<dimension>` of a sheet is checked against the row and
+//! column limits before any row is read, and every calamine call runs under
+//! `catch_unwind`, so a panic on a file the pre-pass could not foresee becomes a
+//! rejected-file error.
 
-use super::{column_letter, panic_message, Cell, Format, Limits, ReadOptions, Row, SheetError};
+use super::{panic_message, Cell, Format, Limits, ReadOptions, Row, SheetError};
 use calamine::{Data, DataRef, ExcelDateTime, Reader, SheetType};
 use std::fs::File;
 use std::io::BufReader;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
 
-/// Rows buffered between the XLSX producer thread and the consumer.
+/// Rows buffered between the workbook reader thread and the consumer.
 const CHANNEL_ROWS: usize = 256;
+/// Bytes of rows the reader thread may be ahead of the consumer (one row always passes).
+/// Counting rows alone is not enough: every cell that uses a shared string gets its own
+/// copy, so one row can be `max_columns × max_cell_chars` characters (20 MB at the
+/// defaults) from a few bytes of XML, and 256 of them would be gigabytes.
+const IN_FLIGHT_MAX: usize = 32 * 1024 * 1024;
 
-/// Tells XLSX, XLSB and ODS apart by the zip's entry names, and refuses zip bombs.
-pub(super) fn zip_format(path: &Path, limits: &Limits) -> Result<Format, SheetError> {
-    let file = File::open(path).map_err(|e| SheetError::Io(e.to_string()))?;
-    let zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| SheetError::Corrupt {
-        format: Format::Xlsx,
-        message: format!("not a readable zip archive ({e})"),
-    })?;
-    let mut zip = zip;
-    let max = u128::from(limits.max_file_bytes) * u128::from(super::MAX_ZIP_RATIO);
-    let mut inflated = 0u128;
-    for i in 0..zip.len() {
-        // Sizes come from the central directory, also for entries with data descriptors.
-        let size = zip
-            .by_index_raw(i)
-            .map_err(|e| SheetError::Corrupt {
-                format: Format::Xlsx,
-                message: format!("unreadable zip entry ({e})"),
-            })?
-            .size();
-        inflated += u128::from(size);
+/// How many bytes of rows are between the reader thread and the consumer, and whether
+/// the consumer is still there.
+#[derive(Default)]
+struct Gate {
+    state: Mutex<(usize, bool)>,
+    freed: Condvar,
+}
+
+impl Gate {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, bool)> {
+        // A panic while holding this lock cannot leave the counts inconsistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
-    if inflated > max {
-        return Err(SheetError::TooBig(format!(
-            "the workbook inflates to {inflated} bytes, more than {} times the file-size limit \
-             (zip bomb guard, limits.max_file_bytes)",
-            super::MAX_ZIP_RATIO
-        )));
-    }
-    if zip.index_for_name("xl/workbook.xml").is_some() {
-        if let Ok(entry) = zip.by_name("xl/sharedStrings.xml") {
-            check_shared_strings(BufReader::new(entry))?;
+
+    /// Waits until `bytes` more may be in flight; `false` when the consumer is gone.
+    fn acquire(&self, bytes: usize) -> bool {
+        let mut st = self.lock();
+        while !st.1 && st.0 > 0 && st.0 + bytes > IN_FLIGHT_MAX {
+            st = self.freed.wait(st).unwrap_or_else(|p| p.into_inner());
         }
-    } else if zip.index_for_name("content.xml").is_some() {
-        if let Ok(entry) = zip.by_name("content.xml") {
-            check_ods_repeats(BufReader::new(entry), limits)?;
+        if st.1 {
+            return false;
         }
+        st.0 += bytes;
+        true
     }
-    let has = |n: &str| zip.index_for_name(n).is_some();
-    if has("xl/workbook.xml") {
-        Ok(Format::Xlsx)
-    } else if has("xl/workbook.bin") {
-        Ok(Format::Xlsb)
-    } else if has("content.xml") {
-        Ok(Format::Ods)
-    } else {
-        Err(SheetError::NotASpreadsheet(
-            "a zip archive without a workbook (no xl/workbook.xml or content.xml)".into(),
-        ))
+
+    fn release(&self, bytes: usize) {
+        let mut st = self.lock();
+        st.0 = st.0.saturating_sub(bytes);
+        self.freed.notify_all();
+    }
+
+    fn close(&self) {
+        self.lock().1 = true;
+        self.freed.notify_all();
     }
 }
 
-/// One XML tag as the pre-scanners see it: enough to follow structure, nothing more.
-struct Tag<'a> {
-    /// Local name (namespace prefix dropped).
-    local: &'a [u8],
-    closing: bool,
-    self_closing: bool,
-    /// The raw tag text after `<`, for attribute look-ups.
-    raw: &'a [u8],
+/// The reader thread's end: rows (or the error that ends them) with their size.
+struct RowSender {
+    tx: SyncSender<(Result<Row, SheetError>, usize)>,
+    gate: Arc<Gate>,
 }
 
-impl Tag<'_> {
-    /// Value of an attribute given by its qualified name (`table:number-rows-repeated`).
-    fn attr(&self, qname: &[u8]) -> Option<&[u8]> {
-        let mut from = 0;
-        while let Some(pos) = find(&self.raw[from..], qname) {
-            let at = from + pos;
-            let before_ok = at > 0 && self.raw[at - 1].is_ascii_whitespace();
-            let rest = &self.raw[at + qname.len()..];
-            if before_ok {
-                if let Some(rest) = rest
-                    .strip_prefix(b"=\"")
-                    .or_else(|| rest.strip_prefix(b"='"))
-                {
-                    let end = rest.iter().position(|b| *b == b'"' || *b == b'\'')?;
-                    return Some(&rest[..end]);
-                }
-            }
-            from = at + qname.len();
-        }
-        None
-    }
-
-    fn attr_u64(&self, qname: &[u8]) -> Option<u64> {
-        std::str::from_utf8(self.attr(qname)?)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Streams the tags of an XML part (bounded memory: one tag at a time; comments,
-/// processing instructions and text are skipped), calling `f` for each.
-fn scan_tags(
-    mut r: impl std::io::BufRead,
-    part: &str,
-    format: Format,
-    mut f: impl FnMut(&Tag<'_>) -> Result<(), SheetError>,
-) -> Result<(), SheetError> {
-    let io = |e: std::io::Error| SheetError::Corrupt {
-        format,
-        message: format!("{part}: {e}"),
-    };
-    let mut skip = Vec::with_capacity(4096);
-    let mut tag = Vec::with_capacity(256);
-    loop {
-        skip.clear();
-        if r.read_until(b'<', &mut skip).map_err(io)? == 0 {
-            return Ok(());
-        }
-        tag.clear();
-        if r.read_until(b'>', &mut tag).map_err(io)? == 0 {
-            return Ok(());
-        }
-        if tag.first().is_some_and(|b| *b == b'?' || *b == b'!') {
-            continue;
-        }
-        let closing = tag.first() == Some(&b'/');
-        let body = if closing { &tag[1..] } else { &tag[..] };
-        let name_end = body
-            .iter()
-            .position(|b| b.is_ascii_whitespace() || *b == b'/' || *b == b'>')
-            .unwrap_or(body.len());
-        let name = &body[..name_end];
-        let local = match name.iter().position(|b| *b == b':') {
-            Some(i) => &name[i + 1..],
-            None => name,
+impl RowSender {
+    /// Sends a row once the consumer has room for it; `false` when the consumer is gone.
+    fn send(&self, item: Result<Row, SheetError>) -> bool {
+        let bytes = match &item {
+            Ok(row) => row_bytes(row),
+            Err(_) => 0,
         };
-        f(&Tag {
-            local,
-            closing,
-            self_closing: tag.ends_with(b"/>"),
-            raw: &tag,
-        })?;
+        self.gate.acquire(bytes) && self.tx.send((item, bytes)).is_ok()
     }
 }
 
-/// Refuses shared-string tables that calamine 0.31 misreads, rather than let it put the
-/// wrong text in a cell:
-/// - an `<si>` whose text is not a `<t>…</t>` element or rich runs (`<si></si>`, `<si><t/></si>`)
-///   is skipped by calamine, so every later shared string shifts by one (or its index runs
-///   past the table and it panics);
-/// - an `<si>` with plain `<t>` text followed by rich `<r>` runs is truncated to the plain part.
-fn check_shared_strings(r: impl std::io::BufRead) -> Result<(), SheetError> {
-    let refuse = |index: u64, what: &str| {
-        Err(SheetError::Unsupported(format!(
-            "shared string #{index} {what}, which the XLSX reader (calamine 0.31) would read \
-             wrongly; re-save the workbook from Excel or LibreOffice, or export it as CSV UTF-8"
-        )))
-    };
-    let mut depth = 0usize;
-    // (depth of the open <si>, saw a <t> start, saw an <r> start) for the current string.
-    let mut si: Option<(usize, bool, bool)> = None;
-    let mut index = 0u64;
-    scan_tags(r, "xl/sharedStrings.xml", Format::Xlsx, |tag| {
-        if tag.closing {
-            depth = depth.saturating_sub(1);
-            if tag.local == b"si" {
-                if let Some((_, t, r)) = si.take() {
-                    if !t && !r {
-                        return refuse(index, "is empty");
-                    }
-                    index += 1;
+/// Memory a row takes: its cells and the text they own.
+fn row_bytes(row: &Row) -> usize {
+    row.cells
+        .iter()
+        .map(|c| {
+            std::mem::size_of::<Cell>()
+                + match c {
+                    Cell::Text(s) | Cell::DateTime(s) | Cell::Error(s) => s.capacity(),
+                    _ => 0,
                 }
-            }
-            return Ok(());
-        }
-        if tag.self_closing {
-            if tag.local == b"si" && si.is_none() {
-                return refuse(index, "is empty");
-            }
-            return Ok(());
-        }
-        depth += 1;
-        match (tag.local, si.as_mut()) {
-            (b"si", None) => si = Some((depth, false, false)),
-            (b"t", Some((d, t, _))) if depth == *d + 1 => *t = true,
-            (b"r", Some((d, t, r))) if depth == *d + 1 => {
-                if *t {
-                    return refuse(index, "mixes plain text and rich-text runs");
-                }
-                *r = true;
-            }
-            _ => {}
-        }
-        Ok(())
-    })
+        })
+        .sum()
 }
 
-/// calamine expands ODS repeats (`table:number-rows-repeated`,
-/// `table:number-columns-repeated`) into real cells, so a few bytes can ask for billions.
-/// LibreOffice writes huge repeats for the empty space after the data, which is harmless;
-/// what is refused is data (a cell with a value type) past the row or column limit once
-/// repeats are counted.
-fn check_ods_repeats(r: impl std::io::BufRead, limits: &Limits) -> Result<(), SheetError> {
-    let mut row_pos = 0u64; // rows before the current one, repeats counted
-    let mut row_rep = 1u64;
-    let mut col_pos = 0u64;
-    let mut row_has_value = false;
-    let mut in_row = false;
-    scan_tags(r, "content.xml", Format::Ods, |tag| {
-        match tag.local {
-            b"table" if !tag.closing && !tag.self_closing => row_pos = 0,
-            b"table-row" if tag.closing => {
-                if in_row && row_has_value && row_pos + row_rep > limits.max_rows {
-                    return Err(SheetError::TooBig(format!(
-                        "the sheet has data in row {} (repeats counted), beyond the limit of {} \
-                         (limits.max_rows)",
-                        row_pos + row_rep,
-                        limits.max_rows
-                    )));
-                }
-                row_pos = row_pos.saturating_add(row_rep);
-                in_row = false;
-            }
-            b"table-row" => {
-                row_rep = tag.attr_u64(b"table:number-rows-repeated").unwrap_or(1);
-                col_pos = 0;
-                row_has_value = false;
-                in_row = !tag.self_closing;
-                if tag.self_closing {
-                    row_pos = row_pos.saturating_add(row_rep);
-                }
-            }
-            b"table-cell" | b"covered-table-cell" if !tag.closing => {
-                let rep = tag.attr_u64(b"table:number-columns-repeated").unwrap_or(1);
-                let has_value = tag.attr(b"office:value-type").is_some()
-                    || tag.attr(b"table:formula").is_some();
-                if has_value {
-                    row_has_value = true;
-                    if col_pos.saturating_add(rep) > u64::from(limits.max_columns) {
-                        return Err(SheetError::TooBig(format!(
-                            "the sheet has data in column {} (repeats counted), beyond the \
-                             limit of {} (limits.max_columns)",
-                            col_pos.saturating_add(rep),
-                            limits.max_columns
-                        )));
-                    }
-                }
-                col_pos = col_pos.saturating_add(rep);
-            }
-            _ => {}
-        }
-        Ok(())
-    })
+/// The consumer's end, handing back each row's bytes as it takes it.
+struct GatedRows {
+    rx: Receiver<(Result<Row, SheetError>, usize)>,
+    gate: Arc<Gate>,
+}
+
+impl Iterator for GatedRows {
+    type Item = Result<Row, SheetError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let (item, bytes) = self.rx.recv().ok()?;
+        self.gate.release(bytes);
+        Some(item)
+    }
+}
+
+impl Drop for GatedRows {
+    /// Lets a reader thread waiting for room see that nobody will take its rows.
+    fn drop(&mut self) {
+        self.gate.close();
+    }
 }
 
 /// Opens a workbook of a known format and returns its rows (blank rows included).
@@ -284,9 +128,8 @@ pub(super) fn open(
     opts: &ReadOptions,
 ) -> Result<super::RowIter, SheetError> {
     match format {
-        Format::Xlsx => Ok(stream_xlsx(path, opts)),
+        Format::Xlsx | Format::Xlsb => Ok(stream(path, format, opts)),
         Format::Xls => load_whole::<calamine::Xls<_>>(path, format, opts),
-        Format::Xlsb => load_whole::<calamine::Xlsb<_>>(path, format, opts),
         Format::Ods => load_whole::<calamine::Ods<_>>(path, format, opts),
         Format::Csv => Err(SheetError::NotASpreadsheet("CSV is not a workbook".into())),
     }
@@ -326,14 +169,22 @@ fn pick_sheet(sheets: &[calamine::Sheet], wanted: Option<&str>) -> Result<String
     }
 }
 
-fn stream_xlsx(path: &Path, opts: &ReadOptions) -> super::RowIter {
-    let (tx, rx) = sync_channel::<Result<Row, SheetError>>(CHANNEL_ROWS);
+fn stream(path: &Path, format: Format, opts: &ReadOptions) -> super::RowIter {
+    let (tx, rx) = sync_channel(CHANNEL_ROWS);
+    let gate = Arc::new(Gate::default());
+    let tx = RowSender {
+        tx,
+        gate: Arc::clone(&gate),
+    };
     let path = path.to_path_buf();
     let opts = opts.clone();
     let spawned = std::thread::Builder::new()
-        .name("teamsync-xlsx".into())
+        .name("teamsync-workbook".into())
         .spawn(move || {
-            let result = catch_unwind(AssertUnwindSafe(|| xlsx_rows(&path, &opts, &tx)));
+            let result = catch_unwind(AssertUnwindSafe(|| match format {
+                Format::Xlsb => xlsb_rows(&path, &opts, &tx),
+                _ => xlsx_rows(&path, &opts, &tx),
+            }));
             let err = match result {
                 Ok(Ok(())) => return,
                 Ok(Err(e)) => e,
@@ -343,22 +194,16 @@ fn stream_xlsx(path: &Path, opts: &ReadOptions) -> super::RowIter {
             let _ = tx.send(Err(err));
         });
     match spawned {
-        Ok(_) => Box::new(rx.into_iter()),
+        Ok(_) => Box::new(GatedRows { rx, gate }),
         Err(e) => Box::new(std::iter::once(Err(SheetError::Io(format!(
-            "cannot start the XLSX reader thread: {e}"
+            "cannot start the workbook reader thread: {e}"
         ))))),
     }
 }
 
-/// Producer side: reads cells in file order and sends each finished row.
-/// Returns early (Ok) when the consumer hung up.
-fn xlsx_rows(
-    path: &Path,
-    opts: &ReadOptions,
-    tx: &SyncSender<Result<Row, SheetError>>,
-) -> Result<(), SheetError> {
-    let limits = &opts.limits;
-    let file = File::open(path).map_err(|e| SheetError::Io(e.to_string()))?;
+/// Producer side for XLSX: reads cells in file order and sends each finished row.
+fn xlsx_rows(path: &Path, opts: &ReadOptions, tx: &RowSender) -> Result<(), SheetError> {
+    let file = super::open_regular(path)?;
     let mut wb: calamine::Xlsx<_> =
         calamine::Xlsx::new(BufReader::new(file)).map_err(|e| corrupt(Format::Xlsx)(&e))?;
     let name = pick_sheet(wb.sheets_metadata(), opts.sheet_name.as_deref())?;
@@ -366,12 +211,52 @@ fn xlsx_rows(
         .worksheet_cells_reader(&name)
         .map_err(|e| corrupt(Format::Xlsx)(&e))?;
     let dims = cells.dimensions();
-    check_declared(u64::from(dims.end.0) + 1, u64::from(dims.end.1) + 1, limits)?;
+    pump(
+        Format::Xlsx,
+        (dims.end.0, dims.end.1),
+        || cells.next_cell(),
+        &opts.limits,
+        tx,
+    )
+}
 
+/// Producer side for XLSB, the same way.
+fn xlsb_rows(path: &Path, opts: &ReadOptions, tx: &RowSender) -> Result<(), SheetError> {
+    let file = super::open_regular(path)?;
+    let mut wb: calamine::Xlsb<_> =
+        calamine::Xlsb::new(BufReader::new(file)).map_err(|e| corrupt(Format::Xlsb)(&e))?;
+    let name = pick_sheet(wb.sheets_metadata(), opts.sheet_name.as_deref())?;
+    let mut cells = wb
+        .worksheet_cells_reader(&name)
+        .map_err(|e| corrupt(Format::Xlsb)(&e))?;
+    let dims = cells.dimensions();
+    pump(
+        Format::Xlsb,
+        (dims.end.0, dims.end.1),
+        || cells.next_cell(),
+        &opts.limits,
+        tx,
+    )
+}
+
+/// Turns a stream of cells (in file order) into rows sent to the consumer. Returns early
+/// (Ok) when the consumer hung up.
+fn pump<'a, E: std::fmt::Display>(
+    format: Format,
+    declared_end: (u32, u32),
+    mut next_cell: impl FnMut() -> Result<Option<calamine::Cell<DataRef<'a>>>, E>,
+    limits: &Limits,
+    tx: &RowSender,
+) -> Result<(), SheetError> {
+    check_declared(
+        u64::from(declared_end.0) + 1,
+        u64::from(declared_end.1) + 1,
+        limits,
+    )?;
     let mut current: Option<Row> = None;
     let mut last_row = 0u64;
-    while let Some(cell) = cells.next_cell().map_err(|e| SheetError::Corrupt {
-        format: Format::Xlsx,
+    while let Some(cell) = next_cell().map_err(|e| SheetError::Corrupt {
+        format,
         message: format!("near row {last_row}: {e}"),
     })? {
         let (r, c) = cell.get_position();
@@ -386,7 +271,7 @@ fn xlsx_rows(
         let value = from_data_ref(cell.get_value());
         if current.as_ref().is_some_and(|cur| cur.row != row_no) {
             if let Some(done) = current.take() {
-                if tx.send(Ok(done)).is_err() {
+                if !tx.send(Ok(done)) {
                     return Ok(());
                 }
             }
@@ -400,12 +285,8 @@ fn xlsx_rows(
             if value.is_blank() {
                 continue;
             }
-            return Err(SheetError::TooBig(format!(
-                "row {row_no} has a value in column {}, beyond the limit of {} columns \
-                 (limits.max_columns)",
-                column_letter(c),
-                limits.max_columns
-            )));
+            // Cells come left to right within a row, so this is the first column over.
+            return Err(super::columns_over(row_no, c, limits));
         }
         if row.cells.len() <= c {
             row.cells.resize(c + 1, Cell::Empty);
@@ -413,7 +294,7 @@ fn xlsx_rows(
         row.cells[c] = value;
     }
     if let Some(done) = current {
-        let _ = tx.send(Ok(done));
+        tx.send(Ok(done));
     }
     Ok(())
 }
@@ -445,7 +326,7 @@ where
     R::Error: std::fmt::Display,
 {
     let result = catch_unwind(AssertUnwindSafe(|| -> Result<Vec<Row>, SheetError> {
-        let file = File::open(path).map_err(|e| SheetError::Io(e.to_string()))?;
+        let file = super::open_regular(path)?;
         let mut wb = R::new(BufReader::new(file)).map_err(|e| corrupt(format)(&e))?;
         let name = pick_sheet(wb.sheets_metadata(), opts.sheet_name.as_deref())?;
         let range = wb.worksheet_range(&name).map_err(|e| corrupt(format)(&e))?;
@@ -556,57 +437,24 @@ mod tests {
     }
 
     #[test]
-    fn shared_strings_calamine_misreads_are_refused() {
-        let ok = br#"<?xml version="1.0"?><sst xmlns="x"><si><t>abc</t></si><si><r><t>a</t></r><r><rPr/><t>b</t></r></si><si><t xml:space="preserve"> </t><rPh sb="0"><t>x</t></rPh></si><x:si><x:t>p</x:t></x:si></sst>"#;
-        assert!(check_shared_strings(&ok[..]).is_ok());
-        for bad in [
-            &br#"<sst><si><t>abc</t></si><si></si></sst>"#[..],
-            br#"<sst><si><t>abc</t></si><si/></sst>"#,
-            br#"<sst><si><t>abc</t></si><si><t/></si></sst>"#,
-            br#"<sst><si><t>tval</t><r><t>rval1</t></r></si></sst>"#,
-        ] {
-            let e = check_shared_strings(bad).unwrap_err().to_string();
-            assert!(e.contains("shared string #1") || e.contains("#0"), "{e}");
-        }
-    }
-
-    #[test]
-    fn ods_repeats_are_capped() {
-        let l = Limits {
-            max_rows: 100,
-            max_columns: 10,
-            ..Limits::default()
-        };
-        let wrap = |rows: &str| {
-            format!(
-                r#"<office:document-content><office:body><office:spreadsheet><table:table table:name="S">{rows}</table:table></office:spreadsheet></office:body></office:document-content>"#
-            )
-        };
-        let value =
-            r#"<table:table-cell office:value-type="string"><text:p>x</text:p></table:table-cell>"#;
-        // LibreOffice's trailing empty space: fine
-        let ok = wrap(&format!(
-            r#"<table:table-row>{value}<table:table-cell table:number-columns-repeated="1023"/></table:table-row><table:table-row table:number-rows-repeated="1048575"><table:table-cell table:number-columns-repeated="1024"/></table:table-row>"#
-        ));
-        assert!(check_ods_repeats(ok.as_bytes(), &l).is_ok());
-        let many_rows = wrap(&format!(
-            r#"<table:table-row table:number-rows-repeated="1000">{value}</table:table-row>"#
-        ));
-        assert!(check_ods_repeats(many_rows.as_bytes(), &l)
-            .unwrap_err()
-            .to_string()
-            .contains("max_rows"));
-        let gap = wrap(&format!(
-            r#"<table:table-row>{value}</table:table-row><table:table-row table:number-rows-repeated="500"/><table:table-row>{value}</table:table-row>"#
-        ));
-        assert!(check_ods_repeats(gap.as_bytes(), &l).is_err());
-        let wide = wrap(
-            r#"<table:table-row><table:table-cell office:value-type="float" office:value="1" table:number-columns-repeated="1000000"/></table:table-row>"#,
-        );
-        assert!(check_ods_repeats(wide.as_bytes(), &l)
-            .unwrap_err()
-            .to_string()
-            .contains("max_columns"));
+    fn the_gate_holds_the_reader_back_by_bytes_and_lets_it_go_when_closed() {
+        let gate = Arc::new(Gate::default());
+        // one row always passes, however big
+        assert!(gate.acquire(IN_FLIGHT_MAX * 2));
+        let g = Arc::clone(&gate);
+        let waiter = std::thread::spawn(move || g.acquire(10));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!waiter.is_finished(), "a second row waits for room");
+        gate.release(IN_FLIGHT_MAX * 2);
+        assert!(waiter.join().unwrap());
+        gate.release(10);
+        // a consumer that went away frees a waiting reader, which then stops
+        assert!(gate.acquire(IN_FLIGHT_MAX));
+        let g = Arc::clone(&gate);
+        let waiter = std::thread::spawn(move || g.acquire(IN_FLIGHT_MAX));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        gate.close();
+        assert!(!waiter.join().unwrap());
     }
 
     #[test]

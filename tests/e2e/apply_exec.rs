@@ -279,7 +279,9 @@ async fn a_429_storm_pauses_the_tenant_and_every_item_lands() {
         "{:#?}",
         h.job_items(o.bulk_id, &[ItemStatus::Error])
     );
-    assert!(o.retries >= 1, "some requests were throttled");
+    // Throttled sends are not retries: they use no attempt and no budget.
+    assert!(o.throttled >= 1, "some requests were throttled");
+    assert_eq!(o.retries, 0, "{o:?}");
     assert!(
         o.elapsed >= Duration::from_secs(1),
         "a Retry-After of a whole second was honoured: {:?}",

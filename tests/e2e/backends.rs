@@ -266,7 +266,7 @@ fn a_number_is_never_given_to_two_accounts() {
         "demo-portsip",
     ]);
     let users: serde_json::Value = serde_json::from_str(&users.stdout).unwrap();
-    let bob = users
+    let bob = users["users"]
         .as_array()
         .unwrap()
         .iter()

@@ -5,6 +5,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use teamsync::connector::fusion::{FusionConnector, FusionSettings, TokenSource};
+use teamsync::connector::gate::GateConfig;
 use teamsync::connector::retry::RetryPolicy;
 use teamsync::connector::{Connector, ConnectorError, Gate, Step};
 use teamsync::model::{Attr, AttrValue, Country, Upn, UserSpec, E164};
@@ -112,9 +113,24 @@ async fn check_is_not_ok_while_onboarding() {
     assert!(!c.check().await.unwrap().ok);
 }
 
+/// A connector whose gate gives up once the tenant has throttled for longer than `bound`.
+fn bounded(s: FusionSettings, bound: Duration) -> (FusionConnector, Arc<Gate>) {
+    let gate = Arc::new(Gate::with_config(&GateConfig {
+        max_throttle: Some(bound),
+        ..GateConfig::new(0.0, 1)
+    }));
+    (
+        FusionConnector::new(s, gate.clone()).expect("valid settings"),
+        gate,
+    )
+}
+
 #[tokio::test]
 async fn a_429_with_retry_after_seconds_pauses_the_whole_gate() {
-    let (server, c, gate) = setup().await;
+    let server = MockServer::start().await;
+    // A Retry-After longer than the throttling bound: the read gives up at once instead
+    // of waiting for nothing.
+    let (c, gate) = bounded(settings(&server.uri()), Duration::from_secs(1));
     Mock::given(method("GET"))
         .and(path(p("user/u1")))
         .respond_with(
@@ -127,28 +143,36 @@ async fn a_429_with_retry_after_seconds_pauses_the_whole_gate() {
         .await;
     let e = c.read_user("u1").await.unwrap_err();
     match &e {
-        ConnectorError::Retryable {
-            status: Some(429),
-            retry_after: Some(d),
+        ConnectorError::Throttled {
+            throttled_for,
+            limit,
             ..
         } => {
-            assert_eq!(*d, Duration::from_secs(2))
+            assert!(
+                *throttled_for >= Duration::from_millis(1900),
+                "{throttled_for:?}"
+            );
+            assert_eq!(*limit, Duration::from_secs(1));
         }
         other => panic!("{other:?}"),
     }
+    assert!(e.to_string().contains("GET user/u1"), "{e}");
     let left = gate.pause_remaining().expect("gate paused");
     assert!(
         left > Duration::from_millis(1000) && left <= Duration::from_secs(2),
         "{left:?}"
     );
+    assert_eq!(gate.stats().throttles, 1);
     no_secret(&e);
 }
 
 #[tokio::test]
 async fn a_429_with_an_http_date_pauses_until_that_date() {
-    let (server, c, gate) = setup().await;
+    let server = MockServer::start().await;
+    let (c, gate) = bounded(settings(&server.uri()), Duration::from_secs(10));
     // Far enough ahead that a loaded machine cannot eat it up before the assertion (the
-    // test never waits for it); HTTP dates have whole-second resolution.
+    // test never waits for it: past the 10 s bound, the snapshot gives up at once); HTTP
+    // dates have whole-second resolution.
     let at = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
     Mock::given(method("GET"))
         .and(path(p("licenses")))
@@ -172,27 +196,22 @@ async fn a_429_with_an_http_date_pauses_until_that_date() {
             .await;
     }
     let e = c.snapshot(&[], false).await.unwrap_err();
-    let ConnectorError::Retryable {
-        status: Some(429),
-        retry_after: Some(d),
-        ..
-    } = e
-    else {
+    let ConnectorError::Throttled { throttled_for, .. } = e else {
         panic!("{e:?}")
     };
     assert!(
-        d >= Duration::from_secs(20) && d <= Duration::from_secs(31),
-        "{d:?}"
+        throttled_for >= Duration::from_secs(20) && throttled_for <= Duration::from_secs(31),
+        "{throttled_for:?}"
     );
-    assert!(gate.pause_remaining().is_some(), "the whole gate is paused");
+    let left = gate.pause_remaining().expect("the whole gate is paused");
+    assert!(left >= Duration::from_secs(20), "{left:?}");
 }
 
 #[tokio::test]
-async fn a_429_without_retry_after_pauses_one_second_and_the_retry_waits_for_it() {
+async fn a_429_without_retry_after_pauses_one_second_and_the_retry_uses_no_attempt() {
     let server = MockServer::start().await;
-    let mut s = settings(&server.uri());
-    s.http.retry.max_attempts = 2;
-    let (c, _) = connector(s);
+    // One attempt only: a throttled read is sent again anyway.
+    let (c, gate) = connector(settings(&server.uri()));
     Mock::given(method("GET"))
         .and(path(p("user/u1")))
         .respond_with(ResponseTemplate::new(429))
@@ -218,6 +237,38 @@ async fn a_429_without_retry_after_pauses_one_second_and_the_retry_waits_for_it(
     );
     assert_eq!(u.upn.as_str(), "a@contoso.com");
     assert_eq!(server.received_requests().await.unwrap().len(), 2);
+    assert_eq!(gate.stats().throttles, 1);
+}
+
+#[tokio::test]
+async fn a_503_with_retry_after_is_throttling_not_a_fault() {
+    let server = MockServer::start().await;
+    let (c, gate) = connector(settings(&server.uri()));
+    Mock::given(method("GET"))
+        .and(path(p("user/u1")))
+        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(p("user/u1")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(user_json(
+            "u1",
+            "a@contoso.com",
+            "A",
+        )))
+        .mount(&server)
+        .await;
+    let t0 = Instant::now();
+    // One attempt only, as above: a fault would have ended the read.
+    assert!(c.read_user("u1").await.unwrap().is_some());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(gate.stats().throttles, 1);
 }
 
 #[tokio::test]

@@ -238,7 +238,9 @@ fn report_renders_in_chromium_blocks_injection_and_filters_by_fragment() {
         "duration card"
     );
     assert!(
-        dom.contains("Outcomes: 2 updated, 1 unchanged, 2 failed"),
+        dom.contains(
+            "Outcomes: 0 created, 2 updated, 0 disabled, 0 deleted, 1 unchanged, 2 failed"
+        ),
         "chart title"
     );
     for upn in [

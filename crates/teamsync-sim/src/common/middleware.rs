@@ -1,7 +1,8 @@
 //! What stands between the socket and the handlers: latency, bearer-token auth, the tenant's
-//! rate limit, injected faults and the request log. All of it is configured by `SimOptions`
-//! and happens in this order, so a throttled or rejected request is never faulted and every
-//! request, whatever happened to it, is logged with its arrival time.
+//! rate limit, random throttling, injected faults and the request log. All of it is
+//! configured by `SimOptions` and happens in this order, so a throttled or rejected request
+//! is never faulted and every request, whatever happened to it, is logged with its arrival
+//! time. Retry-After is always whole seconds, as real servers send it.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -73,14 +74,18 @@ pub struct EdgeState {
     pub opts: SimOptions,
     limiter: Option<Mutex<RateLimiter>>,
     dice: FaultDice,
+    extra: ExtraDice,
     log: Mutex<RequestLog>,
 }
 
 impl EdgeState {
     pub fn new(opts: SimOptions) -> EdgeState {
         EdgeState {
-            limiter: opts.rate_limit.map(|n| Mutex::new(RateLimiter::new(n))),
+            limiter: opts
+                .rate_limit
+                .map(|n| Mutex::new(RateLimiter::with_burst(n, opts.burst))),
             dice: FaultDice::new(&opts),
+            extra: ExtraDice::new(&opts),
             opts,
             log: Mutex::new(RequestLog::default()),
         }
@@ -99,13 +104,14 @@ pub trait Edge: Send + Sync + 'static {
     fn refuse(&self, r: Refusal) -> Response;
 }
 
-/// A token bucket of `rate` tokens per second holding at most one second's worth, that goes
-/// into debt: every request takes a token, refused ones too, so a client that keeps sending
-/// while throttled pushes its own release further away. `Retry-After` is the whole number of
-/// seconds until the next request would be admitted.
+/// A token bucket of `rate` tokens per second holding at most `burst` (default: one
+/// second's worth), that goes into debt: every request takes a token, refused ones too, so
+/// a client that keeps sending while throttled pushes its own release further away.
+/// `Retry-After` is the whole number of seconds until the next request would be admitted.
 #[derive(Debug)]
 pub struct RateLimiter {
     rate: f64,
+    capacity: f64,
     tokens: f64,
     last: Instant,
 }
@@ -115,27 +121,90 @@ const MAX_DEBT_SECS: f64 = 30.0;
 
 impl RateLimiter {
     pub fn new(per_second: u32) -> RateLimiter {
+        RateLimiter::with_burst(per_second, None)
+    }
+
+    /// A bucket of `burst` requests (at least one), refilled at `per_second`.
+    pub fn with_burst(per_second: u32, burst: Option<u32>) -> RateLimiter {
         let rate = f64::from(per_second.max(1));
+        let capacity = burst.map_or(rate, |b| f64::from(b.max(1)));
         RateLimiter {
             rate,
-            tokens: rate,
+            capacity,
+            tokens: capacity,
             last: Instant::now(),
         }
     }
 
-    /// Ok when admitted; Err(seconds to wait) when throttled.
-    pub fn check(&mut self, now: Instant) -> Result<(), u64> {
+    /// Ok(share of the bucket in use after this request) when admitted; Err(seconds to
+    /// wait) when throttled.
+    pub fn check(&mut self, now: Instant) -> Result<f64, u64> {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
         self.tokens -= 1.0;
         if self.tokens >= 0.0 {
-            return Ok(());
+            return Ok(1.0 - self.tokens / self.capacity);
         }
         self.tokens = self.tokens.max(-MAX_DEBT_SECS * self.rate);
         // The next request is admitted once the bucket is back to one token.
         let wait = (1.0 - self.tokens) / self.rate;
         Err((wait - 1e-9).ceil().max(1.0) as u64)
+    }
+}
+
+/// Microsoft Graph's header for the share of its limit a client has used.
+pub const LIMIT_USED_HEADER: &str = "x-ms-throttle-limit-percentage";
+/// Graph sends it from this share on.
+const LIMIT_HEADER_FROM: f64 = 0.8;
+
+/// Random throttling and the extra fault kinds (`throttle_share`, `error_rate`,
+/// `drop_rate`), from a generator of their own, so turning them on does not change which
+/// requests [`FaultDice`] faults for a given seed.
+pub struct ExtraDice {
+    rng: Mutex<StdRng>,
+    throttle_share: f64,
+    error_rate: f64,
+    drop_rate: f64,
+}
+
+impl ExtraDice {
+    pub fn new(opts: &SimOptions) -> ExtraDice {
+        ExtraDice {
+            rng: Mutex::new(StdRng::seed_from_u64(opts.seed_rng ^ 0x7417_7e5e)),
+            throttle_share: opts.throttle_share.clamp(0.0, 1.0),
+            error_rate: opts.error_rate.clamp(0.0, 1.0),
+            drop_rate: opts.drop_rate.clamp(0.0, 1.0),
+        }
+    }
+
+    fn draws(&self) -> (f64, f64, f64) {
+        let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+        (rng.random(), rng.random(), rng.random())
+    }
+
+    /// Whether to answer 429 at random, then which extra fault (if any). Three numbers
+    /// per request whatever the outcome.
+    pub fn draw(&self) -> (bool, Option<Fault>) {
+        if self.throttle_share <= 0.0 && self.error_rate <= 0.0 && self.drop_rate <= 0.0 {
+            return (false, None);
+        }
+        let (a, b, c) = self.draws();
+        if a < self.throttle_share {
+            return (true, None);
+        }
+        let fault = if b < self.error_rate {
+            Some(if c < 0.5 {
+                Fault::Status500
+            } else {
+                Fault::Status503
+            })
+        } else if b < self.error_rate + self.drop_rate {
+            Some(Fault::Drop)
+        } else {
+            None
+        };
+        (false, fault)
     }
 }
 
@@ -271,7 +340,14 @@ pub async fn gate<S: Edge>(State(sh): State<Arc<S>>, req: Request, next: Next) -
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
-    let (resp, fault) = admit_and_run(&*sh, &method, conn.as_ref(), req, next).await;
+    let (mut resp, fault, used) = admit_and_run(&*sh, &method, conn.as_ref(), req, next).await;
+    if sh.edge().opts.limit_header {
+        if let Some(u) = used.filter(|u| *u >= LIMIT_HEADER_FROM) {
+            if let Ok(v) = header::HeaderValue::from_str(&format!("{u:.2}")) {
+                resp.headers_mut().insert(LIMIT_USED_HEADER, v);
+            }
+        }
+    }
     let status = match fault {
         Some(Fault::Drop) | Some(Fault::LostAnswer) => None,
         _ => Some(resp.status().as_u16()),
@@ -294,38 +370,47 @@ pub async fn gate<S: Edge>(State(sh): State<Arc<S>>, req: Request, next: Next) -
     resp
 }
 
+/// The answer, the fault injected (if any), and the share of the rate limit's bucket in
+/// use once this request was admitted (None without a limit, or when refused).
 async fn admit_and_run<S: Edge>(
     sh: &S,
     method: &Method,
     conn: Option<&ConnMeta>,
     req: Request,
     next: Next,
-) -> (Response, Option<Fault>) {
+) -> (Response, Option<Fault>, Option<f64>) {
     let edge = sh.edge();
     if let Err(r) = check_auth(edge.opts.token.as_deref(), req.headers()) {
-        return (sh.refuse(r), None);
+        return (sh.refuse(r), None, None);
     }
+    let mut used = None;
     if let Some(limiter) = &edge.limiter {
         let verdict = match limiter.lock() {
             Ok(mut l) => l.check(Instant::now()),
             Err(p) => p.into_inner().check(Instant::now()),
         };
-        if let Err(secs) = verdict {
-            return (sh.refuse(Refusal::RateLimited { secs }), None);
+        match verdict {
+            Ok(u) => used = Some(u),
+            Err(secs) => return (sh.refuse(Refusal::RateLimited { secs }), None, None),
         }
+    }
+    let (throttle, extra) = edge.extra.draw();
+    if throttle {
+        return (sh.refuse(Refusal::RateLimited { secs: 1 }), None, None);
     }
     let is_write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let fault = edge.dice.draw(is_write);
-    match fault {
-        Some(Fault::Status500) => (sh.refuse(Refusal::Internal), fault),
-        Some(Fault::Status503) => (sh.refuse(Refusal::Unavailable), fault),
-        Some(Fault::Drop) => (cut(conn), fault),
+    let fault = edge.dice.draw(is_write).or(extra);
+    let resp = match fault {
+        Some(Fault::Status500) => sh.refuse(Refusal::Internal),
+        Some(Fault::Status503) => sh.refuse(Refusal::Unavailable),
+        Some(Fault::Drop) => cut(conn),
         Some(Fault::LostAnswer) => {
             let _applied = next.run(req).await;
-            (cut(conn), fault)
+            cut(conn)
         }
-        None => (next.run(req).await, None),
-    }
+        None => next.run(req).await,
+    };
+    (resp, fault, used)
 }
 
 #[cfg(test)]
@@ -337,7 +422,7 @@ mod tests {
         let t0 = Instant::now();
         let mut l = RateLimiter::new(5);
         for _ in 0..5 {
-            assert_eq!(l.check(t0), Ok(()));
+            assert!(l.check(t0).is_ok());
         }
         assert_eq!(l.check(t0), Err(1));
         // Keep hammering: the wait grows.
@@ -347,7 +432,60 @@ mod tests {
         }
         assert!(last >= 4, "wait should grow, got {last}");
         // After waiting what it said, the next request passes.
-        assert_eq!(l.check(t0 + Duration::from_secs(last)), Ok(()));
+        assert!(l.check(t0 + Duration::from_secs(last)).is_ok());
+    }
+
+    #[test]
+    fn a_burst_smaller_than_a_seconds_worth() {
+        let t0 = Instant::now();
+        let mut l = RateLimiter::with_burst(30, Some(5));
+        let used: Vec<u32> = (0..5)
+            .map(|_| (l.check(t0).unwrap() * 100.0).round() as u32)
+            .collect();
+        assert_eq!(used, vec![20, 40, 60, 80, 100]);
+        assert_eq!(l.check(t0), Err(1));
+        // 30/s refills one token in 33 ms, after the debt of the refused one.
+        assert!(l.check(t0 + Duration::from_millis(70)).is_ok());
+        assert!(l.check(t0 + Duration::from_millis(71)).is_err());
+    }
+
+    #[test]
+    fn extra_dice_throttle_and_fault_at_their_shares_without_moving_the_fault_dice() {
+        let opts = SimOptions {
+            throttle_share: 0.3,
+            error_rate: 0.1,
+            drop_rate: 0.01,
+            seed_rng: 9,
+            ..SimOptions::default()
+        };
+        let d = ExtraDice::new(&opts);
+        let draws: Vec<(bool, Option<Fault>)> = (0..20_000).map(|_| d.draw()).collect();
+        let n = draws.len() as f64;
+        let throttled = draws.iter().filter(|x| x.0).count() as f64 / n;
+        let errors = draws
+            .iter()
+            .filter(|x| matches!(x.1, Some(Fault::Status500 | Fault::Status503)))
+            .count() as f64
+            / n;
+        let drops = draws.iter().filter(|x| x.1 == Some(Fault::Drop)).count() as f64 / n;
+        assert!((throttled - 0.3).abs() < 0.02, "{throttled}");
+        // Faults are drawn among the requests not throttled.
+        assert!((errors - 0.07).abs() < 0.01, "{errors}");
+        assert!((drops - 0.007).abs() < 0.003, "{drops}");
+        // The plain fault dice give the same sequence with or without the extra knobs.
+        let plain = SimOptions {
+            fault_rate: 0.2,
+            seed_rng: 9,
+            ..SimOptions::default()
+        };
+        let both = SimOptions {
+            fault_rate: 0.2,
+            ..opts
+        };
+        let (a, b) = (FaultDice::new(&plain), FaultDice::new(&both));
+        for _ in 0..100 {
+            assert_eq!(a.draw(true), b.draw(true));
+        }
     }
 
     #[test]

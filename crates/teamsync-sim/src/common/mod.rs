@@ -20,13 +20,26 @@ use store::StoreError;
 pub struct SimOptions {
     /// Bearer token required on every API request; None disables auth.
     pub token: Option<String>,
-    /// Requests per second allowed for the tenant (burst: one second's worth; 0 counts as 1);
-    /// None disables the limit.
+    /// Requests per second allowed for the tenant (0 counts as 1); None disables the limit.
     pub rate_limit: Option<u32>,
+    /// Requests the tenant's bucket holds (what may arrive back to back after a quiet
+    /// moment); None: one second's worth of `rate_limit`.
+    pub burst: Option<u32>,
+    /// Share of the requests the limit admits that are answered 429 anyway, at random
+    /// (`Retry-After: 1`): a busy tenant whose throttling has nothing to do with our rate.
+    pub throttle_share: f64,
+    /// Send Microsoft Graph's `x-ms-throttle-limit-percentage` (the share of the limit's
+    /// bucket in use, as a fraction) on answers once 80 % of it is used.
+    pub limit_header: bool,
     /// Added to every answer.
     pub latency_ms: u64,
-    /// Probability of a 500, 503 or dropped connection instead of handling a request.
+    /// Probability of a 500, 503 or dropped connection (one third each) instead of
+    /// handling a request.
     pub fault_rate: f64,
+    /// Probability of a 500 or 503 (half each, no Retry-After), on top of `fault_rate`.
+    pub error_rate: f64,
+    /// Probability of a dropped connection, on top of `fault_rate`.
+    pub drop_rate: f64,
     /// Probability that a write is applied but its answer lost (connection dropped).
     pub lost_answer_rate: f64,
     /// A created user is invisible (404) for this long.
@@ -41,8 +54,13 @@ impl std::fmt::Debug for SimOptions {
         f.debug_struct("SimOptions")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("rate_limit", &self.rate_limit)
+            .field("burst", &self.burst)
+            .field("throttle_share", &self.throttle_share)
+            .field("limit_header", &self.limit_header)
             .field("latency_ms", &self.latency_ms)
             .field("fault_rate", &self.fault_rate)
+            .field("error_rate", &self.error_rate)
+            .field("drop_rate", &self.drop_rate)
             .field("lost_answer_rate", &self.lost_answer_rate)
             .field("replication_delay_ms", &self.replication_delay_ms)
             .field("seed_rng", &self.seed_rng)
