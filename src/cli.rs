@@ -444,11 +444,15 @@ pub enum TenantCommand {
     #[command(after_help = examples!(
         "teamsync tenant export --out current.csv",
         "teamsync tenant export --format xlsx --out current.xlsx",
+        "teamsync tenant export --resource-accounts --out ras.csv",
     ))]
     Export {
         /// Tenant name from the config (default: default_tenant).
         #[arg(long)]
         tenant: Option<String>,
+        /// The resource accounts (call queues, auto attendants), as a resource-account sheet.
+        #[arg(long)]
+        resource_accounts: bool,
         #[arg(long, value_enum, default_value_t = SheetFormat::Csv)]
         format: SheetFormat,
         /// Write to FILE instead of stdout (required for xlsx).

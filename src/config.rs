@@ -5,10 +5,18 @@
 //! `TEAMSYNC_<KEY>` so a scheduler can point one binary at another database or tenant.
 //! Secrets never live here: a tenant names the environment variable or command that
 //! yields its token.
+//!
+//! A tenant table is typed by its `backend` key ([`TenantConfig`], one struct per backend
+//! in the backend's `config.rs`, declared with [`tenant_table!`]): a key its backend does
+//! not take is an error naming the tenant, the key, the backends that do take it, and the
+//! keys this one takes. A table without `backend` is an embedded simulator (`sim`), as it
+//! always was.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+pub use crate::connector::registry::TenantConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -19,128 +27,263 @@ pub enum ConfigError {
     },
     #[error("invalid config {path}: {message}")]
     Parse { path: String, message: String },
+    /// A tenant table holds keys its backend does not take (another backend's, or a typo).
+    #[error("{}", unknown_keys_message(tenant, backend, keys, accepted))]
+    UnknownKeys {
+        tenant: String,
+        backend: String,
+        keys: Vec<String>,
+        accepted: Vec<&'static str>,
+    },
+    /// A tenant table its backend refuses (a missing or mistyped key, a bad value).
+    #[error("tenant {tenant:?} (backend = {backend:?}): {message}")]
+    Tenant {
+        tenant: String,
+        backend: String,
+        message: String,
+    },
     #[error("config: {0}")]
     Invalid(String),
 }
 
-/// Which backend a tenant talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    /// The embedded simulator, started in-process (the default tenant).
-    #[default]
-    Sim,
-    Fusion,
-    Liveplatform,
-    Ump,
-    Portsip,
+fn unknown_keys_message(tenant: &str, backend: &str, keys: &[String], accepted: &[&str]) -> String {
+    let shown: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            let elsewhere = crate::connector::registry::tables_taking(k);
+            match (elsewhere.is_empty(), backend) {
+                (true, _) => format!("`{k}`"),
+                // An embedded simulator's tenant is its seed, whatever the backend takes.
+                (false, "sim") => format!(
+                    "`{k}` (a key of {} tenants; an embedded simulator takes its tenant from its seed)",
+                    elsewhere.join(" and ")
+                ),
+                _ => format!("`{k}` (a key of {} tenants)", elsewhere.join(" and ")),
+            }
+        })
+        .collect();
+    format!(
+        "tenant {tenant:?} (backend = {backend:?}): unknown key{} {}; a {backend} tenant takes: {}",
+        if keys.len() == 1 { "" } else { "s" },
+        shown.join(", "),
+        accepted.join(", ")
+    )
 }
 
-impl BackendKind {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            BackendKind::Sim => "sim",
-            BackendKind::Fusion => "fusion",
-            BackendKind::Liveplatform => "liveplatform",
-            BackendKind::Ump => "ump",
-            BackendKind::Portsip => "portsip",
-        }
-    }
+/// The keys every tenant takes, whatever its backend: the pace of requests, retries and
+/// when a job gives up. `--rate` and `--concurrency` override two of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pacing {
+    /// Ceiling of the tenant's adaptive rate limiter, reads included (requests per second;
+    /// 0 = unlimited). The limiter learns the tenant's real limit below it.
+    pub rate_per_second: f64,
+    /// A ceiling for reads (GET) of their own, when the tenant allows reads a different
+    /// rate than writes; unset = `rate_per_second`.
+    pub read_rate_per_second: Option<f64>,
+    /// How long the tenant may throttle without a break before a run stops (aborted,
+    /// resumable), in minutes.
+    pub max_throttle_minutes: f64,
+    pub burst: u32,
+    /// Users worked on at once.
+    pub concurrency: usize,
+    pub request_timeout_s: u64,
+    pub max_attempts: u32,
+    /// How long a just-created user may stay invisible before it is an error.
+    pub replication_window_s: u64,
+    /// Job-wide retry budget (retries across all items).
+    pub retry_budget: u64,
+    /// Consecutive failed items that abort the job.
+    pub max_consecutive_failures: u32,
 }
 
-/// One tenant's connection and pacing settings. Keys that only some backends use are
-/// checked when the connector is built.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TenantConfig {
-    #[serde(default)]
-    pub backend: BackendKind,
-    /// For `backend = "sim"`: which simulator (fusion, liveplatform, ump, portsip).
-    #[serde(default)]
-    pub sim_backend: Option<String>,
-    /// For `backend = "sim"`: seed JSON and state database.
-    pub seed: Option<PathBuf>,
-    pub state: Option<PathBuf>,
-    /// Simulator knobs for a `sim` tenant (tests and demos).
-    #[serde(default)]
-    pub sim_rate_limit: Option<u32>,
-    #[serde(default)]
-    pub sim_latency_ms: Option<u64>,
-    #[serde(default)]
-    pub sim_fault_rate: Option<f64>,
-
-    pub base_url: Option<String>,
-    pub draas_instance: Option<String>,
-    pub tenant_uuid: Option<String>,
-    pub subscription_id: Option<i64>,
-    /// Live Platform customer GUID.
-    pub customer_id: Option<String>,
+/// The keys of a backend reached over the network: where, with which credentials and how
+/// strictly. An embedded simulator takes none of them (it listens on loopback with a token
+/// of its own).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Remote {
+    /// Scheme, host and optional path prefix; each connector adds its vendor's API path.
+    pub base_url: String,
     /// Environment variable holding the bearer token.
     pub token_env: Option<String>,
     /// Command printing a fresh token on stdout (run again once on a 401).
     pub token_command: Option<String>,
-    #[serde(default)]
-    pub allow_insecure_http: bool,
-    /// UMP 365: the voice policies sheets may name in `vrp` (UMP cannot list them).
-    #[serde(default)]
-    pub voice_policies: Option<Vec<String>>,
+    /// PEM bundle of a private CA.
     pub ca_file: Option<PathBuf>,
-
-    /// Ceiling of the tenant's adaptive rate limiter (reads included), req/s; 0 = none.
-    #[serde(default = "d_rate")]
-    pub rate_per_second: f64,
-    /// A ceiling for reads (GET) of their own, req/s, when the tenant allows reads a
-    /// different rate than writes; unset = `rate_per_second`.
-    #[serde(default)]
-    pub read_rate_per_second: Option<f64>,
-    /// How long the tenant may throttle without a break before a run stops (aborted,
-    /// resumable), in minutes.
-    #[serde(default = "d_max_throttle")]
-    pub max_throttle_minutes: f64,
-    #[serde(default = "d_burst")]
-    pub burst: u32,
-    #[serde(default = "d_concurrency")]
-    pub concurrency: usize,
-    #[serde(default = "d_timeout")]
-    pub request_timeout_s: u64,
-    #[serde(default = "d_attempts")]
-    pub max_attempts: u32,
-    #[serde(default = "d_window")]
-    pub replication_window_s: u64,
-    /// Job-wide retry budget (retries across all items).
-    #[serde(default = "d_budget")]
-    pub retry_budget: u64,
-    /// Consecutive failed items that abort the job.
-    #[serde(default = "d_consecutive")]
-    pub max_consecutive_failures: u32,
+    /// Allows plain http to a non-loopback host (with a warning).
+    pub allow_insecure_http: bool,
 }
 
-fn d_rate() -> f64 {
-    10.0
+/// What every tenant table offers, whatever its backend: written by [`tenant_table!`].
+pub trait TenantKeys {
+    /// Every key the table takes, for messages (`backend` aside).
+    fn keys(&self) -> &'static [&'static str];
+    fn pacing(&self) -> Pacing;
+    /// The connection keys; `None` for an embedded simulator.
+    fn remote(&self) -> Option<Remote>;
+    /// Makes relative paths (seed, state, CA file) relative to the config file's folder.
+    fn resolve_paths(&mut self, base: &Path);
 }
-fn d_max_throttle() -> f64 {
-    30.0
+
+/// Defaults of the shared keys (named by [`tenant_table!`]'s serde attributes).
+pub mod defaults {
+    pub fn rate() -> f64 {
+        10.0
+    }
+    pub fn burst() -> u32 {
+        5
+    }
+    pub fn concurrency() -> usize {
+        8
+    }
+    pub fn timeout() -> u64 {
+        30
+    }
+    pub fn attempts() -> u32 {
+        6
+    }
+    pub fn window() -> u64 {
+        300
+    }
+    pub fn budget() -> u64 {
+        1000
+    }
+    pub fn consecutive() -> u32 {
+        20
+    }
+    pub fn max_throttle() -> f64 {
+        30.0
+    }
 }
-fn d_burst() -> u32 {
-    5
+
+/// Declares one backend's `[tenants.X]` table: the keys of its own, then the keys every
+/// tenant shares ([`Pacing`]) and, for `remote` tables, the connection keys ([`Remote`]).
+///
+/// The shared keys are repeated into each struct by this macro rather than kept in a
+/// `#[serde(flatten)]`ed field, because serde does not support `flatten` together with
+/// `deny_unknown_fields`: a flattened table passes unknown keys by (or refuses them
+/// without saying which keys are taken). Repeated, every table is one flat struct that
+/// refuses what it does not declare, and knows its key list ([`TenantKeys::keys`]) for the
+/// message that names them.
+#[macro_export]
+macro_rules! tenant_table {
+    // A backend reached over the network: its own keys, the connection keys, the shared ones.
+    (remote $(#[$meta:meta])* pub struct $name:ident { $($body:tt)* }) => {
+        $crate::tenant_table! { @table remote paths[ca_file]
+            $(#[$meta])* pub struct $name {
+                $($body)*
+                /// Scheme, host and optional path prefix; the connector adds the API path.
+                pub base_url: String,
+                /// Environment variable holding the bearer token.
+                #[serde(default)]
+                pub token_env: Option<String>,
+                /// Command printing a fresh token (run again once on a 401).
+                #[serde(default)]
+                pub token_command: Option<String>,
+                /// PEM bundle of a private CA.
+                #[serde(default)]
+                pub ca_file: Option<std::path::PathBuf>,
+                /// Allows plain http to a non-loopback host (with a warning).
+                #[serde(default)]
+                pub allow_insecure_http: bool,
+            }
+        }
+    };
+    // A tenant served in-process: its own keys (`paths`: the ones holding file paths) and
+    // the shared ones.
+    (local paths[$($path:ident),*] $(#[$meta:meta])* pub struct $name:ident { $($body:tt)* }) => {
+        $crate::tenant_table! { @table local paths[$($path),*]
+            $(#[$meta])* pub struct $name { $($body)* }
+        }
+    };
+    (@remote remote $self:ident) => {
+        Some($crate::config::Remote {
+            base_url: $self.base_url.clone(),
+            token_env: $self.token_env.clone(),
+            token_command: $self.token_command.clone(),
+            ca_file: $self.ca_file.clone(),
+            allow_insecure_http: $self.allow_insecure_http,
+        })
+    };
+    (@remote local $self:ident) => {
+        None
+    };
+    (@table $kind:ident paths[$($path:ident),*] $(#[$meta:meta])* pub struct $name:ident {
+        $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty, )*
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $( $(#[$fmeta])* pub $field: $ty, )*
+            #[serde(default = "crate::config::defaults::rate")]
+            pub rate_per_second: f64,
+            /// A ceiling of reads' own (GET), req/s; unset = `rate_per_second`.
+            #[serde(default)]
+            pub read_rate_per_second: Option<f64>,
+            /// How long the tenant may throttle without a break before a run stops.
+            #[serde(default = "crate::config::defaults::max_throttle")]
+            pub max_throttle_minutes: f64,
+            #[serde(default = "crate::config::defaults::burst")]
+            pub burst: u32,
+            #[serde(default = "crate::config::defaults::concurrency")]
+            pub concurrency: usize,
+            #[serde(default = "crate::config::defaults::timeout")]
+            pub request_timeout_s: u64,
+            #[serde(default = "crate::config::defaults::attempts")]
+            pub max_attempts: u32,
+            #[serde(default = "crate::config::defaults::window")]
+            pub replication_window_s: u64,
+            #[serde(default = "crate::config::defaults::budget")]
+            pub retry_budget: u64,
+            #[serde(default = "crate::config::defaults::consecutive")]
+            pub max_consecutive_failures: u32,
+        }
+        impl $crate::config::TenantKeys for $name {
+            fn keys(&self) -> &'static [&'static str] {
+                Self::KEYS
+            }
+            fn pacing(&self) -> $crate::config::Pacing {
+                $crate::config::Pacing {
+                    rate_per_second: self.rate_per_second,
+                    read_rate_per_second: self.read_rate_per_second,
+                    max_throttle_minutes: self.max_throttle_minutes,
+                    burst: self.burst,
+                    concurrency: self.concurrency,
+                    request_timeout_s: self.request_timeout_s,
+                    max_attempts: self.max_attempts,
+                    replication_window_s: self.replication_window_s,
+                    retry_budget: self.retry_budget,
+                    max_consecutive_failures: self.max_consecutive_failures,
+                }
+            }
+            fn remote(&self) -> Option<$crate::config::Remote> {
+                $crate::tenant_table!(@remote $kind self)
+            }
+            fn resolve_paths(&mut self, base: &std::path::Path) {
+                let _ = base;
+                $( self.$path = self.$path.take().map(|p| $crate::config::resolve(base, p)); )*
+            }
+        }
+        impl $name {
+            /// Every key the table takes (`backend` aside), in declaration order.
+            pub const KEYS: &'static [&'static str] = &[
+                $(stringify!($field),)*
+                "rate_per_second", "read_rate_per_second", "max_throttle_minutes",
+                "burst", "concurrency", "request_timeout_s",
+                "max_attempts", "replication_window_s", "retry_budget",
+                "max_consecutive_failures",
+            ];
+        }
+    };
 }
-fn d_concurrency() -> usize {
-    8
-}
-fn d_timeout() -> u64 {
-    30
-}
-fn d_attempts() -> u32 {
-    6
-}
-fn d_window() -> u64 {
-    300
-}
-fn d_budget() -> u64 {
-    1000
-}
-fn d_consecutive() -> u32 {
-    20
+
+/// `p` against `base` unless absolute.
+pub fn resolve(base: &Path, p: PathBuf) -> PathBuf {
+    if p.is_absolute() {
+        p
+    } else {
+        base.join(p)
+    }
 }
 
 /// Caps that keep hostile sheets from exhausting memory.
@@ -191,7 +334,7 @@ struct RawConfig {
     #[serde(default)]
     limits: LimitsConfig,
     #[serde(default)]
-    tenants: BTreeMap<String, TenantConfig>,
+    tenants: BTreeMap<String, toml::Table>,
 }
 
 #[derive(Debug, Clone)]
@@ -287,17 +430,18 @@ impl Config {
                 }
             }
         }
-        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
-        let mut tenants = raw.tenants;
+        let resolve = |p: PathBuf| resolve(base, p);
+        let mut tenants = BTreeMap::new();
+        for (name, table) in raw.tenants {
+            let t = TenantConfig::from_table(&name, table, base)?;
+            tenants.insert(name, t);
+        }
+        let mut implicit_default = None;
         if tenants.is_empty() && path.is_none() {
-            tenants.insert("demo".into(), TenantConfig::embedded_demo(base));
+            tenants = TenantConfig::embedded_demos(base);
+            implicit_default = Some("demo".to_string());
         }
-        for t in tenants.values_mut() {
-            t.seed = t.seed.take().map(resolve);
-            t.state = t.state.take().map(resolve);
-            t.ca_file = t.ca_file.take().map(resolve);
-        }
-        let default_tenant = raw.default_tenant.or_else(|| {
+        let default_tenant = raw.default_tenant.or(implicit_default).or_else(|| {
             (tenants.len() == 1)
                 .then(|| tenants.keys().next().cloned())
                 .flatten()
@@ -309,9 +453,6 @@ impl Config {
                     tenants.keys().cloned().collect::<Vec<_>>().join(", ")
                 )));
             }
-        }
-        for (name, t) in &tenants {
-            t.check(name)?;
         }
         if let Some(n) = &raw.notify {
             n.check()
@@ -352,71 +493,6 @@ impl Config {
                     self.tenants.keys().cloned().collect::<Vec<_>>().join(", ")
                 ))
             })
-    }
-}
-
-impl TenantConfig {
-    fn embedded_demo(base: &Path) -> TenantConfig {
-        let mut t: TenantConfig = toml::from_str("backend = \"sim\"").expect("static toml");
-        t.seed = Some(base.join("samples/tenant.json"));
-        t.state = Some(base.join(".teamsync/demo-tenant.db"));
-        t
-    }
-
-    fn check(&self, name: &str) -> Result<(), ConfigError> {
-        let bad = |m: String| Err(ConfigError::Invalid(format!("tenant {name:?}: {m}")));
-        if !(self.rate_per_second >= 0.0 && self.rate_per_second.is_finite()) {
-            return bad("rate_per_second must be >= 0".into());
-        }
-        if let Some(r) = self.read_rate_per_second {
-            if !(r >= 0.0 && r.is_finite()) {
-                return bad("read_rate_per_second must be >= 0".into());
-            }
-        }
-        if !(self.max_throttle_minutes > 0.0 && self.max_throttle_minutes.is_finite()) {
-            return bad("max_throttle_minutes must be more than 0".into());
-        }
-        if self.concurrency == 0 {
-            return bad("concurrency must be at least 1".into());
-        }
-        if self.max_attempts == 0 {
-            return bad("max_attempts must be at least 1".into());
-        }
-        if let Some(f) = self.sim_fault_rate {
-            if !(0.0..=1.0).contains(&f) {
-                return bad("sim_fault_rate must be between 0 and 1".into());
-            }
-        }
-        match self.backend {
-            BackendKind::Sim => {
-                if self.seed.is_none() && self.state.is_none() {
-                    return bad("a sim tenant needs `seed` or `state`".into());
-                }
-            }
-            _ => {
-                let Some(url) = &self.base_url else {
-                    return bad("base_url is required".into());
-                };
-                check_url(url, self.allow_insecure_http).or_else(bad)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The bearer token, from `token_command` if set, else `token_env`. Never logged.
-    pub fn token(&self) -> Result<Option<String>, ConfigError> {
-        if let Some(cmd) = &self.token_command {
-            return run_token_command(cmd).map(Some);
-        }
-        if let Some(var) = &self.token_env {
-            return match std::env::var(var) {
-                Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_string())),
-                _ => Err(ConfigError::Invalid(format!(
-                    "environment variable {var} (token_env) is not set"
-                ))),
-            };
-        }
-        Ok(None)
     }
 }
 
@@ -542,9 +618,33 @@ mod tests {
         assert_eq!(c.db, PathBuf::from("/etc/ts/../h.db"));
         assert_eq!(c.templates, PathBuf::from("/tmp/tpl"));
         assert_eq!(c.default_tenant.as_deref(), Some("demo"));
+        let TenantConfig::Sim(sim) = &c.tenants["demo"] else {
+            panic!("{:?}", c.tenants["demo"])
+        };
         assert_eq!(
-            c.tenants["demo"].seed.as_deref(),
+            sim.seed.as_deref(),
             Some(Path::new("/etc/ts/../samples/t.json"))
+        );
+        assert_eq!(sim.sim_backend.name, "fusion");
+        let c = Config::from_str(
+            "[tenants.pbx]\nbackend = \"portsip\"\nbase_url = \"https://pbx.example.net\"\nca_file = \"ca.pem\"\n",
+            Path::new("/etc/ts"),
+            Some(Path::new("/etc/ts/teamsync.toml")),
+            &[],
+        )
+        .unwrap();
+        let remote = c.tenants["pbx"].remote().unwrap();
+        assert_eq!(remote.ca_file, Some(PathBuf::from("/etc/ts/ca.pem")));
+    }
+
+    /// Without a file: the embedded demo tenants, one per backend, `demo` the default.
+    #[test]
+    fn no_file_means_the_embedded_demos() {
+        let c = Config::from_str("", Path::new("/w"), None, &[]).unwrap();
+        assert_eq!(c.default_tenant.as_deref(), Some("demo"));
+        assert_eq!(
+            c.tenants.keys().collect::<Vec<_>>(),
+            ["demo", "demo-lp", "demo-portsip", "demo-ump"]
         );
     }
 
@@ -568,7 +668,8 @@ mod tests {
         let p = d.path().join("teamsync.toml");
         std::fs::write(
             &p,
-            "[tenants.a]\nbackend = \"fusion\"\nbase_url = \"https://f.example\"\ntoken_command = \"get-token\"\n",
+            "[tenants.a]\nbackend = \"fusion\"\nbase_url = \"https://f.example\"\ntoken_command = \"get-token\"\n\
+             draas_instance = \"p\"\ntenant_uuid = \"t\"\nsubscription_id = 1\n",
         )
         .unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
@@ -595,8 +696,8 @@ mod tests {
         )
         .unwrap();
         let t = &c.tenants["a"];
-        assert_eq!(t.read_rate_per_second, None);
-        assert_eq!(t.max_throttle_minutes, 30.0);
+        assert_eq!(t.pacing().read_rate_per_second, None);
+        assert_eq!(t.pacing().max_throttle_minutes, 30.0);
         let c = Config::from_str(
             "[tenants.a]\nseed = \"s.json\"\nread_rate_per_second = 50\nmax_throttle_minutes = 0.5\n",
             Path::new("."),
@@ -604,8 +705,8 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(c.tenants["a"].read_rate_per_second, Some(50.0));
-        assert_eq!(c.tenants["a"].max_throttle_minutes, 0.5);
+        assert_eq!(c.tenants["a"].pacing().read_rate_per_second, Some(50.0));
+        assert_eq!(c.tenants["a"].pacing().max_throttle_minutes, 0.5);
         for bad in ["read_rate_per_second = -1", "max_throttle_minutes = 0"] {
             let e = Config::from_str(
                 &format!("[tenants.a]\nseed = \"s.json\"\n{bad}\n"),

@@ -546,6 +546,18 @@ pub struct Snapshot {
     /// what `number = auto` allocates from.
     #[serde(default)]
     pub number_ranges: Vec<NumberRange>,
+    /// Numbers held by accounts the backend lists but no sheet row can address (a PortSIP
+    /// user without an email): no one else may claim them.
+    #[serde(default)]
+    pub held_elsewhere: Vec<HeldNumber>,
+}
+
+/// A number held by an account outside `Snapshot::users`, and how to name that account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldNumber {
+    pub number: E164,
+    /// e.g. `PortSIP user 100000000003 ("frontdesk", no email)`.
+    pub holder: String,
 }
 
 /// A backend's named range of numbers and the ones no user holds, ascending.

@@ -165,8 +165,9 @@ pub(crate) async fn run_user(ctx: Arc<RunCtx>, ui: usize, slot: OwnedSemaphorePe
     // The slot is held through the read-back too, so `concurrency` bounds every request.
     let mut slot = Some(slot);
     let outcome = run_steps(&ctx, user, ui, item, &mut slot, &mut st).await;
+    let mut note = None;
     let outcome = match outcome {
-        Ok(()) if ctx.opts.verify => verify_user(&ctx, user, &st).await,
+        Ok(()) if ctx.opts.verify => verify_user(&ctx, user, &st).await.map(|n| note = n),
         other => other,
     };
     let result = match outcome {
@@ -179,7 +180,7 @@ pub(crate) async fn run_user(ctx: Arc<RunCtx>, ui: usize, slot: OwnedSemaphorePe
                 attempts: st.attempts,
                 user_id: st.user_id.clone(),
                 applied: st.applied.clone(),
-                note: None,
+                note,
             }
         }
         Err(Fail::Item { code, reason, sent }) => {
@@ -579,12 +580,17 @@ where
     }
 }
 
-async fn verify_user(ctx: &RunCtx, user: &UserPlan, st: &UserState) -> Result<(), Fail> {
+/// Reads the user back and compares; `Ok(Some(note))` names what could not be compared.
+async fn verify_user(
+    ctx: &RunCtx,
+    user: &UserPlan,
+    st: &UserState,
+) -> Result<Option<String>, Fail> {
     let expect = Expect::from_ops(user.ops.iter().map(|o| &o.op));
     let verr = |reason: String| item_err("verify", format!("verify: {reason}"));
     let Some(id) = st.user_id.clone() else {
         return if expect.deleted {
-            Ok(())
+            Ok(None)
         } else {
             Err(verr("no user id to read back".into()))
         };
@@ -601,12 +607,12 @@ async fn verify_user(ctx: &RunCtx, user: &UserPlan, st: &UserState) -> Result<()
                 }
                 let diff = expect.mismatches(&u, true);
                 return if diff.is_empty() {
-                    Ok(())
+                    Ok(expect.unverified(&u))
                 } else {
                     Err(verr(diff.join("; ")))
                 };
             }
-            Ok(None) if expect.deleted => return Ok(()),
+            Ok(None) if expect.deleted => return Ok(None),
             Ok(None) if st.created_at.is_some() => {
                 let (since, n) = deferred.get_or_insert((Instant::now(), 0));
                 *n += 1;

@@ -76,6 +76,7 @@ pub struct ApplyOptions {
 impl ApplyOptions {
     /// The tenant's pacing settings; no limit, no verify, no bar, empty title.
     pub fn from_tenant(t: &TenantConfig) -> ApplyOptions {
+        let t = t.pacing();
         ApplyOptions {
             concurrency: t.concurrency.max(1),
             max_attempts: t.max_attempts.max(1),

@@ -47,7 +47,10 @@ impl Expect {
         let mut unread = Vec::new();
         for (&attr, want) in &self.values {
             let Some(have) = u.get(attr) else {
-                unread.push(attr.name());
+                // A resource account's detail the backend never shows: see `unverified`.
+                if u.account_type.is_none() {
+                    unread.push(attr.name());
+                }
                 continue;
             };
             if same_value(attr, have.as_ref(), want.as_ref()) {
@@ -78,6 +81,27 @@ impl Expect {
 }
 
 /// A scalar for a message: text quoted (its spaces matter), `none` for no value.
+impl Expect {
+    /// What was sent to a resource account but the backend does not show back (Fusion's
+    /// VRP): not compared, and said so in the item's note.
+    pub(crate) fn unverified(&self, u: &TenantUser) -> Option<String> {
+        // Only resource accounts have attributes their API never shows back.
+        u.account_type.as_ref()?;
+        let names: Vec<&str> = self
+            .values
+            .keys()
+            .filter(|a| u.get(**a).is_none())
+            .map(|a| a.name())
+            .collect();
+        (!names.is_empty()).then(|| {
+            format!(
+                "{} sent, not verified: the backend does not show it for resource accounts",
+                names.join("/")
+            )
+        })
+    }
+}
+
 fn show(attr: Attr, v: Option<&AttrValue>) -> String {
     match (attr.info().kind, v) {
         (_, None) => "none".into(),
@@ -137,6 +161,33 @@ mod tests {
             e.mismatches(&user(), true).is_empty(),
             "{:?}",
             e.mismatches(&user(), true)
+        );
+        assert_eq!(
+            e.unverified(&user()),
+            None,
+            "a user, not a resource account"
+        );
+    }
+
+    /// A resource account's VRP that the backend never shows is not a mismatch, and the
+    /// item says it was not verified; a user's unread VRP stays a mismatch.
+    #[test]
+    fn what_a_resource_account_does_not_show_is_noted_not_failed() {
+        let e = Expect::from_ops(&[
+            Operation::set(Attr::Number, None, Some(number("+3225405200"))),
+            Operation::set(Attr::Vrp, None, Some(AttrValue::Text("BE-National".into()))),
+        ]);
+        let mut ra = user();
+        ra.details = None;
+        assert_eq!(
+            e.mismatches(&ra, true),
+            ["the tenant returned no vrp to compare"]
+        );
+        ra.account_type = Some(crate::model::AccountType::CallQueue);
+        assert!(e.mismatches(&ra, true).is_empty());
+        assert_eq!(
+            e.unverified(&ra).as_deref(),
+            Some("vrp sent, not verified: the backend does not show it for resource accounts")
         );
     }
 

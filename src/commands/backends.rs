@@ -1,35 +1,10 @@
 //! `teamsync backends`: the capability matrix, so a user sees what a backend can do
-//! before trying. It is each connector's [`Profile`], so it cannot disagree with what the
-//! planner enforces.
+//! before trying. It is each backend's [`Profile`](crate::model::Profile) from the registry,
+//! so it cannot disagree with what the planner enforces.
 
 use super::{print_json, CmdResult, Ctx, Exit};
-use crate::model::{Attr, Profile};
-
-struct Row {
-    note: &'static str,
-    profile: Profile,
-}
-
-fn rows() -> Vec<Row> {
-    vec![
-        Row {
-            note: "Netaxis Fusion MS Teams API (also the embedded `sim` tenant)",
-            profile: crate::connector::fusion::PROFILE,
-        },
-        Row {
-            note: "AudioCodes Live Platform (read-only: plan audits, apply refuses)",
-            profile: crate::connector::liveplatform::PROFILE,
-        },
-        Row {
-            note: "AudioCodes UMP 365 (also `sim_backend = \"ump\"`)",
-            profile: crate::connector::ump::PROFILE,
-        },
-        Row {
-            note: "PortSIP PBX users (no country, groups, licenses, VRP or delete; `extension` column required to create)",
-            profile: crate::connector::portsip::PROFILE,
-        },
-    ]
-}
+use crate::connector::registry::{Backend, BACKENDS};
+use crate::model::Attr;
 
 /// Column headers of what a backend can do, beside [`Profile::operations`]' keys.
 fn operation_header(key: &str) -> &str {
@@ -41,7 +16,7 @@ fn operation_header(key: &str) -> &str {
 }
 
 pub fn run(ctx: &Ctx) -> CmdResult {
-    let rows = rows();
+    let rows: &[&Backend] = BACKENDS;
     if ctx.json() {
         let v: Vec<_> = rows
             .iter()
@@ -92,7 +67,7 @@ pub fn run(ctx: &Ctx) -> CmdResult {
     };
     outln!("{}", line(header.clone()))?;
     let yn = |b: bool| if b { "yes" } else { "-" }.to_string();
-    for r in &rows {
+    for r in rows {
         let mut cells = vec![r.profile.backend.to_string()];
         cells.extend(r.profile.operations().iter().map(|(_, v)| yn(*v)));
         cells.extend(attrs.iter().map(|a| yn(r.profile.carries(*a))));

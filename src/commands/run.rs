@@ -94,9 +94,9 @@ fn workload(ui: &Ui<'_>, tenant: &Tenant, p: &Plan, latency: std::time::Duration
             .map(|u| tenant.connector.steps(u).len() + verify)
             .collect(),
         extra_requests: 1,
-        rate: ui.rate.unwrap_or(tenant.config.rate_per_second),
-        burst: tenant.config.burst,
-        concurrency: ui.concurrency.unwrap_or(tenant.config.concurrency),
+        rate: ui.rate.unwrap_or(tenant.config.pacing().rate_per_second),
+        burst: tenant.config.pacing().burst,
+        concurrency: ui.concurrency.unwrap_or(tenant.config.pacing().concurrency),
         latency,
     }
 }

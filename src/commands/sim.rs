@@ -1,17 +1,19 @@
-//! `teamsync sim`: serve a simulated backend on loopback until Ctrl-C.
+//! `teamsync sim`: serve a simulated backend on loopback until Ctrl-C. Which simulator and
+//! where its API lives is the backend's, from the registry.
 
 use super::{CliError, CmdResult, Ctx, Exit};
 use crate::cli::SimArgs;
-use teamsync_sim::fusion::{self as fsim, FusionSim};
+use crate::connector::registry;
 use teamsync_sim::SimOptions;
 
 pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
-    if !["fusion", "liveplatform", "portsip", "ump"].contains(&args.backend.as_str()) {
+    let Some(backend) = registry::backend(&args.backend) else {
         return Err(CliError::Invalid(format!(
-            "--backend {:?}: available simulators: fusion, liveplatform, portsip, ump",
-            args.backend
+            "--backend {:?}: available simulators: {}",
+            args.backend,
+            registry::names().join(", ")
         )));
-    }
+    };
     for (flag, v) in [
         ("--fault-rate", args.fault_rate),
         ("--throttle-share", args.throttle_share),
@@ -22,11 +24,7 @@ pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
             return Err(CliError::Invalid(format!("{flag} must be between 0 and 1")));
         }
     }
-    if args.state.is_none() && args.seed.is_none() {
-        return Err(CliError::Invalid(
-            "give --seed FILE (and --state FILE to keep state between runs)".into(),
-        ));
-    }
+    // `--token` stands for the vendor's bearer auth (UMP's, for a proxy in front).
     let opts = SimOptions {
         token: args.token.clone(),
         rate_limit: args.rate_limit,
@@ -39,78 +37,30 @@ pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
         drop_rate: args.drop_rate,
         ..SimOptions::default()
     };
-    if args.backend == "liveplatform" {
-        return liveplatform(&args, opts).await;
-    }
-    if args.backend == "portsip" {
-        return portsip(&args, opts).await;
-    }
-    if args.backend == "ump" {
-        return ump(&args, opts).await;
-    }
-    let sim = FusionSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
+    let state_is_new = args.state.as_ref().is_none_or(|s| !s.exists());
+    let server = (backend.open_sim)(args.state.as_deref(), args.seed.as_deref(), opts)
         .map_err(|e| CliError::Invalid(format!("simulator: {e}")))?;
-    let t = sim.tenant_path();
-    let (listener, addr) = bind(&args.listen).await?;
-    errln!(
-        "fusion simulator on http://{addr}/api/v01/draas/{}/tenants/{}/subscriptions/{}/msteams/ (Ctrl-C to stop)",
-        t.draas_instance, t.tenant_uuid, t.subscription_id
-    );
-    fsim::run(listener, sim, ctrl_c())
+    let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
-        .map_err(|e| CliError::internal("simulator", e))?;
-    Ok(Exit::Done)
-}
-
-async fn liveplatform(args: &SimArgs, opts: SimOptions) -> CmdResult {
-    use teamsync_sim::liveplatform::{self as lpsim, LivePlatformSim};
-    let sim = LivePlatformSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
-        .map_err(|e| CliError::Invalid(format!("simulator: {e}")))?;
-    let customer = sim.customer_guid();
-    let (listener, addr) = bind(&args.listen).await?;
-    errln!(
-        "liveplatform simulator on http://{addr}/api/v3/customer/{customer}/user (Ctrl-C to stop)"
-    );
-    lpsim::run(listener, sim, ctrl_c())
-        .await
-        .map_err(|e| CliError::internal("simulator", e))?;
-    Ok(Exit::Done)
-}
-
-/// `--backend portsip`: the PortSIP users simulator, same options as Fusion's.
-async fn portsip(args: &SimArgs, opts: SimOptions) -> CmdResult {
-    use teamsync_sim::portsip::{self as psim, PortsipSim};
-    let sim = PortsipSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
-        .map_err(|e| CliError::Invalid(format!("simulator: {e}")))?;
-    let (listener, addr) = bind(&args.listen).await?;
-    errln!("portsip simulator on http://{addr}/api/users (Ctrl-C to stop)");
-    psim::run(listener, sim, ctrl_c())
-        .await
-        .map_err(|e| CliError::internal("simulator", e))?;
-    Ok(Exit::Done)
-}
-
-/// `--token` stands for an authenticating proxy in front: UMP itself has none.
-async fn ump(args: &SimArgs, opts: SimOptions) -> CmdResult {
-    use teamsync_sim::ump::UmpSim;
-    let sim = UmpSim::open(args.state.as_deref(), args.seed.as_deref(), opts)
-        .map_err(|e| CliError::Invalid(format!("simulator: {e}")))?;
-    let (listener, addr) = bind(&args.listen).await?;
-    errln!("ump simulator on http://{addr}/sysadmin/api/ (Ctrl-C to stop)");
-    teamsync_sim::common::conn::serve(listener, sim.router(), ctrl_c())
-        .await
-        .map_err(|e| CliError::internal("simulator", e))?;
-    Ok(Exit::Done)
-}
-
-async fn bind(listen: &str) -> Result<(tokio::net::TcpListener, std::net::SocketAddr), CliError> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| CliError::Invalid(format!("cannot listen on {listen}: {e}")))?;
+        .map_err(|e| CliError::Invalid(format!("cannot listen on {}: {e}", args.listen)))?;
     let addr = listener
         .local_addr()
         .map_err(|e| CliError::internal("the simulator's address", e))?;
-    Ok((listener, addr))
+    if args.seed.is_none() && state_is_new {
+        errln!(
+            "seeded from the built-in sample ({}); --seed FILE serves another tenant",
+            backend.sample.name
+        );
+    }
+    errln!(
+        "{} simulator on http://{addr}{} (Ctrl-C to stop)",
+        backend.name,
+        server.api_path
+    );
+    teamsync_sim::common::conn::serve(listener, server.router, ctrl_c())
+        .await
+        .map_err(|e| CliError::internal("simulator", e))?;
+    Ok(Exit::Done)
 }
 
 async fn ctrl_c() {

@@ -5,7 +5,9 @@ use super::{print_json, CliError, CmdResult, Ctx, Exit};
 use crate::cli::{SheetFormat, TenantCommand};
 use crate::connect::Tenant;
 use crate::model::attr::Catalog;
-use crate::model::{Attr, AttrValue, Catalogs, Profile, Snapshot, TenantUser};
+use crate::model::{
+    AccountType, Attr, AttrValue, Catalogs, JobKind, Profile, Snapshot, TenantUser, E164,
+};
 use crate::report::sheet_out;
 use crate::run::{connector_failure, open_tenant};
 
@@ -152,9 +154,11 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
                     "tenant-numbers",
                     listed(tenant, "number_ranges", &snap.number_ranges),
                 )?;
-            } else if snap.number_ranges.is_empty() {
+                return Ok(Exit::Done);
+            }
+            if snap.number_ranges.is_empty() {
                 errln!(
-                    "the {} backend lists no number ranges",
+                    "the {} backend lists no number ranges or free numbers: these are the numbers its users and accounts hold",
                     tenant.connector.backend()
                 );
             } else {
@@ -168,14 +172,41 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
                         next.as_deref().unwrap_or("-")
                     )?;
                 }
+                outln!()?;
+            }
+            let mut held = numbers_in_use(&snap);
+            held.sort();
+            outln!("{:<24} HELD BY", "NUMBER IN USE")?;
+            for (n, who) in &held {
+                outln!("{:<24} {who}", n.to_string())?;
             }
             Ok(Exit::Done)
         }
-        TenantCommand::Export { format, out, .. } => {
+        TenantCommand::Export {
+            format,
+            out,
+            resource_accounts,
+            ..
+        } => {
             let snap = full_snapshot(tenant, true).await?;
+            let kind = if resource_accounts {
+                JobKind::MsResourceAccounts
+            } else {
+                JobKind::MsUsers
+            };
             // A column the backend cannot plan (Live Platform's license criteria) would make
             // the exported sheet fail its own plan: it is left empty.
-            let (header, rows) = export_rows(&snap, &tenant.connector.profile());
+            let (header, rows) = export_rows(&snap, &tenant.connector.profile(), kind);
+            let accounts = snap
+                .users
+                .iter()
+                .filter(|u| u.account_type.is_some())
+                .count();
+            if accounts > 0 && !resource_accounts {
+                errln!(
+                    "{accounts} resource account(s) left out: `tenant export --resource-accounts` writes them as a resource-account sheet"
+                );
+            }
             let bytes = match format {
                 SheetFormat::Csv => sheet_out::to_csv(&header, &rows),
                 SheetFormat::Xlsx => {
@@ -187,7 +218,12 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
             };
             sheet_out::write_out(out.as_deref(), &bytes)?;
             if let Some(o) = &out {
-                errln!("{} users written to {}", rows.len(), o.display());
+                let what = if resource_accounts {
+                    "resource accounts"
+                } else {
+                    "users"
+                };
+                errln!("{} {what} written to {}", rows.len(), o.display());
             }
             Ok(Exit::Done)
         }
@@ -232,15 +268,22 @@ fn license_names(c: &Catalogs, ids: &[String]) -> Vec<String> {
 /// The columns are the attribute table's: every common attribute (left empty where the
 /// backend cannot carry it, never `-`, so the sheet plans against the same backend without
 /// capability errors) and the backend-specific ones this backend carries (PortSIP's
-/// extension).
+/// extension). A resource-account sheet (`kind`) holds the resource accounts, with their
+/// `accountType` and the attributes resource accounts may hold.
 pub(crate) fn export_rows(
     snap: &Snapshot,
     profile: &Profile,
+    kind: JobKind,
 ) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let accounts = kind == JobKind::MsResourceAccounts;
     let attrs: Vec<Attr> = Attr::all()
         .filter(|a| a.info().common || profile.carries(*a))
+        .filter(|a| !accounts || (a.info().resource_accounts && profile.carries(*a)))
         .collect();
     let mut header = vec!["upn"];
+    if accounts {
+        header.push("accountType");
+    }
     header.extend(attrs.iter().map(|a| a.name()));
     let group_name = |id: &str| {
         let matches: Vec<_> = snap.catalogs.groups.iter().filter(|g| g.id == id).collect();
@@ -277,11 +320,12 @@ pub(crate) fn export_rows(
         if !profile.carries(attr) || (profile.need_number.contains(attr) && u.number.is_none()) {
             return String::new();
         }
-        let shown = u
-            .get(attr)
-            .flatten()
-            .map(|v| show(attr, &v))
-            .unwrap_or_default();
+        // A value the backend does not show (a Fusion resource account's VRP) is left
+        // empty ("keep"), never `-`: the sheet must not clear what it could not read.
+        let Some(value) = u.get(attr) else {
+            return String::new();
+        };
+        let shown = value.map(|v| show(attr, &v)).unwrap_or_default();
         // An empty cell means "keep" to our reader, so an empty value is written as `-`
         // (clear) where the column can be cleared: the sheet then states the whole state,
         // and plans to zero changes against the same tenant. One that cannot be cleared
@@ -295,9 +339,12 @@ pub(crate) fn export_rows(
     let rows = snap
         .users
         .iter()
-        .filter(|u| u.account_type.is_none())
+        .filter(|u| u.account_type.is_some() == accounts)
         .map(|u| {
             let mut row = vec![u.upn.to_string()];
+            if let Some(t) = u.account_type.filter(|_| accounts) {
+                row.push(account_type_name(t).to_string());
+            }
             row.extend(attrs.iter().map(|a| cell(u, *a)));
             row
         })
@@ -305,10 +352,35 @@ pub(crate) fn export_rows(
     (header, rows)
 }
 
+/// Every number the tenant shows in use, with its holder: users, resource accounts and
+/// accounts no sheet can address.
+fn numbers_in_use(snap: &Snapshot) -> Vec<(E164, String)> {
+    let users = snap.users.iter().filter_map(|u| {
+        let what = match u.account_type {
+            Some(_) => "resource account ",
+            None => "",
+        };
+        u.number.clone().map(|n| (n, format!("{what}{}", u.upn)))
+    });
+    let elsewhere = snap
+        .held_elsewhere
+        .iter()
+        .map(|h| (h.number.clone(), h.holder.clone()));
+    users.chain(elsewhere).collect()
+}
+
+/// The `accountType` cell of a resource account.
+fn account_type_name(t: AccountType) -> &'static str {
+    match t {
+        AccountType::CallQueue => "call-queue",
+        AccountType::AutoAttendant => "auto-attendant",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AttrSet, GroupInfo, Upn, UserDetails, E164};
+    use crate::model::{AttrSet, GroupInfo, Upn, UserDetails};
 
     fn user(upn: &str, number: Option<&str>) -> TenantUser {
         TenantUser {
@@ -345,7 +417,7 @@ mod tests {
             need_number: AttrSet::of(&[Attr::CustomerLicenses]),
             ..Profile::read_only("teams")
         };
-        let (header, rows) = export_rows(&snap, &teams);
+        let (header, rows) = export_rows(&snap, &teams, JobKind::MsUsers);
         assert_eq!(
             header.join(","),
             "upn,displayName,number,country,vrp,groups,licenses,customerLicenses"
@@ -360,7 +432,7 @@ mod tests {
             attrs: AttrSet::of(&[Attr::DisplayName, Attr::Number, Attr::Extension]),
             ..Profile::read_only("pbx")
         };
-        let (header, rows) = export_rows(&snap, &pbx);
+        let (header, rows) = export_rows(&snap, &pbx, JobKind::MsUsers);
         assert_eq!(header.last(), Some(&"extension"));
         assert_eq!(rows[0][8], "0101");
         assert_eq!(rows[0][5], "", "groups are not carried: empty, never -");

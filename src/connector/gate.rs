@@ -139,11 +139,12 @@ pub struct GateConfig {
 impl GateConfig {
     /// From a `[tenants.X]` table; `rate` overrides `rate_per_second` (`--rate`).
     pub fn from_tenant(cfg: &crate::config::TenantConfig, rate: Option<f64>) -> GateConfig {
+        let p = cfg.pacing();
         GateConfig {
-            rate: rate.unwrap_or(cfg.rate_per_second),
-            read_rate: cfg.read_rate_per_second,
-            burst: cfg.burst,
-            max_throttle: Some(secs(cfg.max_throttle_minutes * 60.0)),
+            rate: rate.unwrap_or(p.rate_per_second),
+            read_rate: p.read_rate_per_second,
+            burst: p.burst,
+            max_throttle: Some(secs(p.max_throttle_minutes * 60.0)),
         }
     }
 

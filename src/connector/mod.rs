@@ -16,11 +16,13 @@
 //! - `snapshot` and `read_user` are idempotent reads and retry on their own with
 //!   [`retry::RetryPolicy`].
 
+pub mod embedded;
 pub mod fusion;
 pub mod gate;
 pub mod http;
 pub mod liveplatform;
 pub mod portsip;
+pub mod registry;
 pub mod retry;
 pub mod ump;
 

@@ -40,6 +40,10 @@ pub struct Profile {
     pub resource_accounts: bool,
     /// Lists named number ranges (what `number = auto` allocates from).
     pub number_ranges: bool,
+    /// Assigns only numbers of an inventory it cannot list (Fusion: its subscription's): a
+    /// claimed number no user or account holds can only be checked when sent, and the plan
+    /// says so.
+    pub unlisted_inventory: bool,
     /// The attributes it carries: a sheet that sets any other is a plan error, not a
     /// silent drop.
     pub attrs: AttrSet,
@@ -55,6 +59,10 @@ pub struct Profile {
     /// object that only a numbered user has): a user without a number has none, and one
     /// that ends without a number cannot be given any.
     pub need_number: AttrSet,
+    /// Attributes a resource account can be given but the backend never shows back (Fusion's
+    /// resource-account list has no VRP): a row's value is sent on every run, shown as not
+    /// known before, and never compared or verified.
+    pub unshown_on_accounts: AttrSet,
     /// The backend's own rules on a row.
     pub row_rules: RowRules,
 }
@@ -71,11 +79,13 @@ impl Profile {
             delete: false,
             resource_accounts: false,
             number_ranges: false,
+            unlisted_inventory: false,
             attrs: AttrSet::EMPTY,
             create_needs: AttrSet::EMPTY,
             create_only: AttrSet::EMPTY,
             detail_reads: AttrSet::EMPTY,
             need_number: AttrSet::EMPTY,
+            unshown_on_accounts: AttrSet::EMPTY,
             row_rules: no_row_rules,
         }
     }
@@ -93,11 +103,13 @@ impl Profile {
             delete: true,
             resource_accounts: true,
             number_ranges: true,
+            unlisted_inventory: false,
             attrs: AttrSet::ALL,
             create_needs,
             create_only: AttrSet::EMPTY,
             detail_reads: AttrSet::EMPTY,
             need_number: AttrSet::EMPTY,
+            unshown_on_accounts: AttrSet::EMPTY,
             row_rules: no_row_rules,
         }
     }

@@ -462,6 +462,9 @@ pub(crate) fn disable_ops(
 /// The old value shown for a mirror removal's attribute whose details were never read.
 pub(crate) const NOT_READ: &str = "(not read)";
 
+/// The old value shown for what the backend never shows of a resource account.
+pub(crate) const NOT_SHOWN: &str = "(not shown by the backend)";
+
 fn details_not_read(attrs: &[Attr]) -> String {
     let names: Vec<&str> = attrs.iter().map(|a| a.name()).collect();
     format!(
@@ -719,11 +722,17 @@ fn plan_update(
         Field::Clear => None,
         Field::Set(n) => Some(n.clone()),
     };
+    // What the backend never shows of a resource account: sent blind (see below).
+    let unshown = |a: Attr| {
+        cur.account_type.is_some()
+            && ctx.profile.unshown_on_accounts.contains(a)
+            && cur.get(a).is_none()
+    };
     // Details the row needs but the snapshot did not read: refuse to guess.
     let unread: Vec<Attr> = wants
         .iter()
         .map(|w| w.attr)
-        .filter(|a| cur.get(*a).is_none())
+        .filter(|a| cur.get(*a).is_none() && !unshown(*a))
         .collect();
     if let Some(first) = unread.first() {
         rep.error(ctx, spec, Some(first.name()), details_not_read(&unread));
@@ -731,6 +740,22 @@ fn plan_update(
     let mut changes = vec![];
     for w in wants {
         if w.value.is_none() && !w.attr.info().clearable {
+            continue;
+        }
+        if unshown(w.attr) {
+            // Nothing to compare with: sent on every run, its before unknown.
+            let mut c = field_change(ctx, w, None);
+            c.old = json!(NOT_SHOWN);
+            up.changes.push(c);
+            rep.warnings.push(format!(
+                "{}: the {} backend does not show a resource account's {}, so it is sent on every run and cannot be verified",
+                spec.upn, ctx.backend, w.attr
+            ));
+            changes.push(AttrChange {
+                attr: w.attr,
+                before: None,
+                after: w.value.clone(),
+            });
             continue;
         }
         let Some(mut current) = cur.get(w.attr) else {

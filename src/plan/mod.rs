@@ -254,6 +254,7 @@ pub fn make_plan(input: PlanInput) -> Result<Plan, PlanErrors> {
     }
 
     numbers::link_numbers(&mut users, snapshot, &default_file, &mut rep);
+    numbers::check_unknown_numbers(&users, snapshot, &input.profile, &default_file, &mut rep);
     preflight::check_licenses(&users, snapshot, input.kind, &default_file, &mut rep);
     if rep.errors.is_empty() {
         if let Err(stuck) = numbers::check_acyclic(&users) {

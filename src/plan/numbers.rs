@@ -12,11 +12,19 @@
 //!
 //! Numbers are keyed by their full canonical form, extension included: two extensions of
 //! one main number are different lines in Teams.
+//!
+//! Uniqueness is checked against every user and account the backend lists: the snapshot's
+//! users and the holders no sheet can address (`Snapshot::held_elsewhere`, e.g. a PortSIP
+//! user without an email), so a claim never leaves one number on two accounts.
+//!
+//! A number libphonenumber calls invalid is read from a sheet with a warning (a tenant's
+//! test range, like UMP's `+311111120`, is such a number); [`check_unknown_numbers`]
+//! accepts a claim of one only when the tenant holds it or offers it in a number range.
 
 use super::diff::{diagnostic, row_label, Report};
 use super::model::{OpRef, Operation, PlannedOp, UserPlan};
-use crate::model::{Attr, AttrValue, Snapshot, TenantUser, Upn, E164};
-use std::collections::{BTreeMap, HashMap};
+use crate::model::{Attr, AttrValue, Profile, Snapshot, TenantUser, Upn, E164};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// What one user does with numbers: the number it ends up claiming and the one it gives up,
 /// each with the index of the op that does it.
@@ -75,6 +83,11 @@ pub(crate) fn link_numbers(
             holder.entry(n).or_insert(u);
         }
     }
+    let elsewhere: HashMap<&E164, &str> = snapshot
+        .held_elsewhere
+        .iter()
+        .map(|h| (&h.number, h.holder.as_str()))
+        .collect();
     let current = |up: &UserPlan| by_upn.get(&up.upn).and_then(|t| t.number.as_ref()).cloned();
     let index: HashMap<Upn, usize> = users
         .iter()
@@ -144,6 +157,18 @@ pub(crate) fn link_numbers(
     }
     for (i, (m, _)) in analysed.iter().enumerate() {
         let Some((n, _)) = &m.claim else { continue };
+        if let Some(who) = elsewhere.get(n) {
+            conflicted = true;
+            rep.errors.push(diagnostic(
+                default_file,
+                &users[i].desired,
+                Some("number"),
+                format!(
+                    "number {n} is held by {who}, which no sheet row can address (so no plan can release it); free it in the backend first"
+                ),
+            ));
+            continue;
+        }
         if releaser.contains_key(n) {
             continue;
         }
@@ -253,6 +278,99 @@ pub(crate) fn link_numbers(
         }
         users[r].ops[rop].awaited = true;
     }
+}
+
+/// Claims of numbers libphonenumber calls invalid (the sheet read them with a warning): a
+/// plan error unless the tenant holds the number (a user keeping it, or one the plan moves
+/// it from) or offers it in a number range, where the backend lists ranges.
+pub(crate) fn check_unknown_numbers(
+    users: &[UserPlan],
+    snapshot: &Snapshot,
+    profile: &Profile,
+    default_file: &str,
+    rep: &mut Report,
+) {
+    let mut unchecked: Vec<&E164> = Vec::new();
+    let mut known: HashSet<&E164> = snapshot
+        .users
+        .iter()
+        .filter_map(|u| u.number.as_ref())
+        .collect();
+    known.extend(snapshot.held_elsewhere.iter().map(|h| &h.number));
+    known.extend(snapshot.number_ranges.iter().flat_map(|r| &r.numbers_free));
+    for up in users {
+        for op in &up.ops {
+            let Some(n) = op.op.claims_number() else {
+                continue;
+            };
+            if known.contains(n) {
+                continue;
+            }
+            if profile.unlisted_inventory {
+                unchecked.push(n);
+            }
+            let country = up.desired.country.as_set();
+            let problem = match number_country(n) {
+                None => format!(
+                    "{n} is not a valid phone number{}",
+                    country
+                        .map(|c| format!(" (country {c})"))
+                        .unwrap_or_default()
+                ),
+                Some(of) => match country {
+                    Some(c) if !of.eq_ignore_ascii_case(c.as_str()) => {
+                        format!("{n} is a {of} number, not valid for the row's country {c}")
+                    }
+                    _ => continue,
+                },
+            };
+            let ranges = if snapshot.number_ranges.is_empty() {
+                ""
+            } else {
+                " or offers in a number range (`tenant numbers`)"
+            };
+            rep.errors.push(diagnostic(
+                default_file,
+                &up.desired,
+                Some("number"),
+                format!("{problem}, and it is not a number the tenant holds{ranges}"),
+            ));
+        }
+    }
+    if let Some(first) = unchecked.first() {
+        let more = match unchecked.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        rep.warnings.push(format!(
+            "{first}{more}: held by no user or account, and the {} backend cannot list the numbers it may assign, so whether they are its own is checked only when sent",
+            profile.backend
+        ));
+    }
+}
+
+/// libphonenumber's word on a number (its main part: an extension changes nothing): the
+/// country it belongs to (ISO alpha-2), `None` when it calls it invalid. A region it cannot
+/// name (a non-geographic number) is `"001"`, which matches no row's country.
+pub(crate) fn number_country(n: &E164) -> Option<String> {
+    std::panic::catch_unwind(|| {
+        let p = phonenumber::parse(None, n.number()).ok()?;
+        if !phonenumber::is_valid(&p) {
+            return None;
+        }
+        Some(
+            p.country()
+                .id()
+                .map(|id| id.as_ref().to_string())
+                .unwrap_or_else(|| "001".into()),
+        )
+    })
+    .unwrap_or(None)
+}
+
+#[cfg(test)]
+pub(crate) fn is_valid_number(n: &E164) -> bool {
+    number_country(n).is_some()
 }
 
 /// Kahn's algorithm over every op: a user's ops run in order, and `after` adds edges.

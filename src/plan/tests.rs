@@ -134,6 +134,7 @@ fn snapshot() -> Snapshot {
         catalogs: catalogs(),
         requests: 7,
         number_ranges: vec![],
+        held_elsewhere: vec![],
     }
 }
 
@@ -1824,4 +1825,75 @@ fn a_create_carries_the_values_its_request_needs() {
     assert_eq!(kinds(u), ["create", "set_number"]);
     assert_eq!(u.ops[0].op.sets_text(Attr::Extension), Some("0105"));
     assert_eq!(u.ops[0].op.sets_text(Attr::DisplayName), Some("Erin"));
+}
+
+/// A number libphonenumber calls invalid is planned only when the tenant holds it or
+/// offers it in a range (UMP's `+311111120` test range); any other is a plan error.
+#[test]
+fn invalid_numbers_only_when_the_tenant_holds_or_offers_them() {
+    let mut snap = snapshot();
+    snap.users[0].number = Some(num("+311111120"));
+    snap.number_ranges = vec![crate::model::NumberRange {
+        name: "R".into(),
+        numbers_free: vec![num("+311111121")],
+    }];
+    // Held by alice (who keeps it), offered to bob: both fine.
+    let mut a = spec("alice@contoso.com", 2);
+    a.number = Field::Set(num("+311111120"));
+    let mut b = spec("bob@contoso.com", 3);
+    b.number = Field::Set(num("+311111121"));
+    let p = plan(&[a.clone(), b.clone()], &snap).unwrap();
+    assert_eq!(kinds(user(&p, "bob@contoso.com")), ["set_number"]);
+    // Neither held nor offered: refused, with the row's country.
+    let mut c = spec("dave@contoso.com", 4);
+    c.number = Field::Set(num("+311111199"));
+    c.country = Field::Set(Country::parse("NL").unwrap());
+    let e = errors(plan(&[a, b, c], &snap));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(
+        (e[0].row, e[0].column.as_deref()),
+        (Some(4), Some("number"))
+    );
+    assert!(
+        e[0].message.contains("+311111199 is not a valid phone number (country NL), and it is not a number the tenant holds or offers in a number range"),
+        "{}",
+        e[0].message
+    );
+    assert!(numbers::is_valid_number(&num("+3225405200")));
+    assert!(!numbers::is_valid_number(&num("+311111120")));
+    // Another country's number: fine where the tenant holds it, an error otherwise.
+    let mut e = spec("erin@contoso.com", 6);
+    e.number = Field::Set(num("+33140201234"));
+    e.country = Field::Set(be());
+    e.display_name = Field::Set("Erin".into());
+    let errs = errors(plan(&[e.clone()], &snap));
+    assert!(
+        errs.iter().any(|d| d.message.contains("+33140201234 is a FR number, not valid for the row's country BE, and it is not a number the tenant holds")),
+        "{errs:?}"
+    );
+    snap.users[1].number = Some(num("+33140201234"));
+    let mut b = spec("bob@contoso.com", 3);
+    b.number = Field::Set(num("+33140201234"));
+    b.country = Field::Set(be());
+    assert!(plan(&[b], &snap).is_ok());
+}
+
+/// A number held by an account no sheet row can address (a PortSIP user without an
+/// email) is never given to anyone else.
+#[test]
+fn a_number_held_outside_the_listed_users_cannot_be_claimed() {
+    let mut snap = snapshot();
+    snap.held_elsewhere = vec![crate::model::HeldNumber {
+        number: num("+3225405299"),
+        holder: "PortSIP user 7 (\"frontdesk\", no email)".into(),
+    }];
+    let mut c = spec("carol@contoso.com", 5);
+    c.number = Field::Set(num("+3225405299"));
+    let e = errors(plan(&[c], &snap));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].message.contains("+3225405299 is held by PortSIP user 7 (\"frontdesk\", no email), which no sheet row can address"),
+        "{}",
+        e[0].message
+    );
 }

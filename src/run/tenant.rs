@@ -6,7 +6,7 @@
 //! for the write pipeline to record (`super`) or for a read-only command to render.
 
 use super::{Failure, Report, RunError};
-use crate::config::{BackendKind, Config, TenantConfig};
+use crate::config::{Config, TenantConfig};
 use crate::connect::Tenant;
 use crate::connector::ConnectorError;
 use crate::history::FailKind;
@@ -53,52 +53,11 @@ pub async fn open_tenant(
 /// What makes two tenant names the same tenant, for the tenant lock: the backend, its
 /// address and the tenant path. A URL is normalised (scheme and host case, trailing
 /// slash), an embedded simulator is its state file (an in-memory one is private to its
-/// process).
+/// process). Each backend's table says ([`TenantTable::identity`]).
+///
+/// [`TenantTable::identity`]: crate::connector::registry::TenantTable::identity
 pub fn tenant_identity(cfg: &TenantConfig) -> String {
-    let url = |u: &Option<String>| -> String {
-        let raw = u.as_deref().unwrap_or("").trim();
-        match url::Url::parse(raw) {
-            Ok(u) => u.as_str().trim_end_matches('/').to_string(),
-            Err(_) => raw.trim_end_matches('/').to_string(),
-        }
-    };
-    let path = |p: &Path| {
-        std::path::absolute(p)
-            .unwrap_or_else(|_| p.to_path_buf())
-            .display()
-            .to_string()
-    };
-    match cfg.backend {
-        BackendKind::Sim => {
-            let which = cfg.sim_backend.as_deref().unwrap_or("fusion");
-            match &cfg.state {
-                Some(state) => format!("sim {which} state {}", path(state)),
-                None => format!("sim {which} in-memory pid {}", std::process::id()),
-            }
-        }
-        BackendKind::Fusion => format!(
-            "fusion {} draas {} tenant {} subscription {}",
-            url(&cfg.base_url),
-            cfg.draas_instance.as_deref().unwrap_or(""),
-            cfg.tenant_uuid
-                .as_deref()
-                .unwrap_or("")
-                .to_ascii_lowercase(),
-            cfg.subscription_id
-                .map(|s| s.to_string())
-                .unwrap_or_default(),
-        ),
-        BackendKind::Liveplatform => format!(
-            "liveplatform {} customer {}",
-            url(&cfg.base_url),
-            cfg.customer_id
-                .as_deref()
-                .unwrap_or("")
-                .to_ascii_lowercase()
-        ),
-        BackendKind::Portsip => format!("portsip {}", url(&cfg.base_url)),
-        BackendKind::Ump => format!("ump {}", url(&cfg.base_url)),
-    }
+    cfg.identity()
 }
 
 /// The folder of the tenant lock files: the config's `lock_dir`, else
@@ -278,36 +237,4 @@ pub(crate) async fn plan_validated(
         },
     )?;
     Ok(plan)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cfg(toml_text: &str) -> TenantConfig {
-        toml::from_str(toml_text).unwrap()
-    }
-
-    #[test]
-    fn one_tenant_has_one_identity_however_it_is_spelt() {
-        let a = cfg(
-            "backend = \"fusion\"\nbase_url = \"https://Fusion.Example.net/\"\ndraas_instance = \"d1\"\ntenant_uuid = \"ABC\"\nsubscription_id = 7\n",
-        );
-        let b = cfg(
-            "backend = \"fusion\"\nbase_url = \"https://fusion.example.net\"\ndraas_instance = \"d1\"\ntenant_uuid = \"abc\"\nsubscription_id = 7\nrate_per_second = 3\n",
-        );
-        assert_eq!(tenant_identity(&a), tenant_identity(&b));
-        let other = cfg(
-            "backend = \"fusion\"\nbase_url = \"https://fusion.example.net\"\ndraas_instance = \"d1\"\ntenant_uuid = \"abc\"\nsubscription_id = 8\n",
-        );
-        assert_ne!(tenant_identity(&a), tenant_identity(&other));
-        let ump = cfg("backend = \"ump\"\nbase_url = \"https://fusion.example.net\"\n");
-        assert_ne!(
-            tenant_identity(&ump),
-            tenant_identity(&a),
-            "the backend counts"
-        );
-        let sim = cfg("backend = \"sim\"\nstate = \"/tmp/t.db\"\n");
-        assert_eq!(tenant_identity(&sim), "sim fusion state /tmp/t.db");
-    }
 }

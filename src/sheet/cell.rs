@@ -368,10 +368,10 @@ fn parse_number_text(
         return Err(format!("{raw:?} has no digits"));
     }
     let e164 = if cleaned.starts_with('+') {
-        validate_e164(&cleaned, ext, country)?
+        validate_e164_or_tenants(&cleaned, ext, country, warnings)?
     } else if let Some(rest) = digits.strip_prefix("00") {
         // International dialling prefix used across Europe: 0032… = +32…
-        validate_e164(&format!("+{rest}"), ext, country)?
+        validate_e164_or_tenants(&format!("+{rest}"), ext, country, warnings)?
     } else if let Some(c) = country {
         match parse_national(digits, c) {
             Ok(n) => {
@@ -449,6 +449,28 @@ fn validate_e164(
     check_parsed(&parsed, plus_digits, country)?;
     let canonical = guarded(|| parsed.format().mode(phonenumber::Mode::E164).to_string())?;
     with_ext(&canonical, ext)
+}
+
+/// An international number written out in full. One libphonenumber calls invalid, or one of
+/// another country than the row's, may still be the tenant's own (a test range like UMP's
+/// `+311111120`, a user abroad): it is read with a warning, and the plan accepts it only if
+/// the tenant holds it or offers it in a range.
+fn validate_e164_or_tenants(
+    plus_digits: &str,
+    ext: Option<&str>,
+    country: Option<&Country>,
+    warnings: &mut Vec<String>,
+) -> Result<E164, String> {
+    validate_e164(plus_digits, ext, country).or_else(|e| {
+        if !(e.contains("is not a valid phone number") || e.contains("not valid for the row's country")) {
+            return Err(e);
+        }
+        let n = with_ext(plus_digits, ext)?;
+        warnings.push(format!(
+            "{e}; read as {n}, which the plan accepts only if the tenant holds it or offers it in a number range"
+        ));
+        Ok(n)
+    })
 }
 
 /// A national form (`02 540 52 00`) in a known country.
@@ -594,8 +616,14 @@ mod tests {
 
     #[test]
     fn number_must_fit_country() {
-        let err = num(&t("+33140201234"), Some(&be())).unwrap_err();
-        assert!(err.contains("not valid for the row's country BE"), "{err}");
+        let mut w = Vec::new();
+        let n = number(&t("+33140201234"), Some(&be()), &mut w).unwrap();
+        assert_eq!(
+            n,
+            Field::Set(E164::parse_canonical("+33140201234").unwrap())
+        );
+        assert!(w[0].contains("not valid for the row's country BE"), "{w:?}");
+        assert!(w[0].contains("holds it or offers it"), "{w:?}");
         assert_eq!(
             num(
                 &t("+33 1 40 20 12 34"),
@@ -605,8 +633,25 @@ mod tests {
             Ok("+33140201234")
         );
         assert!(num(&t("+32 2 540"), None).is_err());
-        assert!(num(&t("+3299999999999"), None).is_err());
         assert!(num(&t("abc"), None).is_err());
+        // A full international number libphonenumber calls invalid may be the tenant's
+        // own: read, with a warning, and left to the plan to check against the tenant.
+        let mut w = Vec::new();
+        let n = number(
+            &t("+31 1111 120"),
+            Some(&Country::parse("NL").unwrap()),
+            &mut w,
+        );
+        assert_eq!(
+            n,
+            Ok(Field::Set(E164::parse_canonical("+311111120").unwrap()))
+        );
+        assert!(
+            w.len() == 1 && w[0].contains("not a valid phone number") && w[0].contains("holds it"),
+            "{w:?}"
+        );
+        // A national form needs libphonenumber to read it at all: still an error.
+        assert!(num(&t("01 111 1120"), Some(&Country::parse("NL").unwrap())).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod support;
 
 mod apply_exec;
+mod backends;
 mod cli;
 mod cli_auth;
 mod cli_jobs;

@@ -126,7 +126,7 @@ async fn ump(opts: SimOptions) -> Tenant {
     let sim = UmpSim::open(None, Some(&repo().join("samples/ump-tenant.json")), opts).unwrap();
     let server = Background::spawn(sim.router()).await.unwrap();
     let table = format!(
-        "backend = \"ump\"\nbase_url = {:?}\nvoice_policies = [\"International\", \"National\"]\n",
+        "backend = \"ump\"\nbase_url = {:?}\nvoice_policies = [\"International\", \"National\", \"Local\"]\n",
         server.base_url()
     );
     Tenant { server, table }
@@ -299,16 +299,9 @@ async fn portsip_sync_under_throttling_fails_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ump_sync_under_throttling_fails_nothing() {
     let tenant = ump(throttling(4, 2, false)).await;
-    let seed: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("samples/ump-tenant.json")).unwrap(),
-    )
-    .unwrap();
-    let mut sheet = String::from("upn,displayName\n");
-    for u in seed["users"].as_array().unwrap() {
-        let upn = u["SipAddress"].as_str().unwrap().trim_start_matches("sip:");
-        let name = u["DisplayName"].as_str().unwrap_or("User");
-        sheet.push_str(&format!("{upn},{name} (throttled)\n"));
-    }
+    // The shipped UMP sample: numbers, policies and an auto-allocated number (UMP never
+    // changes a display name once a user exists, so the names stay as the tenant has them).
+    let sheet = std::fs::read_to_string(repo().join("samples/ump-users.csv")).unwrap();
     sync_through_throttling(tenant, &sheet, "ump").await;
 }
 

@@ -49,12 +49,14 @@
 //!   a 404, which the executor treats as "not replicated yet". `read_user("upn:…")` looks
 //!   the account up the same way.
 
+pub mod config;
 pub mod mapping;
+pub mod sim;
 pub mod steps;
 pub mod wire;
 
-use crate::config::TenantConfig;
-use crate::connector::http::{self as client, required, Client, HttpSettings, Request};
+use crate::connector::http::{self as client, Client, HttpSettings, Request};
+use crate::connector::registry::Backend;
 use crate::connector::{Connector, ConnectorError, Gate, Step, TenantStatus};
 use crate::model::{Attr, AttrSet, Catalogs, Profile, Snapshot, TenantUser, Upn};
 use crate::plan::model::{Operation, UserPlan};
@@ -65,6 +67,8 @@ use std::sync::Arc;
 
 pub use crate::connector::http::{TokenSource, DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER};
 use steps::{Creates, Target};
+
+pub use config::FusionConfig;
 
 /// Prefix of the id `send` gives a resource account it just created (see the module doc).
 pub const PENDING_RA_PREFIX: &str = "upn:";
@@ -176,23 +180,6 @@ impl FusionConnector {
             ras: Default::default(),
             ras_listed: Default::default(),
         })
-    }
-
-    /// From a `[tenants.X]` table: needs `base_url`, `draas_instance`, `tenant_uuid`,
-    /// `subscription_id`; the token comes from `token_command` if set, else `token_env`.
-    pub fn from_tenant_config(
-        cfg: &TenantConfig,
-        gate: Arc<Gate>,
-    ) -> Result<FusionConnector, ConnectorError> {
-        let s = FusionSettings {
-            base_url: required(&cfg.base_url, "fusion", "base_url")?,
-            draas_instance: required(&cfg.draas_instance, "fusion", "draas_instance")?,
-            tenant_uuid: required(&cfg.tenant_uuid, "fusion", "tenant_uuid")?,
-            subscription_id: required(&cfg.subscription_id, "fusion", "subscription_id")?,
-            page_size: DEFAULT_PAGE_SIZE,
-            http: HttpSettings::from_tenant_config(cfg),
-        };
-        FusionConnector::new(s, gate)
     }
 
     /// Every page of `GET users` (with `search` when given). A repeated `next` token
@@ -334,8 +321,11 @@ impl FusionConnector {
 }
 
 /// What Fusion can do (shown by `teamsync backends`), and the Fusion facts the planner
-/// follows: groups and VRP are only in the single-user GET (the list lacks them), and
-/// customer licenses live in the `draas` object that only a user with a number has.
+/// follows: groups and VRP are only in the single-user GET (the list lacks them), customer
+/// licenses live in the `draas` object that only a user with a number has, a resource
+/// account's VRP can be set but is shown nowhere (its list lacks it, it has no single GET),
+/// and the subscription's numbers are not listed (the API has no call for them; a number
+/// outside them is refused when sent, error 2020).
 pub const PROFILE: Profile = Profile {
     write: true,
     create: true,
@@ -353,7 +343,20 @@ pub const PROFILE: Profile = Profile {
     create_needs: AttrSet::of(&[Attr::DisplayName, Attr::Country]),
     detail_reads: AttrSet::of(&[Attr::Groups, Attr::Vrp]),
     need_number: AttrSet::of(&[Attr::CustomerLicenses]),
+    unshown_on_accounts: AttrSet::of(&[Attr::Vrp]),
+    unlisted_inventory: true,
     ..Profile::read_only("fusion")
+};
+
+/// Fusion in the registry of backends.
+pub const BACKEND: Backend = Backend {
+    name: "fusion",
+    note: "Netaxis Fusion MS Teams API (the embedded `demo` tenant simulates it)",
+    profile: PROFILE,
+    keys: FusionConfig::KEYS,
+    sample: teamsync_sim::fusion::SAMPLE,
+    sim_token: true,
+    open_sim: sim::open,
 };
 
 #[async_trait]
@@ -417,6 +420,7 @@ impl Connector for FusionConnector {
             },
             requests: counter.load(Ordering::Relaxed),
             number_ranges: Vec::new(),
+            held_elsewhere: Vec::new(),
         })
     }
 
@@ -578,25 +582,23 @@ mod tests {
     }
 
     #[test]
-    fn from_tenant_config_names_the_missing_key() {
-        let cfg: TenantConfig = toml::from_str(
-            "backend = \"fusion\"\nbase_url = \"https://f.example.net\"\ndraas_instance = \"p\"\n",
-        )
-        .unwrap();
-        let e = FusionConnector::from_tenant_config(&cfg, Arc::new(Gate::unlimited())).unwrap_err();
-        assert!(e.to_string().contains("tenant_uuid"), "{e}");
-        let cfg: TenantConfig = toml::from_str(
-            "backend = \"fusion\"\nbase_url = \"https://f.example.net/prefix/\"\ndraas_instance = \"p\"\n\
+    fn a_tenant_table_connects_below_its_draas_path() {
+        let cfg: FusionConfig = toml::from_str(
+            "base_url = \"https://f.example.net/prefix/\"\ndraas_instance = \"p\"\n\
              tenant_uuid = \"t\"\nsubscription_id = 12\ntoken_env = \"NOPE_UNSET_VAR\"\n",
         )
         .unwrap();
-        let c = FusionConnector::from_tenant_config(&cfg, Arc::new(Gate::unlimited())).unwrap();
+        let c = FusionConnector::new(cfg.settings(), Arc::new(Gate::unlimited())).unwrap();
         let d = format!("{c:?}");
         assert!(
             d.contains(
                 "https://f.example.net/prefix/api/v01/draas/p/tenants/t/subscriptions/12/msteams"
             ),
             "{d}"
+        );
+        assert_eq!(
+            cfg.settings().http.token,
+            TokenSource::Env("NOPE_UNSET_VAR".into())
         );
     }
 

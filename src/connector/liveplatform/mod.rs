@@ -46,11 +46,14 @@
 //! Read-only: capabilities say `write = false`, `apply`/`sync`/`resume` refuse before any
 //! request (exit 2), and [`Connector::send`] answers [`ConnectorError::Unsupported`].
 
+pub mod config;
 pub mod mapping;
+pub mod sim;
+pub mod steps;
 pub mod wire;
 
-use crate::config::TenantConfig;
-use crate::connector::http::{required, Client, HttpSettings, Request, TokenSource};
+use crate::connector::http::{Client, HttpSettings, Request, TokenSource};
+use crate::connector::registry::Backend;
 use crate::connector::{Connector, ConnectorError, Gate, Step, TenantStatus};
 use crate::model::{Attr, AttrSet, Profile, Snapshot, TenantUser, Upn};
 use crate::plan::model::UserPlan;
@@ -74,6 +77,19 @@ pub const PROFILE: Profile = Profile {
     attrs: AttrSet::of(&[Attr::DisplayName, Attr::Number, Attr::Country, Attr::Vrp]),
     ..Profile::read_only("liveplatform")
 };
+
+/// Live Platform in the registry of backends.
+pub const BACKEND: Backend = Backend {
+    name: "liveplatform",
+    note: "AudioCodes Live Platform (read-only: plan audits, apply refuses)",
+    profile: PROFILE,
+    keys: LivePlatformConfig::KEYS,
+    sample: teamsync_sim::liveplatform::SAMPLE,
+    sim_token: true,
+    open_sim: sim::open,
+};
+
+pub use config::LivePlatformConfig;
 
 /// Everything needed to reach one Live Platform customer.
 #[derive(Clone, Debug)]
@@ -140,21 +156,6 @@ impl LivePlatformConnector {
             customer_id: customer.hyphenated().to_string(),
             page_size: s.page_size,
         })
-    }
-
-    /// From a `[tenants.X]` table: needs `base_url` and `customer_id`; the token comes from
-    /// `token_command` if set, else `token_env`.
-    pub fn from_tenant_config(
-        c: &TenantConfig,
-        gate: Arc<Gate>,
-    ) -> Result<LivePlatformConnector, ConnectorError> {
-        let s = LivePlatformSettings {
-            base_url: required(&c.base_url, "liveplatform", "base_url")?,
-            customer_id: required(&c.customer_id, "liveplatform", "customer_id")?,
-            page_size: DEFAULT_PAGE_SIZE,
-            http: HttpSettings::from_tenant_config(c),
-        };
-        LivePlatformConnector::new(s, gate)
     }
 
     fn users_request(&self, page: u64, size: u32) -> Request {
@@ -281,6 +282,7 @@ impl Connector for LivePlatformConnector {
             catalogs,
             requests: counter.load(Ordering::Relaxed),
             number_ranges: Vec::new(),
+            held_elsewhere: Vec::new(),
         })
     }
 
@@ -299,9 +301,8 @@ impl Connector for LivePlatformConnector {
         Ok(users.into_iter().find(|u| &u.upn == upn))
     }
 
-    /// Nothing is ever sent to Live Platform, so no operation has a request.
-    fn steps(&self, _user: &UserPlan) -> Vec<Step> {
-        Vec::new()
+    fn steps(&self, user: &UserPlan) -> Vec<Step> {
+        steps::group(user)
     }
 
     async fn send(
@@ -310,9 +311,7 @@ impl Connector for LivePlatformConnector {
         _user_id: &mut Option<String>,
         _step: &Step,
     ) -> Result<(), ConnectorError> {
-        Err(ConnectorError::Unsupported(
-            "AudioCodes Live Platform is read-only in teamsync (audit with `teamsync plan`)".into(),
-        ))
+        Err(steps::refuse())
     }
 }
 

@@ -27,19 +27,23 @@
 //!
 //! Created users get random passwords; see `steps`.
 
-mod steps;
-mod wire;
+pub mod config;
+pub mod mapping;
+pub mod sim;
+pub mod steps;
+pub mod wire;
 
-use crate::config::TenantConfig;
 use crate::connector::http::{
-    parse_error_body, parse_json, required, Client, HttpSettings, Request, TokenSource,
+    parse_error_body, parse_json, Client, HttpSettings, Request, TokenSource,
 };
+use crate::connector::registry::Backend;
 use crate::connector::{Connector, ConnectorError, Gate, Step, TenantStatus};
 use crate::model::{
-    Attr, AttrSet, Catalogs, Profile, RowProblem, Snapshot, TenantUser, Upn, UserSpec, E164,
+    Attr, AttrSet, Catalogs, HeldNumber, Profile, RowProblem, Snapshot, TenantUser, Upn, UserSpec,
 };
 use crate::plan::model::UserPlan;
 use async_trait::async_trait;
+use mapping::user_from_wire;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -62,6 +66,19 @@ pub const PROFILE: Profile = Profile {
     row_rules: row_problems,
     ..Profile::read_only("portsip")
 };
+
+/// PortSIP in the registry of backends.
+pub const BACKEND: Backend = Backend {
+    name: "portsip",
+    note: "PortSIP PBX users (no country, groups, licenses, VRP or delete; `extension` column required to create)",
+    profile: PROFILE,
+    keys: PortsipConfig::KEYS,
+    sample: teamsync_sim::portsip::SAMPLE,
+    sim_token: true,
+    open_sim: sim::open,
+};
+
+pub use config::PortsipConfig;
 
 /// Everything needed to reach one PortSIP PBX.
 #[derive(Clone, Debug)]
@@ -152,48 +169,6 @@ pub fn row_problems(spec: &UserSpec) -> Vec<RowProblem> {
     out
 }
 
-/// A PortSIP phone field as a number: separators dropped; `None` when empty or not an
-/// E.164 number (a short internal number, say), which the planner then treats as no
-/// number.
-fn phone_to_e164(raw: &str) -> Option<E164> {
-    let compact: String = raw
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
-        .collect();
-    if compact.is_empty() {
-        return None;
-    }
-    E164::parse_canonical(&compact).ok()
-}
-
-fn user_from_wire(w: &wire::WireUser) -> Option<TenantUser> {
-    let email = w.email.as_deref().unwrap_or("").trim();
-    let upn = match Upn::parse(email) {
-        Ok(u) => u,
-        Err(_) => {
-            tracing::debug!(id = %w.id.0, "PortSIP user without a UPN-shaped email; left out");
-            return None;
-        }
-    };
-    let office = w.office_phone_number.as_deref().unwrap_or("");
-    let number = phone_to_e164(office);
-    if number.is_none() && !office.trim().is_empty() {
-        tracing::warn!(upn = %upn, "office phone number is not an E.164 number; read as none");
-    }
-    Some(TenantUser {
-        display_name: w.display_name.clone().unwrap_or_default(),
-        voice_enabled: w.enabled.unwrap_or(true),
-        number,
-        extension: w
-            .extension_number
-            .as_deref()
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .map(str::to_string),
-        ..TenantUser::new(w.id.0.clone(), upn)
-    })
-}
-
 impl PortsipConnector {
     /// Refuses plain http to a non-loopback host (unless allowed) and an unreadable CA
     /// file. The token is resolved on first use.
@@ -211,24 +186,14 @@ impl PortsipConnector {
         })
     }
 
-    /// From a `[tenants.X]` table: needs `base_url`; the token comes from
-    /// `token_command` if set, else `token_env`.
-    pub fn from_tenant_config(
-        cfg: &TenantConfig,
-        gate: Arc<Gate>,
-    ) -> Result<PortsipConnector, ConnectorError> {
-        let s = PortsipSettings {
-            base_url: required(&cfg.base_url, "portsip", "base_url")?,
-            page_size: DEFAULT_PAGE_SIZE,
-            http: HttpSettings::from_tenant_config(cfg),
-        };
-        PortsipConnector::new(s, gate)
-    }
-
     /// Every page of `GET users`, until `count` users came or a page is empty. A server
     /// whose pages never end is cut off after the pages `count` allows plus one.
-    async fn list_users(&self, counter: &AtomicU64) -> Result<Vec<TenantUser>, ConnectorError> {
+    async fn list_users(
+        &self,
+        counter: &AtomicU64,
+    ) -> Result<(Vec<TenantUser>, Vec<HeldNumber>), ConnectorError> {
         let mut out = Vec::new();
+        let mut held = Vec::new();
         let mut seen = HashSet::new();
         let mut listed: u64 = 0;
         let mut page: u64 = 1;
@@ -247,10 +212,11 @@ impl PortsipConnector {
                 if let Some(u) = user_from_wire(w) {
                     out.push(u);
                 }
+                held.extend(mapping::unaddressable_holder(w));
             }
             let max_pages = p.count / u64::from(self.page_size) + 2;
             if n == 0 || listed >= p.count {
-                return Ok(out);
+                return Ok((out, held));
             }
             if page >= max_pages {
                 return Err(ConnectorError::Retryable {
@@ -311,12 +277,13 @@ impl Connector for PortsipConnector {
         _all_details: bool,
     ) -> Result<Snapshot, ConnectorError> {
         let counter = AtomicU64::new(0);
-        let users = self.list_users(&counter).await?;
+        let (users, held_elsewhere) = self.list_users(&counter).await?;
         Ok(Snapshot {
             users,
             catalogs: Catalogs::default(),
             number_ranges: Vec::new(),
             requests: counter.load(Ordering::Relaxed),
+            held_elsewhere,
         })
     }
 
@@ -333,6 +300,7 @@ impl Connector for PortsipConnector {
         Ok(self
             .list_users(&counter)
             .await?
+            .0
             .into_iter()
             .find(|u| &u.upn == upn))
     }
@@ -405,31 +373,6 @@ mod tests {
     }
 
     #[test]
-    fn wire_users_map_to_tenant_users() {
-        let w: wire::WireUser = serde_json::from_value(serde_json::json!({
-            "id": 100000000001u64, "name": "jane", "email": "Jane@Example.com",
-            "display_name": "Jane", "enabled": true, "extension_number": "101",
-            "office_phone_number": "+32 2 540 52 00", "unknown_future_field": 1
-        }))
-        .unwrap();
-        let u = user_from_wire(&w).unwrap();
-        assert_eq!(u.id, "100000000001");
-        assert_eq!(u.upn.as_str(), "jane@example.com");
-        assert_eq!(u.number.unwrap().to_string(), "+3225405200");
-        assert_eq!(u.country, None);
-        assert_eq!(u.extension.as_deref(), Some("101"));
-        let w: wire::WireUser =
-            serde_json::from_value(serde_json::json!({"id": "7", "email": ""})).unwrap();
-        assert!(user_from_wire(&w).is_none());
-        let w: wire::WireUser = serde_json::from_value(
-            serde_json::json!({"id": "7", "email": "a@b.com", "office_phone_number": "1234"}),
-        )
-        .unwrap();
-        assert_eq!(user_from_wire(&w).unwrap().number, None);
-        assert!(serde_json::from_value::<wire::WireUser>(serde_json::json!({"id": ""})).is_err());
-    }
-
-    #[test]
     fn capabilities_refuse_what_portsip_cannot_carry() {
         let c = PROFILE;
         assert!(c.read && c.write && c.create && c.carries(Attr::Extension));
@@ -449,9 +392,7 @@ mod tests {
 
     #[test]
     fn config_needs_a_base_url_and_debug_hides_the_token() {
-        let cfg: TenantConfig = toml::from_str("backend = \"portsip\"\n").unwrap();
-        let e =
-            PortsipConnector::from_tenant_config(&cfg, Arc::new(Gate::unlimited())).unwrap_err();
+        let e = toml::from_str::<PortsipConfig>("token_env = \"T\"\n").unwrap_err();
         assert!(e.to_string().contains("base_url"), "{e}");
         let s = PortsipSettings::new(
             "https://pbx.example.net/prefix/",

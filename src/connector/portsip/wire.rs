@@ -32,6 +32,9 @@ pub struct UsersPage {
 #[derive(Debug, Clone, Deserialize)]
 pub struct WireUser {
     pub id: Id,
+    /// The account name (shown for a user a sheet cannot address).
+    #[serde(default)]
+    pub name: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
     #[serde(default)]

@@ -1,13 +1,13 @@
 //! AudioCodes User Management Pack 365 (its "REST API" document) as a
 //! read-and-write backend: a Teams / Skype for Business user manager that fronts
 //! PowerShell, so what it can write is exactly the attribute list of "Update an Individual
-//! User". Layout: `wire` (the JSON as read), `mapping` (wire ↔ model, the attribute table,
-//! request grouping); HTTP is the shared [`crate::connector::http`] client (gate, auth,
-//! status mapping, read retries), rooted at `{base_url}/sysadmin/api`.
+//! User". Layout: `config` (the tenant table), `wire` (the JSON as read), `mapping` (wire →
+//! model), `steps` (which request carries which change), `sim` (the simulator as a
+//! tenant); HTTP is the shared [`crate::connector::http`] client (gate, auth, status
+//! mapping, read retries), rooted at `{base_url}/sysadmin/api`.
 //!
-//! What it can and cannot do (see [`PROFILE`]): read users, write display name,
-//! usage location, number (LineURI + EnterpriseVoiceEnabled) and voice policy, list
-//! number ranges. The document has no endpoint to create or delete users, nor groups,
+//! What it can and cannot do (see [`PROFILE`]): read users, write usage location, number
+//! (LineURI + EnterpriseVoiceEnabled) and voice policy, list number ranges. The document has no endpoint to create or delete users, nor groups,
 //! licenses or customer licenses: the planner turns rows that need them into plan errors.
 //!
 //! Our readings where the document is vague (kept here, in one place):
@@ -21,8 +21,14 @@
 //! - **UPN**: the list carries no `UserPrincipalName`; a user's UPN is its `SipAddress`
 //!   without `sip:` (Teams' default). Its id (the path key) is the SIP address with `sip:`.
 //! - **Display name**: `WebName` in the list, `DisplayName` in the detail (the document's
-//!   examples differ for one user; we treat them as one value). `DisplayName` is written
-//!   although the attribute table omits it: "Example 1" of the update call sets it.
+//!   examples differ for one user; we treat them as one value). It is read, never written:
+//!   the update call's table of "supported attributes to be updated" does not list
+//!   `DisplayName`. Its "Example 1" says it "updates the display name", but the example's
+//!   body is not in the document, and the table lists `FirstName` and `LastName`, from which
+//!   a directory may derive the display name itself. Sending a key the table does not list
+//!   would be a guess a real server may refuse or ignore, so a sheet giving a user another
+//!   display name is a plan error (the profile marks it as not changeable), not a silent
+//!   send; the same value plans nothing, so an export plans to zero changes.
 //! - **Country**: `UsageLocation` is in the list; the document's detail example (an
 //!   on-premises user) lacks it, so the detail's is read when present (our simulator
 //!   shows it) and the list's is used otherwise.
@@ -37,11 +43,14 @@
 //! - **Status**: `check` reads `license` and `sysinfo` (and the SIP domains); it is not ok
 //!   when the license's `Expired` date has passed.
 
+pub mod config;
 pub mod mapping;
+pub mod sim;
+pub mod steps;
 pub mod wire;
 
-use crate::config::TenantConfig;
-use crate::connector::http::{parse_error_body, required, Client, HttpSettings, Request};
+use crate::connector::http::{parse_error_body, Client, HttpSettings, Request};
+use crate::connector::registry::Backend;
 use crate::connector::{Connector, ConnectorError, Gate, Step, TenantStatus};
 use crate::model::{Attr, AttrSet, Catalogs, Profile, Snapshot, TenantUser, Upn, VrpInfo, E164};
 use crate::plan::model::UserPlan;
@@ -57,14 +66,29 @@ pub const DEFAULT_PAGE_SIZE: u32 = 500;
 const DETAIL_CONCURRENCY: usize = 8;
 
 /// What UMP 365 can do (shown by `teamsync backends`). The voice policy is only in the
-/// detail answer, so rows touching it get a detail read.
+/// detail answer, so rows touching it get a detail read. The display name is read and
+/// compared but never written (see the module doc): another value is a plan error.
 pub const PROFILE: Profile = Profile {
     write: true,
     number_ranges: true,
     attrs: AttrSet::of(&[Attr::DisplayName, Attr::Number, Attr::Country, Attr::Vrp]),
+    create_only: AttrSet::of(&[Attr::DisplayName]),
     detail_reads: AttrSet::of(&[Attr::Vrp]),
     ..Profile::read_only("ump")
 };
+
+/// UMP 365 in the registry of backends.
+pub const BACKEND: Backend = Backend {
+    name: "ump",
+    note: "AudioCodes UMP 365 (no create or delete; `tenant numbers` lists its ranges)",
+    profile: PROFILE,
+    keys: UmpConfig::KEYS,
+    sample: teamsync_sim::ump::SAMPLE,
+    sim_token: false,
+    open_sim: sim::open,
+};
+
+pub use config::UmpConfig;
 
 /// Everything needed to reach one UMP server.
 #[derive(Clone, Debug)]
@@ -85,16 +109,6 @@ impl UmpSettings {
             voice_policies: vec![],
             http: HttpSettings::default(),
         }
-    }
-
-    /// From a `[tenants.X]` table with `backend = "ump"` (or a `sim` tenant's knobs).
-    pub fn from_tenant_config(cfg: &TenantConfig) -> Result<UmpSettings, ConnectorError> {
-        Ok(UmpSettings {
-            base_url: required(&cfg.base_url, "ump", "base_url")?,
-            page_size: DEFAULT_PAGE_SIZE,
-            voice_policies: cfg.voice_policies.clone().unwrap_or_default(),
-            http: HttpSettings::from_tenant_config(cfg),
-        })
     }
 }
 
@@ -300,6 +314,7 @@ impl Connector for UmpConnector {
             },
             requests: counter.load(Ordering::Relaxed),
             number_ranges: ranges,
+            held_elsewhere: Vec::new(),
         })
     }
 
@@ -317,7 +332,7 @@ impl Connector for UmpConnector {
     }
 
     fn steps(&self, user: &UserPlan) -> Vec<Step> {
-        mapping::steps(user)
+        steps::group(user)
     }
 
     async fn send(
@@ -326,7 +341,7 @@ impl Connector for UmpConnector {
         user_id: &mut Option<String>,
         step: &Step,
     ) -> Result<(), ConnectorError> {
-        let body = mapping::script_body(user, step)?;
+        let body = steps::script_body(user, step)?;
         let id = user_id
             .clone()
             .unwrap_or_else(|| mapping::sip_of(user.upn.as_str()));
@@ -386,17 +401,16 @@ mod tests {
 
     #[test]
     fn tenant_config_keys_and_capabilities() {
-        let cfg: TenantConfig = toml::from_str(
-            "backend = \"ump\"\nbase_url = \"http://10.0.0.5\"\nallow_insecure_http = true\n\
+        let cfg: UmpConfig = toml::from_str(
+            "base_url = \"http://10.0.0.5\"\nallow_insecure_http = true\n\
              token_env = \"UMP_PROXY_TOKEN\"\nvoice_policies = [\"International\"]\n",
         )
         .unwrap();
-        let s = UmpSettings::from_tenant_config(&cfg).unwrap();
+        let s = cfg.settings();
         assert_eq!(s.http.token, TokenSource::Env("UMP_PROXY_TOKEN".into()));
         assert_eq!(s.voice_policies, ["International"]);
-        let cfg: TenantConfig = toml::from_str("backend = \"ump\"\n").unwrap();
-        let e = UmpSettings::from_tenant_config(&cfg).unwrap_err();
-        assert!(e.to_string().contains("base_url"));
+        let e = toml::from_str::<UmpConfig>("voice_policies = []\n").unwrap_err();
+        assert!(e.to_string().contains("base_url"), "{e}");
         let c = PROFILE;
         assert!(c.read && c.write && c.carries(Attr::Vrp) && c.number_ranges);
         assert!(!c.create && !c.delete);

@@ -74,23 +74,44 @@ pub enum SimError {
     Store(#[from] StoreError),
     #[error("seed file {path}: {reason}")]
     Seed { path: String, reason: String },
-    #[error("the state is empty and no seed file was given")]
-    NoSeed,
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),
 }
 
-/// Reads a seed file (JSON in the vendor's own shapes) and builds a tenant from it.
+/// A simulator's sample tenant, built into the binary: what it serves when a new state
+/// gets no seed file, so `teamsync sim --backend X` and an embedded tenant without `seed`
+/// work from any folder.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// The file it was built from, relative to the repository (named in messages).
+    pub name: &'static str,
+    pub json: &'static str,
+}
+
+/// Reads a seed file (JSON in the vendor's own shapes), or the simulator's `sample` when no
+/// file is given, and builds a tenant from it.
 pub fn read_seed<D: serde::de::DeserializeOwned, T>(
     seed: Option<&Path>,
+    sample: Sample,
     build: impl FnOnce(D) -> Result<T, String>,
 ) -> Result<T, SimError> {
-    let seed = seed.ok_or(SimError::NoSeed)?;
+    let (name, text) = match seed {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| SimError::Seed {
+                path: p.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            (p.display().to_string(), text)
+        }
+        None => (
+            format!("{} (built in)", sample.name),
+            sample.json.to_string(),
+        ),
+    };
     let err = |reason: String| SimError::Seed {
-        path: seed.display().to_string(),
+        path: name.clone(),
         reason,
     };
-    let text = std::fs::read_to_string(seed).map_err(|e| err(e.to_string()))?;
     let doc: D = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
     build(doc).map_err(err)
 }

@@ -108,7 +108,7 @@ pub mod wire;
 
 use crate::common::conn;
 use crate::common::middleware::{self, EdgeState, Refusal};
-use crate::common::{admin, read_seed, SimError, SimOptions};
+use crate::common::{admin, read_seed, Sample, SimError, SimOptions};
 use error::{ApiError, Code};
 use state::{Change, Tenant};
 use store::Store;
@@ -200,6 +200,12 @@ pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// The sample tenant (the embedded `demo` tenant of the shipped config), served when a new state gets no seed file.
+pub const SAMPLE: Sample = Sample {
+    name: "samples/tenant.json",
+    json: include_str!("../../../../samples/tenant.json"),
+};
+
 /// A simulator ready to serve: its tenant (loaded or seeded) and options.
 pub struct FusionSim {
     shared: Arc<Shared>,
@@ -207,8 +213,9 @@ pub struct FusionSim {
 }
 
 impl FusionSim {
-    /// Opens the state (`state` None = in memory) and seeds it from `seed` when it is new or
-    /// empty; an existing state file ignores the seed, so a second run sees the first's writes.
+    /// Opens the state (`state` None = in memory) and seeds it from `seed` (else [`SAMPLE`])
+    /// when it is new or empty; an existing state file ignores the seed, so a second run sees
+    /// the first's writes.
     pub fn open(
         state: Option<&Path>,
         seed: Option<&Path>,
@@ -216,7 +223,7 @@ impl FusionSim {
     ) -> Result<FusionSim, SimError> {
         let mut store = Store::open(state)?;
         let tenant = if store.is_empty()? {
-            let tenant = read_seed(seed, Tenant::from_doc)?;
+            let tenant = read_seed(seed, SAMPLE, Tenant::from_doc)?;
             store.seed(&tenant)?;
             tenant
         } else {

@@ -44,7 +44,7 @@ use crate::common::conn::{self, Background};
 use crate::common::error::json_error;
 use crate::common::middleware::{self, Edge, EdgeState, Refusal};
 use crate::common::store::{open_db, Schema, StoreError};
-use crate::common::{admin, SimError, SimOptions};
+use crate::common::{admin, Sample, SimError, SimOptions};
 use wire::{LicensedUser, Page, Problem, TeamsUser, TenantDoc};
 
 /// Page size when the request names none (the document's example answers with 10).
@@ -195,6 +195,12 @@ impl Edge for Shared {
     }
 }
 
+/// The sample customer, served when a new state gets no seed file.
+pub const SAMPLE: Sample = Sample {
+    name: "samples/liveplatform-tenant.json",
+    json: include_str!("../../../../samples/liveplatform-tenant.json"),
+};
+
 /// A Live Platform simulator ready to serve.
 pub struct LivePlatformSim {
     shared: Arc<Shared>,
@@ -254,7 +260,7 @@ fn load_or_seed(state: Option<&Path>, seed: Option<&Path>) -> Result<TenantDoc, 
         let doc: TenantDoc = serde_json::from_str(&json).map_err(StoreError::from)?;
         return normalise(doc).map_err(|e| StoreError::Invalid(e).into());
     }
-    let doc = crate::common::read_seed(seed, normalise)?;
+    let doc = crate::common::read_seed(seed, SAMPLE, normalise)?;
     conn.execute(
         "INSERT INTO liveplatform_state(key, value) VALUES ('doc', ?1)",
         [serde_json::to_string(&doc).map_err(StoreError::from)?],
@@ -475,8 +481,7 @@ mod tests {
     use super::*;
 
     fn sample() -> TenantDoc {
-        let text = include_str!("../../../../samples/liveplatform-tenant.json");
-        normalise(serde_json::from_str(text).unwrap()).unwrap()
+        normalise(serde_json::from_str(SAMPLE.json).unwrap()).unwrap()
     }
 
     #[test]
@@ -509,10 +514,8 @@ mod tests {
         let a = load_or_seed(Some(&state), Some(&seed)).unwrap();
         let b = load_or_seed(Some(&state), None).unwrap();
         assert_eq!(a.users, b.users);
-        assert!(matches!(
-            load_or_seed(None, None).unwrap_err(),
-            SimError::NoSeed
-        ));
+        // No seed file: the built-in sample.
+        assert_eq!(load_or_seed(None, None).unwrap().users, a.users);
         let fusion = dir.path().join("fusion.db");
         crate::fusion::store::Store::open(Some(&fusion)).unwrap();
         assert!(load_or_seed(Some(&fusion), Some(&seed)).is_err());

@@ -34,7 +34,7 @@ use axum::{Json, Router};
 use crate::common::conn::{self, Background};
 use crate::common::middleware::{self, Edge, EdgeState, Refusal};
 pub use crate::common::SimError;
-use crate::common::{admin, read_seed, SimOptions};
+use crate::common::{admin, read_seed, Sample, SimOptions};
 use error::{ApiError, Code};
 use store::{Record, Store, Tenant};
 use wire::TenantDoc;
@@ -154,14 +154,21 @@ fn tenant_from_doc(doc: TenantDoc) -> Result<Tenant, String> {
     Ok(t)
 }
 
+/// The sample PBX, served when a new state gets no seed file.
+pub const SAMPLE: Sample = Sample {
+    name: "samples/portsip-tenant.json",
+    json: include_str!("../../../../samples/portsip-tenant.json"),
+};
+
 /// A simulator ready to serve.
 pub struct PortsipSim {
     shared: Arc<Shared>,
 }
 
 impl PortsipSim {
-    /// Opens the state (`None` = in memory) and seeds it from `seed` when it is new; an
-    /// existing state file ignores the seed, so a second run sees the first's writes.
+    /// Opens the state (`None` = in memory) and seeds it from `seed` (else [`SAMPLE`]) when
+    /// it is new; an existing state file ignores the seed, so a second run sees the first's
+    /// writes.
     pub fn open(
         state: Option<&Path>,
         seed: Option<&Path>,
@@ -169,7 +176,7 @@ impl PortsipSim {
     ) -> Result<PortsipSim, SimError> {
         let mut store = Store::open(state)?;
         if store.is_empty()? {
-            store.seed(&read_seed(seed, tenant_from_doc)?)?;
+            store.seed(&read_seed(seed, SAMPLE, tenant_from_doc)?)?;
         }
         // Loaded back even when just seeded: the next id comes from what is stored.
         let tenant = store.load()?;

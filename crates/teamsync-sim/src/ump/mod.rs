@@ -35,7 +35,7 @@ use serde_json::{json, Value};
 use crate::common::conn::Background;
 use crate::common::error::json_error;
 use crate::common::middleware::{self, Edge, EdgeState, Refusal};
-use crate::common::{admin, SimError, SimOptions};
+use crate::common::{admin, Sample, SimError, SimOptions};
 use state::Tenant;
 use store::Store;
 use wire::{ListBody, Problem, SeedDoc, DETAIL_FIELDS, LIST_FIELDS};
@@ -87,14 +87,20 @@ impl Edge for UmpShared {
     }
 }
 
+/// The sample UMP server, served when a new state gets no seed file.
+pub const SAMPLE: Sample = Sample {
+    name: "samples/ump-tenant.json",
+    json: include_str!("../../../../samples/ump-tenant.json"),
+};
+
 /// A simulator ready to serve.
 pub struct UmpSim {
     shared: Arc<UmpShared>,
 }
 
 impl UmpSim {
-    /// Opens the state (`None`: in memory) and seeds it when new; an existing state file
-    /// ignores the seed, so a second run sees the first's writes.
+    /// Opens the state (`None`: in memory) and seeds it from `seed` (else [`SAMPLE`]) when
+    /// new; an existing state file ignores the seed, so a second run sees the first's writes.
     pub fn open(
         state: Option<&Path>,
         seed: Option<&Path>,
@@ -102,7 +108,7 @@ impl UmpSim {
     ) -> Result<UmpSim, SimError> {
         let mut store = Store::open(state)?;
         let tenant = if store.is_empty()? {
-            let tenant = crate::common::read_seed(seed, Tenant::from_doc)?;
+            let tenant = crate::common::read_seed(seed, SAMPLE, Tenant::from_doc)?;
             store.seed(&tenant)?;
             tenant
         } else {
@@ -114,6 +120,12 @@ impl UmpSim {
                 edge: EdgeState::new(opts),
             }),
         })
+    }
+
+    /// The names `VoicePolicy` may take, from the seed (UMP's API cannot list them, so an
+    /// embedded tenant hands them to its connector this way).
+    pub fn voice_policies(&self) -> Vec<String> {
+        lock(&self.shared.db).tenant.doc.voice_policies.clone()
     }
 
     pub fn router(self) -> Router {

@@ -186,7 +186,7 @@ impl Tenant {
 
     fn check_value(&self, k: &str, kind: Kind, s: &str) -> Result<Value, String> {
         let ok = match kind {
-            Kind::Text => k != "DisplayName" || !s.trim().is_empty(),
+            Kind::Text => true,
             Kind::Country => is_country(s),
             Kind::Policy => {
                 k != "VoicePolicy"

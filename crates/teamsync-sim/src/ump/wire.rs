@@ -116,8 +116,10 @@ pub const DETAIL_FIELDS: &[&str] = &[
     "UsageLocation",
 ];
 
-/// What one attribute of `PUT …/script` accepts (the document's attribute table, plus
-/// `DisplayName` from its "Example 1").
+/// What one attribute of `PUT …/script` accepts: the document's table of "supported
+/// attributes to be updated", and nothing else (its "Example 1" claims to update the display
+/// name but shows no body, and the table has no `DisplayName`, so a `DisplayName` key is an
+/// unknown attribute here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Text,
@@ -130,7 +132,6 @@ pub enum Kind {
 }
 
 pub const SCRIPT_ATTRIBUTES: &[(&str, Kind)] = &[
-    ("DisplayName", Kind::Text),
     ("FirstName", Kind::Text),
     ("LastName", Kind::Text),
     ("City", Kind::Text),
