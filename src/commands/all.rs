@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// One tenant's line of the summary table and its entry of the JSON document.
 struct Row {
@@ -328,6 +329,9 @@ pub async fn sync(
         let mut input = input.clone();
         input.path = t.sheet.clone();
         let db = ctx.db.clone();
+        // Log lines of the tenant's run (sheet warnings, retries) say which tenant. An
+        // error-level span, so that its name shows at every log level, `-q` included.
+        let span = tracing::error_span!("tenant", name = %t.name);
         async move {
             let t0 = Instant::now();
             let session = run::Session {
@@ -349,6 +353,7 @@ pub async fn sync(
             }
             done
         }
+        .instrument(span)
     })
     .await;
 
@@ -422,12 +427,14 @@ pub async fn plan(
         let config = config.clone();
         let mut input = input.clone();
         input.path = t.sheet.clone();
+        let span = tracing::error_span!("tenant", name = %t.name);
         async move {
             let tenant = run::open_tenant(&config, Some(&t.name), None).await?;
             let r = run::plan_sheet(&config, &tenant, &input).await;
             tenant.close().await;
             r
         }
+        .instrument(span)
     })
     .await;
     let mut rows = Vec::new();
