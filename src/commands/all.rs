@@ -145,6 +145,8 @@ struct Synced {
     note: Option<String>,
     /// The job to `resume`, when it was interrupted or aborted.
     resume: Option<String>,
+    /// A run stopped by its sheet or plan: the findings, as `validate`/`plan` print them.
+    findings: Option<(String, Value)>,
 }
 
 /// One tenant's run as everyone is told about it (the same [`RunSummary`] as a single
@@ -186,6 +188,7 @@ fn synced(
                 note,
                 resume: matches!(o.status, JobStatus::Interrupted | JobStatus::Aborted)
                     .then(|| o.job_id.clone()),
+                findings: None,
             }
         }
         // `Proceed` never declines; were it to, nothing ran.
@@ -199,6 +202,7 @@ fn synced(
             ),
             note: Some("the plan was declined".into()),
             resume: None,
+            findings: None,
         },
         Err(e) => {
             let exit = Exit::run_error(&e);
@@ -230,6 +234,7 @@ fn synced(
                 summary,
                 note: Some(message),
                 resume: None,
+                findings: findings(tenant, &e),
             }
         }
     }
@@ -261,6 +266,9 @@ fn sync_row(t: &Selected, s: &Synced) -> Row {
         // `tenant`, `status` and the exit code are the entry's own keys.
         for k in ["tenant", "status", "exit_code", "exit_meaning"] {
             o.remove(k);
+        }
+        if let Some((_, errors)) = &s.findings {
+            o.insert("errors".into(), errors.clone());
         }
     }
     Row {
@@ -349,6 +357,9 @@ pub async fn sync(
             let done = synced(&history, &t.name, result, t0);
             super::run::tell_config(&config, &done.summary, Some(&history)).await;
             if progress {
+                if let Some((text, _)) = &done.findings {
+                    err!("{text}");
+                }
                 errln!("{}: {}", t.name, done.summary.one_line());
             }
             done
@@ -491,24 +502,26 @@ pub async fn plan(
     )
 }
 
+/// What stopped a tenant's run at its sheet or plan, as text under the tenant's name (as
+/// `validate` and `plan` print it) and as JSON.
+fn findings(tenant: &str, e: &RunError) -> Option<(String, Value)> {
+    let RunError::Failed(f) = e else { return None };
+    let report = f.report.as_ref()?;
+    let text = match report {
+        Report::Sheet(v) => v.render_human(),
+        Report::Plan(errors) => errors.iter().map(|d| format!("{d}\n")).collect(),
+        Report::Drift(lines) => lines.iter().map(|l| format!("{l}\n")).collect(),
+    };
+    let tenant = crate::sheet::terminal_safe(tenant);
+    Some((format!("tenant {tenant}:\n{text}"), report.to_json()))
+}
+
 /// A tenant whose plan could not be made: its findings go to stderr under its name (the
 /// JSON entry holds them), its row says why.
 fn failed_row(ctx: &Ctx, kind: Kind, t: &Selected, e: &RunError) -> Row {
-    let report = match e {
-        RunError::Failed(f) => f.report.as_ref(),
-        _ => None,
-    };
-    if !ctx.json() {
-        match report {
-            Some(Report::Sheet(v)) => err!("tenant {}:\n{}", t.name, v.render_human()),
-            Some(Report::Plan(errors)) => {
-                errln!("tenant {}:", t.name);
-                for d in errors {
-                    errln!("{d}");
-                }
-            }
-            Some(Report::Drift(_)) | None => {}
-        }
+    let found = findings(&t.name, e);
+    if let (false, Some((text, _))) = (ctx.json(), &found) {
+        err!("{text}");
     }
     let note = super::render_error(e);
     Row {
@@ -520,7 +533,7 @@ fn failed_row(ctx: &Ctx, kind: Kind, t: &Selected, e: &RunError) -> Row {
         json: json!({
             "reason_code": match e { RunError::Failed(f) => Some(f.kind.to_string()), _ => None },
             "reason": note,
-            "errors": report.map(Report::to_json),
+            "errors": found.map(|(_, json)| json),
         }),
         note: Some(note),
     }

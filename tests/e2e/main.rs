@@ -15,6 +15,7 @@ mod fuzz_sheets;
 mod history_truth;
 mod hostile_sheets;
 mod liveplatform;
+mod many_tenants;
 mod operator;
 mod portsip;
 mod reliability;
