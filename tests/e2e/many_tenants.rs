@@ -359,3 +359,66 @@ fn sigterm_stops_every_tenant_gracefully() {
     let last = ws.run(&["-q", "sync", "--all", "--parallel-tenants", "4"]);
     last.code(0);
 }
+
+/// The README's "Many tenants" commands, verbatim, on what a fresh clone ships: the demos
+/// that name a sheet sync, plan to nothing, shard into two histories and merge.
+#[test]
+fn the_readme_many_tenants_commands_work_on_a_fresh_clone() {
+    let dir = tempfile::tempdir().unwrap();
+    for d in ["config", "samples", "templates"] {
+        let to = dir.path().join(d);
+        std::fs::create_dir_all(&to).unwrap();
+        for e in std::fs::read_dir(repo().join(d)).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = readme
+        .split("\n## Many tenants\n")
+        .nth(1)
+        .and_then(|s| s.split("\n### ").next())
+        .expect("a \"Many tenants\" section");
+    let cmds: Vec<Vec<&str>> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("cargo run -- "))
+        .map(|l| {
+            l.split('#')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect()
+        })
+        .collect();
+    assert_eq!(cmds.len(), 6, "{cmds:?}");
+    let mut outs = Vec::new();
+    for c in &cmds {
+        let out = Command::new(assert_cmd::cargo::cargo_bin("teamsync"))
+            .current_dir(dir.path())
+            .env_remove("TEAMSYNC_CONFIG")
+            .env_remove("TEAMSYNC_DB")
+            .env("TEAMSYNC_LOCK_DIR", dir.path().join("locks"))
+            .args(c)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{c:?}\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outs.push(stdout);
+    }
+    assert!(outs[0].contains("sync 3 tenants: 3 success"), "{}", outs[0]);
+    for demo in ["demo ", "demo-ump ", "demo-portsip "] {
+        assert!(outs[0].contains(demo), "{demo}: {}", outs[0]);
+    }
+    assert!(!outs[0].contains("demo-lp"), "{}", outs[0]);
+    assert!(outs[1].contains("3 no changes"), "{}", outs[1]);
+    // Three jobs of the first night, and the two shards' three.
+    assert!(outs[4].contains("now holds 6 jobs"), "{}", outs[4]);
+}
