@@ -297,6 +297,18 @@ impl GraphSim {
         (db.doc.tenant_id.clone(), db.doc.client_id.clone())
     }
 
+    /// The names of its voice routing policies: an embedded tenant has no
+    /// `voice_routing_policies` key to repeat them in.
+    pub fn voice_routing_policies(&self) -> Vec<String> {
+        let db = lock(&self.shared.db);
+        db.doc
+            .policies
+            .iter()
+            .filter(|p| p.policy_type.eq_ignore_ascii_case("OnlineVoiceRoutingPolicy"))
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
     /// The API (behind the edge), the token endpoint and `/_sim/*`.
     pub fn router(self) -> Router {
         let sh = self.shared;

@@ -161,8 +161,11 @@ pub struct NumberOperation {
 }
 
 impl TenantDoc {
+    /// By object id or, as Graph's `GET /users/{id | userPrincipalName}` allows, by UPN.
     pub fn user(&self, id: &str) -> Option<&User> {
-        self.users.iter().find(|u| u.id.eq_ignore_ascii_case(id))
+        self.users.iter().find(|u| {
+            u.id.eq_ignore_ascii_case(id) || u.user_principal_name.eq_ignore_ascii_case(id)
+        })
     }
     pub fn user_mut(&mut self, id: &str) -> Option<&mut User> {
         self.users.iter_mut().find(|u| u.id.eq_ignore_ascii_case(id))
