@@ -476,11 +476,11 @@ mod tests {
         );
         let e = TenantConfig::from_table(
             "s",
-            table("backend = \"sim\"\nsim_backend = \"graph\"\n"),
+            table("backend = \"sim\"\nsim_backend = \"teams\"\n"),
             Path::new("."),
         )
         .unwrap_err();
-        assert!(e.to_string().contains("sim_backend \"graph\" is not a backend (available: fusion, liveplatform, ump, portsip)"), "{e}");
+        assert!(e.to_string().contains("sim_backend \"teams\" is not a backend (available: fusion, liveplatform, ump, portsip, graph)"), "{e}");
         let e = TenantConfig::from_table("x", table("backend = \"teams\"\n"), Path::new("."))
             .unwrap_err();
         assert!(
@@ -524,6 +524,7 @@ mod tests {
             got,
             [
                 ("demo", "fusion"),
+                ("demo-graph", "graph"),
                 ("demo-lp", "liveplatform"),
                 ("demo-portsip", "portsip"),
                 ("demo-ump", "ump")

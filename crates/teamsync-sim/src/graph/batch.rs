@@ -15,6 +15,26 @@ use serde_json::{json, Map, Value};
 use tower::ServiceExt;
 
 use super::{GraphError, Shared};
+use crate::common::reqlog::Entry;
+
+/// A part in the request log, as `$batch#ID METHOD /v1.0/url`, so tests (and people) see
+/// what Graph throttled inside a batch answered 200.
+fn log_part(sh: &Shared, p: &Part, status: u16, retry_after: Option<u64>) {
+    let (path, query) = match p.url.split_once('?') {
+        Some((a, b)) => (a, Some(b.to_string())),
+        None => (p.url.as_str(), None),
+    };
+    sh.edge.log().push(Entry {
+        method: p.method.to_string(),
+        path: format!("$batch#{} /v1.0/{}", p.id, path.trim_start_matches('/')),
+        query,
+        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        status: Some(status),
+        fault: false,
+        fault_kind: None,
+        retry_after,
+    });
+}
 
 /// Graph's cap on the requests of one batch.
 pub const MAX_REQUESTS: usize = 20;
@@ -154,11 +174,13 @@ pub async fn batch(State(sh): State<Arc<Shared>>, headers: HeaderMap, body: Byte
                 format!("The request it depends on ('{d}') failed."),
             );
             statuses.insert(p.id.clone(), 424);
+            log_part(&sh, &p, 424, None);
             out.push(error_answer(&p.id, &e));
             continue;
         }
         if let Err(secs) = sh.edge.admit_inner() {
             statuses.insert(p.id.clone(), 429);
+            log_part(&sh, &p, 429, Some(secs));
             out.push(error_answer(&p.id, &GraphError::throttled(secs)));
             continue;
         }
@@ -200,6 +222,7 @@ pub async fn batch(State(sh): State<Arc<Shared>>, headers: HeaderMap, body: Byte
             serde_json::from_slice(&bytes).ok()
         };
         statuses.insert(p.id.clone(), status);
+        log_part(&sh, &p, status, None);
         out.push(answer(&p.id, status, h, body));
     }
     // Parts without dependsOn may be answered in any order: a client must match by id.
