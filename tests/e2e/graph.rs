@@ -164,9 +164,9 @@ async fn a_failed_number_operation_is_an_item_error_with_graphs_message() {
     // +3225405299 is a conference number: Graph accepts the order, then the operation fails.
     ws.write(
         "users.csv",
-        "upn,number,groups\n\
-         bert.claes@contoso.onmicrosoft.com,+3225405299,All Company;Sales\n\
-         adele.vance@contoso.onmicrosoft.com,,All Company;BE Office;Sales\n",
+        "upn,number,groups,licenses\n\
+         bert.claes@contoso.onmicrosoft.com,+3225405299,All Company;Sales,ENTERPRISEPACK;MCOEV\n\
+         adele.vance@contoso.onmicrosoft.com,,All Company;BE Office;Sales,\n",
     );
     let sync = run(&ws, &["sync", "users.csv"]).await;
     sync.code(1);

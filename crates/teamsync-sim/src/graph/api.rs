@@ -121,12 +121,15 @@ fn paged(
         "value": page,
     });
     if from + top < items.len() {
-        let mut next = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in q.iter().filter(|(k, _)| k != "$skiptoken") {
-            next.append_pair(k, v);
-        }
-        next.append_pair("$skiptoken", &token_of(from + top));
-        body["@odata.nextLink"] = json!(format!("{}{path}?{}", origin(headers), next.finish()));
+        // OData spells its options with a literal `$`, as Graph's next links do.
+        let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+        let mut pairs: Vec<String> = q
+            .iter()
+            .filter(|(k, _)| k != "$skiptoken")
+            .map(|(k, v)| format!("{}={}", enc(k).replace("%24", "$"), enc(v)))
+            .collect();
+        pairs.push(format!("$skiptoken={}", token_of(from + top)));
+        body["@odata.nextLink"] = json!(format!("{}{path}?{}", origin(headers), pairs.join("&")));
     }
     Ok(Json(body).into_response())
 }

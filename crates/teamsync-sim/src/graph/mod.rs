@@ -134,6 +134,8 @@ impl GraphError {
             "client-request-id": uuid::Uuid::new_v4().to_string(),
         });
         if self.status == StatusCode::TOO_MANY_REQUESTS {
+            // The throttling example's innerError, key for key.
+            inner = json!({"date": now, "request-id": uuid::Uuid::new_v4().to_string()});
             inner["code"] = json!("429");
             inner["status"] = json!("429");
             inner["message"] = json!("Please retry after");
