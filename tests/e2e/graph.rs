@@ -195,15 +195,21 @@ async fn a_failed_number_operation_is_an_item_error_with_graphs_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_with_inner_429s_converge_without_a_failed_user() {
-    // A bucket of 4 requests refilled at 4/s: a batch of more parts than the bucket holds
+    // A bucket of 5 requests refilled at 12/s: a batch of more parts than the bucket holds
     // gets 429s inside its 200.
     let sim = start(SimOptions {
-        rate_limit: Some(4),
-        burst: Some(4),
+        rate_limit: Some(12),
+        burst: Some(5),
         ..SimOptions::default()
     })
     .await;
+    // Paced under the tenant's rate: what still gets throttled is the batches' bursts.
     let ws = workspace(&sim, "");
+    let cfg = std::fs::read_to_string(ws.path("config/teamsync.toml")).unwrap();
+    ws.write(
+        "config/teamsync.toml",
+        &cfg.replace("rate_per_second = 0", "rate_per_second = 10"),
+    );
     let sheet = repo().join("samples/graph-users.csv").display().to_string();
     let sync = run(&ws, &["sync", &sheet]).await;
     sync.code(0);
