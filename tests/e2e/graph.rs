@@ -110,33 +110,52 @@ async fn plan_sync_and_replan_to_zero_through_batches_and_number_operations() {
     let sheet = repo().join("samples/graph-users.csv").display().to_string();
     let plan = run(&ws, &["plan", &sheet, "--detailed-exitcode"]).await;
     plan.code(4);
-    assert!(plan.stdout.contains("+ number: (none) → +3225405202"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("+ number: (none) → +3225405202"),
+        "{}",
+        plan.stdout
+    );
     let sync = run(&ws, &["sync", &sheet]).await;
     sync.code(0);
     no_secret(&sync);
-    assert!(sync.stdout.contains("4 updated, 1 unchanged"), "{}", sync.stdout);
+    assert!(
+        sync.stdout.contains("4 updated, 1 unchanged"),
+        "{}",
+        sync.stdout
+    );
     let again = run(&ws, &["plan", &sheet, "--detailed-exitcode"]).await;
     again.code(0);
     assert!(again.all_contains("No changes"), "{}", again.stdout);
 
     let log = requests(&sim).await;
     let batches = log.iter().filter(|e| e["path"] == "/v1.0/$batch").count();
-    assert!(batches >= 4, "one batch per changed user at least: {batches}");
+    assert!(
+        batches >= 4,
+        "one batch per changed user at least: {batches}"
+    );
     let parts: Vec<&Value> = log
         .iter()
         .filter(|e| e["path"].as_str().is_some_and(|p| p.starts_with("$batch#")))
         .collect();
     assert!(
-        parts.iter().any(|e| e["path"].as_str().unwrap().ends_with("/assignNumber")),
+        parts
+            .iter()
+            .any(|e| e["path"].as_str().unwrap().ends_with("/assignNumber")),
         "{parts:?}"
     );
     assert!(
-        parts.iter().any(|e| e["path"].as_str().unwrap().ends_with("/unassignNumber")),
+        parts
+            .iter()
+            .any(|e| e["path"].as_str().unwrap().ends_with("/unassignNumber")),
         "{parts:?}"
     );
     let polls = log
         .iter()
-        .filter(|e| e["path"].as_str().is_some_and(|p| p.contains("/operations(")))
+        .filter(|e| {
+            e["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("/operations("))
+        })
         .count();
     assert!(polls >= 4, "every number operation polled: {polls}");
     // The tenant holds what the sheet says.
@@ -152,9 +171,15 @@ async fn plan_sync_and_replan_to_zero_through_batches_and_number_operations() {
         .iter()
         .find(|n| n["telephoneNumber"] == "+3225405202")
         .unwrap();
-    assert_eq!(n202["assignmentTargetId"], "5c802b19-3600-83f1-1767-7b9edc7f3802");
+    assert_eq!(
+        n202["assignmentTargetId"],
+        "5c802b19-3600-83f1-1767-7b9edc7f3802"
+    );
     let bert = &state["users"][1];
-    assert_eq!(bert["policyAssignments"][0]["policyType"], "OnlineVoiceRoutingPolicy");
+    assert_eq!(
+        bert["policyAssignments"][0]["policyType"],
+        "OnlineVoiceRoutingPolicy"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,14 +241,21 @@ async fn batches_with_inner_429s_converge_without_a_failed_user() {
     let log = requests(&sim).await;
     let inner_429 = log
         .iter()
-        .filter(|e| e["path"].as_str().is_some_and(|p| p.starts_with("$batch#")) && e["status"] == 429)
+        .filter(|e| {
+            e["path"].as_str().is_some_and(|p| p.starts_with("$batch#")) && e["status"] == 429
+        })
         .count();
     assert!(inner_429 > 0, "no part was throttled: nothing was tested");
     let j = job(&ws).await;
     assert_eq!(j["status"], "success", "{j}");
     assert_eq!(j["error_count"], 0, "{j}");
-    assert!(j["throttled_count"].as_u64().unwrap() >= inner_429 as u64, "{j}");
-    run(&ws, &["plan", &sheet, "--detailed-exitcode"]).await.code(0);
+    assert!(
+        j["throttled_count"].as_u64().unwrap() >= inner_429 as u64,
+        "{j}"
+    );
+    run(&ws, &["plan", &sheet, "--detailed-exitcode"])
+        .await
+        .code(0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,7 +264,8 @@ async fn a_wrong_secret_stops_before_any_write_and_is_never_shown() {
     let ws = workspace(&sim, "");
     let sheet = repo().join("samples/graph-users.csv").display().to_string();
     let mut c = ws.cmd();
-    c.env(SECRET_VAR, "not-the-secret-9f").args(["sync", &sheet]);
+    c.env(SECRET_VAR, "not-the-secret-9f")
+        .args(["sync", &sheet]);
     let out = c.output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -267,7 +300,13 @@ async fn the_simulator_answers_in_the_documents_shapes() {
         let token = token.clone();
         let url = format!("{}/v1.0/$batch", sim.base);
         async move {
-            let r = http.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            let r = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     };
@@ -290,20 +329,30 @@ async fn the_simulator_answers_in_the_documents_shapes() {
     };
     let by_id = |id: &str| answers.iter().find(|a| a["id"] == id).unwrap().clone();
     assert_eq!(keys(&by_id("1")), keys(&doc["responses"][0]));
-    assert!(by_id("1")["body"]["@odata.nextLink"].as_str().unwrap().contains("$skiptoken="));
+    assert!(by_id("1")["body"]["@odata.nextLink"]
+        .as_str()
+        .unwrap()
+        .contains("$skiptoken="));
     assert_eq!(by_id("2")["status"], 404);
     assert_eq!(
         keys(&by_id("2")["body"]["error"]),
         keys(&doc["responses"][2]["body"]["error"])
     );
-    assert_eq!(by_id("3")["status"], 424, "a failed dependency fails its dependents");
+    assert_eq!(
+        by_id("3")["status"],
+        424,
+        "a failed dependency fails its dependents"
+    );
 
     let too_many: Vec<Value> = (1..=21)
         .map(|i| json!({"id": i.to_string(), "method": "GET", "url": "/subscribedSkus"}))
         .collect();
     let (status, v) = batch(json!({ "requests": too_many })).await;
     assert_eq!(status, 400, "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("20"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("20"),
+        "{v}"
+    );
     let (status, _) = batch(json!({"requests": [
         {"id": "1", "method": "POST", "url": "/users/x/assignLicense", "body": {}}
     ]}))
@@ -311,8 +360,7 @@ async fn the_simulator_answers_in_the_documents_shapes() {
     assert_eq!(status, 400, "a body without Content-Type refuses the batch");
 
     let throttling: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture("graph/docs_throttling_429_response_body.json"))
-            .unwrap(),
+        &std::fs::read_to_string(fixture("graph/docs_throttling_429_response_body.json")).unwrap(),
     )
     .unwrap();
     let body = teamsync_sim::graph::GraphError::throttled(2).body();
@@ -341,7 +389,10 @@ async fn the_simulator_answers_in_the_documents_shapes() {
     assert_eq!(r.status().as_u16(), 400);
     let v: Value = r.json().await.unwrap();
     assert!(
-        v["error"]["message"].as_str().unwrap().contains("45715bb8-13f9-4bf6-927f-ef96c102d394"),
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("45715bb8-13f9-4bf6-927f-ef96c102d394"),
         "{v}"
     );
 }

@@ -132,7 +132,10 @@ impl GraphClient {
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| cfg(format!("ca_file {}: {e}", ca.display())))?;
             if certs.is_empty() {
-                return Err(cfg(format!("ca_file {}: no PEM certificate in it", ca.display())));
+                return Err(cfg(format!(
+                    "ca_file {}: no PEM certificate in it",
+                    ca.display()
+                )));
             }
             for c in certs {
                 b = b.add_root_certificate(c);
@@ -268,18 +271,20 @@ impl GraphClient {
                 .or_else(|| body.get("error").and_then(Value::as_str))
                 .unwrap_or("no reason given");
             let message = format!("token request refused: {}", excerpt(&scrub(why)));
-            return Err(if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-                ConnectorError::Retryable {
-                    status: Some(status.as_u16()),
-                    retry_after: None,
-                    message,
-                }
-            } else {
-                ConnectorError::Auth {
-                    status: status.as_u16(),
-                    message,
-                }
-            });
+            return Err(
+                if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                    ConnectorError::Retryable {
+                        status: Some(status.as_u16()),
+                        retry_after: None,
+                        message,
+                    }
+                } else {
+                    ConnectorError::Auth {
+                        status: status.as_u16(),
+                        message,
+                    }
+                },
+            );
         }
         let value = body
             .get("access_token")
@@ -292,7 +297,10 @@ impl GraphClient {
             .to_string();
         let lifetime = body
             .get("expires_in")
-            .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+            .and_then(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
             .map(Duration::from_secs)
             .unwrap_or(Duration::from_secs(3599));
         Ok(Token {
@@ -347,9 +355,8 @@ impl GraphClient {
             let body: Value = if bytes.is_empty() {
                 Value::Null
             } else {
-                serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                    Value::String(String::from_utf8_lossy(&bytes).into_owned())
-                })
+                serde_json::from_slice(&bytes)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
             };
             let reply = Reply {
                 status: status.as_u16(),
@@ -424,7 +431,10 @@ impl GraphClient {
                     let e = ConnectorError::Retryable {
                         status: None,
                         retry_after: None,
-                        message: format!("GET {}: the answer is not a JSON object", describe(&url, &self.root)),
+                        message: format!(
+                            "GET {}: the answer is not a JSON object",
+                            describe(&url, &self.root)
+                        ),
                     };
                     if attempt >= self.retry.max_attempts.max(1) {
                         return Err(e);
@@ -492,7 +502,10 @@ impl GraphClient {
             };
             let status = resp.status();
             let headers = resp.headers().clone();
-            let bytes = resp.bytes().await.map_err(|e| transport("POST $batch", e))?;
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| transport("POST $batch", e))?;
             if !status.is_success() {
                 for p in permits {
                     self.report(p, status.as_u16(), &headers, "POST $batch")?;
@@ -508,12 +521,13 @@ impl GraphClient {
                     location: None,
                     body,
                 };
-                let e = status_error("POST $batch", &reply, retry_after(&headers))
-                    .unwrap_or_else(|| ConnectorError::Retryable {
+                let e = status_error("POST $batch", &reply, retry_after(&headers)).unwrap_or_else(
+                    || ConnectorError::Retryable {
                         status: Some(status.as_u16()),
                         retry_after: None,
                         message: "POST $batch: unexpected answer".into(),
-                    });
+                    },
+                );
                 if e.is_throttle() {
                     continue;
                 }
@@ -588,7 +602,10 @@ impl GraphClient {
                 );
             }
         }
-        Ok(done.into_iter().map(|d| d.unwrap_or_else(|| Err(cfg("unreachable")))).collect())
+        Ok(done
+            .into_iter()
+            .map(|d| d.unwrap_or_else(|| Err(cfg("unreachable"))))
+            .collect())
     }
 
     /// Polls an asynchronous operation at `location` until it ends; `Ok` holds its id and
@@ -793,7 +810,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             error_of(&body, 429),
-            (Some("TooManyRequests".into()), "Please retry again later.".into())
+            (
+                Some("TooManyRequests".into()),
+                "Please retry again later.".into()
+            )
         );
         assert_eq!(error_of(&Value::Null, 404).1, "Not Found");
         let r = Reply {
@@ -805,7 +825,9 @@ mod tests {
         assert_eq!(e.code(), "Request_BadRequest");
         assert!(e.to_string().contains("nope"), "{e}");
         let r = Reply { status: 429, ..r };
-        assert!(status_error("x", &r, Some(Duration::from_millis(2128))).unwrap().is_throttle());
+        assert!(status_error("x", &r, Some(Duration::from_millis(2128)))
+            .unwrap()
+            .is_throttle());
     }
 
     #[test]
@@ -822,9 +844,14 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{c:?}").contains("s3cr3t"));
-        assert!(c.follow("http://127.0.0.1:9/v1.0/users?$skiptoken=x").is_ok());
+        assert!(c
+            .follow("http://127.0.0.1:9/v1.0/users?$skiptoken=x")
+            .is_ok());
         assert!(c.follow("http://evil.example:9/v1.0/users").is_err());
         assert!(c.follow("http://127.0.0.1:10/v1.0/users").is_err());
-        assert_eq!(c.url("users?$top=5").unwrap().as_str(), "http://127.0.0.1:9/v1.0/users?$top=5");
+        assert_eq!(
+            c.url("users?$top=5").unwrap().as_str(),
+            "http://127.0.0.1:9/v1.0/users?$top=5"
+        );
     }
 }

@@ -79,7 +79,10 @@ impl TenantTable for GraphConfig {
     }
 
     async fn connect(&self, gate: Arc<Gate>) -> Result<Connected, OpenError> {
-        Ok(Connected::remote(GraphConnector::new(self.settings(), gate)?))
+        Ok(Connected::remote(GraphConnector::new(
+            self.settings(),
+            gate,
+        )?))
     }
 }
 

@@ -205,7 +205,10 @@ impl GraphConnector {
                 return Ok(out);
             }
         }
-        Err(malformed("numberAssignments", "more pages than any tenant holds"))
+        Err(malformed(
+            "numberAssignments",
+            "more pages than any tenant holds",
+        ))
     }
 
     /// Group ids of each user, twenty users to a `$batch` of `memberOf` reads.
@@ -242,7 +245,11 @@ impl GraphConnector {
                 let mut groups: Vec<String> = page
                     .value
                     .into_iter()
-                    .filter(|o| o.odata_type.as_deref().is_none_or(|t| t.ends_with(".group")))
+                    .filter(|o| {
+                        o.odata_type
+                            .as_deref()
+                            .is_none_or(|t| t.ends_with(".group"))
+                    })
                     .map(|o| o.id)
                     .collect();
                 if let Some(next) = page.next_link {
@@ -309,7 +316,10 @@ impl GraphConnector {
             "admin/teams/policy/getPolicyId(type='{VRP_POLICY_TYPE}',name='{}')",
             name.replace('\'', "''")
         );
-        let v = self.client.read(self.client.url(&rel)?, &AtomicU64::new(0)).await?;
+        let v = self
+            .client
+            .read(self.client.url(&rel)?, &AtomicU64::new(0))
+            .await?;
         let page: wire::Page<wire::PolicyIdentifier> =
             serde_json::from_value(v).map_err(|e| malformed("getPolicyId", e))?;
         let id = page
@@ -331,7 +341,9 @@ impl GraphConnector {
         id: &str,
         counter: &AtomicU64,
     ) -> Result<Option<wire::UserConfiguration>, ConnectorError> {
-        let url = self.client.url(&format!("admin/teams/userConfigurations/{id}"))?;
+        let url = self
+            .client
+            .url(&format!("admin/teams/userConfigurations/{id}"))?;
         match self.client.read(url, counter).await {
             Ok(v) => serde_json::from_value(v)
                 .map(Some)
@@ -347,7 +359,10 @@ impl GraphConnector {
         let counter = AtomicU64::new(0);
         let mut answers: Vec<(Part, Result<Reply, ConnectorError>)> = Vec::new();
         if parts.len() == 1 {
-            let p = parts.into_iter().next().ok_or_else(|| ConnectorError::Config("no part".into()))?;
+            let p = parts
+                .into_iter()
+                .next()
+                .ok_or_else(|| ConnectorError::Config("no part".into()))?;
             let url = self.client.url(&p.url)?;
             let r = self
                 .client
@@ -376,13 +391,14 @@ impl GraphConnector {
                 Ok(reply) if reply.status == 202 && p.url.contains("numberAssignments/") => {
                     let what = number_what(&p);
                     match reply.location.as_deref() {
-                        Some(loc) => self
-                            .client
-                            .poll(&what, loc, &counter)
-                            .await
-                            .map(|(id, status)| {
-                                tracing::info!("{what}: operation {id} {status}");
-                            }),
+                        Some(loc) => {
+                            self.client
+                                .poll(&what, loc, &counter)
+                                .await
+                                .map(|(id, status)| {
+                                    tracing::info!("{what}: operation {id} {status}");
+                                })
+                        }
                         None => Err(ConnectorError::Rejected {
                             status: 202,
                             code: Some("no-location".into()),
@@ -420,9 +436,11 @@ fn number_what(p: &Part) -> String {
 fn already_done(p: &Part, e: ConnectorError) -> Result<(), ConnectorError> {
     let members = p.url.ends_with("/$ref");
     match &e {
-        ConnectorError::Rejected { status: 400, reason, .. }
-            if members && p.method == reqwest::Method::POST && reason.contains("already exist") =>
-        {
+        ConnectorError::Rejected {
+            status: 400,
+            reason,
+            ..
+        } if members && p.method == reqwest::Method::POST && reason.contains("already exist") => {
             Ok(())
         }
         ConnectorError::Rejected { status: 404, .. }
@@ -495,7 +513,10 @@ impl Connector for GraphConnector {
             self.all("admin/teams/userConfigurations", &counter).await?;
         let skus: Vec<wire::SubscribedSku> = self.all("subscribedSkus", &counter).await?;
         let groups: Vec<wire::Group> = self
-            .all(&format!("groups?$select=id,displayName&$top={PAGE}"), &counter)
+            .all(
+                &format!("groups?$select=id,displayName&$top={PAGE}"),
+                &counter,
+            )
             .await?;
         let numbers = self.numbers(&counter).await?;
         self.remember_inventory(&numbers);
@@ -508,11 +529,16 @@ impl Connector for GraphConnector {
         let mut listed = std::collections::HashSet::new();
         for u in &users {
             let config = configs.get(&u.id.to_lowercase());
-            let name = u.user_principal_name.clone().unwrap_or_else(|| u.id.clone());
+            let name = u
+                .user_principal_name
+                .clone()
+                .unwrap_or_else(|| u.id.clone());
             if config.is_some_and(mapping::is_resource_account) {
-                held_elsewhere.extend(config.and_then(mapping::primary_number).map(|n| HeldNumber {
-                    number: n,
-                    holder: format!("resource account {name}"),
+                held_elsewhere.extend(config.and_then(mapping::primary_number).map(|n| {
+                    HeldNumber {
+                        number: n,
+                        holder: format!("resource account {name}"),
+                    }
                 }));
                 continue;
             }
@@ -535,7 +561,10 @@ impl Connector for GraphConnector {
                 .assignment_target_id
                 .as_deref()
                 .is_some_and(|t| listed.contains(&t.to_lowercase()));
-            if status != "unassigned" && !to_listed && !held_elsewhere.iter().any(|h: &HeldNumber| h.number == e) {
+            if status != "unassigned"
+                && !to_listed
+                && !held_elsewhere.iter().any(|h: &HeldNumber| h.number == e)
+            {
                 held_elsewhere.push(HeldNumber {
                     number: e,
                     holder: format!(
@@ -652,7 +681,10 @@ impl Connector for GraphConnector {
         if step.ops.iter().any(|&i| {
             matches!(
                 user.ops.get(i).map(|p| &p.op),
-                Some(crate::plan::model::Operation::Create { .. } | crate::plan::model::Operation::Delete)
+                Some(
+                    crate::plan::model::Operation::Create { .. }
+                        | crate::plan::model::Operation::Delete
+                )
             )
         }) {
             return Err(ConnectorError::Unsupported(
@@ -681,7 +713,9 @@ impl Connector for GraphConnector {
                             let cur = current.as_ref();
                             match c.attr {
                                 Attr::Licenses => cur.map(|u| u.licenses.clone()),
-                                _ => cur.and_then(|u| u.details.as_ref()).map(|d| d.groups.clone()),
+                                _ => cur
+                                    .and_then(|u| u.details.as_ref())
+                                    .map(|d| d.groups.clone()),
                             }
                             .unwrap_or_default()
                         }
@@ -716,11 +750,17 @@ impl Connector for GraphConnector {
                                 Some(Some(AttrValue::Number(n))) => Some(n.number().to_string()),
                                 _ => inventory
                                     .iter()
-                                    .find(|(_, h)| h.target.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(&id)))
+                                    .find(|(_, h)| {
+                                        h.target
+                                            .as_deref()
+                                            .is_some_and(|t| t.eq_ignore_ascii_case(&id))
+                                    })
                                     .map(|(n, _)| n.clone()),
                             };
                             known.release = number.and_then(|n| {
-                                inventory.get(&n).map(|h| (n.clone(), h.number_type.clone()))
+                                inventory
+                                    .get(&n)
+                                    .map(|h| (n.clone(), h.number_type.clone()))
                             });
                         }
                     }
@@ -766,7 +806,14 @@ mod tests {
     fn profile_carries_what_graph_writes_and_no_creates() {
         let p = PROFILE;
         assert!(p.read && p.write && !p.create && !p.delete && !p.resource_accounts);
-        for a in [Attr::DisplayName, Attr::Country, Attr::Number, Attr::Vrp, Attr::Groups, Attr::Licenses] {
+        for a in [
+            Attr::DisplayName,
+            Attr::Country,
+            Attr::Number,
+            Attr::Vrp,
+            Attr::Groups,
+            Attr::Licenses,
+        ] {
             assert!(p.carries(a), "{a}");
         }
         assert!(!p.carries(Attr::CustomerLicenses) && !p.carries(Attr::Extension));
@@ -786,16 +833,24 @@ mod tests {
         use crate::connector::registry::TenantTable;
         assert!(c.check().is_ok());
         let s = c.settings();
-        let Auth::ClientSecret { token_url, secret, .. } = &s.auth else {
+        let Auth::ClientSecret {
+            token_url, secret, ..
+        } = &s.auth
+        else {
             panic!("{s:?}")
         };
-        assert_eq!(token_url, "https://login.microsoftonline.com/T1/oauth2/v2.0/token");
+        assert_eq!(
+            token_url,
+            "https://login.microsoftonline.com/T1/oauth2/v2.0/token"
+        );
         assert_eq!(secret, &TokenSource::Command("echo s3cr3t".into()));
         assert!(!format!("{s:?}").contains("s3cr3t"));
-        let bare: GraphConfig = toml::from_str(
-            "base_url = \"https://graph.microsoft.com\"\ntenant_id = \"t\"\n",
-        )
-        .unwrap();
-        assert!(bare.check().unwrap_err().contains("never goes in this file"));
+        let bare: GraphConfig =
+            toml::from_str("base_url = \"https://graph.microsoft.com\"\ntenant_id = \"t\"\n")
+                .unwrap();
+        assert!(bare
+            .check()
+            .unwrap_err()
+            .contains("never goes in this file"));
     }
 }

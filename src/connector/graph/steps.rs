@@ -133,11 +133,8 @@ pub fn parts(changes: &[&AttrChange], k: &Known) -> Result<Vec<Part>, ConnectorE
                     .filter(|s| !has(&k.licenses_now, s))
                     .map(|s| json!({"skuId": s, "disabledPlans": []}))
                     .collect();
-                let remove: Vec<&String> = k
-                    .licenses_now
-                    .iter()
-                    .filter(|s| !has(&want, s))
-                    .collect();
+                let remove: Vec<&String> =
+                    k.licenses_now.iter().filter(|s| !has(&want, s)).collect();
                 if add.is_empty() && remove.is_empty() {
                     continue;
                 }
@@ -177,7 +174,11 @@ pub fn parts(changes: &[&AttrChange], k: &Known) -> Result<Vec<Part>, ConnectorE
                     }]}),
                     _ => json!({"value": [{"userId": id, "policyType": VRP_POLICY_TYPE}]}),
                 };
-                let action = if c.after.is_some() { "assign" } else { "unassign" };
+                let action = if c.after.is_some() {
+                    "assign"
+                } else {
+                    "unassign"
+                };
                 out.push(Part {
                     method: Method::POST,
                     url: format!("admin/teams/policy/userAssignments/{action}"),
@@ -199,9 +200,10 @@ pub fn parts(changes: &[&AttrChange], k: &Known) -> Result<Vec<Part>, ConnectorE
                         }
                         ("assignNumber", b)
                     }
-                    (None, _, Some((n, t))) => {
-                        ("unassignNumber", json!({"telephoneNumber": n, "numberType": t}))
-                    }
+                    (None, _, Some((n, t))) => (
+                        "unassignNumber",
+                        json!({"telephoneNumber": n, "numberType": t}),
+                    ),
                     (None, _, None) => continue,
                     (Some(_), None, _) => {
                         return Err(ConnectorError::Config(
@@ -211,7 +213,9 @@ pub fn parts(changes: &[&AttrChange], k: &Known) -> Result<Vec<Part>, ConnectorE
                 };
                 out.push(Part {
                     method: Method::POST,
-                    url: format!("admin/teams/telephoneNumberManagement/numberAssignments/{action}"),
+                    url: format!(
+                        "admin/teams/telephoneNumberManagement/numberAssignments/{action}"
+                    ),
                     body: Some(body),
                     depends_on: if action == "assignNumber" {
                         licensed_after

@@ -30,7 +30,11 @@ pub fn origin(headers: &HeaderMap) -> String {
 
 fn query(raw: &Option<String>) -> Vec<(String, String)> {
     raw.as_deref()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -78,7 +82,11 @@ fn offset_of(token: &str) -> Option<usize> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .ok()?;
-    String::from_utf8(bytes).ok()?.strip_prefix("o:")?.parse().ok()
+    String::from_utf8(bytes)
+        .ok()?
+        .strip_prefix("o:")?
+        .parse()
+        .ok()
 }
 
 /// One page of `items` with `$top` (1..=999, default 100), `$select` and `$skiptoken`, and
@@ -157,7 +165,9 @@ fn string_field<'a>(m: &'a Map<String, Value>, k: &str) -> Result<&'a str, Graph
         Some(Value::String(_)) | None | Some(Value::Null) => Err(GraphError::bad(format!(
             "The parameter '{k}' is required and cannot be empty."
         ))),
-        Some(_) => Err(GraphError::bad(format!("The parameter '{k}' must be a string."))),
+        Some(_) => Err(GraphError::bad(format!(
+            "The parameter '{k}' must be a string."
+        ))),
     }
 }
 
@@ -185,10 +195,16 @@ pub async fn list_users(State(sh): Sh, headers: HeaderMap, RawQuery(raw): RawQue
     paged(&headers, "/v1.0/users", &query(&raw), items, "users")
 }
 
-pub async fn get_user(State(sh): Sh, UrlPath(id): UrlPath<String>, RawQuery(raw): RawQuery) -> Answer {
+pub async fn get_user(
+    State(sh): Sh,
+    UrlPath(id): UrlPath<String>,
+    RawQuery(raw): RawQuery,
+) -> Answer {
     let q = query(&raw);
     check_options(&q, &["$select"])?;
-    let u = sh.read(|d| d.user(&id).map(user_json))?.ok_or_else(|| user_missing(&id))?;
+    let u = sh
+        .read(|d| d.user(&id).map(user_json))?
+        .ok_or_else(|| user_missing(&id))?;
     Ok(Json(project(u, opt(&q, "$select"))).into_response())
 }
 
@@ -198,7 +214,9 @@ pub async fn patch_user(State(sh): Sh, UrlPath(id): UrlPath<String>, body: Bytes
         let u = d.user_mut(&id).ok_or_else(|| user_missing(&id))?;
         for (k, v) in &m {
             match (k.as_str(), v) {
-                ("displayName", Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= 256 => {
+                ("displayName", Value::String(s))
+                    if !s.trim().is_empty() && s.chars().count() <= 256 =>
+                {
                     u.display_name = s.clone();
                 }
                 ("displayName", _) => {
@@ -277,7 +295,9 @@ pub async fn assign_license(State(sh): Sh, UrlPath(id): UrlPath<String>, body: B
                 .iter()
                 .any(|l| l.sku_id.eq_ignore_ascii_case(r))
             {
-                return Err(GraphError::bad("User does not have a corresponding license."));
+                return Err(GraphError::bad(
+                    "User does not have a corresponding license.",
+                ));
             }
         }
         let u = d.user_mut(&id).ok_or_else(|| user_missing(&id))?;
@@ -571,7 +591,11 @@ fn accepted(headers: &HeaderMap, op: &str) -> Response {
 fn new_operation(kind: &str, number: &str) -> NumberOperation {
     let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
         "{}|{}",
-        if kind == "assign" { "Assignment" } else { "Unassignment" },
+        if kind == "assign" {
+            "Assignment"
+        } else {
+            "Unassignment"
+        },
         uuid::Uuid::new_v4()
     ));
     NumberOperation {
@@ -670,7 +694,9 @@ fn complete(d: &mut TenantDoc, op: &NumberOperation) -> Result<(), String> {
     let n = &op.telephone_number;
     let sent_type = op.number_type.clone();
     let Some(held) = d.number(n).cloned() else {
-        return Err(format!("The telephone number {n} was not found in the tenant's inventory."));
+        return Err(format!(
+            "The telephone number {n} was not found in the tenant's inventory."
+        ));
     };
     if held.number_type != sent_type {
         return Err(format!(
@@ -683,7 +709,11 @@ fn complete(d: &mut TenantDoc, op: &NumberOperation) -> Result<(), String> {
         if held.assignment_status == "unassigned" {
             return Err(format!("The telephone number {n} is not assigned."));
         }
-        if let Some(a) = d.number_assignments.iter_mut().find(|a| &a.telephone_number == n) {
+        if let Some(a) = d
+            .number_assignments
+            .iter_mut()
+            .find(|a| &a.telephone_number == n)
+        {
             a.assignment_status = "unassigned".into();
             a.assignment_target_id = None;
             a.assignment_category = None;
@@ -722,7 +752,11 @@ fn complete(d: &mut TenantDoc, op: &NumberOperation) -> Result<(), String> {
             a.assignment_category = None;
         }
     }
-    if let Some(a) = d.number_assignments.iter_mut().find(|a| &a.telephone_number == n) {
+    if let Some(a) = d
+        .number_assignments
+        .iter_mut()
+        .find(|a| &a.telephone_number == n)
+    {
         a.assignment_status = "userAssigned".into();
         a.assignment_target_id = Some(user.id.clone());
         a.assignment_category = Some(category);
@@ -784,7 +818,10 @@ pub async fn operation_segment(
     find_operation(&sh, &headers, id)
 }
 
-fn assignments(m: &Map<String, Value>, need_policy: bool) -> Result<Vec<(String, String, String)>, GraphError> {
+fn assignments(
+    m: &Map<String, Value>,
+    need_policy: bool,
+) -> Result<Vec<(String, String, String)>, GraphError> {
     let Some(Value::Array(items)) = m.get("value") else {
         return Err(GraphError::bad("The parameter 'value' is required."));
     };
@@ -812,8 +849,7 @@ fn assignments(m: &Map<String, Value>, need_policy: bool) -> Result<Vec<(String,
 }
 
 fn check_type(d: &TenantDoc, t: &str) -> Result<(), GraphError> {
-    if d
-        .assignable_policy_types
+    if d.assignable_policy_types
         .iter()
         .any(|a| a.eq_ignore_ascii_case(t))
     {
@@ -884,11 +920,17 @@ pub async fn policy_function(State(sh): Sh, UrlPath(call): UrlPath<String>) -> A
             .trim()
             .strip_prefix('\'')
             .and_then(|v| v.strip_suffix('\''))
-            .ok_or_else(|| GraphError::bad(format!("Function parameter '{k}' must be a quoted string.")))?;
+            .ok_or_else(|| {
+                GraphError::bad(format!("Function parameter '{k}' must be a quoted string."))
+            })?;
         match k.trim() {
             "type" => kind = Some(v.to_string()),
             "name" => name = Some(v.to_string()),
-            other => return Err(GraphError::bad(format!("Unknown function parameter '{other}'."))),
+            other => {
+                return Err(GraphError::bad(format!(
+                    "Unknown function parameter '{other}'."
+                )))
+            }
         }
     }
     let (Some(kind), Some(name)) = (kind, name) else {
@@ -898,12 +940,16 @@ pub async fn policy_function(State(sh): Sh, UrlPath(call): UrlPath<String>) -> A
     let value: Vec<Value> = sh.read(|d| {
         d.policies
             .iter()
-            .filter(|p| p.policy_type.eq_ignore_ascii_case(&kind) && p.name.eq_ignore_ascii_case(&bare))
-            .map(|p| json!({
-                "@odata.type": "#microsoft.graph.teamsAdministration.policyIdentifierDetail",
-                "name": format!("Tag:{}", p.name),
-                "policyId": p.policy_id,
-            }))
+            .filter(|p| {
+                p.policy_type.eq_ignore_ascii_case(&kind) && p.name.eq_ignore_ascii_case(&bare)
+            })
+            .map(|p| {
+                json!({
+                    "@odata.type": "#microsoft.graph.teamsAdministration.policyIdentifierDetail",
+                    "name": format!("Tag:{}", p.name),
+                    "policyId": p.policy_id,
+                })
+            })
             .collect()
     })?;
     Ok(Json(json!({"value": value})).into_response())

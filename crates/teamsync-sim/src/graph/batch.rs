@@ -74,14 +74,29 @@ fn parse(body: &Bytes) -> Result<Vec<Part>, GraphError> {
             return Err(bad("Each batch request must be an object."));
         };
         let s = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
-        let id = s("id").filter(|i| !i.is_empty()).ok_or_else(|| bad("A batch request is missing its 'id'."))?;
+        let id = s("id")
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| bad("A batch request is missing its 'id'."))?;
         if parts.iter().any(|p| p.id == id) {
             return Err(bad(format!("The batch holds two requests with id '{id}'.")));
         }
         let method = s("method")
             .and_then(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok())
-            .filter(|m| [Method::GET, Method::POST, Method::PATCH, Method::PUT, Method::DELETE].contains(m))
-            .ok_or_else(|| bad(format!("Request '{id}': 'method' is missing or not an HTTP method Graph takes.")))?;
+            .filter(|m| {
+                [
+                    Method::GET,
+                    Method::POST,
+                    Method::PATCH,
+                    Method::PUT,
+                    Method::DELETE,
+                ]
+                .contains(m)
+            })
+            .ok_or_else(|| {
+                bad(format!(
+                    "Request '{id}': 'method' is missing or not an HTTP method Graph takes."
+                ))
+            })?;
         let url = s("url").ok_or_else(|| bad(format!("Request '{id}': 'url' is missing.")))?;
         if url.contains("://") {
             return Err(bad(format!(
@@ -113,7 +128,11 @@ fn parse(body: &Bytes) -> Result<Vec<Part>, GraphError> {
                 .map(|x| x.as_str().map(str::to_string))
                 .collect::<Option<_>>()
                 .ok_or_else(|| bad(format!("Request '{id}': 'dependsOn' must hold ids.")))?,
-            Some(_) => return Err(bad(format!("Request '{id}': 'dependsOn' must be an array."))),
+            Some(_) => {
+                return Err(bad(format!(
+                    "Request '{id}': 'dependsOn' must be an array."
+                )))
+            }
         };
         for d in &depends_on {
             if !parts.iter().any(|p| &p.id == d) {
@@ -202,7 +221,10 @@ pub async fn batch(State(sh): State<Arc<Shared>>, headers: HeaderMap, body: Byte
                 Err(never) => match never {},
             },
             Err(_) => {
-                let e = bad(format!("Request '{}': 'url' {:?} is not a valid URL.", p.id, p.url));
+                let e = bad(format!(
+                    "Request '{}': 'url' {:?} is not a valid URL.",
+                    p.id, p.url
+                ));
                 statuses.insert(p.id.clone(), 400);
                 out.push(error_answer(&p.id, &e));
                 continue;
@@ -215,7 +237,9 @@ pub async fn batch(State(sh): State<Arc<Shared>>, headers: HeaderMap, body: Byte
                 h.insert(canonical(name.as_str()), json!(v));
             }
         }
-        let bytes = to_bytes(resp.into_body(), 16 << 20).await.unwrap_or_default();
+        let bytes = to_bytes(resp.into_body(), 16 << 20)
+            .await
+            .unwrap_or_default();
         let body = if bytes.is_empty() {
             None
         } else {

@@ -265,7 +265,9 @@ impl GraphSim {
     ) -> Result<GraphSim, SimError> {
         let conn = open_db(state, &STATE)?;
         let stored: Option<String> = conn
-            .query_row("SELECT doc FROM graph_tenant WHERE id = 1", [], |r| r.get(0))
+            .query_row("SELECT doc FROM graph_tenant WHERE id = 1", [], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(StoreError::from)?;
         let doc = match stored {
@@ -306,7 +308,10 @@ impl GraphSim {
         db.doc
             .policies
             .iter()
-            .filter(|p| p.policy_type.eq_ignore_ascii_case("OnlineVoiceRoutingPolicy"))
+            .filter(|p| {
+                p.policy_type
+                    .eq_ignore_ascii_case("OnlineVoiceRoutingPolicy")
+            })
             .map(|p| p.name.clone())
             .collect()
     }
@@ -353,10 +358,7 @@ fn api_routes() -> Router<Arc<Shared>> {
             "/v1.0/admin/teams/userConfigurations/{id}",
             get(api::get_user_configuration),
         )
-        .route(
-            &format!("{TNM}/numberAssignments"),
-            get(api::list_numbers),
-        )
+        .route(&format!("{TNM}/numberAssignments"), get(api::list_numbers))
         .route(
             &format!("{TNM}/numberAssignments/assignNumber"),
             post(api::assign_number),

@@ -168,7 +168,9 @@ impl TenantDoc {
         })
     }
     pub fn user_mut(&mut self, id: &str) -> Option<&mut User> {
-        self.users.iter_mut().find(|u| u.id.eq_ignore_ascii_case(id))
+        self.users
+            .iter_mut()
+            .find(|u| u.id.eq_ignore_ascii_case(id))
     }
     pub fn sku(&self, id: &str) -> Option<&Sku> {
         self.subscribed_skus
@@ -227,16 +229,25 @@ impl TenantDoc {
                 return Err(format!("user id {} appears twice", u.id));
             }
             if !upns.insert(u.user_principal_name.to_lowercase()) {
-                return Err(format!("userPrincipalName {} appears twice", u.user_principal_name));
+                return Err(format!(
+                    "userPrincipalName {} appears twice",
+                    u.user_principal_name
+                ));
             }
             if let Some(c) = &u.usage_location {
                 if !crate::common::is_country(c) {
-                    return Err(format!("user {}: usageLocation {c:?} is not ISO 3166-1 alpha-2", u.id));
+                    return Err(format!(
+                        "user {}: usageLocation {c:?} is not ISO 3166-1 alpha-2",
+                        u.id
+                    ));
                 }
             }
             for l in &u.assigned_licenses {
                 if self.sku(&l.sku_id).is_none() {
-                    return Err(format!("user {}: skuId {} is not a subscribed SKU", u.id, l.sku_id));
+                    return Err(format!(
+                        "user {}: skuId {} is not a subscribed SKU",
+                        u.id, l.sku_id
+                    ));
                 }
             }
         }
@@ -250,14 +261,23 @@ impl TenantDoc {
         let mut numbers = std::collections::HashSet::new();
         for n in &self.number_assignments {
             if !crate::common::is_e164(&n.telephone_number) {
-                return Err(format!("telephoneNumber {:?} is not +E.164", n.telephone_number));
+                return Err(format!(
+                    "telephoneNumber {:?} is not +E.164",
+                    n.telephone_number
+                ));
             }
             if !numbers.insert(n.telephone_number.clone()) {
-                return Err(format!("telephoneNumber {} appears twice", n.telephone_number));
+                return Err(format!(
+                    "telephoneNumber {} appears twice",
+                    n.telephone_number
+                ));
             }
             if let Some(t) = &n.assignment_target_id {
                 if n.assignment_status == "userAssigned" && self.user(t).is_none() {
-                    return Err(format!("{}: assignmentTargetId {t} is not a user", n.telephone_number));
+                    return Err(format!(
+                        "{}: assignmentTargetId {t} is not a user",
+                        n.telephone_number
+                    ));
                 }
             }
         }
