@@ -31,6 +31,8 @@ pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(300);
 /// The first pause between two polls of an operation (doubled up to [`POLL_CAP`]).
 const POLL_FIRST: Duration = Duration::from_millis(250);
 const POLL_CAP: Duration = Duration::from_secs(5);
+/// Graph's header naming the scope of a throttle.
+pub const THROTTLE_SCOPE: &str = "x-ms-throttle-scope";
 /// The scope of an app-only token for Graph.
 pub const SCOPE: &str = "https://graph.microsoft.com/.default";
 
@@ -382,6 +384,13 @@ impl GraphClient {
         headers: &HeaderMap,
         what: &str,
     ) -> Result<(), ConnectorError> {
+        if status == 429 {
+            // Graph names what it throttled on (`Application_Tenant/…`): for the log, the
+            // gate treats every scope as the tenant's one budget.
+            if let Some(scope) = headers.get(THROTTLE_SCOPE).and_then(|v| v.to_str().ok()) {
+                tracing::debug!("{what}: throttled, scope {scope}");
+            }
+        }
         let answer = match (status, retry_after(headers)) {
             (429, ra) => Answer::Throttled {
                 retry_after: ra.unwrap_or(DEFAULT_RETRY_AFTER),
