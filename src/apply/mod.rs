@@ -27,6 +27,7 @@
 //! - A history write that fails stops the job: no request goes out whose intent was not
 //!   committed, and nothing new starts.
 
+mod bulk;
 mod executor;
 pub mod progress;
 mod scheduler;
@@ -394,6 +395,17 @@ pub async fn execute_locked(
         })
     };
 
+    // Backends with a bulk request send what it carries first, in waves; the users it
+    // cannot finish carry on one by one from where it left them.
+    let mut carried = match ctx.connector.clone().bulk() {
+        Some(b) if !to_run.is_empty() => Some(bulk::run(&ctx, b, &to_run, bulk_id, &job_id).await),
+        _ => None,
+    };
+    let to_run: Vec<usize> = match &carried {
+        Some(c) => to_run.into_iter().filter(|ui| c.contains_key(ui)).collect(),
+        None => to_run,
+    };
+
     let mut set = JoinSet::new();
     for ui in to_run {
         let slot = tokio::select! {
@@ -406,7 +418,8 @@ pub async fn execute_locked(
         if ctx.abort.reason().is_some() {
             break;
         }
-        set.spawn(executor::run_user(ctx.clone(), ui, slot));
+        let carry = carried.as_mut().and_then(|c| c.remove(&ui));
+        set.spawn(executor::run_user(ctx.clone(), ui, slot, carry));
         while let Some(r) = set.try_join_next() {
             joined(&ctx, r);
         }
