@@ -81,6 +81,7 @@ enum Sent {
 struct Shared<'a> {
     ctx: &'a Arc<RunCtx>,
     bulk: &'a dyn Bulk,
+    size: usize,
     prefix: String,
     seq: AtomicUsize,
     refused: AtomicBool,
@@ -93,6 +94,7 @@ struct Shared<'a> {
 pub(super) async fn run(
     ctx: &Arc<RunCtx>,
     bulk: &dyn Bulk,
+    size: usize,
     to_run: &[usize],
     bulk_id: i64,
     job_id: &str,
@@ -101,6 +103,7 @@ pub(super) async fn run(
     let sh = Shared {
         ctx,
         bulk,
+        size,
         prefix: format!("teamsync {job_id} {run_nonce}."),
         seq: AtomicUsize::new(0),
         refused: AtomicBool::new(false),
@@ -125,7 +128,7 @@ pub(super) async fn run(
         tracing::info!(
             "bulk wave {wave}: {} to send in {} request(s)",
             crate::human::count(parts.len(), "user"),
-            parts.len().div_ceil(bulk.batch_size())
+            parts.len().div_ceil(size)
         );
         send_wave(&sh, parts, &mut runs).await;
     }
@@ -216,7 +219,7 @@ fn ready_parts(ctx: &RunCtx, bulk: &dyn Bulk, runs: &mut [UserRun]) -> Vec<Part>
 }
 
 async fn send_wave(sh: &Shared<'_>, parts: Vec<Part>, runs: &mut [UserRun]) {
-    let size = sh.bulk.batch_size().max(1);
+    let size = sh.size.max(1);
     let mut batches: Vec<Vec<Part>> = Vec::new();
     let mut parts = parts.into_iter().peekable();
     while parts.peek().is_some() {

@@ -67,6 +67,9 @@ pub struct ApplyOptions {
     pub replication_window: Duration,
     /// Read every changed user back and compare.
     pub verify: bool,
+    /// Users per bulk request on a backend that has one; `None`: the backend's (its
+    /// tenant's `bulk_size`), 0: no bulk requests.
+    pub bulk_size: Option<usize>,
     pub limit: Option<usize>,
     pub only: Vec<Upn>,
     pub title: String,
@@ -86,6 +89,7 @@ impl ApplyOptions {
             request_timeout: Duration::from_secs(t.request_timeout_s.max(1)),
             replication_window: Duration::from_secs(t.replication_window_s),
             verify: false,
+            bulk_size: None,
             limit: None,
             only: Vec::new(),
             title: String::new(),
@@ -398,7 +402,13 @@ pub async fn execute_locked(
     // Backends with a bulk request send what it carries first, in waves; the users it
     // cannot finish carry on one by one from where it left them.
     let mut carried = match ctx.connector.clone().bulk() {
-        Some(b) if !to_run.is_empty() => Some(bulk::run(&ctx, b, &to_run, bulk_id, &job_id).await),
+        Some(b) if !to_run.is_empty() && opts.bulk_size != Some(0) => {
+            let size = opts
+                .bulk_size
+                .unwrap_or_else(|| b.batch_size())
+                .clamp(1, b.max_batch_size());
+            Some(bulk::run(&ctx, b, size, &to_run, bulk_id, &job_id).await)
+        }
         _ => None,
     };
     let to_run: Vec<usize> = match &carried {

@@ -307,8 +307,10 @@ pub struct BackendBulk {
 /// executor then asks [`Bulk::recover`].
 #[async_trait]
 pub trait Bulk: Send + Sync {
-    /// Most items in one request.
+    /// Items per request unless the run says otherwise (the tenant's setting).
     fn batch_size(&self) -> usize;
+    /// The most items one request may carry.
+    fn max_batch_size(&self) -> usize;
     /// The item carrying `steps` (consecutive steps of `user`, the first one not sent
     /// yet), or `None` when one item cannot carry them all: those go one by one.
     fn item(

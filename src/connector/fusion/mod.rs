@@ -689,6 +689,10 @@ impl Bulk for FusionConnector {
         self.bulk_size.max(1)
     }
 
+    fn max_batch_size(&self) -> usize {
+        bulk::MAX_BULK_SIZE
+    }
+
     fn item(
         &self,
         user: &UserPlan,
