@@ -225,6 +225,7 @@ pub fn job_json(job: &ReportJob, items: &[ReportItem]) -> Value {
         "abort_reason": job.reason,
         "problems": job.problems,
         "outcomes": job.outcomes,
+        "backend_bulks": job.backend_bulks,
     })
 }
 
