@@ -29,8 +29,8 @@
 //!   looked for again until the replication window closes.
 
 use super::executor::{
-    after_applied, count_failure, read_with_retry, record_progress_of_interrupted,
-    stops_the_job, undone, Carry, RunCtx, UserState,
+    after_applied, count_failure, read_with_retry, record_progress_of_interrupted, stops_the_job,
+    undone, Carry, RunCtx, UserState,
 };
 use super::verify::Expect;
 use crate::connector::{Bulk, BulkOutcome, ConnectorError, Step};
@@ -202,9 +202,10 @@ fn ready_parts(ctx: &RunCtx, bulk: &dyn Bulk, runs: &mut [UserRun]) -> Vec<Part>
             continue;
         }
         let refs: Vec<&Step> = steps[r.next..end].iter().collect();
-        let found = (1..=refs.len())
-            .rev()
-            .find_map(|k| bulk.item(user, r.st.user_id.as_deref(), &refs[..k]).map(|v| (k, v)));
+        let found = (1..=refs.len()).rev().find_map(|k| {
+            bulk.item(user, r.st.user_id.as_deref(), &refs[..k])
+                .map(|v| (k, v))
+        });
         match found {
             Some((k, item)) => parts.push(Part {
                 ui: r.ui,
@@ -314,8 +315,7 @@ async fn send_batch(
                 break Sent::Answered(vec![o; items.len()]);
             }
             Err(Lost::Unknown(e)) => {
-                match read_with_retry(ctx, "bulk history", || sh.bulk.recover(&title, &items))
-                    .await
+                match read_with_retry(ctx, "bulk history", || sh.bulk.recover(&title, &items)).await
                 {
                     Ok(Some(outcomes)) => {
                         tracing::info!("{title}: answer lost ({e}); outcome read from the tenant's bulk history");
@@ -384,7 +384,10 @@ async fn send_until_answered(
         if ctx.abort.reason().is_some() {
             return Err(Lost::Stop);
         }
-        match ctx.timed("PUT users/bulk", sh.bulk.send_bulk(title, items)).await {
+        match ctx
+            .timed("PUT users/bulk", sh.bulk.send_bulk(title, items))
+            .await
+        {
             Ok(o) => return Ok(o),
             Err(e) if e.is_throttle() => {
                 if !ctx.after_throttle(&e, 0).await {
@@ -416,7 +419,12 @@ async fn record_intents(ctx: &RunCtx, batch: &[Part], states: &[UserState], titl
         let keys: Vec<&str> = p
             .item
             .as_object()
-            .map(|m| m.keys().map(String::as_str).filter(|k| *k != "upn").collect())
+            .map(|m| {
+                m.keys()
+                    .map(String::as_str)
+                    .filter(|k| *k != "upn")
+                    .collect()
+            })
             .unwrap_or_default();
         let intent = Intent {
             step: format!("PUT users/bulk \"{title}\" [{}]", keys.join(", ")),

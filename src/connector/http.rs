@@ -286,7 +286,9 @@ impl Client {
     /// 2xx answer. Every HTTP request made is counted in `counter` and goes through the
     /// gate, which hears every answer.
     pub async fn send(&self, r: &Request, counter: &AtomicU64) -> Result<Vec<u8>, ConnectorError> {
-        self.send_keeping(r, counter, &[]).await.map(|(_, body)| body)
+        self.send_keeping(r, counter, &[])
+            .await
+            .map(|(_, body)| body)
     }
 
     /// [`Client::send`], except that an answer whose status is in `keep` is the caller's

@@ -283,7 +283,10 @@ pub trait Connector: Send + Sync {
 pub enum BulkOutcome {
     Done,
     /// The backend's code and reason for this user.
-    Failed { code: String, reason: String },
+    Failed {
+        code: String,
+        reason: String,
+    },
 }
 
 /// A bulk job in the backend's own history (Fusion's `GET users/bulk`).

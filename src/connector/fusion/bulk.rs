@@ -156,7 +156,10 @@ pub(super) fn item(user: &UserPlan, steps: &[&Step], n: &Names) -> Option<Value>
         return None;
     }
     let creates = matches!(ops[0], Operation::Create { .. });
-    if ops[1..].iter().any(|o| matches!(o, Operation::Create { .. })) {
+    if ops[1..]
+        .iter()
+        .any(|o| matches!(o, Operation::Create { .. }))
+    {
         return None;
     }
     // A created user's id is not in the answer: only the whole user goes as one item.
@@ -544,10 +547,7 @@ mod tests {
 
     #[test]
     fn a_create_goes_whole_and_names_what_the_default_template_would_add() {
-        let create = Operation::create_user(
-            "New One".into(),
-            Some(Country::parse("BE").unwrap()),
-        );
+        let create = Operation::create_user("New One".into(), Some(Country::parse("BE").unwrap()));
         let u = user(vec![create, num(Some("+3225405200"))]);
         let st = steps(&u);
         assert!(item(&u, &[&st[0]], &names()).is_none());
@@ -580,9 +580,10 @@ mod tests {
                 BulkOutcome::Done
             ]
         );
-        let partial: wire::BulkAnswer =
-            serde_json::from_value(json!({"details": [{"details": {}, "upn": "a@x.com"}], "message": "Success"}))
-                .unwrap();
+        let partial: wire::BulkAnswer = serde_json::from_value(
+            json!({"details": [{"details": {}, "upn": "a@x.com"}], "message": "Success"}),
+        )
+        .unwrap();
         let e = outcomes(&partial, &items).unwrap_err();
         assert!(matches!(e, ConnectorError::Retryable { .. }), "{e}");
     }

@@ -161,10 +161,7 @@ impl Shared {
 
     /// The document's 403 when the consumer lacks `role` (see [`FusionSim::deny_roles`]).
     pub(crate) fn require_role(&self, role: &str) -> Result<(), ApiError> {
-        let denied = self
-            .denied_roles
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+        let denied = self.denied_roles.read().unwrap_or_else(|p| p.into_inner());
         if denied.contains(role) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
