@@ -40,8 +40,9 @@ fn number(i: usize) -> String {
 /// The sample tenant's catalogs with `present` of `users` users (each with its number,
 /// E1 + Phone System); the subscription holds every user's number.
 fn seed(path: &Path, users: usize, present: bool) -> anyhow::Result<()> {
-    let mut doc: Value =
-        serde_json::from_str(&std::fs::read_to_string(repo().join("samples/tenant.json"))?)?;
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(
+        repo().join("samples/tenant.json"),
+    )?)?;
     let licenses = doc["licenses"].as_array().cloned().unwrap_or_default();
     let sku = |p: &str| {
         licenses
@@ -86,7 +87,13 @@ fn sheet(path: &Path, users: usize, renamed: bool) -> anyhow::Result<()> {
         } else {
             format!("User {i}")
         };
-        w.write_record([upn(i), name, number(i), "BE".into(), "STANDARDPACK;MCOEV".into()])?;
+        w.write_record([
+            upn(i),
+            name,
+            number(i),
+            "BE".into(),
+            "STANDARDPACK;MCOEV".into(),
+        ])?;
     }
     w.flush()?;
     Ok(())
@@ -123,7 +130,11 @@ async fn job(users: usize, present: bool, bulk_size: Option<usize>) -> anyhow::R
     s.http.request_timeout = Duration::from_secs(60);
     let conn: Arc<dyn Connector> = Arc::new(FusionConnector::new(s, Arc::new(Gate::unlimited()))?);
     let t0 = Instant::now();
-    let v = validate_files(&[sheet_path.clone()], &SheetOptions::default(), &TemplateSet::default());
+    let v = validate_files(
+        std::slice::from_ref(&sheet_path),
+        &SheetOptions::default(),
+        &TemplateSet::default(),
+    );
     anyhow::ensure!(v.errors.is_empty(), "sheet: {:?}", v.errors.first());
     let snap = conn
         .snapshot(&plan::detail_upns(&v.specs, &conn.profile()), false)
@@ -175,7 +186,10 @@ async fn job(users: usize, present: bool, bulk_size: Option<usize>) -> anyhow::R
 }
 
 fn env(key: &str, default: usize) -> usize {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn line(what: &str, c: &Counted) -> String {
@@ -199,10 +213,17 @@ async fn main() -> anyhow::Result<()> {
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (what, users, present) in [
         (format!("{update}-user update (renames)"), update, true),
-        (format!("{onboard}-user onboarding (creates)"), onboard, false),
+        (
+            format!("{onboard}-user onboarding (creates)"),
+            onboard,
+            false,
+        ),
     ] {
         let bulk = job(users, present, None).await?;
-        println!("{}", line(&format!("{what}, bulk (100 per request)"), &bulk));
+        println!(
+            "{}",
+            line(&format!("{what}, bulk (100 per request)"), &bulk)
+        );
         let per_user = job(users, present, Some(0)).await?;
         println!("{}", line(&format!("{what}, per user"), &per_user));
     }

@@ -575,21 +575,22 @@ fn pre_numbers(
     std::thread::scope(|s| {
         let parts: Vec<_> = chunk
             .chunks(per)
-            .map(|part| s.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
+            .map(|part| {
+                (
+                    part.len(),
+                    s.spawn(move || part.iter().map(one).collect::<Vec<_>>()),
+                )
+            })
             .collect();
         parts
             .into_iter()
-            .flat_map(|h| match h.join() {
-                Ok(v) => v,
-                // A panic in a parser is a bug; the row is then parsed again in order.
-                Err(_) => Vec::new(),
+            // A panic in a parser is a bug; that part's rows are then parsed in order.
+            .flat_map(|(n, h)| {
+                h.join()
+                    .unwrap_or_else(|_| std::iter::repeat_with(|| None).take(n).collect())
             })
-            .collect::<Vec<_>>()
+            .collect()
     })
-    .into_iter()
-    .chain(std::iter::repeat_with(|| None))
-    .take(chunk.len())
-    .collect()
 }
 
 /// Validates one row into `v`; false when the run must stop (a cap was reached).
@@ -606,7 +607,6 @@ fn row_into(
     state: &mut State,
 ) -> bool {
     {
-        let row = row;
         v.rows += 1;
         let mut ctx = RowCtx {
             file,
@@ -1282,7 +1282,7 @@ mod tests {
             }
         }
         let v = validate_files(
-            &[path.clone()],
+            std::slice::from_ref(&path),
             &SheetOptions::default(),
             &TemplateSet::default(),
         );

@@ -577,6 +577,62 @@ impl Connector for FusionConnector {
     }
 }
 
+#[async_trait]
+impl Bulk for FusionConnector {
+    fn batch_size(&self) -> usize {
+        self.bulk_size.max(1)
+    }
+
+    fn max_batch_size(&self) -> usize {
+        bulk::MAX_BULK_SIZE
+    }
+
+    fn item(
+        &self,
+        user: &UserPlan,
+        user_id: Option<&str>,
+        steps: &[&Step],
+    ) -> Option<serde_json::Value> {
+        // Resource accounts are not `ms_users`; the bulk job kind is.
+        if self.target(user, user_id) != Target::User {
+            return None;
+        }
+        let n = self.names();
+        if !n.listed {
+            return None;
+        }
+        bulk::item(user, steps, &n)
+    }
+
+    async fn send_bulk(
+        &self,
+        title: &str,
+        items: &[serde_json::Value],
+    ) -> Result<Vec<BulkOutcome>, ConnectorError> {
+        self.put_bulk(title, items).await
+    }
+
+    async fn recover(
+        &self,
+        title: &str,
+        items: &[serde_json::Value],
+    ) -> Result<Option<Vec<BulkOutcome>>, ConnectorError> {
+        self.recover_bulk(title, items).await
+    }
+
+    async fn jobs(&self, prefix: &str) -> Result<Vec<BackendBulk>, ConnectorError> {
+        self.our_bulk_jobs(prefix).await
+    }
+
+    async fn read_back(&self, detail: &[Upn]) -> Result<Vec<TenantUser>, ConnectorError> {
+        self.read_back_users(detail).await
+    }
+
+    fn refused(&self, e: &ConnectorError) -> bool {
+        bulk::refused(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -680,61 +736,5 @@ mod tests {
         );
         assert!(!caps.number_ranges);
         assert_eq!(c.backend(), "fusion");
-    }
-}
-
-#[async_trait]
-impl Bulk for FusionConnector {
-    fn batch_size(&self) -> usize {
-        self.bulk_size.max(1)
-    }
-
-    fn max_batch_size(&self) -> usize {
-        bulk::MAX_BULK_SIZE
-    }
-
-    fn item(
-        &self,
-        user: &UserPlan,
-        user_id: Option<&str>,
-        steps: &[&Step],
-    ) -> Option<serde_json::Value> {
-        // Resource accounts are not `ms_users`; the bulk job kind is.
-        if self.target(user, user_id) != Target::User {
-            return None;
-        }
-        let n = self.names();
-        if !n.listed {
-            return None;
-        }
-        bulk::item(user, steps, &n)
-    }
-
-    async fn send_bulk(
-        &self,
-        title: &str,
-        items: &[serde_json::Value],
-    ) -> Result<Vec<BulkOutcome>, ConnectorError> {
-        self.put_bulk(title, items).await
-    }
-
-    async fn recover(
-        &self,
-        title: &str,
-        items: &[serde_json::Value],
-    ) -> Result<Option<Vec<BulkOutcome>>, ConnectorError> {
-        self.recover_bulk(title, items).await
-    }
-
-    async fn jobs(&self, prefix: &str) -> Result<Vec<BackendBulk>, ConnectorError> {
-        self.our_bulk_jobs(prefix).await
-    }
-
-    async fn read_back(&self, detail: &[Upn]) -> Result<Vec<TenantUser>, ConnectorError> {
-        self.read_back_users(detail).await
-    }
-
-    fn refused(&self, e: &ConnectorError) -> bool {
-        bulk::refused(e)
     }
 }
