@@ -564,6 +564,7 @@ mod tests {
             keys,
             [
                 "abort_reason",
+                "backend_bulks",
                 "created_on",
                 "error_count",
                 "finished_on",
