@@ -13,6 +13,7 @@ mod connector_fusion;
 mod exit_codes;
 mod fewest_requests;
 mod fuzz_sheets;
+mod graph;
 mod history_truth;
 mod hostile_sheets;
 mod liveplatform;
