@@ -237,7 +237,7 @@ impl TenantKeys for TenantConfig {
         self.table().remote()
     }
     fn resolve_paths(&mut self, base: &Path) {
-        self.table_mut().resolve_paths(base)
+        self.table_mut().resolve_paths(base);
     }
 }
 
@@ -407,7 +407,7 @@ mod tests {
     fn every_backend_is_registered_once_with_its_own_name() {
         let mut names = names();
         assert_eq!(names.len(), BACKENDS.len());
-        names.sort();
+        names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), BACKENDS.len());
         for b in BACKENDS {
