@@ -638,7 +638,7 @@ mod tests {
         assert_eq!(c.default_tenant.as_deref(), Some("demo"));
         assert_eq!(
             c.tenants.keys().collect::<Vec<_>>(),
-            ["demo", "demo-lp", "demo-portsip", "demo-ump"]
+            ["demo", "demo-graph", "demo-lp", "demo-portsip", "demo-ump"]
         );
     }
 

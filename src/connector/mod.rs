@@ -19,6 +19,7 @@
 pub mod embedded;
 pub mod fusion;
 pub mod gate;
+pub mod graph;
 pub mod http;
 pub mod liveplatform;
 pub mod portsip;

@@ -16,7 +16,7 @@
 
 use super::embedded::SimConfig;
 use super::http::HttpSettings;
-use super::{fusion, liveplatform, portsip, ump, Connector, ConnectorError, Gate};
+use super::{fusion, graph, liveplatform, portsip, ump, Connector, ConnectorError, Gate};
 use crate::config::{check_url, ConfigError, Pacing, Remote, TenantKeys};
 use crate::model::Profile;
 use async_trait::async_trait;
@@ -39,6 +39,7 @@ pub enum TenantConfig {
     Liveplatform(liveplatform::LivePlatformConfig),
     Ump(ump::UmpConfig),
     Portsip(portsip::PortsipConfig),
+    Graph(graph::GraphConfig),
 }
 
 /// The backends, in `teamsync backends` order.
@@ -47,6 +48,7 @@ pub static BACKENDS: &[&Backend] = &[
     &liveplatform::BACKEND,
     &ump::BACKEND,
     &portsip::BACKEND,
+    &graph::BACKEND,
 ];
 
 impl TenantConfig {
@@ -58,6 +60,7 @@ impl TenantConfig {
             TenantConfig::Liveplatform(t) => t,
             TenantConfig::Ump(t) => t,
             TenantConfig::Portsip(t) => t,
+            TenantConfig::Graph(t) => t,
         }
     }
 
@@ -68,6 +71,7 @@ impl TenantConfig {
             TenantConfig::Liveplatform(t) => t,
             TenantConfig::Ump(t) => t,
             TenantConfig::Portsip(t) => t,
+            TenantConfig::Graph(t) => t,
         }
     }
 
@@ -148,6 +152,7 @@ impl TenantConfig {
             "liveplatform" => de(table).map(TenantConfig::Liveplatform),
             "ump" => de(table).map(TenantConfig::Ump),
             "portsip" => de(table).map(TenantConfig::Portsip),
+            "graph" => de(table).map(TenantConfig::Graph),
             other => Err(format!("unknown backend {other:?}")),
         }
     }
@@ -219,6 +224,7 @@ impl TenantConfig {
             ("demo-lp", &liveplatform::BACKEND),
             ("demo-ump", &ump::BACKEND),
             ("demo-portsip", &portsip::BACKEND),
+            ("demo-graph", &graph::BACKEND),
         ]
         .into_iter()
         .filter_map(|(name, b)| demo(name, b).ok())
@@ -470,11 +476,11 @@ mod tests {
         );
         let e = TenantConfig::from_table(
             "s",
-            table("backend = \"sim\"\nsim_backend = \"graph\"\n"),
+            table("backend = \"sim\"\nsim_backend = \"teams\"\n"),
             Path::new("."),
         )
         .unwrap_err();
-        assert!(e.to_string().contains("sim_backend \"graph\" is not a backend (available: fusion, liveplatform, ump, portsip)"), "{e}");
+        assert!(e.to_string().contains("sim_backend \"teams\" is not a backend (available: fusion, liveplatform, ump, portsip, graph)"), "{e}");
         let e = TenantConfig::from_table("x", table("backend = \"teams\"\n"), Path::new("."))
             .unwrap_err();
         assert!(
@@ -518,6 +524,7 @@ mod tests {
             got,
             [
                 ("demo", "fusion"),
+                ("demo-graph", "graph"),
                 ("demo-lp", "liveplatform"),
                 ("demo-portsip", "portsip"),
                 ("demo-ump", "ump")

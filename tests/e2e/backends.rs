@@ -107,8 +107,8 @@ fn args(v: &[String]) -> Vec<&str> {
 fn the_readme_try_each_backend_commands_work_on_a_fresh_clone() {
     let co = Checkout::new();
     let cmds = co.readme_try_commands();
-    assert_eq!(cmds.len(), 5, "{cmds:?}");
-    for tenant in ["demo-ump", "demo-portsip", "demo-lp"] {
+    assert_eq!(cmds.len(), 6, "{cmds:?}");
+    for tenant in ["demo-ump", "demo-portsip", "demo-lp", "demo-graph"] {
         assert!(
             cmds.iter().any(|c| c.iter().any(|a| a == tenant)),
             "{tenant} has a command: {cmds:?}"
@@ -150,7 +150,7 @@ fn the_readme_try_each_backend_commands_work_on_a_fresh_clone() {
 #[test]
 fn every_backends_export_plans_back_to_nothing() {
     let co = Checkout::new();
-    let tenants = ["demo", "demo-ump", "demo-portsip", "demo-lp"];
+    let tenants = ["demo", "demo-ump", "demo-portsip", "demo-lp", "demo-graph"];
     let check = |when: &str| {
         for t in tenants {
             let file = format!("{t}-{when}.csv");
@@ -182,6 +182,7 @@ fn every_backends_export_plans_back_to_nothing() {
         ("samples/resource-accounts.csv", "demo"),
         ("samples/ump-users.csv", "demo-ump"),
         ("samples/portsip-users.csv", "demo-portsip"),
+        ("samples/graph-users.csv", "demo-graph"),
     ] {
         co.run(&["sync", sheet, "--tenant", tenant]).code(0);
     }

@@ -12,6 +12,7 @@ mod cli_reports;
 mod connector_fusion;
 mod exit_codes;
 mod fuzz_sheets;
+mod graph;
 mod history_truth;
 mod hostile_sheets;
 mod liveplatform;

@@ -7,6 +7,7 @@
 
 pub mod common;
 pub mod fusion;
+pub mod graph;
 pub mod liveplatform;
 pub mod portsip;
 pub mod ump;

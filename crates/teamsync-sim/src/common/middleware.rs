@@ -96,6 +96,24 @@ impl EdgeState {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    /// Admits a request that arrived inside another (a part of Microsoft Graph's JSON
+    /// batch, which Graph throttles one by one): the rate limit and random throttling apply
+    /// as to any request; faults do not (they belong to the outer connection).
+    /// `Err(secs)`: answer it 429 with `Retry-After: secs`.
+    pub fn admit_inner(&self) -> Result<(), u64> {
+        if let Some(limiter) = &self.limiter {
+            let verdict = match limiter.lock() {
+                Ok(mut l) => l.check(Instant::now()),
+                Err(p) => p.into_inner().check(Instant::now()),
+            };
+            verdict.map(|_| ())?;
+        }
+        if self.extra.draw().0 {
+            return Err(1);
+        }
+        Ok(())
+    }
 }
 
 /// What [`gate`] needs from a simulator's shared state.
