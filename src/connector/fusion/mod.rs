@@ -244,7 +244,9 @@ impl FusionConnector {
     }
 
     fn ra_index(&self) -> std::sync::MutexGuard<'_, RaIndex> {
-        self.ras.lock().unwrap_or_else(|e| e.into_inner())
+        self.ras
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Which collection `user` is written to (see the module doc).

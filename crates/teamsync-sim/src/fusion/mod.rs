@@ -144,7 +144,7 @@ pub struct Shared {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Shared {
@@ -193,7 +193,7 @@ impl middleware::Edge for Shared {
 /// simulator so seed errors read alike.
 /// `GET /_sim/state`: the tenant now, in the seed's shape.
 async fn sim_state(State(sh): State<Arc<Shared>>) -> axum::Json<wire::TenantDoc> {
-    axum::Json(sh.read(|t| t.to_doc()))
+    axum::Json(sh.read(state::Tenant::to_doc))
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -395,7 +395,7 @@ impl RunningSim {
     }
     /// Stops accepting, lets in-flight requests finish, and waits for the server task.
     pub async fn shutdown(self) {
-        self.server.shutdown().await
+        self.server.shutdown().await;
     }
     /// The server handle alone, for holders that do not care which simulator it is.
     pub fn into_background(self) -> conn::Background {
