@@ -45,11 +45,10 @@ fn seed(path: &Path, users: usize, present: bool) -> anyhow::Result<()> {
     )?)?;
     let licenses = doc["licenses"].as_array().cloned().unwrap_or_default();
     let sku = |p: &str| {
-        licenses
-            .iter()
-            .find(|l| l["skuPartNumber"] == p)
-            .map(|l| json!({"skuId": l["skuId"], "skuPartNumber": p}))
-            .unwrap_or(Value::Null)
+        licenses.iter().find(|l| l["skuPartNumber"] == p).map_or(
+            Value::Null,
+            |l| json!({"skuId": l["skuId"], "skuPartNumber": p}),
+        )
     };
     let (e1, phone) = (sku("STANDARDPACK"), sku("MCOEV"));
     let out: Vec<Value> = (0..users)

@@ -382,18 +382,17 @@ impl State {
             return Ok(());
         }
         let too_many = |_| "more than 4,294,967,295 rows in one validation".to_string();
-        let who = match kept {
-            Some(i) => Claimant::Spec(u32::try_from(i).map_err(too_many)?),
-            None => {
-                let i = u32::try_from(self.unkept.len()).map_err(too_many)?;
-                self.unkept.push(Unkept {
-                    upn: upn.clone(),
-                    number: pending.number.clone(),
-                    file: Arc::clone(file),
-                    row,
-                });
-                Claimant::Unkept(i)
-            }
+        let who = if let Some(i) = kept {
+            Claimant::Spec(u32::try_from(i).map_err(too_many)?)
+        } else {
+            let i = u32::try_from(self.unkept.len()).map_err(too_many)?;
+            self.unkept.push(Unkept {
+                upn: upn.clone(),
+                number: pending.number.clone(),
+                file: Arc::clone(file),
+                row,
+            });
+            Claimant::Unkept(i)
         };
         let State {
             upns,
@@ -477,7 +476,7 @@ fn validate_file(
     };
 
     let mut rows_here = 0u64;
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     'chunks: loop {
         // A chunk of rows read ahead: their phone numbers parse on every core, then the
         // rows go through in order as before (so errors keep their order and locations,
@@ -748,9 +747,10 @@ fn normalise_row(
         )
         .flatten();
     let template = match &template_name {
-        Some(name) => match templates.get(name) {
-            Some(t) => Some(t),
-            None => {
+        Some(name) => {
+            if let Some(t) = templates.get(name) {
+                Some(t)
+            } else {
                 let known = templates.names();
                 let msg = if known.is_empty() {
                     format!("unknown template {name:?}: no templates are loaded")
@@ -760,7 +760,7 @@ fn normalise_row(
                 ctx.error(Column::Template, msg);
                 None
             }
-        },
+        }
         None => None,
     };
 
@@ -1229,7 +1229,10 @@ mod tests {
 
     #[test]
     fn claim_index_answers_exactly_despite_hash_collisions() {
-        let keys: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let keys: Vec<String> = ["a", "b", "c"]
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         let key_of = |c: Claimant| match c {
             Claimant::Spec(i) | Claimant::Unkept(i) => keys.get(i as usize),
         };
@@ -1276,7 +1279,7 @@ mod tests {
                 let number = if i % 997 == 0 {
                     "12ab".to_string()
                 } else {
-                    format!("02 5{:06}", i)
+                    format!("02 5{i:06}")
                 };
                 writeln!(w, "user{i:06}@contoso.com,User {i},{number},BE").unwrap();
             }

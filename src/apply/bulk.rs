@@ -290,7 +290,7 @@ async fn send_batch(
                 Sent::PerUser
             };
         }
-        for st in states.iter_mut() {
+        for st in &mut states {
             st.attempts += 1;
         }
         match send_until_answered(sh, &title, &items).await {
@@ -448,7 +448,10 @@ fn remember(sh: &Shared<'_>, title: &str, outcomes: &[BulkOutcome]) {
         .iter()
         .filter(|o| matches!(o, BulkOutcome::Failed { .. }))
         .count();
-    let mut sent = sh.sent.lock().unwrap_or_else(|p| p.into_inner());
+    let mut sent = sh
+        .sent
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     sent.push(BackendBulkRow {
         title: title.to_string(),
         backend_id: None,
@@ -501,9 +504,10 @@ async fn settle(
                     ops: steps.iter().flat_map(|s| s.ops.iter().copied()).collect(),
                     label: String::new(),
                 };
-                let reason = match st.applied.is_empty() {
-                    true => reason,
-                    false => format!("{}: {reason}", undone(user, &all)),
+                let reason = if st.applied.is_empty() {
+                    reason
+                } else {
+                    format!("{}: {reason}", undone(user, &all))
                 };
                 let reason = after_applied(st, reason);
                 ctx.board.mark_failed(&user.upn, user.ops.len());
@@ -662,14 +666,19 @@ async fn finish_complete(ctx: &RunCtx, bulk: &dyn Bulk, runs: &mut [UserRun], co
 /// own history (one search by the run's title prefix), so `jobs show` and the report link
 /// both histories. Without the backend's history (a missing role, say) the titles are kept.
 async fn link_histories(sh: &Shared<'_>, bulk_id: i64) {
-    let mut rows = std::mem::take(&mut *sh.sent.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut rows = std::mem::take(
+        &mut *sh
+            .sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
     if rows.is_empty() {
         return;
     }
     match read_with_retry(sh.ctx, "bulk history", || sh.bulk.jobs(&sh.prefix)).await {
         Ok(jobs) => {
             let by_title: HashMap<&str, _> = jobs.iter().map(|j| (j.title.as_str(), j)).collect();
-            for r in rows.iter_mut() {
+            for r in &mut rows {
                 if let Some(j) = by_title.get(r.title.as_str()) {
                     r.backend_id = Some(j.id);
                     r.backend_job_id = Some(j.job_id.clone());

@@ -108,7 +108,10 @@ pub(super) struct Carry {
 impl RunCtx {
     pub(super) fn history_failed(&self, e: HistoryError) {
         self.abort.trigger(format!("history write failed: {e}"));
-        let mut slot = self.history_error.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self
+            .history_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         slot.get_or_insert(e);
     }
 
@@ -356,7 +359,7 @@ async fn run_steps(
                         Ok(p) => *slot = Some(p),
                         Err(_) => return Err(Fail::Interrupted),
                     },
-                    _ = ctx.abort.wait() => return Err(Fail::Interrupted),
+                    () = ctx.abort.wait() => return Err(Fail::Interrupted),
                 }
             }
         }
@@ -384,9 +387,10 @@ async fn run_steps(
         match send_step(ctx, user, step, st).await {
             Ok(()) => st.applied.extend(kinds),
             Err(Fail::Item { code, reason, sent }) => {
-                let reason = match st.applied.is_empty() {
-                    true => reason,
-                    false => format!("{}: {reason}", undone(user, step)),
+                let reason = if st.applied.is_empty() {
+                    reason
+                } else {
+                    format!("{}: {reason}", undone(user, step))
                 };
                 return Err(Fail::Item {
                     code,

@@ -360,7 +360,7 @@ pub async fn execute_locked(
     let concurrency = opts.concurrency.max(1);
     let pace = connector.gate().is_some().then(|| -> progress::PaceSource {
         let c = connector.clone();
-        Arc::new(move || c.gate().map(|g| g.stats()))
+        Arc::new(move || c.gate().map(super::connector::gate::Gate::stats))
     });
     let ctx = Arc::new(RunCtx {
         board: scheduler::Board::new(plan, &users),
@@ -423,7 +423,7 @@ pub async fn execute_locked(
                 Ok(p) => p,
                 Err(_) => break,
             },
-            _ = ctx.abort.wait() => break,
+            () = ctx.abort.wait() => break,
         };
         if ctx.abort.reason().is_some() {
             break;
@@ -438,7 +438,11 @@ pub async fn execute_locked(
     watcher.abort();
 
     let abort_reason = ctx.abort.reason();
-    let (throttled, settled_rate) = match ctx.connector.gate().map(|g| g.stats()) {
+    let (throttled, settled_rate) = match ctx
+        .connector
+        .gate()
+        .map(super::connector::gate::Gate::stats)
+    {
         Some(g) => (g.throttles, g.learned),
         None => (ctx.throttled.load(Ordering::Relaxed), None),
     };
@@ -454,7 +458,7 @@ pub async fn execute_locked(
     let failed_write = ctx
         .history_error
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .take();
     ctx.progress.finish();
     if let Some(e) = failed_write {
@@ -504,7 +508,7 @@ async fn drain(ctx: &Arc<RunCtx>, set: &mut JoinSet<()>, grace: Duration) {
                 Some(r) => joined(ctx, r),
                 None => return,
             },
-            _ = ctx.abort.wait() => break,
+            () = ctx.abort.wait() => break,
         }
     }
     let deadline = Instant::now() + grace;
@@ -514,7 +518,7 @@ async fn drain(ctx: &Arc<RunCtx>, set: &mut JoinSet<()>, grace: Duration) {
                 Some(r) => joined(ctx, r),
                 None => return,
             },
-            _ = tokio::time::sleep_until(deadline) => {
+            () = tokio::time::sleep_until(deadline) => {
                 tracing::warn!(
                     "{} user(s) still had a request under way {grace:?} after the stop; cancelling (their items stay pending, their last request recorded as sent)",
                     set.len()

@@ -162,10 +162,7 @@ fn problems(j: &JobRow) -> Vec<String> {
         .map(
             |e| match serde_json::from_value::<crate::model::Diagnostic>(e.clone()) {
                 Ok(d) => d.to_string(),
-                Err(_) => e
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| e.to_string()),
+                Err(_) => e.as_str().map_or_else(|| e.to_string(), str::to_string),
             },
         )
         .collect()
@@ -194,7 +191,7 @@ pub(crate) fn report_item(i: &ItemRow) -> ReportItem {
     }
 }
 
-pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
+pub(super) async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
     match cmd {
         JobsCommand::List {
             tenant,
@@ -519,11 +516,7 @@ fn short(v: Option<&serde_json::Value>) -> String {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(serde_json::Value::Array(a)) => a
             .iter()
-            .map(|x| {
-                x.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| x.to_string())
-            })
+            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
             .collect::<Vec<_>>()
             .join(";"),
         Some(other) => other.to_string(),

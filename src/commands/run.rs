@@ -423,7 +423,7 @@ async fn tell(ctx: &Ctx, summary: &RunSummary, history: Option<&History>) {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub async fn apply(
+pub(super) async fn apply(
     ctx: &Ctx,
     sheet: Option<&Path>,
     plan_file: Option<&Path>,
@@ -462,7 +462,7 @@ pub async fn apply(
     execute(ctx, req, &mut ui, run).await
 }
 
-pub async fn sync(
+pub(super) async fn sync(
     ctx: &Ctx,
     sheet: &Path,
     args: &PlanArgs,
@@ -487,7 +487,7 @@ pub async fn sync(
     execute(ctx, req, &mut ui, run).await
 }
 
-pub async fn resume(ctx: &Ctx, job: &str, run: &RunArgs) -> CmdResult {
+pub(super) async fn resume(ctx: &Ctx, job: &str, run: &RunArgs) -> CmdResult {
     let req = RunRequest {
         command: Command::Resume,
         tenant: None,

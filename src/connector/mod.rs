@@ -111,9 +111,9 @@ impl ConnectorError {
     /// Stable code kept in the history's `error_code`.
     pub fn code(&self) -> String {
         match self {
-            ConnectorError::Retryable { status, .. } => status
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "network".into()),
+            ConnectorError::Retryable { status, .. } => {
+                status.map_or_else(|| "network".into(), |s| s.to_string())
+            }
             ConnectorError::Rejected { status, code, .. } => match code {
                 Some(c) => c.clone(),
                 None => status.to_string(),

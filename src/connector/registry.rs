@@ -243,7 +243,7 @@ impl TenantKeys for TenantConfig {
         self.table().remote()
     }
     fn resolve_paths(&mut self, base: &Path) {
-        self.table_mut().resolve_paths(base)
+        self.table_mut().resolve_paths(base);
     }
 }
 
@@ -413,7 +413,7 @@ mod tests {
     fn every_backend_is_registered_once_with_its_own_name() {
         let mut names = names();
         assert_eq!(names.len(), BACKENDS.len());
-        names.sort();
+        names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), BACKENDS.len());
         for b in BACKENDS {

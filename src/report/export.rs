@@ -62,7 +62,7 @@ fn table(items: &[ReportItem], failed_only: bool) -> Table {
     };
     if failed_only {
         let mut header = vec!["upn".to_string()];
-        header.extend(data_columns.iter().map(|c| c.to_string()));
+        header.extend(data_columns.iter().map(std::string::ToString::to_string));
         let rows = items
             .iter()
             .map(|i| {
@@ -73,8 +73,11 @@ fn table(items: &[ReportItem], failed_only: bool) -> Table {
             .collect();
         Table { header, rows }
     } else {
-        let mut header: Vec<String> = REPORT_COLUMNS.iter().map(|c| c.to_string()).collect();
-        header.extend(data_columns.iter().map(|c| c.to_string()));
+        let mut header: Vec<String> = REPORT_COLUMNS
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
+        header.extend(data_columns.iter().map(std::string::ToString::to_string));
         let rows = items
             .iter()
             .map(|i| {

@@ -271,8 +271,7 @@ fn default_title(command: Command, source: &str, plan_file: Option<&Path>) -> St
     let name = |s: &str| {
         Path::new(s)
             .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| s.to_string())
+            .map_or_else(|| s.to_string(), |n| n.to_string_lossy().into_owned())
     };
     match plan_file.map(|f| name(&f.display().to_string())) {
         Some(plan) if source.starts_with("revert of job ") => format!("{source} (plan {plan})"),
@@ -379,7 +378,7 @@ pub async fn execute(
             title: req.settings.title.clone().unwrap_or_else(|| {
                 default_title(
                     req.command,
-                    p.sources.first().map(String::as_str).unwrap_or("plan"),
+                    p.sources.first().map_or("plan", String::as_str),
                     plan_file(&req.source),
                 )
             }),
@@ -439,7 +438,7 @@ async fn unless_stopped<T>(
 ) -> Result<T, RunError> {
     tokio::select! {
         r = fut => r,
-        _ = stop.wait() => Err(stopped(stop, tenant)),
+        () = stop.wait() => Err(stopped(stop, tenant)),
     }
 }
 
@@ -454,9 +453,10 @@ fn stopped(stop: &Stop, tenant: &str) -> RunError {
 }
 
 fn check_stop(stop: &Stop, tenant: &str) -> Result<(), RunError> {
-    match stop.is_stopped() {
-        true => Err(stopped(stop, tenant)),
-        false => Ok(()),
+    if stop.is_stopped() {
+        Err(stopped(stop, tenant))
+    } else {
+        Ok(())
     }
 }
 
@@ -606,7 +606,7 @@ async fn run_tenant(
     check_stop(stop, name)?;
     let go = tokio::select! {
         go = review.review(&plan, tenant) => go,
-        _ = stop.wait() => return Err(stopped(stop, name)),
+        () = stop.wait() => return Err(stopped(stop, name)),
     };
     if !go {
         return Ok((Some(plan), None));
@@ -616,7 +616,7 @@ async fn run_tenant(
         JobTarget::New => req.settings.title.clone().unwrap_or_else(|| {
             default_title(
                 req.command,
-                plan.sources.first().map(String::as_str).unwrap_or("plan"),
+                plan.sources.first().map_or("plan", String::as_str),
                 plan_file(&req.source),
             )
         }),

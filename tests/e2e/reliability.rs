@@ -223,7 +223,10 @@ fn check_history(db: &Path, bulk_id: i64, specs: &[UserSpec], what: &str) {
         );
     }
     let want: BTreeSet<String> = specs.iter().map(|s| s.upn.to_string()).collect();
-    let got: BTreeSet<String> = per_upn.keys().map(|s| s.to_string()).collect();
+    let got: BTreeSet<String> = per_upn
+        .keys()
+        .map(std::string::ToString::to_string)
+        .collect();
     assert_eq!(got, want, "{what}: the job's UPNs are not the sheet's");
     assert!(
         per_upn.values().all(|&n| n == 1),

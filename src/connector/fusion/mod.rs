@@ -263,11 +263,15 @@ impl FusionConnector {
     }
 
     fn names(&self) -> std::sync::MutexGuard<'_, bulk::Names> {
-        self.names.lock().unwrap_or_else(|e| e.into_inner())
+        self.names
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn ra_index(&self) -> std::sync::MutexGuard<'_, RaIndex> {
-        self.ras.lock().unwrap_or_else(|e| e.into_inner())
+        self.ras
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Which collection `user` is written to (see the module doc).

@@ -150,7 +150,7 @@ pub struct Shared {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Shared {
@@ -161,7 +161,10 @@ impl Shared {
 
     /// The document's 403 when the consumer lacks `role` (see [`FusionSim::deny_roles`]).
     pub(crate) fn require_role(&self, role: &str) -> Result<(), ApiError> {
-        let denied = self.denied_roles.read().unwrap_or_else(|p| p.into_inner());
+        let denied = self
+            .denied_roles
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if denied.contains(role) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -214,7 +217,7 @@ impl middleware::Edge for Shared {
 /// simulator so seed errors read alike.
 /// `GET /_sim/state`: the tenant now, in the seed's shape.
 async fn sim_state(State(sh): State<Arc<Shared>>) -> axum::Json<wire::TenantDoc> {
-    axum::Json(sh.read(|t| t.to_doc()))
+    axum::Json(sh.read(state::Tenant::to_doc))
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -282,8 +285,8 @@ impl FusionSim {
                 .shared
                 .denied_roles
                 .write()
-                .unwrap_or_else(|p| p.into_inner());
-            d.extend(roles.iter().map(|r| r.to_string()));
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            d.extend(roles.iter().map(std::string::ToString::to_string));
         }
         self
     }
@@ -433,7 +436,7 @@ impl RunningSim {
     }
     /// Stops accepting, lets in-flight requests finish, and waits for the server task.
     pub async fn shutdown(self) {
-        self.server.shutdown().await
+        self.server.shutdown().await;
     }
     /// The server handle alone, for holders that do not care which simulator it is.
     pub fn into_background(self) -> conn::Background {
