@@ -1049,6 +1049,7 @@ async fn phase_apply(args: &[String]) -> anyhow::Result<Value> {
         request_timeout: Duration::from_secs(30),
         replication_window: Duration::from_secs(300),
         verify: false,
+        bulk_size: Some(0),
         limit: None,
         only: Vec::new(),
         title: "bench".into(),
@@ -1109,6 +1110,8 @@ async fn phase_sync(args: &[String]) -> anyhow::Result<Value> {
     let opts = ApplyOptions {
         verify: true,
         title: "throttle bench".into(),
+        // Measured before bulk requests existed; kept per-user to stay comparable.
+        bulk_size: Some(0),
         ..ApplyOptions::from_tenant(&cfg)
     };
     let o = apply::execute(

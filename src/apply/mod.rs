@@ -27,6 +27,7 @@
 //! - A history write that fails stops the job: no request goes out whose intent was not
 //!   committed, and nothing new starts.
 
+mod bulk;
 mod executor;
 pub mod progress;
 mod scheduler;
@@ -66,6 +67,9 @@ pub struct ApplyOptions {
     pub replication_window: Duration,
     /// Read every changed user back and compare.
     pub verify: bool,
+    /// Users per bulk request on a backend that has one; `None`: the backend's (its
+    /// tenant's `bulk_size`), 0: no bulk requests.
+    pub bulk_size: Option<usize>,
     pub limit: Option<usize>,
     pub only: Vec<Upn>,
     pub title: String,
@@ -85,6 +89,7 @@ impl ApplyOptions {
             request_timeout: Duration::from_secs(t.request_timeout_s.max(1)),
             replication_window: Duration::from_secs(t.replication_window_s),
             verify: false,
+            bulk_size: None,
             limit: None,
             only: Vec::new(),
             title: String::new(),
@@ -394,6 +399,23 @@ pub async fn execute_locked(
         })
     };
 
+    // Backends with a bulk request send what it carries first, in waves; the users it
+    // cannot finish carry on one by one from where it left them.
+    let mut carried = match ctx.connector.clone().bulk() {
+        Some(b) if !to_run.is_empty() && opts.bulk_size != Some(0) => {
+            let size = opts
+                .bulk_size
+                .unwrap_or_else(|| b.batch_size())
+                .clamp(1, b.max_batch_size());
+            Some(bulk::run(&ctx, b, size, &to_run, bulk_id, &job_id).await)
+        }
+        _ => None,
+    };
+    let to_run: Vec<usize> = match &carried {
+        Some(c) => to_run.into_iter().filter(|ui| c.contains_key(ui)).collect(),
+        None => to_run,
+    };
+
     let mut set = JoinSet::new();
     for ui in to_run {
         let slot = tokio::select! {
@@ -406,7 +428,8 @@ pub async fn execute_locked(
         if ctx.abort.reason().is_some() {
             break;
         }
-        set.spawn(executor::run_user(ctx.clone(), ui, slot));
+        let carry = carried.as_mut().and_then(|c| c.remove(&ui));
+        set.spawn(executor::run_user(ctx.clone(), ui, slot, carry));
         while let Some(r) = set.try_join_next() {
             joined(&ctx, r);
         }

@@ -423,6 +423,7 @@ fn opts() -> ApplyOptions {
         request_timeout: Duration::from_secs(5),
         replication_window: Duration::from_secs(5),
         verify: false,
+        bulk_size: None,
         limit: None,
         only: vec![],
         title: "test".into(),

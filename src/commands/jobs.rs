@@ -137,6 +137,18 @@ pub(crate) fn report_job(h: &History, j: &JobRow) -> Result<ReportJob, CliError>
         reason: j.reason.clone(),
         problems: problems(j),
         outcomes,
+        backend_bulks: h
+            .backend_bulks(j.id)
+            .map_err(CliError::history(h.path()))?
+            .into_iter()
+            .map(|b| crate::report::model::BackendJob {
+                title: b.title,
+                id: b.backend_id,
+                job_id: b.backend_job_id,
+                items: b.items,
+                failed: b.failed,
+            })
+            .collect(),
     })
 }
 
@@ -448,6 +460,16 @@ fn render_job(j: &JobRow, rj: &ReportJob, items: &[ReportItem]) -> String {
         crate::human::count(j.total_count, "item"),
         rj.outcomes.describe(false)
     );
+    if !rj.backend_bulks.is_empty() {
+        let _ = writeln!(
+            s,
+            "sent as {} (the tenant's own bulk history):",
+            crate::human::count(rj.backend_bulks.len(), "bulk request")
+        );
+        for b in &rj.backend_bulks {
+            let _ = writeln!(s, "  {}", b.describe());
+        }
+    }
     if j.throttled_count > 0 || j.settled_rate.is_some() {
         let settled = j
             .settled_rate

@@ -25,6 +25,7 @@ fn settings(run: &RunArgs) -> Result<RunSettings, CliError> {
         title: run.title.clone(),
         rate: run.rate,
         concurrency: run.concurrency,
+        bulk_size: run.bulk_size,
         limit: run.limit,
         only,
         verify: !run.no_verify,

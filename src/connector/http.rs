@@ -290,6 +290,20 @@ impl Client {
         r: &Request,
         counter: &AtomicU64,
     ) -> Result<Vec<u8>, ConnectorError> {
+        self.send_keeping(r, counter, &[])
+            .await
+            .map(|(_, body)| body)
+    }
+
+    /// [`Client::send`], except that an answer whose status is in `keep` is the caller's
+    /// to read (status and body), like a 2xx: for an endpoint whose error answers carry
+    /// results (Fusion's bulk update answers 400 with the outcome of every item).
+    pub(crate) async fn send_keeping(
+        &self,
+        r: &Request,
+        counter: &AtomicU64,
+        keep: &[u16],
+    ) -> Result<(u16, Vec<u8>), ConnectorError> {
         let url = self.url(r);
         let kind = if r.method == Method::GET {
             Kind::Read
@@ -329,8 +343,8 @@ impl Client {
                 });
             }
             let body = resp.bytes().await.map_err(|e| transport(r, e))?;
-            if status.is_success() {
-                return Ok(body.to_vec());
+            if status.is_success() || keep.contains(&status.as_u16()) {
+                return Ok((status.as_u16(), body.to_vec()));
             }
             if status == StatusCode::UNAUTHORIZED
                 && !refreshed

@@ -456,7 +456,7 @@ mod tests {
             "`customer_id` (a key of liveplatform tenants)",
             "`sim_latency_ms` (a key of sim tenants)",
             "`voice_policies` (a key of ump tenants)",
-            "a fusion tenant takes: draas_instance, tenant_uuid, subscription_id, base_url",
+            "a fusion tenant takes: draas_instance, tenant_uuid, subscription_id, bulk_size, base_url",
         ] {
             assert!(m.contains(part), "{part:?} in {m}");
         }

@@ -27,6 +27,7 @@ pub mod items;
 pub mod jobs;
 pub mod lock;
 pub mod queries;
+mod reads;
 mod schema;
 mod writer;
 
@@ -34,6 +35,7 @@ pub use items::{Intent, ItemResult, ItemRow, ItemStatus, NewItem};
 pub use jobs::{final_status, Counts, FailKind, JobEnd, JobRow, JobStatus, NewJob};
 pub use lock::{Holder, LeaseInfo, LockError, TenantLock};
 pub use queries::JobFilter;
+pub use reads::{BackendBulkRow, UserRead};
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};

@@ -132,6 +132,37 @@ ALTER TABLE bulk_jobs ADD COLUMN throttled_count INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE bulk_jobs ADD COLUMN settled_rate REAL;
 ",
     ),
+    // 5: fewest requests (see `backend_bulks.rs`):
+    // - `backend_bulks`: the bulk requests a job sent (Fusion's `PUT users/bulk`), with the
+    //   ids the backend's own bulk history gave them, so both histories link up;
+    // - `user_reads`: per tenant and user, what the last verified read showed (the listed
+    //   fields' fingerprint, the details, the row it was planned from), which an
+    //   incremental refresh trusts instead of reading the user again.
+    M::up(
+        r"
+CREATE TABLE backend_bulks (
+    id             INTEGER PRIMARY KEY,
+    bulk_id        INTEGER NOT NULL REFERENCES bulk_jobs (id) ON DELETE CASCADE,
+    title          TEXT NOT NULL,
+    backend_id     INTEGER,
+    backend_job_id TEXT,
+    items          INTEGER NOT NULL,
+    failed         INTEGER NOT NULL,
+    created_on     TEXT NOT NULL
+);
+CREATE INDEX backend_bulks_bulk ON backend_bulks (bulk_id);
+
+CREATE TABLE user_reads (
+    tenant   TEXT NOT NULL,
+    upn      TEXT NOT NULL,
+    listed   TEXT NOT NULL,
+    desired  TEXT,
+    details  TEXT NOT NULL,
+    read_on  TEXT NOT NULL,
+    PRIMARY KEY (tenant, upn)
+);
+",
+    ),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {

@@ -228,6 +228,7 @@ pub fn job_json(job: &ReportJob, items: &[ReportItem]) -> Value {
         "abort_reason": job.reason,
         "problems": job.problems,
         "outcomes": job.outcomes,
+        "backend_bulks": job.backend_bulks,
     })
 }
 
@@ -566,6 +567,7 @@ mod tests {
             keys,
             [
                 "abort_reason",
+                "backend_bulks",
                 "created_on",
                 "error_count",
                 "finished_on",

@@ -58,6 +58,7 @@ pub(crate) mod testdata {
             teamsync_version: "0.1.0".into(),
             reason: None,
             problems: vec![],
+            backend_bulks: vec![],
             outcomes: crate::report::Outcomes {
                 created: 1,
                 updated: 1,

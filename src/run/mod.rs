@@ -83,6 +83,8 @@ pub struct RunSettings {
     pub title: Option<String>,
     pub rate: Option<f64>,
     pub concurrency: Option<usize>,
+    /// Users per bulk request (`--bulk-size`); `None`: the tenant's.
+    pub bulk_size: Option<usize>,
     pub limit: Option<usize>,
     pub only: Vec<Upn>,
     pub verify: bool,
@@ -341,6 +343,16 @@ pub async fn execute(
     let (tenant_name, tenant_cfg) = session.config.tenant(tenant_name.as_deref())?;
     if let Some((row, specs)) = &resumed {
         if specs.is_empty() {
+            // Killed after its last item was recorded but before it was closed (a bulk
+            // request finishes many items at once, so this happens): close it from its
+            // items, so it does not stay `running`.
+            if row.finished_on.is_none() {
+                let history = writable_history(&session.db).await?;
+                history
+                    .finish_job(row.id, crate::history::JobEnd::Completed)
+                    .await
+                    .map_err(RunError::History)?;
+            }
             return Err(RunError::NothingToResume(row.id));
         }
     }
@@ -617,6 +629,7 @@ async fn run_tenant(
             .concurrency
             .map_or(base.concurrency, |c| c.max(1)),
         verify: req.settings.verify,
+        bulk_size: req.settings.bulk_size,
         limit: req.settings.limit,
         only: req.settings.only.clone(),
         title,

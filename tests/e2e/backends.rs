@@ -341,7 +341,7 @@ async fn a_misplaced_key_is_refused_and_sim_serves_its_sample() {
     let r = co.run(&["tenant", "status", "--tenant", "acme"]);
     r.code(2);
     assert!(
-        r.stderr.contains("tenant \"acme\" (backend = \"fusion\"): unknown key `customer_id` (a key of liveplatform tenants); a fusion tenant takes: draas_instance, tenant_uuid, subscription_id, base_url"),
+        r.stderr.contains("tenant \"acme\" (backend = \"fusion\"): unknown key `customer_id` (a key of liveplatform tenants); a fusion tenant takes: draas_instance, tenant_uuid, subscription_id, bulk_size, base_url"),
         "{}",
         r.stderr
     );

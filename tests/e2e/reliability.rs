@@ -378,6 +378,8 @@ async fn run_scenario(sc: Scenario) -> (JobOutcome, Value) {
         request_timeout: sc.timeout,
         replication_window: Duration::from_secs(10),
         verify: true,
+        // Per-user requests: faults need many of them (fewest_requests.rs has bulk's).
+        bulk_size: Some(0),
         limit: None,
         only: Vec::new(),
         title: sc.name.into(),

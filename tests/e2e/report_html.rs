@@ -83,6 +83,7 @@ fn sample() -> (ReportJob, Vec<ReportItem>) {
         reason: None,
         problems: vec![],
         outcomes: Default::default(),
+        backend_bulks: vec![],
     };
     let mut alice = item(1, "alice@acme.example", "success", "Alice Martin");
     alice.changes = json!([{"field": "number", "old": null, "new": "+3225405200"}]);

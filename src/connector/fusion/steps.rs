@@ -45,7 +45,6 @@ pub enum Target {
 
 /// The body key of an attribute in the full `PUT users/{id}` (and the create bodies);
 /// `None` for one Fusion has no key for.
-#[allow(clippy::match_wildcard_for_single_variants)]
 fn wire_key(attr: Attr) -> Option<&'static str> {
     match attr {
         Attr::DisplayName => Some("displayName"),
