@@ -138,6 +138,10 @@ pub struct RunArgs {
     /// Users worked on at once (overrides the tenant's concurrency).
     #[arg(long)]
     pub concurrency: Option<usize>,
+    /// Users per bulk request, on backends that have one (overrides the tenant's
+    /// bulk_size; 0 sends one request per user and change).
+    #[arg(long, value_name = "N")]
+    pub bulk_size: Option<usize>,
     /// Apply only the first N users that have changes (canary run).
     #[arg(long)]
     pub limit: Option<usize>,

@@ -389,15 +389,14 @@ impl Config {
     /// built-in defaults with the embedded demo tenant.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let env: Vec<(String, String)> = std::env::vars().collect();
-        match path {
-            Some(p) => Config::from_file(p, &env),
-            None => {
-                let p = Path::new("config/teamsync.toml");
-                if p.exists() {
-                    Config::from_file(p, &env)
-                } else {
-                    Config::from_str("", Path::new("."), None, &env)
-                }
+        if let Some(p) = path {
+            Config::from_file(p, &env)
+        } else {
+            let p = Path::new("config/teamsync.toml");
+            if p.exists() {
+                Config::from_file(p, &env)
+            } else {
+                Config::from_str("", Path::new("."), None, &env)
             }
         }
     }
@@ -422,9 +421,7 @@ impl Config {
         path: Option<&Path>,
         env: &[(String, String)],
     ) -> Result<Config, ConfigError> {
-        let shown = path
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "(defaults)".into());
+        let shown = path.map_or_else(|| "(defaults)".into(), |p| p.display().to_string());
         let mut raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: shown.clone(),
             message: e.to_string(),
@@ -445,7 +442,7 @@ impl Config {
                         ConfigError::Invalid(format!(
                             "environment variable {k}: {v:?} is not a number of tenants"
                         ))
-                    })?)
+                    })?);
                 }
                 // Variables the CLI itself reads (TEAMSYNC_CONFIG, TEAMSYNC_LOG, TEAMSYNC_SIM_TOKEN)
                 // are not keys.
@@ -510,13 +507,10 @@ impl Config {
 
     /// The tenant named, or the default one.
     pub fn tenant(&self, name: Option<&str>) -> Result<(String, &TenantConfig), ConfigError> {
-        let name = match name.or(self.default_tenant.as_deref()) {
-            Some(n) => n,
-            None => {
-                return Err(ConfigError::Invalid(
-                    "no tenant given (--tenant) and no default_tenant in the config".into(),
-                ))
-            }
+        let Some(name) = name.or(self.default_tenant.as_deref()) else {
+            return Err(ConfigError::Invalid(
+                "no tenant given (--tenant) and no default_tenant in the config".into(),
+            ));
         };
         self.tenants
             .get(name)

@@ -41,11 +41,11 @@ pub fn rate(per_second: f64, unit: &str) -> String {
         return "unlimited".into();
     }
     let shown = if per_second >= 10.0 {
-        format!("{:.0}", per_second)
+        format!("{per_second:.0}")
     } else if per_second >= 1.0 {
-        trim_zeros(format!("{:.1}", per_second))
+        trim_zeros(format!("{per_second:.1}"))
     } else {
-        trim_zeros(format!("{:.2}", per_second))
+        trim_zeros(format!("{per_second:.2}"))
     };
     format!("{shown} {unit}/s")
 }

@@ -57,10 +57,10 @@ impl Upn {
         &self.0
     }
     pub fn local_part(&self) -> &str {
-        self.0.split_once('@').map(|(l, _)| l).unwrap_or(&self.0)
+        self.0.split_once('@').map_or(&self.0, |(l, _)| l)
     }
     pub fn domain(&self) -> &str {
-        self.0.split_once('@').map(|(_, d)| d).unwrap_or("")
+        self.0.split_once('@').map_or("", |(_, d)| d)
     }
 }
 
@@ -343,10 +343,10 @@ mod shared_str {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::sync::Arc;
 
-    pub fn serialize<S: Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(v)
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
         String::deserialize(d).map(Arc::from)
     }
 }

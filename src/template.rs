@@ -67,11 +67,10 @@ impl RawTemplate {
                 "description" => t.description = Some(text(value)?),
                 "extends" => t.extends = Some(text(value)?),
                 "number_range" => t.number_range = Some(text(value)?),
-                _ => match Attr::from_name(&key).filter(|a| a.info().template) {
-                    Some(a) => {
+                _ => {
+                    if let Some(a) = Attr::from_name(&key).filter(|a| a.info().template) {
                         t.values.insert(a, value);
-                    }
-                    None => {
+                    } else {
                         let known: Vec<&str> = OWN_KEYS[..2]
                             .iter()
                             .copied()
@@ -80,7 +79,7 @@ impl RawTemplate {
                             .collect();
                         return Err(format!("unknown key `{key}` (known: {})", known.join(", ")));
                     }
-                },
+                }
             }
         }
         Ok(t)
@@ -184,8 +183,7 @@ impl ResolvedTemplate {
         for attr in Attr::all().filter(|a| a.info().template) {
             j[attr.name()] = self
                 .value(attr)
-                .map(AttrValue::to_json)
-                .unwrap_or(serde_json::Value::Null);
+                .map_or(serde_json::Value::Null, AttrValue::to_json);
         }
         j["number_range"] = serde_json::json!(self.number_range);
         j
@@ -343,7 +341,7 @@ fn resolve(
     let mut merged = RawTemplate::default();
     for t in links.iter().rev() {
         if t.number_range.is_some() {
-            merged.number_range = t.number_range.clone();
+            merged.number_range.clone_from(&t.number_range);
         }
         for (a, v) in &t.values {
             merged.values.insert(*a, v.clone());

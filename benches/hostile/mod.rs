@@ -157,7 +157,7 @@ const CASES: &[Case] = &[
 
 /// Builds each case in `dir` and validates it in a child process with the default limits;
 /// then times the pre-pass on an ordinary workbook (opening one runs it).
-pub async fn run(dir: &Path, cfg: &Path) -> anyhow::Result<Value> {
+pub(crate) async fn run(dir: &Path, cfg: &Path) -> anyhow::Result<Value> {
     let mut out = Vec::new();
     for (name, what, build) in CASES {
         let ext = match name.split('-').next() {
@@ -200,7 +200,7 @@ pub async fn run(dir: &Path, cfg: &Path) -> anyhow::Result<Value> {
 }
 
 /// The Markdown rows of the results.
-pub fn render(r: &Value) -> String {
+pub(crate) fn render(r: &Value) -> String {
     let mut o = String::new();
     for c in r.as_array().into_iter().flatten() {
         if c["case"] == "prepass-100k" {

@@ -23,19 +23,19 @@ fn rate_of(i: usize) -> u32 {
     5 + (i % 11) as u32
 }
 
-pub async fn run(dir: &Path, quick: bool) -> anyhow::Result<Value> {
+pub(crate) async fn run(dir: &Path, quick: bool) -> anyhow::Result<Value> {
     let tenants: usize = super::env_num("BENCH_TENANTS", if quick { 10 } else { 100 });
     let users: usize = super::env_num("BENCH_TENANT_USERS", 10);
-    let parallel: Vec<usize> = std::env::var("BENCH_PARALLEL")
-        .ok()
-        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_else(|| {
+    let parallel: Vec<usize> = std::env::var("BENCH_PARALLEL").ok().map_or_else(
+        || {
             if quick {
                 vec![1, 10]
             } else {
                 vec![1, 4, 16, 100]
             }
-        });
+        },
+        |v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
+    );
     let rename_all = Shape {
         absent_every: 0,
         renamed_every: 1,
@@ -134,7 +134,7 @@ pub async fn run(dir: &Path, quick: bool) -> anyhow::Result<Value> {
 }
 
 /// The Markdown section of the results.
-pub fn render(r: &Value) -> String {
+pub(crate) fn render(r: &Value) -> String {
     if r.is_null() {
         return String::new();
     }

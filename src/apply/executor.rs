@@ -53,7 +53,7 @@ pub(crate) struct RunCtx {
 }
 
 /// Why a step did not succeed.
-enum Fail {
+pub(super) enum Fail {
     /// The item's error (kept in the history); `sent` = the tenant answered with an error
     /// (counts towards fail-fast), as opposed to a dependency that failed.
     Item {
@@ -70,7 +70,7 @@ enum Fail {
     HistoryDown,
 }
 
-fn item_err(code: impl Into<String>, reason: impl Into<String>) -> Fail {
+pub(super) fn item_err(code: impl Into<String>, reason: impl Into<String>) -> Fail {
     Fail::Item {
         code: code.into(),
         reason: reason.into(),
@@ -79,25 +79,45 @@ fn item_err(code: impl Into<String>, reason: impl Into<String>) -> Fail {
 }
 
 /// What becomes of a user's item at the end of [`run_user`].
-struct UserState {
-    user_id: Option<String>,
+pub(super) struct UserState {
+    pub user_id: Option<String>,
     /// When this job created the user (a 404 on it is then replication delay).
-    created_at: Option<Instant>,
-    attempts: u32,
+    pub created_at: Option<Instant>,
+    pub attempts: u32,
     /// Kinds of the operations the tenant acknowledged, in order.
-    applied: Vec<String>,
+    pub applied: Vec<String>,
+}
+
+impl UserState {
+    pub(super) fn new(user: &UserPlan) -> UserState {
+        UserState {
+            user_id: user.user_id.clone(),
+            created_at: None,
+            attempts: 0,
+            applied: Vec::new(),
+        }
+    }
+}
+
+/// Where a user's run starts when bulk requests already sent its first steps.
+pub(super) struct Carry {
+    pub first_step: usize,
+    pub st: UserState,
 }
 
 impl RunCtx {
-    fn history_failed(&self, e: HistoryError) {
+    pub(super) fn history_failed(&self, e: HistoryError) {
         self.abort.trigger(format!("history write failed: {e}"));
-        let mut slot = self.history_error.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self
+            .history_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         slot.get_or_insert(e);
     }
 
     /// Runs a connector call under the per-request timeout; a timeout is retryable
     /// (the request may or may not have been applied).
-    async fn timed<T>(
+    pub(super) async fn timed<T>(
         &self,
         what: &str,
         fut: impl std::future::Future<Output = Result<T, ConnectorError>>,
@@ -124,7 +144,7 @@ impl RunCtx {
 
     /// Before sending again after a throttle: the gate holds the next request until the
     /// Retry-After has passed; a connector without a gate is waited for here.
-    async fn after_throttle(&self, e: &ConnectorError, tries: u32) -> bool {
+    pub(super) async fn after_throttle(&self, e: &ConnectorError, tries: u32) -> bool {
         self.throttled.fetch_add(1, Ordering::Relaxed);
         if self.connector.gate().is_some() {
             return self.abort.reason().is_none();
@@ -140,7 +160,7 @@ impl RunCtx {
     }
 
     /// Waits a backoff before a replication retry, never past `deadline`.
-    async fn replication_wait(&self, n: u32, deadline: Instant) -> bool {
+    pub(super) async fn replication_wait(&self, n: u32, deadline: Instant) -> bool {
         let d = self
             .policy
             .backoff(n)
@@ -153,18 +173,21 @@ impl RunCtx {
 
 /// Runs one user to its end and records it. `slot` is the concurrency permit the user
 /// was started with; it is given back while the user waits for another user's operation.
-pub(crate) async fn run_user(ctx: Arc<RunCtx>, ui: usize, slot: OwnedSemaphorePermit) {
+pub(crate) async fn run_user(
+    ctx: Arc<RunCtx>,
+    ui: usize,
+    slot: OwnedSemaphorePermit,
+    carry: Option<Carry>,
+) {
     let user = &ctx.users[ui];
     let item = ctx.item_ids[ui];
-    let mut st = UserState {
-        user_id: user.user_id.clone(),
-        created_at: None,
-        attempts: 0,
-        applied: Vec::new(),
+    let (first_step, mut st) = match carry {
+        Some(c) => (c.first_step, c.st),
+        None => (0, UserState::new(user)),
     };
     // The slot is held through the read-back too, so `concurrency` bounds every request.
     let mut slot = Some(slot);
-    let outcome = run_steps(&ctx, user, ui, item, &mut slot, &mut st).await;
+    let outcome = run_steps(&ctx, user, ui, item, &mut slot, &mut st, first_step).await;
     let mut note = None;
     let outcome = match outcome {
         Ok(()) if ctx.opts.verify => verify_user(&ctx, user, &st).await.map(|n| note = n),
@@ -187,13 +210,7 @@ pub(crate) async fn run_user(ctx: Arc<RunCtx>, ui: usize, slot: OwnedSemaphorePe
             ctx.board.mark_failed(&user.upn, user.ops.len());
             tracing::warn!("{}: {reason}", user.upn);
             if sent {
-                let n = ctx.consecutive_failures.fetch_add(1, Ordering::SeqCst) + 1;
-                let max = ctx.opts.max_consecutive_failures;
-                if max > 0 && n >= max {
-                    ctx.abort.trigger(format!(
-                        "{n} consecutive items failed (max_consecutive_failures = {max})"
-                    ));
-                }
+                count_failure(&ctx, true);
             }
             ItemResult {
                 status: ItemStatus::Error,
@@ -223,10 +240,26 @@ pub(crate) async fn run_user(ctx: Arc<RunCtx>, ui: usize, slot: OwnedSemaphorePe
     }
 }
 
+/// Counts an item the tenant refused towards `max_consecutive_failures` (a success resets
+/// the run of failures).
+pub(super) fn count_failure(ctx: &RunCtx, failed: bool) {
+    if !failed {
+        ctx.consecutive_failures.store(0, Ordering::SeqCst);
+        return;
+    }
+    let n = ctx.consecutive_failures.fetch_add(1, Ordering::SeqCst) + 1;
+    let max = ctx.opts.max_consecutive_failures;
+    if max > 0 && n >= max {
+        ctx.abort.trigger(format!(
+            "{n} consecutive items failed (max_consecutive_failures = {max})"
+        ));
+    }
+}
+
 /// An interrupted item stays unfinished (back to pending when the job closes), but what
 /// it learned is kept: the attempts made, what the tenant acknowledged and the id of a
 /// user it created, so resume and revert see them.
-async fn record_progress_of_interrupted(ctx: &RunCtx, item: i64, st: &UserState) {
+pub(super) async fn record_progress_of_interrupted(ctx: &RunCtx, item: i64, st: &UserState) {
     if st.attempts == 0 {
         return; // it never sent: nothing to add to its pending row
     }
@@ -245,7 +278,7 @@ async fn record_progress_of_interrupted(ctx: &RunCtx, item: i64, st: &UserState)
 }
 
 /// What a step that failed left undone, in the user's words ("number not assigned").
-fn undone(user: &UserPlan, step: &Step) -> String {
+pub(super) fn undone(user: &UserPlan, step: &Step) -> String {
     let parts: Vec<&str> = step
         .ops
         .iter()
@@ -294,8 +327,9 @@ async fn run_steps(
     item: i64,
     slot: &mut Option<OwnedSemaphorePermit>,
     st: &mut UserState,
+    first_step: usize,
 ) -> Result<(), Fail> {
-    for step in &ctx.steps[ui] {
+    for step in ctx.steps[ui].iter().skip(first_step) {
         let deps: Vec<OpRef> = step
             .ops
             .iter()
@@ -325,7 +359,7 @@ async fn run_steps(
                         Ok(p) => *slot = Some(p),
                         Err(_) => return Err(Fail::Interrupted),
                     },
-                    _ = ctx.abort.wait() => return Err(Fail::Interrupted),
+                    () = ctx.abort.wait() => return Err(Fail::Interrupted),
                 }
             }
         }
@@ -353,9 +387,10 @@ async fn run_steps(
         match send_step(ctx, user, step, st).await {
             Ok(()) => st.applied.extend(kinds),
             Err(Fail::Item { code, reason, sent }) => {
-                let reason = match st.applied.is_empty() {
-                    true => reason,
-                    false => format!("{}: {reason}", undone(user, step)),
+                let reason = if st.applied.is_empty() {
+                    reason
+                } else {
+                    format!("{}: {reason}", undone(user, step))
                 };
                 return Err(Fail::Item {
                     code,
@@ -372,7 +407,7 @@ async fn run_steps(
 
 /// An item error prefixed with what the user's earlier steps did, so the item says what
 /// exists now ("created; number not assigned: …").
-fn after_applied(st: &UserState, reason: String) -> String {
+pub(super) fn after_applied(st: &UserState, reason: String) -> String {
     if st.applied.is_empty() {
         reason
     } else {
@@ -535,7 +570,7 @@ async fn resolve_existing(
 }
 
 /// Whether an error ends the whole job rather than the item.
-fn stops_the_job(e: &ConnectorError) -> bool {
+pub(super) fn stops_the_job(e: &ConnectorError) -> bool {
     matches!(
         e,
         ConnectorError::Auth { .. } | ConnectorError::Throttled { .. }
@@ -547,7 +582,7 @@ fn stops_the_job(e: &ConnectorError) -> bool {
 /// send is (throttling uses neither). The timeout covers the whole connector call (gate
 /// waits and the connector's own retries too), so without this one slow answer or one
 /// Retry-After pause failed an item whose changes had all been applied.
-async fn read_with_retry<T, F, Fut>(
+pub(super) async fn read_with_retry<T, F, Fut>(
     ctx: &RunCtx,
     what: &str,
     mut call: F,

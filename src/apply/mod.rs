@@ -27,6 +27,7 @@
 //! - A history write that fails stops the job: no request goes out whose intent was not
 //!   committed, and nothing new starts.
 
+mod bulk;
 mod executor;
 pub mod progress;
 mod scheduler;
@@ -66,6 +67,9 @@ pub struct ApplyOptions {
     pub replication_window: Duration,
     /// Read every changed user back and compare.
     pub verify: bool,
+    /// Users per bulk request on a backend that has one; `None`: the backend's (its
+    /// tenant's `bulk_size`), 0: no bulk requests.
+    pub bulk_size: Option<usize>,
     pub limit: Option<usize>,
     pub only: Vec<Upn>,
     pub title: String,
@@ -85,6 +89,7 @@ impl ApplyOptions {
             request_timeout: Duration::from_secs(t.request_timeout_s.max(1)),
             replication_window: Duration::from_secs(t.replication_window_s),
             verify: false,
+            bulk_size: None,
             limit: None,
             only: Vec::new(),
             title: String::new(),
@@ -355,7 +360,7 @@ pub async fn execute_locked(
     let concurrency = opts.concurrency.max(1);
     let pace = connector.gate().is_some().then(|| -> progress::PaceSource {
         let c = connector.clone();
-        Arc::new(move || c.gate().map(|g| g.stats()))
+        Arc::new(move || c.gate().map(super::connector::gate::Gate::stats))
     });
     let ctx = Arc::new(RunCtx {
         board: scheduler::Board::new(plan, &users),
@@ -394,6 +399,23 @@ pub async fn execute_locked(
         })
     };
 
+    // Backends with a bulk request send what it carries first, in waves; the users it
+    // cannot finish carry on one by one from where it left them.
+    let mut carried = match ctx.connector.clone().bulk() {
+        Some(b) if !to_run.is_empty() && opts.bulk_size != Some(0) => {
+            let size = opts
+                .bulk_size
+                .unwrap_or_else(|| b.batch_size())
+                .clamp(1, b.max_batch_size());
+            Some(bulk::run(&ctx, b, size, &to_run, bulk_id, &job_id).await)
+        }
+        _ => None,
+    };
+    let to_run: Vec<usize> = match &carried {
+        Some(c) => to_run.into_iter().filter(|ui| c.contains_key(ui)).collect(),
+        None => to_run,
+    };
+
     let mut set = JoinSet::new();
     for ui in to_run {
         let slot = tokio::select! {
@@ -401,12 +423,13 @@ pub async fn execute_locked(
                 Ok(p) => p,
                 Err(_) => break,
             },
-            _ = ctx.abort.wait() => break,
+            () = ctx.abort.wait() => break,
         };
         if ctx.abort.reason().is_some() {
             break;
         }
-        set.spawn(executor::run_user(ctx.clone(), ui, slot));
+        let carry = carried.as_mut().and_then(|c| c.remove(&ui));
+        set.spawn(executor::run_user(ctx.clone(), ui, slot, carry));
         while let Some(r) = set.try_join_next() {
             joined(&ctx, r);
         }
@@ -415,7 +438,11 @@ pub async fn execute_locked(
     watcher.abort();
 
     let abort_reason = ctx.abort.reason();
-    let (throttled, settled_rate) = match ctx.connector.gate().map(|g| g.stats()) {
+    let (throttled, settled_rate) = match ctx
+        .connector
+        .gate()
+        .map(super::connector::gate::Gate::stats)
+    {
         Some(g) => (g.throttles, g.learned),
         None => (ctx.throttled.load(Ordering::Relaxed), None),
     };
@@ -431,7 +458,7 @@ pub async fn execute_locked(
     let failed_write = ctx
         .history_error
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .take();
     ctx.progress.finish();
     if let Some(e) = failed_write {
@@ -481,7 +508,7 @@ async fn drain(ctx: &Arc<RunCtx>, set: &mut JoinSet<()>, grace: Duration) {
                 Some(r) => joined(ctx, r),
                 None => return,
             },
-            _ = ctx.abort.wait() => break,
+            () = ctx.abort.wait() => break,
         }
     }
     let deadline = Instant::now() + grace;
@@ -491,7 +518,7 @@ async fn drain(ctx: &Arc<RunCtx>, set: &mut JoinSet<()>, grace: Duration) {
                 Some(r) => joined(ctx, r),
                 None => return,
             },
-            _ = tokio::time::sleep_until(deadline) => {
+            () = tokio::time::sleep_until(deadline) => {
                 tracing::warn!(
                     "{} user(s) still had a request under way {grace:?} after the stop; cancelling (their items stay pending, their last request recorded as sent)",
                     set.len()

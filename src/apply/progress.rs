@@ -124,7 +124,12 @@ impl Progress {
     }
 
     pub(crate) fn finish(&self) {
-        if let Some(t) = self.ticker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(t) = self
+            .ticker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
             t.abort();
         }
         if let Some(b) = &self.bar {

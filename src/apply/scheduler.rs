@@ -228,7 +228,10 @@ impl Board {
 
     fn set(&self, upn: &Upn, ops: impl Iterator<Item = usize>, to: OpState) {
         {
-            let mut s = self.states.lock().unwrap_or_else(|e| e.into_inner());
+            let mut s = self
+                .states
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             for index in ops {
                 let key = OpRef {
                     upn: upn.clone(),
@@ -254,7 +257,10 @@ impl Board {
     }
 
     pub(crate) fn check(&self, deps: &[OpRef]) -> Deps {
-        let s = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        let s = self
+            .states
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut waiting = false;
         for d in deps {
             let what = self.names.get(d).copied().unwrap_or("operation");
@@ -293,7 +299,7 @@ impl Board {
             }
             tokio::select! {
                 r = rx.changed() => if r.is_err() { return Deps::Aborted },
-                _ = abort.wait() => return Deps::Aborted,
+                () = abort.wait() => return Deps::Aborted,
             }
         }
     }
@@ -333,8 +339,8 @@ impl Abort {
     /// Sleeps `d` unless the job aborts first; false when it did.
     pub(crate) async fn sleep(&self, d: std::time::Duration) -> bool {
         tokio::select! {
-            _ = tokio::time::sleep(d) => self.reason().is_none(),
-            _ = self.wait() => false,
+            () = tokio::time::sleep(d) => self.reason().is_none(),
+            () = self.wait() => false,
         }
     }
 }

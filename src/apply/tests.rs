@@ -309,8 +309,7 @@ impl Connector for Fake {
                 " {}",
                 number
                     .as_ref()
-                    .map(|n| n.to_string())
-                    .unwrap_or("none".into())
+                    .map_or("none".into(), std::string::ToString::to_string)
             ),
             None => String::new(),
         };
@@ -424,6 +423,7 @@ fn opts() -> ApplyOptions {
         request_timeout: Duration::from_secs(5),
         replication_window: Duration::from_secs(5),
         verify: false,
+        bulk_size: None,
         limit: None,
         only: vec![],
         title: "test".into(),
@@ -1363,7 +1363,7 @@ async fn a_read_only_backend_is_refused() {
 /// --ignored --nocapture`. 5,000 users of one operation each through the in-memory tenant
 /// (no rate limit): what remains is scheduling plus two history writes per user.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
+#[ignore = "a measurement, run by hand with --ignored --nocapture"]
 async fn executor_rate() {
     let n = 5_000;
     let mut f = Fake::new();

@@ -130,7 +130,7 @@ mod tests {
         AttrValue::Number(E164::parse_canonical(n).unwrap())
     }
     fn list_of(v: &[&str]) -> AttrValue {
-        AttrValue::List(v.iter().map(|s| s.to_string()).collect())
+        AttrValue::List(v.iter().map(std::string::ToString::to_string).collect())
     }
 
     fn user() -> TenantUser {

@@ -282,7 +282,7 @@ fn sync_row(t: &Selected, s: &Synced) -> Row {
     }
 }
 
-pub async fn sync(
+pub(super) async fn sync(
     ctx: &Ctx,
     args: &PlanArgs,
     sheet_args: &SheetArgs,
@@ -335,7 +335,7 @@ pub async fn sync(
             settings.clone(),
         );
         let mut input = input.clone();
-        input.path = t.sheet.clone();
+        input.path.clone_from(&t.sheet);
         let db = ctx.db.clone();
         // Log lines of the tenant's run (sheet warnings, retries) say which tenant. An
         // error-level span, so that its name shows at every log level, `-q` included.
@@ -420,7 +420,7 @@ pub async fn sync(
 
 // ---- plan --all -------------------------------------------------------------------
 
-pub async fn plan(
+pub(super) async fn plan(
     ctx: &Ctx,
     args: &PlanArgs,
     sheet_args: &SheetArgs,
@@ -437,7 +437,7 @@ pub async fn plan(
     let results = many::run_each(&sel.tenants, parallel(ctx, many), &stop, |t| {
         let config = config.clone();
         let mut input = input.clone();
-        input.path = t.sheet.clone();
+        input.path.clone_from(&t.sheet);
         let span = tracing::error_span!("tenant", name = %t.name);
         async move {
             let tenant = run::open_tenant(&config, Some(&t.name), None).await?;
@@ -541,7 +541,7 @@ fn failed_row(ctx: &Ctx, kind: Kind, t: &Selected, e: &RunError) -> Row {
 
 // ---- validate --all ---------------------------------------------------------------
 
-pub async fn validate(ctx: &Ctx, sheet_args: &SheetArgs, many: &ManyArgs) -> CmdResult {
+pub(super) async fn validate(ctx: &Ctx, sheet_args: &SheetArgs, many: &ManyArgs) -> CmdResult {
     let sel = select(ctx, many)?;
     let started = Instant::now();
     let templates: Arc<TemplateSet> = Arc::new(super::validate::load_templates(ctx)?);

@@ -15,7 +15,7 @@ fn operation_header(key: &str) -> &str {
     }
 }
 
-pub fn run(ctx: &Ctx) -> CmdResult {
+pub(super) fn run(ctx: &Ctx) -> CmdResult {
     let rows: &[&Backend] = BACKENDS;
     if ctx.json() {
         let v: Vec<_> = rows

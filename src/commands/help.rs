@@ -6,7 +6,7 @@ use crate::cli::{Cli, Shell};
 use clap::CommandFactory;
 
 /// The completion script for `shell`, on stdout.
-pub fn completions(shell: Shell) -> CmdResult {
+pub(super) fn completions(shell: Shell) -> CmdResult {
     use clap_complete::Shell as S;
     let shell = match shell {
         Shell::Bash => S::Bash,
@@ -22,7 +22,7 @@ pub fn completions(shell: Shell) -> CmdResult {
 
 /// The manual page (roff) of `teamsync`, on stdout; with `dir`, one page per command
 /// and subcommand (`teamsync.1`, `teamsync-sync.1`, `teamsync-jobs-show.1`, …) there.
-pub fn man(dir: Option<&std::path::Path>) -> CmdResult {
+pub(super) fn man(dir: Option<&std::path::Path>) -> CmdResult {
     let cmd = Cli::command();
     if let Some(dir) = dir {
         std::fs::create_dir_all(dir)

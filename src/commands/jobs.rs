@@ -137,6 +137,18 @@ pub(crate) fn report_job(h: &History, j: &JobRow) -> Result<ReportJob, CliError>
         reason: j.reason.clone(),
         problems: problems(j),
         outcomes,
+        backend_bulks: h
+            .backend_bulks(j.id)
+            .map_err(CliError::history(h.path()))?
+            .into_iter()
+            .map(|b| crate::report::model::BackendJob {
+                title: b.title,
+                id: b.backend_id,
+                job_id: b.backend_job_id,
+                items: b.items,
+                failed: b.failed,
+            })
+            .collect(),
     })
 }
 
@@ -150,10 +162,7 @@ fn problems(j: &JobRow) -> Vec<String> {
         .map(
             |e| match serde_json::from_value::<crate::model::Diagnostic>(e.clone()) {
                 Ok(d) => d.to_string(),
-                Err(_) => e
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| e.to_string()),
+                Err(_) => e.as_str().map_or_else(|| e.to_string(), str::to_string),
             },
         )
         .collect()
@@ -182,7 +191,7 @@ pub(crate) fn report_item(i: &ItemRow) -> ReportItem {
     }
 }
 
-pub async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
+pub(super) async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
     match cmd {
         JobsCommand::List {
             tenant,
@@ -497,6 +506,16 @@ fn render_job(j: &JobRow, rj: &ReportJob, items: &[ReportItem]) -> String {
         crate::human::count(j.total_count, "item"),
         rj.outcomes.describe(false)
     );
+    if !rj.backend_bulks.is_empty() {
+        let _ = writeln!(
+            s,
+            "sent as {} (the tenant's own bulk history):",
+            crate::human::count(rj.backend_bulks.len(), "bulk request")
+        );
+        for b in &rj.backend_bulks {
+            let _ = writeln!(s, "  {}", b.describe());
+        }
+    }
     if j.throttled_count > 0 || j.settled_rate.is_some() {
         let settled = j
             .settled_rate
@@ -543,11 +562,7 @@ fn short(v: Option<&serde_json::Value>) -> String {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(serde_json::Value::Array(a)) => a
             .iter()
-            .map(|x| {
-                x.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| x.to_string())
-            })
+            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
             .collect::<Vec<_>>()
             .join(";"),
         Some(other) => other.to_string(),

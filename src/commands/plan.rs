@@ -28,7 +28,7 @@ pub(crate) fn color_stdout() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-pub async fn run(
+pub(super) async fn run(
     ctx: &Ctx,
     sheet: &Path,
     args: &PlanArgs,

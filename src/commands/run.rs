@@ -25,6 +25,7 @@ pub(crate) fn settings(run: &RunArgs) -> Result<RunSettings, CliError> {
         title: run.title.clone(),
         rate: run.rate,
         concurrency: run.concurrency,
+        bulk_size: run.bulk_size,
         limit: run.limit,
         only,
         verify: !run.no_verify,
@@ -402,7 +403,7 @@ pub(crate) fn stamped(line: &str) -> String {
 /// The metrics file and the webhook, after a run. Neither changes the run's outcome: a
 /// failure is a warning.
 async fn tell(ctx: &Ctx, summary: &RunSummary, history: Option<&History>) {
-    tell_config(&ctx.config, summary, history).await
+    tell_config(&ctx.config, summary, history).await;
 }
 
 /// [`tell`] with only the config at hand (a tenant of an `--all` run, in its own task).
@@ -431,7 +432,7 @@ pub(crate) async fn tell_config(
 }
 
 #[allow(clippy::too_many_arguments)]
-pub async fn apply(
+pub(super) async fn apply(
     ctx: &Ctx,
     sheet: Option<&Path>,
     plan_file: Option<&Path>,
@@ -470,7 +471,7 @@ pub async fn apply(
     execute(ctx, req, &mut ui, run).await
 }
 
-pub async fn sync(
+pub(super) async fn sync(
     ctx: &Ctx,
     sheet: &Path,
     args: &PlanArgs,
@@ -495,7 +496,7 @@ pub async fn sync(
     execute(ctx, req, &mut ui, run).await
 }
 
-pub async fn resume(ctx: &Ctx, job: &str, run: &RunArgs) -> CmdResult {
+pub(super) async fn resume(ctx: &Ctx, job: &str, run: &RunArgs) -> CmdResult {
     let req = RunRequest {
         command: Command::Resume,
         tenant: None,

@@ -6,7 +6,7 @@ use crate::cli::SimArgs;
 use crate::connector::registry;
 use teamsync_sim::SimOptions;
 
-pub async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
+pub(super) async fn run(_ctx: &Ctx, args: SimArgs) -> CmdResult {
     let Some(backend) = registry::backend(&args.backend) else {
         return Err(CliError::Invalid(format!(
             "--backend {:?}: available simulators: {}",

@@ -4,7 +4,7 @@ use super::validate::load_templates;
 use super::{print_json, CliError, CmdResult, Ctx, Exit};
 use crate::cli::TemplatesCommand;
 
-pub fn run(ctx: &Ctx, cmd: TemplatesCommand) -> CmdResult {
+pub(super) fn run(ctx: &Ctx, cmd: TemplatesCommand) -> CmdResult {
     let set = load_templates(ctx)?;
     match cmd {
         TemplatesCommand::List => {

@@ -11,7 +11,7 @@ use crate::model::{
 use crate::report::sheet_out;
 use crate::run::{connector_failure, open_tenant};
 
-pub async fn run(ctx: &Ctx, cmd: TenantCommand) -> CmdResult {
+pub(super) async fn run(ctx: &Ctx, cmd: TenantCommand) -> CmdResult {
     let name = match &cmd {
         TenantCommand::Status { tenant }
         | TenantCommand::Users { tenant }
@@ -80,8 +80,13 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
                         "{:<44} {:<28} {:<3} {:<16} {}",
                         u.upn,
                         truncate(&u.display_name, 28),
-                        u.country.as_ref().map(|c| c.as_str()).unwrap_or(""),
-                        u.number.as_ref().map(|n| n.to_string()).unwrap_or_default(),
+                        u.country
+                            .as_ref()
+                            .map_or("", super::super::model::Country::as_str),
+                        u.number
+                            .as_ref()
+                            .map(std::string::ToString::to_string)
+                            .unwrap_or_default(),
                         license_names(&snap.catalogs, &u.licenses).join(";")
                     )?;
                 }
@@ -164,7 +169,7 @@ async fn dispatch(ctx: &Ctx, tenant: &Tenant, cmd: TenantCommand) -> CmdResult {
             } else {
                 outln!("{:<52} {:>6}  NEXT FREE", "RANGE", "FREE")?;
                 for r in &snap.number_ranges {
-                    let next = r.numbers_free.first().map(|n| n.to_string());
+                    let next = r.numbers_free.first().map(std::string::ToString::to_string);
                     outln!(
                         "{:<52} {:>6}  {}",
                         r.name,
@@ -256,8 +261,7 @@ fn license_names(c: &Catalogs, ids: &[String]) -> Vec<String> {
             c.licenses
                 .iter()
                 .find(|l| l.sku_id.eq_ignore_ascii_case(id))
-                .map(|l| l.sku_part_number.clone())
-                .unwrap_or_else(|| id.clone())
+                .map_or_else(|| id.clone(), |l| l.sku_part_number.clone())
         })
         .collect()
 }

@@ -25,7 +25,7 @@ pub(crate) fn load_templates(ctx: &Ctx) -> Result<TemplateSet, CliError> {
     TemplateSet::load_dir(&ctx.config.templates).map_err(|e| CliError::Invalid(e.to_string()))
 }
 
-pub fn run(ctx: &Ctx, paths: &[PathBuf], args: &SheetArgs) -> CmdResult {
+pub(super) fn run(ctx: &Ctx, paths: &[PathBuf], args: &SheetArgs) -> CmdResult {
     let templates = load_templates(ctx)?;
     let v = validate_files(paths, &sheet_options(ctx, args), &templates);
     if ctx.json() {

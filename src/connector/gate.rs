@@ -620,7 +620,10 @@ impl Pacer {
         let _turn = self.turn.lock().await;
         loop {
             let at = {
-                let mut tat = self.tat.lock().unwrap_or_else(|e| e.into_inner());
+                let mut tat = self
+                    .tat
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let now = Instant::now();
                 let tau = self.interval * (self.burst - 1);
                 match *tat {
@@ -690,7 +693,9 @@ impl Gate {
     }
 
     fn limiter(&self) -> std::sync::MutexGuard<'_, Limiter> {
-        self.limiter.lock().unwrap_or_else(|e| e.into_inner())
+        self.limiter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Waits until a request of this kind may be sent: past any tenant-wide pause, at the

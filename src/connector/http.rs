@@ -144,16 +144,16 @@ pub(crate) struct Request {
 }
 
 impl Request {
-    pub fn get(path: &[&str]) -> Request {
+    pub(crate) fn get(path: &[&str]) -> Request {
         Request {
             method: Method::GET,
-            path: path.iter().map(|s| s.to_string()).collect(),
+            path: path.iter().map(std::string::ToString::to_string).collect(),
             query: Vec::new(),
             body: None,
         }
     }
     /// For messages: method and path below the root, e.g. `GET users/abc`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!("{} {}", self.method, self.path.join("/"))
     }
 }
@@ -189,7 +189,7 @@ fn root_url(base_url: &str, segments: &[&str]) -> Result<reqwest::Url, Connector
     root.set_query(None);
     root.set_fragment(None);
     root.path_segments_mut()
-        .map_err(|_| cfg(format!("base_url {base_url:?} cannot carry a path")))?
+        .map_err(|()| cfg(format!("base_url {base_url:?} cannot carry a path")))?
         .pop_if_empty()
         .extend(segments);
     Ok(root)
@@ -199,7 +199,7 @@ fn root_url(base_url: &str, segments: &[&str]) -> Result<reqwest::Url, Connector
 pub(crate) type ErrorParser = fn(&[u8], StatusCode) -> (Option<String>, String);
 
 impl Client {
-    pub fn gate(&self) -> &Gate {
+    pub(crate) fn gate(&self) -> &Gate {
         &self.gate
     }
 
@@ -207,7 +207,7 @@ impl Client {
     /// appended. Refuses plain http to a non-loopback host unless `http` allows it
     /// ([`crate::config::check_url`]) and a CA file that holds no readable certificate. The
     /// token is not resolved yet: the first request does it.
-    pub fn new(
+    pub(crate) fn new(
         base_url: &str,
         segments: &[&str],
         http: HttpSettings,
@@ -285,7 +285,25 @@ impl Client {
     /// Sends `r` once (plus one resend after a token refresh) and returns the body of a
     /// 2xx answer. Every HTTP request made is counted in `counter` and goes through the
     /// gate, which hears every answer.
-    pub async fn send(&self, r: &Request, counter: &AtomicU64) -> Result<Vec<u8>, ConnectorError> {
+    pub(crate) async fn send(
+        &self,
+        r: &Request,
+        counter: &AtomicU64,
+    ) -> Result<Vec<u8>, ConnectorError> {
+        self.send_keeping(r, counter, &[])
+            .await
+            .map(|(_, body)| body)
+    }
+
+    /// [`Client::send`], except that an answer whose status is in `keep` is the caller's
+    /// to read (status and body), like a 2xx: for an endpoint whose error answers carry
+    /// results (Fusion's bulk update answers 400 with the outcome of every item).
+    pub(crate) async fn send_keeping(
+        &self,
+        r: &Request,
+        counter: &AtomicU64,
+        keep: &[u16],
+    ) -> Result<(u16, Vec<u8>), ConnectorError> {
         let url = self.url(r);
         let kind = if r.method == Method::GET {
             Kind::Read
@@ -325,8 +343,8 @@ impl Client {
                 });
             }
             let body = resp.bytes().await.map_err(|e| transport(r, e))?;
-            if status.is_success() {
-                return Ok(body.to_vec());
+            if status.is_success() || keep.contains(&status.as_u16()) {
+                return Ok((status.as_u16(), body.to_vec()));
             }
             if status == StatusCode::UNAUTHORIZED
                 && !refreshed
@@ -399,7 +417,7 @@ impl Client {
     /// retried without using an attempt (the gate holds the next send until the
     /// Retry-After has passed, and bounds throttling by time); other temporary failures
     /// use attempts, with backoff and jitter.
-    pub async fn read<T: DeserializeOwned>(
+    pub(crate) async fn read<T: DeserializeOwned>(
         &self,
         r: &Request,
         counter: &AtomicU64,

@@ -111,9 +111,9 @@ impl ConnectorError {
     /// Stable code kept in the history's `error_code`.
     pub fn code(&self) -> String {
         match self {
-            ConnectorError::Retryable { status, .. } => status
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "network".into()),
+            ConnectorError::Retryable { status, .. } => {
+                status.map_or_else(|| "network".into(), |s| s.to_string())
+            }
             ConnectorError::Rejected { status, code, .. } => match code {
                 Some(c) => c.clone(),
                 None => status.to_string(),
@@ -272,6 +272,80 @@ pub trait Connector: Send + Sync {
     fn gate(&self) -> Option<&Gate> {
         None
     }
+    /// The backend's request for many users at once, when it has one and the tenant uses
+    /// it (Fusion's `PUT users/bulk`); `None`: every step is a request of its own.
+    fn bulk(&self) -> Option<&dyn Bulk> {
+        None
+    }
+}
+
+/// One user's result in the answer to a bulk request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BulkOutcome {
+    Done,
+    /// The backend's code and reason for this user.
+    Failed {
+        code: String,
+        reason: String,
+    },
+}
+
+/// A bulk job in the backend's own history (Fusion's `GET users/bulk`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendBulk {
+    /// The backend's database id (`GET users/bulk/{id}`).
+    pub id: i64,
+    /// The backend's job id.
+    pub job_id: String,
+    pub title: String,
+}
+
+/// Many users' changes in one request, for a backend that has such a request. The
+/// executor decides what goes out together (waves in the plan's dependency order,
+/// batches of [`Bulk::batch_size`]) and records every user's intent first; the backend
+/// says what one item can carry and how to send, recover and read back.
+///
+/// Contract: [`Bulk::send_bulk`] makes one request through the tenant's gate (one
+/// attempt, like [`Connector::send`]) and answers one outcome per item, in order; an
+/// answer it cannot map to every item is `Retryable` (it was maybe applied), and the
+/// executor then asks [`Bulk::recover`].
+#[async_trait]
+pub trait Bulk: Send + Sync {
+    /// Items per request unless the run says otherwise (the tenant's setting).
+    fn batch_size(&self) -> usize;
+    /// The most items one request may carry.
+    fn max_batch_size(&self) -> usize;
+    /// The item carrying `steps` (consecutive steps of `user`, the first one not sent
+    /// yet), or `None` when one item cannot carry them all: those go one by one.
+    fn item(
+        &self,
+        user: &UserPlan,
+        user_id: Option<&str>,
+        steps: &[&Step],
+    ) -> Option<serde_json::Value>;
+    /// Sends one bulk request named `title` (unique: it finds the request again in the
+    /// backend's history).
+    async fn send_bulk(
+        &self,
+        title: &str,
+        items: &[serde_json::Value],
+    ) -> Result<Vec<BulkOutcome>, ConnectorError>;
+    /// The outcome of a bulk request whose answer was lost, from the backend's history:
+    /// `Ok(None)` when it has no job of that title (the request was not applied).
+    async fn recover(
+        &self,
+        title: &str,
+        items: &[serde_json::Value],
+    ) -> Result<Option<Vec<BulkOutcome>>, ConnectorError>;
+    /// The backend's jobs whose title starts with `prefix`.
+    async fn jobs(&self, prefix: &str) -> Result<Vec<BackendBulk>, ConnectorError>;
+    /// Reads users back after bulk requests with the fewest requests: what the backend's
+    /// list carries for everyone, details only for `detail`.
+    async fn read_back(&self, detail: &[Upn]) -> Result<Vec<TenantUser>, ConnectorError>;
+    /// Whether an error to a bulk request means the backend takes no bulk requests from
+    /// us at all (a missing role, no such endpoint): the job falls back to one request
+    /// per step.
+    fn refused(&self, e: &ConnectorError) -> bool;
 }
 
 /// A snapshot's second pass, shared by connectors whose list lacks what the single-user read

@@ -243,7 +243,7 @@ impl TenantKeys for TenantConfig {
         self.table().remote()
     }
     fn resolve_paths(&mut self, base: &Path) {
-        self.table_mut().resolve_paths(base)
+        self.table_mut().resolve_paths(base);
     }
     fn sheet(&self) -> Option<&Path> {
         self.table().sheet()
@@ -416,7 +416,7 @@ mod tests {
     fn every_backend_is_registered_once_with_its_own_name() {
         let mut names = names();
         assert_eq!(names.len(), BACKENDS.len());
-        names.sort();
+        names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), BACKENDS.len());
         for b in BACKENDS {
@@ -459,7 +459,7 @@ mod tests {
             "`customer_id` (a key of liveplatform tenants)",
             "`sim_latency_ms` (a key of sim tenants)",
             "`voice_policies` (a key of ump tenants)",
-            "a fusion tenant takes: draas_instance, tenant_uuid, subscription_id, base_url",
+            "a fusion tenant takes: draas_instance, tenant_uuid, subscription_id, bulk_size, base_url",
         ] {
             assert!(m.contains(part), "{part:?} in {m}");
         }

@@ -30,7 +30,7 @@ impl RetryPolicy {
                 .unwrap_or(u32::MAX),
         );
         let ceiling = exp.min(self.cap);
-        let ms = ceiling.as_millis().min(u64::MAX as u128) as u64;
+        let ms = ceiling.as_millis().min(u128::from(u64::MAX)) as u64;
         Duration::from_millis(rand::rng().random_range(0..=ms))
     }
 }

@@ -333,10 +333,10 @@ pub(crate) fn counts(conn: &Connection, bulk_id: i64) -> Result<Counts, HistoryE
             Some(ItemStatus::Success) => c.success += n,
             Some(ItemStatus::Unchanged) => {
                 c.success += n;
-                c.unchanged += n
+                c.unchanged += n;
             }
             Some(ItemStatus::Error) => c.error += n,
-            Some(ItemStatus::Pending) | Some(ItemStatus::Running) | None => c.pending += n,
+            Some(ItemStatus::Pending | ItemStatus::Running) | None => c.pending += n,
         }
     }
     Ok(c)
@@ -460,7 +460,7 @@ pub(crate) fn insert_failed_job(
             id,
             kind.as_str(),
             reason,
-            errors.map(|e| e.to_string()),
+            errors.map(std::string::ToString::to_string),
             ts
         ],
     )?;

@@ -155,7 +155,7 @@ fn try_lock_for_a_moment(f: &File, path: &Path) -> Result<bool, LockError> {
         match f.try_lock() {
             Ok(()) => return Ok(true),
             Err(TryLockError::WouldBlock) if std::time::Instant::now() < until => {
-                std::thread::sleep(BUSY_RETRY_EVERY)
+                std::thread::sleep(BUSY_RETRY_EVERY);
             }
             Err(TryLockError::WouldBlock) => return Ok(false),
             Err(TryLockError::Error(e)) => return Err(io(path)(e)),
@@ -217,8 +217,9 @@ impl TenantLock {
                     lock.write_holder()?;
                     return Ok(lock);
                 }
-                Ok(_) => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                // Someone else holds it, or its holder just removed it: try again.
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(io(&path)(e)),
             }
         }

@@ -118,7 +118,7 @@ fn not_history(path: &Path, reason: impl std::fmt::Display) -> MergeError {
 fn is_not_a_database(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::NotADatabase) | Some(rusqlite::ErrorCode::DatabaseCorrupt)
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
     )
 }
 
@@ -181,9 +181,12 @@ fn prepare(source: &Path, copy: &Path) -> Result<Connection, MergeError> {
         )
         .optional()
         .map(|o| o.is_some())
-        .map_err(|e| match is_not_a_database(&e) {
-            true => not_history(source, "not an SQLite database"),
-            false => source_err(source, e),
+        .map_err(|e| {
+            if is_not_a_database(&e) {
+                not_history(source, "not an SQLite database")
+            } else {
+                source_err(source, e)
+            }
         })
     };
     let missing: Vec<&str> = ["bulk_jobs", "job_items"]
@@ -388,8 +391,7 @@ impl Target {
         let real = std::fs::canonicalize(target).map_err(|e| open_err(&e))?;
         let dir = real
             .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         let conn = Connection::open(target).map_err(|e| open_err(&e))?;
         schema::configure(&conn).map_err(|e| open_err(&e))?;
         Ok(Target {
@@ -506,7 +508,7 @@ mod tests {
         let ids: Vec<i64> = all.iter().map(|j| j.0).collect();
         assert_eq!(ids, [1, 2, 3, 4], "ids are the target's own");
         let mut job_ids: Vec<&str> = all.iter().map(|j| j.1.as_str()).collect();
-        job_ids.sort();
+        job_ids.sort_unstable();
         job_ids.dedup();
         assert_eq!(job_ids.len(), 4, "job_id stays unique");
         assert_ne!(all[3].1, in_b[0].1);
@@ -586,7 +588,7 @@ mod tests {
         assert_eq!(std::fs::read(&text).unwrap(), before);
         let left: Vec<_> = std::fs::read_dir(d.path())
             .unwrap()
-            .filter_map(|e| e.ok())
+            .filter_map(std::result::Result::ok)
             .filter(|e| e.file_name().to_string_lossy().contains("teamsync-merge"))
             .collect();
         assert!(left.is_empty(), "{left:?}");

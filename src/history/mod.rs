@@ -28,6 +28,7 @@ pub mod jobs;
 pub mod lock;
 pub mod merge;
 pub mod queries;
+mod reads;
 mod schema;
 mod writer;
 
@@ -35,6 +36,7 @@ pub use items::{Intent, ItemResult, ItemRow, ItemStatus, NewItem};
 pub use jobs::{final_status, Counts, FailKind, JobEnd, JobRow, JobStatus, NewJob};
 pub use lock::{Holder, LeaseInfo, LockError, TenantLock};
 pub use queries::JobFilter;
+pub use reads::{BackendBulkRow, UserRead};
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -179,19 +181,18 @@ impl History {
         // On a read-only file system a WAL database whose `-shm` is gone (closed cleanly)
         // cannot be opened normally; nothing can change it there, so it is read as
         // immutable (SQLite's documented way for read-only media).
-        let (reader, pending) = match normal.map(|c| {
+        let (reader, pending) = if let Ok((c, Ok(v))) = normal.map(|c| {
             let v = version(&c);
             (c, v)
         }) {
-            Ok((c, Ok(v))) => (c, v),
-            _ => {
-                let uri = format!("{}?immutable=1", sqlite_uri(path));
-                let c = Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
-                    .map_err(|e| open_err(e.to_string()))?;
-                let v = version(&c)
-                    .map_err(|e| open_err(format!("cannot read its schema version: {e}")))?;
-                (c, v)
-            }
+            (c, v)
+        } else {
+            let uri = format!("{}?immutable=1", sqlite_uri(path));
+            let c = Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
+                .map_err(|e| open_err(e.to_string()))?;
+            let v = version(&c)
+                .map_err(|e| open_err(format!("cannot read its schema version: {e}")))?;
+            (c, v)
         };
         if pending != 0 {
             return Err(open_err(
@@ -213,7 +214,7 @@ impl History {
     pub fn open_for_reading(path: &Path) -> Result<History, HistoryError> {
         match History::open(path) {
             Ok(h) => Ok(h),
-            Err(e @ HistoryError::Unwritable { .. }) | Err(e @ HistoryError::Open { .. }) => {
+            Err(e @ (HistoryError::Unwritable { .. } | HistoryError::Open { .. })) => {
                 History::open_read_only(path).map_err(|ro| match ro {
                     HistoryError::Open { .. } if !path.exists() => e,
                     ro => ro,
@@ -243,7 +244,7 @@ impl History {
         match r {
             Ok(()) => Ok(()),
             Err(HistoryError::ReadOnly(_)) => Err(unwritable(&path, "it is open read-only".into())),
-            Err(HistoryError::Db(m)) | Err(HistoryError::Writer(m)) => {
+            Err(HistoryError::Db(m) | HistoryError::Writer(m)) => {
                 Err(unwritable_diagnosed(&path, explain(&m)))
             }
             Err(e) => Err(e),
@@ -272,7 +273,11 @@ impl History {
 
     /// Queues a write; false when this history has no writer (opened read-only).
     pub(crate) fn send_detached(&self, op: Box<dyn writer::WriteOp>) -> bool {
-        let guard = self.inner.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = self
+            .inner
+            .tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match guard.as_ref() {
             // A send error drops the op, whose reply channel then reports the failure.
             Some(tx) => {
@@ -287,7 +292,11 @@ impl History {
         &self,
         f: impl FnOnce(&Connection) -> Result<R, HistoryError>,
     ) -> Result<R, HistoryError> {
-        let conn = self.inner.reader.lock().unwrap_or_else(|e| e.into_inner());
+        let conn = self
+            .inner
+            .reader
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&conn)
     }
 
@@ -455,7 +464,7 @@ fn sqlite_uri(path: &Path) -> String {
     for b in abs.to_string_lossy().bytes() {
         match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(b as char)
+                out.push(b as char);
             }
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -494,12 +503,12 @@ fn diagnose(path: &Path) -> Option<String> {
 fn open_error(path: &Path, e: rusqlite::Error) -> HistoryError {
     let code = e.sqlite_error_code();
     match code {
-        Some(rusqlite::ErrorCode::ReadOnly)
-        | Some(rusqlite::ErrorCode::DiskFull)
-        | Some(rusqlite::ErrorCode::CannotOpen)
-        | Some(rusqlite::ErrorCode::PermissionDenied) => {
-            unwritable_diagnosed(path, explain(&e.to_string()))
-        }
+        Some(
+            rusqlite::ErrorCode::ReadOnly
+            | rusqlite::ErrorCode::DiskFull
+            | rusqlite::ErrorCode::CannotOpen
+            | rusqlite::ErrorCode::PermissionDenied,
+        ) => unwritable_diagnosed(path, explain(&e.to_string())),
         _ => HistoryError::Open {
             path: path.display().to_string(),
             message: e.to_string(),

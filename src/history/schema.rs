@@ -8,7 +8,7 @@ use rusqlite_migration::{Migrations, M};
 /// Append-only: never edit a migration that has shipped; add the next one.
 pub(crate) const MIGRATIONS: &[M<'static>] = &[
     M::up(
-        r#"
+        r"
 CREATE TABLE bulk_jobs (
     id               INTEGER PRIMARY KEY,
     job_id           TEXT NOT NULL UNIQUE,
@@ -62,7 +62,7 @@ CREATE TABLE job_locks (
     acquired_on  TEXT NOT NULL,
     heartbeat_on TEXT NOT NULL
 );
-"#,
+",
     ),
     // 2: the history tells the truth (see `jobs.rs`, `items.rs` and `lock.rs`):
     // - job statuses `failed` (the run stopped before its first write: sheet or plan errors,
@@ -77,7 +77,7 @@ CREATE TABLE job_locks (
     // the migration fails if the text was not found, and `RESET` reloads the schema so that
     // later ALTERs in the same transaction work on the new text.
     M::up(
-        r#"
+        r"
 PRAGMA writable_schema = ON;
 UPDATE sqlite_schema
    SET sql = replace(sql, '''error'', ''aborted'')', '''error'', ''aborted'', ''failed'', ''interrupted'')')
@@ -97,7 +97,7 @@ ALTER TABLE job_items ADD COLUMN sending TEXT;
 ALTER TABLE job_items ADD COLUMN note TEXT;
 ALTER TABLE job_locks ADD COLUMN lock_file TEXT;
 CREATE INDEX bulk_jobs_status ON bulk_jobs (status);
-"#,
+",
     ),
     // 3: job ids are never reused (AUTOINCREMENT), so "job 12" in an old log or ticket
     // never points at another job after `jobs prune` removed the newest ones. SQLite
@@ -107,7 +107,7 @@ CREATE INDEX bulk_jobs_status ON bulk_jobs (status);
     // create `sqlite_sequence`, which is then started at the highest id in use. The
     // migration fails if the definition was not found.
     M::up(
-        r#"
+        r"
 CREATE TABLE migration_3_sequence (id INTEGER PRIMARY KEY AUTOINCREMENT);
 DROP TABLE migration_3_sequence;
 PRAGMA writable_schema = ON;
@@ -122,15 +122,46 @@ INSERT INTO migration_3_check
 DROP TABLE migration_3_check;
 DELETE FROM sqlite_sequence WHERE name = 'bulk_jobs';
 INSERT INTO sqlite_sequence (name, seq) SELECT 'bulk_jobs', COALESCE(MAX(id), 0) FROM bulk_jobs;
-"#,
+",
     ),
     // 4: throttling seen by a job: 429s (and 503s with Retry-After) answered over all its
     // runs, and the limit the tenant's gate learned in the last run that was throttled.
     M::up(
-        r#"
+        r"
 ALTER TABLE bulk_jobs ADD COLUMN throttled_count INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE bulk_jobs ADD COLUMN settled_rate REAL;
-"#,
+",
+    ),
+    // 5: fewest requests (see `backend_bulks.rs`):
+    // - `backend_bulks`: the bulk requests a job sent (Fusion's `PUT users/bulk`), with the
+    //   ids the backend's own bulk history gave them, so both histories link up;
+    // - `user_reads`: per tenant and user, what the last verified read showed (the listed
+    //   fields' fingerprint, the details, the row it was planned from), which an
+    //   incremental refresh trusts instead of reading the user again.
+    M::up(
+        r"
+CREATE TABLE backend_bulks (
+    id             INTEGER PRIMARY KEY,
+    bulk_id        INTEGER NOT NULL REFERENCES bulk_jobs (id) ON DELETE CASCADE,
+    title          TEXT NOT NULL,
+    backend_id     INTEGER,
+    backend_job_id TEXT,
+    items          INTEGER NOT NULL,
+    failed         INTEGER NOT NULL,
+    created_on     TEXT NOT NULL
+);
+CREATE INDEX backend_bulks_bulk ON backend_bulks (bulk_id);
+
+CREATE TABLE user_reads (
+    tenant   TEXT NOT NULL,
+    upn      TEXT NOT NULL,
+    listed   TEXT NOT NULL,
+    desired  TEXT,
+    details  TEXT NOT NULL,
+    read_on  TEXT NOT NULL,
+    PRIMARY KEY (tenant, upn)
+);
+",
     ),
 ];
 

@@ -713,7 +713,7 @@ async fn a_failing_write_does_not_undo_its_batch_neighbours() {
 /// History write rate: `cargo test --lib history::tests::write_rate -- --ignored --nocapture`.
 /// 10,000 item updates (running + finished = 20,000 writes) from 16 concurrent writers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
+#[ignore = "a measurement, run by hand with --ignored --nocapture"]
 async fn write_rate() {
     let (_d, h) = open();
     let n = 10_000;

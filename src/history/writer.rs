@@ -113,7 +113,7 @@ pub(crate) fn spawn(
 fn run_batch(conn: &mut Connection, mut batch: Vec<Box<dyn WriteOp>>) {
     let committed = (|| -> Result<(), HistoryError> {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for op in batch.iter_mut() {
+        for op in &mut batch {
             let sp = tx.savepoint()?;
             if op.apply(&sp) {
                 sp.commit()?;

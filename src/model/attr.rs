@@ -730,7 +730,7 @@ mod tests {
             .iter()
             .flat_map(|i| {
                 std::iter::once(i.name.to_lowercase())
-                    .chain(i.aliases.iter().map(|a| a.to_string()))
+                    .chain(i.aliases.iter().map(std::string::ToString::to_string))
             })
             .collect();
         let n = spellings.len();
@@ -802,7 +802,8 @@ mod tests {
         assert!(s.contains(Attr::Groups) && !s.contains(Attr::Vrp));
         assert!(s.is_subset(AttrSet::ALL) && !AttrSet::ALL.is_subset(s));
         assert_eq!(format!("{s:?}"), "{\"number\", \"groups\"}");
-        let l = |v: &[&str]| AttrValue::List(v.iter().map(|s| s.to_string()).collect());
+        let l =
+            |v: &[&str]| AttrValue::List(v.iter().map(std::string::ToString::to_string).collect());
         assert!(same_value(
             Attr::Groups,
             Some(&l(&["B", "a"])),

@@ -184,7 +184,9 @@ pub fn render(existing: &str, s: &RunSummary, last_success: Option<f64>) -> Stri
 /// each keep the file as it was before the other, and one tenant's series would vanish.
 pub fn write(path: &Path, s: &RunSummary, history: Option<&History>) -> std::io::Result<()> {
     static IN_PROCESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _here = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    let _here = IN_PROCESS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let lock_path = {
         let mut p = path.as_os_str().to_owned();
         p.push(".lock");
@@ -315,7 +317,7 @@ mod tests {
             let t = format!("t{i:02}");
             assert_eq!(
                 value(&scrape, "teamsync_last_run_requests", &[("tenant", &t)]),
-                i as f64
+                f64::from(i)
             );
         }
         let mut later = summary();

@@ -77,19 +77,16 @@ pub(crate) fn assign(
             rep.error(ctx, spec, Some("number"), msg);
             continue;
         };
-        match range.numbers_free.iter().find(|n| !taken.contains(*n)) {
-            Some(n) => {
-                taken.insert(n.clone());
-                spec.number = Field::Set(n.clone());
-            }
-            None => {
-                let msg = format!(
-                    "number range {:?} has no free number left for `auto` ({} free in the tenant, all given to earlier rows or held)",
-                    range.name,
-                    range.numbers_free.len()
-                );
-                rep.error(ctx, spec, Some("number"), msg);
-            }
+        if let Some(n) = range.numbers_free.iter().find(|n| !taken.contains(*n)) {
+            taken.insert(n.clone());
+            spec.number = Field::Set(n.clone());
+        } else {
+            let msg = format!(
+                "number range {:?} has no free number left for `auto` ({} free in the tenant, all given to earlier rows or held)",
+                range.name,
+                range.numbers_free.len()
+            );
+            rep.error(ctx, spec, Some("number"), msg);
         }
     }
     Some(out)

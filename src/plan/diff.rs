@@ -64,8 +64,7 @@ pub(crate) fn diagnostic(
         file: spec
             .origin
             .as_ref()
-            .map(|o| o.file.to_string())
-            .unwrap_or_else(|| default_file.to_string()),
+            .map_or_else(|| default_file.to_string(), |o| o.file.to_string()),
         row: spec.origin.as_ref().map(|o| o.row),
         column: column.map(str::to_string),
         message: format!("{}: {message}", spec.upn),
@@ -81,7 +80,7 @@ pub(crate) fn row_label(default_file: &str, spec: &UserSpec) -> String {
 }
 
 fn json_of(v: Option<&AttrValue>) -> Value {
-    v.map(AttrValue::to_json).unwrap_or(Value::Null)
+    v.map_or(Value::Null, AttrValue::to_json)
 }
 
 /// A desired value resolved against the catalogs: what to carry (ids) and, for lists,

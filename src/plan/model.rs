@@ -146,7 +146,7 @@ impl Operation {
         match self {
             Operation::Create { .. } => "create",
             Operation::Delete => "delete",
-            Operation::Set { .. } => self.group().map(OpGroup::kind).unwrap_or("set"),
+            Operation::Set { .. } => self.group().map_or("set", OpGroup::kind),
         }
     }
 
@@ -293,7 +293,7 @@ impl Operation {
 }
 
 fn json_of(v: &Option<AttrValue>) -> Value {
-    v.as_ref().map(AttrValue::to_json).unwrap_or(Value::Null)
+    v.as_ref().map_or(Value::Null, AttrValue::to_json)
 }
 
 fn value_of(attr: Attr, v: &Value) -> Result<Option<AttrValue>, String> {

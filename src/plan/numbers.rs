@@ -361,8 +361,7 @@ pub(crate) fn number_country(n: &E164) -> Option<String> {
         Some(
             p.country()
                 .id()
-                .map(|id| id.as_ref().to_string())
-                .unwrap_or_else(|| "001".into()),
+                .map_or_else(|| "001".into(), |id| id.as_ref().to_string()),
         )
     })
     .unwrap_or(None)

@@ -174,7 +174,10 @@ mod tests {
             old,
             new,
             added: vec![],
-            removed: removed.iter().map(|s| s.to_string()).collect(),
+            removed: removed
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
         }
     }
 

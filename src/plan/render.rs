@@ -63,7 +63,7 @@ pub fn summary(plan: &Plan) -> PlanSummary {
                         OpGroup::Vrp => &mut s.set_vrp,
                         OpGroup::Groups => &mut s.set_groups,
                         OpGroup::CustomerLicenses => &mut s.set_customer_licenses,
-                    } += 1
+                    } += 1;
                 }
                 // A set of nothing (only a hand-edited plan holds one) counts as no kind.
                 (Operation::Set { .. }, None) => {}

@@ -86,7 +86,7 @@ impl Index {
         let needle = norm(name);
         for tier in &self.tiers {
             match tier.get(&needle).map(Vec::as_slice) {
-                None | Some([]) => continue,
+                None | Some([]) => {}
                 Some([one]) => return Ok(&items[*one]),
                 Some(many) => {
                     return Err(ResolveError::Ambiguous(
@@ -191,15 +191,16 @@ impl<'a> Resolver<'a> {
         self.groups.tiers[0]
             .get(&norm(id))
             .and_then(|v| v.first())
-            .map(|&i| self.catalogs.groups[i].display_name.clone())
-            .unwrap_or_else(|| id.to_string())
+            .map_or_else(
+                || id.to_string(),
+                |&i| self.catalogs.groups[i].display_name.clone(),
+            )
     }
 
     /// skuPartNumber of a skuId, falling back to the ID.
     pub(crate) fn license_name(&self, sku_id: &str) -> String {
         self.license_by_id(sku_id)
-            .map(|l| l.sku_part_number.clone())
-            .unwrap_or_else(|| sku_id.to_string())
+            .map_or_else(|| sku_id.to_string(), |l| l.sku_part_number.clone())
     }
 
     pub(crate) fn license_by_id(&self, sku_id: &str) -> Option<&'a LicenseInfo> {
@@ -271,7 +272,7 @@ mod tests {
                 assert_eq!(
                     c,
                     vec!["Project X (g1)".to_string(), "project x (g2)".to_string()]
-                )
+                );
             }
             other => panic!("expected ambiguity, got {other:?}"),
         }

@@ -97,7 +97,7 @@ pub(super) fn user_record(up: &UserPlan, tu: Option<&TenantUser>) -> Value {
     let mut r = json!({
         "upn": t.upn,
         "id": t.id,
-        "number": t.number.as_ref().map(|n| n.to_string()),
+        "number": t.number.as_ref().map(std::string::ToString::to_string),
         "accountType": t.account_type,
     });
     for attr in Attr::all().filter(|a| *a != Attr::Number) {
@@ -126,7 +126,7 @@ fn catalog_records(snapshot: &Snapshot, users: &[UserPlan]) -> BTreeSet<String> 
         for attr in resolved() {
             match up.desired.get(attr) {
                 Field::Set(AttrValue::List(v)) => {
-                    names.extend(v.iter().map(|n| n.trim().to_lowercase()))
+                    names.extend(v.iter().map(|n| n.trim().to_lowercase()));
                 }
                 Field::Set(AttrValue::Text(n)) => {
                     names.insert(n.trim().to_lowercase());

@@ -17,7 +17,7 @@ fn be() -> Country {
     Country::parse("BE").unwrap()
 }
 fn strs(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
+    v.iter().map(std::string::ToString::to_string).collect()
 }
 
 /// A Fusion-like backend, built here rather than taken from the connector: the planner
@@ -1470,7 +1470,7 @@ fn auto_number_errors_name_the_row_and_the_reason() {
     let mut i = input(&specs, &snap);
     i.profile.number_ranges = true;
     let errs = errors(make_plan(i));
-    let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    let msgs: Vec<String> = errs.iter().map(std::string::ToString::to_string).collect();
     assert!(
         errs.iter()
             .any(|e| e.row == Some(3) && e.message.contains("no free number left")),
@@ -1626,7 +1626,7 @@ fn format_one_fingerprints_are_unchanged() {
         let mut r = json!({
             "upn": t.upn,
             "id": t.id,
-            "number": t.number.as_ref().map(|n| n.to_string()),
+            "number": t.number.as_ref().map(std::string::ToString::to_string),
             "accountType": t.account_type,
         });
         if all || !d.display_name.is_keep() {

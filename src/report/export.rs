@@ -62,7 +62,7 @@ fn table(items: &[ReportItem], failed_only: bool) -> Table {
     };
     if failed_only {
         let mut header = vec!["upn".to_string()];
-        header.extend(data_columns.iter().map(|c| c.to_string()));
+        header.extend(data_columns.iter().map(std::string::ToString::to_string));
         let rows = items
             .iter()
             .map(|i| {
@@ -73,8 +73,11 @@ fn table(items: &[ReportItem], failed_only: bool) -> Table {
             .collect();
         Table { header, rows }
     } else {
-        let mut header: Vec<String> = REPORT_COLUMNS.iter().map(|c| c.to_string()).collect();
-        header.extend(data_columns.iter().map(|c| c.to_string()));
+        let mut header: Vec<String> = REPORT_COLUMNS
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
+        header.extend(data_columns.iter().map(std::string::ToString::to_string));
         let rows = items
             .iter()
             .map(|i| {
@@ -225,6 +228,7 @@ pub fn job_json(job: &ReportJob, items: &[ReportItem]) -> Value {
         "abort_reason": job.reason,
         "problems": job.problems,
         "outcomes": job.outcomes,
+        "backend_bulks": job.backend_bulks,
     })
 }
 
@@ -563,6 +567,7 @@ mod tests {
             keys,
             [
                 "abort_reason",
+                "backend_bulks",
                 "created_on",
                 "error_count",
                 "finished_on",

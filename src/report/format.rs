@@ -11,7 +11,7 @@ use serde_json::Value;
 /// One field change of an item, as stored in `changes` (`{field, old, new, added?,
 /// removed?}`), with `old` taken from `before` when the change entry lacks it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Change {
+pub(super) struct Change {
     pub field: String,
     pub old: Value,
     pub new: Value,
@@ -21,7 +21,7 @@ pub struct Change {
 
 /// Reads an item's `changes` array. Entries without a `field` are skipped: they cannot
 /// be attributed to anything a reader would recognise.
-pub fn changes_of(changes: &Value, before: &Value) -> Vec<Change> {
+pub(super) fn changes_of(changes: &Value, before: &Value) -> Vec<Change> {
     let Some(list) = changes.as_array() else {
         return Vec::new();
     };
@@ -66,7 +66,7 @@ fn scalar_text(v: &Value) -> String {
 
 /// A desired-row value as an input-sheet cell: absent (`None`) is an empty cell (keep),
 /// `null` and an empty list are `-` (clear), lists are `;`-joined.
-pub fn sheet_cell(v: Option<&Value>) -> String {
+pub(super) fn sheet_cell(v: Option<&Value>) -> String {
     match v {
         None => String::new(),
         Some(Value::Null) => "-".to_string(),
@@ -77,7 +77,7 @@ pub fn sheet_cell(v: Option<&Value>) -> String {
 }
 
 /// A value for a person: `(none)` for null or an empty list, lists joined with `, `.
-pub fn human(v: &Value) -> String {
+pub(super) fn human(v: &Value) -> String {
     match v {
         Value::Null => "(none)".to_string(),
         Value::Array(a) if a.is_empty() => "(none)".to_string(),
@@ -88,7 +88,7 @@ pub fn human(v: &Value) -> String {
 }
 
 /// `number: +32… → +32…; groups: +Sales -Support`: one line per item for sheet exports.
-pub fn changes_summary(changes: &[Change]) -> String {
+pub(super) fn changes_summary(changes: &[Change]) -> String {
     changes
         .iter()
         .map(|c| {
@@ -106,7 +106,7 @@ pub fn changes_summary(changes: &[Change]) -> String {
 
 /// Parses an RFC 3339 timestamp; the history writes UTC RFC 3339, but a timestamp
 /// without an offset (Fusion's own style) is read as UTC too.
-pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+pub(super) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
@@ -116,7 +116,7 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 }
 
 /// `2026-11-23 06:06:06 UTC` for people; the raw text when it does not parse.
-pub fn human_time(s: &str) -> String {
+pub(super) fn human_time(s: &str) -> String {
     match parse_time(s) {
         Some(t) => t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
         None => s.to_string(),
@@ -124,12 +124,12 @@ pub fn human_time(s: &str) -> String {
 }
 
 /// RFC 3339 normalised to UTC seconds, for machine-facing places (`<time datetime>`).
-pub fn machine_time(s: &str) -> Option<String> {
+pub(super) fn machine_time(s: &str) -> Option<String> {
     parse_time(s).map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
 /// How long a job ran: `finished - created`, or `None` when either end is unknown.
-pub fn duration(created: &str, finished: Option<&str>) -> Option<String> {
+pub(super) fn duration(created: &str, finished: Option<&str>) -> Option<String> {
     let start = parse_time(created)?;
     let end = parse_time(finished?)?;
     let d = end.signed_duration_since(start);
@@ -140,7 +140,7 @@ pub fn duration(created: &str, finished: Option<&str>) -> Option<String> {
 }
 
 /// `850 ms`, `4.2 s`, `3 min 07 s`, `2 h 05 min` (seconds stop mattering past an hour).
-pub fn human_duration(ms: u64) -> String {
+pub(super) fn human_duration(ms: u64) -> String {
     if ms < 1_000 {
         return format!("{ms} ms");
     }

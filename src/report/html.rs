@@ -114,8 +114,7 @@ fn status_label(status: &str) -> String {
     ITEM_STATUSES
         .iter()
         .find(|(s, _)| *s == status)
-        .map(|(_, l)| l.to_string())
-        .unwrap_or_else(|| status.to_string())
+        .map_or_else(|| status.to_string(), |(_, l)| l.to_string())
 }
 
 /// The badge of one item: what was done to a user that succeeded (Created, Updated,
@@ -154,7 +153,7 @@ fn upn_parts(upn: &str) -> Vec<String> {
 }
 
 fn is_none(v: &serde_json::Value) -> bool {
-    v.is_null() || v.as_array().is_some_and(|a| a.is_empty())
+    v.is_null() || v.as_array().is_some_and(std::vec::Vec::is_empty)
 }
 
 fn item_view(item: &ReportItem) -> ItemView {

@@ -34,10 +34,10 @@ pub(crate) mod testdata {
     use super::{ReportItem, ReportJob};
     use serde_json::{json, Value};
 
-    pub const XSS_NAME: &str = "<script>document.title='PWNED'</script>";
-    pub const XSS_ATTR: &str = "\"><img src=x onerror=\"document.title='PWNED'\">";
+    pub(crate) const XSS_NAME: &str = "<script>document.title='PWNED'</script>";
+    pub(crate) const XSS_ATTR: &str = "\"><img src=x onerror=\"document.title='PWNED'\">";
 
-    pub fn job() -> ReportJob {
+    pub(crate) fn job() -> ReportJob {
         ReportJob {
             id: 7,
             job_id: "01JDQ7ZK5W8M3X".into(),
@@ -58,6 +58,7 @@ pub(crate) mod testdata {
             teamsync_version: "0.1.0".into(),
             reason: None,
             problems: vec![],
+            backend_bulks: vec![],
             outcomes: crate::report::Outcomes {
                 created: 1,
                 updated: 1,
@@ -68,7 +69,7 @@ pub(crate) mod testdata {
         }
     }
 
-    pub fn item(id: i64, upn: &str, status: &str, data: Value) -> ReportItem {
+    pub(crate) fn item(id: i64, upn: &str, status: &str, data: Value) -> ReportItem {
         ReportItem {
             id,
             upn: upn.into(),
@@ -87,7 +88,7 @@ pub(crate) mod testdata {
     }
 
     /// One item of each interesting kind; two carry hostile display names.
-    pub fn items() -> Vec<ReportItem> {
+    pub(crate) fn items() -> Vec<ReportItem> {
         let mut ok = item(
             1,
             "alice@acme.example",

@@ -42,6 +42,38 @@ pub struct ReportJob {
     /// The whole job's items by outcome (whatever subset of items a report lists).
     #[serde(default)]
     pub outcomes: Outcomes,
+    /// The job's bulk requests as the backend's own history knows them.
+    #[serde(default)]
+    pub backend_bulks: Vec<BackendJob>,
+}
+
+/// One bulk request of a job, in the backend's own history (Fusion's
+/// `GET users/bulk/{id}`): the link between the two histories.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendJob {
+    pub title: String,
+    /// The backend's bulk id; `None` when its history could not be read.
+    pub id: Option<i64>,
+    pub job_id: Option<String>,
+    pub items: u64,
+    pub failed: u64,
+}
+
+impl BackendJob {
+    /// "#42 (job 1722944248): 100 users, 2 failed" — as `jobs show` and the report say it.
+    pub fn describe(&self) -> String {
+        let id = match (&self.id, &self.job_id) {
+            (Some(id), Some(j)) => format!("#{id} (job {j})"),
+            (Some(id), None) => format!("#{id}"),
+            _ => format!("\"{}\" (not found in its history)", self.title),
+        };
+        let failed = if self.failed > 0 {
+            format!(", {} failed", self.failed)
+        } else {
+            String::new()
+        };
+        format!("{id}: {}{failed}", crate::human::count(self.items, "user"))
+    }
 }
 
 /// A job's items by what happened to each user: created, updated, disabled, deleted,

@@ -73,17 +73,16 @@ pub fn to_xlsx(header: &[&str], rows: &[Vec<String>]) -> Result<Vec<u8>, SheetOu
 
 /// Writes bytes to `path` (see [`crate::files::write_private`]), or stdout when `None`.
 pub fn write_out(path: Option<&Path>, bytes: &[u8]) -> Result<(), SheetOutError> {
-    match path {
-        Some(p) => crate::files::write_private(p, bytes).map_err(|source| SheetOutError::Write {
+    if let Some(p) = path {
+        crate::files::write_private(p, bytes).map_err(|source| SheetOutError::Write {
             path: p.display().to_string(),
             source,
-        }),
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(bytes)
-                .and_then(|()| out.flush())
-                .map_err(SheetOutError::Stdout)
-        }
+        })
+    } else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes)
+            .and_then(|()| out.flush())
+            .map_err(SheetOutError::Stdout)
     }
 }
 

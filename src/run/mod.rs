@@ -84,6 +84,8 @@ pub struct RunSettings {
     pub title: Option<String>,
     pub rate: Option<f64>,
     pub concurrency: Option<usize>,
+    /// Users per bulk request (`--bulk-size`); `None`: the tenant's.
+    pub bulk_size: Option<usize>,
     pub limit: Option<usize>,
     pub only: Vec<Upn>,
     pub verify: bool,
@@ -270,8 +272,7 @@ fn default_title(command: Command, source: &str, plan_file: Option<&Path>) -> St
     let name = |s: &str| {
         Path::new(s)
             .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| s.to_string())
+            .map_or_else(|| s.to_string(), |n| n.to_string_lossy().into_owned())
     };
     match plan_file.map(|f| name(&f.display().to_string())) {
         Some(plan) if source.starts_with("revert of job ") => format!("{source} (plan {plan})"),
@@ -371,6 +372,16 @@ async fn execute_in(
     let (tenant_name, tenant_cfg) = session.config.tenant(tenant_name.as_deref())?;
     if let Some((row, specs)) = &resumed {
         if specs.is_empty() {
+            // Killed after its last item was recorded but before it was closed (a bulk
+            // request finishes many items at once, so this happens): close it from its
+            // items, so it does not stay `running`.
+            if row.finished_on.is_none() {
+                let history = writable_history(&session.db).await?;
+                history
+                    .finish_job(row.id, crate::history::JobEnd::Completed)
+                    .await
+                    .map_err(RunError::History)?;
+            }
             return Err(RunError::NothingToResume(row.id));
         }
     }
@@ -399,7 +410,7 @@ async fn execute_in(
             title: req.settings.title.clone().unwrap_or_else(|| {
                 default_title(
                     req.command,
-                    p.sources.first().map(String::as_str).unwrap_or("plan"),
+                    p.sources.first().map_or("plan", String::as_str),
                     plan_file(&req.source),
                 )
             }),
@@ -459,7 +470,7 @@ async fn unless_stopped<T>(
 ) -> Result<T, RunError> {
     tokio::select! {
         r = fut => r,
-        _ = stop.wait() => Err(stopped(stop, tenant)),
+        () = stop.wait() => Err(stopped(stop, tenant)),
     }
 }
 
@@ -474,9 +485,10 @@ fn stopped(stop: &Stop, tenant: &str) -> RunError {
 }
 
 fn check_stop(stop: &Stop, tenant: &str) -> Result<(), RunError> {
-    match stop.is_stopped() {
-        true => Err(stopped(stop, tenant)),
-        false => Ok(()),
+    if stop.is_stopped() {
+        Err(stopped(stop, tenant))
+    } else {
+        Ok(())
     }
 }
 
@@ -626,7 +638,7 @@ async fn run_tenant(
     check_stop(stop, name)?;
     let go = tokio::select! {
         go = review.review(&plan, tenant) => go,
-        _ = stop.wait() => return Err(stopped(stop, name)),
+        () = stop.wait() => return Err(stopped(stop, name)),
     };
     if !go {
         return Ok((Some(plan), None));
@@ -636,7 +648,7 @@ async fn run_tenant(
         JobTarget::New => req.settings.title.clone().unwrap_or_else(|| {
             default_title(
                 req.command,
-                plan.sources.first().map(String::as_str).unwrap_or("plan"),
+                plan.sources.first().map_or("plan", String::as_str),
                 plan_file(&req.source),
             )
         }),
@@ -649,6 +661,7 @@ async fn run_tenant(
             .concurrency
             .map_or(base.concurrency, |c| c.max(1)),
         verify: req.settings.verify,
+        bulk_size: req.settings.bulk_size,
         limit: req.settings.limit,
         only: req.settings.only.clone(),
         title,

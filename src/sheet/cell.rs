@@ -210,8 +210,8 @@ pub fn account_type(cell: &Cell) -> Result<AccountType, String> {
         Field::Set(t) => {
             let folded: String = t
                 .chars()
-                .filter(|c| c.is_ascii_alphanumeric())
-                .flat_map(|c| c.to_lowercase())
+                .filter(char::is_ascii_alphanumeric)
+                .flat_map(char::to_lowercase)
                 .collect();
             match folded.as_str() {
                 "callqueue" => Ok(AccountType::CallQueue),
@@ -502,9 +502,7 @@ fn check_parsed(
         if let Some(want) = phone_id(c) {
             let got = guarded(|| parsed.country().id())?;
             if got != Some(want) {
-                let got = got
-                    .map(|g| g.as_ref().to_string())
-                    .unwrap_or_else(|| "?".into());
+                let got = got.map_or_else(|| "?".into(), |g| g.as_ref().to_string());
                 return Err(format!(
                     "{shown} is a {got} number, not valid for the row's country {c}"
                 ));

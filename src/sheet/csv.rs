@@ -523,7 +523,7 @@ mod tests {
     }
 
     fn texts(r: &Row) -> Vec<String> {
-        r.cells.iter().map(|c| c.display()).collect()
+        r.cells.iter().map(super::super::Cell::display).collect()
     }
 
     #[test]

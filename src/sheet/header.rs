@@ -116,48 +116,45 @@ impl HeaderMap {
                 fields.push(None);
                 continue;
             }
-            match Column::from_header(&text) {
-                Some(col) => {
-                    if let Some(first) = fields.iter().position(|f| *f == Some(col)) {
-                        errors.push(HeaderProblem {
-                            column: Some(i),
-                            message: format!(
-                                "duplicate column: {:?} and {:?} (column {}) both name the {} \
-                                 field",
-                                text,
-                                names[first],
-                                column_letter(first),
-                                col
-                            ),
-                        });
-                        fields.push(None);
-                    } else {
-                        fields.push(Some(col));
-                    }
-                }
-                None => {
-                    let known = Column::all()
-                        .map(Column::name)
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    let p = HeaderProblem {
+            if let Some(col) = Column::from_header(&text) {
+                if let Some(first) = fields.iter().position(|f| *f == Some(col)) {
+                    errors.push(HeaderProblem {
                         column: Some(i),
-                        message: if ignore_unknown_columns {
-                            format!("unknown column {text:?} ignored")
-                        } else {
-                            format!(
-                                "unknown column {text:?} (known: {known}; or pass \
-                                 --ignore-unknown-columns)"
-                            )
-                        },
-                    };
-                    if ignore_unknown_columns {
-                        warnings.push(p);
-                    } else {
-                        errors.push(p);
-                    }
+                        message: format!(
+                            "duplicate column: {:?} and {:?} (column {}) both name the {} \
+                             field",
+                            text,
+                            names[first],
+                            column_letter(first),
+                            col
+                        ),
+                    });
                     fields.push(None);
+                } else {
+                    fields.push(Some(col));
                 }
+            } else {
+                let known = Column::all()
+                    .map(Column::name)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let p = HeaderProblem {
+                    column: Some(i),
+                    message: if ignore_unknown_columns {
+                        format!("unknown column {text:?} ignored")
+                    } else {
+                        format!(
+                            "unknown column {text:?} (known: {known}; or pass \
+                             --ignore-unknown-columns)"
+                        )
+                    },
+                };
+                if ignore_unknown_columns {
+                    warnings.push(p);
+                } else {
+                    errors.push(p);
+                }
+                fields.push(None);
             }
         }
         let map = HeaderMap { fields, names };
@@ -189,7 +186,9 @@ impl HeaderMap {
     /// True for a column index with no header text (empty header cell or beyond the
     /// header's width).
     pub fn is_unnamed(&self, index: usize) -> bool {
-        self.names.get(index).is_none_or(|n| n.is_empty())
+        self.names
+            .get(index)
+            .is_none_or(std::string::String::is_empty)
     }
 
     /// Number of header columns.

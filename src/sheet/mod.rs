@@ -578,7 +578,7 @@ pub(crate) fn open_regular(path: &Path) -> Result<std::fs::File, SheetError> {
         Some(if t.is_dir() {
             "a directory"
         } else {
-            special_kind(&t)
+            special_kind(t)
         })
     };
     if let Some(kind) = kind(std::fs::metadata(path).map_err(io)?.file_type()) {
@@ -599,7 +599,7 @@ pub(crate) fn open_regular(path: &Path) -> Result<std::fs::File, SheetError> {
 }
 
 #[cfg(unix)]
-fn special_kind(t: &std::fs::FileType) -> &'static str {
+fn special_kind(t: std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     if t.is_fifo() {
         "a named pipe (FIFO)"
@@ -615,7 +615,7 @@ fn special_kind(t: &std::fs::FileType) -> &'static str {
 }
 
 #[cfg(not(unix))]
-fn special_kind(_: &std::fs::FileType) -> &'static str {
+fn special_kind(_: std::fs::FileType) -> &'static str {
     "not a regular file"
 }
 

@@ -123,10 +123,6 @@ impl Content {
         }
     }
 
-    fn too_big(&self, what: String) -> SheetError {
-        SheetError::TooBig(what)
-    }
-
     fn close_table(&mut self) -> Result<(), SheetError> {
         let t = std::mem::take(&mut self.table);
         if let Some((first, last)) = t.rows {
@@ -143,7 +139,7 @@ impl Content {
 
     fn check_area_of(&self, area: u64) -> Result<(), SheetError> {
         if area > self.area_max {
-            return Err(self.too_big(format!(
+            return Err(SheetError::TooBig(format!(
                 "content.xml: the sheets' data spans more than {} cells (rows × columns, \
                  repeats counted); ODS workbooks are loaded whole, so teamsync reads at most \
                  that many (limits.max_rows cells): save the sheet as XLSX or CSV UTF-8, \
@@ -168,7 +164,7 @@ impl Content {
         }
         let end_col = c.col.saturating_add(c.rep);
         if end_col > self.max_columns {
-            return Err(self.too_big(format!(
+            return Err(SheetError::TooBig(format!(
                 "the sheet has data in column {} (repeats counted), beyond the limit of {} \
                  (limits.max_columns)",
                 end_col, self.max_columns
@@ -176,7 +172,7 @@ impl Content {
         }
         let last_row = c.row.saturating_add(self.row_rep - 1);
         if last_row >= self.max_rows {
-            return Err(self.too_big(format!(
+            return Err(SheetError::TooBig(format!(
                 "the sheet has data in row {} (repeats counted), beyond the limit of {} \
                  (limits.max_rows)",
                 last_row + 1,
@@ -193,7 +189,7 @@ impl Content {
         let copies = c.rep.saturating_mul(self.row_rep);
         self.text = self.text.saturating_add(c.bytes.saturating_mul(copies));
         if self.text > self.text_max {
-            return Err(self.too_big(format!(
+            return Err(SheetError::TooBig(format!(
                 "content.xml: the cells hold more than {} bytes of text once repeats are \
                  expanded; ODS workbooks are loaded whole (limit: 16 bytes a row of \
                  limits.max_rows): save the sheet as XLSX or CSV UTF-8",
@@ -247,12 +243,11 @@ impl Sink for Content {
             (b"table:table-row", false) => {
                 self.row_elements += 1;
                 if self.row_elements > self.row_elements_max {
-                    return Err(self
-                        .too_big(format!(
-                            "content.xml has more than {} row elements (limits.max_rows)",
-                            self.row_elements_max
-                        ))
-                        .into());
+                    return Err(SheetError::TooBig(format!(
+                        "content.xml has more than {} row elements (limits.max_rows)",
+                        self.row_elements_max
+                    ))
+                    .into());
                 }
                 self.row_rep = t
                     .attr_u64(b"table:number-rows-repeated")

@@ -40,14 +40,19 @@ struct Gate {
 impl Gate {
     fn lock(&self) -> std::sync::MutexGuard<'_, (usize, bool)> {
         // A panic while holding this lock cannot leave the counts inconsistent.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Waits until `bytes` more may be in flight; `false` when the consumer is gone.
     fn acquire(&self, bytes: usize) -> bool {
         let mut st = self.lock();
         while !st.1 && st.0 > 0 && st.0 + bytes > IN_FLIGHT_MAX {
-            st = self.freed.wait(st).unwrap_or_else(|p| p.into_inner());
+            st = self
+                .freed
+                .wait(st)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
         if st.1 {
             return false;

@@ -35,7 +35,7 @@ pub(super) struct Tag<'a> {
 impl Tag<'_> {
     /// Raw value of an attribute given by its qualified name (`r`, `table:number-rows-repeated`).
     /// Entities are not decoded (see [`unescape`]).
-    pub fn attr(&self, qname: &[u8]) -> Option<&[u8]> {
+    pub(super) fn attr(&self, qname: &[u8]) -> Option<&[u8]> {
         let mut rest = self.attrs;
         loop {
             // skip whitespace
@@ -49,7 +49,7 @@ impl Tag<'_> {
                 return None;
             }
             let value_len = after[1..].iter().position(|b| *b == quote)?;
-            let value = &after[1..1 + value_len];
+            let value = &after[1..=value_len];
             if name == qname {
                 return Some(value);
             }
@@ -58,7 +58,7 @@ impl Tag<'_> {
     }
 
     /// An attribute parsed as an unsigned integer; `None` when absent or not a number.
-    pub fn attr_u64(&self, qname: &[u8]) -> Option<u64> {
+    pub(super) fn attr_u64(&self, qname: &[u8]) -> Option<u64> {
         std::str::from_utf8(self.attr(qname)?)
             .ok()?
             .trim()
@@ -217,34 +217,28 @@ impl Scanner {
         let mut chars = 0u64;
         loop {
             if let Some(len) = self.entity {
-                match text.iter().position(|b| *b == b';') {
-                    Some(i) => {
-                        if len + i > ENTITY_MAX {
-                            return Err(self.refuse("an entity reference that never ends".into()));
-                        }
-                        self.entity = None;
-                        chars += 1;
-                        text = &text[i + 1..];
+                if let Some(i) = text.iter().position(|b| *b == b';') {
+                    if len + i > ENTITY_MAX {
+                        return Err(self.refuse("an entity reference that never ends".into()));
                     }
-                    None => {
-                        if len + text.len() > ENTITY_MAX {
-                            return Err(self.refuse("an entity reference that never ends".into()));
-                        }
-                        self.entity = Some(len + text.len());
-                        return Ok(chars);
-                    }
-                }
-            }
-            match text.iter().position(|b| *b == b'&') {
-                Some(i) => {
-                    chars += lead_bytes(&text[..i]);
-                    self.entity = Some(0);
+                    self.entity = None;
+                    chars += 1;
                     text = &text[i + 1..];
-                }
-                None => {
-                    chars += lead_bytes(text);
+                } else {
+                    if len + text.len() > ENTITY_MAX {
+                        return Err(self.refuse("an entity reference that never ends".into()));
+                    }
+                    self.entity = Some(len + text.len());
                     return Ok(chars);
                 }
+            }
+            if let Some(i) = text.iter().position(|b| *b == b'&') {
+                chars += lead_bytes(&text[..i]);
+                self.entity = Some(0);
+                text = &text[i + 1..];
+            } else {
+                chars += lead_bytes(text);
+                return Ok(chars);
             }
         }
     }
@@ -539,7 +533,7 @@ mod tests {
             let mut s = Scanner::new("p.xml", 100);
             let err = match s
                 .feed(xml.as_bytes(), &mut Record::default())
-                .and_then(|_| Ok(s.finish()?))
+                .and_then(|()| Ok(s.finish()?))
             {
                 Err(Halt::Fail(e)) => e.to_string(),
                 other => panic!("{other:?}"),

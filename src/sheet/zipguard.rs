@@ -295,8 +295,7 @@ pub(super) fn entry_index<R: Read + Seek>(zip: &ZipArchive<R>, path: &str) -> Op
     let name = zip
         .file_names()
         .find(|n| n.replace('\\', "/").eq_ignore_ascii_case(path))
-        .map(str::to_string)
-        .unwrap_or_else(|| path.to_string());
+        .map_or_else(|| path.to_string(), str::to_string);
     zip.index_for_name(&name)
 }
 

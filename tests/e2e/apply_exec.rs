@@ -61,6 +61,8 @@ fn opts() -> ApplyOptions {
         request_timeout: Duration::from_secs(5),
         replication_window: Duration::from_secs(10),
         verify: true,
+        // These tests are about the per-user requests (fewest_requests.rs has bulk's).
+        bulk_size: Some(0),
         limit: None,
         only: vec![],
         title: "e2e".into(),

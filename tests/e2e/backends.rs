@@ -341,7 +341,7 @@ async fn a_misplaced_key_is_refused_and_sim_serves_its_sample() {
     let r = co.run(&["tenant", "status", "--tenant", "acme"]);
     r.code(2);
     assert!(
-        r.stderr.contains("tenant \"acme\" (backend = \"fusion\"): unknown key `customer_id` (a key of liveplatform tenants); a fusion tenant takes: draas_instance, tenant_uuid, subscription_id, base_url"),
+        r.stderr.contains("tenant \"acme\" (backend = \"fusion\"): unknown key `customer_id` (a key of liveplatform tenants); a fusion tenant takes: draas_instance, tenant_uuid, subscription_id, bulk_size, base_url"),
         "{}",
         r.stderr
     );
@@ -375,7 +375,7 @@ async fn a_misplaced_key_is_refused_and_sim_serves_its_sample() {
         match http.get(&url).bearer_auth("t").send().await {
             Ok(r) => break r.bytes().await.unwrap(),
             Err(_) if std::time::Instant::now() < deadline => {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
             Err(e) => {
                 let _ = child.kill();

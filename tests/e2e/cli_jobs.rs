@@ -36,7 +36,8 @@ fn item_statuses(ws: &Workspace, job: i64) -> Vec<(String, String)> {
 fn killed_mid_job_then_resumed_loses_nothing() {
     let ws = Workspace::with_tenant_extra("sim_latency_ms = 40\nconcurrency = 2\n");
     let sheet = new_users_sheet(&ws, 40);
-    let mut child = ws.spawn(&["sync", &sheet]);
+    // One request per user and change, so the kill lands mid-job.
+    let mut child = ws.spawn(&["sync", "--bulk-size", "0", &sheet]);
     // Wait until some items have finished, then kill -9.
     let t0 = Instant::now();
     loop {

@@ -171,7 +171,7 @@ fn gigabyte_workbooks_are_refused_naming_the_part_in_bounded_memory() {
                     &[once(SHEET_OPEN), repeat(&s, 3 << 10), once(SHEET_CLOSE)],
                     None,
                     None,
-                )
+                );
             }),
             says: WS_SAYS,
             at: None,
@@ -181,7 +181,7 @@ fn gigabyte_workbooks_are_refused_naming_the_part_in_bounded_memory() {
             build: Box::new(|p| {
                 let s = spaces();
                 let pieces = [once(SHEET_OPEN), repeat(&s, 3 << 10), once(SHEET_CLOSE)];
-                xlsx(p, &pieces, Some(4096), None)
+                xlsx(p, &pieces, Some(4096), None);
             }),
             says: WS_SAYS,
             at: None,
@@ -195,7 +195,7 @@ fn gigabyte_workbooks_are_refused_naming_the_part_in_bounded_memory() {
                     &[once(SHEET_OPEN), repeat(&s, 6 << 10), once(SHEET_CLOSE)],
                     None,
                     None,
-                )
+                );
             }),
             says: WS_SAYS,
             at: None,
@@ -210,7 +210,7 @@ fn gigabyte_workbooks_are_refused_naming_the_part_in_bounded_memory() {
                     once(SST_CLOSE),
                 ];
                 let sheet = [once(SHEET_OPEN), once(SHEET_CLOSE)];
-                xlsx(p, &sheet, None, Some(&sst))
+                xlsx(p, &sheet, None, Some(&sst));
             }),
             says: "the shared-strings table holds more than 64000000 bytes of text",
             at: None,
@@ -226,7 +226,7 @@ fn gigabyte_workbooks_are_refused_naming_the_part_in_bounded_memory() {
                     once(b"</t></is></c></row>"),
                     once(SHEET_CLOSE),
                 ];
-                xlsx(p, &sheet, None, None)
+                xlsx(p, &sheet, None, None);
             }),
             says: "cell is longer than 32767 characters (limits.max_cell_chars)",
             at: Some("2 [B]"),
@@ -247,7 +247,7 @@ fn gigabyte_workbooks_are_refused_naming_the_part_in_bounded_memory() {
                     once(br#"<row r="2"><c r="A2" t="s"><v>0</v></c><c r="B2" t="s"><v>1</v></c></row>"#),
                     once(SHEET_CLOSE),
                 ];
-                xlsx(p, &sheet, None, Some(&sst))
+                xlsx(p, &sheet, None, Some(&sst));
             }),
             says: "cell is longer than 32767 characters (limits.max_cell_chars)",
             at: Some("2 [B]"),
@@ -263,7 +263,7 @@ fn gigabyte_workbooks_are_refused_naming_the_part_in_bounded_memory() {
                     repeat(row.as_bytes(), 10_000),
                     once(SHEET_CLOSE),
                 ];
-                xlsx(p, &sheet, None, Some(&sst))
+                xlsx(p, &sheet, None, Some(&sst));
             }),
             says: "the sheet's cells hold more than 128000000 bytes of text (128 a row of \
                    limits.max_rows), a shared string counted in every cell that uses it",
@@ -291,7 +291,7 @@ fn the_budget_and_the_table_caps_follow_the_configured_limits() {
                     repeat(br#"<row r="2"></row>"#, 20_000_000),
                     once(SHEET_CLOSE),
                 ];
-                xlsx(p, &sheet, None, None)
+                xlsx(p, &sheet, None, None);
             }),
             says: "xl/worksheets/sheet1.xml (sheet \"Users\") inflates to more than 16777216 \
                    bytes, the zip-bomb budget (16 times limits.max_file_mb)",
@@ -305,7 +305,7 @@ fn the_budget_and_the_table_caps_follow_the_configured_limits() {
                     repeat(b"<si><t>x</t></si>", 1_000_000),
                     once(SST_CLOSE),
                 ];
-                xlsx(p, &[once(SHEET_OPEN), once(SHEET_CLOSE)], None, Some(&sst))
+                xlsx(p, &[once(SHEET_OPEN), once(SHEET_CLOSE)], None, Some(&sst));
             }),
             says: "the shared-strings table holds more than 2000 strings (2 a row of \
                    limits.max_rows)",
@@ -341,7 +341,7 @@ fn ods_repeats_and_spaces_are_counted_before_loading() {
                 move |p| {
                     ods(p, &format!(
                         r#"{header}<table:table-row>{cell}<table:table-cell office:value-type="string"><text:p>A<text:s text:c="2000000000"/>B</text:p></table:table-cell></table:table-row>"#
-                    ))
+                    ));
                 }
             }),
             says: "cell is longer than 32767 characters",
@@ -355,7 +355,7 @@ fn ods_repeats_and_spaces_are_counted_before_loading() {
                 move |p| {
                     ods(p, &format!(
                         r#"{header}<table:table-row table:number-rows-repeated="999990"><table:table-cell table:number-columns-repeated="2"/></table:table-row><table:table-row><table:table-cell table:number-columns-repeated="150"/>{far}</table:table-row>"#
-                    ))
+                    ));
                 }
             }),
             says: "content.xml: the sheets' data spans more than 1000000 cells",
@@ -369,7 +369,7 @@ fn ods_repeats_and_spaces_are_counted_before_loading() {
                     let long = "y".repeat(30_000);
                     ods(p, &format!(
                         r#"{header}<table:table-row table:number-rows-repeated="900"><table:table-cell office:value-type="string" office:string-value="{long}" table:number-columns-repeated="2"/></table:table-row>"#
-                    ))
+                    ));
                 }
             }),
             says: "content.xml: the cells hold more than 16000000 bytes of text once repeats are expanded",
@@ -649,7 +649,7 @@ fn a_number_that_lost_its_plus_is_read_with_a_warning_at_the_cell() {
     assert_eq!(warnings[0]["column"], "number (B)");
     let m = warnings[0]["message"].as_str().unwrap();
     assert!(
-        m.contains("\"3225405201\" read as +3225405201") && m.contains("+"),
+        m.contains("\"3225405201\" read as +3225405201") && m.contains('+'),
         "{m}"
     );
 }
@@ -731,7 +731,7 @@ fn a_csv_record_is_stopped_at_the_limits_while_it_is_read() {
                     b"upn,displayName\nalice.martin@contoso.onmicrosoft.com,",
                     b'x',
                     b"\n",
-                )
+                );
             }),
             says: "cell is longer than 32767 characters (limits.max_cell_chars)",
             at: Some("2 [displayName (B)]"),

@@ -298,7 +298,7 @@ async fn problem_details_become_typed_errors() {
             status: 403,
             message,
         }) => {
-            assert!(!message.contains("nope"), "{message}")
+            assert!(!message.contains("nope"), "{message}");
         }
         other => panic!("{other:?}"),
     }

@@ -11,6 +11,7 @@ mod cli_plan;
 mod cli_reports;
 mod connector_fusion;
 mod exit_codes;
+mod fewest_requests;
 mod fuzz_sheets;
 mod graph;
 mod history_truth;

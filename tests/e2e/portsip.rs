@@ -422,7 +422,7 @@ async fn connector_pages_through_the_list_and_reads_users() {
                 "id": format!("{}", 200000000000u64 + i), "name": format!("u{i}"),
                 "role": "StandardUser", "extension_number": format!("{}", 1000 + i),
                 "email": format!("u{i}@contoso.com"), "display_name": format!("User {i}"),
-                "office_phone_number": if i % 2 == 0 { format!("+32 2 540 {:04}", i) } else { String::new() }
+                "office_phone_number": if i % 2 == 0 { format!("+32 2 540 {i:04}") } else { String::new() }
             })
         })
         .collect();

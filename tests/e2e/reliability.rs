@@ -223,7 +223,10 @@ fn check_history(db: &Path, bulk_id: i64, specs: &[UserSpec], what: &str) {
         );
     }
     let want: BTreeSet<String> = specs.iter().map(|s| s.upn.to_string()).collect();
-    let got: BTreeSet<String> = per_upn.keys().map(|s| s.to_string()).collect();
+    let got: BTreeSet<String> = per_upn
+        .keys()
+        .map(std::string::ToString::to_string)
+        .collect();
     assert_eq!(got, want, "{what}: the job's UPNs are not the sheet's");
     assert!(
         per_upn.values().all(|&n| n == 1),
@@ -375,6 +378,8 @@ async fn run_scenario(sc: Scenario) -> (JobOutcome, Value) {
         request_timeout: sc.timeout,
         replication_window: Duration::from_secs(10),
         verify: true,
+        // Per-user requests: faults need many of them (fewest_requests.rs has bulk's).
+        bulk_size: Some(0),
         limit: None,
         only: Vec::new(),
         title: sc.name.into(),

@@ -23,8 +23,7 @@ const TITLE: &str =
 /// `Err(path)` when it is not there.
 fn chromium() -> Result<PathBuf, PathBuf> {
     let p = std::env::var_os("TS_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
     if p.exists() {
         Ok(p)
     } else {
@@ -84,6 +83,7 @@ fn sample() -> (ReportJob, Vec<ReportItem>) {
         reason: None,
         problems: vec![],
         outcomes: Default::default(),
+        backend_bulks: vec![],
     };
     let mut alice = item(1, "alice@acme.example", "success", "Alice Martin");
     alice.changes = json!([{"field": "number", "old": null, "new": "+3225405200"}]);
@@ -160,7 +160,7 @@ fn item_rows(dom: &str) -> Vec<String> {
             match (quote, ch) {
                 (Some(q), c) if c == q => quote = None,
                 (Some(_), _) => {}
-                (None, '"') | (None, '\'') => quote = Some(ch),
+                (None, '"' | '\'') => quote = Some(ch),
                 (None, '>') => {
                     end = i + 1;
                     break;

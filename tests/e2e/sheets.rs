@@ -29,7 +29,10 @@ fn validate_one(p: PathBuf) -> Validated {
     validate(&[p])
 }
 fn messages(v: &Validated) -> Vec<String> {
-    v.errors.iter().map(|d| d.to_string()).collect()
+    v.errors
+        .iter()
+        .map(std::string::ToString::to_string)
+        .collect()
 }
 
 /// All rows of a file, header included, as displayed text.
@@ -952,7 +955,7 @@ fn garbage_after_a_zip_or_ole_signature_is_rejected_not_crashing() {
     for i in 0..40 {
         // flip a handful of bytes in a real workbook (xorshift: deterministic)
         let mut damaged = bytes.clone();
-        for _ in 0..(1 + i % 8) {
+        for _ in 0..=(i % 8) {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;

@@ -135,8 +135,10 @@ impl Sim {
             .unwrap()
             .iter()
             .find(|u| u["msTeams"]["userPrincipalName"] == upn)
-            .map(|u| u["msTeams"]["id"].as_str().unwrap().to_string())
-            .unwrap_or_else(|| panic!("no user {upn}"))
+            .map_or_else(
+                || panic!("no user {upn}"),
+                |u| u["msTeams"]["id"].as_str().unwrap().to_string(),
+            )
     }
 
     pub(crate) async fn all_users(&self, query: &str) -> Vec<Value> {
@@ -278,7 +280,7 @@ async fn contract_users_list_objects_have_exactly_the_documents_keys() {
         assert!(!m.contains_key("groups") && !m.contains_key("vrp"), "{u}");
         assert_eq!(
             u.get("draas").is_some(),
-            u.get("draas").map(|d| d["phoneNumber"].is_string()) == Some(true)
+            u.get("draas").is_some_and(|d| d["phoneNumber"].is_string())
         );
     }
     let with_number = users.iter().filter(|u| u.get("draas").is_some()).count();
@@ -1090,7 +1092,7 @@ async fn the_request_log_records_every_request() {
 /// Throughput on loopback without latency: `cargo test --test e2e sim_fusion::throughput
 /// -- --ignored --nocapture` (debug build; a release build is several times faster).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
+#[ignore = "a measurement, run by hand with --ignored --nocapture"]
 async fn throughput() {
     let s = sim().await;
     let url = s.url("/users?page_size=10");
@@ -1132,7 +1134,7 @@ async fn throughput() {
     let secs = t0.elapsed().as_secs_f64();
     println!(
         "PUT properties (sequential): {n} in {secs:.2} s = {:.0} req/s",
-        n as f64 / secs
+        f64::from(n) / secs
     );
 
     let dir = tempfile::tempdir().unwrap();
@@ -1156,7 +1158,7 @@ async fn throughput() {
     let secs = t0.elapsed().as_secs_f64();
     println!(
         "PUT properties (sequential, state file): {n} in {secs:.2} s = {:.0} req/s",
-        n as f64 / secs
+        f64::from(n) / secs
     );
 }
 

@@ -470,7 +470,7 @@ fn assert_bulk_shape(answer: &Value) {
     let ex = fixture("users_bulk_partial");
     let details = answer["details"].as_array().unwrap();
     for d in details {
-        let i = if d.get("error").is_some() { 1 } else { 0 };
+        let i = usize::from(d.get("error").is_some());
         assert_shape(&ex["details"][i], d);
     }
     let failed: Vec<&Value> = details
@@ -995,7 +995,7 @@ async fn seeds_with_bad_templates_or_filters_are_refused() {
         (
             Box::new(|d| {
                 d["groupFilter"] =
-                    json!([{"id": "a", "displayName": "A"}, {"id": "A", "displayName": "A"}])
+                    json!([{"id": "a", "displayName": "A"}, {"id": "A", "displayName": "A"}]);
             }),
             "twice",
         ),

@@ -4,23 +4,23 @@
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// A scratch workspace: `config/teamsync.toml` pointing at the repo's templates and
 /// sample tenant, with history and tenant state inside the tempdir.
-pub struct Workspace {
+pub(crate) struct Workspace {
     pub dir: tempfile::TempDir,
 }
 
 impl Workspace {
-    pub fn new() -> Workspace {
+    pub(crate) fn new() -> Workspace {
         Workspace::with_tenant_extra("")
     }
 
     /// `extra` is appended to the demo tenant's table (e.g. `sim_latency_ms = 20`).
-    pub fn with_tenant_extra(extra: &str) -> Workspace {
+    pub(crate) fn with_tenant_extra(extra: &str) -> Workspace {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("config")).unwrap();
         let cfg = format!(
@@ -34,12 +34,12 @@ impl Workspace {
         Workspace { dir }
     }
 
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
     /// Writes a file into the workspace and returns its path.
-    pub fn write(&self, rel: &str, contents: &str) -> PathBuf {
+    pub(crate) fn write(&self, rel: &str, contents: &str) -> PathBuf {
         let p = self.path(rel);
         if let Some(d) = p.parent() {
             std::fs::create_dir_all(d).unwrap();
@@ -48,7 +48,7 @@ impl Workspace {
         p
     }
 
-    pub fn cmd(&self) -> Command {
+    pub(crate) fn cmd(&self) -> Command {
         let mut c = Command::cargo_bin("teamsync").expect("binary");
         c.current_dir(self.dir.path())
             .env_remove("TEAMSYNC_CONFIG")
@@ -60,7 +60,7 @@ impl Workspace {
     }
 
     /// Starts teamsync in the background (output discarded), for kill and race tests.
-    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+    pub(crate) fn spawn(&self, args: &[&str]) -> std::process::Child {
         std::process::Command::new(assert_cmd::cargo::cargo_bin("teamsync"))
             .current_dir(self.dir.path())
             .env_remove("TEAMSYNC_CONFIG")
@@ -76,7 +76,7 @@ impl Workspace {
     }
 
     /// Runs teamsync with args; returns (exit code, stdout, stderr).
-    pub fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         let out = self.cmd().args(args).output().expect("run teamsync");
         Run {
             code: out.status.code().unwrap_or(-1),
@@ -85,12 +85,12 @@ impl Workspace {
         }
     }
 
-    pub fn history(&self) -> rusqlite::Connection {
+    pub(crate) fn history(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.path("history.db")).expect("history db")
     }
 }
 
-pub struct Run {
+pub(crate) struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -98,7 +98,7 @@ pub struct Run {
 
 impl Run {
     #[track_caller]
-    pub fn code(&self, expected: i32) -> &Run {
+    pub(crate) fn code(&self, expected: i32) -> &Run {
         assert_eq!(
             self.code, expected,
             "exit code {} (expected {expected})\n--- stdout\n{}\n--- stderr\n{}",
@@ -106,7 +106,7 @@ impl Run {
         );
         self
     }
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(
                 "stdout is not JSON ({e}):\n{}\n--- stderr\n{}",
@@ -116,12 +116,12 @@ impl Run {
     }
 }
 
-pub fn sample(rel: &str) -> String {
+pub(crate) fn sample(rel: &str) -> String {
     repo().join("samples").join(rel).display().to_string()
 }
 
 #[allow(dead_code)]
-pub fn fixture(rel: &str) -> PathBuf {
+pub(crate) fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(rel)

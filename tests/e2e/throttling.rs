@@ -336,7 +336,8 @@ async fn throttling_past_max_throttle_minutes_aborts_resumably_and_resume_finish
         ..Storm::default()
     };
     let tenant = fusion(throttling(15, 3, true), &storm).await;
-    let ws = workspace(&tenant, "max_throttle_minutes = 0.05\n");
+    // Per-user requests: the storm starts after the fourth write of a many-request job.
+    let ws = workspace(&tenant, "max_throttle_minutes = 0.05\nbulk_size = 0\n");
     ws.write("users.csv", &fusion_sheet());
     let t0 = std::time::Instant::now();
     let sync = run_async(&ws, &["sync", "users.csv"]).await;
@@ -402,7 +403,8 @@ async fn a_tenant_throttling_through_the_snapshot_past_the_bound_exits_3_before_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_after_a_kill_under_throttling_completes() {
     let tenant = fusion(throttling(15, 3, true), &Storm::default()).await;
-    let ws = workspace(&tenant, "");
+    // Per-user requests: the kill must land while the job has many left.
+    let ws = workspace(&tenant, "bulk_size = 0\n");
     ws.write("users.csv", &fusion_sheet());
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("teamsync"))
         .current_dir(ws.dir.path())

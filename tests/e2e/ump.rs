@@ -430,7 +430,7 @@ async fn cli_sim_backend_ump_serves_the_document_paths() {
         match http.get(&url).bearer_auth("proxy-t").send().await {
             Ok(r) => break r,
             Err(_) if std::time::Instant::now() < deadline => {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
             Err(e) => {
                 let _ = child.kill();

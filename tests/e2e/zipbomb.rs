@@ -11,16 +11,16 @@ use std::io::Write;
 use std::path::Path;
 
 /// One piece of an entry: `bytes`, `times` times in a row.
-pub struct Piece<'a> {
+pub(crate) struct Piece<'a> {
     pub bytes: &'a [u8],
     pub times: u64,
 }
 
-pub fn once(bytes: &[u8]) -> Piece<'_> {
+pub(crate) fn once(bytes: &[u8]) -> Piece<'_> {
     Piece { bytes, times: 1 }
 }
 
-pub fn repeat(bytes: &[u8], times: u64) -> Piece<'_> {
+pub(crate) fn repeat(bytes: &[u8], times: u64) -> Piece<'_> {
     Piece { bytes, times }
 }
 
@@ -32,14 +32,14 @@ struct Central {
     offset: u64,
 }
 
-pub struct ZipStream<W: Write> {
+pub(crate) struct ZipStream<W: Write> {
     out: W,
     written: u64,
     entries: Vec<Central>,
 }
 
 impl<W: Write> ZipStream<W> {
-    pub fn new(out: W) -> Self {
+    pub(crate) fn new(out: W) -> Self {
         ZipStream {
             out,
             written: 0,
@@ -53,13 +53,13 @@ impl<W: Write> ZipStream<W> {
     }
 
     /// A small entry.
-    pub fn file(&mut self, name: &str, data: &[u8]) {
+    pub(crate) fn file(&mut self, name: &str, data: &[u8]) {
         self.entry(name, &[once(data)], None);
     }
 
     /// An entry made of repeated pieces; `claimed` is the uncompressed size the headers
     /// state instead of the true one.
-    pub fn entry(&mut self, name: &str, pieces: &[Piece<'_>], claimed: Option<u64>) {
+    pub(crate) fn entry(&mut self, name: &str, pieces: &[Piece<'_>], claimed: Option<u64>) {
         // Each piece deflated alone, ending on a full flush (byte-aligned, no references
         // back); then one empty final block. A short piece repeated is first tiled into a
         // unit of about 1 MiB, or every copy would cost a block of its own.
@@ -124,7 +124,7 @@ impl<W: Write> ZipStream<W> {
     }
 
     /// Writes the central directory and returns the writer.
-    pub fn finish(mut self) -> W {
+    pub(crate) fn finish(mut self) -> W {
         let start = self.written;
         let entries = std::mem::take(&mut self.entries);
         for e in &entries {
@@ -202,7 +202,7 @@ fn deflate_alone(data: &[u8]) -> Vec<u8> {
 }
 
 /// A BIFF record: type, length, data.
-pub fn biff(typ: u16, data: &[u8]) -> Vec<u8> {
+pub(crate) fn biff(typ: u16, data: &[u8]) -> Vec<u8> {
     let mut r = typ.to_le_bytes().to_vec();
     r.extend_from_slice(&(data.len() as u16).to_le_bytes());
     r.extend_from_slice(data);
@@ -213,7 +213,7 @@ pub fn biff(typ: u16, data: &[u8]) -> Vec<u8> {
 /// header lists cover 450 MB) whose only stream, `Workbook`, holds `globals` (records after
 /// the BOF, before the EOF) and one sheet `Users` made of `sheet` records. The stream is
 /// padded to 4 KiB so that it lives in regular sectors.
-pub fn xls(globals: &[u8], sheet: &[u8]) -> Vec<u8> {
+pub(crate) fn xls(globals: &[u8], sheet: &[u8]) -> Vec<u8> {
     const SECTOR: usize = 4096;
     const PER_FAT: usize = SECTOR / 4;
     let bof = biff(0x0809, &[0x00, 0x06, 0x05, 0x00, 0, 0, 0, 0]);
@@ -306,7 +306,12 @@ pub fn xls(globals: &[u8], sheet: &[u8]) -> Vec<u8> {
 }
 
 /// The parts every XLSX needs around one worksheet (and optionally shared strings).
-pub fn xlsx(path: &Path, sheet: &[Piece<'_>], claimed: Option<u64>, sst: Option<&[Piece<'_>]>) {
+pub(crate) fn xlsx(
+    path: &Path,
+    sheet: &[Piece<'_>],
+    claimed: Option<u64>,
+    sst: Option<&[Piece<'_>]>,
+) {
     let file = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
     let mut z = ZipStream::new(file);
     z.file(
@@ -329,11 +334,11 @@ pub fn xlsx(path: &Path, sheet: &[Piece<'_>], claimed: Option<u64>, sst: Option<
     w.flush().expect("flush");
 }
 
-pub const SHEET_OPEN: &[u8] = br#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>upn</t></is></c><c r="B1" t="inlineStr"><is><t>displayName</t></is></c></row>"#;
-pub const SHEET_CLOSE: &[u8] = b"</sheetData></worksheet>";
-pub const SST_OPEN: &[u8] =
+pub(crate) const SHEET_OPEN: &[u8] = br#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>upn</t></is></c><c r="B1" t="inlineStr"><is><t>displayName</t></is></c></row>"#;
+pub(crate) const SHEET_CLOSE: &[u8] = b"</sheetData></worksheet>";
+pub(crate) const SST_OPEN: &[u8] =
     br#"<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">"#;
-pub const SST_CLOSE: &[u8] = b"</sst>";
+pub(crate) const SST_CLOSE: &[u8] = b"</sst>";
 
 #[test]
 fn the_xls_writer_writes_what_calamine_reads() {
@@ -388,7 +393,7 @@ fn what_it_writes_reads_back_exactly() {
     assert!(sheet.ends_with("</row></sheetData></worksheet>"));
     // a 5 GiB entry is 5 MiB on disk and says so in ZIP64 fields
     let big = dir.path().join("big.xlsx");
-    xlsx(&big, &[repeat(&[b' '; 1 << 20], 5 << 10)], None, None);
+    xlsx(&big, &[repeat(&vec![b' '; 1 << 20], 5 << 10)], None, None);
     assert!(std::fs::metadata(&big).unwrap().len() < 8 << 20);
     let mut z = zip::ZipArchive::new(std::fs::File::open(&big).unwrap()).unwrap();
     assert_eq!(

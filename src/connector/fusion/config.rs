@@ -15,7 +15,15 @@ crate::tenant_table! {
         pub draas_instance: String,
         pub tenant_uuid: String,
         pub subscription_id: i64,
+        /// Users per `PUT users/bulk` (default 100, at most 1,000; 0 = one request per
+        /// user and change, through the per-user endpoints). See `fusion::bulk`.
+        #[serde(default = "default_bulk_size")]
+        pub bulk_size: usize,
     }
+}
+
+fn default_bulk_size() -> usize {
+    super::bulk::DEFAULT_BULK_SIZE
 }
 
 #[async_trait]
@@ -51,6 +59,7 @@ impl FusionConfig {
             tenant_uuid: self.tenant_uuid.clone(),
             subscription_id: self.subscription_id,
             page_size: DEFAULT_PAGE_SIZE,
+            bulk_size: self.bulk_size,
             http: HttpSettings::from_tenant_config(self),
         }
     }

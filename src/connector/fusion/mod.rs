@@ -49,6 +49,7 @@
 //!   a 404, which the executor treats as "not replicated yet". `read_user("upn:…")` looks
 //!   the account up the same way.
 
+pub mod bulk;
 pub mod config;
 pub mod mapping;
 pub mod sim;
@@ -57,7 +58,9 @@ pub mod wire;
 
 use crate::connector::http::{self as client, Client, HttpSettings, Request};
 use crate::connector::registry::Backend;
-use crate::connector::{Connector, ConnectorError, Gate, Step, TenantStatus};
+use crate::connector::{
+    BackendBulk, Bulk, BulkOutcome, Connector, ConnectorError, Gate, Step, TenantStatus,
+};
 use crate::model::{Attr, AttrSet, Catalogs, Profile, Snapshot, TenantUser, Upn};
 use crate::plan::model::{Operation, UserPlan};
 use async_trait::async_trait;
@@ -89,6 +92,9 @@ pub struct FusionSettings {
     pub tenant_uuid: String,
     pub subscription_id: i64,
     pub page_size: u32,
+    /// Users per `PUT users/bulk`; 0 sends every user's changes through the per-user
+    /// endpoints (see [`bulk`]).
+    pub bulk_size: usize,
     pub http: HttpSettings,
 }
 
@@ -107,6 +113,7 @@ impl FusionSettings {
             tenant_uuid: tenant_uuid.into(),
             subscription_id,
             page_size: DEFAULT_PAGE_SIZE,
+            bulk_size: bulk::DEFAULT_BULK_SIZE,
             http: HttpSettings::new(token),
         }
     }
@@ -119,6 +126,9 @@ pub struct FusionConnector {
     ras: std::sync::Mutex<RaIndex>,
     /// Whether `ras` holds a listing yet.
     ras_listed: std::sync::atomic::AtomicBool,
+    bulk_size: usize,
+    /// What the last snapshot showed that bulk items need.
+    names: std::sync::Mutex<bulk::Names>,
 }
 
 /// Ids and UPNs this connector has seen listed as resource accounts.
@@ -148,6 +158,13 @@ impl FusionConnector {
             if v.trim().is_empty() {
                 return Err(ConnectorError::Config(format!("fusion: {name} is empty")));
             }
+        }
+        if s.bulk_size > bulk::MAX_BULK_SIZE {
+            return Err(ConnectorError::Config(format!(
+                "fusion: bulk_size {} is above the most one bulk request may carry ({})",
+                s.bulk_size,
+                bulk::MAX_BULK_SIZE
+            )));
         }
         if s.page_size == 0 {
             return Err(ConnectorError::Config(
@@ -179,6 +196,8 @@ impl FusionConnector {
             page_size: s.page_size.into(),
             ras: Default::default(),
             ras_listed: Default::default(),
+            bulk_size: s.bulk_size,
+            names: Default::default(),
         })
     }
 
@@ -243,8 +262,16 @@ impl FusionConnector {
         }
     }
 
+    fn names(&self) -> std::sync::MutexGuard<'_, bulk::Names> {
+        self.names
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn ra_index(&self) -> std::sync::MutexGuard<'_, RaIndex> {
-        self.ras.lock().unwrap_or_else(|e| e.into_inner())
+        self.ras
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Which collection `user` is written to (see the module doc).
@@ -369,6 +396,10 @@ impl Connector for FusionConnector {
         PROFILE
     }
 
+    fn bulk(&self) -> Option<&dyn Bulk> {
+        (self.bulk_size > 0).then_some(self as &dyn Bulk)
+    }
+
     async fn check(&self) -> Result<TenantStatus, ConnectorError> {
         let counter = AtomicU64::new(0);
         let details: serde_json::Value = self
@@ -410,14 +441,24 @@ impl Connector for FusionConnector {
             |_listed, detail| detail,
         )
         .await?;
+        let catalogs = Catalogs {
+            groups: mapping::groups_from_wire(groups),
+            licenses: mapping::licenses_from_wire(licenses),
+            vrps: mapping::vrps_from_wire(vrps),
+        };
+        {
+            let mut n = self.names();
+            n.catalogs(&catalogs);
+            n.display_names = users
+                .iter()
+                .map(|u| (u.upn.clone(), u.display_name.clone()))
+                .collect();
+            n.listed = true;
+        }
         users.extend(ras);
         Ok(Snapshot {
             users,
-            catalogs: Catalogs {
-                groups: mapping::groups_from_wire(groups),
-                licenses: mapping::licenses_from_wire(licenses),
-                vrps: mapping::vrps_from_wire(vrps),
-            },
+            catalogs,
             requests: counter.load(Ordering::Relaxed),
             number_ranges: Vec::new(),
             held_elsewhere: Vec::new(),
@@ -537,6 +578,62 @@ impl Connector for FusionConnector {
             *user_id = Some(a.ms_teams_id);
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Bulk for FusionConnector {
+    fn batch_size(&self) -> usize {
+        self.bulk_size.max(1)
+    }
+
+    fn max_batch_size(&self) -> usize {
+        bulk::MAX_BULK_SIZE
+    }
+
+    fn item(
+        &self,
+        user: &UserPlan,
+        user_id: Option<&str>,
+        steps: &[&Step],
+    ) -> Option<serde_json::Value> {
+        // Resource accounts are not `ms_users`; the bulk job kind is.
+        if self.target(user, user_id) != Target::User {
+            return None;
+        }
+        let n = self.names();
+        if !n.listed {
+            return None;
+        }
+        bulk::item(user, steps, &n)
+    }
+
+    async fn send_bulk(
+        &self,
+        title: &str,
+        items: &[serde_json::Value],
+    ) -> Result<Vec<BulkOutcome>, ConnectorError> {
+        self.put_bulk(title, items).await
+    }
+
+    async fn recover(
+        &self,
+        title: &str,
+        items: &[serde_json::Value],
+    ) -> Result<Option<Vec<BulkOutcome>>, ConnectorError> {
+        self.recover_bulk(title, items).await
+    }
+
+    async fn jobs(&self, prefix: &str) -> Result<Vec<BackendBulk>, ConnectorError> {
+        self.our_bulk_jobs(prefix).await
+    }
+
+    async fn read_back(&self, detail: &[Upn]) -> Result<Vec<TenantUser>, ConnectorError> {
+        self.read_back_users(detail).await
+    }
+
+    fn refused(&self, e: &ConnectorError) -> bool {
+        bulk::refused(e)
     }
 }
 

@@ -25,6 +25,7 @@ pub fn open(
                 tenant_uuid: t.tenant_uuid,
                 subscription_id: t.subscription_id,
                 page_size: 100,
+                bulk_size: super::bulk::DEFAULT_BULK_SIZE,
                 http,
             };
             Ok(Arc::new(FusionConnector::new(s, gate)?))

@@ -55,6 +55,7 @@ fn wire_key(attr: Attr) -> Option<&'static str> {
         Attr::Groups => Some("groups"),
         Attr::CustomerLicenses => Some("customerLicenses"),
         // Attributes Fusion does not carry (its profile says so; the planner refuses them).
+        // A wildcard, so a new attribute needs no edit here unless Fusion carries it.
         _ => None,
     }
 }
@@ -380,7 +381,7 @@ pub fn build(
                     let mut cl = customer_licenses;
                     for o in &ops[1..] {
                         if let Some(n) = o.sets(Attr::Number) {
-                            number = n.as_ref().map(|n| n.to_string());
+                            number = n.as_ref().map(std::string::ToString::to_string);
                         }
                         if o.sets(Attr::CustomerLicenses).is_some() {
                             cl = create_list(o, Attr::CustomerLicenses);

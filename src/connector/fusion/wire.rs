@@ -181,6 +181,69 @@ pub struct CreateUserAnswer {
 
 /// The error body as we read the document (`{"error": {"code": 2095, "reason": "…"}}`, from
 /// the bulk partial-success example). The code may be a number or a string.
+/// The answer to `PUT users/bulk` (200, 207, and 400 when no user was updated):
+/// `details` one entry per item, `errors` the failed ones again.
+#[derive(Debug, Deserialize)]
+pub struct BulkAnswer {
+    #[serde(default)]
+    pub details: Vec<BulkDetail>,
+    #[serde(default)]
+    pub errors: Option<Vec<BulkDetail>>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// "MS Teams user update response" (`details`) or "… error" (`error`).
+#[derive(Debug, Deserialize)]
+pub struct BulkDetail {
+    pub upn: String,
+    #[serde(default)]
+    pub details: Option<serde_json::Value>,
+    #[serde(default)]
+    pub error: Option<BulkError>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BulkError {
+    /// A number in the examples; kept as it comes.
+    #[serde(default)]
+    pub code: serde_json::Value,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// A page of `GET users/bulk`.
+#[derive(Debug, Deserialize)]
+pub struct BulkPage {
+    #[serde(default)]
+    pub bulks: Vec<BulkSummary>,
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
+/// "Bulk jobs": `job_id` is a string in the table and a number in one example.
+#[derive(Debug, Deserialize)]
+pub struct BulkSummary {
+    pub id: i64,
+    #[serde(default)]
+    pub job_id: serde_json::Value,
+    #[serde(default)]
+    pub title: String,
+}
+
+/// `GET users/bulk/{bulk_id}`: the items with their status.
+#[derive(Debug, Deserialize)]
+pub struct BulkDetails {
+    #[serde(default)]
+    pub job_items: Vec<BulkJobItem>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BulkJobItem {
+    pub upn: String,
+    pub status: String,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ErrorBody {
     pub error: ErrorDetail,

@@ -120,7 +120,7 @@ impl GraphClient {
         root.set_query(None);
         root.set_fragment(None);
         root.path_segments_mut()
-            .map_err(|_| cfg(format!("base_url {base_url:?} cannot carry a path")))?
+            .map_err(|()| cfg(format!("base_url {base_url:?} cannot carry a path")))?
             .pop_if_empty()
             .push("v1.0");
         let mut b = reqwest::Client::builder()
@@ -303,8 +303,7 @@ impl GraphClient {
                 v.as_u64()
                     .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
             })
-            .map(Duration::from_secs)
-            .unwrap_or(Duration::from_secs(3599));
+            .map_or(Duration::from_secs(3599), Duration::from_secs);
         Ok(Token {
             value,
             renew_at: Instant::now() + lifetime.saturating_sub(EXPIRY_MARGIN),
@@ -420,7 +419,8 @@ impl GraphClient {
         let mut attempt = 1;
         loop {
             match self.send(Method::GET, url.clone(), None, counter).await {
-                Err(e) if e.is_throttle() => continue,
+                // Throttling uses no attempt: the gate waited; send again.
+                Err(e) if e.is_throttle() => {}
                 Err(ConnectorError::Retryable {
                     message,
                     retry_after,

@@ -143,7 +143,7 @@ impl std::fmt::Debug for GraphConnector {
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn malformed(what: &str, e: impl std::fmt::Display) -> ConnectorError {
@@ -580,7 +580,7 @@ impl Connector for GraphConnector {
             .map(|u| u.id.clone())
             .collect();
         let member_of = self.memberships(&wanted, &counter).await?;
-        for u in out.iter_mut() {
+        for u in &mut out {
             if let Some(g) = member_of.get(&u.id) {
                 u.details = Some(mapping::details(
                     g.clone(),

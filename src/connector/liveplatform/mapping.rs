@@ -128,13 +128,13 @@ pub fn join_licenses(
 /// (no policy list is documented). No groups: Live Platform has none.
 pub fn catalogs_from_users(users: &[TenantUser]) -> Catalogs {
     let mut lic: BTreeMap<&str, i64> = BTreeMap::new();
-    let mut vrps: BTreeMap<&str, ()> = BTreeMap::new();
+    let mut vrps: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
     for u in users {
         for l in &u.licenses {
             *lic.entry(l.as_str()).or_default() += 1;
         }
         if let Some(v) = u.details.as_ref().and_then(|d| d.vrp.as_deref()) {
-            vrps.insert(v, ());
+            vrps.insert(v);
         }
     }
     Catalogs {
@@ -150,7 +150,7 @@ pub fn catalogs_from_users(users: &[TenantUser]) -> Catalogs {
             })
             .collect(),
         vrps: vrps
-            .into_keys()
+            .into_iter()
             .map(|v| VrpInfo {
                 identity: v.to_string(),
                 description: None,

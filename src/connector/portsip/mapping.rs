@@ -28,12 +28,9 @@ pub fn phone_to_e164(raw: &str) -> Option<E164> {
 
 pub fn user_from_wire(w: &wire::WireUser) -> Option<TenantUser> {
     let email = w.email.as_deref().unwrap_or("").trim();
-    let upn = match Upn::parse(email) {
-        Ok(u) => u,
-        Err(_) => {
-            tracing::debug!(id = %w.id.0, "PortSIP user without a UPN-shaped email; left out");
-            return None;
-        }
+    let Ok(upn) = Upn::parse(email) else {
+        tracing::debug!(id = %w.id.0, "PortSIP user without a UPN-shaped email; left out");
+        return None;
     };
     let office = w.office_phone_number.as_deref().unwrap_or("");
     let number = phone_to_e164(office);

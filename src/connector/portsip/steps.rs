@@ -123,7 +123,7 @@ pub fn build(user: &UserPlan, user_id: Option<&str>, step: &Step) -> Result<Call
             match (c.attr, &c.after) {
                 (Attr::DisplayName, Some(v)) => display_name = Some(v.to_string()),
                 (Attr::Number, v) => {
-                    number = Some(v.as_ref().and_then(AttrValue::as_number).cloned())
+                    number = Some(v.as_ref().and_then(AttrValue::as_number).cloned());
                 }
                 (Attr::Extension, Some(v)) => extension = v.as_text(),
                 _ => {}

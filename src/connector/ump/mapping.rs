@@ -104,7 +104,10 @@ pub fn user_from_detail(d: &wire::DetailUser) -> Result<TenantUser, String> {
 /// `tel:+311111120` … `tel:+311111140` minus the numbers users hold, ascending, at most
 /// [`MAX_FREE_PER_RANGE`]. A range without bounds (the document's `MsPhoneSystem` row has
 /// empty ones) or with bounds of different lengths lists no number.
-pub fn range_free(r: &wire::NumberRangeRow, held: &HashSet<E164>) -> NumberRange {
+pub fn range_free<S: std::hash::BuildHasher>(
+    r: &wire::NumberRangeRow,
+    held: &HashSet<E164, S>,
+) -> NumberRange {
     let bound = |s: &Option<String>| -> Option<(usize, u64)> {
         let n = number_of(s.as_deref()).ok()??;
         if n.ext().is_some() {
@@ -184,7 +187,11 @@ mod tests {
         };
         let held: HashSet<E164> = [num("+311111121").unwrap()].into_iter().collect();
         let r = range_free(&row("tel:+311111120", "tel:+311111123"), &held);
-        let got: Vec<String> = r.numbers_free.iter().map(|n| n.to_string()).collect();
+        let got: Vec<String> = r
+            .numbers_free
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         assert_eq!(got, ["+311111120", "+311111122", "+311111123"]);
         assert!(range_free(&row("", ""), &held).numbers_free.is_empty());
         assert!(range_free(&row("tel:+3111", "tel:+311111123"), &held)

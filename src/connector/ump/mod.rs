@@ -182,7 +182,7 @@ impl UmpConnector {
                 match mapping::user_from_list(u) {
                     Ok(u) if seen.insert(u.upn.clone()) => out.push(u),
                     Ok(u) => {
-                        tracing::warn!(upn = %u.upn, "user listed twice; second entry ignored")
+                        tracing::warn!(upn = %u.upn, "user listed twice; second entry ignored");
                     }
                     Err(m) => tracing::warn!("UMP list: user skipped: {m}"),
                 }

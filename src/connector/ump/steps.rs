@@ -24,7 +24,10 @@ use serde_json::{json, Map, Value};
 /// an attribute UMP has no script attribute for.
 fn writes(c: &AttrChange) -> Option<Vec<(&'static str, Value)>> {
     Some(match (c.attr, &c.after) {
-        (Attr::Country, v) => vec![("UsageLocation", json!(v.as_ref().map(|v| v.to_string())))],
+        (Attr::Country, v) => vec![(
+            "UsageLocation",
+            json!(v.as_ref().map(std::string::ToString::to_string)),
+        )],
         (Attr::Number, v) => {
             let n = v.as_ref().and_then(AttrValue::as_number);
             vec![
@@ -32,7 +35,10 @@ fn writes(c: &AttrChange) -> Option<Vec<(&'static str, Value)>> {
                 ("EnterpriseVoiceEnabled", json!(n.is_some())),
             ]
         }
-        (Attr::Vrp, v) => vec![("VoicePolicy", json!(v.as_ref().map(|v| v.to_string())))],
+        (Attr::Vrp, v) => vec![(
+            "VoicePolicy",
+            json!(v.as_ref().map(std::string::ToString::to_string)),
+        )],
         _ => return None,
     })
 }

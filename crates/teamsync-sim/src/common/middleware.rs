@@ -92,7 +92,9 @@ impl EdgeState {
     }
     /// The request log (`/_sim/requests`).
     pub fn log(&self) -> std::sync::MutexGuard<'_, RequestLog> {
-        self.log.lock().unwrap_or_else(|p| p.into_inner())
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Admits a request that arrived inside another (a part of Microsoft Graph's JSON
@@ -197,7 +199,10 @@ impl ExtraDice {
     }
 
     fn draws(&self) -> (f64, f64, f64) {
-        let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rng = self
+            .rng
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         (rng.random(), rng.random(), rng.random())
     }
 
@@ -367,7 +372,7 @@ pub async fn gate<S: Edge>(State(sh): State<Arc<S>>, req: Request, next: Next) -
         }
     }
     let status = match fault {
-        Some(Fault::Drop) | Some(Fault::LostAnswer) => None,
+        Some(Fault::Drop | Fault::LostAnswer) => None,
         _ => Some(resp.status().as_u16()),
     };
     let entry = Entry {

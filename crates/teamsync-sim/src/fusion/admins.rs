@@ -124,13 +124,12 @@ pub async fn post_admin(
     let password_hash = hash_password(&salt, &b.ms_password);
     drop(b);
     let id = sh.write(|t, change| {
-        let id = match &t.admin {
-            Some(a) => a.id,
-            None => {
-                let id = change.next_admin_id;
-                change.next_admin_id += 1;
-                id
-            }
+        let id = if let Some(a) = &t.admin {
+            a.id
+        } else {
+            let id = change.next_admin_id;
+            change.next_admin_id += 1;
+            id
         };
         change.admin = Some(Some(Admin {
             id,

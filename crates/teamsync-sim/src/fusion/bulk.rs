@@ -70,6 +70,11 @@ pub const KIND_USERS: &str = "ms_users";
 pub const KIND_RESOURCE_ACCOUNTS: &str = "ms_resource_accounts";
 /// Most items one bulk request may carry (ours).
 pub const MAX_ITEMS: usize = 10_000;
+/// The document's required roles of the bulk update, its history and its details.
+pub const ROLE_BULK: &str = "tenants.instance.subscriptions.instance.msteams.users.bulk";
+pub const ROLE_BULK_JOBS: &str = "tenants.instance.subscriptions.instance.msteams.users.bulk.jobs";
+pub const ROLE_BULK_DETAILS: &str =
+    "tenants.instance.subscriptions.instance.msteams.users.bulk.jobs.details";
 
 /// `2024-08-06T11:37:28.280607`: the document's timestamps (UTC, no zone).
 pub fn stamp() -> String {
@@ -268,6 +273,7 @@ pub async fn put(
     uri: Uri,
     Body(b): Body<PutBulk>,
 ) -> Result<Response, ApiError> {
+    sh.require_role(ROLE_BULK)?;
     query_params(uri.query(), &[])?;
     let title = b.name.trim().to_string();
     if title.is_empty() || title.chars().count() > 256 {
@@ -402,6 +408,7 @@ fn summary(j: &BulkJob) -> BulkSummary {
 
 /// `GET users/bulk`.
 pub async fn history(State(sh): State<Arc<Shared>>, uri: Uri) -> Result<Json<BulkPage>, ApiError> {
+    sh.require_role(ROLE_BULK_JOBS)?;
     let params = query_params(uri.query(), &["page_size", "next", "search", "filters"])?;
     let page_size = match get(&params, "page_size") {
         None => DEFAULT_PAGE_SIZE,
@@ -527,6 +534,7 @@ pub async fn details(
     BulkId(id): BulkId,
     uri: Uri,
 ) -> Result<Json<BulkJob>, ApiError> {
+    sh.require_role(ROLE_BULK_DETAILS)?;
     query_params(uri.query(), &[])?;
     sh.read(|t| t.bulk_jobs.get(&id).cloned())
         .map(Json)

@@ -29,14 +29,13 @@ where
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|v| {
+            .is_some_and(|v| {
                 v.split(';')
                     .next()
                     .unwrap_or("")
                     .trim()
                     .eq_ignore_ascii_case("application/json")
-            })
-            .unwrap_or(false);
+            });
         if !is_json {
             return Err(ApiError::bad(
                 Code::BadBody,

@@ -65,6 +65,9 @@
 //!   false only adds. A bulk item's template overrides its country, vrp, groups and licenses
 //!   (Fusion's rule, unlike teamsync's sheet templates). Template 0 is the default a user
 //!   created by the bulk update starts from. Unknown template: 400, code 2095.
+//! - Roles: a token holds every role unless the simulator is started with some denied
+//!   ([`FusionSim::deny_roles`]); the bulk update, its history and its details check
+//!   theirs (the document's names) and answer 403 without one.
 //! - Bulk (`bulk`): items carry names (groups by displayName, licenses by skuPartNumber or
 //!   skuDescription, template by name), missing users are created, each item applies on its
 //!   own; 200 / 207 / 400 all carry `details` (+ `errors`, + `message`). `job_id` is a string
@@ -141,16 +144,37 @@ pub struct Shared {
     db: Mutex<Db>,
     pub(crate) edge: EdgeState,
     pub(crate) token_key: Vec<u8>,
+    /// Roles the API consumer lacks ([`FusionSim::deny_roles`]): an endpoint needing one
+    /// answers the document's 403.
+    denied_roles: std::sync::RwLock<std::collections::HashSet<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Shared {
     /// Runs a read against the tenant.
     pub fn read<R>(&self, f: impl FnOnce(&Tenant) -> R) -> R {
         f(&lock(&self.db).tenant)
+    }
+
+    /// The document's 403 when the consumer lacks `role` (see [`FusionSim::deny_roles`]).
+    pub(crate) fn require_role(&self, role: &str) -> Result<(), ApiError> {
+        let denied = self
+            .denied_roles
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if denied.contains(role) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                Code::Forbidden,
+                format!(
+                    "The API consumer doesn't have sufficient rights to perform this action (role {role})"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Validates a write with `f`, persists it, then applies it in memory; all under one lock
@@ -193,7 +217,7 @@ impl middleware::Edge for Shared {
 /// simulator so seed errors read alike.
 /// `GET /_sim/state`: the tenant now, in the seed's shape.
 async fn sim_state(State(sh): State<Arc<Shared>>) -> axum::Json<wire::TenantDoc> {
-    axum::Json(sh.read(|t| t.to_doc()))
+    axum::Json(sh.read(state::Tenant::to_doc))
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -239,6 +263,7 @@ impl FusionSim {
             db: Mutex::new(Db { tenant, store }),
             edge: EdgeState::new(opts),
             token_key,
+            denied_roles: Default::default(),
         };
         Ok(FusionSim {
             shared: Arc::new(shared),
@@ -248,6 +273,22 @@ impl FusionSim {
 
     pub fn tenant_path(&self) -> TenantPath {
         self.path.clone()
+    }
+
+    /// Takes `roles` (the document's "Required role" names, e.g.
+    /// `tenants.instance.subscriptions.instance.msteams.users.bulk`) away from the API
+    /// consumer: a token Fusion's administrator gave fewer roles. The endpoints that check
+    /// theirs (the bulk update and its history) then answer 403.
+    pub fn deny_roles(self, roles: &[&str]) -> FusionSim {
+        {
+            let mut d = self
+                .shared
+                .denied_roles
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            d.extend(roles.iter().map(std::string::ToString::to_string));
+        }
+        self
     }
 
     /// The whole HTTP surface: the API under its prefix (behind the middleware) and `/_sim/*`.
@@ -395,7 +436,7 @@ impl RunningSim {
     }
     /// Stops accepting, lets in-flight requests finish, and waits for the server task.
     pub async fn shutdown(self) {
-        self.server.shutdown().await
+        self.server.shutdown().await;
     }
     /// The server handle alone, for holders that do not care which simulator it is.
     pub fn into_background(self) -> conn::Background {

@@ -233,14 +233,14 @@ pub async fn modify(
         let mut a = t.accounts.get(&id).cloned().ok_or_else(|| unknown(&id))?;
         if let Some(x) = &b.account_type {
             check_type(x)?;
-            a.account_type = x.clone();
+            a.account_type.clone_from(x);
         }
         if let Some(n) = &b.display_name {
             a.display_name = check_display_name(n)?;
         }
         if let Some(l) = &b.location {
             check_country(l)?;
-            a.location = l.clone();
+            a.location.clone_from(l);
         }
         if let Some(n) = &b.phone_number {
             link_number(t, &mut change.next_connection_id, &mut a, n.as_deref())?;
@@ -249,7 +249,7 @@ pub async fn modify(
             if let Some(v) = v {
                 t.check_vrp(v)?;
             }
-            a.vrp = v.clone();
+            a.vrp.clone_from(v);
         }
         if let Some(c) = &b.customer_licenses {
             a.customer_licenses = check_customer_licenses(c)?;

@@ -64,7 +64,7 @@ impl Tenant {
                 .values()
                 .map(|a| {
                     let mut r = self.resource_account(a);
-                    r.ms_teams.vrp = a.vrp.clone();
+                    r.ms_teams.vrp.clone_from(&a.vrp);
                     r
                 })
                 .collect(),
@@ -219,7 +219,7 @@ impl Tenant {
             if let Some(n) = &phone {
                 seed_number(&t, &ctx, n)?;
             }
-            let draas_id = d.as_ref().map(|d| d.id).unwrap_or(0);
+            let draas_id = d.as_ref().map_or(0, |d| d.id);
             max_draas = max_draas.max(draas_id);
             let connection_id = d.as_ref().and_then(|d| d.connection_id);
             max_conn = max_conn.max(connection_id.unwrap_or(0));
@@ -239,9 +239,7 @@ impl Tenant {
                     .as_ref()
                     .map(|d| d.customer_licenses.clone())
                     .unwrap_or_default(),
-                status: d
-                    .map(|d| d.status)
-                    .unwrap_or_else(|| DRAAS_STATUS.to_string()),
+                status: d.map_or_else(|| DRAAS_STATUS.to_string(), |d| d.status),
                 visible_at_ms: 0,
             };
             t.index_user(&u);
@@ -265,7 +263,7 @@ impl Tenant {
                 seed_number(&t, &ctx, n)?;
             }
             let d = ra.draas;
-            let draas_id = d.as_ref().map(|d| d.id).unwrap_or(0);
+            let draas_id = d.as_ref().map_or(0, |d| d.id);
             max_draas = max_draas.max(draas_id);
             let connection_id = d.as_ref().and_then(|d| d.connection_id);
             max_conn = max_conn.max(connection_id.unwrap_or(0));
@@ -284,9 +282,7 @@ impl Tenant {
                     .as_ref()
                     .map(|d| d.customer_licenses.clone())
                     .unwrap_or_default(),
-                status: d
-                    .map(|d| d.status)
-                    .unwrap_or_else(|| DRAAS_STATUS.to_string()),
+                status: d.map_or_else(|| DRAAS_STATUS.to_string(), |d| d.status),
             };
             t.index_account(&a);
             t.accounts.insert(a.id.clone(), a);

@@ -166,7 +166,7 @@ impl Tenant {
     }
 
     pub fn free(&self, sku_id: &str) -> i64 {
-        let total = self.license(sku_id).map(|l| l.total).unwrap_or(0);
+        let total = self.license(sku_id).map_or(0, |l| l.total);
         total - self.assigned.get(sku_id).copied().unwrap_or(0)
     }
 
@@ -184,8 +184,7 @@ impl Tenant {
                 sku_id: s.clone(),
                 sku_part_number: self
                     .license(s)
-                    .map(|l| l.sku_part_number.clone())
-                    .unwrap_or_else(|| s.clone()),
+                    .map_or_else(|| s.clone(), |l| l.sku_part_number.clone()),
             })
             .collect()
     }
@@ -430,10 +429,7 @@ impl Tenant {
         }
         for s in &out {
             if !old.contains(s) && self.free(s) < 1 {
-                let part = self
-                    .license(s)
-                    .map(|l| l.sku_part_number.as_str())
-                    .unwrap_or("");
+                let part = self.license(s).map_or("", |l| l.sku_part_number.as_str());
                 return Err(ApiError::bad(
                     Code::NoFreeLicense,
                     format!("No free license left for {part} ({s})"),

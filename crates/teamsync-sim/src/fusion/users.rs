@@ -436,7 +436,7 @@ pub(crate) fn apply_update(
         if let Some(v) = v {
             t.check_vrp(v)?;
         }
-        u.vrp = v.clone();
+        u.vrp.clone_from(v);
     }
     if let Some(c) = &b.customer_licenses {
         u.customer_licenses = check_customer_licenses(c)?;
@@ -543,7 +543,7 @@ pub async fn vrp(
         if let Some(v) = &vrp {
             t.check_vrp(v)?;
         }
-        u.vrp = vrp.clone();
+        u.vrp.clone_from(&vrp);
         Ok(())
     })?;
     Ok(StatusCode::NO_CONTENT)

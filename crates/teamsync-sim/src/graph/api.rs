@@ -162,7 +162,7 @@ fn object(body: &Bytes) -> Result<Map<String, Value>, GraphError> {
 fn string_field<'a>(m: &'a Map<String, Value>, k: &str) -> Result<&'a str, GraphError> {
     match m.get(k) {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s),
-        Some(Value::String(_)) | None | Some(Value::Null) => Err(GraphError::bad(format!(
+        Some(Value::String(_) | Value::Null) | None => Err(GraphError::bad(format!(
             "The parameter '{k}' is required and cannot be empty."
         ))),
         Some(_) => Err(GraphError::bad(format!(
@@ -217,7 +217,7 @@ pub async fn patch_user(State(sh): Sh, UrlPath(id): UrlPath<String>, body: Bytes
                 ("displayName", Value::String(s))
                     if !s.trim().is_empty() && s.chars().count() <= 256 =>
                 {
-                    u.display_name = s.clone();
+                    u.display_name.clone_from(s);
                 }
                 ("displayName", _) => {
                     return Err(GraphError::bad(
@@ -742,7 +742,7 @@ fn complete(d: &mut TenantDoc, op: &NumberOperation) -> Result<(), String> {
         ));
     }
     let category = op.category.clone().unwrap_or_else(|| "primary".into());
-    for a in d.number_assignments.iter_mut() {
+    for a in &mut d.number_assignments {
         if a.assignment_target_id.as_deref() == Some(user.id.as_str())
             && a.assignment_category.as_deref() == Some(category.as_str())
             && &a.telephone_number != n
@@ -761,7 +761,7 @@ fn complete(d: &mut TenantDoc, op: &NumberOperation) -> Result<(), String> {
         a.assignment_target_id = Some(user.id.clone());
         a.assignment_category = Some(category);
         if op.location_id.is_some() {
-            a.location_id = op.location_id.clone();
+            a.location_id.clone_from(&op.location_id);
         }
     }
     if let Some(u) = d.user_mut(&user.id) {

@@ -173,7 +173,7 @@ pub struct Shared {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Shared {
@@ -383,7 +383,7 @@ fn api_routes() -> Router<Arc<Shared>> {
 }
 
 async fn sim_state(State(sh): State<Arc<Shared>>) -> Response {
-    match sh.read(|d| d.clone()) {
+    match sh.read(std::clone::Clone::clone) {
         Ok(d) => Json(d).into_response(),
         Err(e) => e.into_response(),
     }
@@ -447,7 +447,7 @@ async fn token(
             &format!("Tenant '{tenant}' not found."),
         );
     }
-    let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    let get = |k: &str| form.get(k).map_or("", String::as_str);
     if get("grant_type") != "client_credentials" {
         return oauth_error(
             StatusCode::BAD_REQUEST,

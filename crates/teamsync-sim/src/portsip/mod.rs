@@ -51,7 +51,7 @@ pub struct Shared {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Shared {
@@ -204,7 +204,7 @@ impl PortsipSim {
 }
 
 async fn state(State(sh): State<Arc<Shared>>) -> Json<TenantDoc> {
-    Json(sh.read(|t| t.to_doc()))
+    Json(sh.read(store::Tenant::to_doc))
 }
 
 async fn unknown_route() -> ApiError {

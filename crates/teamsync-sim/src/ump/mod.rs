@@ -54,7 +54,7 @@ pub struct UmpShared {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// An error answer in problem-details form.
@@ -222,7 +222,7 @@ async fn list(State(sh): Sh, body: Bytes) -> Response {
     }
     let skip = req.skip.unwrap_or(0) as usize;
     let answer = read(&sh, |t| {
-        let take = req.take.map(|n| n as usize).unwrap_or(t.users.len());
+        let take = req.take.map_or(t.users.len(), |n| n as usize);
         let data: Vec<Value> = t
             .users
             .values()
