@@ -28,6 +28,9 @@
 //! repeats `throttle` with the tenant sending `x-ms-throttle-limit-percentage`. The figures come
 //! from the simulator's request log (429s, answered requests, sends before a Retry-After
 //! ended) and the history (failed items).
+//! Many tenants (only when named: `BENCH_ONLY=tenants`): `sync --all` over
+//! `BENCH_TENANTS` (100) simulated tenants, each throttling at its own rate, at each
+//! `--parallel-tenants` of `BENCH_PARALLEL` (1,4,16,100); see `benches/tenants/mod.rs`.
 //! Results: printed as Markdown, and written to `target/bench/results.json`.
 
 use serde_json::{json, Value};
@@ -48,6 +51,8 @@ use teamsync_sim::SimOptions;
 
 #[path = "hostile/mod.rs"]
 mod hostile;
+#[path = "tenants/mod.rs"]
+mod tenants;
 
 /// Marks the one stdout line of a child that carries its result.
 const MARK: &str = "BENCH_RESULT ";
@@ -86,7 +91,7 @@ struct Sizes {
 }
 
 /// Parts that run only when `BENCH_ONLY` names them (they take minutes).
-const OPT_IN: &[&str] = &["throttle", "throttle-header", "mixed"];
+const OPT_IN: &[&str] = &["throttle", "throttle-header", "mixed", "tenants"];
 
 fn env_num<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key)
@@ -617,6 +622,11 @@ async fn orchestrate_async() -> anyhow::Result<()> {
     if z.wants("hostile") {
         results.insert("hostile".into(), hostile::run(dir, &cfg).await?);
     }
+    // 10. many tenants side by side (issue 21).
+    if z.wants("tenants") {
+        let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
+        results.insert("tenants".into(), tenants::run(dir, quick).await?);
+    }
 
     let results = Value::Object(results);
     let out_dir = repo().join("target/bench");
@@ -863,6 +873,7 @@ fn render(z: &Sizes, r: &Value) -> String {
     );
     }
     o += &hostile::render(&r["hostile"]);
+    o += &tenants::render(&r["tenants"]);
     o
 }
 
@@ -883,6 +894,7 @@ fn run_phase(args: &[String]) -> Value {
     let r = match args.first().map(String::as_str) {
         Some("validate") => phase_validate(&args[1..]),
         Some("read") => phase_read(&args[1..]),
+        Some("cli") => phase_cli(&args[1..]),
         Some(_) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -926,6 +938,42 @@ fn phase_validate(args: &[String]) -> anyhow::Result<Value> {
     }
     .code();
     Ok(json!({ "seconds": t0.elapsed().as_secs_f64(), "exit": code }))
+}
+
+/// `cli ARGS…`: the CLI itself (what the binary's `main` runs), timed, with the peak
+/// number of open file descriptors sampled every 5 ms.
+fn phase_cli(args: &[String]) -> anyhow::Result<Value> {
+    use clap::Parser;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let cli = teamsync::cli::Cli::try_parse_from(
+        std::iter::once("teamsync".to_string()).chain(args.iter().cloned()),
+    )?;
+    let done = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let (done, peak) = (done.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                if let Ok(d) = std::fs::read_dir("/proc/self/fd") {
+                    peak.fetch_max(d.count(), Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let t0 = Instant::now();
+    let code = match teamsync::commands::run(cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {}", teamsync::commands::render_error(&e));
+            e.exit()
+        }
+    }
+    .code();
+    let seconds = t0.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    Ok(json!({ "seconds": seconds, "exit": code, "peak_fds": peak.load(Ordering::Relaxed) }))
 }
 
 /// `read SHEET`: the bare reader (header + rows), nothing kept, to show its memory.

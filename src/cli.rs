@@ -108,6 +108,25 @@ pub struct PlanArgs {
     pub allow_license_removals: Option<usize>,
 }
 
+/// `--all`, `--parallel-tenants` and `--shard`: one command over many tenants.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ManyArgs {
+    /// Every tenant that names its sheet in the config (`sheet = "…"`), side by side,
+    /// each with its own lock, rate limiter and job; one summary table, and the worst
+    /// tenant's exit code.
+    #[arg(long)]
+    pub all: bool,
+    /// Tenants worked on at once with --all (default: the config's parallel_tenants, 4
+    /// without one).
+    #[arg(long, value_name = "N", requires = "all", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub parallel_tenants: Option<u64>,
+    /// Only shard I of N (from 0) of --all's tenants: sorted by name, the ones whose
+    /// position modulo N is I. N pods running --shard $JOB_COMPLETION_INDEX/N cover
+    /// every tenant exactly once.
+    #[arg(long, value_name = "I/N", requires = "all")]
+    pub shard: Option<crate::run::many::Shard>,
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     /// Job title (default: the sheet's file name).
@@ -144,13 +163,16 @@ pub enum Command {
         "teamsync validate users.xlsx",
         "teamsync validate new-hires.csv leavers.csv --ignore-unknown-columns",
         "teamsync --output json validate users.xlsx | jq '.errors[]'",
+        "teamsync validate --all                               # every tenant's sheet (sheet = \"…\" in the config)",
     ))]
     Validate {
         /// Sheets to check (CSV, XLSX, XLS, ODS).
-        #[arg(required = true)]
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
         sheets: Vec<PathBuf>,
         #[command(flatten)]
         sheet: SheetArgs,
+        #[command(flatten)]
+        many: ManyArgs,
     },
     /// Show what a sheet would change on a tenant (reads only; saves the plan with --out).
     #[command(after_help = examples!(
@@ -158,20 +180,24 @@ pub enum Command {
         "teamsync plan users.xlsx --tenant acme --out plan.json   # then: teamsync apply --plan plan.json",
         "teamsync plan users.xlsx --mode mirror                  # also disable numbered users not in the sheet",
         "teamsync plan users.csv --detailed-exitcode            # exit 4 when the tenant differs (drift checks)",
+        "teamsync plan --all --detailed-exitcode                # every tenant against its own sheet",
     ))]
     Plan {
-        /// The sheet to plan.
-        sheet: PathBuf,
+        /// The sheet to plan (omit with --all: each tenant's own).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        sheet: Option<PathBuf>,
         #[command(flatten)]
         plan: PlanArgs,
         #[command(flatten)]
         sheet_args: SheetArgs,
         /// Save the plan for `apply --plan`.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "all")]
         out: Option<PathBuf>,
         /// Exit 0 when nothing would change, 4 when there are changes.
         #[arg(long)]
         detailed_exitcode: bool,
+        #[command(flatten)]
+        many: ManyArgs,
     },
     /// Apply a sheet or a saved plan; asks on a terminal (declining exits 1).
     #[command(after_help = examples!(
@@ -202,16 +228,21 @@ pub enum Command {
         "teamsync sync users.xlsx",
         "teamsync -q sync /srv/hr/teams-users.xlsx --tenant acme --report /srv/reports/nightly.html",
         "teamsync --output json sync users.xlsx | jq .exit_code",
+        "teamsync -q sync --all --parallel-tenants 8               # every tenant that names its sheet",
+        "teamsync sync --all --shard $JOB_COMPLETION_INDEX/4       # one pod of a Kubernetes Indexed Job",
     ))]
     Sync {
-        /// The sheet to sync.
-        sheet: PathBuf,
+        /// The sheet to sync (omit with --all: each tenant's own).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        sheet: Option<PathBuf>,
         #[command(flatten)]
         plan: PlanArgs,
         #[command(flatten)]
         sheet_args: SheetArgs,
         #[command(flatten)]
         run: RunArgs,
+        #[command(flatten)]
+        many: ManyArgs,
     },
     /// Finish an interrupted or aborted job from the rows it stored (not the sheet).
     #[command(after_help = examples!(
@@ -229,6 +260,7 @@ pub enum Command {
         "teamsync jobs list",
         "teamsync jobs show 12 --status failed",
         "teamsync jobs export 12 --format html --out job.html",
+        "teamsync jobs merge /mnt/pod-0/history.db /mnt/pod-1/history.db",
     ))]
     Jobs {
         #[command(subcommand)]
@@ -378,6 +410,17 @@ pub enum JobsCommand {
         /// Save the plan for `apply --plan`.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+    },
+    /// Fold other job histories (one per pod, or per night) into this one: new ids, each
+    /// job once however often it is merged; the sources are only read.
+    #[command(after_help = examples!(
+        "teamsync jobs merge shard-0.db shard-1.db          # into the configured history",
+        "teamsync --db /srv/teamsync/all.db jobs merge /mnt/pod-*/history.db",
+    ))]
+    Merge {
+        /// The histories to fold in (teamsync history databases), in order.
+        #[arg(required = true, value_name = "DB")]
+        sources: Vec<PathBuf>,
     },
     /// Delete jobs older than N days (asks on a terminal; --yes for schedulers).
     #[command(after_help = examples!(

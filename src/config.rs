@@ -120,8 +120,12 @@ pub trait TenantKeys {
     fn pacing(&self) -> Pacing;
     /// The connection keys; `None` for an embedded simulator.
     fn remote(&self) -> Option<Remote>;
-    /// Makes relative paths (seed, state, CA file) relative to the config file's folder.
+    /// Makes relative paths (seed, state, CA file, sheet) relative to the config file's
+    /// folder.
     fn resolve_paths(&mut self, base: &Path);
+    /// The sheet this tenant is synced from by `--all` (`sheet = "…"`), resolved against
+    /// the config file's folder; `None`: the tenant takes part in single runs only.
+    fn sheet(&self) -> Option<&Path>;
 }
 
 /// Defaults of the shared keys (named by [`tenant_table!`]'s serde attributes).
@@ -215,6 +219,9 @@ macro_rules! tenant_table {
         #[serde(deny_unknown_fields)]
         pub struct $name {
             $( $(#[$fmeta])* pub $field: $ty, )*
+            /// The tenant's sheet, for `--all` runs (relative to the config file).
+            #[serde(default)]
+            pub sheet: Option<std::path::PathBuf>,
             #[serde(default = "crate::config::defaults::rate")]
             pub rate_per_second: f64,
             /// A ceiling of reads' own (GET), req/s; unset = `rate_per_second`.
@@ -262,13 +269,17 @@ macro_rules! tenant_table {
             fn resolve_paths(&mut self, base: &std::path::Path) {
                 let _ = base;
                 $( self.$path = self.$path.take().map(|p| $crate::config::resolve(base, p)); )*
+                self.sheet = self.sheet.take().map(|p| $crate::config::resolve(base, p));
+            }
+            fn sheet(&self) -> Option<&std::path::Path> {
+                self.sheet.as_deref()
             }
         }
         impl $name {
             /// Every key the table takes (`backend` aside), in declaration order.
             pub const KEYS: &'static [&'static str] = &[
                 $(stringify!($field),)*
-                "rate_per_second", "read_rate_per_second", "max_throttle_minutes",
+                "sheet", "rate_per_second", "read_rate_per_second", "max_throttle_minutes",
                 "burst", "concurrency", "request_timeout_s",
                 "max_attempts", "replication_window_s", "retry_budget",
                 "max_consecutive_failures",
@@ -330,6 +341,7 @@ struct RawConfig {
     default_tenant: Option<String>,
     lock_dir: Option<PathBuf>,
     metrics_file: Option<PathBuf>,
+    parallel_tenants: Option<usize>,
     notify: Option<crate::notify::NotifyConfig>,
     #[serde(default)]
     limits: LimitsConfig,
@@ -350,6 +362,10 @@ pub struct Config {
     pub metrics_file: Option<PathBuf>,
     /// Webhook told after each run (`crate::notify::webhook`).
     pub notify: Option<crate::notify::NotifyConfig>,
+    /// How many tenants an `--all` run works on at once (`--parallel-tenants` overrides).
+    /// Each tenant's rate limit, not the CPU, bounds a night, so tenants side by side is
+    /// where the time is won; a few at once keeps one pod's memory and sockets modest.
+    pub parallel_tenants: usize,
     pub limits: LimitsConfig,
     pub tenants: BTreeMap<String, TenantConfig>,
 }
@@ -361,7 +377,12 @@ const OVERRIDABLE: &[&str] = &[
     "default_tenant",
     "lock_dir",
     "metrics_file",
+    "parallel_tenants",
 ];
+
+/// Tenants an `--all` run works on at once when neither the config nor
+/// `--parallel-tenants` says.
+pub const DEFAULT_PARALLEL_TENANTS: usize = 4;
 
 impl Config {
     /// Loads `path`, or the default location: `./config/teamsync.toml` if present, else
@@ -416,6 +437,13 @@ impl Config {
                 "default_tenant" => raw.default_tenant = Some(v.clone()),
                 "lock_dir" => raw.lock_dir = Some(PathBuf::from(v)),
                 "metrics_file" => raw.metrics_file = Some(PathBuf::from(v)),
+                "parallel_tenants" => {
+                    raw.parallel_tenants = Some(v.trim().parse().map_err(|_| {
+                        ConfigError::Invalid(format!(
+                            "environment variable {k}: {v:?} is not a number of tenants"
+                        ))
+                    })?);
+                }
                 // Variables the CLI itself reads (TEAMSYNC_CONFIG, TEAMSYNC_LOG, TEAMSYNC_SIM_TOKEN)
                 // are not keys.
                 "config" | "log" | "sim_token" => {}
@@ -451,6 +479,11 @@ impl Config {
                 )));
             }
         }
+        if raw.parallel_tenants == Some(0) {
+            return Err(ConfigError::Invalid(format!(
+                "{shown}: parallel_tenants must be at least 1"
+            )));
+        }
         if let Some(n) = &raw.notify {
             n.check()
                 .map_err(|m| ConfigError::Invalid(format!("{shown}: {m}")))?;
@@ -466,6 +499,7 @@ impl Config {
             lock_dir: raw.lock_dir.map(resolve),
             metrics_file: raw.metrics_file.map(resolve),
             notify: raw.notify,
+            parallel_tenants: raw.parallel_tenants.unwrap_or(DEFAULT_PARALLEL_TENANTS),
             limits: raw.limits,
             tenants,
         })
@@ -640,6 +674,39 @@ mod tests {
             c.tenants.keys().collect::<Vec<_>>(),
             ["demo", "demo-graph", "demo-lp", "demo-portsip", "demo-ump"]
         );
+    }
+
+    /// Every backend's table takes `sheet`, resolved like `seed`; `parallel_tenants`
+    /// defaults, is read from the file and the environment, and cannot be 0.
+    #[test]
+    fn tenants_name_their_sheets_and_runs_take_several_at_once() {
+        let c = Config::from_str(
+            "parallel_tenants = 6\n\
+             [tenants.a]\nsheet = \"sheets/a.csv\"\n\
+             [tenants.b]\nbackend = \"ump\"\nbase_url = \"https://u.example\"\nsheet = \"/srv/b.xlsx\"\n\
+             [tenants.c]\n",
+            Path::new("/etc/ts"),
+            Some(Path::new("/etc/ts/teamsync.toml")),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.parallel_tenants, 6);
+        assert_eq!(
+            c.tenants["a"].sheet(),
+            Some(Path::new("/etc/ts/sheets/a.csv"))
+        );
+        assert_eq!(c.tenants["b"].sheet(), Some(Path::new("/srv/b.xlsx")));
+        assert_eq!(c.tenants["c"].sheet(), None);
+        for b in crate::connector::registry::BACKENDS {
+            assert!(b.keys.contains(&"sheet"), "{b:?}");
+        }
+        let c = Config::from_str("", Path::new("."), None, &[]).unwrap();
+        assert_eq!(c.parallel_tenants, DEFAULT_PARALLEL_TENANTS);
+        let env = [("TEAMSYNC_PARALLEL_TENANTS".to_string(), "12".to_string())];
+        let c = Config::from_str("", Path::new("."), None, &env).unwrap();
+        assert_eq!(c.parallel_tenants, 12);
+        let e = Config::from_str("parallel_tenants = 0", Path::new("."), None, &[]).unwrap_err();
+        assert!(e.to_string().contains("parallel_tenants"), "{e}");
     }
 
     #[test]

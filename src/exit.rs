@@ -66,6 +66,30 @@ impl Exit {
         }
     }
 
+    /// How bad a code is, for [`Exit::fold`]: the table's order for 0 to 3 (done, items
+    /// failed, invalid input, aborted), with "changes pending" just above done. Code 4
+    /// only says a plan found work: letting it outrank an error would turn "a tenant
+    /// could not be read" into "there is drift" for `plan --all --detailed-exitcode`.
+    const fn severity(self) -> u8 {
+        match self {
+            Exit::Done => 0,
+            Exit::ChangesPending => 1,
+            Exit::Incomplete => 2,
+            Exit::Invalid => 3,
+            Exit::Aborted => 4,
+        }
+    }
+
+    /// The code of a run over many tenants (`--all`): the worst of theirs, in the
+    /// table's order (see [`Exit::severity`]), so a scheduler sees the night's worst
+    /// tenant. No tenant at all is done.
+    pub fn fold(exits: impl IntoIterator<Item = Exit>) -> Exit {
+        exits
+            .into_iter()
+            .max_by_key(|e| e.severity())
+            .unwrap_or(Exit::Done)
+    }
+
     /// A few words for one-line outcomes (`-q`), notifications and metrics.
     pub const fn meaning(self) -> &'static str {
         match self {
@@ -140,6 +164,10 @@ impl Exit {
         match e {
             CliError::Invalid(_) | CliError::Config(_) | CliError::Output { .. } => Exit::Invalid,
             CliError::Run(e) => Exit::run_error(e),
+            // A file that is not a history is wrong input; a target that cannot be
+            // written is the surroundings.
+            CliError::Merge(e) if e.is_input() => Exit::Invalid,
+            CliError::Merge(_) => Exit::Aborted,
             CliError::History { .. }
             | CliError::Stdout(_)
             | CliError::Report(_)
@@ -176,6 +204,26 @@ mod tests {
                 "README's exit-code table lacks code {}",
                 e.code()
             );
+        }
+    }
+
+    #[test]
+    fn many_tenants_fold_to_the_worst() {
+        use Exit::*;
+        assert_eq!(Exit::fold([]), Done);
+        assert_eq!(Exit::fold([Done, Done]), Done);
+        assert_eq!(Exit::fold([Done, Incomplete, Done]), Incomplete);
+        assert_eq!(Exit::fold([Incomplete, Invalid]), Invalid);
+        assert_eq!(Exit::fold([Aborted, Invalid, Incomplete]), Aborted);
+        // Pending changes outrank only done: an error is never hidden behind drift.
+        assert_eq!(Exit::fold([Done, ChangesPending]), ChangesPending);
+        assert_eq!(Exit::fold([ChangesPending, Incomplete]), Incomplete);
+        assert_eq!(Exit::fold([Aborted, ChangesPending]), Aborted);
+        // Order does not matter.
+        for a in Exit::ALL {
+            for b in Exit::ALL {
+                assert_eq!(Exit::fold([a, b]), Exit::fold([b, a]));
+            }
         }
     }
 

@@ -330,7 +330,53 @@ pub(super) async fn run(ctx: &Ctx, cmd: JobsCommand) -> CmdResult {
             dry_run,
             yes,
         } => prune(ctx, older_than, dry_run, yes).await,
+        JobsCommand::Merge { sources } => merge(ctx, &sources),
     }
+}
+
+/// `jobs merge`: each source into the configured history (`--db`), one transaction each,
+/// saying what each brought. A refused source stops the command; the sources before it
+/// stay merged, and merging them again adds nothing.
+fn merge(ctx: &Ctx, sources: &[std::path::PathBuf]) -> CmdResult {
+    use crate::history::merge::Target;
+    use crate::human::count;
+    let mut target = Target::open(&ctx.db)?;
+    let mut merged = Vec::new();
+    for source in sources {
+        let m = target.merge(source)?;
+        if !ctx.json() {
+            errln!(
+                "{}: {} added ({}), {} brought up to date, {} already here",
+                source.display(),
+                count(m.added, "job"),
+                count(m.items, "item"),
+                m.updated,
+                m.unchanged
+            );
+            for (taken, new) in &m.renamed {
+                errln!("  job_id {taken} was another job's here: merged as {new}");
+            }
+        }
+        merged.push(m);
+    }
+    let jobs = target.job_count()?;
+    if ctx.json() {
+        print_json(
+            "jobs-merge",
+            serde_json::json!({
+                "history": ctx.db.display().to_string(),
+                "jobs": jobs,
+                "sources": merged,
+            }),
+        )?;
+    } else {
+        outln!(
+            "{} now holds {}: teamsync jobs list",
+            ctx.db.display(),
+            count(jobs, "job")
+        )?;
+    }
+    Ok(Exit::Done)
 }
 
 /// `jobs prune`: lists what goes, asks on a terminal (or takes `--yes`), deletes exactly

@@ -22,6 +22,7 @@ macro_rules! err {
     ($($t:tt)*) => { $crate::commands::write_stderr(format_args!($($t)*)) };
 }
 
+mod all;
 mod backends;
 mod help;
 mod jobs;
@@ -75,6 +76,9 @@ pub enum CliError {
     Stdout(#[source] std::io::Error),
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// `jobs merge` refused a source or could not write the target.
+    #[error(transparent)]
+    Merge(#[from] crate::history::merge::MergeError),
     /// Something of teamsync's own failed: the async runtime, a simulator's server.
     #[error("{what}")]
     Internal {
@@ -197,21 +201,38 @@ pub fn run(cli: Cli) -> CmdResult {
         quiet: cli.global.quiet,
     };
     match cli.command {
-        Command::Validate { sheets, sheet } => validate::run(&ctx, &sheets, &sheet),
+        Command::Validate { sheet, many, .. } if many.all => {
+            runtime()?.block_on(all::validate(&ctx, &sheet, &many))
+        }
+        Command::Validate { sheets, sheet, .. } => validate::run(&ctx, &sheets, &sheet),
         Command::Templates { command } => templates::run(&ctx, command),
         Command::Backends => backends::run(&ctx),
         Command::Completions { shell } => help::completions(shell),
         Command::Man { out_dir } => help::man(out_dir.as_deref()),
         Command::Sim(args) => runtime()?.block_on(sim::run(&ctx, args)),
         Command::Plan {
+            plan,
+            sheet_args,
+            detailed_exitcode,
+            many,
+            ..
+        } if many.all => runtime()?.block_on(all::plan(
+            &ctx,
+            &plan,
+            &sheet_args,
+            &many,
+            detailed_exitcode,
+        )),
+        Command::Plan {
             sheet,
             plan,
             sheet_args,
             out,
             detailed_exitcode,
+            ..
         } => runtime()?.block_on(plan::run(
             &ctx,
-            &sheet,
+            &one_sheet(sheet)?,
             &plan,
             &sheet_args,
             out.as_deref(),
@@ -234,15 +255,34 @@ pub fn run(cli: Cli) -> CmdResult {
             yes,
         )),
         Command::Sync {
+            plan,
+            sheet_args,
+            run,
+            many,
+            ..
+        } if many.all => runtime()?.block_on(all::sync(&ctx, &plan, &sheet_args, &run, &many)),
+        Command::Sync {
             sheet,
             plan,
             sheet_args,
             run,
-        } => runtime()?.block_on(run::sync(&ctx, &sheet, &plan, &sheet_args, &run)),
+            ..
+        } => runtime()?.block_on(run::sync(
+            &ctx,
+            &one_sheet(sheet)?,
+            &plan,
+            &sheet_args,
+            &run,
+        )),
         Command::Resume { job, run } => runtime()?.block_on(run::resume(&ctx, &job, &run)),
         Command::Jobs { command } => runtime()?.block_on(jobs::run(&ctx, command)),
         Command::Tenant { command } => runtime()?.block_on(tenant::run(&ctx, command)),
     }
+}
+
+/// The sheet of a single-tenant command (clap requires it unless `--all`).
+fn one_sheet(sheet: Option<PathBuf>) -> Result<PathBuf, CliError> {
+    sheet.ok_or_else(|| CliError::Invalid("give a sheet, or --all for every tenant's own".into()))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {

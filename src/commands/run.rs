@@ -15,7 +15,7 @@ use crate::run::{self, Command, Report, RunError, RunRequest, RunSettings, Sheet
 use is_terminal::IsTerminal;
 use std::path::Path;
 
-fn settings(run: &RunArgs) -> Result<RunSettings, CliError> {
+pub(crate) fn settings(run: &RunArgs) -> Result<RunSettings, CliError> {
     let only = run
         .only
         .iter()
@@ -174,7 +174,7 @@ impl run::Review for Ui<'_> {
 }
 
 /// The `teamsync resume` line for this job, with the `--config`/`--db` this run used.
-fn resume_command(ctx: &Ctx, job_id: &str) -> String {
+pub(crate) fn resume_command(ctx: &Ctx, job_id: &str) -> String {
     let mut cmd = String::from("teamsync");
     if let Some(c) = &ctx.config.path {
         if c != Path::new("config/teamsync.toml") {
@@ -389,7 +389,7 @@ async fn execute(ctx: &Ctx, req: RunRequest, ui: &mut Ui<'_>, run: &RunArgs) -> 
 
 /// A line for a log file: with the time in front when nobody watches a terminal (cron,
 /// systemd), as the log lines are.
-fn stamped(line: &str) -> String {
+pub(crate) fn stamped(line: &str) -> String {
     if std::io::stdout().is_terminal() {
         line.to_string()
     } else {
@@ -403,7 +403,16 @@ fn stamped(line: &str) -> String {
 /// The metrics file and the webhook, after a run. Neither changes the run's outcome: a
 /// failure is a warning.
 async fn tell(ctx: &Ctx, summary: &RunSummary, history: Option<&History>) {
-    if let Some(path) = &ctx.config.metrics_file {
+    tell_config(&ctx.config, summary, history).await;
+}
+
+/// [`tell`] with only the config at hand (a tenant of an `--all` run, in its own task).
+pub(crate) async fn tell_config(
+    config: &crate::config::Config,
+    summary: &RunSummary,
+    history: Option<&History>,
+) {
+    if let Some(path) = &config.metrics_file {
         if let Err(e) = crate::notify::metrics::write(path, summary, history) {
             errln!(
                 "warning: cannot write the metrics file {}: {e}",
@@ -412,7 +421,7 @@ async fn tell(ctx: &Ctx, summary: &RunSummary, history: Option<&History>) {
         }
     }
     let exit = Exit::from_code(summary.exit_code).unwrap_or(Exit::Aborted);
-    if let Some(cfg) = ctx.config.notify.as_ref().filter(|n| n.wants(exit)) {
+    if let Some(cfg) = config.notify.as_ref().filter(|n| n.wants(exit)) {
         if let Err(e) = crate::notify::webhook::send(cfg, summary).await {
             errln!(
                 "warning: the run's notification was not delivered: {}",

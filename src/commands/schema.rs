@@ -49,7 +49,7 @@ pub fn list(kind: &str, key: &str, items: Value, extra: &[(&str, Value)]) -> Val
 }
 
 /// Every document name a command prints, for the README's table and its test.
-pub const DOCUMENTS: [&str; 16] = [
+pub const DOCUMENTS: [&str; 18] = [
     "validate",
     "plan",
     "plan-errors",
@@ -57,6 +57,8 @@ pub const DOCUMENTS: [&str; 16] = [
     "job-details",
     "jobs-page",
     "jobs-prune",
+    "jobs-merge",
+    "tenants",
     "tenant-status",
     "tenant-users",
     "tenant-groups",

@@ -245,6 +245,9 @@ impl TenantKeys for TenantConfig {
     fn resolve_paths(&mut self, base: &Path) {
         self.table_mut().resolve_paths(base);
     }
+    fn sheet(&self) -> Option<&Path> {
+        self.table().sheet()
+    }
 }
 
 /// The `backend` of an embedded simulator's table.

@@ -26,6 +26,7 @@
 pub mod items;
 pub mod jobs;
 pub mod lock;
+pub mod merge;
 pub mod queries;
 mod reads;
 mod schema;

@@ -177,7 +177,27 @@ pub fn render(existing: &str, s: &RunSummary, last_success: Option<f64>) -> Stri
 }
 
 /// Writes the run's metrics into `path`, keeping other tenants' samples.
+///
+/// Read, merged by tenant and replaced under a lock: the tenants of a `--all` run finish
+/// side by side in this process (a mutex), and another teamsync may share the file (a
+/// `flock` on `PATH.lock` beside it). Without them two tenants finishing together would
+/// each keep the file as it was before the other, and one tenant's series would vanish.
 pub fn write(path: &Path, s: &RunSummary, history: Option<&History>) -> std::io::Result<()> {
+    static IN_PROCESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _here = IN_PROCESS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let lock_path = {
+        let mut p = path.as_os_str().to_owned();
+        p.push(".lock");
+        std::path::PathBuf::from(p)
+    };
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)?;
+    lock.lock()?;
     let existing = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -185,6 +205,7 @@ pub fn write(path: &Path, s: &RunSummary, history: Option<&History>) -> std::io:
     };
     let text = render(&existing, s, last_success(history, &s.tenant));
     crate::files::write_atomic(path, text.as_bytes(), 0o644)
+    // The flock goes with `lock`, closed here.
 }
 
 #[cfg(test)]
@@ -271,6 +292,55 @@ mod tests {
             1
         );
         assert_eq!(again, text);
+    }
+
+    /// Tenants of one `--all` run finish together: every tenant's series survives, each
+    /// once, and a later single-tenant run replaces only its own.
+    #[test]
+    fn tenants_finishing_together_keep_each_others_series() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("teamsync.prom");
+        std::thread::scope(|scope| {
+            for i in 0..16 {
+                let path = &path;
+                scope.spawn(move || {
+                    let mut s = summary();
+                    s.tenant = format!("t{i:02}");
+                    s.requests = i;
+                    write(path, &s, None).unwrap();
+                });
+            }
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        let scrape = parse(&text);
+        for i in 0..16 {
+            let t = format!("t{i:02}");
+            assert_eq!(
+                value(&scrape, "teamsync_last_run_requests", &[("tenant", &t)]),
+                f64::from(i)
+            );
+        }
+        let mut later = summary();
+        later.tenant = "t03".into();
+        later.requests = 99;
+        write(&path, &later, None).unwrap();
+        let scrape = parse(&std::fs::read_to_string(&path).unwrap());
+        assert_eq!(
+            value(&scrape, "teamsync_last_run_requests", &[("tenant", "t03")]),
+            99.0
+        );
+        assert_eq!(
+            value(&scrape, "teamsync_last_run_requests", &[("tenant", "t15")]),
+            15.0
+        );
+        assert_eq!(
+            scrape
+                .samples
+                .iter()
+                .filter(|s| s.metric == "teamsync_last_run_requests")
+                .count(),
+            16
+        );
     }
 
     #[test]

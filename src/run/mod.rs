@@ -22,6 +22,7 @@
 //! tenant to file them under), a resume with nothing left to do, and an interactive
 //! `apply` whose confirmation is declined (the operator chose not to run it).
 
+pub mod many;
 pub mod signals;
 mod tenant;
 
@@ -127,7 +128,7 @@ pub enum Report {
 }
 
 impl Report {
-    fn to_json(&self) -> serde_json::Value {
+    pub fn to_json(&self) -> serde_json::Value {
         match self {
             Report::Sheet(v) => v.to_json()["errors"].clone(),
             Report::Plan(d) => serde_json::to_value(d).unwrap_or_default(),
@@ -311,6 +312,34 @@ pub async fn execute(
     req: RunRequest,
     review: &mut dyn Review,
 ) -> Result<RunOutput, RunError> {
+    execute_in(session, None, req, review).await
+}
+
+/// [`execute`] into a history that several runs share (`sync --all`): the caller opened
+/// it and proved it writable once, and every tenant's job goes through its one writer
+/// thread, instead of a writer, two connections and their files per tenant contending
+/// for the same database.
+pub async fn execute_shared(
+    session: &Session<'_>,
+    history: &History,
+    req: RunRequest,
+    review: &mut dyn Review,
+) -> Result<RunOutput, RunError> {
+    execute_in(session, Some(history), req, review).await
+}
+
+/// Opens the history for a run, and proves it takes a write ([`execute`]'s first step),
+/// for callers that share one between runs ([`execute_shared`]).
+pub async fn open_history(db: &Path) -> Result<History, RunError> {
+    writable_history(db).await
+}
+
+async fn execute_in(
+    session: &Session<'_>,
+    shared: Option<&History>,
+    req: RunRequest,
+    review: &mut dyn Review,
+) -> Result<RunOutput, RunError> {
     // What is known before the tenant: which tenant, the saved plan or the resumed job.
     let mut resumed = None;
     let mut saved = None;
@@ -356,7 +385,10 @@ pub async fn execute(
             return Err(RunError::NothingToResume(row.id));
         }
     }
-    let history = writable_history(&session.db).await?;
+    let history = match shared {
+        Some(h) => h.clone(),
+        None => writable_history(&session.db).await?,
+    };
 
     let mut info = match (&req.source, &saved, &resumed) {
         (Source::Sheet(s), _, _) => {

@@ -17,6 +17,7 @@ mod graph;
 mod history_truth;
 mod hostile_sheets;
 mod liveplatform;
+mod many_tenants;
 mod operator;
 mod portsip;
 mod reliability;
