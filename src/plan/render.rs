@@ -186,6 +186,9 @@ pub fn render_human(plan: &Plan, color: bool) -> String {
         },
         plan.users.len()
     );
+    if let Some(r) = &plan.refresh {
+        let _ = writeln!(out, "{}", refresh_line(r));
+    }
     for u in &plan.users {
         if u.ops.is_empty() {
             continue;
@@ -254,6 +257,23 @@ pub fn render_human(plan: &Plan, color: bool) -> String {
     out
 }
 
+/// The header line saying how the users' details were read: what was trusted, and how
+/// stale it may be.
+fn refresh_line(r: &crate::refresh::RefreshReport) -> String {
+    match r.mode {
+        crate::refresh::RefreshMode::Full => {
+            format!("refresh: full — {} users' details read", r.read)
+        }
+        crate::refresh::RefreshMode::Incremental => format!(
+            "refresh: incremental — {} of {} users' details trusted from the history (read within {} days), {} read",
+            r.trusted,
+            r.users,
+            crate::refresh::MAX_AGE_DAYS,
+            r.read
+        ),
+    }
+}
+
 fn kind_counts(s: &PlanSummary) -> [(&'static str, usize); 8] {
     [
         ("create", s.create),
@@ -289,6 +309,7 @@ pub fn render_json(plan: &Plan) -> Value {
         "mode": plan.mode,
         "kind": plan.kind,
         "snapshot_fingerprint": plan.snapshot_fingerprint,
+        "refresh": plan.refresh,
         "warnings": plan.warnings,
         "removals": super::removals::removals(plan),
         "users": users,
