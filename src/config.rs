@@ -734,6 +734,48 @@ mod tests {
     }
 
     #[test]
+    fn refresh_keys_default_to_full_and_are_checked() {
+        use crate::refresh::RefreshMode;
+        let c = Config::from_str(
+            "[tenants.a]\nseed = \"s.json\"\n",
+            Path::new("."),
+            None,
+            &[],
+        )
+        .unwrap();
+        let p = c.tenants["a"].pacing();
+        assert_eq!(p.refresh, RefreshMode::Full);
+        assert!((p.refresh_share - 1.0 / 7.0).abs() < 1e-12);
+        let c = Config::from_str(
+            "[tenants.a]\nseed = \"s.json\"\nrefresh = \"incremental\"\nrefresh_share = 0.25\n",
+            Path::new("."),
+            None,
+            &[],
+        )
+        .unwrap();
+        let p = c.tenants["a"].pacing();
+        assert_eq!(
+            (p.refresh, p.refresh_share),
+            (RefreshMode::Incremental, 0.25)
+        );
+        for bad in [
+            "refresh_share = 0",
+            "refresh_share = 1.5",
+            "refresh = \"sometimes\"",
+        ] {
+            let e = Config::from_str(
+                &format!("[tenants.a]\nseed = \"s.json\"\n{bad}\n"),
+                Path::new("."),
+                None,
+                &[],
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("refresh"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn plain_http_only_to_loopback() {
         assert!(check_url("http://127.0.0.1:8080", false).is_ok());
         assert!(check_url("http://localhost:1", false).is_ok());

@@ -209,7 +209,10 @@ mod tests {
         }
         assert_eq!(cycle_nights(DEFAULT_SHARE), 7);
         // About a seventh each night, not everyone on one night.
-        let tonight = upns.iter().filter(|u| in_rotation(u, 20_426, DEFAULT_SHARE)).count();
+        let tonight = upns
+            .iter()
+            .filter(|u| in_rotation(u, 20_426, DEFAULT_SHARE))
+            .count();
         assert!((200..=380).contains(&tonight), "{tonight}");
         // Case does not move a user to another night.
         assert_eq!(
@@ -248,7 +251,8 @@ mod tests {
             details: None,
             ..user.clone()
         };
-        let t = |l: &TenantUser, s: &UserSpec, now| trusted(Some(&stored), l, s, now, DEFAULT_SHARE);
+        let t =
+            |l: &TenantUser, s: &UserSpec, now| trusted(Some(&stored), l, s, now, DEFAULT_SHARE);
         assert_eq!(t(&listed, &spec, at(day)), user.details.clone());
         // A listed field changed, the row changed, the read is too old, or it is the
         // user's night: read again.
@@ -266,7 +270,10 @@ mod tests {
         assert_eq!(t(&listed, &spec, at(rotation)), None);
         assert_eq!(trusted(None, &listed, &spec, at(day), DEFAULT_SHARE), None);
         let old = record(&user, Some(&spec), at(day - 8)).unwrap();
-        assert_eq!(trusted(Some(&old), &listed, &spec, at(day), DEFAULT_SHARE), None);
+        assert_eq!(
+            trusted(Some(&old), &listed, &spec, at(day), DEFAULT_SHARE),
+            None
+        );
         // A read without details is nothing to trust.
         assert!(record(&listed, Some(&spec), at(day)).is_none());
     }

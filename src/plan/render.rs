@@ -302,16 +302,21 @@ pub fn render_json(plan: &Plan) -> Value {
             })
         })
         .collect();
-    json!({
+    let mut doc = json!({
         "summary": summary(plan),
         "tenant": plan.tenant,
         "backend": plan.backend,
         "mode": plan.mode,
         "kind": plan.kind,
         "snapshot_fingerprint": plan.snapshot_fingerprint,
-        "refresh": plan.refresh,
         "warnings": plan.warnings,
         "removals": super::removals::removals(plan),
         "users": users,
-    })
+    });
+    // Only a plan whose run chose how to read details says how (a saved plan's drift
+    // check, a revert plan, a backend that reads details its own way do not).
+    if let Some(r) = &plan.refresh {
+        doc["refresh"] = json!(r);
+    }
+    doc
 }

@@ -552,7 +552,10 @@ async fn run_tenant(
     }
     let (plan, target) = match (sheet, saved, resumed) {
         (Some((s, v)), _, _) => (
-            unless_stopped(stop, name, tenant::plan_validated(
+            unless_stopped(
+                stop,
+                name,
+                tenant::plan_validated(
                     tenant,
                     s,
                     &v,
@@ -560,7 +563,9 @@ async fn run_tenant(
                         history,
                         record: true,
                     }),
-                )).await?,
+                ),
+            )
+            .await?,
             JobTarget::New,
         ),
         (_, Some(p), _) => {

@@ -11,12 +11,12 @@ use crate::connect::Tenant;
 use crate::connector::ConnectorError;
 use crate::history::{FailKind, History, UserRead};
 use crate::model::{Diagnostic, JobKind, Snapshot, TenantUser, Upn, UserSpec};
-use crate::refresh::{RefreshMode, RefreshReport};
-use std::collections::{HashMap, HashSet};
 use crate::plan::{self, Plan, PlanInput};
+use crate::refresh::{RefreshMode, RefreshReport};
 use crate::template::TemplateSet;
 use crate::validate::{validate_files, SheetOptions, Validated};
 use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// A sheet to plan: the file, how to read it, and the planning mode.
@@ -354,9 +354,10 @@ pub(crate) async fn plan_validated(
     }
     let now = chrono::Utc::now();
     let stored: HashMap<String, UserRead> = match (mode, reads) {
-        (RefreshMode::Incremental, Some(r)) => {
-            r.history.user_reads(&tenant.name).map_err(RunError::History)?
-        }
+        (RefreshMode::Incremental, Some(r)) => r
+            .history
+            .user_reads(&tenant.name)
+            .map_err(RunError::History)?,
         _ => HashMap::new(),
     };
     let mut r = refreshed_snapshot(tenant, &v.specs, v.kind, |u, s| {
