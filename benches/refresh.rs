@@ -134,7 +134,11 @@ fn teamsync(dir: &Path, args: &[&str]) -> anyhow::Result<(i32, String)> {
         .output()?;
     Ok((
         out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     ))
 }
 
@@ -164,6 +168,7 @@ async fn main() -> anyhow::Result<()> {
     let sim = Sim {
         server: Background::spawn(sim.router()).await?,
     };
+    std::fs::create_dir_all(dir.path().join("templates"))?;
     std::fs::write(
         dir.path().join("teamsync.toml"),
         format!(
@@ -178,17 +183,17 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let sheet_path = dir.path().join("users.csv");
     sheet(&sheet_path, users, None)?;
-    let (code, _) = teamsync(dir.path(), &["-q", "sync", "users.csv"])?;
-    anyhow::ensure!(code == 0, "night 1: exit {code}");
+    let (code, out) = teamsync(dir.path(), &["-q", "sync", "users.csv"])?;
+    anyhow::ensure!(code == 0, "night 1: exit {code}: {out}");
     let (night1, _) = sim.counts().await?;
 
     sheet(&sheet_path, users, Some(100 / percent))?;
     sim.clear().await?;
-    let (code, _) = teamsync(
+    let (code, out) = teamsync(
         dir.path(),
         &["-q", "sync", "users.csv", "--refresh", "incremental"],
     )?;
-    anyhow::ensure!(code == 0, "night 2: exit {code}");
+    anyhow::ensure!(code == 0, "night 2: exit {code}: {out}");
     let (night2, all2) = sim.counts().await?;
     let (code, out) = teamsync(
         dir.path(),
