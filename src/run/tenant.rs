@@ -291,7 +291,8 @@ async fn refreshed_snapshot(
 /// out, as a full snapshot leaves it out.
 async fn read_fresh(tenant: &Tenant, r: &mut Refreshed, upns: &[Upn]) -> Result<(), RunError> {
     use futures::{StreamExt, TryStreamExt};
-    const CONCURRENCY: usize = 8;
+    // As many at once as Fusion's own snapshot reads details.
+    const CONCURRENCY: usize = 16;
     let wanted: HashSet<&Upn> = upns.iter().collect();
     let ids: Vec<(Upn, String)> = r
         .snap
