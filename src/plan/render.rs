@@ -260,16 +260,17 @@ pub fn render_human(plan: &Plan, color: bool) -> String {
 /// The header line saying how the users' details were read: what was trusted, and how
 /// stale it may be.
 fn refresh_line(r: &crate::refresh::RefreshReport) -> String {
+    use crate::human::thousands;
     match r.mode {
         crate::refresh::RefreshMode::Full => {
-            format!("refresh: full — {} users' details read", r.read)
+            format!("refresh: full — {} users' details read", thousands(r.read))
         }
         crate::refresh::RefreshMode::Incremental => format!(
             "refresh: incremental — {} of {} users' details trusted from the history (read within {} days), {} read",
-            r.trusted,
-            r.users,
+            thousands(r.trusted),
+            thousands(r.users),
             crate::refresh::MAX_AGE_DAYS,
-            r.read
+            thousands(r.read)
         ),
     }
 }
@@ -319,4 +320,34 @@ pub fn render_json(plan: &Plan) -> Value {
         doc["refresh"] = json!(r);
     }
     doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refresh_line;
+    use crate::refresh::{RefreshMode, RefreshReport};
+
+    #[test]
+    fn the_header_says_the_refresh_and_what_was_trusted() {
+        let r = RefreshReport {
+            mode: RefreshMode::Incremental,
+            users: 3000,
+            trusted: 2880,
+            read: 120,
+        };
+        assert_eq!(
+            refresh_line(&r),
+            "refresh: incremental — 2,880 of 3,000 users' details trusted from the history (read within 7 days), 120 read"
+        );
+        let full = RefreshReport {
+            mode: RefreshMode::Full,
+            trusted: 0,
+            read: 3000,
+            ..r
+        };
+        assert_eq!(
+            refresh_line(&full),
+            "refresh: full — 3,000 users' details read"
+        );
+    }
 }
