@@ -106,6 +106,13 @@ pub struct PlanArgs {
     /// the tenant's licensed users).
     #[arg(long, value_name = "N")]
     pub allow_license_removals: Option<usize>,
+    /// How users' details (groups, VRP) are read: full reads every user the sheet needs
+    /// them of; incremental trusts the history's last verified read of a user whose list
+    /// entry and row are unchanged, re-reads a seventh of the tenant every night and any
+    /// read older than 7 days, and reads again every user the plan changes (default: the
+    /// tenant's `refresh`, else full).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub refresh: Option<crate::refresh::RefreshMode>,
 }
 
 /// `--all`, `--parallel-tenants` and `--shard`: one command over many tenants.

@@ -94,6 +94,12 @@ pub struct Pacing {
     pub retry_budget: u64,
     /// Consecutive failed items that abort the job.
     pub max_consecutive_failures: u32,
+    /// How `plan` and `sync` get users' details when `--refresh` does not say
+    /// (`crate::refresh`).
+    pub refresh: crate::refresh::RefreshMode,
+    /// The share of the tenant whose details an incremental refresh reads again every
+    /// night, in (0, 1]: every user is read within `1 / refresh_share` nights.
+    pub refresh_share: f64,
 }
 
 /// The keys of a backend reached over the network: where, with which credentials and how
@@ -156,6 +162,9 @@ pub mod defaults {
     }
     pub fn max_throttle() -> f64 {
         30.0
+    }
+    pub fn refresh_share() -> f64 {
+        crate::refresh::DEFAULT_SHARE
     }
 }
 
@@ -244,6 +253,12 @@ macro_rules! tenant_table {
             pub retry_budget: u64,
             #[serde(default = "crate::config::defaults::consecutive")]
             pub max_consecutive_failures: u32,
+            /// `full` or `incremental` (`crate::refresh`); `--refresh` overrides it.
+            #[serde(default)]
+            pub refresh: $crate::refresh::RefreshMode,
+            /// Share of the tenant an incremental refresh reads again every night.
+            #[serde(default = "crate::config::defaults::refresh_share")]
+            pub refresh_share: f64,
         }
         impl $crate::config::TenantKeys for $name {
             fn keys(&self) -> &'static [&'static str] {
@@ -261,6 +276,8 @@ macro_rules! tenant_table {
                     replication_window_s: self.replication_window_s,
                     retry_budget: self.retry_budget,
                     max_consecutive_failures: self.max_consecutive_failures,
+                    refresh: self.refresh,
+                    refresh_share: self.refresh_share,
                 }
             }
             fn remote(&self) -> Option<$crate::config::Remote> {
@@ -282,7 +299,7 @@ macro_rules! tenant_table {
                 "sheet", "rate_per_second", "read_rate_per_second", "max_throttle_minutes",
                 "burst", "concurrency", "request_timeout_s",
                 "max_attempts", "replication_window_s", "retry_budget",
-                "max_consecutive_failures",
+                "max_consecutive_failures", "refresh", "refresh_share",
             ];
         }
     };
@@ -780,6 +797,48 @@ mod tests {
                 e.to_string().contains(bad.split(' ').next().unwrap()),
                 "{e}"
             );
+        }
+    }
+
+    #[test]
+    fn refresh_keys_default_to_full_and_are_checked() {
+        use crate::refresh::RefreshMode;
+        let c = Config::from_str(
+            "[tenants.a]\nseed = \"s.json\"\n",
+            Path::new("."),
+            None,
+            &[],
+        )
+        .unwrap();
+        let p = c.tenants["a"].pacing();
+        assert_eq!(p.refresh, RefreshMode::Full);
+        assert!((p.refresh_share - 1.0 / 7.0).abs() < 1e-12);
+        let c = Config::from_str(
+            "[tenants.a]\nseed = \"s.json\"\nrefresh = \"incremental\"\nrefresh_share = 0.25\n",
+            Path::new("."),
+            None,
+            &[],
+        )
+        .unwrap();
+        let p = c.tenants["a"].pacing();
+        assert_eq!(
+            (p.refresh, p.refresh_share),
+            (RefreshMode::Incremental, 0.25)
+        );
+        for bad in [
+            "refresh_share = 0",
+            "refresh_share = 1.5",
+            "refresh = \"sometimes\"",
+        ] {
+            let e = Config::from_str(
+                &format!("[tenants.a]\nseed = \"s.json\"\n{bad}\n"),
+                Path::new("."),
+                None,
+                &[],
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("refresh"), "{bad}: {e}");
         }
     }
 

@@ -22,6 +22,7 @@ pub mod human;
 pub mod model;
 pub mod notify;
 pub mod plan;
+pub mod refresh;
 pub mod report;
 pub mod run;
 pub mod sheet;

@@ -621,6 +621,9 @@ async fn finish_complete(ctx: &RunCtx, bulk: &dyn Bulk, runs: &mut [UserRun], co
             } else {
                 Err(("verify".to_string(), format!("verify: {}", diff.join("; "))))
             };
+            if result.is_ok() {
+                ctx.verified_read(&ctx.users[r.ui], found).await;
+            }
             let note = if result.is_ok() {
                 e.unverified(found)
             } else {

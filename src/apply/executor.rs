@@ -31,6 +31,8 @@ use tokio::time::Instant;
 
 /// Everything the workers of one run share.
 pub(crate) struct RunCtx {
+    /// The tenant's name, under which verified reads are kept for an incremental refresh.
+    pub tenant: String,
     pub users: Vec<UserPlan>,
     pub steps: Vec<Vec<Step>>,
     pub item_ids: Vec<i64>,
@@ -106,6 +108,24 @@ pub(super) struct Carry {
 }
 
 impl RunCtx {
+    /// Keeps a read-back that proved `user` matches its row (with its details, when the
+    /// read returned them) as the user's last verified read, so the next incremental
+    /// refresh need not read the user again (`crate::refresh`). A failed write only costs
+    /// that read tomorrow: it is logged, and the job goes on.
+    pub(super) async fn verified_read(&self, user: &UserPlan, read: &crate::model::TenantUser) {
+        let Some(rec) = crate::refresh::record(read, Some(&user.desired), chrono::Utc::now())
+        else {
+            return;
+        };
+        if let Err(e) = self
+            .history
+            .put_user_reads(self.tenant.clone(), vec![rec])
+            .await
+        {
+            tracing::warn!(upn = %user.upn, "cannot keep the verified read: {e}");
+        }
+    }
+
     pub(super) fn history_failed(&self, e: HistoryError) {
         self.abort.trigger(format!("history write failed: {e}"));
         let mut slot = self
@@ -642,6 +662,7 @@ async fn verify_user(
                 }
                 let diff = expect.mismatches(&u, true);
                 return if diff.is_empty() {
+                    ctx.verified_read(user, &u).await;
                     Ok(expect.unverified(&u))
                 } else {
                     Err(verr(diff.join("; ")))

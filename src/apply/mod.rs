@@ -363,6 +363,7 @@ pub async fn execute_locked(
         Arc::new(move || c.gate().map(super::connector::gate::Gate::stats))
     });
     let ctx = Arc::new(RunCtx {
+        tenant: plan.tenant.clone(),
         board: scheduler::Board::new(plan, &users),
         users,
         steps,

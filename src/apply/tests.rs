@@ -411,6 +411,7 @@ fn plan(users: Vec<UserPlan>) -> Plan {
         snapshot_requests: 0,
         users,
         warnings: vec![],
+        refresh: None,
     }
 }
 

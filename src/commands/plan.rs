@@ -43,7 +43,19 @@ pub(super) async fn run(
     let tenant = run::open_tenant(&ctx.config, args.tenant.as_deref(), None)
         .await
         .map_err(|e| render_run_error(ctx, e))?;
-    let result = run::plan_sheet(&ctx.config, &tenant, &input).await;
+    // An incremental refresh trusts the history's reads; `plan` keeps none of its own.
+    let history = if ctx.db.exists() {
+        crate::history::History::open_for_reading(&ctx.db)
+            .map_err(|e| tracing::warn!("{e}: every user's details are read"))
+            .ok()
+    } else {
+        None
+    };
+    let reads = history.as_ref().map(|history| run::Reads {
+        history,
+        record: false,
+    });
+    let result = run::plan_sheet(&ctx.config, &tenant, &input, reads).await;
     tenant.close().await;
     let p = result.map_err(|e| render_run_error(ctx, e))?;
     show_plan(ctx, &p)?;

@@ -45,6 +45,7 @@ pub(crate) fn sheet_input(
         mode: super::plan::mode(args.mode),
         allow_removals: args.allow_removals,
         allow_license_removals: args.allow_license_removals,
+        refresh: args.refresh,
     }
 }
 

@@ -246,6 +246,15 @@ pub trait Connector: Send + Sync {
         detail_upns: &[Upn],
         all_details: bool,
     ) -> Result<Snapshot, ConnectorError>;
+    /// Whether the snapshot's details come from one [`Connector::read_user`] per user whose
+    /// answer is the whole user (the list's fields and the details), so a snapshot listed
+    /// with no details and completed by `read_user` is the same snapshot: an incremental
+    /// refresh (`crate::refresh`) can then choose whom to read after the list, and take the
+    /// others' details from the history. Other backends read details their own way and
+    /// are always read in full.
+    fn details_per_user(&self) -> bool {
+        false
+    }
     /// One user with details, by backend id. `Ok(None)` when the tenant says 404.
     async fn read_user(&self, id: &str) -> Result<Option<TenantUser>, ConnectorError>;
     /// Finds a user by UPN (used when a create is answered "already exists").

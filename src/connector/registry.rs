@@ -177,6 +177,12 @@ impl TenantConfig {
         if p.max_attempts == 0 {
             return Err("max_attempts must be at least 1".into());
         }
+        if !(p.refresh_share > 0.0 && p.refresh_share <= 1.0) {
+            return Err(
+                "refresh_share must be more than 0 and at most 1 (one seventh: every user read within 7 nights)"
+                    .into(),
+            );
+        }
         self.table().check()
     }
 

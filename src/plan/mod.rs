@@ -281,6 +281,7 @@ pub fn make_plan(input: PlanInput) -> Result<Plan, PlanErrors> {
         snapshot_requests: snapshot.requests,
         users,
         warnings: rep.warnings,
+        refresh: None,
     })
 }
 

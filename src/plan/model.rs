@@ -477,6 +477,9 @@ pub struct Plan {
     pub users: Vec<UserPlan>,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// How the snapshot got users' details, when the run chose (`crate::refresh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<crate::refresh::RefreshReport>,
 }
 
 /// Saved-plan format: 2 since operations carry their attributes' before and after values.

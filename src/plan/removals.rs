@@ -195,6 +195,7 @@ mod tests {
             snapshot_requests: 0,
             users,
             warnings: vec![],
+            refresh: None,
         }
     }
 

@@ -186,6 +186,9 @@ pub fn render_human(plan: &Plan, color: bool) -> String {
         },
         plan.users.len()
     );
+    if let Some(r) = &plan.refresh {
+        let _ = writeln!(out, "{}", refresh_line(r));
+    }
     for u in &plan.users {
         if u.ops.is_empty() {
             continue;
@@ -254,6 +257,24 @@ pub fn render_human(plan: &Plan, color: bool) -> String {
     out
 }
 
+/// The header line saying how the users' details were read: what was trusted, and how
+/// stale it may be.
+fn refresh_line(r: &crate::refresh::RefreshReport) -> String {
+    use crate::human::thousands;
+    match r.mode {
+        crate::refresh::RefreshMode::Full => {
+            format!("refresh: full — {} users' details read", thousands(r.read))
+        }
+        crate::refresh::RefreshMode::Incremental => format!(
+            "refresh: incremental — {} of {} users' details trusted from the history (read within {} days), {} read",
+            thousands(r.trusted),
+            thousands(r.users),
+            crate::refresh::MAX_AGE_DAYS,
+            thousands(r.read)
+        ),
+    }
+}
+
 fn kind_counts(s: &PlanSummary) -> [(&'static str, usize); 8] {
     [
         ("create", s.create),
@@ -282,7 +303,7 @@ pub fn render_json(plan: &Plan) -> Value {
             })
         })
         .collect();
-    json!({
+    let mut doc = json!({
         "summary": summary(plan),
         "tenant": plan.tenant,
         "backend": plan.backend,
@@ -292,5 +313,41 @@ pub fn render_json(plan: &Plan) -> Value {
         "warnings": plan.warnings,
         "removals": super::removals::removals(plan),
         "users": users,
-    })
+    });
+    // Only a plan whose run chose how to read details says how (a saved plan's drift
+    // check, a revert plan, a backend that reads details its own way do not).
+    if let Some(r) = &plan.refresh {
+        doc["refresh"] = json!(r);
+    }
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refresh_line;
+    use crate::refresh::{RefreshMode, RefreshReport};
+
+    #[test]
+    fn the_header_says_the_refresh_and_what_was_trusted() {
+        let r = RefreshReport {
+            mode: RefreshMode::Incremental,
+            users: 3000,
+            trusted: 2880,
+            read: 120,
+        };
+        assert_eq!(
+            refresh_line(&r),
+            "refresh: incremental — 2,880 of 3,000 users' details trusted from the history (read within 7 days), 120 read"
+        );
+        let full = RefreshReport {
+            mode: RefreshMode::Full,
+            trusted: 0,
+            read: 3000,
+            ..r
+        };
+        assert_eq!(
+            refresh_line(&full),
+            "refresh: full — 3,000 users' details read"
+        );
+    }
 }

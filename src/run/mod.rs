@@ -28,7 +28,7 @@ mod tenant;
 
 pub use tenant::{
     connector_failure, load_templates, lock_dir, make_plan, open_tenant, plan_sheet, read_sheet,
-    snapshot, sources_sha256, tenant_identity, SheetInput,
+    snapshot, sources_sha256, tenant_identity, Reads, SheetInput,
 };
 
 use crate::apply::{self, ApplyError, ApplyOptions, JobOutcome, JobTarget, Stop};
@@ -584,7 +584,20 @@ async fn run_tenant(
     }
     let (plan, target) = match (sheet, saved, resumed) {
         (Some((s, v)), _, _) => (
-            unless_stopped(stop, name, tenant::plan_validated(tenant, s, &v)).await?,
+            unless_stopped(
+                stop,
+                name,
+                tenant::plan_validated(
+                    tenant,
+                    s,
+                    &v,
+                    Some(tenant::Reads {
+                        history,
+                        record: true,
+                    }),
+                ),
+            )
+            .await?,
             JobTarget::New,
         ),
         (_, Some(p), _) => {

@@ -9,12 +9,14 @@ use super::{Failure, Report, RunError};
 use crate::config::{Config, TenantConfig};
 use crate::connect::Tenant;
 use crate::connector::ConnectorError;
-use crate::history::FailKind;
-use crate::model::{Diagnostic, JobKind, Snapshot, UserSpec};
+use crate::history::{FailKind, History, UserRead};
+use crate::model::{Diagnostic, JobKind, Snapshot, TenantUser, Upn, UserSpec};
 use crate::plan::{self, Plan, PlanInput};
+use crate::refresh::{RefreshMode, RefreshReport};
 use crate::template::TemplateSet;
 use crate::validate::{validate_files, SheetOptions, Validated};
 use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// A sheet to plan: the file, how to read it, and the planning mode.
@@ -28,6 +30,16 @@ pub struct SheetInput {
     /// `--allow-license-removals N`: users that may lose licenses above the threshold
     /// ([`crate::plan::removals::check_license_removals`]).
     pub allow_license_removals: Option<usize>,
+    /// `--refresh`; `None`: the tenant's `refresh` key.
+    pub refresh: Option<RefreshMode>,
+}
+
+/// The history an incremental refresh trusts, and whether this run keeps tonight's reads
+/// in it (a write run does; `plan` only reads it).
+#[derive(Clone, Copy)]
+pub struct Reads<'a> {
+    pub history: &'a History,
+    pub record: bool,
 }
 
 /// Opens the tenant `name` (or the default one) with `rate` overriding its
@@ -198,31 +210,234 @@ pub async fn plan_sheet(
     config: &Config,
     tenant: &Tenant,
     sheet: &SheetInput,
+    reads: Option<Reads<'_>>,
 ) -> Result<Plan, RunError> {
     let v = read_sheet(config, &tenant.name, &sheet.path, &sheet.options)?;
-    plan_validated(tenant, sheet, &v).await
+    plan_validated(tenant, sheet, &v, reads).await
 }
 
-/// Snapshot and plan of an already validated sheet.
+/// A snapshot whose details were read (or trusted) user by user, and what it knows of
+/// each detail user.
+struct Refreshed {
+    snap: Snapshot,
+    /// Fingerprint of each detail user's list entry, as tonight's list showed it.
+    listed: HashMap<Upn, String>,
+    /// Detail users whose details came from the history.
+    trusted: HashSet<Upn>,
+    /// Detail users read tonight.
+    read: HashSet<Upn>,
+}
+
+/// Lists the tenant without details, then reads the details of the detail users
+/// `wanted` does not trust: the same requests as a full snapshot when it trusts no one
+/// (the backend answers the whole user to `read_user`, [`Connector::details_per_user`]).
+///
+/// [`Connector::details_per_user`]: crate::connector::Connector::details_per_user
+async fn refreshed_snapshot(
+    tenant: &Tenant,
+    specs: &[UserSpec],
+    kind: JobKind,
+    wanted: impl Fn(&TenantUser, &UserSpec) -> Option<crate::model::UserDetails>,
+) -> Result<Refreshed, RunError> {
+    check_backend_rules(tenant, specs, kind)?;
+    let detail: HashSet<Upn> = plan::detail_upns(specs, &tenant.connector.profile())
+        .into_iter()
+        .collect();
+    let by_upn: HashMap<&Upn, &UserSpec> = specs.iter().map(|s| (&s.upn, s)).collect();
+    let t0 = std::time::Instant::now();
+    let mut snap = tenant
+        .connector
+        .snapshot(&[], false)
+        .await
+        .map_err(|e| connector_failure(&tenant.name, e))?;
+    let mut out = Refreshed {
+        snap: Snapshot::default(),
+        listed: HashMap::new(),
+        trusted: HashSet::new(),
+        read: HashSet::new(),
+    };
+    let mut todo = Vec::new();
+    for u in &mut snap.users {
+        // Resource accounts have no single-user read: a full snapshot leaves them as
+        // listed too.
+        if !detail.contains(&u.upn) || u.account_type.is_some() {
+            continue;
+        }
+        out.listed
+            .insert(u.upn.clone(), crate::refresh::listed_fingerprint(u));
+        match by_upn.get(&u.upn).and_then(|s| wanted(u, s)) {
+            Some(d) => {
+                u.details = Some(d);
+                out.trusted.insert(u.upn.clone());
+            }
+            None => todo.push(u.upn.clone()),
+        }
+    }
+    out.snap = snap;
+    read_fresh(tenant, &mut out, &todo).await?;
+    tracing::info!(
+        "snapshot of {}: {} users, {} requests in {:.1}s ({} details trusted from the history)",
+        tenant.name,
+        out.snap.users.len(),
+        out.snap.requests,
+        t0.elapsed().as_secs_f64(),
+        out.trusted.len()
+    );
+    Ok(out)
+}
+
+/// Reads `upns`' details now (one `read_user` each, a few at a time: the tenant's gate
+/// sets the pace), in place of what the snapshot held. A user gone since the list is left
+/// out, as a full snapshot leaves it out.
+async fn read_fresh(tenant: &Tenant, r: &mut Refreshed, upns: &[Upn]) -> Result<(), RunError> {
+    use futures::{StreamExt, TryStreamExt};
+    // As many at once as Fusion's own snapshot reads details.
+    const CONCURRENCY: usize = 16;
+    let wanted: HashSet<&Upn> = upns.iter().collect();
+    let ids: Vec<(Upn, String)> = r
+        .snap
+        .users
+        .iter()
+        .filter(|u| wanted.contains(&u.upn))
+        .map(|u| (u.upn.clone(), u.id.clone()))
+        .collect();
+    let connector = &tenant.connector;
+    let found: HashMap<Upn, Option<TenantUser>> = futures::stream::iter(ids)
+        .map(|(upn, id)| async move { connector.read_user(&id).await.map(|d| (upn, d)) })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect()
+        .await
+        .map_err(|e| connector_failure(&tenant.name, e))?;
+    r.snap.requests += found.len() as u64;
+    let users = std::mem::take(&mut r.snap.users);
+    r.snap.users = users
+        .into_iter()
+        .filter_map(|u| match found.get(&u.upn) {
+            None => Some(u),
+            Some(Some(d)) => Some(d.clone()),
+            Some(None) => {
+                tracing::warn!(upn = %u.upn, "user disappeared between list and detail read; left out");
+                None
+            }
+        })
+        .collect();
+    for upn in found.keys() {
+        r.trusted.remove(upn);
+        r.read.insert(upn.clone());
+    }
+    Ok(())
+}
+
+/// Snapshot and plan of an already validated sheet. With `--refresh incremental` (or the
+/// tenant's `refresh` key) on a backend that reads details user by user, users whose
+/// stored read may be trusted ([`crate::refresh::trusted`]) are not read; any of them the
+/// plan would change is read and the sheet planned again, so no write rests on a stored
+/// read. With `reads.record`, every detail read of tonight is kept for the next run.
 pub(crate) async fn plan_validated(
     tenant: &Tenant,
     sheet: &SheetInput,
     v: &Validated,
+    reads: Option<Reads<'_>>,
 ) -> Result<Plan, RunError> {
     let paths = vec![sheet.path.clone()];
-    let snap = snapshot(tenant, &v.specs, v.kind).await?;
+    let pacing = tenant.config.pacing();
+    let mode = sheet.refresh.unwrap_or(pacing.refresh);
+    let per_user = tenant.connector.details_per_user();
+    if !per_user {
+        if mode == RefreshMode::Incremental {
+            tracing::info!(
+                "the {} backend reads details its own way: refresh is full",
+                tenant.connector.backend()
+            );
+        }
+        let snap = snapshot(tenant, &v.specs, v.kind).await?;
+        return finish_plan(tenant, sheet, v, &paths, &snap);
+    }
+    let now = chrono::Utc::now();
+    let stored: HashMap<String, UserRead> = match (mode, reads) {
+        (RefreshMode::Incremental, Some(r)) => r
+            .history
+            .user_reads(&tenant.name)
+            .map_err(RunError::History)?,
+        _ => HashMap::new(),
+    };
+    let mut r = refreshed_snapshot(tenant, &v.specs, v.kind, |u, s| {
+        crate::refresh::trusted(stored.get(u.upn.as_str()), u, s, now, pacing.refresh_share)
+    })
+    .await?;
+    let plan = loop {
+        let made = finish_plan(tenant, sheet, v, &paths, &r.snap);
+        let stale: Vec<Upn> = match &made {
+            Ok(p) => p
+                .users
+                .iter()
+                .filter(|u| !u.ops.is_empty() && r.trusted.contains(&u.upn))
+                .map(|u| u.upn.clone())
+                .collect(),
+            // A plan error may come from a stored read: read everyone trusted, then
+            // the error (if any) is tonight's.
+            Err(_) => r.trusted.iter().cloned().collect(),
+        };
+        if stale.is_empty() {
+            break made?;
+        }
+        tracing::info!(
+            "{} the plan changes read again before planning them",
+            crate::human::count(stale.len(), "trusted user")
+        );
+        read_fresh(tenant, &mut r, &stale).await?;
+    };
+    if let Some(reads) = reads.filter(|x| x.record) {
+        let by_upn: HashMap<&Upn, &UserSpec> = v.specs.iter().map(|s| (&s.upn, s)).collect();
+        let records: Vec<UserRead> = r
+            .snap
+            .users
+            .iter()
+            .filter(|u| r.read.contains(&u.upn))
+            .filter_map(|u| {
+                let mut rec = crate::refresh::record(u, by_upn.get(&u.upn).copied(), now)?;
+                // Tomorrow's list is compared with tonight's list entry.
+                rec.listed.clone_from(r.listed.get(&u.upn)?);
+                Some(rec)
+            })
+            .collect();
+        reads
+            .history
+            .put_user_reads(tenant.name.clone(), records)
+            .await
+            .map_err(RunError::History)?;
+    }
+    let users = r.listed.len() as u64;
+    Ok(Plan {
+        refresh: Some(RefreshReport {
+            mode,
+            users,
+            trusted: r.trusted.len() as u64,
+            read: r.read.len() as u64,
+        }),
+        ..plan
+    })
+}
+
+fn finish_plan(
+    tenant: &Tenant,
+    sheet: &SheetInput,
+    v: &Validated,
+    paths: &[PathBuf],
+    snap: &Snapshot,
+) -> Result<Plan, RunError> {
     let plan = make_plan(PlanInput {
         tenant: &tenant.name,
         mode: sheet.mode,
         kind: v.kind,
         sources: paths.iter().map(|p| p.display().to_string()).collect(),
-        source_sha256: sources_sha256(&paths)?,
+        source_sha256: sources_sha256(paths)?,
         specs: &v.specs,
-        snapshot: &snap,
+        snapshot: snap,
         profile: tenant.connector.profile(),
         allow_removals: sheet.allow_removals,
     })?;
-    plan::removals::check_license_removals(&plan, &snap, sheet.allow_license_removals).map_err(
+    plan::removals::check_license_removals(&plan, snap, sheet.allow_license_removals).map_err(
         |message| {
             let file = sheet.path.display().to_string();
             plan_errors(

@@ -28,6 +28,7 @@ fn sheet(dir: &Path, rows: &str) -> Source {
         mode: plan::Mode::Upsert,
         allow_removals: None,
         allow_license_removals: None,
+        refresh: None,
     })
 }
 

@@ -16,6 +16,7 @@ mod fuzz_sheets;
 mod graph;
 mod history_truth;
 mod hostile_sheets;
+mod incremental_refresh;
 mod liveplatform;
 mod many_tenants;
 mod operator;

@@ -465,6 +465,12 @@ impl Connector for FusionConnector {
         })
     }
 
+    /// `GET user/{id}` answers the whole user, the list's fields included, and the
+    /// snapshot keeps that answer in place of the listed user.
+    fn details_per_user(&self) -> bool {
+        true
+    }
+
     async fn read_user(&self, id: &str) -> Result<Option<TenantUser>, ConnectorError> {
         let counter = AtomicU64::new(0);
         let known_ra = id.starts_with(PENDING_RA_PREFIX) || self.ra_index().ids.contains(id);
