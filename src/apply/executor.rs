@@ -213,6 +213,13 @@ pub(crate) async fn run_user(
         Ok(()) if ctx.opts.verify => verify_user(&ctx, user, &st).await.map(|n| note = n),
         other => other,
     };
+    // The backend's own record of what it did (an operation id and its final status) goes
+    // on the item whatever the outcome, before the read-back's note.
+    let backend_notes = ctx.connector.take_notes(&user.upn);
+    let with_backend_notes = |note: Option<String>| -> Option<String> {
+        let all: Vec<String> = backend_notes.iter().cloned().chain(note).collect();
+        (!all.is_empty()).then(|| all.join("; "))
+    };
     let result = match outcome {
         Ok(()) => {
             ctx.consecutive_failures.store(0, Ordering::SeqCst);
@@ -223,7 +230,7 @@ pub(crate) async fn run_user(
                 attempts: st.attempts,
                 user_id: st.user_id.clone(),
                 applied: st.applied.clone(),
-                note,
+                note: with_backend_notes(note),
             }
         }
         Err(Fail::Item { code, reason, sent }) => {
@@ -239,7 +246,7 @@ pub(crate) async fn run_user(
                 attempts: st.attempts,
                 user_id: st.user_id.clone(),
                 applied: st.applied.clone(),
-                note: None,
+                note: with_backend_notes(None),
             }
         }
         Err(Fail::Abort(reason)) => {

@@ -286,6 +286,12 @@ pub trait Connector: Send + Sync {
     fn bulk(&self) -> Option<&dyn Bulk> {
         None
     }
+    /// What the backend did for `upn` that the job's item should keep beyond its outcome
+    /// (Graph: each asynchronous number operation's id and final status), taken once when
+    /// the user's last step is done. Most backends answer at once and have none.
+    fn take_notes(&self, _upn: &Upn) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// One user's result in the answer to a bulk request.

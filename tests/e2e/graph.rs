@@ -158,6 +158,19 @@ async fn plan_sync_and_replan_to_zero_through_batches_and_number_operations() {
         })
         .count();
     assert!(polls >= 4, "every number operation polled: {polls}");
+    // Each number operation's id and final status are on its user's item.
+    let j = job(&ws).await;
+    let noted: Vec<&str> = j["job_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["note"].as_str())
+        .filter(|n| n.contains("assignNumber") && n.contains("succeeded"))
+        .collect();
+    assert!(
+        noted.iter().any(|n| n.contains("operation ")),
+        "number operations recorded on the items: {noted:?}\n{j}"
+    );
     // The tenant holds what the sheet says.
     let state: Value = reqwest::get(format!("{}/_sim/state", sim.base))
         .await

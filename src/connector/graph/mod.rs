@@ -29,7 +29,7 @@
 //! - **Numbers.** `assignNumber`/`unassignNumber` answer 202 with a `Location` to poll; we
 //!   poll it (250 ms, doubling to 5 s, for at most five minutes) until `succeeded` or
 //!   `failed`/`skipped` — the latter an item error carrying the operation id and Graph's
-//!   `statusDetail`. The operation's GET is read both bare and wrapped in `value` (its page's
+//!   `statusDetail`; a succeeded one is a note on the item ([`Connector::take_notes`]). The operation's GET is read both bare and wrapped in `value` (its page's
 //!   example wraps it). A new primary number is assigned without releasing the old one
 //!   first (Teams replaces it, as `Set-CsPhoneNumberAssignment` does); `numberType` is the
 //!   inventory's, and a number the inventory does not hold is an item error before anything
@@ -132,6 +132,9 @@ pub struct GraphConnector {
     /// From the last snapshot (or read when a send needs it).
     inventory: Mutex<Option<HashMap<String, Held>>>,
     policy_ids: Mutex<HashMap<String, String>>,
+    /// Per user, the number operations that ended ("assignNumber +32… : operation op-7
+    /// succeeded"), until the executor takes them for the item.
+    notes: Mutex<HashMap<Upn, Vec<String>>>,
 }
 
 impl std::fmt::Debug for GraphConnector {
@@ -162,6 +165,7 @@ impl GraphConnector {
             location_id: s.location_id,
             inventory: Mutex::new(None),
             policy_ids: Mutex::new(HashMap::new()),
+            notes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -355,7 +359,7 @@ impl GraphConnector {
 
     /// Sends the parts (one request, or `$batch`es of twenty) and polls every number
     /// operation they started; the first failure is the step's.
-    async fn run_parts(&self, parts: Vec<Part>) -> Result<(), ConnectorError> {
+    async fn run_parts(&self, upn: &Upn, parts: Vec<Part>) -> Result<(), ConnectorError> {
         let counter = AtomicU64::new(0);
         let mut answers: Vec<(Part, Result<Reply, ConnectorError>)> = Vec::new();
         if parts.len() == 1 {
@@ -397,6 +401,10 @@ impl GraphConnector {
                                 .await
                                 .map(|(id, status)| {
                                     tracing::info!("{what}: operation {id} {status}");
+                                    lock(&self.notes)
+                                        .entry(upn.clone())
+                                        .or_default()
+                                        .push(format!("{what}: operation {id} {status}"));
                                 })
                         }
                         None => Err(ConnectorError::Rejected {
@@ -661,6 +669,10 @@ impl Connector for GraphConnector {
         steps::group(user)
     }
 
+    fn take_notes(&self, upn: &Upn) -> Vec<String> {
+        lock(&self.notes).remove(upn).unwrap_or_default()
+    }
+
     async fn send(
         &self,
         user: &UserPlan,
@@ -774,7 +786,7 @@ impl Connector for GraphConnector {
         }
         let claimed = known.claim.clone();
         let released = known.release.clone();
-        self.run_parts(parts).await?;
+        self.run_parts(&user.upn, parts).await?;
         // Keep the inventory true for the next user's step.
         if let Some(inv) = lock(&self.inventory).as_mut() {
             if let Some((n, _)) = released {
