@@ -436,12 +436,25 @@ pub(super) async fn plan(
     let stop = Stop::new();
     let results = many::run_each(&sel.tenants, parallel(ctx, many), &stop, |t| {
         let config = config.clone();
+        let db = ctx.db.clone();
         let mut input = input.clone();
         input.path.clone_from(&t.sheet);
         let span = tracing::error_span!("tenant", name = %t.name);
         async move {
             let tenant = run::open_tenant(&config, Some(&t.name), None).await?;
-            let r = run::plan_sheet(&config, &tenant, &input).await;
+            // As `plan`: an incremental refresh trusts the history's reads, records none.
+            let history = db
+                .exists()
+                .then(|| crate::history::History::open_for_reading(&db))
+                .and_then(|h| {
+                    h.map_err(|e| tracing::warn!("{e}: every user's details are read"))
+                        .ok()
+                });
+            let reads = history.as_ref().map(|history| run::Reads {
+                history,
+                record: false,
+            });
+            let r = run::plan_sheet(&config, &tenant, &input, reads).await;
             tenant.close().await;
             r
         }
