@@ -478,9 +478,9 @@ fn validate_file(
     let mut rows_here = 0u64;
     let workers = PARSE_WORKERS;
     'chunks: loop {
-        // A chunk of rows read ahead: their phone numbers parse on every core, then the
-        // rows go through in order as before (so errors keep their order and locations,
-        // and memory holds one chunk).
+        // A chunk of rows read ahead: their phone numbers parse first (on PARSE_WORKERS
+        // threads), then the rows go through in order as before (so errors keep their
+        // order and locations, and memory holds one chunk).
         let mut chunk: Vec<Row> = Vec::with_capacity(CHUNK_ROWS);
         let mut failed = None;
         while chunk.len() < CHUNK_ROWS {
@@ -533,7 +533,7 @@ fn validate_file(
 /// raising this is the whole change once the library parses without a global lock.
 const PARSE_WORKERS: usize = 1;
 
-/// Rows validated per chunk: their numbers parse in parallel (see [`pre_numbers`]).
+/// Rows validated per chunk: their numbers parse together (see [`pre_numbers`]).
 const CHUNK_ROWS: usize = 4096;
 
 /// A row's number cell parsed ahead of the row, with the country it was read in.
@@ -1273,7 +1273,7 @@ mod tests {
             .ok()
     }
 
-    /// Numbers parse on every core a chunk at a time; errors still come in row order,
+    /// Numbers parse a chunk at a time, on as many threads as asked; errors still come in row order,
     /// each at its own row and column, across chunk boundaries, and the parallel parse
     /// agrees with the sequential one.
     #[test]
