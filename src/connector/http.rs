@@ -479,21 +479,19 @@ pub(crate) fn limit_used(h: &HeaderMap) -> Option<f64> {
     Some(if v > 2.0 { v / 100.0 } else { v })
 }
 
-async fn resolve(src: &TokenSource) -> Result<Option<String>, ConnectorError> {
+pub(crate) async fn resolve(src: &TokenSource) -> Result<Option<String>, ConnectorError> {
     match src {
         TokenSource::None => Ok(None),
         TokenSource::Static(t) => Ok(Some(t.clone())),
         TokenSource::Env(var) => match std::env::var(var) {
             Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_string())),
-            _ => Err(cfg(format!(
-                "environment variable {var} (token_env) is not set"
-            ))),
+            _ => Err(cfg(format!("environment variable {var} is not set"))),
         },
         TokenSource::Command(cmd) => {
             let cmd = cmd.clone();
             tokio::task::spawn_blocking(move || run_token_command(&cmd))
                 .await
-                .map_err(|e| cfg(format!("token_command did not finish: {e}")))?
+                .map_err(|e| cfg(format!("the credential command did not finish: {e}")))?
                 .map(Some)
                 .map_err(|e| cfg(e.to_string()))
         }
@@ -502,7 +500,7 @@ async fn resolve(src: &TokenSource) -> Result<Option<String>, ConnectorError> {
 
 /// A server that echoes request headers into its error body must not carry the token
 /// into our errors (and from there into logs and the history).
-fn scrub(e: ConnectorError, token: Option<&str>) -> ConnectorError {
+pub(crate) fn scrub(e: ConnectorError, token: Option<&str>) -> ConnectorError {
     let Some(t) = token.filter(|t| !t.is_empty()) else {
         return e;
     };

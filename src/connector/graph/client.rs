@@ -10,9 +10,10 @@
 //!
 //! Neither the client secret nor a token appears in a log line, an error or `Debug`.
 
-use crate::config::run_token_command;
 use crate::connector::gate::{Answer, Kind, Permit, Verdict};
-use crate::connector::http::{excerpt, limit_used, retry_after, TokenSource, DEFAULT_RETRY_AFTER};
+use crate::connector::http::{
+    excerpt, limit_used, retry_after, scrub, TokenSource, DEFAULT_RETRY_AFTER,
+};
 use crate::connector::retry::RetryPolicy;
 use crate::connector::{ConnectorError, Gate};
 use reqwest::header::HeaderMap;
@@ -188,22 +189,11 @@ impl GraphClient {
         Ok(u)
     }
 
+    /// The client secret, from the same sources as every backend's bearer token.
     async fn secret(src: &TokenSource) -> Result<String, ConnectorError> {
-        match src {
-            TokenSource::Static(s) => Ok(s.clone()),
-            TokenSource::Env(var) => match std::env::var(var) {
-                Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
-                _ => Err(cfg(format!("environment variable {var} is not set"))),
-            },
-            TokenSource::Command(cmd) => {
-                let cmd = cmd.clone();
-                tokio::task::spawn_blocking(move || run_token_command(&cmd))
-                    .await
-                    .map_err(|e| cfg(format!("the credential command did not finish: {e}")))?
-                    .map_err(|e| cfg(e.to_string()))
-            }
-            TokenSource::None => Err(cfg("no client secret configured")),
-        }
+        crate::connector::http::resolve(src)
+            .await?
+            .ok_or_else(|| cfg("no client secret configured"))
     }
 
     /// The bearer token: cached until shortly before it expires, or fetched anew (`fresh`,
@@ -771,39 +761,6 @@ fn transport(what: &str, e: reqwest::Error) -> ConnectorError {
         status: None,
         retry_after: None,
         message: format!("{what}: {kind} ({})", e.without_url()),
-    }
-}
-
-/// A server echoing the token must not carry it into errors.
-fn scrub(e: ConnectorError, token: Option<&str>) -> ConnectorError {
-    let Some(t) = token.filter(|t| !t.is_empty()) else {
-        return e;
-    };
-    let clean = |s: String| s.replace(t, "<redacted>");
-    match e {
-        ConnectorError::Rejected {
-            status,
-            code,
-            reason,
-        } => ConnectorError::Rejected {
-            status,
-            code: code.map(clean),
-            reason: clean(reason),
-        },
-        ConnectorError::Retryable {
-            status,
-            retry_after,
-            message,
-        } => ConnectorError::Retryable {
-            status,
-            retry_after,
-            message: clean(message),
-        },
-        ConnectorError::Auth { status, message } => ConnectorError::Auth {
-            status,
-            message: clean(message),
-        },
-        other => other,
     }
 }
 
