@@ -176,20 +176,9 @@ fn workspace(tenant: &Tenant) -> Workspace {
     ws
 }
 
+/// Runs the binary off the async runtime (the simulator serves on it meanwhile).
 async fn run(ws: &Workspace, args: &[&str]) -> Run {
-    tokio::task::block_in_place(|| {
-        let out = ws
-            .cmd()
-            .env(TOKEN_VAR, TOKEN)
-            .args(args)
-            .output()
-            .expect("run teamsync");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    })
+    tokio::task::block_in_place(|| ws.run_with_env(args, &[(TOKEN_VAR, TOKEN)]))
 }
 
 /// Users of the sheet in tonight's rotating share, and the others.

@@ -77,7 +77,17 @@ impl Workspace {
 
     /// Runs teamsync with args; returns (exit code, stdout, stderr).
     pub(crate) fn run(&self, args: &[&str]) -> Run {
-        let out = self.cmd().args(args).output().expect("run teamsync");
+        self.run_with_env(args, &[])
+    }
+
+    /// [`Workspace::run`] with extra environment variables (a tenant's token).
+    pub(crate) fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let out = self
+            .cmd()
+            .envs(env.iter().copied())
+            .args(args)
+            .output()
+            .expect("run teamsync");
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
