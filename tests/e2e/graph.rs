@@ -272,6 +272,45 @@ async fn batches_with_inner_429s_converge_without_a_failed_user() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_throttling_far_below_the_configured_ceiling_fails_no_user() {
+    // The backend's default ceiling (30 req/s, Graph's documented Teams limit) against a
+    // tenant that allows 8 req/s with a burst of 4: the gate must learn the real limit
+    // from the 429s, whole-request and inside batches alike, and fail nobody.
+    let sim = start(SimOptions {
+        rate_limit: Some(8),
+        burst: Some(4),
+        ..SimOptions::default()
+    })
+    .await;
+    let ws = workspace(&sim, "");
+    let cfg = std::fs::read_to_string(ws.path("config/teamsync.toml")).unwrap();
+    ws.write(
+        "config/teamsync.toml",
+        &cfg.replace("rate_per_second = 0", "rate_per_second = 30"),
+    );
+    let sheet = repo().join("samples/graph-users.csv").display().to_string();
+    let sync = run(&ws, &["sync", &sheet]).await;
+    sync.code(0);
+    no_secret(&sync);
+    let throttled = requests(&sim)
+        .await
+        .iter()
+        .filter(|e| e["status"] == 429)
+        .count();
+    assert!(
+        throttled > 0,
+        "the tenant never throttled: nothing was tested"
+    );
+    let j = job(&ws).await;
+    assert_eq!(j["status"], "success", "{j}");
+    assert_eq!(j["error_count"], 0, "{j}");
+    assert!(j["throttled_count"].as_u64().unwrap() > 0, "{j}");
+    run(&ws, &["plan", &sheet, "--detailed-exitcode"])
+        .await
+        .code(0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_secret_stops_before_any_write_and_is_never_shown() {
     let sim = start(SimOptions::default()).await;
     let ws = workspace(&sim, "");
