@@ -267,6 +267,12 @@ impl<T> Field<T> {
             _ => None,
         }
     }
+    pub fn into_set(self) -> Option<T> {
+        match self {
+            Field::Set(v) => Some(v),
+            _ => None,
+        }
+    }
     /// The row's value if it has one, else the fallback (a template's).
     pub fn or(self, fallback: Field<T>) -> Field<T> {
         match self {

@@ -19,8 +19,7 @@
 //! the template's (an equal value overrides nothing); a duplicate UPN or number is reported
 //! on the later row, naming the earlier one, and only the later row counts as invalid.
 
-use crate::model::{Attr, Country, Diagnostic, Field, JobKind, RowOrigin, Upn, UserSpec, E164};
-use crate::sheet::cell;
+use crate::model::{Attr, Diagnostic, JobKind, RowOrigin, Upn, UserSpec, E164};
 use crate::sheet::header::{Column, HeaderMap};
 use crate::sheet::{self, ReadOptions, Row, SheetReader};
 use crate::template::TemplateSet;
@@ -29,6 +28,11 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
+
+mod chunks;
+mod row;
+
+use row::Draft;
 
 /// How to read the sheets.
 #[derive(Debug, Clone, Default)]
@@ -159,11 +163,38 @@ impl Validated {
     }
 }
 
-/// Reads, normalises and checks every file; the result merges them all.
+/// Reads, normalises and checks every file; the result merges them all. Rows are
+/// validated on every core this process may use (see [`chunks::workers`]).
 pub fn validate_files(
     paths: &[PathBuf],
     opts: &SheetOptions,
     templates: &TemplateSet,
+) -> Validated {
+    validate_on(paths, opts, templates, chunks::workers(), Keep::Specs)
+}
+
+/// [`validate_files`] for its diagnostics and counts alone: `specs` stays empty. What
+/// `teamsync validate` needs: a row's spec is dropped as soon as it is made, so memory
+/// holds only what the duplicate checks need (about 60 bytes per row instead of 530),
+/// and the threads hand each other less.
+pub fn check_files(paths: &[PathBuf], opts: &SheetOptions, templates: &TemplateSet) -> Validated {
+    validate_on(paths, opts, templates, chunks::workers(), Keep::Diagnostics)
+}
+
+/// Whether validation keeps the valid rows' specs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Specs,
+    Diagnostics,
+}
+
+/// [`validate_files`] on `workers` threads: the outcome is the same for any number.
+fn validate_on(
+    paths: &[PathBuf],
+    opts: &SheetOptions,
+    templates: &TemplateSet,
+    workers: usize,
+    keep: Keep,
 ) -> Validated {
     let mut v = Validated {
         files: paths.iter().map(|p| p.display().to_string()).collect(),
@@ -182,7 +213,16 @@ pub fn validate_files(
     let mut kinds: Vec<(Arc<str>, JobKind)> = Vec::new();
     for path in paths {
         let file: Arc<str> = Arc::from(path.display().to_string());
-        if let Some(kind) = validate_file(path, &file, opts, templates, &mut v, &mut state) {
+        let kind = validate_file(
+            path,
+            &file,
+            opts,
+            templates,
+            (workers, keep),
+            &mut v,
+            &mut state,
+        );
+        if let Some(kind) = kind {
             kinds.push((file, kind));
         }
     }
@@ -225,7 +265,8 @@ struct State {
     unkept: Vec<Unkept>,
 }
 
-/// A row with errors that claimed its UPN or number first.
+/// A row that claimed its UPN or number first but has no spec to hold them: a row with
+/// errors, or any row when specs are not kept ([`check_files`]).
 struct Unkept {
     upn: Upn,
     number: Option<E164>,
@@ -355,40 +396,31 @@ impl Hasher for PassThrough {
     }
 }
 
-/// The keys a row claims first, recorded once the row is done (kept or not).
-#[derive(Default)]
-struct Pending {
-    /// The row's UPN when it parsed (a number claim names it, even when the UPN itself
-    /// was a duplicate).
-    upn: Option<Upn>,
-    claims_upn: bool,
-    number: Option<E164>,
-}
-
 impl State {
-    /// Records what a finished row claimed: `kept` is its spec's index when it has one.
+    /// Records the keys a finished row is the first to claim: `kept` is its spec's index
+    /// when it has one; otherwise `keys` gives its UPN and number, kept in `unkept`.
+    #[allow(clippy::too_many_arguments)]
     fn record(
         &mut self,
         specs: &[UserSpec],
-        pending: Pending,
         kept: Option<usize>,
+        keys: impl FnOnce() -> Option<(Upn, Option<E164>)>,
+        claims_upn: bool,
+        claims_number: bool,
         file: &Arc<str>,
         row: u64,
     ) -> Result<(), String> {
-        let Some(upn) = pending.upn else {
-            return Ok(());
-        };
-        if !pending.claims_upn && pending.number.is_none() {
-            return Ok(());
-        }
         let too_many = |_| "more than 4,294,967,295 rows in one validation".to_string();
         let who = if let Some(i) = kept {
             Claimant::Spec(u32::try_from(i).map_err(too_many)?)
         } else {
             let i = u32::try_from(self.unkept.len()).map_err(too_many)?;
+            let Some((upn, number)) = keys() else {
+                return Ok(());
+            };
             self.unkept.push(Unkept {
-                upn: upn.clone(),
-                number: pending.number.clone(),
+                upn,
+                number: number.filter(|_| claims_number),
                 file: Arc::clone(file),
                 row,
             });
@@ -400,10 +432,10 @@ impl State {
             unkept,
         } = self;
         let rows = Rows { specs, unkept };
-        if pending.claims_upn {
-            upns.insert(&upn, who, |c| rows.upn(c));
+        if let Some(u) = rows.upn(who).filter(|_| claims_upn) {
+            upns.insert(u, who, |c| rows.upn(c));
         }
-        if let Some(n) = &pending.number {
+        if let Some(n) = rows.number(who).filter(|_| claims_number) {
             numbers.insert(n, who, |c| rows.number(c));
         }
         Ok(())
@@ -416,6 +448,7 @@ fn validate_file(
     file: &Arc<str>,
     opts: &SheetOptions,
     templates: &TemplateSet,
+    (workers, keep): (usize, Keep),
     v: &mut Validated,
     state: &mut State,
 ) -> Option<JobKind> {
@@ -476,43 +509,19 @@ fn validate_file(
     };
 
     let mut rows_here = 0u64;
-    let workers = PARSE_WORKERS;
-    'chunks: loop {
-        // A chunk of rows read ahead: their phone numbers parse first (on PARSE_WORKERS
-        // threads), then the rows go through in order as before (so errors keep their
-        // order and locations, and memory holds one chunk).
-        let mut chunk: Vec<Row> = Vec::with_capacity(CHUNK_ROWS);
-        let mut failed = None;
-        while chunk.len() < CHUNK_ROWS {
-            match reader.next() {
-                None => break,
-                Some(Ok(r)) => chunk.push(r),
-                Some(Err(e)) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
-        }
-        let full = chunk.len() == CHUNK_ROWS;
-        let pre = pre_numbers(&chunk, &header, templates, workers);
-        for (row, pre) in chunk.iter().zip(pre) {
-            if !row_into(row, pre, file, &header, kind, opts, templates, v, state) {
-                break 'chunks;
-            }
-            rows_here += 1;
-        }
-        if let Some(e) = failed {
-            v.error(Diagnostic {
-                file: file.to_string(),
-                row: e.row(),
-                column: e.column().map(|c| header.label(c)),
-                message: e.to_string(),
-            });
-            break;
-        }
-        if !full {
-            break;
-        }
+    let keep_spec = keep == Keep::Specs;
+    let draft = |row: &Row| row::draft(row, file, &header, kind, opts, templates, keep_spec);
+    let finish = |d: &mut Draft| {
+        rows_here += 1;
+        finish_row(d, file, &header, v, state)
+    };
+    if let chunks::Ended::Failed(e) = chunks::validate_rows(&mut reader, workers, &draft, finish) {
+        v.error(Diagnostic {
+            file: file.to_string(),
+            row: e.row(),
+            column: e.column().map(|c| header.label(c)),
+            message: e.to_string(),
+        });
     }
     if rows_here == 0 && !v.errors.iter().any(|e| *e.file == **file) {
         v.error(file_diag(
@@ -524,390 +533,125 @@ fn validate_file(
     Some(kind)
 }
 
-/// Threads that parse a chunk's phone numbers. One, measured: libphonenumber's database
-/// (the `phonenumber` crate) keeps its compiled patterns in one `Mutex<RegexCache>` that
-/// every match locks, so two threads queue on it — a 100k-row CSV took 1.2–1.4 s on two
-/// cores against 0.7–0.9 s on one (user 1.05 s + sys 0.45 s of futex waits, against 0.65 s).
-/// A database per thread would need the crate's metadata, which it does not expose. The
-/// chunked, order-keeping parse stays (and its test proves one thread and four agree), so
-/// raising this is the whole change once the library parses without a global lock.
-const PARSE_WORKERS: usize = 1;
-
-/// Rows validated per chunk: their numbers parse together (see [`pre_numbers`]).
-const CHUNK_ROWS: usize = 4096;
-
-/// A row's number cell parsed ahead of the row, with the country it was read in.
-struct PreNumber {
-    country: Option<Country>,
-    parsed: Result<Field<E164>, String>,
-    warnings: Vec<String>,
-}
-
-/// Parsing phone numbers dominates validation, and it is a pure function of the row (its
-/// number cell, its own country or its template's): done here for a whole chunk on
-/// `workers` threads, in order. The row's validation then takes the result when it
-/// reads the number in the same country (always, unless a template is unknown), so the
-/// outcome is the one the sequential code gives.
-fn pre_numbers(
-    chunk: &[Row],
-    header: &HeaderMap,
-    templates: &TemplateSet,
-    workers: usize,
-) -> Vec<Option<PreNumber>> {
-    let one = |row: &Row| -> Option<PreNumber> {
-        let cell_of = |c: Column| header.cell(row, c);
-        let number = cell_of(Column::Attr(Attr::Number));
-        if cell::auto_number(number).is_some() {
-            return None;
-        }
-        let template = cell::template_name(cell_of(Column::Template))
-            .ok()
-            .flatten()
-            .and_then(|n| templates.get(&n));
-        let country = match cell::country(cell_of(Column::Attr(Attr::Country)), &mut Vec::new()) {
-            Ok(Field::Set(c)) => Some(c),
-            _ => template.and_then(|t| t.country().cloned()),
-        };
-        let mut warnings = Vec::new();
-        let parsed = cell::number(number, country.as_ref(), &mut warnings);
-        Some(PreNumber {
-            country,
-            parsed,
-            warnings,
-        })
-    };
-    if workers <= 1 || chunk.len() < 256 {
-        return chunk.iter().map(one).collect();
-    }
-    let per = chunk.len().div_ceil(workers);
-    std::thread::scope(|s| {
-        let parts: Vec<_> = chunk
-            .chunks(per)
-            .map(|part| {
-                (
-                    part.len(),
-                    s.spawn(move || part.iter().map(one).collect::<Vec<_>>()),
-                )
-            })
-            .collect();
-        parts
-            .into_iter()
-            // A panic in a parser is a bug; that part's rows are then parsed in order.
-            .flat_map(|(n, h)| {
-                h.join()
-                    .unwrap_or_else(|_| std::iter::repeat_with(|| None).take(n).collect())
-            })
-            .collect()
-    })
-}
-
-/// Validates one row into `v`; false when the run must stop (a cap was reached).
-#[allow(clippy::too_many_arguments)]
-fn row_into(
-    row: &Row,
-    pre: Option<PreNumber>,
+/// Adds a drafted row to `v`: first the checks only earlier rows can decide (a UPN or a
+/// number given twice), then the row's diagnostics, and its spec when it has no error;
+/// false when the run must stop (a cap was reached).
+fn finish_row(
+    draft: &mut Draft,
     file: &Arc<str>,
     header: &HeaderMap,
-    kind: JobKind,
-    opts: &SheetOptions,
-    templates: &TemplateSet,
     v: &mut Validated,
     state: &mut State,
 ) -> bool {
+    v.rows += 1;
+    // Which keys this row is the first to claim, and the errors for those it repeats.
+    let mut claims_upn = false;
+    let mut claims_number = false;
+    let mut repeats = Vec::new();
     {
-        v.rows += 1;
-        let mut ctx = RowCtx {
-            file,
-            row,
-            header,
-            errors: Vec::new(),
-            warnings: Vec::new(),
-            pending: Pending::default(),
+        let rows = Rows {
+            specs: &v.specs,
+            unkept: &state.unkept,
         };
-        let spec = normalise_row(&mut ctx, kind, opts, templates, state, &v.specs, pre);
-        let ok = ctx.errors.is_empty();
-        for e in ctx.errors.drain(..) {
-            v.error(e);
-        }
-        for w in ctx.warnings.drain(..) {
-            v.warning(w);
-        }
-        let kept = match (ok, spec) {
-            (true, Some(spec)) => {
-                v.valid += 1;
-                v.specs.push(spec);
-                Some(v.specs.len() - 1)
+        let sheet = |site: &Site<'_>| {
+            if site.file == &**file {
+                "this sheet's".to_string()
+            } else {
+                site.file.to_string()
             }
-            _ => None,
         };
-        if let Err(message) = state.record(&v.specs, ctx.pending, kept, file, row.row) {
-            v.error(Diagnostic {
-                file: file.to_string(),
-                row: Some(row.row),
-                column: None,
-                message,
-            });
-            return false;
+        let row = draft.row;
+        if let (Some(u), Some(claim)) = (draft.upn(), &draft.upn) {
+            let first = state.upns.get(u, |c| rows.upn(c));
+            if let Some(site) = first.and_then(|c| rows.site(c)) {
+                let msg = format!(
+                    "duplicate UPN {u}: also on {} row {} (UPNs compare case-insensitively)",
+                    sheet(&site),
+                    site.row
+                );
+                let column = header.label_of(Column::Upn);
+                repeats.push((claim.error_at, row::diag(file, row, column, &msg)));
+            } else {
+                claims_upn = true;
+            }
         }
+        if let (Some(n), Some(claim)) = (draft.number(), &draft.number) {
+            let first = state.numbers.get(n, |c| rows.number(c));
+            if let Some(site) = first.and_then(|c| rows.site(c)) {
+                let msg = format!(
+                    "number {n} is also given to {} on {} row {}",
+                    site.upn,
+                    sheet(&site),
+                    site.row
+                );
+                let column = header.label_of(Column::Attr(Attr::Number));
+                repeats.push((claim.error_at, row::diag(file, row, column, &msg)));
+            } else {
+                claims_number = true;
+            }
+        }
+    }
+    // Taken field by field: moving the whole draft (a spec's 270 bytes, and it was
+    // written on another core) was a tenth of the finishing thread's time.
+    let row = draft.row;
+    let parsed = draft.parsed;
+    let mut errors = std::mem::take(&mut draft.errors);
+    let warnings = std::mem::take(&mut draft.warnings);
+    let spec = draft.spec.take();
+    let upn = draft.upn.take();
+    let number = draft.number.take();
+    // Each repeat's error goes where the row's own errors put it (the UPN's first).
+    for (i, (at, e)) in repeats.into_iter().enumerate() {
+        errors.insert(at + i, e);
+    }
+    let ok = errors.is_empty();
+    for e in errors {
+        v.error(e);
+    }
+    for w in warnings {
+        v.warning(w);
+    }
+    if ok && parsed {
+        v.valid += 1;
+    }
+    let (kept, unkept) = match (ok, spec) {
+        (true, Some(mut spec)) => {
+            spec.origin = Some(RowOrigin {
+                file: Arc::clone(file),
+                row,
+            });
+            v.specs.push(spec);
+            (Some(v.specs.len() - 1), None)
+        }
+        (_, spec) => (None, spec),
+    };
+    if !claims_upn && !claims_number {
+        return true;
+    }
+    // A row not kept holds its keys itself, or in the spec it drafted.
+    let keys = || match unkept {
+        Some(spec) => Some((spec.upn, spec.number.into_set())),
+        // A claim needs the UPN to have parsed, so it is there.
+        None => upn
+            .and_then(|c| c.own)
+            .map(|u| (u, number.and_then(|c| c.own))),
+    };
+    if let Err(message) = state.record(&v.specs, kept, keys, claims_upn, claims_number, file, row) {
+        v.error(Diagnostic {
+            file: file.to_string(),
+            row: Some(row),
+            column: None,
+            message,
+        });
+        return false;
     }
     true
-}
-
-struct RowCtx<'a> {
-    file: &'a Arc<str>,
-    row: &'a Row,
-    header: &'a HeaderMap,
-    errors: Vec<Diagnostic>,
-    warnings: Vec<Diagnostic>,
-    /// What this row claims first, recorded in `State` once the row is done.
-    pending: Pending,
-}
-
-/// Longest message kept for a row's diagnostic, in characters. Messages quote the cell,
-/// which may be `max_cell_chars` long (and, through a shared string, the same long text on
-/// every row): 10,000 listed errors of 32,767 characters would be 1 GB of messages.
-const MESSAGE_MAX: usize = 500;
-
-impl RowCtx<'_> {
-    fn diag(&self, column: String, message: String) -> Diagnostic {
-        Diagnostic {
-            file: self.file.to_string(),
-            row: Some(self.row.row),
-            column: Some(column),
-            message: truncate(&message, MESSAGE_MAX),
-        }
-    }
-    fn error(&mut self, col: Column, message: String) {
-        let d = self.diag(self.header.label_of(col), message);
-        self.errors.push(d);
-    }
-    fn warn(&mut self, col: Column, message: String) {
-        let d = self.diag(self.header.label_of(col), message);
-        self.warnings.push(d);
-    }
-    fn cell(&self, col: Column) -> &sheet::Cell {
-        self.header.cell(self.row, col)
-    }
-    /// Runs a cell parser, recording its error; `None` when it failed.
-    fn field<T>(&mut self, col: Column, r: Result<T, String>) -> Option<T> {
-        match r {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.error(col, e);
-                None
-            }
-        }
-    }
-}
-
-fn normalise_row(
-    ctx: &mut RowCtx<'_>,
-    kind: JobKind,
-    opts: &SheetOptions,
-    templates: &TemplateSet,
-    state: &State,
-    specs: &[UserSpec],
-    pre: Option<PreNumber>,
-) -> Option<UserSpec> {
-    let rows = Rows {
-        specs,
-        unkept: &state.unkept,
-    };
-    // Values under no header at all (beyond the header or under an empty header cell).
-    if !opts.ignore_unknown_columns {
-        for (i, c) in ctx.row.cells.iter().enumerate() {
-            if ctx.header.field_at(i).is_none() && ctx.header.is_unnamed(i) && !c.is_blank() {
-                let d = ctx.diag(
-                    sheet::column_letter(i),
-                    format!(
-                        "value {:?} in a column without a header",
-                        truncate(&c.display(), 40)
-                    ),
-                );
-                ctx.errors.push(d);
-            }
-        }
-    }
-
-    let upn = ctx.field(Column::Upn, cell::upn(ctx.cell(Column::Upn)));
-    if let Some(u) = &upn {
-        let first = state.upns.get(u, |c| rows.upn(c));
-        if let Some(site) = first.and_then(|c| rows.site(c)) {
-            let msg = format!(
-                "duplicate UPN {u}: also on {} row {} (UPNs compare case-insensitively)",
-                if site.file == &**ctx.file {
-                    "this sheet's"
-                } else {
-                    site.file
-                },
-                site.row
-            );
-            ctx.error(Column::Upn, msg);
-        } else {
-            ctx.pending.claims_upn = true;
-        }
-        ctx.pending.upn = Some(u.clone());
-    }
-
-    let template_name = ctx
-        .field(
-            Column::Template,
-            cell::template_name(ctx.cell(Column::Template)),
-        )
-        .flatten();
-    let template = match &template_name {
-        Some(name) => {
-            if let Some(t) = templates.get(name) {
-                Some(t)
-            } else {
-                let known = templates.names();
-                let msg = if known.is_empty() {
-                    format!("unknown template {name:?}: no templates are loaded")
-                } else {
-                    format!("unknown template {name:?} (known: {})", known.join(", "))
-                };
-                ctx.error(Column::Template, msg);
-                None
-            }
-        }
-        None => None,
-    };
-
-    let mut w = Vec::new();
-    let country = ctx.field(
-        Column::Attr(Attr::Country),
-        cell::country(ctx.cell(Column::Attr(Attr::Country)), &mut w),
-    );
-    for m in w.drain(..) {
-        ctx.warn(Column::Attr(Attr::Country), m);
-    }
-    let effective_country = match &country {
-        Some(Field::Set(c)) => Some(c.clone()),
-        _ => template.and_then(|t| t.country().cloned()),
-    };
-    let auto = cell::auto_number(ctx.cell(Column::Attr(Attr::Number)));
-    let mut number_range = None;
-    let number = match auto {
-        None => {
-            let parsed = match pre.filter(|p| p.country == effective_country) {
-                Some(p) => {
-                    w.extend(p.warnings);
-                    p.parsed
-                }
-                None => cell::number(
-                    ctx.cell(Column::Attr(Attr::Number)),
-                    effective_country.as_ref(),
-                    &mut w,
-                ),
-            };
-            ctx.field(Column::Attr(Attr::Number), parsed)
-        }
-        Some(own) => {
-            number_range = own.or_else(|| template.and_then(|t| t.number_range.clone()));
-            if number_range.is_none() {
-                ctx.error(
-                    Column::Attr(Attr::Number),
-                    "`auto` needs a number range: write auto:RANGE, or use a template that sets number_range".into(),
-                );
-            }
-            Some(Field::Keep)
-        }
-    };
-    for m in w.drain(..) {
-        ctx.warn(Column::Attr(Attr::Number), m);
-    }
-    if let (Some(Field::Set(n)), Some(_)) = (&number, &upn) {
-        let first = state.numbers.get(n, |c| rows.number(c));
-        if let Some(site) = first.and_then(|c| rows.site(c)) {
-            let msg = format!(
-                "number {n} is also given to {} on {} row {}",
-                site.upn,
-                if site.file == &**ctx.file {
-                    "this sheet's"
-                } else {
-                    site.file
-                },
-                site.row
-            );
-            ctx.error(Column::Attr(Attr::Number), msg);
-        } else {
-            ctx.pending.number = Some(n.clone());
-        }
-    }
-
-    // Every other attribute's cell, parsed by its kind (the table in `model::attr`).
-    let mut values = Vec::new();
-    let mut failed = false;
-    for attr in Attr::all().filter(|a| !matches!(a, Attr::Number | Attr::Country)) {
-        let col = Column::Attr(attr);
-        let r = cell::attr(ctx.cell(col), attr, effective_country.as_ref(), &mut w);
-        for m in w.drain(..) {
-            ctx.warn(col, m);
-        }
-        match ctx.field(col, r) {
-            Some(f) => values.push((attr, f)),
-            None => failed = true,
-        }
-    }
-    let action = ctx.field(Column::Action, cell::action(ctx.cell(Column::Action)));
-    let account_type = match kind {
-        JobKind::MsResourceAccounts => ctx
-            .field(
-                Column::AccountType,
-                cell::account_type(ctx.cell(Column::AccountType)),
-            )
-            .map(Some),
-        JobKind::MsUsers => Some(None),
-    };
-
-    let mut spec = UserSpec::new(upn?);
-    spec.number = number?;
-    spec.number_range = number_range;
-    spec.country = country?;
-    if failed {
-        return None;
-    }
-    for (attr, f) in values {
-        if let Err(e) = spec.set(attr, f) {
-            ctx.error(Column::Attr(attr), e.to_string());
-            return None;
-        }
-    }
-    spec.action = action?;
-    spec.account_type = account_type?;
-    spec.origin = Some(RowOrigin {
-        file: Arc::clone(ctx.file),
-        row: ctx.row.row,
-    });
-    if let Some(t) = template {
-        spec.template = Some(t.name.clone());
-        for o in t.apply(&mut spec) {
-            ctx.warn(
-                Column::Attr(o.attr),
-                format!(
-                    "the row's {} {:?} overrides template {}'s {:?}",
-                    o.field, o.row_value, t.name, o.template_value
-                ),
-            );
-        }
-    }
-    Some(spec)
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(max).collect();
-        t.push('…');
-        t
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AccountType, RowAction};
+    use crate::model::{AccountType, Field, RowAction};
     use std::io::Write;
 
     fn templates() -> TemplateSet {
@@ -1202,7 +946,7 @@ mod tests {
         ));
         assert_eq!(v.errors.len(), 1);
         let m = &v.errors[0].message;
-        assert_eq!(m.chars().count(), MESSAGE_MAX + 1, "{}", &m[..80]);
+        assert_eq!(m.chars().count(), row::MESSAGE_MAX + 1, "{}", &m[..80]);
         assert!(m.starts_with("action \"xxx") && m.ends_with('…'));
     }
 
@@ -1273,14 +1017,16 @@ mod tests {
             .ok()
     }
 
-    /// Numbers parse a chunk at a time, on as many threads as asked; errors still come in row order,
-    /// each at its own row and column, across chunk boundaries, and the parallel parse
-    /// agrees with the sequential one.
+    /// Rows are validated a chunk at a time on as many threads as asked; errors still come
+    /// in row order, each at its own row and column, across chunk boundaries, and every
+    /// number of threads gives exactly the sequential outcome: the same errors (duplicates
+    /// found against rows of earlier chunks and earlier files included), warnings and
+    /// users, in the same order.
     #[test]
-    fn parallel_number_parsing_keeps_errors_in_order_and_located() {
+    fn parallel_validation_keeps_errors_in_order_and_located() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users.csv");
-        let rows = CHUNK_ROWS * 2 + 123;
+        let rows = chunks::BATCH_ROWS * 2 + 123;
         {
             let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
             writeln!(w, "upn,displayName,number,country").unwrap();
@@ -1293,10 +1039,12 @@ mod tests {
                 writeln!(w, "user{i:06}@contoso.com,User {i},{number},BE").unwrap();
             }
         }
-        let v = validate_files(
+        let v = validate_on(
             std::slice::from_ref(&path),
             &SheetOptions::default(),
             &TemplateSet::default(),
+            4,
+            Keep::Specs,
         );
         let bad: Vec<u64> = (0..rows as u64)
             .filter(|i| i % 997 == 0)
@@ -1312,24 +1060,76 @@ mod tests {
             v.errors.first()
         );
         assert_eq!(v.valid as usize, rows - bad.len());
-        // The same chunk parsed on one thread and on four.
-        let mut reader = SheetReader::open(&path, &ReadOptions::default()).unwrap();
-        let header_row = reader.header().cloned().unwrap();
-        let (header, _, _) = HeaderMap::map(&header_row, false);
-        let chunk: Vec<Row> = reader.by_ref().take(3000).map(Result::unwrap).collect();
-        let show = |p: Vec<Option<PreNumber>>| -> Vec<String> {
-            p.into_iter()
-                .map(|p| {
-                    p.map(|p| format!("{:?} {:?}", p.parsed, p.warnings))
-                        .unwrap_or_default()
-                })
-                .collect()
+
+        // A second file repeating users and numbers of the first one's chunks, with its
+        // own duplicates a chunk apart, warnings, templates and rows with several errors.
+        let second = dir.path().join("more.csv");
+        {
+            let mut w = std::io::BufWriter::new(std::fs::File::create(&second).unwrap());
+            writeln!(w, "upn,displayName,number,country,template,vrp").unwrap();
+            for i in 0..chunks::BATCH_ROWS + 700 {
+                let (upn, number) = match i % 5 {
+                    0 => (
+                        format!("USER{:06}@contoso.com", i * 3),
+                        format!("+32 2 5{i:06}"),
+                    ),
+                    1 => (format!("new{i}@contoso.com"), format!("+3225{:06}", i * 7)),
+                    2 => (
+                        format!("new{}@contoso.com", i.saturating_sub(chunks::BATCH_ROWS)),
+                        "12ab".into(),
+                    ),
+                    3 => (
+                        format!("x{i}@contoso.com"),
+                        format!("0{:09}", 470_000_000 + i),
+                    ),
+                    _ => ("not a upn".to_string(), format!("+3225{:06}", i * 7 - 7)),
+                };
+                let (template, vrp) = match i % 7 {
+                    0 => ("be-office", "BE-Other"),
+                    1 => ("be-office", ""),
+                    _ => ("", ""),
+                };
+                writeln!(w, "{upn},Name {i},{number},BE,{template},{vrp}").unwrap();
+            }
+        }
+        let both = [path, second];
+        let show = |v: &Validated| {
+            let d = |d: &Diagnostic| format!("{d}");
+            (
+                v.errors.iter().map(d).collect::<Vec<_>>(),
+                v.warnings.iter().map(d).collect::<Vec<_>>(),
+                v.specs.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>(),
+                (v.rows, v.valid),
+            )
         };
-        let t = TemplateSet::default();
-        assert_eq!(
-            show(pre_numbers(&chunk, &header, &t, 1)),
-            show(pre_numbers(&chunk, &header, &t, 4))
-        );
+        let opts = SheetOptions::default();
+        let one = validate_on(&both, &opts, &templates(), 1, Keep::Specs);
+        assert!(one
+            .errors
+            .iter()
+            .any(|e| e.message.contains("duplicate UPN")));
+        assert!(one
+            .errors
+            .iter()
+            .any(|e| e.message.contains("also given to")));
+        assert!(!one.warnings.is_empty());
+        assert_eq!(one.specs.len() as u64, one.valid);
+        for workers in [1, 2, 3, 4] {
+            let many = validate_on(&both, &opts, &templates(), workers, Keep::Specs);
+            assert!(
+                show(&one) == show(&many),
+                "{workers} threads differ from one"
+            );
+            // Without specs: the same diagnostics and counts, no specs.
+            let checked = validate_on(&both, &opts, &templates(), workers, Keep::Diagnostics);
+            assert!(checked.specs.is_empty());
+            let (errors, warnings, _, counts) = show(&one);
+            let (e, w, _, c) = show(&checked);
+            assert!(
+                (errors, warnings, counts) == (e, w, c),
+                "{workers} threads without specs differ"
+            );
+        }
     }
 
     const MEMORY_CHILD_ROWS: &str = "TEAMSYNC_VALIDATE_MEMORY_ROWS";

@@ -565,7 +565,7 @@ pub(super) async fn validate(ctx: &Ctx, sheet_args: &SheetArgs, many: &ManyArgs)
         async move {
             // Reading a sheet is CPU and disk work: off the runtime's threads.
             tokio::task::spawn_blocking(move || {
-                crate::validate::validate_files(&[t.sheet], &options, &templates)
+                crate::validate::check_files(&[t.sheet], &options, &templates)
             })
             .await
         }

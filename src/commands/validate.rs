@@ -4,7 +4,7 @@ use super::{print_json, CliError, CmdResult, Ctx, Exit};
 use crate::cli::SheetArgs;
 use crate::sheet::Limits;
 use crate::template::TemplateSet;
-use crate::validate::{validate_files, SheetOptions};
+use crate::validate::{check_files, SheetOptions};
 use std::path::PathBuf;
 
 pub(crate) fn sheet_options(ctx: &Ctx, args: &SheetArgs) -> SheetOptions {
@@ -27,7 +27,7 @@ pub(crate) fn load_templates(ctx: &Ctx) -> Result<TemplateSet, CliError> {
 
 pub(super) fn run(ctx: &Ctx, paths: &[PathBuf], args: &SheetArgs) -> CmdResult {
     let templates = load_templates(ctx)?;
-    let v = validate_files(paths, &sheet_options(ctx, args), &templates);
+    let v = check_files(paths, &sheet_options(ctx, args), &templates);
     if ctx.json() {
         print_json("validate", v.to_json())?;
     } else {

@@ -712,6 +712,55 @@ mod tests {
         }
     }
 
+    /// The number patterns compile only when first used (`vendor/regex-cache` skips the
+    /// up-front syntax check that made every start 60 ms slower), so this proves, once,
+    /// that every pattern of libphonenumber's metadata compiles: a pattern that did not
+    /// would fail the number it meets instead of failing here.
+    #[test]
+    fn every_number_pattern_compiles() {
+        use phonenumber::metadata::{Descriptor, DATABASE};
+        let mut patterns = 0;
+        let mut check = |r: &regex_cache::CachedRegex| {
+            // Compiling is matching once; a bad pattern panics.
+            let _ = r.is_match("0");
+            patterns += 1;
+        };
+        for meta in DATABASE.iter() {
+            let d = meta.descriptors();
+            let all: [Option<&Descriptor>; 16] = [
+                Some(d.general()),
+                d.fixed_line(),
+                d.mobile(),
+                d.toll_free(),
+                d.premium_rate(),
+                d.shared_cost(),
+                d.personal_number(),
+                d.voip(),
+                d.pager(),
+                d.uan(),
+                d.emergency(),
+                d.voicemail(),
+                d.short_code(),
+                d.standard_rate(),
+                d.carrier(),
+                d.no_international(),
+            ];
+            for desc in all.into_iter().flatten() {
+                check(desc.national_number());
+            }
+            for f in meta.formats().iter().chain(meta.international_formats()) {
+                check(f.pattern());
+                f.leading_digits().iter().for_each(&mut check);
+            }
+            meta.international_prefix().into_iter().for_each(&mut check);
+            meta.national_prefix_for_parsing()
+                .into_iter()
+                .for_each(&mut check);
+            meta.leading_digits().into_iter().for_each(&mut check);
+        }
+        assert!(patterns > 4_000, "only {patterns} patterns seen");
+    }
+
     #[test]
     fn countries_and_lists() {
         let mut w = Vec::new();
