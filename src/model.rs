@@ -213,9 +213,16 @@ impl Country {
     /// Strict: only assigned alpha-2 codes. The sheet layer maps `UK` to `GB` (with a
     /// warning) before calling this; the tenant never sends `UK`.
     pub fn parse(raw: &str) -> Result<Country, String> {
-        let s = raw.trim().to_uppercase();
-        if s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()) {
-            if let Ok(c) = celes::Country::from_alpha2(&s) {
+        // Two ASCII letters, uppercased in place: every row has a country, and a
+        // `String` for it was an allocation per row.
+        let upper = match raw.trim().as_bytes() {
+            [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
+                Some([a.to_ascii_uppercase(), b.to_ascii_uppercase()])
+            }
+            _ => None,
+        };
+        if let Some(s) = upper.as_ref().and_then(|u| std::str::from_utf8(u).ok()) {
+            if let Ok(c) = celes::Country::from_alpha2(s) {
                 if let [a, b] = c.alpha2.as_bytes() {
                     return Ok(Country([*a, *b]));
                 }
