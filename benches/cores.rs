@@ -6,8 +6,10 @@
 //! export (templates, seven countries, national and international forms, a department
 //! and a location, a few bad rows). One core is `taskset -c 0` (the process's affinity
 //! mask, which `teamsync` reads to size its threads); every core is the same command
-//! unpinned. Each figure is the median of `BENCH_CORES_RUNS` runs (default 7), the two
-//! modes interleaved so a busy neighbour slows both. Rows: `BENCH_CORES_ROWS` (100000).
+//! unpinned. Each figure is the median of `BENCH_CORES_RUNS` runs (default 7), the modes
+//! interleaved so a busy neighbour slows all of them. Rows: `BENCH_CORES_ROWS` (100000).
+//! The ceiling line is what the machine gives this work at that moment: two independent
+//! processes, each validating half the sheet pinned to its own CPU.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -119,6 +121,47 @@ fn run(bin: &Path, sheet: &Path, args: &[&str], pinned: bool) -> anyhow::Result<
     Ok(took)
 }
 
+/// The machine's ceiling for this work: two independent runs at once, each on half the
+/// sheet and pinned to its own CPU (no threads, nothing shared), timed together.
+fn halves(bin: &Path, halves: &[PathBuf; 2], args: &[&str]) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let children = halves
+        .iter()
+        .enumerate()
+        .map(|(cpu, sheet)| {
+            Command::new("taskset")
+                .arg("-c")
+                .arg(cpu.to_string())
+                .arg(bin)
+                .arg("validate")
+                .arg(sheet)
+                .args(args)
+                .current_dir(repo())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for mut c in children {
+        let status = c.wait()?;
+        anyhow::ensure!(matches!(status.code(), Some(0 | 2)), "validate failed");
+    }
+    Ok(start.elapsed())
+}
+
+/// The sheet's header and its rows split in two files.
+fn split(sheet: &Path) -> anyhow::Result<[PathBuf; 2]> {
+    let text = std::fs::read_to_string(sheet)?;
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let rows: Vec<&str> = lines.collect();
+    let (a, b) = rows.split_at(rows.len() / 2);
+    let out = [sheet.with_extension("a.csv"), sheet.with_extension("b.csv")];
+    for (path, part) in out.iter().zip([a, b]) {
+        std::fs::write(path, format!("{header}\n{}\n", part.join("\n")))?;
+    }
+    Ok(out)
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -148,10 +191,14 @@ fn main() -> anyhow::Result<()> {
         // One untimed run each way: the file in the page cache, the binary loaded.
         run(&bin, &sheet, args, true)?;
         run(&bin, &sheet, args, false)?;
-        let (mut one, mut every) = (Vec::new(), Vec::new());
+        let parts = split(&sheet)?;
+        let (mut one, mut every, mut apart) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
             one.push(run(&bin, &sheet, args, true)?);
             every.push(run(&bin, &sheet, args, false)?);
+            if cores >= 2 {
+                apart.push(halves(&bin, &parts, args)?);
+            }
         }
         let (one, every) = (median(one), median(every));
         let rate = |d: Duration| rows as f64 / d.as_secs_f64();
@@ -163,6 +210,15 @@ fn main() -> anyhow::Result<()> {
             rate(every),
             one.as_secs_f64() / every.as_secs_f64()
         );
+        if !apart.is_empty() {
+            let apart = median(apart);
+            println!(
+                "{:<24} ceiling: two independent half-sheet runs, one per core, {:.3} s ({:.2}x)",
+                "",
+                apart.as_secs_f64(),
+                one.as_secs_f64() / apart.as_secs_f64()
+            );
+        }
     }
     Ok(())
 }
