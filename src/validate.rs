@@ -181,6 +181,15 @@ pub fn check_files(paths: &[PathBuf], opts: &SheetOptions, templates: &TemplateS
     validate_on(paths, opts, templates, chunks::workers(), Keep::Diagnostics)
 }
 
+impl chunks::Source<sheet::SheetError> for SheetReader {
+    fn next_row(&mut self) -> Option<Result<Row, sheet::SheetError>> {
+        self.next()
+    }
+    fn recycle(&mut self, rows: &mut Vec<Row>) {
+        SheetReader::recycle(self, rows);
+    }
+}
+
 /// Whether validation keeps the valid rows' specs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Keep {

@@ -116,6 +116,7 @@ type Source = BlankLines<Chain<Cursor<Vec<u8>>, Box<dyn Read + Send>>>;
 pub(super) fn open(
     path: &Path,
     limits: &Limits,
+    spares: super::Spares,
 ) -> Result<(super::RowIter, Vec<String>), SheetError> {
     let io = |e: std::io::Error| SheetError::Io(e.to_string());
     let mut file = super::open_regular(path)?;
@@ -192,6 +193,7 @@ pub(super) fn open(
             max_columns: limits.max_columns as usize,
             limits: limits.clone(),
             done: false,
+            spares,
         }),
         warnings,
     ))
@@ -445,6 +447,8 @@ struct CsvRows {
     max_columns: usize,
     limits: Limits,
     done: bool,
+    /// Rows given back, refilled in place of new ones.
+    spares: super::Spares,
 }
 
 impl Iterator for CsvRows {
@@ -475,7 +479,17 @@ impl Iterator for CsvRows {
             }
             Ok(true) => {
                 self.row += 1;
-                let mut cells = Vec::with_capacity(self.rec.len().min(self.max_columns));
+                // A given-back row's cells are overwritten: their strings keep their memory.
+                let spare = self
+                    .spares
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .pop();
+                let mut cells = spare.map_or_else(
+                    || Vec::with_capacity(self.rec.len().min(self.max_columns)),
+                    |r| r.cells,
+                );
+                let mut kept = 0;
                 for (i, field) in self.rec.iter().enumerate() {
                     // Past the column limit only blank fields (an export's padding) are
                     // fine; they are not kept.
@@ -487,8 +501,14 @@ impl Iterator for CsvRows {
                         return Some(Err(super::columns_over(self.row, i, &self.limits)));
                     }
                     match std::str::from_utf8(field) {
-                        Ok("") => cells.push(Cell::Empty),
-                        Ok(s) => cells.push(Cell::Text(s.to_string())),
+                        Ok("") => put(&mut cells, kept, Cell::Empty),
+                        Ok(s) => match cells.get_mut(kept) {
+                            Some(Cell::Text(t)) => {
+                                t.clear();
+                                t.push_str(s);
+                            }
+                            _ => put(&mut cells, kept, Cell::Text(s.to_string())),
+                        },
                         Err(e) => {
                             self.done = true;
                             let bad = field.get(e.valid_up_to()).copied().unwrap_or(0);
@@ -499,13 +519,23 @@ impl Iterator for CsvRows {
                             }));
                         }
                     }
+                    kept += 1;
                 }
+                cells.truncate(kept);
                 Some(Ok(Row {
                     row: self.row,
                     cells,
                 }))
             }
         }
+    }
+}
+
+/// Sets cell `i` of a row being filled: overwrites a given-back row's cell, or appends.
+fn put(cells: &mut Vec<Cell>, i: usize, cell: Cell) {
+    match cells.get_mut(i) {
+        Some(c) => *c = cell,
+        None => cells.push(cell),
     }
 }
 
@@ -517,7 +547,11 @@ mod tests {
     fn rows(bytes: &[u8]) -> Result<Vec<Row>, SheetError> {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(bytes).unwrap();
-        let (it, _) = open(f.path(), &Limits::default())?;
+        let (it, _) = open(
+            f.path(),
+            &Limits::default(),
+            super::super::Spares::default(),
+        )?;
         let all: Vec<Row> = it.collect::<Result<_, _>>()?;
         Ok(all.into_iter().filter(|r| !r.is_blank()).collect())
     }
@@ -621,7 +655,7 @@ mod tests {
     fn rows_with(bytes: &[u8], limits: &Limits) -> Result<Vec<Row>, SheetError> {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(bytes).unwrap();
-        let (it, _) = open(f.path(), limits)?;
+        let (it, _) = open(f.path(), limits, super::super::Spares::default())?;
         it.collect()
     }
 

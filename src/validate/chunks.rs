@@ -54,8 +54,14 @@ pub(super) enum Ended<E> {
     Failed(E),
 }
 
-/// The sheet's rows in order, as `workers` threads take turns reading them.
-type Rows<'r, E> = dyn Iterator<Item = Result<Row, E>> + Send + 'r;
+/// The sheet's rows in order, as `workers` threads take turns reading them, and where
+/// drafted rows go back to be refilled (a reader that refills them allocates no cell).
+pub(super) trait Source<E>: Send {
+    fn next_row(&mut self) -> Option<Result<Row, E>>;
+    fn recycle(&mut self, rows: &mut Vec<Row>);
+}
+
+type Rows<'r, E> = dyn Source<E> + 'r;
 
 /// What the workers share, under one lock.
 struct Turns<'r, E> {
@@ -110,12 +116,15 @@ where
     F: FnMut(&mut Draft) -> bool + Send,
 {
     if workers <= 1 {
-        for row in rows {
+        let mut done = Vec::with_capacity(1);
+        while let Some(row) = rows.next_row() {
             match row {
                 Ok(row) => {
                     if !finish(&mut draft(&row)) {
                         return Ended::Stopped;
                     }
+                    done.push(row);
+                    rows.recycle(&mut done);
                 }
                 Err(e) => return Ended::Failed(e),
             }
@@ -160,9 +169,11 @@ where
             let number = t.next;
             t.next += 1;
             t.in_flight += 1;
+            // Last batch's rows go back to the reader, which refills them.
+            t.rows.recycle(&mut read);
             let mut failed = None;
             while read.len() < BATCH_ROWS {
-                match t.rows.next() {
+                match t.rows.next_row() {
                     Some(Ok(row)) => read.push(row),
                     Some(Err(e)) => {
                         failed = Some(e);
@@ -178,10 +189,7 @@ where
             if last {
                 turn.notify_all();
             }
-            // Each row is freed as soon as it is drafted, so the allocator hands its memory
-            // straight to the next row's parse (freeing the batch at the end made every
-            // allocation take the allocator's slow path: a fifth more CPU on two cores).
-            drafts.extend(read.drain(..).map(|row| draft(&row)));
+            drafts.extend(read.iter().map(draft));
             let batch = Batch { drafts, failed };
             // Leave the batch; finish it and those after it when it is the next one
             // and no other worker is finishing.
