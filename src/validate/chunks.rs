@@ -14,8 +14,9 @@
 //!
 //! Measured on two cores, 100,000 rows (BENCHMARKS.md, "validate on every core"): a
 //! reader thread handing chunks to the workers and a separate finishing thread reached
-//! 1.5–1.6× one core; this layout reaches about 1.85×, close to two independent runs of
-//! half the file each (1.9–1.96×).
+//! 1.5–1.7× one core; this layout, with rows refilled rather than allocated (see
+//! `SheetReader::recycle`), reaches 1.84–1.87×, within a few percent of two independent
+//! processes on half the file each.
 //!
 //! Memory: at most `2 × workers` batches are read and not yet finished; a worker waits
 //! past that.
