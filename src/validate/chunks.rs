@@ -7,10 +7,10 @@
 //! their batch unlocked, and leave it in a queue. What only earlier rows decide (a UPN or
 //! number given twice) must go row after row: whichever worker leaves the batch that is
 //! next finishes it, and any drafted ones after it, while the others read on. A worker
-//! drafts the rows it read itself, while they are in its core's cache, and frees them on
-//! the thread that allocated them; and there are never more threads than cores, so none
-//! waits for a preempted lock holder. The outcome is the sequential one for any number of
-//! threads (a unit test compares them).
+//! drafts the rows it read itself, while they are in its core's cache, then gives them
+//! back to the reader to be refilled; and there are never more threads than cores, so
+//! none waits for a preempted lock holder. The outcome is the sequential one for any
+//! number of threads (a unit test compares them).
 //!
 //! Measured on two cores, 100,000 rows (BENCHMARKS.md, "validate on every core"): a
 //! reader thread handing chunks to the workers and a separate finishing thread reached
