@@ -91,7 +91,10 @@ fn killed_mid_job_then_resumed_loses_nothing() {
 
 #[test]
 fn a_second_job_on_the_same_tenant_is_refused_while_one_runs() {
-    let ws = Workspace::with_tenant_extra("sim_latency_ms = 40\nconcurrency = 1\n");
+    // Every request takes 800 ms, one at a time: the first job runs for seconds. At 40 ms
+    // its few bulk requests could end before the second job started, which then found
+    // nothing to do (exit 0) instead of the lock.
+    let ws = Workspace::with_tenant_extra("sim_latency_ms = 800\nconcurrency = 1\n");
     let sheet = new_users_sheet(&ws, 30);
     let mut first = ws.spawn(&["sync", &sheet]);
     // Wait until the first job holds the lock (its job row exists).
