@@ -57,6 +57,17 @@ fn add_bulks(c: &Connection, bulk_id: i64, rows: &[BackendBulkRow]) -> Result<()
     Ok(())
 }
 
+/// A `user_reads` row selected as `upn, listed, desired, details, read_on`.
+fn user_read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRead> {
+    Ok(UserRead {
+        upn: r.get(0)?,
+        listed: r.get(1)?,
+        desired: r.get(2)?,
+        details: r.get(3)?,
+        read_on: r.get(4)?,
+    })
+}
+
 fn put_reads(c: &Connection, tenant: &str, reads: &[UserRead]) -> Result<(), HistoryError> {
     let mut st = c.prepare_cached(
         "INSERT INTO user_reads (tenant, upn, listed, desired, details, read_on) \
@@ -129,15 +140,7 @@ impl History {
                  WHERE tenant = ?1 AND upn = ?2",
             )?;
             Ok(st
-                .query_row(params![tenant, upn.to_lowercase()], |r| {
-                    Ok(UserRead {
-                        upn: r.get(0)?,
-                        listed: r.get(1)?,
-                        desired: r.get(2)?,
-                        details: r.get(3)?,
-                        read_on: r.get(4)?,
-                    })
-                })
+                .query_row(params![tenant, upn.to_lowercase()], user_read_row)
                 .optional()?)
         })
     }
@@ -152,15 +155,7 @@ impl History {
                 "SELECT upn, listed, desired, details, read_on FROM user_reads WHERE tenant = ?1",
             )?;
             let rows = st
-                .query_map([tenant], |r| {
-                    Ok(UserRead {
-                        upn: r.get(0)?,
-                        listed: r.get(1)?,
-                        desired: r.get(2)?,
-                        details: r.get(3)?,
-                        read_on: r.get(4)?,
-                    })
-                })?
+                .query_map([tenant], user_read_row)?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows.into_iter().map(|r| (r.upn.clone(), r)).collect())
         })
