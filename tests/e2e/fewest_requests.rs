@@ -101,16 +101,7 @@ async fn fusion(opts: SimOptions) -> (Tenant, String) {
 }
 
 fn workspace(tenant: &Tenant, extra: &str) -> Workspace {
-    let ws = Workspace::new();
-    ws.write(
-        "config/teamsync.toml",
-        &format!(
-            "db = \"../history.db\"\ntemplates = {:?}\ndefault_tenant = \"t\"\n\n[tenants.t]\n{}{extra}",
-            repo().join("templates").display().to_string(),
-            tenant.table
-        ),
-    );
-    ws
+    Workspace::with_tenant_table(&format!("{}{extra}", tenant.table))
 }
 
 /// Runs the binary off the async runtime (the simulator serves on it meanwhile).

@@ -164,16 +164,7 @@ impl Tenant {
 }
 
 fn workspace(tenant: &Tenant) -> Workspace {
-    let ws = Workspace::new();
-    ws.write(
-        "config/teamsync.toml",
-        &format!(
-            "db = \"../history.db\"\ntemplates = {:?}\ndefault_tenant = \"t\"\n\n[tenants.t]\n{}",
-            repo().join("templates").display().to_string(),
-            tenant.table
-        ),
-    );
-    ws
+    Workspace::with_tenant_table(&tenant.table)
 }
 
 /// Runs the binary off the async runtime (the simulator serves on it meanwhile).

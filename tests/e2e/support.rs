@@ -34,6 +34,20 @@ impl Workspace {
         Workspace { dir }
     }
 
+    /// A workspace whose default tenant `t` is the tenant table `table` (a simulator
+    /// served over HTTP by the test, with its keys).
+    pub(crate) fn with_tenant_table(table: &str) -> Workspace {
+        let ws = Workspace::new();
+        ws.write(
+            "config/teamsync.toml",
+            &format!(
+                "db = \"../history.db\"\ntemplates = {:?}\ndefault_tenant = \"t\"\n\n[tenants.t]\n{table}",
+                repo().join("templates").display().to_string(),
+            ),
+        );
+        ws
+    }
+
     pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }

@@ -148,16 +148,7 @@ async fn liveplatform(opts: SimOptions) -> Tenant {
 /// A workspace whose default tenant `t` is `tenant`, with the client settings
 /// and `extra` keys.
 fn workspace(tenant: &Tenant, extra: &str) -> Workspace {
-    let ws = Workspace::new();
-    ws.write(
-        "config/teamsync.toml",
-        &format!(
-            "db = \"../history.db\"\ntemplates = {:?}\ndefault_tenant = \"t\"\n\n[tenants.t]\n{}{CLIENT}{extra}",
-            repo().join("templates").display().to_string(),
-            tenant.table
-        ),
-    );
-    ws
+    Workspace::with_tenant_table(&format!("{}{CLIENT}{extra}", tenant.table))
 }
 
 fn run(ws: &Workspace, args: &[&str]) -> Run {
