@@ -7,69 +7,19 @@
 //! `sync --refresh incremental`, then a plan confirms nothing is left. Sizes:
 //! `BENCH_REFRESH_USERS` (3000), `BENCH_REFRESH_CHANGED_PERCENT` (1).
 
-use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use serde_json::Value;
+use std::path::Path;
 use std::process::Command;
 use teamsync_sim::common::conn::Background;
 use teamsync_sim::fusion::FusionSim;
 use teamsync_sim::SimOptions;
 
+mod fusion_seed;
+use fusion_seed::{number, seed, upn};
+
 const TOKEN: &str = "bench-refresh";
 const TOKEN_VAR: &str = "BENCH_REFRESH_TOKEN";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn upn(i: usize) -> String {
-    format!("user{i:06}@contoso.com")
-}
-
-fn number(i: usize) -> String {
-    format!("+322{}", 5_000_000 + i)
-}
-
-/// The sample tenant's catalogs and `users` users, each with a number, E1 + Phone System
-/// and the VRP `BE-National`.
-fn seed(path: &Path, users: usize) -> anyhow::Result<()> {
-    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(
-        repo().join("samples/tenant.json"),
-    )?)?;
-    let licenses = doc["licenses"].as_array().cloned().unwrap_or_default();
-    let sku = |p: &str| {
-        licenses.iter().find(|l| l["skuPartNumber"] == p).map_or(
-            Value::Null,
-            |l| json!({"skuId": l["skuId"], "skuPartNumber": p}),
-        )
-    };
-    let (e1, phone) = (sku("STANDARDPACK"), sku("MCOEV"));
-    let out: Vec<Value> = (0..users)
-        .map(|i| {
-            json!({
-                "msTeams": {"id": format!("00000000-0000-4000-8000-{i:012}"),
-                    "userPrincipalName": upn(i), "displayName": format!("User {i}"), "groups": [],
-                    "location": "BE", "licenses": [e1, phone], "voiceEnabled": "yes",
-                    "vrp": "BE-National"},
-                "draas": {"id": i + 1, "connectionId": i + 1, "customerLicenses": [],
-                    "numberId": i + 1, "phoneNumber": number(i), "status": "active"}
-            })
-        })
-        .collect();
-    let mut lic = licenses.clone();
-    for l in &mut lic {
-        l["total"] = json!(users * 2 + 1000);
-        l["free"] = json!(users * 2 + 1000);
-    }
-    doc["users"] = Value::Array(out);
-    doc["licenses"] = Value::Array(lic);
-    doc["resourceAccounts"] = json!([]);
-    doc["numbers"] = Value::Array((0..users).map(|i| json!(number(i))).collect());
-    doc["domains"] = json!(["contoso.com"]);
-    std::fs::write(path, serde_json::to_vec(&doc)?)?;
-    Ok(())
-}
-
-/// Every user as the seed has them, but every `every`-th user (if any) on `International`.
 fn sheet(path: &Path, users: usize, every: Option<usize>) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_path(path)?;
     w.write_record(["upn", "displayName", "number", "country", "licenses", "vrp"])?;
@@ -155,7 +105,7 @@ async fn main() -> anyhow::Result<()> {
     let percent = env("BENCH_REFRESH_CHANGED_PERCENT", 1).clamp(1, 100);
     let dir = tempfile::tempdir()?;
     let seed_path = dir.path().join("seed.json");
-    seed(&seed_path, users)?;
+    seed(&seed_path, users, true, Some("BE-National"))?;
     let sim = FusionSim::open(
         None,
         Some(&seed_path),

@@ -7,8 +7,8 @@
 //! writes and read-back all counted). Sizes: `BENCH_UPDATE_USERS` (1000),
 //! `BENCH_ONBOARD_USERS` (5000).
 
-use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use serde_json::Value;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use teamsync::apply::{self, ApplyOptions, JobTarget};
@@ -23,59 +23,10 @@ use teamsync_sim::common::conn::Background;
 use teamsync_sim::fusion::FusionSim;
 use teamsync_sim::SimOptions;
 
+mod fusion_seed;
+use fusion_seed::{number, seed, upn};
+
 const TOKEN: &str = "bench-requests";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn upn(i: usize) -> String {
-    format!("user{i:06}@contoso.com")
-}
-
-fn number(i: usize) -> String {
-    format!("+322{}", 5_000_000 + i)
-}
-
-/// The sample tenant's catalogs with `present` of `users` users (each with its number,
-/// E1 + Phone System); the subscription holds every user's number.
-fn seed(path: &Path, users: usize, present: bool) -> anyhow::Result<()> {
-    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(
-        repo().join("samples/tenant.json"),
-    )?)?;
-    let licenses = doc["licenses"].as_array().cloned().unwrap_or_default();
-    let sku = |p: &str| {
-        licenses.iter().find(|l| l["skuPartNumber"] == p).map_or(
-            Value::Null,
-            |l| json!({"skuId": l["skuId"], "skuPartNumber": p}),
-        )
-    };
-    let (e1, phone) = (sku("STANDARDPACK"), sku("MCOEV"));
-    let out: Vec<Value> = (0..users)
-        .filter(|_| present)
-        .map(|i| {
-            json!({
-                "msTeams": {"id": format!("00000000-0000-4000-8000-{i:012}"),
-                    "userPrincipalName": upn(i), "displayName": format!("User {i}"), "groups": [],
-                    "location": "BE", "licenses": [e1, phone], "voiceEnabled": "yes", "vrp": null},
-                "draas": {"id": i + 1, "connectionId": i + 1, "customerLicenses": [],
-                    "numberId": i + 1, "phoneNumber": number(i), "status": "active"}
-            })
-        })
-        .collect();
-    let mut lic = licenses.clone();
-    for l in &mut lic {
-        l["total"] = json!(users * 2 + 1000);
-        l["free"] = json!(users * 2 + 1000);
-    }
-    doc["users"] = Value::Array(out);
-    doc["licenses"] = Value::Array(lic);
-    doc["resourceAccounts"] = json!([]);
-    doc["numbers"] = Value::Array((0..users).map(|i| json!(number(i))).collect());
-    doc["domains"] = json!(["contoso.com"]);
-    std::fs::write(path, serde_json::to_vec(&doc)?)?;
-    Ok(())
-}
 
 fn sheet(path: &Path, users: usize, renamed: bool) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_path(path)?;
@@ -110,7 +61,7 @@ struct Counted {
 async fn job(users: usize, present: bool, bulk_size: Option<usize>) -> anyhow::Result<Counted> {
     let dir = tempfile::tempdir()?;
     let (seed_path, sheet_path) = (dir.path().join("seed.json"), dir.path().join("users.csv"));
-    seed(&seed_path, users, present)?;
+    seed(&seed_path, users, present, None)?;
     sheet(&sheet_path, users, present)?;
     let opts = SimOptions {
         token: Some(TOKEN.into()),
